@@ -1,0 +1,895 @@
+//! Every chat command, declared once: name, options (with types and choices),
+//! who may run it, and help. The console parser, `/help` and (later) Discord's
+//! registration all read these declarations.
+//!
+//! [`CommandName::spec`] is an exhaustive `match`: a new command does not
+//! compile until its declaration and help exist.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Org, Role};
+use crate::domain::{Priority, TeamName, TicketId, TicketState, UserName, MAX_TEXT, MAX_TITLE};
+use crate::error::UserError;
+use crate::render::clip_plain;
+
+/// Every command the bot knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CommandName {
+    TicketOpen,
+    TicketShow,
+    TicketList,
+    TicketAssign,
+    TicketTake,
+    TicketComment,
+    TicketResolve,
+    TicketQa,
+    TicketVerify,
+    TicketReject,
+    TicketReopen,
+    Help,
+}
+
+/// The type of an option's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptKind {
+    /// Free text, at most `max` characters, never empty.
+    Text {
+        max: usize,
+    },
+    Ticket,
+    Team,
+    User,
+    Priority,
+    State,
+    Bool,
+    /// The name of another command, for `/help`.
+    Command,
+}
+
+impl OptKind {
+    /// The fixed choices, when the option has them.
+    pub fn choices(self) -> Option<&'static [&'static str]> {
+        match self {
+            OptKind::Priority => Some(Priority::NAMES),
+            OptKind::State => Some(TicketState::NAMES),
+            OptKind::Bool => Some(&["true", "false"]),
+            _ => None,
+        }
+    }
+
+    fn placeholder(self) -> String {
+        match self.choices() {
+            Some(c) => c.join("|"),
+            None => match self {
+                OptKind::Text { .. } => "<text>".into(),
+                OptKind::Ticket => "<ticket id>".into(),
+                OptKind::Team => "<team>".into(),
+                OptKind::User => "<person>".into(),
+                OptKind::Command => "<command>".into(),
+                _ => "<value>".into(),
+            },
+        }
+    }
+}
+
+/// One option of a command.
+#[derive(Clone, Copy, Debug)]
+pub struct Opt {
+    pub name: &'static str,
+    pub kind: OptKind,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+const fn req(name: &'static str, kind: OptKind, description: &'static str) -> Opt {
+    Opt {
+        name,
+        kind,
+        required: true,
+        description,
+    }
+}
+
+const fn opt(name: &'static str, kind: OptKind, description: &'static str) -> Opt {
+    Opt {
+        name,
+        kind,
+        required: false,
+        description,
+    }
+}
+
+/// Who may run a command at all (the ticket's state may narrow it further).
+#[derive(Clone, Copy, Debug)]
+pub enum Who {
+    Anyone,
+    Roles(&'static [Role]),
+}
+
+impl Who {
+    pub fn admits(self, user: &UserName, org: &Org) -> bool {
+        match self {
+            Who::Anyone => true,
+            Who::Roles(roles) => roles.iter().any(|r| org.has_role(user, *r)),
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Who::Anyone => "anyone".into(),
+            Who::Roles(roles) => roles
+                .iter()
+                .map(|r| match r {
+                    Role::Operator => "operators",
+                    Role::Qa => "QA",
+                    Role::ReleaseManager => "release managers",
+                    Role::Member => "team members",
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// The declaration of one command.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// The group, as `ticket` in `/ticket open`.
+    pub group: Option<&'static str>,
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [Opt],
+    pub who: Who,
+}
+
+impl Spec {
+    /// `ticket open`
+    pub fn full_name(&self) -> String {
+        match self.group {
+            Some(g) => format!("{g} {}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// `/ticket open title:<text> [priority:p1|p2|p3|p4]`
+    pub fn usage(&self) -> String {
+        let mut s = format!("/{}", self.full_name());
+        for o in self.options {
+            let part = format!("{}:{}", o.name, o.kind.placeholder());
+            if o.required {
+                s.push_str(&format!(" {part}"));
+            } else {
+                s.push_str(&format!(" [{part}]"));
+            }
+        }
+        s
+    }
+
+    pub fn option(&self, name: &str) -> Option<&'static Opt> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+const TEXT: OptKind = OptKind::Text { max: MAX_TEXT };
+const TITLE: OptKind = OptKind::Text { max: MAX_TITLE };
+const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such as OPS-12");
+const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
+
+impl CommandName {
+    pub const ALL: [CommandName; 12] = [
+        CommandName::TicketOpen,
+        CommandName::TicketShow,
+        CommandName::TicketList,
+        CommandName::TicketAssign,
+        CommandName::TicketTake,
+        CommandName::TicketComment,
+        CommandName::TicketResolve,
+        CommandName::TicketQa,
+        CommandName::TicketVerify,
+        CommandName::TicketReject,
+        CommandName::TicketReopen,
+        CommandName::Help,
+    ];
+
+    /// The declaration. Exhaustive on purpose.
+    pub fn spec(self) -> Spec {
+        let ticket = |name, summary, options, who| Spec {
+            group: Some("ticket"),
+            name,
+            summary,
+            options,
+            who,
+        };
+        match self {
+            CommandName::TicketOpen => ticket(
+                "open",
+                "Open a ticket",
+                const {
+                    &[
+                        req(
+                            "title",
+                            TITLE,
+                            "What is wrong, in a line (at most 256 characters)",
+                        ),
+                        opt("description", TEXT, "More detail"),
+                        opt(
+                            "priority",
+                            OptKind::Priority,
+                            "p1 (highest) to p4; p3 when not given",
+                        ),
+                        opt(
+                            "team",
+                            OptKind::Team,
+                            "The team that owns the problem, if known",
+                        ),
+                    ]
+                },
+                Who::Anyone,
+            ),
+            CommandName::TicketShow => ticket(
+                "show",
+                "Show a ticket and its timeline",
+                const { &[TICKET_ID] },
+                Who::Anyone,
+            ),
+            CommandName::TicketList => ticket(
+                "list",
+                "List tickets (not closed ones unless state:closed)",
+                const {
+                    &[
+                        opt("state", OptKind::State, "Only tickets in this state"),
+                        opt("team", OptKind::Team, "Only this team's tickets"),
+                        opt("mine", OptKind::Bool, "Only tickets assigned to you"),
+                    ]
+                },
+                Who::Anyone,
+            ),
+            CommandName::TicketAssign => ticket(
+                "assign",
+                "Route a ticket to a team, or to one person of it",
+                const {
+                    &[
+                        TICKET_ID,
+                        opt("team", OptKind::Team, "The team that owns the problem"),
+                        opt("user", OptKind::User, "The person who will fix it"),
+                    ]
+                },
+                Who::Roles(MEMBERS),
+            ),
+            CommandName::TicketTake => ticket(
+                "take",
+                "Take a ticket yourself (acknowledge it)",
+                const { &[TICKET_ID] },
+                Who::Roles(MEMBERS),
+            ),
+            CommandName::TicketComment => ticket(
+                "comment",
+                "Add a comment to a ticket's timeline",
+                const { &[TICKET_ID, req("text", TEXT, "The comment")] },
+                Who::Anyone,
+            ),
+            CommandName::TicketResolve => ticket(
+                "resolve",
+                "Mark the fix as done, for the operator to verify",
+                const { &[TICKET_ID, req("note", TEXT, "What was done")] },
+                Who::Roles(MEMBERS),
+            ),
+            CommandName::TicketQa => ticket(
+                "qa",
+                "Hand a resolved ticket to QA to test",
+                const { &[TICKET_ID] },
+                Who::Roles(const { &[Role::Operator] }),
+            ),
+            CommandName::TicketVerify => ticket(
+                "verify",
+                "Confirm the fix: closes the ticket and tells the customer",
+                const { &[TICKET_ID] },
+                Who::Roles(const { &[Role::Operator, Role::Qa] }),
+            ),
+            CommandName::TicketReject => ticket(
+                "reject",
+                "The fix did not pass: send the ticket back to the team",
+                const { &[TICKET_ID, req("reason", TEXT, "What is still wrong")] },
+                Who::Roles(const { &[Role::Operator, Role::Qa] }),
+            ),
+            CommandName::TicketReopen => ticket(
+                "reopen",
+                "Reopen a closed ticket",
+                const { &[TICKET_ID, req("reason", TEXT, "Why it is not fixed")] },
+                Who::Roles(MEMBERS),
+            ),
+            CommandName::Help => Spec {
+                group: None,
+                name: "help",
+                summary: "What you may run, or how to use one command",
+                options: const {
+                    &[opt(
+                        "command",
+                        OptKind::Command,
+                        "A command, such as `ticket open`",
+                    )]
+                },
+                who: Who::Anyone,
+            },
+        }
+    }
+
+    /// Finds a command by what a user typed: `ticket open`, `/ticket open`.
+    pub fn lookup(words: &str) -> Option<CommandName> {
+        let norm = words
+            .trim()
+            .trim_start_matches('/')
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        CommandName::ALL
+            .into_iter()
+            .find(|c| c.spec().full_name() == norm)
+    }
+
+    /// The command groups (`ticket`) and lone commands (`help`).
+    pub fn groups() -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for c in CommandName::ALL {
+            let s = c.spec();
+            let g = s.group.unwrap_or(s.name);
+            if !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+}
+
+/// A typed command, ready for the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    TicketOpen {
+        title: String,
+        description: Option<String>,
+        priority: Option<Priority>,
+        team: Option<TeamName>,
+    },
+    TicketShow {
+        id: TicketId,
+    },
+    TicketList {
+        state: Option<TicketState>,
+        team: Option<TeamName>,
+        mine: bool,
+    },
+    TicketAssign {
+        id: TicketId,
+        team: Option<TeamName>,
+        user: Option<UserName>,
+    },
+    TicketTake {
+        id: TicketId,
+    },
+    TicketComment {
+        id: TicketId,
+        text: String,
+    },
+    TicketResolve {
+        id: TicketId,
+        note: String,
+    },
+    TicketQa {
+        id: TicketId,
+    },
+    TicketVerify {
+        id: TicketId,
+    },
+    TicketReject {
+        id: TicketId,
+        reason: String,
+    },
+    TicketReopen {
+        id: TicketId,
+        reason: String,
+    },
+    Help {
+        command: Option<CommandName>,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> CommandName {
+        match self {
+            Command::TicketOpen { .. } => CommandName::TicketOpen,
+            Command::TicketShow { .. } => CommandName::TicketShow,
+            Command::TicketList { .. } => CommandName::TicketList,
+            Command::TicketAssign { .. } => CommandName::TicketAssign,
+            Command::TicketTake { .. } => CommandName::TicketTake,
+            Command::TicketComment { .. } => CommandName::TicketComment,
+            Command::TicketResolve { .. } => CommandName::TicketResolve,
+            Command::TicketQa { .. } => CommandName::TicketQa,
+            Command::TicketVerify { .. } => CommandName::TicketVerify,
+            Command::TicketReject { .. } => CommandName::TicketReject,
+            Command::TicketReopen { .. } => CommandName::TicketReopen,
+            Command::Help { .. } => CommandName::Help,
+        }
+    }
+
+    /// Commands that only read: answered from the store, never written.
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self,
+            Command::TicketShow { .. } | Command::TicketList { .. } | Command::Help { .. }
+        )
+    }
+
+    /// Builds the typed command from named option values, checking each
+    /// against the declaration. `prefix` is the ticket id prefix.
+    pub fn from_args(
+        name: CommandName,
+        args: Vec<(String, String)>,
+        prefix: &str,
+    ) -> Result<Command, UserError> {
+        let spec = name.spec();
+        let mut a = Args::check(&spec, args)?;
+        let cmd = match name {
+            CommandName::TicketOpen => Command::TicketOpen {
+                title: a.text("title")?,
+                description: a.opt_text("description")?,
+                priority: a.opt_parse("priority")?,
+                team: a.opt_team("team")?,
+            },
+            CommandName::TicketShow => Command::TicketShow {
+                id: a.ticket(prefix)?,
+            },
+            CommandName::TicketList => Command::TicketList {
+                state: a.opt_parse("state")?,
+                team: a.opt_team("team")?,
+                mine: a.opt_bool("mine")?.unwrap_or(false),
+            },
+            CommandName::TicketAssign => {
+                let id = a.ticket(prefix)?;
+                let team = a.opt_team("team")?;
+                let user = a.opt_user("user")?;
+                if team.is_none() && user.is_none() {
+                    return Err(UserError::new(format!(
+                        "give `team:` or `user:` (or both): {}",
+                        spec.usage()
+                    )));
+                }
+                Command::TicketAssign { id, team, user }
+            }
+            CommandName::TicketTake => Command::TicketTake {
+                id: a.ticket(prefix)?,
+            },
+            CommandName::TicketComment => Command::TicketComment {
+                id: a.ticket(prefix)?,
+                text: a.text("text")?,
+            },
+            CommandName::TicketResolve => Command::TicketResolve {
+                id: a.ticket(prefix)?,
+                note: a.text("note")?,
+            },
+            CommandName::TicketQa => Command::TicketQa {
+                id: a.ticket(prefix)?,
+            },
+            CommandName::TicketVerify => Command::TicketVerify {
+                id: a.ticket(prefix)?,
+            },
+            CommandName::TicketReject => Command::TicketReject {
+                id: a.ticket(prefix)?,
+                reason: a.text("reason")?,
+            },
+            CommandName::TicketReopen => Command::TicketReopen {
+                id: a.ticket(prefix)?,
+                reason: a.text("reason")?,
+            },
+            CommandName::Help => Command::Help {
+                command: match a.take("command") {
+                    None => None,
+                    Some(raw) => Some(lookup_for_help(&raw)?),
+                },
+            },
+        };
+        Ok(cmd)
+    }
+}
+
+fn lookup_for_help(raw: &str) -> Result<CommandName, UserError> {
+    CommandName::lookup(raw).ok_or_else(|| {
+        UserError::new(format!(
+            "there is no command `{}`; commands are: {}",
+            clip_plain(raw.trim(), 40),
+            CommandName::ALL
+                .iter()
+                .map(|c| c.spec().full_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// Option values checked against a declaration.
+struct Args {
+    spec: Spec,
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Args {
+    fn check(spec: &Spec, args: Vec<(String, String)>) -> Result<Args, UserError> {
+        let mut values = BTreeMap::new();
+        let names = || {
+            spec.options
+                .iter()
+                .map(|o| o.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (k, v) in args {
+            let Some(o) = spec.option(&k) else {
+                let known = if spec.options.is_empty() {
+                    "it takes no options".to_string()
+                } else {
+                    format!("its options are: {}", names())
+                };
+                return Err(UserError::new(format!(
+                    "/{} has no option `{}`; {known}",
+                    spec.full_name(),
+                    clip_plain(&k, 40)
+                )));
+            };
+            if values.insert(o.name, v).is_some() {
+                return Err(UserError::new(format!(
+                    "option `{}` is given twice; give it once",
+                    o.name
+                )));
+            }
+        }
+        for o in spec.options.iter().filter(|o| o.required) {
+            if !values.contains_key(o.name) {
+                return Err(UserError::new(format!(
+                    "/{} needs `{}:` ({}); usage: {}",
+                    spec.full_name(),
+                    o.name,
+                    o.description,
+                    spec.usage()
+                )));
+            }
+        }
+        for (k, v) in &values {
+            let Some(o) = spec.option(k) else { continue };
+            if let Some(choices) = o.kind.choices() {
+                if !choices.iter().any(|c| c.eq_ignore_ascii_case(v.trim())) {
+                    return Err(UserError::new(format!(
+                        "`{}` must be one of {}; got `{}`",
+                        o.name,
+                        choices.join(", "),
+                        clip_plain(v, 40)
+                    )));
+                }
+            }
+            if let OptKind::Text { max } = o.kind {
+                let len = v.trim().chars().count();
+                if len == 0 {
+                    return Err(UserError::new(format!(
+                        "`{}` must not be empty: {}",
+                        o.name, o.description
+                    )));
+                }
+                if len > max {
+                    return Err(UserError::new(format!(
+                        "`{}` is {len} characters long; the limit is {max}",
+                        o.name
+                    )));
+                }
+            }
+        }
+        Ok(Args {
+            spec: *spec,
+            values,
+        })
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        debug_assert!(self.spec.option(name).is_some(), "undeclared option {name}");
+        self.values.remove(name)
+    }
+
+    fn text(&mut self, name: &str) -> Result<String, UserError> {
+        self.take(name)
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| UserError::new(format!("`{name}:` is required")))
+    }
+
+    fn opt_text(&mut self, name: &str) -> Result<Option<String>, UserError> {
+        Ok(self.take(name).map(|v| v.trim().to_string()))
+    }
+
+    fn opt_parse<T: std::str::FromStr<Err = UserError>>(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<T>, UserError> {
+        self.take(name).map(|v| v.parse::<T>()).transpose()
+    }
+
+    fn opt_team(&mut self, name: &str) -> Result<Option<TeamName>, UserError> {
+        self.take(name).map(|v| TeamName::parse(&v)).transpose()
+    }
+
+    fn opt_user(&mut self, name: &str) -> Result<Option<UserName>, UserError> {
+        self.take(name)
+            .map(|v| UserName::parse(v.trim().trim_start_matches('@')))
+            .transpose()
+    }
+
+    fn opt_bool(&mut self, name: &str) -> Result<Option<bool>, UserError> {
+        Ok(self
+            .take(name)
+            .map(|v| v.trim().eq_ignore_ascii_case("true")))
+    }
+
+    fn ticket(&mut self, prefix: &str) -> Result<TicketId, UserError> {
+        let raw = self
+            .take("id")
+            .ok_or_else(|| UserError::new("`id:` is required"))?;
+        TicketId::parse(&raw, prefix)
+    }
+}
+
+/// A console line split into a command and its `name:value` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub name: CommandName,
+    pub args: Vec<(String, String)>,
+}
+
+/// Splits a line into words; double quotes group (`\"` and `\\` escape inside).
+fn words(line: &str) -> Result<Vec<String>, UserError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            '\\' if quoted => match chars.next() {
+                Some(n) => cur.push(n),
+                None => cur.push('\\'),
+            },
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quoted {
+        return Err(UserError::new(
+            "a double quote is not closed: put values with spaces in \"…\"",
+        ));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Parses a console line such as `/ticket open title:"Disk full" priority:p2`.
+pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
+    let body = line.trim().strip_prefix('/').unwrap_or(line.trim());
+    let words = words(body)?;
+    let mut it = words.into_iter().peekable();
+    let Some(first) = it.next() else {
+        return Err(UserError::new("type a command, such as /help"));
+    };
+    let first_lc = first.to_ascii_lowercase();
+    let groups = CommandName::groups();
+    let is_group = CommandName::ALL
+        .iter()
+        .any(|c| c.spec().group == Some(first_lc.as_str()));
+    let name = if is_group {
+        let sub = it.next().unwrap_or_default().to_ascii_lowercase();
+        let full = format!("{first_lc} {sub}");
+        match CommandName::lookup(&full) {
+            Some(n) => n,
+            None => {
+                let subs: Vec<&str> = CommandName::ALL
+                    .iter()
+                    .map(|c| c.spec())
+                    .filter(|s| s.group == Some(first_lc.as_str()))
+                    .map(|s| s.name)
+                    .collect();
+                let what = if sub.is_empty() {
+                    format!("/{first_lc} needs a subcommand")
+                } else {
+                    format!("/{first_lc} has no subcommand `{}`", clip_plain(&sub, 40))
+                };
+                return Err(UserError::new(format!(
+                    "{what}; try one of: {}",
+                    subs.join(", ")
+                )));
+            }
+        }
+    } else {
+        match CommandName::lookup(&first_lc) {
+            Some(n) => n,
+            None => {
+                return Err(UserError::new(format!(
+                    "unknown command /{}; commands are /{} (try /help)",
+                    clip_plain(&first, 40),
+                    groups.join(", /")
+                )))
+            }
+        }
+    };
+    let spec = name.spec();
+    let mut args = Vec::new();
+    for w in it {
+        match w.split_once(':') {
+            Some((k, v)) if !k.is_empty() => args.push((k.to_ascii_lowercase(), v.to_string())),
+            _ => {
+                return Err(UserError::new(format!(
+                    "`{}` is not an option: write options as name:value, such as {}",
+                    clip_plain(&w, 40),
+                    spec.usage()
+                )))
+            }
+        }
+    }
+    Ok(Invocation { name, args })
+}
+
+/// Parses a console line all the way to a typed command.
+pub fn parse_command(line: &str, prefix: &str) -> Result<Command, UserError> {
+    let inv = parse_line(line)?;
+    Command::from_args(inv.name, inv.args, prefix)
+}
+
+/// `/help`: what `user` may run, or how to use one command.
+pub fn help(user: &UserName, org: &Org, command: Option<CommandName>) -> String {
+    match command {
+        Some(c) => {
+            let s = c.spec();
+            let mut out = format!(
+                "{}\n{}\nwho may run it: {}",
+                s.usage(),
+                s.summary,
+                s.who.describe()
+            );
+            if !s.who.admits(user, org) {
+                out.push_str(" (not you)");
+            }
+            for o in s.options {
+                out.push_str(&format!(
+                    "\n  {}{}: {}",
+                    o.name,
+                    if o.required { "" } else { " (optional)" },
+                    o.description
+                ));
+            }
+            out
+        }
+        None => {
+            let mut out = String::from("Commands you may run:");
+            for c in CommandName::ALL {
+                let s = c.spec();
+                if s.who.admits(user, org) {
+                    out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
+                }
+            }
+            out.push_str("\nMore on one: /help command:\"ticket open\"");
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, String> {
+        parse_command(line, "OPS").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepted_lines() {
+        let cases: Vec<(&str, Command)> = vec![
+            (
+                r#"/ticket open title:"Checkout fails" priority:p1"#,
+                Command::TicketOpen {
+                    title: "Checkout fails".into(),
+                    description: None,
+                    priority: Some(Priority::P1),
+                    team: None,
+                },
+            ),
+            (
+                r#"/ticket open title:Disk team:infra description:"say \"hi\"""#,
+                Command::TicketOpen {
+                    title: "Disk".into(),
+                    description: Some("say \"hi\"".into()),
+                    priority: None,
+                    team: Some(TeamName::parse("infra").unwrap()),
+                },
+            ),
+            (
+                "/ticket assign id:ops-3 user:@bella",
+                Command::TicketAssign {
+                    id: TicketId::new("OPS", 3),
+                    team: None,
+                    user: Some(UserName::parse("bella").unwrap()),
+                },
+            ),
+            (
+                "/ticket list state:in_progress mine:true",
+                Command::TicketList {
+                    state: Some(TicketState::InProgress),
+                    team: None,
+                    mine: true,
+                },
+            ),
+            (
+                "/help command:\"ticket open\"",
+                Command::Help {
+                    command: Some(CommandName::TicketOpen),
+                },
+            ),
+            ("/help", Command::Help { command: None }),
+            (
+                "/ticket resolve id:OPS-1 note:\"fixed: the cache key\"",
+                Command::TicketResolve {
+                    id: TicketId::new("OPS", 1),
+                    note: "fixed: the cache key".into(),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse(line), Ok(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn refused_lines_say_what_would_be_right() {
+        let long = format!("/ticket open title:{}", "x".repeat(257));
+        let cases: Vec<(&str, &str)> = vec![
+            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /help"),
+            ("/ticket", "/ticket needs a subcommand; try one of: open, show"),
+            ("/ticket close id:1", "/ticket has no subcommand `close`; try one of: open"),
+            ("/ticket open", "/ticket open needs `title:`"),
+            ("/ticket open title:x colour:red", "/ticket open has no option `colour`; its options are: title, description, priority, team"),
+            ("/ticket open title:x priority:urgent", "`priority` must be one of p1, p2, p3, p4; got `urgent`"),
+            ("/ticket open title:\"   \"", "`title` must not be empty"),
+            (&long, "`title` is 257 characters long; the limit is 256"),
+            ("/ticket open title:x title:y", "option `title` is given twice"),
+            ("/ticket open title:\"unclosed", "a double quote is not closed"),
+            ("/ticket open oops", "`oops` is not an option: write options as name:value"),
+            ("/ticket show id:XYZ-3", "`XYZ-3` is not a ticket id: ticket ids look like OPS-12"),
+            ("/ticket assign id:OPS-1", "give `team:` or `user:` (or both)"),
+            ("/ticket list state:done", "`state` must be one of open, assigned, in_progress, resolved, qa, closed; got `done`"),
+            ("/help command:fly", "there is no command `fly`"),
+            ("/ticket open title:x team:Back_End", "is not a valid team name"),
+        ];
+        for (line, want) in cases {
+            let got = parse(line).unwrap_err();
+            assert!(got.contains(want), "{line}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn every_declaration_is_well_formed() {
+        for c in CommandName::ALL {
+            let s = c.spec();
+            assert_eq!(CommandName::lookup(&s.full_name()), Some(c));
+            assert!(!s.summary.is_empty());
+            for o in s.options {
+                assert!(!o.description.is_empty(), "{} {}", s.full_name(), o.name);
+                assert!(o.name.chars().all(|c| c.is_ascii_lowercase()));
+            }
+        }
+    }
+}

@@ -1,0 +1,800 @@
+//! `bot.toml`: typed with serde (`deny_unknown_fields` everywhere), then a
+//! validation pass for what serde cannot check. Every problem names its file,
+//! line and key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{ChannelName, Priority, TeamName, UserName};
+
+// ---------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    tickets: RawTickets,
+    #[serde(default)]
+    roles: RawRoles,
+    #[serde(default)]
+    teams: BTreeMap<String, RawTeam>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_storage_path")]
+    path: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            path: default_storage_path(),
+        }
+    }
+}
+
+fn default_storage_path() -> String {
+    "data".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    #[serde(default = "default_ops_channel")]
+    channel: String,
+    #[serde(default = "default_priority")]
+    default_priority: String,
+}
+
+impl Default for RawTickets {
+    fn default() -> Self {
+        Self {
+            prefix: default_prefix(),
+            channel: default_ops_channel(),
+            default_priority: default_priority(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "OPS".into()
+}
+fn default_ops_channel() -> String {
+    "ops".into()
+}
+fn default_priority() -> String {
+    "p3".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    #[serde(default)]
+    operators: Vec<String>,
+    #[serde(default)]
+    qa_team: Option<String>,
+    #[serde(default)]
+    release_managers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    channel: String,
+    members: Vec<String>,
+    #[serde(default)]
+    lead: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The validated configuration.
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file itself.
+    pub file: PathBuf,
+    /// Where the sled database lives (resolved against the file's folder).
+    pub storage_path: PathBuf,
+    pub tickets: TicketsConfig,
+    pub org: Org,
+}
+
+#[derive(Clone, Debug)]
+pub struct TicketsConfig {
+    pub prefix: String,
+    /// The operations channel, where new tickets land.
+    pub channel: ChannelName,
+    pub default_priority: Priority,
+}
+
+/// People, roles and teams.
+#[derive(Clone, Debug, Default)]
+pub struct Org {
+    pub operators: Vec<UserName>,
+    pub qa_team: Option<TeamName>,
+    pub release_managers: Vec<UserName>,
+    pub teams: BTreeMap<TeamName, Team>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Team {
+    pub name: TeamName,
+    pub channel: ChannelName,
+    pub members: Vec<UserName>,
+    pub lead: Option<UserName>,
+    pub description: Option<String>,
+}
+
+/// A role a person holds, for permissions and `/help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Operator,
+    Qa,
+    ReleaseManager,
+    /// A member of any team.
+    Member,
+}
+
+impl Org {
+    pub fn is_operator(&self, u: &UserName) -> bool {
+        self.operators.contains(u)
+    }
+
+    pub fn is_release_manager(&self, u: &UserName) -> bool {
+        self.release_managers.contains(u)
+    }
+
+    pub fn qa(&self) -> Option<&Team> {
+        self.qa_team.as_ref().and_then(|t| self.teams.get(t))
+    }
+
+    pub fn is_qa(&self, u: &UserName) -> bool {
+        self.qa().is_some_and(|t| t.members.contains(u))
+    }
+
+    pub fn team(&self, name: &TeamName) -> Option<&Team> {
+        self.teams.get(name)
+    }
+
+    pub fn is_member(&self, u: &UserName, team: &TeamName) -> bool {
+        self.teams.get(team).is_some_and(|t| t.members.contains(u))
+    }
+
+    pub fn teams_of<'a>(&'a self, u: &'a UserName) -> impl Iterator<Item = &'a Team> + 'a {
+        self.teams.values().filter(move |t| t.members.contains(u))
+    }
+
+    pub fn has_role(&self, u: &UserName, role: Role) -> bool {
+        match role {
+            Role::Operator => self.is_operator(u),
+            Role::Qa => self.is_qa(u),
+            Role::ReleaseManager => self.is_release_manager(u),
+            Role::Member => self.teams_of(u).next().is_some(),
+        }
+    }
+
+    /// Everyone the configuration names, sorted.
+    pub fn people(&self) -> Vec<UserName> {
+        let mut all: Vec<UserName> = self
+            .operators
+            .iter()
+            .chain(self.release_managers.iter())
+            .chain(self.teams.values().flat_map(|t| t.members.iter()))
+            .cloned()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    pub fn team_names(&self) -> String {
+        self.teams
+            .keys()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every channel the configuration uses.
+    pub fn channels(&self) -> Vec<ChannelName> {
+        let mut all: Vec<ChannelName> = self.teams.values().map(|t| t.channel.clone()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Problems, with their place.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One mistake (or warning) in a config file, with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}: {}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A config that cannot be used: every problem found.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        writeln!(f, "the configuration has {errors} error(s):")?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded config, with the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+/// Where to find the config: the flag, then `$OPSBOT_CONFIG`, then `./bot.toml`.
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("OPSBOT_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("bot.toml"))
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+        let src = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }],
+        })?;
+        Self::parse(file, &src)
+    }
+
+    /// Parses and validates config text; `file` names it in messages and
+    /// anchors relative paths.
+    pub fn parse(file: &Path, src: &str) -> Result<Loaded, ConfigError> {
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| line_of(src, s.start));
+            ConfigError {
+                problems: vec![Problem {
+                    severity: Severity::Error,
+                    file: file.to_path_buf(),
+                    line,
+                    key: key_at(src, e.span()).unwrap_or_default(),
+                    message: e.message().trim().to_string(),
+                }],
+            }
+        })?;
+        let mut v = Validator {
+            file,
+            src,
+            doc: toml_edit::ImDocument::parse(src).ok(),
+            problems: Vec::new(),
+        };
+        let config = v.validate(raw);
+        let (errors, warnings): (Vec<_>, Vec<_>) = v
+            .problems
+            .into_iter()
+            .partition(|p| p.severity == Severity::Error);
+        match config {
+            Some(config) if errors.is_empty() => Ok(Loaded { config, warnings }),
+            _ => Err(ConfigError {
+                problems: errors.into_iter().chain(warnings).collect(),
+            }),
+        }
+    }
+
+    /// A short summary of what the config defines, for `opsbot check`.
+    pub fn summary(&self) -> String {
+        let org = &self.org;
+        let names = |v: &[UserName]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let mut s = String::new();
+        s.push_str(&format!(
+            "tickets: ids {}-N, new tickets in #{}, default priority {}\n",
+            self.tickets.prefix, self.tickets.channel, self.tickets.default_priority
+        ));
+        s.push_str(&format!(
+            "people: {} (operators: {}; QA: {}; release managers: {})\n",
+            org.people().len(),
+            names(&org.operators),
+            org.qa()
+                .map(|t| format!("team {} ({})", t.name, names(&t.members)))
+                .unwrap_or_else(|| "none".into()),
+            names(&org.release_managers),
+        ));
+        s.push_str(&format!("teams: {}\n", org.teams.len()));
+        for t in org.teams.values() {
+            s.push_str(&format!(
+                "  {} in #{}: {}{}\n",
+                t.name,
+                t.channel,
+                names(&t.members),
+                t.lead
+                    .as_ref()
+                    .map(|l| format!(" (lead {l})"))
+                    .unwrap_or_default()
+            ));
+        }
+        s.push_str(&format!("storage: {}\n", self.storage_path.display()));
+        s
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key that starts at a span, with the table it sits in (`teams.qa.chanel`).
+fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
+    let span = span?;
+    let text = src.get(span.clone())?;
+    if text.starts_with('[') {
+        // The span is a table header: the problem is the table itself.
+        return Some(text.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    }
+    let key: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
+    if key.is_empty() {
+        return None;
+    }
+    let before = src.get(..span.start)?;
+    let table = before.lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    });
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key,
+    })
+}
+
+/// A step of a key path.
+#[derive(Clone, Debug)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_string(path: &[Seg<'_>]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    src: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Validator<'a> {
+    /// The line of the deepest part of `path` that the document has.
+    fn locate(&self, path: &[Seg<'_>]) -> Option<usize> {
+        use toml_edit::TableLike;
+        let doc = self.doc.as_ref()?;
+        let root: &dyn TableLike = doc.as_table();
+        let mut best: Option<Range<usize>> = None;
+        let mut cur: Option<&toml_edit::Item> = None;
+        for seg in path {
+            match seg {
+                Seg::Key(k) => {
+                    let table = match cur {
+                        None => Some(root),
+                        Some(it) => it.as_table_like(),
+                    };
+                    let Some((key, it)) = table.and_then(|t| t.get_key_value(k)) else {
+                        break;
+                    };
+                    best = key.span().or_else(|| it.span()).or(best);
+                    cur = Some(it);
+                }
+                Seg::Index(i) => {
+                    if let Some(v) = cur.and_then(|it| it.as_array()).and_then(|a| a.get(*i)) {
+                        best = v.span().or(best);
+                    }
+                    break;
+                }
+            }
+        }
+        best.map(|s| line_of(self.src, s.start))
+    }
+
+    fn problem(&mut self, severity: Severity, path: &[Seg<'_>], message: String) {
+        let line = self.locate(path);
+        self.problems.push(Problem {
+            severity,
+            file: self.file.to_path_buf(),
+            line,
+            key: path_string(path),
+            message,
+        });
+    }
+
+    fn error(&mut self, path: &[Seg<'_>], message: String) {
+        self.problem(Severity::Error, path, message)
+    }
+
+    fn user(&mut self, path: &[Seg<'_>], raw: &str) -> Option<UserName> {
+        match UserName::parse(raw) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                self.error(path, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn channel(&mut self, path: &[Seg<'_>], raw: &str) -> Option<ChannelName> {
+        match ChannelName::parse(raw) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(path, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn validate(&mut self, raw: RawConfig) -> Option<Config> {
+        let dir = self
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+
+        // [storage]
+        if raw.storage.path.trim().is_empty() {
+            self.error(
+                &[Seg::Key("storage"), Seg::Key("path")],
+                "must name a directory for the database, such as \"data\"".into(),
+            );
+        }
+        let storage_path = dir.join(&raw.storage.path);
+
+        // [tickets]
+        let prefix_ok = !raw.tickets.prefix.is_empty()
+            && raw.tickets.prefix.len() <= 10
+            && raw
+                .tickets
+                .prefix
+                .starts_with(|c: char| c.is_ascii_uppercase())
+            && raw
+                .tickets
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !prefix_ok {
+            self.error(
+                &[Seg::Key("tickets"), Seg::Key("prefix")],
+                format!(
+                    "must be 1 to 10 capital letters or digits, starting with a letter, such as \"OPS\"; got {:?}",
+                    raw.tickets.prefix
+                ),
+            );
+        }
+        let ops_channel = self.channel(
+            &[Seg::Key("tickets"), Seg::Key("channel")],
+            &raw.tickets.channel,
+        );
+        let default_priority = match raw.tickets.default_priority.parse::<Priority>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(
+                    &[Seg::Key("tickets"), Seg::Key("default_priority")],
+                    e.to_string(),
+                );
+                None
+            }
+        };
+
+        // [teams]
+        let mut teams = BTreeMap::new();
+        for (name, t) in &raw.teams {
+            let tpath = [Seg::Key("teams"), Seg::Key(name)];
+            let team_name = match TeamName::parse(name) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.error(&tpath, e.to_string());
+                    continue;
+                }
+            };
+            let channel = self.channel(
+                &[Seg::Key("teams"), Seg::Key(name), Seg::Key("channel")],
+                &t.channel,
+            );
+            let mut members = Vec::new();
+            if t.members.is_empty() {
+                self.error(
+                    &[Seg::Key("teams"), Seg::Key(name), Seg::Key("members")],
+                    format!("team `{name}` has no members: list at least one person, such as members = [\"bob\"]"),
+                );
+            }
+            for (i, m) in t.members.iter().enumerate() {
+                let path = [
+                    Seg::Key("teams"),
+                    Seg::Key(name),
+                    Seg::Key("members"),
+                    Seg::Index(i),
+                ];
+                if let Some(u) = self.user(&path, m) {
+                    if members.contains(&u) {
+                        self.error(&path, format!("`{u}` is listed twice"));
+                    } else {
+                        members.push(u);
+                    }
+                }
+            }
+            let lead = match &t.lead {
+                Some(l) => {
+                    let path = [Seg::Key("teams"), Seg::Key(name), Seg::Key("lead")];
+                    match self.user(&path, l) {
+                        Some(u) if members.contains(&u) => Some(u),
+                        Some(u) => {
+                            self.error(
+                                &path,
+                                format!(
+                                    "`{u}` is not a member of team `{name}`; the lead must be one of: {}",
+                                    t.members.join(", ")
+                                ),
+                            );
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            if let Some(channel) = channel {
+                teams.insert(
+                    team_name.clone(),
+                    Team {
+                        name: team_name,
+                        channel,
+                        members,
+                        lead,
+                        description: t.description.clone(),
+                    },
+                );
+            }
+        }
+
+        // [roles]
+        let mut operators = Vec::new();
+        if raw.roles.operators.is_empty() {
+            self.error(
+                &[Seg::Key("roles"), Seg::Key("operators")],
+                "name at least one service operator, such as operators = [\"olivia\"]: operators triage new tickets".into(),
+            );
+        }
+        for (i, o) in raw.roles.operators.iter().enumerate() {
+            if let Some(u) = self.user(
+                &[Seg::Key("roles"), Seg::Key("operators"), Seg::Index(i)],
+                o,
+            ) {
+                operators.push(u);
+            }
+        }
+        let mut release_managers = Vec::new();
+        for (i, o) in raw.roles.release_managers.iter().enumerate() {
+            if let Some(u) = self.user(
+                &[
+                    Seg::Key("roles"),
+                    Seg::Key("release_managers"),
+                    Seg::Index(i),
+                ],
+                o,
+            ) {
+                release_managers.push(u);
+            }
+        }
+        let qa_team = match &raw.roles.qa_team {
+            Some(q) => {
+                let path = [Seg::Key("roles"), Seg::Key("qa_team")];
+                match TeamName::parse(q) {
+                    Ok(t) if teams.contains_key(&t) => Some(t),
+                    Ok(t) => {
+                        let known = raw.teams.keys().cloned().collect::<Vec<_>>().join(", ");
+                        self.error(
+                            &path,
+                            format!("no team `{t}` is defined; known teams: {known}"),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.error(&path, e.to_string());
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+
+        Some(Config {
+            file: self.file.to_path_buf(),
+            storage_path,
+            tickets: TicketsConfig {
+                prefix: raw.tickets.prefix.clone(),
+                channel: ops_channel?,
+                default_priority: default_priority?,
+            },
+            org: Org {
+                operators,
+                qa_team,
+                release_managers,
+                teams,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Loaded, ConfigError> {
+        Config::parse(Path::new("/etc/opsbot/bot.toml"), src)
+    }
+
+    const GOOD: &str = r#"
+[roles]
+operators = ["olivia"]
+qa_team = "qa"
+
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+
+[teams.qa]
+channel = "qa"
+members = ["quinn"]
+"#;
+
+    #[test]
+    fn a_small_config_loads_with_defaults() {
+        let c = parse(GOOD).unwrap().config;
+        assert_eq!(c.tickets.prefix, "OPS");
+        assert_eq!(c.tickets.channel.as_str(), "ops");
+        assert_eq!(c.storage_path, PathBuf::from("/etc/opsbot/data"));
+        assert!(c.org.is_qa(&UserName::parse("quinn").unwrap()));
+        assert!(!c.org.is_qa(&UserName::parse("bob").unwrap()));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let src = GOOD.replace("channel = \"qa\"", "chanel = \"qa\"");
+        let err = parse(&src).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.line, Some(11), "{err}");
+        assert!(p.message.contains("unknown field `chanel`"), "{err}");
+        assert_eq!(p.key, "teams.qa.chanel");
+    }
+
+    #[test]
+    fn every_validation_error_is_reported_with_its_place() {
+        let src = r#"
+[tickets]
+prefix = "ops"
+
+[roles]
+operators = []
+qa_team = "testers"
+
+[teams.backend]
+channel = "Back End"
+members = ["bob", "bob"]
+lead = "zed"
+"#;
+        let err = parse(src).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "tickets.prefix"),
+                (Some(10), "teams.backend.channel"),
+                (Some(11), "teams.backend.members[1]"),
+                (Some(12), "teams.backend.lead"),
+                (Some(6), "roles.operators"),
+                (Some(7), "roles.qa_team"),
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("known teams: backend"));
+    }
+
+    #[test]
+    fn a_team_without_channel_is_an_error() {
+        let src = "[roles]\noperators=[\"o\"]\n[teams.x]\nmembers=[\"a\"]\n";
+        let err = parse(src).unwrap_err();
+        assert!(
+            err.problems[0].message.contains("missing field `channel`"),
+            "{err}"
+        );
+        assert_eq!(err.problems[0].line, Some(3));
+    }
+}

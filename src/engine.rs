@@ -1,0 +1,661 @@
+//! The engine: the one place that decides. It takes one typed [`Event`], reads
+//! the store through a [`View`], and returns a [`Decision`]: the records to
+//! write, the effects that follow (posts), and the answer to the user. It does
+//! no I/O and reads no clock; the store applies a decision in one transaction.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::commands::{self, Command};
+use crate::config::Config;
+use crate::domain::{
+    Actor, ChannelName, EntryKind, Priority, TeamName, Ticket, TicketId, TicketState,
+    TimelineEntry, Timestamp, UserName,
+};
+use crate::error::{EngineError, StoreError, UserError};
+use crate::render::{self, one_line, Rich};
+use crate::ticket::{self, Action};
+
+/// Something that happened, typed at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A slash command run by a person in a channel.
+    Command {
+        actor: Actor,
+        channel: ChannelName,
+        command: Command,
+    },
+    /// An ordinary chat message in a channel.
+    ChatMessage {
+        author: Actor,
+        channel: ChannelName,
+        text: String,
+    },
+}
+
+impl Event {
+    /// Whether the event only reads.
+    pub fn is_query(&self) -> bool {
+        matches!(self, Event::Command { command, .. } if command.is_query())
+    }
+}
+
+/// The direct answer to the person who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub body: Rich,
+    /// Seen only by the person who asked.
+    pub ephemeral: bool,
+}
+
+impl Reply {
+    pub fn private(body: impl Into<Rich>) -> Self {
+        Self {
+            body: body.into(),
+            ephemeral: true,
+        }
+    }
+}
+
+/// A message to post in a channel, or in a ticket's thread under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    pub channel: ChannelName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketId>,
+    /// Posted in the ticket's own thread rather than in the channel.
+    #[serde(default)]
+    pub thread: bool,
+    pub body: Rich,
+}
+
+/// What follows from a decision, delivered after commit by the outbox workers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    Post(Post),
+}
+
+/// One record to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or replace a ticket (the store keeps its indexes).
+    Ticket(Ticket),
+    /// Append an entry to a ticket's timeline.
+    Timeline(TicketId, TimelineEntry),
+    /// Queue an effect in the outbox.
+    Effect(Effect),
+}
+
+/// The engine's verdict on one event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub reply: Option<Reply>,
+    pub writes: Vec<Write>,
+}
+
+/// Reads the engine may make while deciding (inside the write transaction).
+pub trait View {
+    fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError>;
+    /// The highest ticket number ever allocated (0 when none).
+    fn last_ticket_number(&self) -> Result<u64, StoreError>;
+}
+
+/// What `/ticket list` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// `None`: every state but `closed`.
+    pub state: Option<TicketState>,
+    pub team: Option<TeamName>,
+    pub assignee: Option<UserName>,
+}
+
+/// Reads for queries, outside any transaction.
+pub trait QueryView: View {
+    fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// Matching tickets sorted by priority then id, at most `limit`, with the
+    /// total count.
+    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
+}
+
+/// How many tickets `/ticket list` shows.
+pub const LIST_LIMIT: usize = 25;
+/// How many timeline entries `/ticket show` shows.
+pub const SHOW_ENTRIES: usize = 20;
+
+/// The decider. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+}
+
+/// Collects the writes of one decision.
+struct Out {
+    writes: Vec<Write>,
+}
+
+impl Out {
+    fn post(&mut self, channel: &ChannelName, ticket: Option<&TicketId>, body: Rich) {
+        self.writes.push(Write::Effect(Effect::Post(Post {
+            channel: channel.clone(),
+            ticket: ticket.cloned(),
+            thread: false,
+            body,
+        })));
+    }
+
+    fn thread(&mut self, ops: &ChannelName, id: &TicketId, body: Rich) {
+        self.writes.push(Write::Effect(Effect::Post(Post {
+            channel: ops.clone(),
+            ticket: Some(id.clone()),
+            thread: true,
+            body,
+        })));
+    }
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>) -> Self {
+        Self { config }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn ops(&self) -> &ChannelName {
+        &self.config.tickets.channel
+    }
+
+    /// Decides a writing event. Read-only commands are answered by [`Engine::query`].
+    pub fn decide(
+        &self,
+        view: &dyn View,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        match event {
+            Event::Command {
+                actor,
+                channel,
+                command,
+            } => self.command(view, actor, channel, command, now),
+            // No message rules yet: ordinary chat is not the bot's business.
+            Event::ChatMessage { .. } => Ok(Decision::default()),
+        }
+    }
+
+    fn command(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        command: &Command,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let org = &self.config.org;
+        let (id, action) = match command {
+            Command::TicketOpen {
+                title,
+                description,
+                priority,
+                team,
+            } => {
+                return self.open(
+                    view,
+                    actor,
+                    channel,
+                    title,
+                    description.as_deref(),
+                    *priority,
+                    team.as_ref(),
+                    now,
+                )
+            }
+            Command::TicketAssign { id, team, user } => {
+                let t = self.load(view, id)?;
+                let action = match (team, user) {
+                    (Some(team), None) => Action::AssignTeam(team.clone()),
+                    (team, Some(user)) => Action::AssignUser {
+                        team: self.team_for(&t, team.as_ref(), user)?,
+                        user: user.clone(),
+                    },
+                    (None, None) => {
+                        return Err(UserError::new("give `team:` or `user:` (or both)").into())
+                    }
+                };
+                (id, action)
+            }
+            Command::TicketTake { id } => (id, Action::Take),
+            Command::TicketComment { id, text } => (id, Action::Comment { text: text.clone() }),
+            Command::TicketResolve { id, note } => (id, Action::Resolve { note: note.clone() }),
+            Command::TicketQa { id } => (id, Action::SendToQa),
+            Command::TicketVerify { id } => (id, Action::Verify),
+            Command::TicketReject { id, reason } => (
+                id,
+                Action::Reject {
+                    reason: reason.clone(),
+                },
+            ),
+            Command::TicketReopen { id, reason } => (
+                id,
+                Action::Reopen {
+                    reason: reason.clone(),
+                },
+            ),
+            Command::TicketShow { .. } | Command::TicketList { .. } | Command::Help { .. } => {
+                // Queries write nothing; the runtime sends them to `query`.
+                return Ok(Decision::default());
+            }
+        };
+        let before = self.load(view, id)?;
+        let tr = ticket::transition(&before, &action, &actor.name, org)?;
+        let mut t = tr.ticket;
+        t.updated_at = now;
+        let mut out = Out { writes: Vec::new() };
+        let entry = self.entry(&mut t, actor, tr.entry, tr.from, tr.to, &tr.text, now);
+        out.writes.push(Write::Timeline(t.id.clone(), entry));
+        let reply = self.announce(&mut out, &t, actor, &action);
+        out.writes.push(Write::Ticket(t));
+        Ok(Decision {
+            reply: Some(Reply::private(reply)),
+            writes: out.writes,
+        })
+    }
+
+    /// The team a person is assigned for: the one given, else the ticket's
+    /// team when they are in it, else their only team.
+    fn team_for(
+        &self,
+        t: &Ticket,
+        team: Option<&TeamName>,
+        user: &UserName,
+    ) -> Result<TeamName, UserError> {
+        let org = &self.config.org;
+        if let Some(team) = team {
+            return Ok(team.clone());
+        }
+        if let Some(tt) = &t.team {
+            if org.is_member(user, tt) {
+                return Ok(tt.clone());
+            }
+        }
+        let teams: Vec<&TeamName> = org.teams_of(user).map(|t| &t.name).collect();
+        match teams.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(UserError::new(format!(
+                "{user} is not a member of any team; teams are: {}",
+                org.team_names()
+            ))),
+            many => Err(UserError::new(format!(
+                "{user} is in several teams ({}); say which with team:…",
+                many.iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    fn load(&self, view: &dyn View, id: &TicketId) -> Result<Ticket, EngineError> {
+        match view.ticket(id)? {
+            Some(t) => Ok(t),
+            None => {
+                let last = view.last_ticket_number()?;
+                let hint = if last == 0 {
+                    "there are no tickets yet".to_string()
+                } else {
+                    format!(
+                        "the newest is {}; /ticket list shows open ones",
+                        TicketId::new(&self.config.tickets.prefix, last)
+                    )
+                };
+                Err(UserError::new(format!("there is no ticket {id}; {hint}")).into())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        t: &mut Ticket,
+        actor: &Actor,
+        kind: EntryKind,
+        from: TicketState,
+        to: TicketState,
+        text: &str,
+        now: Timestamp,
+    ) -> TimelineEntry {
+        let seq = t.timeline_len;
+        t.timeline_len += 1;
+        TimelineEntry {
+            seq,
+            at: now,
+            actor: actor.name.clone(),
+            source: actor.source,
+            kind,
+            from: (from != to).then_some(from),
+            to: (from != to).then_some(to),
+            text: text.to_string(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        title: &str,
+        description: Option<&str>,
+        priority: Option<Priority>,
+        team: Option<&TeamName>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let org = &self.config.org;
+        let title = title.trim();
+        if title.is_empty() {
+            return Err(UserError::new("`title` must not be empty").into());
+        }
+        if title.chars().count() > crate::domain::MAX_TITLE {
+            return Err(UserError::new(format!(
+                "`title` is {} characters long; the limit is {}",
+                title.chars().count(),
+                crate::domain::MAX_TITLE
+            ))
+            .into());
+        }
+        if let Some(team) = team {
+            if org.team(team).is_none() {
+                return Err(ticket::unknown_team(team, org).into());
+            }
+        }
+        let num = view.last_ticket_number()? + 1;
+        let id = TicketId::new(&self.config.tickets.prefix, num);
+        let mut t = Ticket {
+            id: id.clone(),
+            title: title.to_string(),
+            description: description
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            priority: priority.unwrap_or(self.config.tickets.default_priority),
+            state: TicketState::Open,
+            team: None,
+            assignee: None,
+            opened_by: actor.name.clone(),
+            source: actor.source,
+            channel: channel.clone(),
+            created_at: now,
+            updated_at: now,
+            resolution: None,
+            timeline_len: 0,
+        };
+        let mut out = Out { writes: Vec::new() };
+        let opened = self.entry(
+            &mut t,
+            actor,
+            EntryKind::Opened,
+            TicketState::Open,
+            TicketState::Open,
+            title,
+            now,
+        );
+        out.writes.push(Write::Timeline(id.clone(), opened));
+        out.post(
+            self.ops(),
+            Some(&id),
+            Rich::new()
+                .text("New ticket ")
+                .append(render::ticket_head(&t))
+                .text(format!(" — opened by {} ({})", actor.name, actor.source)),
+        );
+        let mut story = Rich::new()
+            .text(format!("{} opened this ticket: ", actor.name))
+            .quoted(one_line(title, 256));
+        if let Some(d) = &t.description {
+            story = story.text("\n").quoted(render::clip_plain(d, 1500));
+        }
+        out.thread(self.ops(), &id, story);
+        if let Some(team) = team {
+            // Whoever opens a ticket may say which team owns it.
+            let action = Action::AssignTeam(team.clone());
+            let mut tr = ticket::Transition {
+                ticket: t.clone(),
+                entry: EntryKind::Assigned,
+                text: format!("assigned to team {team}"),
+                from: TicketState::Open,
+                to: TicketState::Assigned,
+            };
+            tr.ticket.team = Some(team.clone());
+            tr.ticket.state = TicketState::Assigned;
+            t = tr.ticket;
+            let e = self.entry(&mut t, actor, tr.entry, tr.from, tr.to, &tr.text, now);
+            out.writes.push(Write::Timeline(id.clone(), e));
+            self.announce(&mut out, &t, actor, &action);
+        }
+        let reply = Rich::new()
+            .text("Opened ")
+            .bold(id.to_string())
+            .text(match &t.team {
+                Some(team) => format!(" for team {team}."),
+                None => format!(" in #{}.", self.ops()),
+            });
+        out.writes.push(Write::Ticket(t));
+        Ok(Decision {
+            reply: Some(Reply::private(reply)),
+            writes: out.writes,
+        })
+    }
+
+    /// Posts a move where the people who act next will see it, and in the
+    /// ticket's thread; returns the answer for the actor.
+    fn announce(&self, out: &mut Out, t: &Ticket, actor: &Actor, action: &Action) -> Rich {
+        let org = &self.config.org;
+        let ops = self.ops().clone();
+        let id = &t.id;
+        let who = actor.name.as_str();
+        let team_channel = t
+            .team
+            .as_ref()
+            .and_then(|n| org.team(n))
+            .map(|tm| tm.channel.clone());
+        let head = render::ticket_head(t);
+        let cmd = |c: &str| format!("/ticket {c} id:{id}");
+        match action {
+            Action::AssignTeam(team) => {
+                let mut body = head.text(format!(" — assigned to team {team} by {who}."));
+                if let Some(lead) = org.team(team).and_then(|tm| tm.lead.as_ref()) {
+                    body = body.text(" ").mention(lead).text(", pick someone with ");
+                    body = body.text(format!("/ticket assign id:{id} user:…"));
+                    body = body.text(format!(", or take it: {}", cmd("take")));
+                } else {
+                    body = body.text(format!(" Take it: {}", cmd("take")));
+                }
+                if let Some(ch) = &team_channel {
+                    out.post(ch, Some(id), body);
+                }
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new().text(format!("{who} assigned it to team {team}.")),
+                );
+                Rich::new().text(format!("{id} is now with team {team}."))
+            }
+            Action::AssignUser { team, user } => {
+                let body = head
+                    .text(" — assigned to ")
+                    .mention(user)
+                    .text(format!(" (team {team}) by {who}. Take it: {}", cmd("take")));
+                if let Some(ch) = &team_channel {
+                    out.post(ch, Some(id), body);
+                }
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new().text(format!("{who} assigned it to {user} of team {team}.")),
+                );
+                Rich::new().text(format!("{id} is now assigned to {user}."))
+            }
+            Action::Take => {
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new().text(format!("{who} took it; it is in progress.")),
+                );
+                Rich::new().text(format!(
+                    "You have {id}. When it is fixed: {} note:\"…\"",
+                    cmd("resolve")
+                ))
+            }
+            Action::Resolve { note } => {
+                let mut body = head
+                    .text(format!(" — resolved by {who}: "))
+                    .quoted(one_line(note, 300));
+                body = body.text(format!(
+                    ". Operators, verify it ({}), send it to QA ({}) or reject it ({} reason:…).",
+                    cmd("verify"),
+                    cmd("qa"),
+                    cmd("reject")
+                ));
+                for o in &org.operators {
+                    if o != &actor.name {
+                        body = body.text(" ").mention(o);
+                    }
+                }
+                out.post(&ops, Some(id), body);
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new()
+                        .text(format!("{who} resolved it: "))
+                        .quoted(render::clip_plain(note, 1500)),
+                );
+                Rich::new().text(format!("{id} is resolved; an operator will verify it."))
+            }
+            Action::SendToQa => {
+                let qa_channel = org.qa().map(|q| q.channel.clone()).unwrap_or(ops.clone());
+                let mut body = head.text(format!(" — sent to QA by {who}. Fix: "));
+                body = body.quoted(one_line(t.resolution.as_deref().unwrap_or(""), 300));
+                body = body.text(format!(
+                    ". Test it, then {} or {} reason:…",
+                    cmd("verify"),
+                    cmd("reject")
+                ));
+                out.post(&qa_channel, Some(id), body);
+                out.thread(&ops, id, Rich::new().text(format!("{who} sent it to QA.")));
+                Rich::new().text(format!("{id} is with QA now."))
+            }
+            Action::Verify => {
+                let body = head.text(format!(" — verified by {who} and closed."));
+                out.post(&ops, Some(id), body.clone());
+                if let Some(ch) = team_channel.as_ref().filter(|c| **c != ops) {
+                    out.post(ch, Some(id), body);
+                }
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new().text(format!("{who} verified the fix; the ticket is closed.")),
+                );
+                Rich::new().text(format!("{id} is closed."))
+            }
+            Action::Reject { reason } | Action::Reopen { reason } => {
+                let verb = if matches!(action, Action::Reject { .. }) {
+                    "rejected"
+                } else {
+                    "reopened"
+                };
+                let mut body = head
+                    .text(format!(" — {verb} by {who}: "))
+                    .quoted(one_line(reason, 300));
+                let back = match (&t.team, &t.assignee) {
+                    (Some(team), Some(a)) => {
+                        body = body.text(format!(". Back to team {team}: ")).mention(a);
+                        body = body.text(format!(", take it again with {}", cmd("take")));
+                        format!("team {team} ({a})")
+                    }
+                    (Some(team), None) => {
+                        body = body.text(format!(". Back to team {team}: {}", cmd("take")));
+                        format!("team {team}")
+                    }
+                    _ => {
+                        body = body.text(". It is open again, for the operators to route.");
+                        "the operators".to_string()
+                    }
+                };
+                out.post(team_channel.as_ref().unwrap_or(&ops), Some(id), body);
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new()
+                        .text(format!("{who} {verb} it: "))
+                        .quoted(render::clip_plain(reason, 1500)),
+                );
+                Rich::new().text(format!("{id} is {verb}; it went back to {back}."))
+            }
+            Action::Comment { text } => {
+                out.thread(
+                    &ops,
+                    id,
+                    Rich::new()
+                        .text(format!("{who}: "))
+                        .quoted(render::clip_plain(text, 1500)),
+                );
+                Rich::new().text(format!("Comment added to {id}."))
+            }
+        }
+    }
+
+    /// Answers a read-only command.
+    pub fn query(&self, view: &dyn QueryView, event: &Event) -> Result<Reply, EngineError> {
+        let Event::Command { actor, command, .. } = event else {
+            return Err(UserError::new("not a query").into());
+        };
+        let org = &self.config.org;
+        match command {
+            Command::TicketShow { id } => {
+                let t = self.load(view, id)?;
+                let timeline = view.timeline(id)?;
+                Ok(Reply::private(render::ticket_detail(
+                    &t,
+                    &timeline,
+                    SHOW_ENTRIES,
+                )))
+            }
+            Command::TicketList { state, team, mine } => {
+                if let Some(team) = team {
+                    if org.team(team).is_none() {
+                        return Err(ticket::unknown_team(team, org).into());
+                    }
+                }
+                let filter = ListFilter {
+                    state: *state,
+                    team: team.clone(),
+                    assignee: mine.then(|| actor.name.clone()),
+                };
+                let (tickets, total) = view.list(&filter, LIST_LIMIT)?;
+                let mut words = Vec::new();
+                match state {
+                    Some(s) => words.push(format!("in state {s}")),
+                    None => words.push("not closed".to_string()),
+                }
+                if let Some(team) = team {
+                    words.push(format!("of team {team}"));
+                }
+                if *mine {
+                    words.push("assigned to you".to_string());
+                }
+                Ok(Reply::private(render::ticket_list(
+                    &tickets,
+                    total,
+                    &words.join(", "),
+                )))
+            }
+            Command::Help { command } => {
+                Ok(Reply::private(commands::help(&actor.name, org, *command)))
+            }
+            _ => Err(UserError::new("not a query").into()),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Errors: the user's (shown as written) and ours (logged, shown with an id).
+
+use std::fmt;
+
+/// A mistake of the person who asked: shown to them as written. It says what
+/// was wrong and what would be right.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UserError {
+    message: String,
+}
+
+impl UserError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// A failure of the store: the disk, a corrupt record, a newer schema.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the data directory {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("the data directory {path} is already in use by another opsbot process")]
+    Locked { path: String },
+    #[error("the data directory {path} was written by a newer opsbot (schema {found}); this binary knows schema {known}. Upgrade opsbot, or point [storage] path at another directory")]
+    NewerSchema {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("the data directory {path} is not an opsbot database ({reason}); refusing to start with empty state. Point [storage] path at an empty or new directory, or restore it from an `opsbot export` backup")]
+    NotOurs { path: String, reason: String },
+    #[error("corrupt record in tree `{tree}`: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("transaction conflict")]
+    Conflict,
+}
+
+/// Why the engine did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The user asked for something not allowed or malformed; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] UserError),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A short id to find an internal error in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorId(pub u32);
+
+impl ErrorId {
+    pub fn fresh() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let salt = std::process::id().wrapping_mul(2654435761);
+        ErrorId(salt ^ NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for ErrorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "E{:08x}", self.0)
+    }
+}

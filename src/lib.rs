@@ -1,0 +1,27 @@
+//! opsbot: a chat-ops bot. Tickets from slash commands, alerts and support
+//! requests; builds and deploys from chat; every change posted to the team
+//! channel that owns it; all state in an embedded sled database.
+//!
+//! # Layout
+//!
+//! - [`domain`]: ids and names (newtypes parsed at the edge), tickets, timelines.
+//! - [`ticket`]: the ticket state machine and who may make each move.
+//! - [`commands`]: every chat command declared once; the console parser and `/help`.
+//! - [`config`]: `bot.toml`, typed and validated, with file/line/key errors.
+//! - [`engine`]: the one place that decides: `Event` in, writes and effects out, no I/O.
+//! - [`render`]: rich text and the pure builders of what the bot posts.
+//! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
+//! - [`runtime`]: the commit thread (group commit) and the outbox workers.
+//! - [`console`]: the terminal as the bot's chat.
+//! - [`error`]: the user's errors and ours.
+
+pub mod commands;
+pub mod config;
+pub mod console;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod render;
+pub mod runtime;
+pub mod store;
+pub mod ticket;

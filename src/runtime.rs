@@ -1,0 +1,367 @@
+//! The running bot: one commit thread that applies events in batches (group
+//! commit: many events, one transaction, one flush), and outbox workers that
+//! deliver effects after commit, with retry and backoff.
+//!
+//! Adapters hold a [`Bot`] handle: they turn their input into an [`Event`],
+//! call [`Bot::handle`], and show the [`Reply`].
+
+use std::future::Future;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch, Notify};
+use tracing::{debug, error, info_span, warn};
+
+use crate::domain::Timestamp;
+use crate::engine::{Engine, Event, Reply};
+use crate::error::{EngineError, ErrorId, UserError};
+use crate::store::{OutboxItem, Store};
+
+/// Where the engine reads the time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}
+
+/// Why an event got no answer from the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The user's mistake: shown to them as written.
+    #[error(transparent)]
+    Refused(#[from] UserError),
+    /// Ours: logged with this id.
+    #[error("internal error {0}: the bot could not do this; the log says why under this id")]
+    Internal(ErrorId),
+    /// The bot is shutting down.
+    #[error("the bot is shutting down; try again in a moment")]
+    Stopped,
+}
+
+/// Events per transaction and flush, at most.
+pub const MAX_BATCH: usize = 512;
+
+struct Job {
+    event: Event,
+    done: oneshot::Sender<Result<Option<Reply>, BotError>>,
+}
+
+/// A handle on the running bot. Cheap to clone.
+#[derive(Clone)]
+pub struct Bot {
+    jobs: std_mpsc::Sender<Job>,
+    store: Store,
+    engine: Engine,
+    /// The highest outbox seq committed and flushed.
+    committed: watch::Receiver<u64>,
+    /// The highest outbox seq delivered (or given up on).
+    delivered: watch::Receiver<u64>,
+    delivered_tx: Arc<watch::Sender<u64>>,
+    outbox_wake: Arc<Notify>,
+}
+
+/// The commit thread, to be joined at shutdown.
+pub struct Writer {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Waits for the commit thread to finish the events already sent. It
+    /// finishes once every [`Bot`] handle is dropped.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                error!("the commit thread panicked");
+            }
+        }
+    }
+}
+
+impl Bot {
+    /// Starts the commit thread over `store`.
+    pub fn start(
+        store: Store,
+        engine: Engine,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Bot, Writer), crate::error::StoreError> {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let last = store.outbox_last_seq()?;
+        let (committed_tx, committed) = watch::channel(last);
+        // Everything older than the pending outbox is delivered.
+        let first_pending = store.outbox_pending(1)?.first().map(|i| i.seq);
+        let delivered_from = first_pending.map_or(last, |s| s.saturating_sub(1));
+        let (delivered_tx, delivered) = watch::channel(delivered_from);
+        let outbox_wake = Arc::new(Notify::new());
+        let wake = outbox_wake.clone();
+        let (st, en) = (store.clone(), engine.clone());
+        let thread = std::thread::Builder::new()
+            .name("opsbot-commit".into())
+            .spawn(move || commit_loop(rx, st, en, clock, committed_tx, wake))
+            .map_err(|e| crate::error::StoreError::Sled(sled::Error::Io(e)))?;
+        Ok((
+            Bot {
+                jobs: tx,
+                store,
+                engine,
+                committed,
+                delivered,
+                delivered_tx: Arc::new(delivered_tx),
+                outbox_wake,
+            },
+            Writer {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Applies one event and returns the answer for the person who acted.
+    /// Returns only once what the event changed is durable on disk.
+    pub async fn handle(&self, event: Event) -> Result<Option<Reply>, BotError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { event, done })
+            .map_err(|_| BotError::Stopped)?;
+        rx.await.unwrap_or(Err(BotError::Stopped))
+    }
+
+    /// The outbox seq committed so far.
+    pub fn committed_seq(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
+    /// Waits until every effect committed so far is delivered (or given up
+    /// on), at most `timeout`. Returns whether it got there.
+    pub async fn wait_delivered(&self, timeout: Duration) -> bool {
+        let target = self.committed_seq();
+        let mut rx = self.delivered.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|d| *d >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Runs an outbox worker that delivers effects through `sink` until
+    /// `shutdown` turns true. Effects are taken in commit order; a transient
+    /// failure is retried with backoff, holding back the effects behind it so
+    /// that order is kept; a permanent failure goes to the dead letters.
+    pub fn outbox_worker<S: Sink>(
+        &self,
+        sink: S,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let store = self.store.clone();
+        let wake = self.outbox_wake.clone();
+        let delivered = self.delivered_tx.clone();
+        async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let batch = match store.outbox_pending(256) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        error!(error = %e, "cannot read the outbox");
+                        Vec::new()
+                    }
+                };
+                let mut stalled = false;
+                for mut item in batch {
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    match sink.deliver(&item).await {
+                        Ok(()) => {
+                            if let Err(e) = store.outbox_done(item.seq) {
+                                error!(seq = item.seq, error = %e, "cannot mark an effect delivered");
+                            }
+                            delivered.send_replace(item.seq);
+                            backoff = Duration::from_millis(100);
+                        }
+                        Err(DeliveryError::Permanent(why)) => {
+                            warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
+                            item.attempts += 1;
+                            item.last_error = Some(why);
+                            if let Err(e) = store.outbox_dead(&item) {
+                                error!(seq = item.seq, error = %e, "cannot move an effect to the dead letters");
+                            }
+                            delivered.send_replace(item.seq);
+                        }
+                        Err(DeliveryError::Transient(why)) => {
+                            debug!(seq = item.seq, reason = %why, ?backoff, "delivery failed; will retry");
+                            item.attempts += 1;
+                            item.last_error = Some(why);
+                            if let Err(e) = store.outbox_retry(&item) {
+                                error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
+                            }
+                            stalled = true;
+                            break;
+                        }
+                    }
+                }
+                if stalled {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+                if store.outbox_len() > 0 {
+                    continue;
+                }
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Why an effect was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth another try later (a timeout, a 5xx, a rate limit).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work (missing permission, unknown channel).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Delivers effects: the console, Discord, SMTP.
+pub trait Sink: Send + Sync + 'static {
+    fn deliver(&self, item: &OutboxItem) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+fn internal(e: &dyn std::fmt::Display, what: &str) -> BotError {
+    let id = ErrorId::fresh();
+    error!(error_id = %id, error = %e, "{what}");
+    BotError::Internal(id)
+}
+
+fn commit_loop(
+    rx: std_mpsc::Receiver<Job>,
+    store: Store,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    committed: watch::Sender<u64>,
+    wake: Arc<Notify>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let span = info_span!("batch", events = batch.len());
+        let _g = span.enter();
+        let mut results: Vec<Option<Result<Option<Reply>, BotError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let mut wrote = false;
+        let mut i = 0;
+        while i < batch.len() {
+            if batch[i].event.is_query() {
+                results[i] = Some(match engine.query(&store, &batch[i].event) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
+                    Err(EngineError::Store(e)) => Err(internal(&e, "query failed")),
+                });
+                i += 1;
+                continue;
+            }
+            let end = (i..batch.len())
+                .find(|&j| batch[j].event.is_query())
+                .unwrap_or(batch.len());
+            let events: Vec<&Event> = batch[i..end].iter().map(|j| &j.event).collect();
+            let outcome = apply(&store, &engine, clock.as_ref(), &events);
+            let outcome = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    // One bad event must not sink the others: retry one by one.
+                    warn!(error = %e, "batch failed; applying its events one by one");
+                    events
+                        .iter()
+                        .map(|ev| match apply(&store, &engine, clock.as_ref(), &[*ev]) {
+                            Ok(mut r) => r.pop().unwrap_or(Err(BotError::Stopped)),
+                            Err(e) => Err(internal(&e, "event failed")),
+                        })
+                        .collect()
+                }
+            };
+            for (k, r) in outcome.into_iter().enumerate() {
+                wrote |= r.is_ok();
+                results[i + k] = Some(r);
+            }
+            i = end;
+        }
+        if wrote {
+            if let Err(e) = store.flush() {
+                let err = internal(&e, "flush failed");
+                let id = match err {
+                    BotError::Internal(id) => id,
+                    _ => ErrorId::fresh(),
+                };
+                for r in results.iter_mut() {
+                    if matches!(r, Some(Ok(_))) {
+                        *r = Some(Err(BotError::Internal(id)));
+                    }
+                }
+            }
+            match store.outbox_last_seq() {
+                Ok(seq) => {
+                    committed.send_replace(seq);
+                }
+                Err(e) => error!(error = %e, "cannot read the outbox counter"),
+            }
+            wake.notify_one();
+        }
+        for (job, r) in batch.into_iter().zip(results) {
+            let _ = job.done.send(r.unwrap_or(Err(BotError::Stopped)));
+        }
+    }
+}
+
+fn apply(
+    store: &Store,
+    engine: &Engine,
+    clock: &dyn Clock,
+    events: &[&Event],
+) -> Result<Vec<Result<Option<Reply>, BotError>>, crate::error::StoreError> {
+    let results = store.apply_batch(
+        events,
+        |view, ev| {
+            let d = engine.decide(view, ev, clock.now())?;
+            Ok((d.writes, d.reply))
+        },
+        || clock.now(),
+    )?;
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(reply) => Ok(reply),
+            Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
+            Err(EngineError::Store(e)) => Err(internal(&e, "event failed")),
+        })
+        .collect())
+}

@@ -1,0 +1,578 @@
+//! The sled store: trees, keys, the schema check, and applying a batch of
+//! engine decisions in one transaction.
+//!
+//! Trees (all values JSON unless said):
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `meta` | `schema_version`, `ticket_seq`, `outbox_seq` | u64 big-endian |
+//! | `tickets` | ticket number, u64 BE | [`Ticket`] |
+//! | `timeline` | ticket number u64 BE ++ entry seq u32 BE | [`TimelineEntry`] |
+//! | `by_state` | state code u8 ++ ticket number u64 BE | empty |
+//! | `by_team` | team name ++ 0x00 ++ ticket number u64 BE | empty |
+//! | `outbox` | effect seq u64 BE | [`OutboxItem`] |
+//! | `dead_letters` | effect seq u64 BE | [`OutboxItem`] that failed for good |
+//!
+//! One writer (the runtime's commit thread) applies decisions; readers read
+//! committed state. Durability comes from one `flush` per batch (group commit).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::{Transactional, Tree};
+
+use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
+use crate::engine::{Effect, ListFilter, QueryView, View, Write};
+use crate::error::StoreError;
+
+/// The schema this binary writes. Bump it with a migration.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const TICKET_SEQ: &[u8] = b"ticket_seq";
+const OUTBOX_SEQ: &[u8] = b"outbox_seq";
+
+/// An effect waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub seq: u64,
+    pub created_at: Timestamp,
+    pub effect: Effect,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    meta: Tree,
+    tickets: Tree,
+    timeline: Tree,
+    by_state: Tree,
+    by_team: Tree,
+    outbox: Tree,
+    dead: Tree,
+}
+
+fn be64(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn read_u64(v: &[u8], tree: &'static str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt {
+        tree,
+        detail: format!("a counter of {} bytes", v.len()),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(v: &[u8], tree: &'static str) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own types always serialise: no maps with non-string keys, no
+    // failing Serialize impls.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn state_key(state: TicketState, num: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(state.code());
+    k.extend_from_slice(&be64(num));
+    k
+}
+
+fn team_key(team: &TeamName, num: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(team.as_str().len() + 9);
+    k.extend_from_slice(team.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&be64(num));
+    k
+}
+
+fn timeline_key(num: u64, seq: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&be64(num));
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn num_suffix(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// The outcome of one event in a batch.
+pub type EventResult<T> = Result<T, crate::error::EngineError>;
+
+impl Store {
+    /// Opens (or creates) the database at `path`, checking that it is ours and
+    /// not from a newer schema. Never starts empty over unreadable data.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        if path.exists() {
+            if !path.is_dir() {
+                return Err(StoreError::NotOurs {
+                    path: shown,
+                    reason: "it is a file, not a directory".into(),
+                });
+            }
+            let has_entries = std::fs::read_dir(path)
+                .map_err(|e| StoreError::Open {
+                    path: shown.clone(),
+                    source: sled::Error::Io(e),
+                })?
+                .next()
+                .is_some();
+            if has_entries && !path.join("conf").exists() {
+                return Err(StoreError::NotOurs {
+                    path: shown,
+                    reason: "it holds files but no sled database (`conf` is missing)".into(),
+                });
+            }
+            if has_entries && !path.join("db").exists() {
+                return Err(StoreError::NotOurs {
+                    path: shown,
+                    reason: "its database file `db` is missing".into(),
+                });
+            }
+        }
+        let config = sled::Config::new().path(path);
+        // sled may panic on some corrupt files rather than return an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| StoreError::NotOurs {
+                path: shown.clone(),
+                reason: "sled could not read it (the files are corrupt)".into(),
+            })?;
+        let db = opened.map_err(|e| match &e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked {
+                    path: shown.clone(),
+                }
+            }
+            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::NotOurs {
+                path: shown.clone(),
+                reason: e.to_string(),
+            },
+            _ => StoreError::Open {
+                path: shown.clone(),
+                source: e,
+            },
+        })?;
+        let tree = |name: &str| db.open_tree(name);
+        let store = Store {
+            meta: tree("meta")?,
+            tickets: tree("tickets")?,
+            timeline: tree("timeline")?,
+            by_state: tree("by_state")?,
+            by_team: tree("by_team")?,
+            outbox: tree("outbox")?,
+            dead: tree("dead_letters")?,
+            path: path.to_path_buf(),
+            db,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let shown = self.path.display().to_string();
+        match self.meta.get(SCHEMA_KEY)? {
+            Some(v) => {
+                let found = read_u64(&v, "meta")?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: shown,
+                        found: found as u32,
+                        known: SCHEMA_VERSION as u32,
+                    });
+                }
+                Ok(())
+            }
+            None => {
+                if !self.tickets.is_empty() || !self.outbox.is_empty() {
+                    return Err(StoreError::NotOurs {
+                        path: shown,
+                        reason: "it has records but no schema version".into(),
+                    });
+                }
+                self.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Forces everything committed so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Marks the schema as `version` (for tests of the schema check).
+    #[doc(hidden)]
+    pub fn set_schema_version(&self, version: u64) -> Result<(), StoreError> {
+        self.meta.insert(SCHEMA_KEY, &be64(version))?;
+        self.flush()
+    }
+
+    /// Runs `decide` for each event of a batch inside one transaction, and
+    /// applies the writes of those it accepts. A refused event writes nothing.
+    /// The batch is not flushed; call [`Store::flush`] before acknowledging.
+    pub fn apply_batch<E, R>(
+        &self,
+        events: &[E],
+        decide: impl Fn(&dyn View, &E) -> EventResult<(Vec<Write>, R)>,
+        now: impl Fn() -> Timestamp,
+    ) -> Result<Vec<EventResult<R>>, StoreError> {
+        let trees = (
+            &self.meta,
+            &self.tickets,
+            &self.timeline,
+            &self.by_state,
+            &self.by_team,
+            &self.outbox,
+        );
+        let res = trees.transaction(|(meta, tickets, timeline, by_state, by_team, outbox)| {
+            let tx = Tx {
+                meta,
+                tickets,
+                timeline,
+                by_state,
+                by_team,
+                outbox,
+                failure: RefCell::new(None),
+            };
+            let mut results = Vec::with_capacity(events.len());
+            for ev in events {
+                let out = decide(&tx, ev);
+                if let Some(e) = tx.failure.borrow_mut().take() {
+                    return Err(ConflictableTransactionError::from(e));
+                }
+                match out {
+                    Ok((writes, r)) => {
+                        for w in writes {
+                            tx.write(w, now()).map_err(|e| match e {
+                                TxFail::Sled(u) => ConflictableTransactionError::from(u),
+                                TxFail::Store(s) => ConflictableTransactionError::Abort(s),
+                            })?;
+                        }
+                        results.push(Ok(r));
+                    }
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+            Ok(results)
+        });
+        match res {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        }
+    }
+
+    // ----- reads -----
+
+    fn get_ticket(&self, num: u64) -> Result<Option<Ticket>, StoreError> {
+        self.tickets
+            .get(be64(num))?
+            .map(|v| decode(&v, "tickets"))
+            .transpose()
+    }
+
+    /// All tickets, in id order.
+    pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
+        self.tickets.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "tickets"))
+        })
+    }
+
+    pub fn ticket_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// The pending outbox, oldest first, at most `limit`.
+    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox
+            .iter()
+            .take(limit)
+            .map(|r| {
+                let (_, v) = r?;
+                decode(&v, "outbox")
+            })
+            .collect()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The highest outbox sequence number ever allocated.
+    pub fn outbox_last_seq(&self) -> Result<u64, StoreError> {
+        match self.meta.get(OUTBOX_SEQ)? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes a delivered effect.
+    pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox.remove(be64(seq))?;
+        Ok(())
+    }
+
+    /// Records a failed attempt on an effect that will be retried.
+    pub fn outbox_retry(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        self.outbox.insert(be64(item.seq), encode(item))?;
+        Ok(())
+    }
+
+    /// Moves an effect that can never be delivered to the dead letters.
+    pub fn outbox_dead(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                outbox.remove(&be64(item.seq))?;
+                dead.insert(&be64(item.seq), encode(item))?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Storage(s) => StoreError::Sled(s),
+                TransactionError::Abort(()) => StoreError::Conflict,
+            })
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.dead
+            .iter()
+            .map(|r| decode(&r?.1, "dead_letters"))
+            .collect()
+    }
+}
+
+impl View for Store {
+    fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.get_ticket(id.num())
+    }
+
+    fn last_ticket_number(&self) -> Result<u64, StoreError> {
+        match self.meta.get(TICKET_SEQ)? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+}
+
+impl QueryView for Store {
+    fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.timeline
+            .scan_prefix(be64(id.num()))
+            .map(|r| decode(&r?.1, "timeline"))
+            .collect()
+    }
+
+    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError> {
+        let mut nums: Vec<u64> = Vec::new();
+        match (&filter.team, filter.state) {
+            (Some(team), _) => {
+                let mut prefix = team.as_str().as_bytes().to_vec();
+                prefix.push(0);
+                for r in self.by_team.scan_prefix(prefix) {
+                    nums.extend(num_suffix(&r?.0));
+                }
+            }
+            (None, Some(state)) => {
+                for r in self.by_state.scan_prefix([state.code()]) {
+                    nums.extend(num_suffix(&r?.0));
+                }
+            }
+            (None, None) => {
+                for state in TicketState::ALL {
+                    if state == TicketState::Closed {
+                        continue;
+                    }
+                    for r in self.by_state.scan_prefix([state.code()]) {
+                        nums.extend(num_suffix(&r?.0));
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for n in nums {
+            let Some(t) = self.get_ticket(n)? else {
+                continue;
+            };
+            let state_ok = match filter.state {
+                Some(s) => t.state == s,
+                None => t.state != TicketState::Closed,
+            };
+            let assignee_ok = filter.assignee.is_none() || t.assignee == filter.assignee;
+            if state_ok && assignee_ok {
+                found.push(t);
+            }
+        }
+        found.sort_by_key(|t| (t.priority, t.id.num()));
+        let total = found.len();
+        found.truncate(limit);
+        Ok((found, total))
+    }
+}
+
+/// Why a write inside the transaction failed.
+enum TxFail {
+    Sled(UnabortableTransactionError),
+    Store(StoreError),
+}
+
+impl From<UnabortableTransactionError> for TxFail {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxFail::Sled(e)
+    }
+}
+
+/// The trees as seen inside a transaction.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    tickets: &'a TransactionalTree,
+    timeline: &'a TransactionalTree,
+    by_state: &'a TransactionalTree,
+    by_team: &'a TransactionalTree,
+    outbox: &'a TransactionalTree,
+    /// A sled failure met while the engine read; it must end the closure so
+    /// that sled retries (conflict) or gives up (storage).
+    failure: RefCell<Option<UnabortableTransactionError>>,
+}
+
+impl Tx<'_> {
+    fn counter(&self, key: &[u8]) -> Result<u64, TxFail> {
+        match self.meta.get(key)? {
+            Some(v) => read_u64(&v, "meta").map_err(TxFail::Store),
+            None => Ok(0),
+        }
+    }
+
+    fn write(&self, w: Write, now: Timestamp) -> Result<(), TxFail> {
+        match w {
+            Write::Ticket(t) => {
+                let num = t.id.num();
+                let old: Option<Ticket> = match self.tickets.get(be64(num))? {
+                    Some(v) => Some(decode(&v, "tickets").map_err(TxFail::Store)?),
+                    None => None,
+                };
+                if let Some(old) = &old {
+                    if old.state != t.state {
+                        self.by_state.remove(state_key(old.state, num))?;
+                    }
+                    if let Some(team) = &old.team {
+                        if old.team != t.team {
+                            self.by_team.remove(team_key(team, num))?;
+                        }
+                    }
+                }
+                self.by_state.insert(state_key(t.state, num), &[])?;
+                if let Some(team) = &t.team {
+                    self.by_team.insert(team_key(team, num), &[])?;
+                }
+                if self.counter(TICKET_SEQ)? < num {
+                    self.meta.insert(TICKET_SEQ, &be64(num))?;
+                }
+                self.tickets.insert(&be64(num), encode(&t))?;
+            }
+            Write::Timeline(id, e) => {
+                self.timeline
+                    .insert(&timeline_key(id.num(), e.seq), encode(&e))?;
+            }
+            Write::Effect(effect) => {
+                let seq = self.counter(OUTBOX_SEQ)? + 1;
+                self.meta.insert(OUTBOX_SEQ, &be64(seq))?;
+                let item = OutboxItem {
+                    seq,
+                    created_at: now,
+                    effect,
+                    attempts: 0,
+                    last_error: None,
+                };
+                self.outbox.insert(&be64(seq), encode(&item))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl View for Tx<'_> {
+    fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        match self.tickets.get(be64(id.num())) {
+            Ok(v) => v.map(|v| decode(&v, "tickets")).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn last_ticket_number(&self) -> Result<u64, StoreError> {
+        match self.counter(TICKET_SEQ) {
+            Ok(n) => Ok(n),
+            Err(TxFail::Store(e)) => Err(e),
+            Err(TxFail::Sled(e)) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Writes every ticket, each followed by its timeline, as JSON lines:
+    /// `{"type":"ticket",…}` and `{"type":"timeline","ticket":"OPS-1",…}`.
+    /// Returns the number of tickets written.
+    pub fn export_jsonl(&self, out: &mut dyn std::io::Write) -> Result<usize, ExportError> {
+        let mut n = 0;
+        for t in self.tickets() {
+            let t = t?;
+            let mut v = serde_json::to_value(&t)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("type".into(), "ticket".into());
+            }
+            writeln!(out, "{v}")?;
+            for e in self.timeline(&t.id)? {
+                let mut v = serde_json::to_value(&e)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("type".into(), "timeline".into());
+                    o.insert("ticket".into(), t.id.to_string().into());
+                }
+                writeln!(out, "{v}")?;
+            }
+            n += 1;
+        }
+        out.flush()?;
+        Ok(n)
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the export: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot encode a record: {0}")]
+    Json(#[from] serde_json::Error),
+}
