@@ -394,7 +394,11 @@ fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
     let text = src.get(span.clone())?;
     if text.starts_with('[') {
         // The span is a table header: the problem is the table itself.
-        return Some(text.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        return Some(
+            text.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
     }
     let key: String = text
         .chars()

@@ -33,6 +33,9 @@ use crate::error::StoreError;
 pub const SCHEMA_VERSION: u64 = 1;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// A file beside sled's own, written once the schema is: if it is there and
+/// sled's records are not, the database is damaged and must not start empty.
+const MARKER: &str = "opsbot-store";
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
 
@@ -199,9 +202,18 @@ impl Store {
                         known: SCHEMA_VERSION as u32,
                     });
                 }
+                if !self.path.join(MARKER).exists() {
+                    self.write_marker()?;
+                }
                 Ok(())
             }
             None => {
+                if self.path.join(MARKER).exists() {
+                    return Err(StoreError::NotOurs {
+                        path: shown,
+                        reason: "opsbot created it, but its records are unreadable: the database files are damaged".into(),
+                    });
+                }
                 if !self.tickets.is_empty() || !self.outbox.is_empty() {
                     return Err(StoreError::NotOurs {
                         path: shown,
@@ -210,9 +222,21 @@ impl Store {
                 }
                 self.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
                 self.db.flush()?;
-                Ok(())
+                self.write_marker()
             }
         }
+    }
+
+    fn write_marker(&self) -> Result<(), StoreError> {
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(self.path.join(MARKER))?;
+            std::io::Write::write_all(
+                &mut f,
+                b"This folder is an opsbot database (sled). Back it up with `opsbot export`.\n",
+            )?;
+            f.sync_all()
+        };
+        write().map_err(|e| StoreError::Sled(sled::Error::Io(e)))
     }
 
     pub fn path(&self) -> &Path {

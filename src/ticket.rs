@@ -390,3 +390,262 @@ pub fn check_invariants(t: &Ticket, org: &Org) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::{ChannelName, Priority, Source, TicketId};
+
+    fn org() -> Org {
+        let src = r#"
+[roles]
+operators = ["olivia"]
+qa_team = "qa"
+release_managers = ["rita"]
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+[teams.infra]
+channel = "infra"
+members = ["ivan"]
+[teams.qa]
+channel = "qa"
+members = ["quinn"]
+"#;
+        Config::parse(Path::new("bot.toml"), src)
+            .unwrap()
+            .config
+            .org
+    }
+
+    fn u(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    /// A ticket of backend's in `state`, assigned to bella where it has one.
+    fn ticket_in(state: TicketState) -> Ticket {
+        let now = chrono::Utc::now();
+        let (team, assignee) = match state {
+            TicketState::Open => (None, None),
+            TicketState::Assigned => (Some("backend"), None),
+            _ => (Some("backend"), Some("bella")),
+        };
+        Ticket {
+            id: TicketId::new("OPS", 1),
+            title: "t".into(),
+            description: None,
+            priority: Priority::P3,
+            state,
+            team: team.map(|t| TeamName::parse(t).unwrap()),
+            assignee: assignee.map(u),
+            opened_by: u("olivia"),
+            source: Source::Console,
+            channel: ChannelName::parse("ops").unwrap(),
+            created_at: now,
+            updated_at: now,
+            resolution: matches!(
+                state,
+                TicketState::Resolved | TicketState::Qa | TicketState::Closed
+            )
+            .then(|| "fixed".to_string()),
+            timeline_len: 1,
+        }
+    }
+
+    fn action(kind: Kind) -> Action {
+        match kind {
+            Kind::Assign => Action::AssignTeam(TeamName::parse("infra").unwrap()),
+            Kind::Take => Action::Take,
+            Kind::Resolve => Action::Resolve { note: "n".into() },
+            Kind::Qa => Action::SendToQa,
+            Kind::Verify => Action::Verify,
+            Kind::Reject => Action::Reject { reason: "r".into() },
+            Kind::Reopen => Action::Reopen { reason: "r".into() },
+            Kind::Comment => Action::Comment { text: "c".into() },
+        }
+    }
+
+    /// The whole table: from each state, each move, who may make it, and the
+    /// state it leads to. Everything not listed is refused.
+    #[test]
+    fn every_transition_per_role() {
+        use Kind::*;
+        use TicketState::*;
+        let everyone = ["olivia", "bob", "bella", "ivan", "quinn", "rita", "zed"];
+        // (from, move, who may, to). Assign moves to team infra, so ivan
+        // (infra) may pull it where the table says so.
+        let allowed: &[(TicketState, Kind, &[&str], TicketState)] = &[
+            (Open, Assign, &["olivia"], Assigned),
+            (Open, Take, &["olivia"], InProgress),
+            (Open, Resolve, &["olivia"], Resolved),
+            (Open, Comment, &everyone, Open),
+            (
+                Assigned,
+                Assign,
+                &["olivia", "bob", "bella", "ivan"],
+                Assigned,
+            ),
+            (Assigned, Take, &["bob", "bella"], InProgress),
+            (Assigned, Resolve, &["olivia"], Resolved),
+            (Assigned, Comment, &everyone, Assigned),
+            (
+                InProgress,
+                Assign,
+                &["olivia", "bob", "bella", "ivan"],
+                Assigned,
+            ),
+            // bella already has it: only bob may take it over.
+            (InProgress, Take, &["bob"], InProgress),
+            (InProgress, Resolve, &["olivia", "bob", "bella"], Resolved),
+            (InProgress, Comment, &everyone, InProgress),
+            (Resolved, Kind::Qa, &["olivia"], TicketState::Qa),
+            (Resolved, Verify, &["olivia"], Closed),
+            (Resolved, Reject, &["olivia"], Assigned),
+            (Resolved, Comment, &everyone, Resolved),
+            (TicketState::Qa, Verify, &["quinn"], Closed),
+            (TicketState::Qa, Reject, &["quinn"], Assigned),
+            (TicketState::Qa, Comment, &everyone, TicketState::Qa),
+            (Closed, Reopen, &["olivia", "bob", "bella"], Assigned),
+            (Closed, Comment, &everyone, Closed),
+        ];
+        let org = org();
+        let mut checked = 0;
+        for from in TicketState::ALL {
+            let t = ticket_in(from);
+            for kind in Kind::ALL {
+                let rule = allowed.iter().find(|(s, k, _, _)| *s == from && *k == kind);
+                for who in everyone {
+                    let got = transition(&t, &action(kind), &u(who), &org);
+                    match rule {
+                        Some((_, _, may, to)) if may.contains(&who) => {
+                            let tr = got.unwrap_or_else(|e| {
+                                panic!("{who} should {kind:?} from {from}: {e}")
+                            });
+                            assert_eq!(tr.to, *to, "{who} {kind:?} from {from}");
+                            check_invariants(&tr.ticket, &org).unwrap();
+                        }
+                        Some(_) => {
+                            let e = got.expect_err("refused").to_string();
+                            assert!(
+                                e.starts_with("only ") || e.contains("already"),
+                                "{who} {kind:?} from {from}: {e}"
+                            );
+                        }
+                        None => {
+                            let e = got.expect_err("refused").to_string();
+                            assert!(
+                                e.contains(&format!("from `{from}` you may:")),
+                                "{who} {kind:?} from {from}: {e}"
+                            );
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 6 * 8 * 7);
+    }
+
+    #[test]
+    fn refusals_name_who_may_and_what_is_allowed() {
+        let org = org();
+        let t = ticket_in(TicketState::InProgress);
+        let e = transition(&t, &Action::Resolve { note: "x".into() }, &u("ivan"), &org)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "only operators (olivia) or members of backend (bob, bella) may resolve OPS-1 while it is `in_progress`"
+        );
+        let e = transition(
+            &ticket_in(TicketState::Closed),
+            &Action::Verify,
+            &u("olivia"),
+            &org,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "cannot verify OPS-1: it is `closed`; from `closed` you may: reopen, comment"
+        );
+        let e = transition(
+            &ticket_in(TicketState::Qa),
+            &Action::Verify,
+            &u("olivia"),
+            &org,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "only QA (quinn) may verify OPS-1 while it is `qa`");
+    }
+
+    #[test]
+    fn reject_and_reopen_go_back_to_the_team_or_to_triage() {
+        let org = org();
+        let tr = transition(
+            &ticket_in(TicketState::Qa),
+            &Action::Reject {
+                reason: "still broken".into(),
+            },
+            &u("quinn"),
+            &org,
+        )
+        .unwrap();
+        assert_eq!(tr.ticket.state, TicketState::Assigned);
+        assert_eq!(tr.ticket.assignee, Some(u("bella")));
+        assert_eq!(tr.ticket.resolution, None);
+
+        // Resolved by the operator alone: no team, so back to triage.
+        let mut t = ticket_in(TicketState::Closed);
+        t.team = None;
+        t.assignee = None;
+        let tr = transition(
+            &t,
+            &Action::Reopen {
+                reason: "again".into(),
+            },
+            &u("olivia"),
+            &org,
+        )
+        .unwrap();
+        assert_eq!(tr.ticket.state, TicketState::Open);
+        check_invariants(&tr.ticket, &org).unwrap();
+    }
+
+    #[test]
+    fn assigning_a_person_checks_the_team() {
+        let org = org();
+        let t = ticket_in(TicketState::Assigned);
+        let e = transition(
+            &t,
+            &Action::AssignUser {
+                team: TeamName::parse("backend").unwrap(),
+                user: u("ivan"),
+            },
+            &u("bob"),
+            &org,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "ivan is not a member of backend; its members are: bob, bella"
+        );
+        let e = transition(
+            &t,
+            &Action::AssignTeam(TeamName::parse("nope").unwrap()),
+            &u("olivia"),
+            &org,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "there is no team `nope`; known teams: backend, infra, qa"
+        );
+    }
+}

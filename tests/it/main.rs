@@ -1,1 +1,11 @@
-fn main() {}
+//! The integration tests, in one binary (each file in `tests/` would link the
+//! whole crate again).
+
+mod bad_input;
+mod check_cmd;
+mod concurrency;
+mod console_flow;
+mod harness;
+mod props;
+mod restart;
+mod store_safety;

@@ -1,0 +1,84 @@
+//! `opsbot check`: a summary for a good config, every error with its place
+//! for a bad one.
+
+use crate::harness::{shipped_config, Env};
+
+#[test]
+fn the_shipped_config_passes() {
+    let env = Env::shipped();
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("bot.toml: ok"));
+    assert!(
+        run.stdout
+            .contains("people: 6 (operators: olivia; QA: team qa (quinn); release managers: rita)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("backend in #backend: bob, bella (lead bob)"));
+}
+
+#[test]
+fn an_unknown_key_fails_with_file_line_and_key() {
+    let text = shipped_config().replace(
+        "members = [\"ivan\"]",
+        "members = [\"ivan\"]\noncall = \"ivan\"",
+    );
+    let env = Env::with_config(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1));
+    let line = text.lines().position(|l| l.starts_with("oncall")).unwrap() + 1;
+    let want = format!("bot.toml:{line}: `teams.infra.oncall`: unknown field `oncall`");
+    assert!(run.stderr.contains(&want), "want {want}\n{}", run.stderr);
+}
+
+#[test]
+fn every_mistake_is_listed() {
+    let text = shipped_config()
+        .replace("qa_team = \"qa\"", "qa_team = \"testers\"")
+        .replace("lead = \"bob\"", "lead = \"ivan\"")
+        .replace("channel = \"infra\"", "channel = \"#Infra Team\"");
+    let env = Env::with_config(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("3 error(s)"), "{}", run.stderr);
+    for want in [
+        "`roles.qa_team`: no team `testers` is defined; known teams: backend, infra, qa",
+        "`teams.backend.lead`: `ivan` is not a member of team `backend`",
+        "`teams.infra.channel`: `Infra Team` is not a valid channel name",
+    ] {
+        assert!(run.stderr.contains(want), "want {want}\n{}", run.stderr);
+    }
+    // The console refuses to start on it too.
+    let run = env.opsbot(&["console"], "");
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("roles.qa_team"));
+}
+
+#[test]
+fn config_comes_from_the_env_var_when_no_flag() {
+    let env = Env::shipped();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
+        .arg("check")
+        .env("OPSBOT_CONFIG", &env.config)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Relative paths resolve against the config's folder.
+    assert!(
+        stdout.contains(&format!("storage: {}", env.data_dir().display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_says_discord_is_not_wired_and_points_to_console() {
+    let env = Env::shipped();
+    let run = env.opsbot(&["run"], "");
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("opsbot console"), "{}", run.stderr);
+}
