@@ -1,1 +1,198 @@
-fn main() {}
+//! Durable ticket operations per second through the real engine, runtime and
+//! sled store (group commit), with per-operation latency, next to the raw sled
+//! rate for comparable writes on the same machine.
+//!
+//! Run: `cargo bench --bench engine` (options: `-- CLIENTS TICKETS_PER_CLIENT`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opsbot::commands::parse_command;
+use opsbot::config::Config;
+use opsbot::domain::{Actor, ChannelName, Source, UserName};
+use opsbot::engine::{Engine, Event};
+use opsbot::runtime::{Bot, SystemClock};
+use opsbot::store::Store;
+
+const CONFIG: &str = r#"
+[roles]
+operators = ["olivia"]
+qa_team = "qa"
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+[teams.qa]
+channel = "qa"
+members = ["quinn"]
+"#;
+
+fn event(who: &str, line: &str) -> Event {
+    Event::Command {
+        actor: Actor::new(UserName::parse(who).expect("name"), Source::Console),
+        channel: ChannelName::parse("ops").expect("channel"),
+        command: parse_command(line, "OPS").expect("command"),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+fn engine_bench(clients: usize, per_client: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg_path = dir.path().join("bot.toml");
+    let config = Config::parse(&cfg_path, CONFIG).expect("config").config;
+    let store = Store::open(&config.storage_path).expect("store");
+    let (bot, writer) = Bot::start(store.clone(), Engine::new(Arc::new(config)), Arc::new(SystemClock))
+        .expect("bot");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = rt.block_on(async {
+        let mut handles = Vec::new();
+        for c in 0..clients {
+            let bot = bot.clone();
+            handles.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client * 4);
+                for i in 0..per_client {
+                    let t0 = Instant::now();
+                    let reply = bot
+                        .handle(event("olivia", &format!("/ticket open title:\"c{c} t{i}\" team:backend")))
+                        .await
+                        .expect("open")
+                        .expect("reply")
+                        .body
+                        .to_plain();
+                    lat.push(t0.elapsed());
+                    let id = reply
+                        .strip_prefix("Opened ")
+                        .and_then(|r| r.split(' ').next())
+                        .expect("id")
+                        .to_string();
+                    for (who, line) in [
+                        ("bob", format!("/ticket take id:{id}")),
+                        ("bob", format!("/ticket comment id:{id} text:\"looking\"")),
+                        ("bob", format!("/ticket resolve id:{id} note:\"fixed\"")),
+                    ] {
+                        let t0 = Instant::now();
+                        bot.handle(event(who, &line)).await.expect("move");
+                        lat.push(t0.elapsed());
+                    }
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.expect("client"));
+        }
+        all
+    });
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let ops = latencies.len();
+    println!(
+        "engine + sled, group commit: {ops} durable ticket operations by {clients} concurrent clients in {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  throughput {:.0} ops/s; latency p50 {}, p99 {}, max {}",
+        ops as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
+    println!(
+        "  store: {} tickets, {} posts queued in the outbox",
+        store.ticket_count(),
+        store.outbox_len()
+    );
+    drop(bot);
+    writer.join();
+}
+
+/// The same shape of writes per operation (ticket record, timeline entry, two
+/// index keys, counter, two outbox posts) straight into sled, one transaction
+/// per operation: durable with a flush after each, and with a flush per 512.
+fn raw_sled_bench(ops: usize, flush_every: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::open(dir.path()).expect("sled");
+    let trees: Vec<sled::Tree> = ["meta", "tickets", "timeline", "by_state", "by_team", "outbox"]
+        .iter()
+        .map(|n| db.open_tree(n).expect("tree"))
+        .collect();
+    let ticket = vec![b'x'; 420];
+    let entry = vec![b'y'; 180];
+    let post = vec![b'z'; 260];
+    let mut latencies = Vec::with_capacity(ops);
+    let started = Instant::now();
+    for i in 0..ops as u64 {
+        let t0 = Instant::now();
+        use sled::Transactional;
+        let r: Result<(), sled::transaction::TransactionError<()>> = (
+            &trees[0], &trees[1], &trees[2], &trees[3], &trees[4], &trees[5],
+        )
+            .transaction(|(meta, tickets, timeline, by_state, by_team, outbox)| {
+                let n = i / 4;
+                meta.insert(b"seq".as_ref(), &i.to_be_bytes())?;
+                tickets.insert(&n.to_be_bytes(), ticket.clone())?;
+                timeline.insert([n.to_be_bytes(), i.to_be_bytes()].concat(), entry.clone())?;
+                by_state.insert([&[1u8][..], &n.to_be_bytes()].concat(), &[])?;
+                by_team.insert([&b"backend\0"[..], &n.to_be_bytes()].concat(), &[])?;
+                outbox.insert(&(2 * i).to_be_bytes(), post.clone())?;
+                outbox.insert(&(2 * i + 1).to_be_bytes(), post.clone())?;
+                Ok(())
+            });
+        r.expect("transaction");
+        if (i as usize + 1) % flush_every == 0 {
+            db.flush().expect("flush");
+        }
+        latencies.push(t0.elapsed());
+    }
+    db.flush().expect("flush");
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "raw sled, one transaction per op, flush every {flush_every}: {ops} ops in {:.2} s = {:.0} ops/s; p50 {}, p99 {}",
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; numbers given are ours.
+    let nums: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let clients = nums.first().copied().unwrap_or(64);
+    let per_client = nums.get(1).copied().unwrap_or(200);
+    println!("machine: {}", machine());
+    engine_bench(clients, per_client);
+    raw_sled_bench(2_000, 1);
+    raw_sled_bench(50_000, 512);
+}
