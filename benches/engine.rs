@@ -65,8 +65,12 @@ fn engine_bench(clients: usize, per_client: usize) {
     let cfg_path = dir.path().join("bot.toml");
     let config = Config::parse(&cfg_path, CONFIG).expect("config").config;
     let store = Store::open(&config.storage_path).expect("store");
-    let (bot, writer) = Bot::start(store.clone(), Engine::new(Arc::new(config)), Arc::new(SystemClock))
-        .expect("bot");
+    let (bot, writer) = Bot::start(
+        store.clone(),
+        Engine::new(Arc::new(config)),
+        Arc::new(SystemClock),
+    )
+    .expect("bot");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -82,7 +86,10 @@ fn engine_bench(clients: usize, per_client: usize) {
                 for i in 0..per_client {
                     let t0 = Instant::now();
                     let reply = bot
-                        .handle(event("olivia", &format!("/ticket open title:\"c{c} t{i}\" team:backend")))
+                        .handle(event(
+                            "olivia",
+                            &format!("/ticket open title:\"c{c} t{i}\" team:backend"),
+                        ))
                         .await
                         .expect("open")
                         .expect("reply")
@@ -142,10 +149,12 @@ fn engine_bench(clients: usize, per_client: usize) {
 fn raw_sled_bench(ops: usize, flush_every: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = sled::open(dir.path()).expect("sled");
-    let trees: Vec<sled::Tree> = ["meta", "tickets", "timeline", "by_state", "by_team", "outbox"]
-        .iter()
-        .map(|n| db.open_tree(n).expect("tree"))
-        .collect();
+    let trees: Vec<sled::Tree> = [
+        "meta", "tickets", "timeline", "by_state", "by_team", "outbox",
+    ]
+    .iter()
+    .map(|n| db.open_tree(n).expect("tree"))
+    .collect();
     let ticket = vec![b'x'; 420];
     let entry = vec![b'y'; 180];
     let post = vec![b'z'; 260];
