@@ -26,6 +26,9 @@ pub enum CommandName {
     TicketVerify,
     TicketReject,
     TicketReopen,
+    AlertSilence,
+    AlertSilences,
+    AlertUnsilence,
     Help,
 }
 
@@ -42,6 +45,12 @@ pub enum OptKind {
     Priority,
     State,
     Bool,
+    /// A whole number, at least 1.
+    Integer,
+    /// A duration such as `90m`, `2h` or `1d`.
+    Duration,
+    /// Label matchers such as `alertname=HighLatency service=~check.*`.
+    Matchers,
     /// The name of another command, for `/help`.
     Command,
 }
@@ -66,6 +75,9 @@ impl OptKind {
                 OptKind::Team => "<team>".into(),
                 OptKind::User => "<person>".into(),
                 OptKind::Command => "<command>".into(),
+                OptKind::Integer => "<number>".into(),
+                OptKind::Duration => "<duration>".into(),
+                OptKind::Matchers => "<label=value …>".into(),
                 _ => "<value>".into(),
             },
         }
@@ -176,7 +188,7 @@ const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such as OPS-12");
 const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
 
 impl CommandName {
-    pub const ALL: [CommandName; 12] = [
+    pub const ALL: [CommandName; 15] = [
         CommandName::TicketOpen,
         CommandName::TicketShow,
         CommandName::TicketList,
@@ -188,6 +200,9 @@ impl CommandName {
         CommandName::TicketVerify,
         CommandName::TicketReject,
         CommandName::TicketReopen,
+        CommandName::AlertSilence,
+        CommandName::AlertSilences,
+        CommandName::AlertUnsilence,
         CommandName::Help,
     ];
 
@@ -298,6 +313,33 @@ impl CommandName {
                 const { &[TICKET_ID, req("reason", TEXT, "Why it is not fixed")] },
                 Who::Roles(MEMBERS),
             ),
+            CommandName::AlertSilence => Spec {
+                group: Some("alert"),
+                name: "silence",
+                summary: "Silence alerts: kept on record, but no ticket and no post until it ends",
+                options: const {
+                    &[
+                        req("matchers", OptKind::Matchers, "Which alerts, such as \"alertname=HighLatency service=~check.*\""),
+                        req("duration", OptKind::Duration, "How long, such as 30m, 2h or 1d (at most 30d)"),
+                        opt("comment", TEXT, "Why"),
+                    ]
+                },
+                who: Who::Roles(MEMBERS),
+            },
+            CommandName::AlertSilences => Spec {
+                group: Some("alert"),
+                name: "silences",
+                summary: "List the silences in force",
+                options: &[],
+                who: Who::Anyone,
+            },
+            CommandName::AlertUnsilence => Spec {
+                group: Some("alert"),
+                name: "unsilence",
+                summary: "End a silence now",
+                options: const { &[req("id", OptKind::Integer, "The silence's number, from /alert silences")] },
+                who: Who::Roles(MEMBERS),
+            },
             CommandName::Help => Spec {
                 group: None,
                 name: "help",
@@ -388,6 +430,15 @@ pub enum Command {
         id: TicketId,
         reason: String,
     },
+    AlertSilence {
+        matchers: Vec<crate::alert::Matcher>,
+        duration: std::time::Duration,
+        comment: Option<String>,
+    },
+    AlertSilences,
+    AlertUnsilence {
+        id: u64,
+    },
     Help {
         command: Option<CommandName>,
     },
@@ -407,6 +458,9 @@ impl Command {
             Command::TicketVerify { .. } => CommandName::TicketVerify,
             Command::TicketReject { .. } => CommandName::TicketReject,
             Command::TicketReopen { .. } => CommandName::TicketReopen,
+            Command::AlertSilence { .. } => CommandName::AlertSilence,
+            Command::AlertSilences => CommandName::AlertSilences,
+            Command::AlertUnsilence { .. } => CommandName::AlertUnsilence,
             Command::Help { .. } => CommandName::Help,
         }
     }
@@ -415,7 +469,10 @@ impl Command {
     pub fn is_query(&self) -> bool {
         matches!(
             self,
-            Command::TicketShow { .. } | Command::TicketList { .. } | Command::Help { .. }
+            Command::TicketShow { .. }
+                | Command::TicketList { .. }
+                | Command::AlertSilences
+                | Command::Help { .. }
         )
     }
 
@@ -479,6 +536,15 @@ impl Command {
             CommandName::TicketReopen => Command::TicketReopen {
                 id: a.ticket(prefix)?,
                 reason: a.text("reason")?,
+            },
+            CommandName::AlertSilence => Command::AlertSilence {
+                matchers: crate::alert::parse_matchers(&a.text("matchers")?)?,
+                duration: a.duration("duration")?,
+                comment: a.opt_text("comment")?,
+            },
+            CommandName::AlertSilences => Command::AlertSilences,
+            CommandName::AlertUnsilence => Command::AlertUnsilence {
+                id: a.integer("id")?,
             },
             CommandName::Help => Command::Help {
                 command: match a.take("command") {
@@ -564,7 +630,12 @@ impl Args {
                     )));
                 }
             }
-            if let OptKind::Text { max } = o.kind {
+            let limit = match o.kind {
+                OptKind::Text { max } => Some(max),
+                OptKind::Matchers | OptKind::Duration => Some(1000),
+                _ => None,
+            };
+            if let Some(max) = limit {
                 let len = v.trim().chars().count();
                 if len == 0 {
                     return Err(UserError::new(format!(
@@ -622,6 +693,31 @@ impl Args {
         Ok(self
             .take(name)
             .map(|v| v.trim().eq_ignore_ascii_case("true")))
+    }
+
+    fn integer(&mut self, name: &str) -> Result<u64, UserError> {
+        let raw = self.text(name)?;
+        raw.trim_start_matches('#')
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "`{name}` must be a whole number such as 3; got `{}`",
+                    clip_plain(&raw, 40)
+                ))
+            })
+    }
+
+    fn duration(&mut self, name: &str) -> Result<std::time::Duration, UserError> {
+        let raw = self.text(name)?;
+        match humantime::parse_duration(&raw) {
+            Ok(d) if d.as_secs() >= 60 && d.as_secs() <= 30 * 86400 => Ok(d),
+            _ => Err(UserError::new(format!(
+                "`{name}` must be a duration from 1m to 30d, such as 30m, 2h or 1d; got `{}`",
+                clip_plain(&raw, 40)
+            ))),
+        }
     }
 
     fn ticket(&mut self, prefix: &str) -> Result<TicketId, UserError> {

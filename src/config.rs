@@ -25,6 +25,88 @@ struct RawConfig {
     roles: RawRoles,
     #[serde(default)]
     teams: BTreeMap<String, RawTeam>,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    alerts: RawAlerts,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_token_env")]
+    token_env: String,
+    #[serde(default = "default_body_limit")]
+    body_limit: usize,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            token_env: default_token_env(),
+            body_limit: default_body_limit(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8787".into()
+}
+fn default_token_env() -> String {
+    "OPSBOT_HOOK_TOKEN".into()
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    /// Route policy for alerts no route takes.
+    #[serde(default)]
+    default: RawPolicy,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    message_rules: Vec<RawMessageRule>,
+    /// Pending alert posts to one channel beyond this are merged into one summary.
+    #[serde(default)]
+    coalesce_after: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    team: Option<String>,
+    priority: Option<String>,
+    group_by: Option<Vec<String>>,
+    resolve_on_recovery: Option<bool>,
+    stale_after: Option<String>,
+    on_refire: Option<crate::alert::OnRefire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(rename = "match", default)]
+    matchers: BTreeMap<String, String>,
+    team: Option<String>,
+    priority: Option<String>,
+    group_by: Option<Vec<String>>,
+    resolve_on_recovery: Option<bool>,
+    stale_after: Option<String>,
+    on_refire: Option<crate::alert::OnRefire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessageRule {
+    channel: String,
+    pattern: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +193,76 @@ pub struct Config {
     pub storage_path: PathBuf,
     pub tickets: TicketsConfig,
     pub org: Org,
+    pub http: HttpConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// A secret read from the environment variable the config names. It never
+/// prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A secret named by an environment variable, and its value if set.
+#[derive(Clone, Debug)]
+pub struct EnvSecret {
+    pub var: String,
+    pub value: Option<Secret>,
+}
+
+impl EnvSecret {
+    fn read(var: &str) -> Self {
+        let value = std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret);
+        Self {
+            var: var.to_string(),
+            value,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for the hooks and the ticket API.
+    pub token: EnvSecret,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// Ordered routes; the last is the default route and matches everything.
+    pub routes: Vec<crate::alert::Route>,
+    pub message_rules: Vec<crate::alert::MessageRule>,
+    pub coalesce_after: usize,
+}
+
+impl AlertsConfig {
+    /// The first route that takes these labels (the default route last).
+    pub fn route_for(&self, labels: &crate::alert::Labels) -> &crate::alert::Route {
+        self.routes
+            .iter()
+            .find(|r| r.matches(labels))
+            .unwrap_or_else(|| &self.routes[self.routes.len() - 1])
+    }
+
+    pub fn route(&self, name: &str) -> Option<&crate::alert::Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -373,6 +525,30 @@ impl Config {
                     .map(|l| format!(" (lead {l})"))
                     .unwrap_or_default()
             ));
+        }
+        s.push_str(&format!(
+            "http: {} (token from {}: {}; body limit {} bytes)\n",
+            self.http.listen,
+            self.http.token.var,
+            if self.http.token.value.is_some() { "set" } else { "NOT SET, hooks refuse requests" },
+            self.http.body_limit
+        ));
+        s.push_str(&format!(
+            "alert routes: {}\n",
+            self.alerts
+                .routes
+                .iter()
+                .map(|r| format!(
+                    "{} → {} {}",
+                    r.name,
+                    r.team.as_ref().map_or("operators", |t| t.as_str()),
+                    r.priority
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for r in &self.alerts.message_rules {
+            s.push_str(&format!("message rule in #{}: {}\n", r.channel, r.pattern.as_str()));
         }
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
@@ -695,7 +871,12 @@ impl<'a> Validator<'a> {
             None => None,
         };
 
+        let http = self.validate_http(&raw.http);
+        let alerts = self.validate_alerts(&raw.alerts, &teams);
+
         Some(Config {
+            http: http?,
+            alerts: alerts?,
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -709,6 +890,211 @@ impl<'a> Validator<'a> {
                 release_managers,
                 teams,
             },
+        })
+    }
+}
+
+impl Validator<'_> {
+    fn warn(&mut self, path: &[Seg<'_>], message: String) {
+        self.problem(Severity::Warning, path, message)
+    }
+
+    fn validate_http(&mut self, raw: &RawHttp) -> Option<HttpConfig> {
+        let listen = match raw.listen.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    &[Seg::Key("http"), Seg::Key("listen")],
+                    format!("`{}` is not an address: write HOST:PORT, such as \"127.0.0.1:8787\"", raw.listen),
+                );
+                None
+            }
+        };
+        if raw.body_limit < 1024 {
+            self.error(
+                &[Seg::Key("http"), Seg::Key("body_limit")],
+                format!("{} bytes is too small for any webhook; use at least 1024", raw.body_limit),
+            );
+        }
+        let token = EnvSecret::read(&raw.token_env);
+        if token.value.is_none() {
+            self.warn(
+                &[Seg::Key("http"), Seg::Key("token_env")],
+                format!(
+                    "{} is not set: the hooks and the ticket API will refuse every request",
+                    raw.token_env
+                ),
+            );
+        }
+        Some(HttpConfig {
+            listen: listen?,
+            token,
+            body_limit: raw.body_limit,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        path: &[Seg<'_>],
+        name: &str,
+        matchers: &BTreeMap<String, String>,
+        policy: &RawPolicy,
+        base: Option<&crate::alert::Route>,
+        teams: &BTreeMap<TeamName, Team>,
+    ) -> Option<crate::alert::Route> {
+        use crate::alert::{anchored, OnRefire, Route};
+        let key = |k: &'static str| -> Vec<Seg<'_>> {
+            let mut p = path.to_vec();
+            p.push(Seg::Key(k));
+            p
+        };
+        let mut ok = true;
+        let mut compiled = Vec::new();
+        for (label, pattern) in matchers {
+            match anchored(pattern) {
+                Ok(r) => compiled.push((label.clone(), r)),
+                Err(e) => {
+                    let mut p = path.to_vec();
+                    p.push(Seg::Key("match"));
+                    p.push(Seg::Key(label));
+                    self.error(&p, format!("the regular expression does not compile: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        let team = match &policy.team {
+            Some(t) => match TeamName::parse(t) {
+                Ok(t) if teams.contains_key(&t) => Some(t),
+                _ => {
+                    let known = teams.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+                    self.error(&key("team"), format!("no team `{t}` is defined; known teams: {known}"));
+                    ok = false;
+                    None
+                }
+            },
+            None => base.and_then(|b| b.team.clone()),
+        };
+        let priority = match &policy.priority {
+            Some(p) => match p.parse::<Priority>() {
+                Ok(p) => p,
+                Err(e) => {
+                    self.error(&key("priority"), e.to_string());
+                    ok = false;
+                    Priority::P3
+                }
+            },
+            None => base.map_or(Priority::P3, |b| b.priority),
+        };
+        let stale_after = match &policy.stale_after {
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d.as_secs() >= 60 => Some(d),
+                _ => {
+                    self.error(
+                        &key("stale_after"),
+                        format!("`{s}` is not a duration of a minute or more, such as \"6h\" or \"30m\""),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+            None => base.and_then(|b| b.stale_after),
+        };
+        let group_by = policy
+            .group_by
+            .clone()
+            .unwrap_or_else(|| base.map(|b| b.group_by.clone()).unwrap_or_default());
+        if !ok {
+            return None;
+        }
+        Some(Route {
+            name: name.to_string(),
+            matchers: compiled,
+            team,
+            priority,
+            group_by,
+            resolve_on_recovery: policy
+                .resolve_on_recovery
+                .unwrap_or_else(|| base.is_some_and(|b| b.resolve_on_recovery)),
+            stale_after,
+            on_refire: policy
+                .on_refire
+                .unwrap_or_else(|| base.map_or(OnRefire::Reopen, |b| b.on_refire)),
+        })
+    }
+
+    fn validate_alerts(
+        &mut self,
+        raw: &RawAlerts,
+        teams: &BTreeMap<TeamName, Team>,
+    ) -> Option<AlertsConfig> {
+        let empty = BTreeMap::new();
+        let default = self.route(
+            &[Seg::Key("alerts"), Seg::Key("default")],
+            "default",
+            &empty,
+            &raw.default,
+            None,
+            teams,
+        );
+        let mut routes = Vec::new();
+        let mut names: Vec<&str> = vec!["default"];
+        let mut ok = default.is_some();
+        for (i, r) in raw.routes.iter().enumerate() {
+            let path = [Seg::Key("alerts"), Seg::Key("routes"), Seg::Index(i)];
+            if r.name.trim().is_empty() || names.contains(&r.name.as_str()) {
+                let mut p = path.to_vec();
+                p.push(Seg::Key("name"));
+                self.error(&p, format!("route names must be unique and not empty; `{}` is taken", r.name));
+                ok = false;
+            }
+            names.push(&r.name);
+            let policy = RawPolicy {
+                team: r.team.clone(),
+                priority: r.priority.clone(),
+                group_by: r.group_by.clone(),
+                resolve_on_recovery: r.resolve_on_recovery,
+                stale_after: r.stale_after.clone(),
+                on_refire: r.on_refire,
+            };
+            // A route inherits the default route's policy where it is silent.
+            match self.route(&path, &r.name, &r.matchers, &policy, default.as_ref(), teams) {
+                Some(route) => routes.push(route),
+                None => ok = false,
+            }
+        }
+        let mut rules = Vec::new();
+        for (i, m) in raw.message_rules.iter().enumerate() {
+            let path = [Seg::Key("alerts"), Seg::Key("message_rules"), Seg::Index(i)];
+            let mut pp = path.to_vec();
+            pp.push(Seg::Key("pattern"));
+            let mut pc = path.to_vec();
+            pc.push(Seg::Key("channel"));
+            let channel = self.channel(&pc, &m.channel);
+            match regex::Regex::new(&m.pattern) {
+                Ok(r) if r.capture_names().flatten().any(|n| n == "alertname") => {
+                    if let Some(channel) = channel {
+                        rules.push(crate::alert::MessageRule { channel, pattern: r });
+                    }
+                }
+                Ok(_) => {
+                    self.error(&pp, "the pattern has no `(?P<alertname>…)` group: it must name the alert".into());
+                    ok = false;
+                }
+                Err(e) => {
+                    self.error(&pp, format!("the regular expression does not compile: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        routes.push(default?);
+        Some(AlertsConfig {
+            routes,
+            message_rules: rules,
+            coalesce_after: raw.coalesce_after.unwrap_or(3).max(1),
         })
     }
 }

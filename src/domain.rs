@@ -64,6 +64,15 @@ name_type!(
     UserName,
     "person"
 );
+impl UserName {
+    /// A name the bot itself uses (`alertmanager`, `monitoring`): a literal
+    /// known to be valid.
+    pub(crate) fn system(name: &'static str) -> UserName {
+        debug_assert!(UserName::parse(name).is_ok(), "{name}");
+        UserName(name.to_string())
+    }
+}
+
 name_type!(
     /// A team from the configuration.
     TeamName,
@@ -355,6 +364,19 @@ pub struct Ticket {
     pub resolution: Option<String>,
     /// Number of timeline entries; the next entry's sequence number.
     pub timeline_len: u32,
+    /// For tickets opened by monitoring: how many alerts, and when the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertStats>,
+}
+
+/// Monitoring's side of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertStats {
+    /// The alert group the ticket stands for.
+    pub group: String,
+    /// Alerts received for it, repeats included.
+    pub count: u64,
+    pub last_seen: Timestamp,
 }
 
 /// What happened on a ticket.
@@ -362,6 +384,10 @@ pub struct Ticket {
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     Opened,
+    /// Monitoring: an alert fired, repeated, joined or recovered.
+    Alert,
+    /// Monitoring: no alert for longer than the route allows.
+    Stale,
     Assigned,
     Taken,
     Commented,
@@ -376,6 +402,8 @@ impl EntryKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Opened => "opened",
+            EntryKind::Alert => "alert",
+            EntryKind::Stale => "stale",
             EntryKind::Assigned => "assigned",
             EntryKind::Taken => "taken",
             EntryKind::Commented => "commented",

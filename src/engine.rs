@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::{Alert, AlertStatus, Silence};
 use crate::commands::{self, Command};
 use crate::config::Config;
 use crate::domain::{
@@ -32,6 +33,10 @@ pub enum Event {
         channel: ChannelName,
         text: String,
     },
+    /// A batch of alerts from a monitoring tool, accepted or refused whole.
+    Alerts { alerts: Vec<Alert> },
+    /// Alert groups the timer found quiet for longer than their route allows.
+    MarkStale { groups: Vec<String> },
 }
 
 impl Event {
@@ -68,6 +73,10 @@ pub struct Post {
     #[serde(default)]
     pub thread: bool,
     pub body: Rich,
+    /// Caused by monitoring: may be merged with others into one summary
+    /// when many wait for the same channel (storm control).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert: bool,
 }
 
 /// What follows from a decision, delivered after commit by the outbox workers.
@@ -86,12 +95,57 @@ pub enum Write {
     Timeline(TicketId, TimelineEntry),
     /// Queue an effect in the outbox.
     Effect(Effect),
+    /// Insert or replace an alert group.
+    Group(GroupRecord),
+    /// Replace the silences.
+    Silences(SilenceBook),
+    /// Keep a silenced alert on record.
+    Silenced(Alert),
+}
+
+/// What an alert batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub accepted: usize,
+    /// The tickets the batch opened or touched, in order, without repeats.
+    pub tickets: Vec<TicketId>,
+}
+
+/// One open alert group and its ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub key: String,
+    pub route: String,
+    pub ticket: TicketId,
+    /// Alerts in the group, by fingerprint.
+    pub members: std::collections::BTreeMap<String, Member>,
+    pub last_seen: Timestamp,
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// One alert of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub status: AlertStatus,
+    pub count: u64,
+    pub last_seen: Timestamp,
+    pub summary: String,
+}
+
+/// The silences, with the next id to hand out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceBook {
+    pub next_id: u64,
+    pub silences: Vec<Silence>,
 }
 
 /// The engine's verdict on one event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Decision {
     pub reply: Option<Reply>,
+    /// For alert batches: what was accepted.
+    pub accepted: Option<Accepted>,
     pub writes: Vec<Write>,
 }
 
@@ -100,6 +154,8 @@ pub trait View {
     fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError>;
     /// The highest ticket number ever allocated (0 when none).
     fn last_ticket_number(&self) -> Result<u64, StoreError>;
+    fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError>;
+    fn silences(&self) -> Result<SilenceBook, StoreError>;
 }
 
 /// What `/ticket list` asks for.
@@ -119,6 +175,19 @@ pub trait QueryView: View {
     fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
 }
 
+/// What a new ticket is made of.
+pub(crate) struct NewTicket<'a> {
+    pub num: u64,
+    pub actor: &'a Actor,
+    pub channel: &'a ChannelName,
+    pub title: &'a str,
+    pub description: Option<&'a str>,
+    pub priority: Priority,
+    pub team: Option<&'a TeamName>,
+    /// How the card in the operations channel starts.
+    pub headline: &'a str,
+}
+
 /// How many tickets `/ticket list` shows.
 pub const LIST_LIMIT: usize = 25;
 /// How many timeline entries `/ticket show` shows.
@@ -127,30 +196,41 @@ pub const SHOW_ENTRIES: usize = 20;
 /// The decider. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Engine {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
 }
 
 /// Collects the writes of one decision.
-struct Out {
-    writes: Vec<Write>,
+pub(crate) struct Out {
+    pub(crate) writes: Vec<Write>,
+    /// Posts made now are monitoring's (see [`Post::alert`]).
+    pub(crate) alert: bool,
 }
 
 impl Out {
-    fn post(&mut self, channel: &ChannelName, ticket: Option<&TicketId>, body: Rich) {
+    pub(crate) fn new() -> Self {
+        Self {
+            writes: Vec::new(),
+            alert: false,
+        }
+    }
+
+    pub(crate) fn post(&mut self, channel: &ChannelName, ticket: Option<&TicketId>, body: Rich) {
         self.writes.push(Write::Effect(Effect::Post(Post {
             channel: channel.clone(),
             ticket: ticket.cloned(),
             thread: false,
             body,
+            alert: self.alert,
         })));
     }
 
-    fn thread(&mut self, ops: &ChannelName, id: &TicketId, body: Rich) {
+    pub(crate) fn thread(&mut self, ops: &ChannelName, id: &TicketId, body: Rich) {
         self.writes.push(Write::Effect(Effect::Post(Post {
             channel: ops.clone(),
             ticket: Some(id.clone()),
             thread: true,
             body,
+            alert: self.alert,
         })));
     }
 }
@@ -164,7 +244,7 @@ impl Engine {
         &self.config
     }
 
-    fn ops(&self) -> &ChannelName {
+    pub(crate) fn ops(&self) -> &ChannelName {
         &self.config.tickets.channel
     }
 
@@ -181,8 +261,13 @@ impl Engine {
                 channel,
                 command,
             } => self.command(view, actor, channel, command, now),
-            // No message rules yet: ordinary chat is not the bot's business.
-            Event::ChatMessage { .. } => Ok(Decision::default()),
+            Event::ChatMessage {
+                author,
+                channel,
+                text,
+            } => self.chat_message(view, author, channel, text, now),
+            Event::Alerts { alerts } => self.alerts(view, alerts, now),
+            Event::MarkStale { groups } => self.mark_stale(view, groups, now),
         }
     }
 
@@ -244,7 +329,13 @@ impl Engine {
                     reason: reason.clone(),
                 },
             ),
-            Command::TicketShow { .. } | Command::TicketList { .. } | Command::Help { .. } => {
+            Command::AlertSilence { .. } | Command::AlertUnsilence { .. } => {
+                return self.alert_command(view, actor, command, now);
+            }
+            Command::TicketShow { .. }
+            | Command::TicketList { .. }
+            | Command::AlertSilences
+            | Command::Help { .. } => {
                 // Queries write nothing; the runtime sends them to `query`.
                 return Ok(Decision::default());
             }
@@ -253,13 +344,14 @@ impl Engine {
         let tr = ticket::transition(&before, &action, &actor.name, org)?;
         let mut t = tr.ticket;
         t.updated_at = now;
-        let mut out = Out { writes: Vec::new() };
+        let mut out = Out::new();
         let entry = self.entry(&mut t, actor, tr.entry, tr.from, tr.to, &tr.text, now);
         out.writes.push(Write::Timeline(t.id.clone(), entry));
         let reply = self.announce(&mut out, &t, actor, &action);
         out.writes.push(Write::Ticket(t));
         Ok(Decision {
             reply: Some(Reply::private(reply)),
+            accepted: None,
             writes: out.writes,
         })
     }
@@ -298,7 +390,7 @@ impl Engine {
         }
     }
 
-    fn load(&self, view: &dyn View, id: &TicketId) -> Result<Ticket, EngineError> {
+    pub(crate) fn load(&self, view: &dyn View, id: &TicketId) -> Result<Ticket, EngineError> {
         match view.ticket(id)? {
             Some(t) => Ok(t),
             None => {
@@ -317,7 +409,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn entry(
+    pub(crate) fn entry(
         &self,
         t: &mut Ticket,
         actor: &Actor,
@@ -372,6 +464,51 @@ impl Engine {
             }
         }
         let num = view.last_ticket_number()? + 1;
+        let mut out = Out::new();
+        let t = self.open_ticket(
+            &mut out,
+            NewTicket {
+                num,
+                actor,
+                channel,
+                title,
+                description,
+                priority: priority.unwrap_or(self.config.tickets.default_priority),
+                team,
+                headline: "New ticket ",
+            },
+            now,
+        );
+        let id = t.id.clone();
+        let reply = Rich::new()
+            .text("Opened ")
+            .bold(id.to_string())
+            .text(match &t.team {
+                Some(team) => format!(" for team {team}."),
+                None => format!(" in #{}.", self.ops()),
+            });
+        out.writes.push(Write::Ticket(t));
+        Ok(Decision {
+            reply: Some(Reply::private(reply)),
+            accepted: None,
+            writes: out.writes,
+        })
+    }
+
+    /// Writes a new ticket (timeline, card in the operations channel, thread,
+    /// and the team's channel when it has a team) into `out`; returns it. The
+    /// caller writes the ticket record itself, once it is final.
+    pub(crate) fn open_ticket(&self, out: &mut Out, new: NewTicket<'_>, now: Timestamp) -> Ticket {
+        let NewTicket {
+            num,
+            actor,
+            channel,
+            title,
+            description,
+            priority,
+            team,
+            headline,
+        } = new;
         let id = TicketId::new(&self.config.tickets.prefix, num);
         let mut t = Ticket {
             id: id.clone(),
@@ -380,7 +517,7 @@ impl Engine {
                 .map(str::trim)
                 .filter(|d| !d.is_empty())
                 .map(str::to_string),
-            priority: priority.unwrap_or(self.config.tickets.default_priority),
+            priority,
             state: TicketState::Open,
             team: None,
             assignee: None,
@@ -391,8 +528,8 @@ impl Engine {
             updated_at: now,
             resolution: None,
             timeline_len: 0,
+            alerts: None,
         };
-        let mut out = Out { writes: Vec::new() };
         let opened = self.entry(
             &mut t,
             actor,
@@ -407,7 +544,7 @@ impl Engine {
             self.ops(),
             Some(&id),
             Rich::new()
-                .text("New ticket ")
+                .text(headline)
                 .append(render::ticket_head(&t))
                 .text(format!(" — opened by {} ({})", actor.name, actor.source)),
         );
@@ -433,25 +570,14 @@ impl Engine {
             t = tr.ticket;
             let e = self.entry(&mut t, actor, tr.entry, tr.from, tr.to, &tr.text, now);
             out.writes.push(Write::Timeline(id.clone(), e));
-            self.announce(&mut out, &t, actor, &action);
+            self.announce(out, &t, actor, &action);
         }
-        let reply = Rich::new()
-            .text("Opened ")
-            .bold(id.to_string())
-            .text(match &t.team {
-                Some(team) => format!(" for team {team}."),
-                None => format!(" in #{}.", self.ops()),
-            });
-        out.writes.push(Write::Ticket(t));
-        Ok(Decision {
-            reply: Some(Reply::private(reply)),
-            writes: out.writes,
-        })
+        t
     }
 
     /// Posts a move where the people who act next will see it, and in the
     /// ticket's thread; returns the answer for the actor.
-    fn announce(&self, out: &mut Out, t: &Ticket, actor: &Actor, action: &Action) -> Rich {
+    pub(crate) fn announce(&self, out: &mut Out, t: &Ticket, actor: &Actor, action: &Action) -> Rich {
         let org = &self.config.org;
         let ops = self.ops().clone();
         let id = &t.id;
@@ -608,7 +734,12 @@ impl Engine {
     }
 
     /// Answers a read-only command.
-    pub fn query(&self, view: &dyn QueryView, event: &Event) -> Result<Reply, EngineError> {
+    pub fn query(
+        &self,
+        view: &dyn QueryView,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Reply, EngineError> {
         let Event::Command { actor, command, .. } = event else {
             return Err(UserError::new("not a query").into());
         };
@@ -652,6 +783,7 @@ impl Engine {
                     &words.join(", "),
                 )))
             }
+            Command::AlertSilences => self.list_silences(view, now),
             Command::Help { command } => {
                 Ok(Reply::private(commands::help(&actor.name, org, *command)))
             }

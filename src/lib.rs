@@ -4,23 +4,31 @@
 //!
 //! # Layout
 //!
+//! - [`alert`]: alerts from every source, matchers, silences, routes, webhook parsers.
 //! - [`domain`]: ids and names (newtypes parsed at the edge), tickets, timelines.
 //! - [`ticket`]: the ticket state machine and who may make each move.
 //! - [`commands`]: every chat command declared once; the console parser and `/help`.
 //! - [`config`]: `bot.toml`, typed and validated, with file/line/key errors.
-//! - [`engine`]: the one place that decides: `Event` in, writes and effects out, no I/O.
+//! - [`engine`]: the one place that decides: `Event` in, writes and effects out, no I/O
+//!   (its alert rules live in `alerting`).
 //! - [`render`]: rich text and the pure builders of what the bot posts.
 //! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
 //! - [`runtime`]: the commit thread (group commit) and the outbox workers.
 //! - [`console`]: the terminal as the bot's chat.
+//! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
+//! - [`metrics`]: counters and histograms, in Prometheus' text format.
 //! - [`error`]: the user's errors and ours.
 
+pub mod alert;
+mod alerting;
 pub mod commands;
 pub mod config;
 pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod render;
 pub mod runtime;
 pub mod store;

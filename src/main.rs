@@ -1,7 +1,9 @@
 //! The `opsbot` binary: the command line of DESIGN.md, and nothing else.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use opsbot::config::{self, Config, Loaded};
 use opsbot::console::{self, ConsoleSink, Printer, Session};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
+use opsbot::http::{self, HttpState};
+use opsbot::metrics::Metrics;
 use opsbot::runtime::{Bot, SystemClock};
 use opsbot::store::Store;
 
@@ -34,6 +38,9 @@ enum Cmd {
         /// The config file (default: $OPSBOT_CONFIG, then ./bot.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The HTTP intake's address (default: [http] listen); port 0 picks one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
     },
     /// The same bot with the terminal as its chat.
     Console {
@@ -48,6 +55,9 @@ enum Cmd {
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// The HTTP intake's address (default: [http] listen); port 0 picks one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
     },
     /// Validate the config; print a summary, or every error with its place.
     Check {
@@ -84,13 +94,14 @@ fn main() -> ExitCode {
     init_logs();
     let result = match cli.cmd {
         Cmd::Check { config } => return check(config),
-        Cmd::Run { config } => run(config),
+        Cmd::Run { config, listen: _ } => run(config),
         Cmd::Console {
             config,
             as_user,
             channel,
             json,
-        } => console_cmd(config, as_user, channel, json),
+            listen,
+        } => console_cmd(config, as_user, channel, json, listen),
         Cmd::Export { config } => export(config),
     };
     match result {
@@ -128,11 +139,43 @@ fn run(flag: Option<PathBuf>) -> anyhow::Result<()> {
     )
 }
 
+/// How often quiet alert groups are looked for.
+const STALE_EVERY: Duration = Duration::from_secs(30);
+
+/// Binds the HTTP intake and serves it until `stop` turns true. Prints
+/// `listening on http://HOST:PORT` once requests are accepted.
+async fn start_http(
+    bot: &Bot,
+    config: &Config,
+    listen: Option<SocketAddr>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let addr = listen.unwrap_or(config.http.listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; pass --listen 127.0.0.1:0 for a free port, or change [http] listen")
+    })?;
+    let bound = listener.local_addr()?;
+    let state = HttpState {
+        bot: bot.clone(),
+        token: config.http.token.value.clone(),
+        token_var: config.http.token.var.clone(),
+        body_limit: config.http.body_limit,
+        metrics: Arc::new(Metrics::new()),
+    };
+    let mut stop = stop;
+    let server = tokio::spawn(http::serve(listener, state, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    eprintln!("listening on http://{bound}");
+    Ok(server)
+}
+
 fn console_cmd(
     flag: Option<PathBuf>,
     as_user: Option<String>,
     channel: Option<String>,
     json: bool,
+    listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let Loaded { config, .. } = load(flag)?;
     let user = match as_user {
@@ -154,21 +197,30 @@ fn console_cmd(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let engine = Engine::new(Arc::new(config));
-    let (bot, writer) = Bot::start(store.clone(), engine, Arc::new(SystemClock))?;
+    let config = Arc::new(config);
+    let engine = Engine::new(config.clone());
+    let clock = Arc::new(SystemClock);
+    let (bot, writer) = Bot::start(store.clone(), engine, clock.clone())?;
     let out = console::output(std::io::stdout());
     let printer = Printer::new(out, json);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {
-        let worker = tokio::spawn(bot.outbox_worker(ConsoleSink(printer.clone()), stop_rx));
+        let worker = tokio::spawn(bot.outbox_worker(ConsoleSink(printer.clone()), stop_worker_rx));
+        let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
+        let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
         // Posts left undelivered by a previous run go out first.
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let res = console::run(&bot, &printer, Session { user, channel }, stdin).await;
-        bot.wait_delivered(console::DELIVERY_WAIT).await;
+        // Stop taking requests, then deliver what they committed.
         let _ = stop_tx.send(true);
+        let _ = server.await;
+        let _ = ticker.await;
+        bot.wait_delivered(console::DELIVERY_WAIT).await;
+        let _ = stop_worker_tx.send(true);
         let _ = worker.await;
-        res
+        res.map_err(anyhow::Error::from)
     })?;
     drop(bot);
     writer.join();

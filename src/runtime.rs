@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tracing::{debug, error, info_span, warn};
 
 use crate::domain::Timestamp;
-use crate::engine::{Engine, Event, Reply};
+use crate::engine::{Accepted, Engine, Event, Reply};
 use crate::error::{EngineError, ErrorId, UserError};
 use crate::store::{OutboxItem, Store};
 
@@ -51,9 +51,17 @@ pub enum BotError {
 /// Events per transaction and flush, at most.
 pub const MAX_BATCH: usize = 512;
 
+/// What the engine answered to one event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub reply: Option<Reply>,
+    /// For alert batches.
+    pub accepted: Option<Accepted>,
+}
+
 struct Job {
     event: Event,
-    done: oneshot::Sender<Result<Option<Reply>, BotError>>,
+    done: oneshot::Sender<Result<Outcome, BotError>>,
 }
 
 /// A handle on the running bot. Cheap to clone.
@@ -132,14 +140,68 @@ impl Bot {
         &self.store
     }
 
-    /// Applies one event and returns the answer for the person who acted.
-    /// Returns only once what the event changed is durable on disk.
-    pub async fn handle(&self, event: Event) -> Result<Option<Reply>, BotError> {
+    /// Applies one event and returns what the engine answered. Returns only
+    /// once what the event changed is durable on disk.
+    pub async fn submit(&self, event: Event) -> Result<Outcome, BotError> {
         let (done, rx) = oneshot::channel();
         self.jobs
             .send(Job { event, done })
             .map_err(|_| BotError::Stopped)?;
         rx.await.unwrap_or(Err(BotError::Stopped))
+    }
+
+    /// Applies one event and returns the answer for the person who acted.
+    pub async fn handle(&self, event: Event) -> Result<Option<Reply>, BotError> {
+        Ok(self.submit(event).await?.reply)
+    }
+
+    /// Every `every`, finds alert groups quiet for longer than their route
+    /// allows and has the engine mark them stale, until `shutdown`.
+    pub fn stale_ticker(
+        &self,
+        every: Duration,
+        clock: Arc<dyn Clock>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let bot = self.clone();
+        async move {
+            loop {
+                let due = bot.stale_candidates(clock.now());
+                if !due.is_empty() {
+                    if let Err(e) = bot.submit(Event::MarkStale { groups: due }).await {
+                        warn!(error = %e, "marking stale alert groups failed");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Alert groups whose route's stale timeout has passed (the engine checks
+    /// again when it decides).
+    pub fn stale_candidates(&self, now: Timestamp) -> Vec<String> {
+        let alerts = &self.engine.config().alerts;
+        let mut due = Vec::new();
+        for g in self.store.groups() {
+            let g = match g {
+                Ok(g) => g,
+                Err(e) => {
+                    error!(error = %e, "cannot read an alert group");
+                    continue;
+                }
+            };
+            let Some(after) = alerts.route(&g.route).and_then(|r| r.stale_after) else {
+                continue;
+            };
+            let quiet = (now - g.last_seen).to_std().unwrap_or_default();
+            if !g.stale && quiet >= after {
+                due.push(g.key);
+            }
+        }
+        due
     }
 
     /// The outbox seq committed so far.
@@ -169,6 +231,7 @@ impl Bot {
         let store = self.store.clone();
         let wake = self.outbox_wake.clone();
         let delivered = self.delivered_tx.clone();
+        let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -183,14 +246,16 @@ impl Bot {
                     }
                 };
                 let mut stalled = false;
-                for mut item in batch {
+                for (seqs, mut item) in coalesce(batch, coalesce_after) {
                     if *shutdown.borrow() {
                         return;
                     }
                     match sink.deliver(&item).await {
                         Ok(()) => {
-                            if let Err(e) = store.outbox_done(item.seq) {
-                                error!(seq = item.seq, error = %e, "cannot mark an effect delivered");
+                            for seq in &seqs {
+                                if let Err(e) = store.outbox_done(*seq) {
+                                    error!(seq, error = %e, "cannot mark an effect delivered");
+                                }
                             }
                             delivered.send_replace(item.seq);
                             backoff = Duration::from_millis(100);
@@ -236,6 +301,84 @@ impl Bot {
     }
 }
 
+/// Storm control: when more than `after` monitoring posts wait for the same
+/// channel, they are merged into one summary, delivered where the first one
+/// stood. Returns each delivery with the outbox entries it settles. Thread
+/// posts (each ticket's own story) and people's posts are never merged.
+pub fn coalesce(items: Vec<OutboxItem>, after: usize) -> Vec<(Vec<u64>, OutboxItem)> {
+    use std::collections::BTreeMap;
+
+    use crate::domain::{ChannelName, TicketId};
+    use crate::engine::Effect;
+    use crate::render::Rich;
+
+    let mergeable = |i: &OutboxItem| -> Option<(ChannelName, Option<TicketId>)> {
+        match &i.effect {
+            Effect::Post(p) if p.alert && !p.thread => Some((p.channel.clone(), p.ticket.clone())),
+            _ => None,
+        }
+    };
+    let mut per_channel: BTreeMap<ChannelName, usize> = BTreeMap::new();
+    for i in &items {
+        if let Some((c, _)) = mergeable(i) {
+            *per_channel.entry(c).or_default() += 1;
+        }
+    }
+    // Deliveries, and for merged ones the tickets they cover.
+    let mut out: Vec<(Vec<u64>, OutboxItem, Vec<Option<TicketId>>)> = Vec::new();
+    let mut merged_at: BTreeMap<ChannelName, usize> = BTreeMap::new();
+    for item in items {
+        match mergeable(&item) {
+            Some((c, ticket)) if per_channel.get(&c).copied().unwrap_or(0) > after => {
+                match merged_at.get(&c) {
+                    Some(&at) => {
+                        out[at].0.push(item.seq);
+                        out[at].2.push(ticket);
+                    }
+                    None => {
+                        merged_at.insert(c, out.len());
+                        out.push((vec![item.seq], item, vec![ticket]));
+                    }
+                }
+            }
+            _ => out.push((vec![item.seq], item, Vec::new())),
+        }
+    }
+    out.into_iter()
+        .map(|(seqs, mut item, tickets)| {
+            if seqs.len() > 1 {
+                let mut counts: Vec<(String, usize)> = Vec::new();
+                for t in tickets.iter().flatten() {
+                    let id = t.to_string();
+                    match counts.iter_mut().find(|(k, _)| *k == id) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((id, 1)),
+                    }
+                }
+                let shown: Vec<String> = counts
+                    .iter()
+                    .take(10)
+                    .map(|(id, n)| format!("{id} ({n})"))
+                    .collect();
+                let mut text = format!(
+                    "Alert storm: {} alert updates for {} tickets: {}",
+                    seqs.len(),
+                    counts.len(),
+                    shown.join(", ")
+                );
+                if counts.len() > 10 {
+                    text.push_str(&format!(" and {} more", counts.len() - 10));
+                }
+                text.push_str(". Each ticket's thread has the details; /ticket list shows them.");
+                let Effect::Post(p) = &mut item.effect;
+                p.body = Rich::new().text(text);
+                p.ticket = None;
+            }
+            (seqs, item)
+        })
+        .collect()
+}
+
 /// Why an effect was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -276,14 +419,17 @@ fn commit_loop(
         }
         let span = info_span!("batch", events = batch.len());
         let _g = span.enter();
-        let mut results: Vec<Option<Result<Option<Reply>, BotError>>> =
+        let mut results: Vec<Option<Result<Outcome, BotError>>> =
             (0..batch.len()).map(|_| None).collect();
         let mut wrote = false;
         let mut i = 0;
         while i < batch.len() {
             if batch[i].event.is_query() {
-                results[i] = Some(match engine.query(&store, &batch[i].event) {
-                    Ok(r) => Ok(Some(r)),
+                results[i] = Some(match engine.query(&store, &batch[i].event, clock.now()) {
+                    Ok(r) => Ok(Outcome {
+                        reply: Some(r),
+                        accepted: None,
+                    }),
                     Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
                     Err(EngineError::Store(e)) => Err(internal(&e, "query failed")),
                 });
@@ -347,19 +493,25 @@ fn apply(
     engine: &Engine,
     clock: &dyn Clock,
     events: &[&Event],
-) -> Result<Vec<Result<Option<Reply>, BotError>>, crate::error::StoreError> {
+) -> Result<Vec<Result<Outcome, BotError>>, crate::error::StoreError> {
     let results = store.apply_batch(
         events,
         |view, ev| {
             let d = engine.decide(view, ev, clock.now())?;
-            Ok((d.writes, d.reply))
+            Ok((
+                d.writes,
+                Outcome {
+                    reply: d.reply,
+                    accepted: d.accepted,
+                },
+            ))
         },
         || clock.now(),
     )?;
     Ok(results
         .into_iter()
         .map(|r| match r {
-            Ok(reply) => Ok(reply),
+            Ok(outcome) => Ok(outcome),
             Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
             Err(EngineError::Store(e)) => Err(internal(&e, "event failed")),
         })

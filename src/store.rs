@@ -12,6 +12,10 @@
 //! | `by_team` | team name ++ 0x00 ++ ticket number u64 BE | empty |
 //! | `outbox` | effect seq u64 BE | [`OutboxItem`] |
 //! | `dead_letters` | effect seq u64 BE | [`OutboxItem`] that failed for good |
+//! | `groups` | alert group key | [`GroupRecord`]: the group's ticket and alerts |
+//! | `silenced` | seq u64 BE | a silenced [`Alert`], kept on record |
+//!
+//! `meta` also holds `silences`: the [`SilenceBook`], as JSON.
 //!
 //! One writer (the runtime's commit thread) applies decisions; readers read
 //! committed state. Durability comes from one `flush` per batch (group commit).
@@ -26,7 +30,8 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
-use crate::engine::{Effect, ListFilter, QueryView, View, Write};
+use crate::alert::Alert;
+use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
 
 /// The schema this binary writes. Bump it with a migration.
@@ -38,6 +43,8 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 const MARKER: &str = "opsbot-store";
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
+const SILENCES: &[u8] = b"silences";
+const SILENCED_SEQ: &[u8] = b"silenced_seq";
 
 /// An effect waiting in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +70,8 @@ pub struct Store {
     by_team: Tree,
     outbox: Tree,
     dead: Tree,
+    groups: Tree,
+    silenced: Tree,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -183,6 +192,8 @@ impl Store {
             by_team: tree("by_team")?,
             outbox: tree("outbox")?,
             dead: tree("dead_letters")?,
+            groups: tree("groups")?,
+            silenced: tree("silenced")?,
             path: path.to_path_buf(),
             db,
         };
@@ -272,8 +283,11 @@ impl Store {
             &self.by_state,
             &self.by_team,
             &self.outbox,
+            &self.groups,
+            &self.silenced,
         );
-        let res = trees.transaction(|(meta, tickets, timeline, by_state, by_team, outbox)| {
+        let res = trees.transaction(
+            |(meta, tickets, timeline, by_state, by_team, outbox, groups, silenced)| {
             let tx = Tx {
                 meta,
                 tickets,
@@ -281,6 +295,8 @@ impl Store {
                 by_state,
                 by_team,
                 outbox,
+                groups,
+                silenced,
                 failure: RefCell::new(None),
             };
             let mut results = Vec::with_capacity(events.len());
@@ -401,6 +417,36 @@ impl View for Store {
             None => Ok(0),
         }
     }
+
+    fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
+        self.groups
+            .get(key.as_bytes())?
+            .map(|v| decode(&v, "groups"))
+            .transpose()
+    }
+
+    fn silences(&self) -> Result<SilenceBook, StoreError> {
+        match self.meta.get(SILENCES)? {
+            Some(v) => decode(&v, "meta"),
+            None => Ok(SilenceBook::default()),
+        }
+    }
+}
+
+impl Store {
+    /// Every alert group.
+    pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
+        self.groups
+            .iter()
+            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode(&v, "groups")))
+    }
+
+    /// Every silenced alert kept on record, oldest first.
+    pub fn silenced_alerts(&self) -> impl Iterator<Item = Result<Alert, StoreError>> + '_ {
+        self.silenced
+            .iter()
+            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode(&v, "silenced")))
+    }
 }
 
 impl QueryView for Store {
@@ -478,6 +524,8 @@ struct Tx<'a> {
     by_state: &'a TransactionalTree,
     by_team: &'a TransactionalTree,
     outbox: &'a TransactionalTree,
+    groups: &'a TransactionalTree,
+    silenced: &'a TransactionalTree,
     /// A sled failure met while the engine read; it must end the closure so
     /// that sled retries (conflict) or gives up (storage).
     failure: RefCell<Option<UnabortableTransactionError>>,
@@ -534,6 +582,17 @@ impl Tx<'_> {
                 };
                 self.outbox.insert(&be64(seq), encode(&item))?;
             }
+            Write::Group(g) => {
+                self.groups.insert(g.key.as_bytes(), encode(&g))?;
+            }
+            Write::Silences(book) => {
+                self.meta.insert(SILENCES, encode(&book))?;
+            }
+            Write::Silenced(alert) => {
+                let seq = self.counter(SILENCED_SEQ)? + 1;
+                self.meta.insert(SILENCED_SEQ, &be64(seq))?;
+                self.silenced.insert(&be64(seq), encode(&alert))?;
+            }
         }
         Ok(())
     }
@@ -555,6 +614,27 @@ impl View for Tx<'_> {
             Ok(n) => Ok(n),
             Err(TxFail::Store(e)) => Err(e),
             Err(TxFail::Sled(e)) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
+        match self.groups.get(key.as_bytes()) {
+            Ok(v) => v.map(|v| decode(&v, "groups")).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn silences(&self) -> Result<SilenceBook, StoreError> {
+        match self.meta.get(SILENCES) {
+            Ok(Some(v)) => decode(&v, "meta"),
+            Ok(None) => Ok(SilenceBook::default()),
+            Err(e) => {
                 *self.failure.borrow_mut() = Some(e);
                 Err(StoreError::Conflict)
             }

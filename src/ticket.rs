@@ -227,6 +227,21 @@ pub fn transition(
     actor: &UserName,
     org: &Org,
 ) -> Result<Transition, UserError> {
+    apply(ticket, action, Some(actor), org)
+}
+
+/// A move made by the bot itself on monitoring's behalf (recovery resolves,
+/// a refiring alert reopens): the states are checked, the roles are not.
+pub fn system_transition(ticket: &Ticket, action: &Action, org: &Org) -> Result<Transition, UserError> {
+    apply(ticket, action, None, org)
+}
+
+fn apply(
+    ticket: &Ticket,
+    action: &Action,
+    actor: Option<&UserName>,
+    org: &Org,
+) -> Result<Transition, UserError> {
     let kind = action.kind();
     let from = ticket.state;
     let Some((_, parties)) = rules(from).iter().find(|(k, _)| *k == kind) else {
@@ -243,10 +258,13 @@ pub fn transition(
         Action::AssignTeam(t) | Action::AssignUser { team: t, .. } => Some(t),
         _ => None,
     };
-    if !parties
-        .iter()
-        .any(|p| holds(*p, actor, ticket, target, org))
-    {
+    let allowed = match actor {
+        Some(actor) => parties
+            .iter()
+            .any(|p| holds(*p, actor, ticket, target, org)),
+        None => true,
+    };
+    if !allowed {
         return Err(UserError::new(format!(
             "only {} may {} {} while it is `{}`",
             describe(parties, ticket, target, org),
@@ -313,6 +331,9 @@ pub fn transition(
             )
         }
         Action::Take => {
+            let Some(actor) = actor else {
+                return Err(UserError::new("only a person can take a ticket"));
+            };
             if t.state == TicketState::InProgress && t.assignee.as_ref() == Some(actor) {
                 return Err(UserError::new(format!(
                     "{} is already in progress with you",
@@ -452,6 +473,7 @@ members = ["quinn"]
             )
             .then(|| "fixed".to_string()),
             timeline_len: 1,
+            alerts: None,
         }
     }
 

@@ -1,0 +1,166 @@
+//! The bot's own metrics, written in Prometheus' text exposition format.
+//! Counters and histograms live here; gauges that the store already knows
+//! (open tickets, outbox depth) are read from it at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::alert::{AlertSource, AlertStatus};
+use crate::domain::TicketState;
+use crate::engine::View;
+use crate::store::Store;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    alerts: BTreeMap<(&'static str, &'static str), u64>,
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// Counters and histograms shared by the adapters.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+/// Escapes a label value.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut g = match self.inner.lock() {
+            Ok(g) => g,
+            // A panic while counting leaves counts that are still usable.
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
+    }
+
+    pub fn alert_received(&self, source: AlertSource, status: AlertStatus) {
+        self.with(|m| {
+            *m.alerts
+                .entry((source.as_str(), status.as_str()))
+                .or_default() += 1
+        });
+    }
+
+    pub fn request(&self, route: &str, status: u16, took: Duration) {
+        self.with(|m| {
+            *m.requests.entry((route.to_string(), status)).or_default() += 1;
+            m.latency
+                .entry(route.to_string())
+                .or_default()
+                .observe(took.as_secs_f64());
+        });
+    }
+
+    /// The whole exposition, counters and the store's gauges.
+    pub fn render(&self, store: &Store) -> String {
+        let mut out = String::new();
+        self.with(|m| {
+            out.push_str("# HELP opsbot_alerts_received_total Alerts received, by source and status.\n");
+            out.push_str("# TYPE opsbot_alerts_received_total counter\n");
+            for ((source, status), n) in &m.alerts {
+                let _ = writeln!(
+                    out,
+                    "opsbot_alerts_received_total{{source=\"{source}\",status=\"{status}\"}} {n}"
+                );
+            }
+            out.push_str("# HELP opsbot_http_requests_total HTTP requests, by route and status code.\n");
+            out.push_str("# TYPE opsbot_http_requests_total counter\n");
+            for ((route, code), n) in &m.requests {
+                let _ = writeln!(
+                    out,
+                    "opsbot_http_requests_total{{route=\"{}\",code=\"{code}\"}} {n}",
+                    esc(route)
+                );
+            }
+            out.push_str("# HELP opsbot_http_request_duration_seconds Time to answer an HTTP request.\n");
+            out.push_str("# TYPE opsbot_http_request_duration_seconds histogram\n");
+            for (route, h) in &m.latency {
+                let r = esc(route);
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "opsbot_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{le}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "opsbot_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "opsbot_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
+                let _ = writeln!(out, "opsbot_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+            }
+        });
+
+        out.push_str("# HELP opsbot_tickets_opened_total Tickets opened since the database was created.\n");
+        out.push_str("# TYPE opsbot_tickets_opened_total counter\n");
+        let opened = store.last_ticket_number().unwrap_or(0);
+        let _ = writeln!(out, "opsbot_tickets_opened_total {opened}");
+
+        let mut open: BTreeMap<(TicketState, String, String), u64> = BTreeMap::new();
+        for t in store.tickets().flatten() {
+            if t.state == TicketState::Closed {
+                continue;
+            }
+            let team = t.team.as_ref().map_or("", |t| t.as_str()).to_string();
+            *open
+                .entry((t.state, team, t.priority.as_str().to_string()))
+                .or_default() += 1;
+        }
+        out.push_str("# HELP opsbot_tickets_open Tickets not closed, by state, team and priority.\n");
+        out.push_str("# TYPE opsbot_tickets_open gauge\n");
+        for ((state, team, prio), n) in &open {
+            let _ = writeln!(
+                out,
+                "opsbot_tickets_open{{state=\"{state}\",team=\"{}\",priority=\"{prio}\"}} {n}",
+                esc(team)
+            );
+        }
+        out.push_str("# HELP opsbot_outbox_depth Effects committed and not yet delivered.\n");
+        out.push_str("# TYPE opsbot_outbox_depth gauge\n");
+        let _ = writeln!(out, "opsbot_outbox_depth {}", store.outbox_len());
+        out.push_str("# HELP opsbot_dead_letters Effects that could not be delivered.\n");
+        out.push_str("# TYPE opsbot_dead_letters gauge\n");
+        let dead = store.dead_letters().map(|d| d.len()).unwrap_or(0);
+        let _ = writeln!(out, "opsbot_dead_letters {dead}");
+        out
+    }
+}
