@@ -194,9 +194,7 @@ impl Matcher {
         let label = s[..pos].trim();
         let value = s[pos + op.len()..].trim().trim_matches('"');
         let label_ok = !label.is_empty()
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !label.starts_with(|c: char| c.is_ascii_digit());
         if !label_ok {
             return Err(UserError::new(format!(
@@ -429,10 +427,7 @@ fn time(s: Option<&str>) -> Option<Timestamp> {
     (t.timestamp() > 0).then_some(t)
 }
 
-fn am_alerts(
-    alerts: Vec<AmAlert>,
-    source: AlertSource,
-) -> Result<Vec<Alert>, PayloadError> {
+fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, PayloadError> {
     let mut out = Vec::with_capacity(alerts.len());
     for (i, a) in alerts.into_iter().enumerate() {
         let labels = a.labels.unwrap_or_default();
@@ -521,8 +516,8 @@ pub fn parse_generic(body: &[u8]) -> Result<Vec<Alert>, PayloadError> {
     };
     let mut out = Vec::with_capacity(values.len());
     for (i, v) in values.into_iter().enumerate() {
-        let g: GenericAlert = serde_json::from_value(v)
-            .map_err(|e| PayloadError(format!("alerts[{i}]: {e}")))?;
+        let g: GenericAlert =
+            serde_json::from_value(v).map_err(|e| PayloadError(format!("alerts[{i}]: {e}")))?;
         let title = g.title.unwrap_or_default();
         if title.trim().is_empty() {
             return Err(PayloadError(format!("alerts[{i}] has no `title`")));
@@ -585,7 +580,13 @@ mod tests {
     #[test]
     fn matchers_parse_and_match() {
         let l = labels(&[("alertname", "HighLatency"), ("service", "checkout")]);
-        let ok = ["alertname=HighLatency", "service=~check.*", "service!=web", "env!~prod.*", "team="];
+        let ok = [
+            "alertname=HighLatency",
+            "service=~check.*",
+            "service!=web",
+            "env!~prod.*",
+            "team=",
+        ];
         for m in ok {
             assert!(Matcher::parse(m).unwrap().matches(&l), "{m}");
         }
@@ -593,7 +594,10 @@ mod tests {
             assert!(!Matcher::parse(m).unwrap().matches(&l), "{m}");
         }
         assert!(Matcher::parse("nonsense").is_err());
-        assert!(Matcher::parse("x=~(").unwrap_err().to_string().contains("not a valid regular expression"));
+        assert!(Matcher::parse("x=~(")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid regular expression"));
         assert_eq!(Matcher::parse("a=~b").unwrap().to_string(), "a=~b");
     }
 
@@ -613,13 +617,27 @@ mod tests {
     fn bad_payloads_name_the_alert() {
         let e = parse_alertmanager(br#"{"version":"4","alerts":[{"status":"firing","labels":{"a":"b"}},{"status":"firing","labels":{}}]}"#)
             .unwrap_err();
-        assert_eq!(e.0, "alerts[1] has no labels; every alert needs at least `alertname`");
-        let e = parse_alertmanager(br#"{"alerts":[{"status":"burning","labels":{"a":"b"}}]}"#).unwrap_err();
-        assert_eq!(e.0, "alerts[0] has status `burning`; it must be `firing` or `resolved`");
+        assert_eq!(
+            e.0,
+            "alerts[1] has no labels; every alert needs at least `alertname`"
+        );
+        let e = parse_alertmanager(br#"{"alerts":[{"status":"burning","labels":{"a":"b"}}]}"#)
+            .unwrap_err();
+        assert_eq!(
+            e.0,
+            "alerts[0] has status `burning`; it must be `firing` or `resolved`"
+        );
         let e = parse_alertmanager(b"{\"alerts\":[}").unwrap_err();
-        assert!(e.0.starts_with("malformed JSON at line 1, column 12"), "{}", e.0);
+        assert!(
+            e.0.starts_with("malformed JSON at line 1, column 12"),
+            "{}",
+            e.0
+        );
         let e = parse_generic(br#"[{"title":"x","status":"firing","labels":{"a":"b"}},{"title":"y","status":"on","labels":{"a":"b"}}]"#).unwrap_err();
-        assert_eq!(e.0, "alerts[1] has status `on`; it must be `firing` or `resolved`");
+        assert_eq!(
+            e.0,
+            "alerts[1] has status `on`; it must be `firing` or `resolved`"
+        );
     }
 
     #[test]
@@ -639,7 +657,14 @@ mod tests {
         };
         let a = rule.read("[FIRING:1] HighLatency web (critical)").unwrap();
         assert_eq!(a.status, AlertStatus::Firing);
-        assert_eq!(a.labels, labels(&[("alertname", "HighLatency"), ("service", "web"), ("severity", "critical")]));
+        assert_eq!(
+            a.labels,
+            labels(&[
+                ("alertname", "HighLatency"),
+                ("service", "web"),
+                ("severity", "critical")
+            ])
+        );
         let r = rule.read("[RESOLVED] HighLatency web (critical)").unwrap();
         assert_eq!(r.status, AlertStatus::Resolved);
         assert_eq!(r.fingerprint, a.fingerprint);

@@ -115,7 +115,10 @@ fn describe_alert(alert: &Alert) -> String {
     if let Some(u) = &alert.generator_url {
         d.push_str(&format!("\nsource: {u}"));
     }
-    d.push_str(&format!("\nfrom {} (fingerprint {})", alert.source, alert.fingerprint));
+    d.push_str(&format!(
+        "\nfrom {} (fingerprint {})",
+        alert.source, alert.fingerprint
+    ));
     d
 }
 
@@ -149,7 +152,11 @@ impl Engine {
             Some(mut a) => {
                 a.annotations.insert(
                     "description".into(),
-                    format!("posted by {} in #{channel}: {}", author.name, one_line(text, 500)),
+                    format!(
+                        "posted by {} in #{channel}: {}",
+                        author.name,
+                        one_line(text, 500)
+                    ),
                 );
                 let mut d = self.alerts(view, &[a], now)?;
                 d.accepted = None;
@@ -290,7 +297,9 @@ impl Engine {
             // The group points at a ticket that is gone: start afresh.
             if alert.status == AlertStatus::Firing {
                 let key = g.key.clone();
-                return Ok(Some(self.open_alert_ticket(ov, out, alert, route, key, actor, now)));
+                return Ok(Some(
+                    self.open_alert_ticket(ov, out, alert, route, key, actor, now),
+                ));
             }
             return Ok(None);
         };
@@ -310,7 +319,9 @@ impl Engine {
                     if route.on_refire == OnRefire::New {
                         ov.put_ticket(t);
                         let key = g.key.clone();
-                        return Ok(Some(self.open_alert_ticket(ov, out, alert, route, key, actor, now)));
+                        return Ok(Some(
+                            self.open_alert_ticket(ov, out, alert, route, key, actor, now),
+                        ));
                     }
                     let reason = format!("the alert fired again: {summary}");
                     let tr = ticket::system_transition(
@@ -332,7 +343,14 @@ impl Engine {
                 }
                 if g.stale {
                     g.stale = false;
-                    self.note(&mut t, out, actor, EntryKind::Alert, "alerts arrive again; no longer stale".into(), now);
+                    self.note(
+                        &mut t,
+                        out,
+                        actor,
+                        EntryKind::Alert,
+                        "alerts arrive again; no longer stale".into(),
+                        now,
+                    );
                 }
                 match g.members.get_mut(&fp) {
                     Some(m) if m.status == AlertStatus::Firing => {
@@ -340,13 +358,27 @@ impl Engine {
                         m.last_seen = now;
                         let n = m.count;
                         // A repeat: on the record, no post.
-                        self.note(&mut t, out, actor, EntryKind::Alert, format!("repeat #{n}: {summary}"), now);
+                        self.note(
+                            &mut t,
+                            out,
+                            actor,
+                            EntryKind::Alert,
+                            format!("repeat #{n}: {summary}"),
+                            now,
+                        );
                     }
                     Some(m) => {
                         m.status = AlertStatus::Firing;
                         m.count += 1;
                         m.last_seen = now;
-                        self.note(&mut t, out, actor, EntryKind::Alert, format!("fired again: {summary}"), now);
+                        self.note(
+                            &mut t,
+                            out,
+                            actor,
+                            EntryKind::Alert,
+                            format!("fired again: {summary}"),
+                            now,
+                        );
                         out.post(
                             &self.team_channel(&t),
                             Some(&t.id),
@@ -365,11 +397,20 @@ impl Engine {
                                 summary: summary.clone(),
                             },
                         );
-                        self.note(&mut t, out, actor, EntryKind::Alert, format!("joined: {summary}"), now);
+                        self.note(
+                            &mut t,
+                            out,
+                            actor,
+                            EntryKind::Alert,
+                            format!("joined: {summary}"),
+                            now,
+                        );
                         out.thread(
                             self.ops(),
                             &t.id,
-                            Rich::new().text("Another alert joined this ticket: ").quoted(one_line(&summary, 200)),
+                            Rich::new()
+                                .text("Another alert joined this ticket: ")
+                                .quoted(one_line(&summary, 200)),
                         );
                     }
                 }
@@ -393,7 +434,14 @@ impl Engine {
                     .values()
                     .filter(|m| m.status == AlertStatus::Firing)
                     .count();
-                self.note(&mut t, out, actor, EntryKind::Alert, format!("recovered: {summary}"), now);
+                self.note(
+                    &mut t,
+                    out,
+                    actor,
+                    EntryKind::Alert,
+                    format!("recovered: {summary}"),
+                    now,
+                );
                 let tail = if still == 0 {
                     "; no alert of this ticket is firing".to_string()
                 } else {
@@ -443,15 +491,23 @@ impl Engine {
         let mut out = Out::new();
         out.alert = true;
         for key in keys {
-            let Some(mut g) = view.group(key)? else { continue };
-            let Some(route) = self.config.alerts.route(&g.route) else { continue };
-            let Some(after) = route.stale_after else { continue };
+            let Some(mut g) = view.group(key)? else {
+                continue;
+            };
+            let Some(route) = self.config.alerts.route(&g.route) else {
+                continue;
+            };
+            let Some(after) = route.stale_after else {
+                continue;
+            };
             let quiet = (now - g.last_seen).to_std().unwrap_or_default();
             let firing = g.members.values().any(|m| m.status == AlertStatus::Firing);
             if g.stale || quiet < after || !firing {
                 continue;
             }
-            let Some(mut t) = view.ticket(&g.ticket)? else { continue };
+            let Some(mut t) = view.ticket(&g.ticket)? else {
+                continue;
+            };
             if t.state == TicketState::Closed {
                 continue;
             }
@@ -463,7 +519,10 @@ impl Engine {
                 &mut out,
                 &actor,
                 EntryKind::Stale,
-                format!("no alert for over {took} (route {}): marked stale", route.name),
+                format!(
+                    "no alert for over {took} (route {}): marked stale",
+                    route.name
+                ),
                 now,
             );
             out.post(
@@ -513,7 +572,8 @@ impl Engine {
             } => {
                 book.next_id += 1;
                 let until = now
-                    + chrono::Duration::from_std(*duration).map_err(|_| UserError::new("that duration is too long"))?;
+                    + chrono::Duration::from_std(*duration)
+                        .map_err(|_| UserError::new("that duration is too long"))?;
                 let s = Silence {
                     id: book.next_id,
                     matchers: matchers.clone(),
@@ -572,17 +632,30 @@ impl Engine {
     }
 
     /// `/alert silences`.
-    pub(crate) fn list_silences(&self, view: &dyn View, now: Timestamp) -> Result<Reply, EngineError> {
+    pub(crate) fn list_silences(
+        &self,
+        view: &dyn View,
+        now: Timestamp,
+    ) -> Result<Reply, EngineError> {
         let book = view.silences()?;
         let active: Vec<&Silence> = book.silences.iter().filter(|s| s.active(now)).collect();
         if active.is_empty() {
             return Ok(Reply::private("No silences in force."));
         }
-        let noun = if active.len() == 1 { "silence" } else { "silences" };
+        let noun = if active.len() == 1 {
+            "silence"
+        } else {
+            "silences"
+        };
         let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
         for s in active {
             r = r
-                .text(format!("\n  {} · until {} · by {} · ", s.id, s.until.format("%Y-%m-%d %H:%M UTC"), s.created_by))
+                .text(format!(
+                    "\n  {} · until {} · by {} · ",
+                    s.id,
+                    s.until.format("%Y-%m-%d %H:%M UTC"),
+                    s.created_by
+                ))
                 .quoted(matchers_text(s));
         }
         Ok(Reply::private(r))

@@ -319,8 +319,16 @@ impl CommandName {
                 summary: "Silence alerts: kept on record, but no ticket and no post until it ends",
                 options: const {
                     &[
-                        req("matchers", OptKind::Matchers, "Which alerts, such as \"alertname=HighLatency service=~check.*\""),
-                        req("duration", OptKind::Duration, "How long, such as 30m, 2h or 1d (at most 30d)"),
+                        req(
+                            "matchers",
+                            OptKind::Matchers,
+                            "Which alerts, such as \"alertname=HighLatency service=~check.*\"",
+                        ),
+                        req(
+                            "duration",
+                            OptKind::Duration,
+                            "How long, such as 30m, 2h or 1d (at most 30d)",
+                        ),
                         opt("comment", TEXT, "Why"),
                     ]
                 },
@@ -337,7 +345,13 @@ impl CommandName {
                 group: Some("alert"),
                 name: "unsilence",
                 summary: "End a silence now",
-                options: const { &[req("id", OptKind::Integer, "The silence's number, from /alert silences")] },
+                options: const {
+                    &[req(
+                        "id",
+                        OptKind::Integer,
+                        "The silence's number, from /alert silences",
+                    )]
+                },
                 who: Who::Roles(MEMBERS),
             },
             CommandName::Help => Spec {

@@ -530,7 +530,11 @@ impl Config {
             "http: {} (token from {}: {}; body limit {} bytes)\n",
             self.http.listen,
             self.http.token.var,
-            if self.http.token.value.is_some() { "set" } else { "NOT SET, hooks refuse requests" },
+            if self.http.token.value.is_some() {
+                "set"
+            } else {
+                "NOT SET, hooks refuse requests"
+            },
             self.http.body_limit
         ));
         s.push_str(&format!(
@@ -548,7 +552,11 @@ impl Config {
                 .join(", ")
         ));
         for r in &self.alerts.message_rules {
-            s.push_str(&format!("message rule in #{}: {}\n", r.channel, r.pattern.as_str()));
+            s.push_str(&format!(
+                "message rule in #{}: {}\n",
+                r.channel,
+                r.pattern.as_str()
+            ));
         }
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
@@ -905,7 +913,10 @@ impl Validator<'_> {
             Err(_) => {
                 self.error(
                     &[Seg::Key("http"), Seg::Key("listen")],
-                    format!("`{}` is not an address: write HOST:PORT, such as \"127.0.0.1:8787\"", raw.listen),
+                    format!(
+                        "`{}` is not an address: write HOST:PORT, such as \"127.0.0.1:8787\"",
+                        raw.listen
+                    ),
                 );
                 None
             }
@@ -913,7 +924,10 @@ impl Validator<'_> {
         if raw.body_limit < 1024 {
             self.error(
                 &[Seg::Key("http"), Seg::Key("body_limit")],
-                format!("{} bytes is too small for any webhook; use at least 1024", raw.body_limit),
+                format!(
+                    "{} bytes is too small for any webhook; use at least 1024",
+                    raw.body_limit
+                ),
             );
         }
         let token = EnvSecret::read(&raw.token_env);
@@ -967,8 +981,15 @@ impl Validator<'_> {
             Some(t) => match TeamName::parse(t) {
                 Ok(t) if teams.contains_key(&t) => Some(t),
                 _ => {
-                    let known = teams.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
-                    self.error(&key("team"), format!("no team `{t}` is defined; known teams: {known}"));
+                    let known = teams
+                        .keys()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.error(
+                        &key("team"),
+                        format!("no team `{t}` is defined; known teams: {known}"),
+                    );
                     ok = false;
                     None
                 }
@@ -1045,7 +1066,13 @@ impl Validator<'_> {
             if r.name.trim().is_empty() || names.contains(&r.name.as_str()) {
                 let mut p = path.to_vec();
                 p.push(Seg::Key("name"));
-                self.error(&p, format!("route names must be unique and not empty; `{}` is taken", r.name));
+                self.error(
+                    &p,
+                    format!(
+                        "route names must be unique and not empty; `{}` is taken",
+                        r.name
+                    ),
+                );
                 ok = false;
             }
             names.push(&r.name);
@@ -1058,7 +1085,14 @@ impl Validator<'_> {
                 on_refire: r.on_refire,
             };
             // A route inherits the default route's policy where it is silent.
-            match self.route(&path, &r.name, &r.matchers, &policy, default.as_ref(), teams) {
+            match self.route(
+                &path,
+                &r.name,
+                &r.matchers,
+                &policy,
+                default.as_ref(),
+                teams,
+            ) {
                 Some(route) => routes.push(route),
                 None => ok = false,
             }
@@ -1074,11 +1108,18 @@ impl Validator<'_> {
             match regex::Regex::new(&m.pattern) {
                 Ok(r) if r.capture_names().flatten().any(|n| n == "alertname") => {
                     if let Some(channel) = channel {
-                        rules.push(crate::alert::MessageRule { channel, pattern: r });
+                        rules.push(crate::alert::MessageRule {
+                            channel,
+                            pattern: r,
+                        });
                     }
                 }
                 Ok(_) => {
-                    self.error(&pp, "the pattern has no `(?P<alertname>…)` group: it must name the alert".into());
+                    self.error(
+                        &pp,
+                        "the pattern has no `(?P<alertname>…)` group: it must name the alert"
+                            .into(),
+                    );
                     ok = false;
                 }
                 Err(e) => {

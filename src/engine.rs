@@ -577,7 +577,13 @@ impl Engine {
 
     /// Posts a move where the people who act next will see it, and in the
     /// ticket's thread; returns the answer for the actor.
-    pub(crate) fn announce(&self, out: &mut Out, t: &Ticket, actor: &Actor, action: &Action) -> Rich {
+    pub(crate) fn announce(
+        &self,
+        out: &mut Out,
+        t: &Ticket,
+        actor: &Actor,
+        action: &Action,
+    ) -> Rich {
         let org = &self.config.org;
         let ops = self.ops().clone();
         let id = &t.id;

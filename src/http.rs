@@ -106,7 +106,10 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .await
         .unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -160,7 +163,10 @@ async fn json_body(s: &HttpState, req: Request) -> Result<Bytes, ApiError> {
     let too_large = || {
         err(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {} bytes", s.body_limit),
+            format!(
+                "the body is larger than the limit of {} bytes",
+                s.body_limit
+            ),
         )
     };
     if let Some(len) = headers
@@ -233,29 +239,34 @@ async fn ticket(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&s, &headers)?;
     let prefix = s.bot.engine().config().tickets.prefix.clone();
-    let id = TicketId::parse(&raw, &prefix).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let id =
+        TicketId::parse(&raw, &prefix).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
     let store = s.bot.store().clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<Option<Value>, crate::error::StoreError> {
-        let Some(t) = store.ticket(&id)? else {
-            return Ok(None);
-        };
-        let timeline = store.timeline(&id)?;
-        let mut v = serde_json::to_value(&t).unwrap_or(Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "timeline".into(),
-                serde_json::to_value(&timeline).unwrap_or(Value::Null),
-            );
-        }
-        Ok(Some(v))
-    })
-    .await
-    .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
-    .map_err(|e| {
-        let id = crate::error::ErrorId::fresh();
-        tracing::error!(error_id = %id, error = %e, "reading a ticket failed");
-        err(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error {id}"))
-    })?;
+    let found =
+        tokio::task::spawn_blocking(move || -> Result<Option<Value>, crate::error::StoreError> {
+            let Some(t) = store.ticket(&id)? else {
+                return Ok(None);
+            };
+            let timeline = store.timeline(&id)?;
+            let mut v = serde_json::to_value(&t).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "timeline".into(),
+                    serde_json::to_value(&timeline).unwrap_or(Value::Null),
+                );
+            }
+            Ok(Some(v))
+        })
+        .await
+        .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+        .map_err(|e| {
+            let id = crate::error::ErrorId::fresh();
+            tracing::error!(error_id = %id, error = %e, "reading a ticket failed");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error {id}"),
+            )
+        })?;
     match found {
         Some(v) => Ok(Json(v)),
         None => Err(err(

@@ -130,7 +130,9 @@ impl Metrics {
             }
         });
 
-        out.push_str("# HELP opsbot_tickets_opened_total Tickets opened since the database was created.\n");
+        out.push_str(
+            "# HELP opsbot_tickets_opened_total Tickets opened since the database was created.\n",
+        );
         out.push_str("# TYPE opsbot_tickets_opened_total counter\n");
         let opened = store.last_ticket_number().unwrap_or(0);
         let _ = writeln!(out, "opsbot_tickets_opened_total {opened}");
@@ -145,7 +147,9 @@ impl Metrics {
                 .entry((t.state, team, t.priority.as_str().to_string()))
                 .or_default() += 1;
         }
-        out.push_str("# HELP opsbot_tickets_open Tickets not closed, by state, team and priority.\n");
+        out.push_str(
+            "# HELP opsbot_tickets_open Tickets not closed, by state, team and priority.\n",
+        );
         out.push_str("# TYPE opsbot_tickets_open gauge\n");
         for ((state, team, prio), n) in &open {
             let _ = writeln!(

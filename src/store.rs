@@ -29,8 +29,8 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 
-use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::alert::Alert;
+use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
 
@@ -288,38 +288,39 @@ impl Store {
         );
         let res = trees.transaction(
             |(meta, tickets, timeline, by_state, by_team, outbox, groups, silenced)| {
-            let tx = Tx {
-                meta,
-                tickets,
-                timeline,
-                by_state,
-                by_team,
-                outbox,
-                groups,
-                silenced,
-                failure: RefCell::new(None),
-            };
-            let mut results = Vec::with_capacity(events.len());
-            for ev in events {
-                let out = decide(&tx, ev);
-                if let Some(e) = tx.failure.borrow_mut().take() {
-                    return Err(ConflictableTransactionError::from(e));
-                }
-                match out {
-                    Ok((writes, r)) => {
-                        for w in writes {
-                            tx.write(w, now()).map_err(|e| match e {
-                                TxFail::Sled(u) => ConflictableTransactionError::from(u),
-                                TxFail::Store(s) => ConflictableTransactionError::Abort(s),
-                            })?;
-                        }
-                        results.push(Ok(r));
+                let tx = Tx {
+                    meta,
+                    tickets,
+                    timeline,
+                    by_state,
+                    by_team,
+                    outbox,
+                    groups,
+                    silenced,
+                    failure: RefCell::new(None),
+                };
+                let mut results = Vec::with_capacity(events.len());
+                for ev in events {
+                    let out = decide(&tx, ev);
+                    if let Some(e) = tx.failure.borrow_mut().take() {
+                        return Err(ConflictableTransactionError::from(e));
                     }
-                    Err(e) => results.push(Err(e)),
+                    match out {
+                        Ok((writes, r)) => {
+                            for w in writes {
+                                tx.write(w, now()).map_err(|e| match e {
+                                    TxFail::Sled(u) => ConflictableTransactionError::from(u),
+                                    TxFail::Store(s) => ConflictableTransactionError::Abort(s),
+                                })?;
+                            }
+                            results.push(Ok(r));
+                        }
+                        Err(e) => results.push(Err(e)),
+                    }
                 }
-            }
-            Ok(results)
-        });
+                Ok(results)
+            },
+        );
         match res {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -436,16 +437,18 @@ impl View for Store {
 impl Store {
     /// Every alert group.
     pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
-        self.groups
-            .iter()
-            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode(&v, "groups")))
+        self.groups.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "groups"))
+        })
     }
 
     /// Every silenced alert kept on record, oldest first.
     pub fn silenced_alerts(&self) -> impl Iterator<Item = Result<Alert, StoreError>> + '_ {
-        self.silenced
-            .iter()
-            .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode(&v, "silenced")))
+        self.silenced.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "silenced"))
+        })
     }
 }
 

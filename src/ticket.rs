@@ -232,7 +232,11 @@ pub fn transition(
 
 /// A move made by the bot itself on monitoring's behalf (recovery resolves,
 /// a refiring alert reopens): the states are checked, the roles are not.
-pub fn system_transition(ticket: &Ticket, action: &Action, org: &Org) -> Result<Transition, UserError> {
+pub fn system_transition(
+    ticket: &Ticket,
+    action: &Action,
+    org: &Org,
+) -> Result<Transition, UserError> {
     apply(ticket, action, None, org)
 }
 

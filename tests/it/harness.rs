@@ -181,3 +181,202 @@ pub fn run_bin(args: &[&str], input: &str, cwd: &Path) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A console bot running in the background with its HTTP intake on a free
+/// loopback port; stdin stays open until [`LiveBot::finish`].
+pub struct LiveBot {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    pub base: String,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// The hook token the live bots are started with.
+pub const TOKEN: &str = "test-hook-token";
+
+impl Env {
+    /// Starts `opsbot console --listen 127.0.0.1:0` with `OPSBOT_HOOK_TOKEN`
+    /// set, and waits until it accepts HTTP requests.
+    pub fn live(&self, extra: &[&str]) -> LiveBot {
+        use std::io::{BufRead, BufReader, Read};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsbot"));
+        cmd.arg("console")
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(self.dir.path())
+            .env_remove("OPSBOT_CONFIG")
+            .env("OPSBOT_HOOK_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn opsbot console");
+        let stdin = child.stdin.take();
+        let mut out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let mut reader = BufReader::new(err);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                all.push_str(&line);
+                line.clear();
+            }
+            all
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                let err = stderr.join().unwrap_or_default();
+                panic!("the bot did not start listening: {err}");
+            }
+        };
+        LiveBot {
+            child,
+            stdin,
+            base,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+}
+
+impl LiveBot {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body with the hook token.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.post_with(path, body, Some(TOKEN), "application/json")
+    }
+
+    /// POSTs with a chosen token (None: no Authorization) and content type.
+    pub fn post_with(
+        &self,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+        ctype: &str,
+    ) -> (u16, Value) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let mut req = client
+            .post(self.url(path))
+            .header("Content-Type", ctype)
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().expect("request");
+        let code = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GETs a path with the hook token.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let resp = client
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .expect("request");
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    }
+
+    /// Types a line into the console.
+    pub fn line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to console");
+        stdin.flush().expect("flush");
+    }
+
+    /// Closes stdin and waits for the bot to exit; returns what it printed.
+    pub fn finish(mut self) -> Run {
+        drop(self.stdin.take());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = self.child.id();
+        let mut child = std::mem::replace(&mut self.child, dummy_child());
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(RUN_TIMEOUT) {
+            Ok(s) => s.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("the bot did not exit after its input ended");
+            }
+        };
+        Run {
+            code: status.code(),
+            stdout: self
+                .stdout
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Kills the bot with SIGKILL, as a crash would.
+    pub fn kill9(mut self) -> Run {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        drop(self.stdin.take());
+        Run {
+            code: None,
+            stdout: self
+                .stdout
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A finished placeholder process, to move the real child out of a LiveBot.
+fn dummy_child() -> std::process::Child {
+    Command::new("true").spawn().expect("spawn true")
+}
+
+impl Drop for LiveBot {
+    fn drop(&mut self) {
+        if self.stdout.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

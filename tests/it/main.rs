@@ -6,6 +6,7 @@ mod check_cmd;
 mod concurrency;
 mod console_flow;
 mod harness;
+mod http_intake;
 mod props;
 mod restart;
 mod store_safety;
