@@ -669,3 +669,530 @@ fn matchers_text(s: &Silence) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alert::Labels;
+    use crate::commands::parse_command;
+    use crate::config::Config;
+    use crate::engine::{Effect, Event, Post};
+    use crate::store::Store;
+
+    const CONFIG: &str = r#"
+[roles]
+operators = ["olivia"]
+qa_team = "qa"
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+[teams.infra]
+channel = "infra"
+members = ["ivan"]
+[teams.qa]
+channel = "qa"
+members = ["quinn"]
+
+[alerts.default]
+stale_after = "2h"
+
+[[alerts.routes]]
+name = "web-critical"
+match = { service = "web|checkout", severity = "critical" }
+team = "backend"
+priority = "p1"
+group_by = ["alertname", "service"]
+resolve_on_recovery = true
+
+[[alerts.routes]]
+name = "db"
+match = { service = "db.*" }
+team = "infra"
+priority = "p2"
+on_refire = "new"
+
+[[alerts.message_rules]]
+channel = "alerts"
+pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
+"#;
+
+    /// The engine on a real store, with a clock the test moves.
+    struct Bench {
+        _dir: tempfile::TempDir,
+        store: Store,
+        engine: Engine,
+        now: Timestamp,
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn alert(status: AlertStatus, pairs: &[(&str, &str)]) -> Alert {
+        let l = labels(pairs);
+        Alert {
+            source: AlertSource::Alertmanager,
+            status,
+            fingerprint: crate::alert::fingerprint(&l),
+            labels: l,
+            annotations: Labels::new(),
+            starts_at: None,
+            generator_url: None,
+        }
+    }
+
+    fn firing(pairs: &[(&str, &str)]) -> Alert {
+        alert(AlertStatus::Firing, pairs)
+    }
+
+    fn resolved(pairs: &[(&str, &str)]) -> Alert {
+        alert(AlertStatus::Resolved, pairs)
+    }
+
+    impl Bench {
+        fn new() -> Bench {
+            let dir = tempfile::tempdir().unwrap();
+            let config = Config::parse(&dir.path().join("bot.toml"), CONFIG)
+                .unwrap()
+                .config;
+            let store = Store::open(&config.storage_path).unwrap();
+            Bench {
+                _dir: dir,
+                store,
+                engine: Engine::new(Arc::new(config)),
+                now: chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            }
+        }
+
+        fn event(&self, ev: Event) -> Result<Decision, EngineError> {
+            let now = self.now;
+            let mut r = self
+                .store
+                .apply_batch(
+                    &[ev],
+                    |view, ev| {
+                        let d = self.engine.decide(view, ev, now)?;
+                        Ok((d.writes.clone(), d))
+                    },
+                    || now,
+                )
+                .unwrap();
+            r.remove(0)
+        }
+
+        fn alerts(&self, alerts: Vec<Alert>) -> Accepted {
+            self.event(Event::Alerts { alerts })
+                .unwrap()
+                .accepted
+                .unwrap()
+        }
+
+        fn cmd(&self, who: &str, line: &str) -> Result<Decision, EngineError> {
+            let command = parse_command(line, "OPS").unwrap();
+            let ev = Event::Command {
+                actor: Actor::new(UserName::parse(who).unwrap(), Source::Console),
+                channel: ChannelName::parse("ops").unwrap(),
+                command,
+            };
+            if ev.is_query() {
+                let r = self.engine.query(&self.store, &ev, self.now)?;
+                return Ok(Decision {
+                    reply: Some(r),
+                    ..Decision::default()
+                });
+            }
+            self.event(ev)
+        }
+
+        fn advance(&mut self, d: chrono::Duration) {
+            self.now += d;
+        }
+
+        fn ticket(&self, n: u64) -> Ticket {
+            self.store
+                .ticket(&TicketId::new("OPS", n))
+                .unwrap()
+                .unwrap()
+        }
+
+        fn timeline(&self, n: u64) -> Vec<String> {
+            use crate::engine::QueryView;
+            self.store
+                .timeline(&TicketId::new("OPS", n))
+                .unwrap()
+                .into_iter()
+                .map(|e| format!("{}: {}", e.kind.as_str(), e.text))
+                .collect()
+        }
+
+        /// The posts queued since the last call, as `#channel text` or
+        /// `#channel›OPS-N text` for threads.
+        fn posts(&self) -> Vec<String> {
+            let items = self.store.outbox_pending(10_000).unwrap();
+            let mut out = Vec::new();
+            for i in items {
+                self.store.outbox_done(i.seq).unwrap();
+                let Effect::Post(Post {
+                    channel,
+                    ticket,
+                    thread,
+                    body,
+                    ..
+                }) = i.effect;
+                let place = match (thread, ticket) {
+                    (true, Some(t)) => format!("#{channel}›{t}"),
+                    _ => format!("#{channel}"),
+                };
+                out.push(format!("{place} {}", body.to_plain()));
+            }
+            out
+        }
+
+        fn tickets(&self) -> usize {
+            self.store.ticket_count()
+        }
+    }
+
+    #[test]
+    fn routes_pick_team_and_priority_first_match_wins() {
+        let b = Bench::new();
+        let acc = b.alerts(vec![
+            firing(&[
+                ("alertname", "Latency"),
+                ("service", "checkout"),
+                ("severity", "critical"),
+            ]),
+            firing(&[
+                ("alertname", "Latency"),
+                ("service", "checkout"),
+                ("severity", "warning"),
+            ]),
+            firing(&[
+                ("alertname", "Disk"),
+                ("service", "db-2"),
+                ("severity", "critical"),
+            ]),
+        ]);
+        assert_eq!(acc.accepted, 3);
+        assert_eq!(acc.tickets.len(), 3);
+        let (t1, t2, t3) = (b.ticket(1), b.ticket(2), b.ticket(3));
+        assert_eq!(
+            (t1.team.unwrap().as_str(), t1.priority.as_str()),
+            ("backend", "p1")
+        );
+        // Not critical: no route takes it; the default leaves it to the operators.
+        assert_eq!(
+            (t2.team, t2.priority.as_str(), t2.state),
+            (None, "p3", TicketState::Open)
+        );
+        // `db.*` comes after web-critical but matches db-2 whatever the severity.
+        assert_eq!(
+            (t3.team.unwrap().as_str(), t3.priority.as_str()),
+            ("infra", "p2")
+        );
+    }
+
+    #[test]
+    fn one_ticket_per_group_with_repeats_and_joins_noted() {
+        let b = Bench::new();
+        let a1 = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+            ("instance", "web-1"),
+        ];
+        let a2 = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+            ("instance", "web-2"),
+        ];
+        let acc = b.alerts(vec![firing(&a1), firing(&a1), firing(&a2)]);
+        assert_eq!(acc.tickets, vec![TicketId::new("OPS", 1)]);
+        b.posts();
+        let acc = b.alerts(vec![firing(&a1)]);
+        assert_eq!(acc.tickets, vec![TicketId::new("OPS", 1)]);
+        assert_eq!(b.tickets(), 1);
+        let t = b.ticket(1);
+        assert_eq!(t.alerts.as_ref().unwrap().count, 4);
+        let tl = b.timeline(1);
+        assert_eq!(
+            &tl[2..],
+            [
+                "alert: repeat #2: Latency web",
+                "alert: joined: Latency web",
+                "alert: repeat #3: Latency web"
+            ]
+        );
+        // A repeat is on the record but posts nothing.
+        assert!(b.posts().is_empty());
+    }
+
+    #[test]
+    fn recovery_notes_then_resolves_when_the_route_says_so() {
+        let b = Bench::new();
+        let a1 = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+            ("instance", "1"),
+        ];
+        let a2 = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+            ("instance", "2"),
+        ];
+        b.alerts(vec![firing(&a1), firing(&a2)]);
+        b.posts();
+        b.alerts(vec![resolved(&a1)]);
+        assert_eq!(b.ticket(1).state, TicketState::Assigned);
+        assert_eq!(
+            b.posts(),
+            vec!["#backend OPS-1 · p1 · Latency web — recovered: Latency web; 1 still firing"]
+        );
+        b.alerts(vec![resolved(&a2), resolved(&a2)]);
+        let t = b.ticket(1);
+        assert_eq!(t.state, TicketState::Resolved);
+        assert_eq!(t.resolution.as_deref(), Some("all alerts recovered"));
+        let posts = b.posts();
+        assert_eq!(posts[0], "#backend OPS-1 · p1 · Latency web — recovered: Latency web; no alert of this ticket is firing");
+        assert!(posts[1].starts_with("#ops OPS-1 · p1 · Latency web — resolved by alertmanager: all alerts recovered. Operators, verify it"), "{posts:?}");
+        assert!(
+            posts[1].ends_with("@olivia"),
+            "the operator is pinged: {posts:?}"
+        );
+        // The second resolve of the same alert changed nothing more.
+        assert_eq!(posts.len(), 3);
+
+        // A route without resolve_on_recovery only notes it.
+        let db = [("alertname", "Disk"), ("service", "db-1")];
+        b.alerts(vec![firing(&db), resolved(&db)]);
+        assert_eq!(b.ticket(2).state, TicketState::Assigned);
+        assert_eq!(b.timeline(2).last().unwrap(), "alert: recovered: Disk db-1");
+    }
+
+    #[test]
+    fn refiring_after_close_reopens_or_opens_anew_as_the_route_says() {
+        let b = Bench::new();
+        let web = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+        ];
+        b.alerts(vec![firing(&web), resolved(&web)]);
+        b.cmd("olivia", "/ticket verify id:OPS-1").unwrap();
+        assert_eq!(b.ticket(1).state, TicketState::Closed);
+        b.posts();
+        let acc = b.alerts(vec![firing(&web)]);
+        assert_eq!(acc.tickets, vec![TicketId::new("OPS", 1)]);
+        let t = b.ticket(1);
+        assert_eq!(t.state, TicketState::Assigned);
+        assert!(b
+            .timeline(1)
+            .contains(&"reopened: the alert fired again: Latency web".to_string()));
+        let posts = b.posts();
+        assert!(posts[0].starts_with("#backend OPS-1 · p1 · Latency web — reopened by alertmanager: the alert fired again"), "{posts:?}");
+
+        // The db route says "new".
+        let db = [("alertname", "Disk"), ("service", "db-1")];
+        b.alerts(vec![firing(&db)]);
+        b.cmd("olivia", "/ticket resolve id:OPS-2 note:cleaned")
+            .unwrap();
+        b.cmd("olivia", "/ticket verify id:OPS-2").unwrap();
+        let acc = b.alerts(vec![firing(&db)]);
+        assert_eq!(acc.tickets, vec![TicketId::new("OPS", 3)]);
+        assert_eq!(b.ticket(2).state, TicketState::Closed);
+        assert_eq!(b.ticket(3).state, TicketState::Assigned);
+        // The group now follows the new ticket.
+        b.alerts(vec![firing(&db)]);
+        assert_eq!(b.ticket(3).alerts.unwrap().count, 2);
+    }
+
+    #[test]
+    fn quiet_groups_go_stale_once_and_wake_up_again() {
+        let mut b = Bench::new();
+        let a = [("alertname", "Mem"), ("instance", "h1")];
+        b.alerts(vec![firing(&a)]);
+        b.posts();
+        let bot_candidates = |b: &Bench| -> Vec<String> {
+            b.store
+                .groups()
+                .map(|g| g.unwrap())
+                .filter(|g| !g.stale)
+                .map(|g| g.key)
+                .collect()
+        };
+        b.advance(chrono::Duration::minutes(119));
+        b.event(Event::MarkStale {
+            groups: bot_candidates(&b),
+        })
+        .unwrap();
+        assert!(b.posts().is_empty(), "not yet");
+        b.advance(chrono::Duration::minutes(2));
+        b.event(Event::MarkStale {
+            groups: bot_candidates(&b),
+        })
+        .unwrap();
+        assert_eq!(
+            b.timeline(1).last().unwrap(),
+            "stale: no alert for over 2h (route default): marked stale"
+        );
+        let posts = b.posts();
+        assert_eq!(posts.len(), 1);
+        assert!(
+            posts[0].starts_with("#ops OPS-1 · p3 · Mem h1 — stale: no alert for over 2h."),
+            "{posts:?}"
+        );
+        // Marked once: a second pass does nothing.
+        let all: Vec<String> = b.store.groups().map(|g| g.unwrap().key).collect();
+        b.event(Event::MarkStale { groups: all }).unwrap();
+        assert!(b.posts().is_empty());
+        // The alert comes back.
+        b.alerts(vec![firing(&a)]);
+        assert!(b
+            .timeline(1)
+            .contains(&"alert: alerts arrive again; no longer stale".to_string()));
+        assert!(!b.store.groups().next().unwrap().unwrap().stale);
+    }
+
+    #[test]
+    fn silences_keep_alerts_on_record_without_tickets_and_expire() {
+        let b = Bench::new();
+        let d = b.cmd("bob", "/alert silence matchers:\"alertname=Flappy service=~web.*\" duration:1h comment:deploying").unwrap();
+        assert_eq!(
+            d.reply.unwrap().body.to_plain(),
+            "Silence 1 is on until 2026-03-01 13:00 UTC; /alert unsilence id:1 ends it."
+        );
+        assert_eq!(
+            b.posts(),
+            vec!["#ops bob silenced alerts matching alertname=Flappy service=~web.* for 1h (until 2026-03-01 13:00 UTC): silence 1 — deploying"]
+        );
+        let acc = b.alerts(vec![
+            firing(&[("alertname", "Flappy"), ("service", "web")]),
+            firing(&[("alertname", "Flappy"), ("service", "api")]),
+        ]);
+        assert_eq!(acc.accepted, 2);
+        assert_eq!(
+            acc.tickets,
+            vec![TicketId::new("OPS", 1)],
+            "only the unsilenced one"
+        );
+        let kept: Vec<Alert> = b.store.silenced_alerts().map(|a| a.unwrap()).collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].labels["service"], "web");
+        b.posts();
+
+        // An outsider may not silence; a bad matcher or duration is refused.
+        let e = b
+            .cmd("zed", "/alert silence matchers:alertname=X duration:1h")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "only operators, team members may run /alert silence"
+        );
+        let e = parse_command("/alert silence matchers:alertname duration:1h", "OPS").unwrap_err();
+        assert!(e.to_string().contains("is not a matcher"), "{e}");
+        let e = parse_command("/alert silence matchers:a=b duration:7x", "OPS").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`duration` must be a duration from 1m to 30d"),
+            "{e}"
+        );
+
+        // Silences survive a restart of the store.
+        let listed = b
+            .cmd("zed", "/alert silences")
+            .unwrap()
+            .reply
+            .unwrap()
+            .body
+            .to_plain();
+        assert!(listed.starts_with("1 silence in force:\n  1 · until 2026-03-01 13:00 UTC · by bob · alertname=Flappy service=~web.*"), "{listed}");
+        let path = b.store.path().to_path_buf();
+        let Bench {
+            _dir,
+            store,
+            engine,
+            now,
+        } = b;
+        drop(store);
+        let mut b = Bench {
+            _dir,
+            store: Store::open(&path).unwrap(),
+            engine,
+            now,
+        };
+        assert_eq!(
+            b.cmd("zed", "/alert silences")
+                .unwrap()
+                .reply
+                .unwrap()
+                .body
+                .to_plain(),
+            listed
+        );
+
+        // It ends by itself.
+        b.advance(chrono::Duration::minutes(61));
+        let acc = b.alerts(vec![firing(&[("alertname", "Flappy"), ("service", "web")])]);
+        assert_eq!(acc.tickets.len(), 1);
+        assert_eq!(
+            b.cmd("olivia", "/alert silences")
+                .unwrap()
+                .reply
+                .unwrap()
+                .body
+                .to_plain(),
+            "No silences in force."
+        );
+        let e = b.cmd("olivia", "/alert unsilence id:1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "there is no silence 1 in force; /alert silences lists them"
+        );
+    }
+
+    #[test]
+    fn unsilence_ends_it_now() {
+        let b = Bench::new();
+        b.cmd("olivia", "/alert silence matchers:alertname=X duration:2h")
+            .unwrap();
+        b.cmd("olivia", "/alert unsilence id:1").unwrap();
+        let acc = b.alerts(vec![firing(&[("alertname", "X")])]);
+        assert_eq!(acc.tickets.len(), 1);
+    }
+
+    #[test]
+    fn a_chat_line_in_a_ruled_channel_is_an_alert() {
+        let b = Bench::new();
+        let ev = |channel: &str, text: &str| Event::ChatMessage {
+            author: Actor::new(UserName::parse("grafana-bot").unwrap(), Source::Console),
+            channel: ChannelName::parse(channel).unwrap(),
+            text: text.into(),
+        };
+        b.event(ev("alerts", "[FIRING] HighLatency web")).unwrap();
+        // The same words elsewhere are just chat.
+        b.event(ev("backend", "[FIRING] HighLatency web")).unwrap();
+        b.event(ev("alerts", "coffee?")).unwrap();
+        assert_eq!(b.tickets(), 1);
+        let t = b.ticket(1);
+        assert_eq!(t.opened_by.as_str(), "monitoring");
+        assert!(t
+            .description
+            .unwrap()
+            .starts_with("posted by grafana-bot in #alerts: [FIRING] HighLatency web"));
+        b.event(ev("alerts", "[RESOLVED] HighLatency web")).unwrap();
+        assert_eq!(
+            b.timeline(1).last().unwrap(),
+            "alert: recovered: HighLatency web"
+        );
+    }
+}

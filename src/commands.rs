@@ -967,7 +967,7 @@ mod tests {
     fn refused_lines_say_what_would_be_right() {
         let long = format!("/ticket open title:{}", "x".repeat(257));
         let cases: Vec<(&str, &str)> = vec![
-            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /help"),
+            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /alert, /help"),
             ("/ticket", "/ticket needs a subcommand; try one of: open, show"),
             ("/ticket close id:1", "/ticket has no subcommand `close`; try one of: open"),
             ("/ticket open", "/ticket open needs `title:`"),

@@ -636,26 +636,35 @@ struct Validator<'a> {
 impl<'a> Validator<'a> {
     /// The line of the deepest part of `path` that the document has.
     fn locate(&self, path: &[Seg<'_>]) -> Option<usize> {
-        use toml_edit::TableLike;
+        use toml_edit::{Item, TableLike};
+        enum Node<'d> {
+            Table(&'d dyn TableLike),
+            Item(&'d Item),
+        }
         let doc = self.doc.as_ref()?;
-        let root: &dyn TableLike = doc.as_table();
         let mut best: Option<Range<usize>> = None;
-        let mut cur: Option<&toml_edit::Item> = None;
+        let mut cur = Node::Table(doc.as_table());
         for seg in path {
             match seg {
                 Seg::Key(k) => {
                     let table = match cur {
-                        None => Some(root),
-                        Some(it) => it.as_table_like(),
+                        Node::Table(t) => Some(t),
+                        Node::Item(it) => it.as_table_like(),
                     };
                     let Some((key, it)) = table.and_then(|t| t.get_key_value(k)) else {
                         break;
                     };
                     best = key.span().or_else(|| it.span()).or(best);
-                    cur = Some(it);
+                    cur = Node::Item(it);
                 }
                 Seg::Index(i) => {
-                    if let Some(v) = cur.and_then(|it| it.as_array()).and_then(|a| a.get(*i)) {
+                    let Node::Item(it) = cur else { break };
+                    if let Some(t) = it.as_array_of_tables().and_then(|a| a.get(*i)) {
+                        best = t.span().or(best);
+                        cur = Node::Table(t);
+                        continue;
+                    }
+                    if let Some(v) = it.as_array().and_then(|a| a.get(*i)) {
                         best = v.span().or(best);
                     }
                     break;
@@ -861,7 +870,7 @@ impl<'a> Validator<'a> {
             Some(q) => {
                 let path = [Seg::Key("roles"), Seg::Key("qa_team")];
                 match TeamName::parse(q) {
-                    Ok(t) if teams.contains_key(&t) => Some(t),
+                    Ok(t) if raw.teams.contains_key(t.as_str()) => Some(t),
                     Ok(t) => {
                         let known = raw.teams.keys().cloned().collect::<Vec<_>>().join(", ");
                         self.error(
@@ -880,7 +889,13 @@ impl<'a> Validator<'a> {
         };
 
         let http = self.validate_http(&raw.http);
-        let alerts = self.validate_alerts(&raw.alerts, &teams);
+        // Every team the file defines, even one with mistakes of its own.
+        let team_names: Vec<TeamName> = raw
+            .teams
+            .keys()
+            .filter_map(|n| TeamName::parse(n).ok())
+            .collect();
+        let alerts = self.validate_alerts(&raw.alerts, &team_names);
 
         Some(Config {
             http: http?,
@@ -955,7 +970,7 @@ impl Validator<'_> {
         matchers: &BTreeMap<String, String>,
         policy: &RawPolicy,
         base: Option<&crate::alert::Route>,
-        teams: &BTreeMap<TeamName, Team>,
+        teams: &[TeamName],
     ) -> Option<crate::alert::Route> {
         use crate::alert::{anchored, OnRefire, Route};
         let key = |k: &'static str| -> Vec<Seg<'_>> {
@@ -979,10 +994,10 @@ impl Validator<'_> {
         }
         let team = match &policy.team {
             Some(t) => match TeamName::parse(t) {
-                Ok(t) if teams.contains_key(&t) => Some(t),
+                Ok(t) if teams.contains(&t) => Some(t),
                 _ => {
                     let known = teams
-                        .keys()
+                        .iter()
                         .map(|t| t.as_str())
                         .collect::<Vec<_>>()
                         .join(", ");
@@ -1044,11 +1059,7 @@ impl Validator<'_> {
         })
     }
 
-    fn validate_alerts(
-        &mut self,
-        raw: &RawAlerts,
-        teams: &BTreeMap<TeamName, Team>,
-    ) -> Option<AlertsConfig> {
+    fn validate_alerts(&mut self, raw: &RawAlerts, teams: &[TeamName]) -> Option<AlertsConfig> {
         let empty = BTreeMap::new();
         let default = self.route(
             &[Seg::Key("alerts"), Seg::Key("default")],
@@ -1201,6 +1212,7 @@ lead = "zed"
         let got: Vec<(Option<usize>, &str)> = err
             .problems
             .iter()
+            .filter(|p| p.severity == Severity::Error)
             .map(|p| (p.line, p.key.as_str()))
             .collect();
         assert_eq!(
@@ -1216,6 +1228,76 @@ lead = "zed"
             "{err}"
         );
         assert!(err.to_string().contains("known teams: backend"));
+    }
+
+    #[test]
+    fn alert_routes_and_message_rules_are_checked() {
+        let src = format!(
+            "{GOOD}{}",
+            r#"
+[[alerts.routes]]
+name = "db"
+match = { service = "db(" }
+team = "dba"
+
+[[alerts.routes]]
+name = "ok"
+match = { service = "web" }
+stale_after = "soon"
+
+[[alerts.message_rules]]
+channel = "alerts"
+pattern = '^(?P<status>\w+) (?P<service>\w+)'
+
+[[alerts.message_rules]]
+channel = "alerts"
+pattern = '^(?P<alertname>[a-z'
+"#
+        );
+        let err = parse(&src).unwrap_err();
+        let got: Vec<(&str, &str)> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| (p.key.as_str(), p.message.split(':').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "alerts.routes[0].match.service",
+                    "the regular expression does not compile"
+                ),
+                (
+                    "alerts.routes[0].team",
+                    "no team `dba` is defined; known teams"
+                ),
+                (
+                    "alerts.routes[1].stale_after",
+                    "`soon` is not a duration of a minute or more, such as \"6h\" or \"30m\""
+                ),
+                (
+                    "alerts.message_rules[0].pattern",
+                    "the pattern has no `(?P<alertname>…)` group"
+                ),
+                (
+                    "alerts.message_rules[1].pattern",
+                    "the regular expression does not compile"
+                ),
+            ],
+            "{err}"
+        );
+        let lines: Vec<Option<usize>> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.line)
+            .collect();
+        assert_eq!(
+            lines,
+            vec![Some(16), Some(17), Some(22), Some(26), Some(30)],
+            "{err}"
+        );
     }
 
     #[test]

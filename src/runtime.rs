@@ -517,3 +517,62 @@ fn apply(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChannelName, TicketId};
+    use crate::engine::{Effect, Post};
+    use crate::render::Rich;
+
+    fn item(seq: u64, channel: &str, ticket: u64, alert: bool, thread: bool) -> OutboxItem {
+        OutboxItem {
+            seq,
+            created_at: chrono::Utc::now(),
+            effect: Effect::Post(Post {
+                channel: ChannelName::parse(channel).unwrap(),
+                ticket: Some(TicketId::new("OPS", ticket)),
+                thread,
+                body: Rich::new().text(format!("post {seq}")),
+                alert,
+            }),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    fn text(i: &OutboxItem) -> String {
+        let Effect::Post(p) = &i.effect;
+        format!("#{} {}", p.channel, p.body.to_plain())
+    }
+
+    #[test]
+    fn a_storm_becomes_one_summary_per_channel_and_nothing_else_merges() {
+        let mut items = Vec::new();
+        for seq in 1..=8 {
+            // Alert posts to #ops for tickets 1..3, with a person's post and
+            // thread posts among them, and two alert posts to #infra.
+            items.push(item(seq, "ops", 1 + seq % 3, true, false));
+        }
+        items.insert(2, item(100, "ops", 9, false, false));
+        items.insert(4, item(101, "ops", 1, true, true));
+        items.push(item(200, "infra", 7, true, false));
+        items.push(item(201, "infra", 7, true, false));
+        let out = coalesce(items, 3);
+        let shown: Vec<(Vec<u64>, String)> =
+            out.iter().map(|(s, i)| (s.clone(), text(i))).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    vec![1, 2, 3, 4, 5, 6, 7, 8],
+                    "#ops Alert storm: 8 alert updates for 3 tickets: OPS-2 (3), OPS-3 (3), OPS-1 (2). Each ticket's thread has the details; /ticket list shows them.".to_string()
+                ),
+                (vec![100], "#ops post 100".to_string()),
+                (vec![101], "#ops post 101".to_string()),
+                (vec![200], "#infra post 200".to_string()),
+                (vec![201], "#infra post 201".to_string()),
+            ]
+        );
+    }
+}

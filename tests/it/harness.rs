@@ -96,6 +96,10 @@ impl Env {
     /// Runs `opsbot ARGS --config FILE` with `input` on stdin.
     pub fn opsbot(&self, args: &[&str], input: &str) -> Run {
         let mut full: Vec<&str> = args.to_vec();
+        // Parallel tests must not fight over the default port.
+        if args.first() == Some(&"console") && !args.contains(&"--listen") {
+            full.extend(["--listen", "127.0.0.1:0"]);
+        }
         let cfg = self.config.to_string_lossy().to_string();
         full.push("--config");
         full.push(&cfg);

@@ -191,3 +191,39 @@ fn without_a_token_the_hooks_refuse_and_the_bot_says_so() {
         run.stderr
     );
 }
+
+#[test]
+fn taking_an_alert_ticket_is_its_acknowledgement() {
+    let env = Env::shipped();
+    let mut bot = env.live(&["--as", "bella"]);
+    let (code, _) = bot.post("/hooks/alertmanager", &fixture("alertmanager-firing.json"));
+    assert_eq!(code, 202);
+    bot.line("/ticket take id:OPS-1");
+    // The line is handled after the console read it; the next firing repeat
+    // is then noted on a ticket in progress.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let t: serde_json::Value =
+            serde_json::from_str(&bot.get("/api/v1/tickets/OPS-1").1).unwrap();
+        if t["state"] == "in_progress" {
+            assert_eq!(t["assignee"], "bella");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not taken: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, _) = bot.post("/hooks/alertmanager", &fixture("alertmanager-firing.json"));
+    assert_eq!(code, 202);
+    let run = bot.finish();
+    assert!(
+        run.stdout.contains("(only you) You have OPS-1."),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("[#ops › OPS-1] bella took it; it is in progress."));
+    let t = &env.tickets()[0];
+    assert_eq!(t["state"], "in_progress");
+    assert_eq!(t["alerts"]["count"], 2);
+}

@@ -37,7 +37,16 @@ fn a_corrupt_database_is_refused() {
         "started on a corrupt database: {}",
         run.stdout
     );
-    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: the data directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("refusing to start with empty state"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains(&env.data_dir().display().to_string()),
         "{}",
