@@ -115,6 +115,18 @@ impl Alert {
     }
 }
 
+impl Alert {
+    /// The summary, with the instance when the summary does not show it:
+    /// what tells two alerts of one group apart on a timeline.
+    pub fn detail(&self) -> String {
+        let s = self.summary();
+        match self.labels.get("instance") {
+            Some(i) if !s.contains(i.as_str()) => format!("{s} ({i})"),
+            _ => s,
+        }
+    }
+}
+
 /// A stable fingerprint of a label set (FNV-1a, 64 bits, hex), for sources
 /// that send none.
 pub fn fingerprint(labels: &Labels) -> String {

@@ -254,6 +254,7 @@ impl Engine {
                 count: 1,
                 last_seen: now,
                 summary: alert.summary(),
+                starts_at: alert.starts_at,
             },
         );
         ov.put_ticket(t);
@@ -303,8 +304,17 @@ impl Engine {
             }
             return Ok(None);
         };
-        let summary = alert.summary();
+        let summary = alert.detail();
         let fp = alert.fingerprint.clone();
+        if alert.status == AlertStatus::Resolved {
+            // A resolve of an earlier firing episode, arriving late: old news.
+            let member_start = g.members.get(&fp).and_then(|m| m.starts_at);
+            if let (Some(theirs), Some(ours)) = (alert.starts_at, member_start) {
+                if theirs < ours {
+                    return Ok(None);
+                }
+            }
+        }
         let stats = t.alerts.get_or_insert_with(|| AlertStats {
             group: g.key.clone(),
             count: 0,
@@ -352,10 +362,21 @@ impl Engine {
                         now,
                     );
                 }
+                let comes_back = g
+                    .members
+                    .get(&fp)
+                    .is_none_or(|m| m.status == AlertStatus::Resolved);
+                if comes_back && matches!(t.state, TicketState::Resolved | TicketState::Qa) {
+                    // The fix did not hold: back to the team before anyone closes it.
+                    t = self.refired_while_resolved(t, out, actor, &summary, now)?;
+                }
                 match g.members.get_mut(&fp) {
                     Some(m) if m.status == AlertStatus::Firing => {
                         m.count += 1;
                         m.last_seen = now;
+                        if alert.starts_at.is_some() {
+                            m.starts_at = m.starts_at.max(alert.starts_at);
+                        }
                         let n = m.count;
                         // A repeat: on the record, no post.
                         self.note(
@@ -371,6 +392,7 @@ impl Engine {
                         m.status = AlertStatus::Firing;
                         m.count += 1;
                         m.last_seen = now;
+                        m.starts_at = alert.starts_at.or(m.starts_at);
                         self.note(
                             &mut t,
                             out,
@@ -395,6 +417,7 @@ impl Engine {
                                 count: 1,
                                 last_seen: now,
                                 summary: summary.clone(),
+                                starts_at: alert.starts_at,
                             },
                         );
                         self.note(
@@ -479,6 +502,32 @@ impl Engine {
         ov.put_ticket(t);
         ov.put_group(g);
         Ok(Some(id))
+    }
+
+    /// An alert of a resolved ticket fires again: the ticket goes back to
+    /// its team (the operator must not close it on a fix that did not hold).
+    fn refired_while_resolved(
+        &self,
+        t: Ticket,
+        out: &mut Out,
+        actor: &Actor,
+        summary: &str,
+        now: Timestamp,
+    ) -> Result<Ticket, EngineError> {
+        let reason = format!("the alert fired again: {summary}");
+        let tr = ticket::system_transition(
+            &t,
+            &Action::Reject {
+                reason: reason.clone(),
+            },
+            &self.config.org,
+        )?;
+        let mut nt = tr.ticket;
+        nt.updated_at = now;
+        let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &reason, now);
+        out.writes.push(Write::Timeline(nt.id.clone(), e));
+        self.announce(out, &nt, actor, &Action::Reject { reason });
+        Ok(nt)
     }
 
     /// Marks quiet alert groups stale (their route says after how long).
@@ -845,7 +894,10 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
                     thread,
                     body,
                     ..
-                }) = i.effect;
+                }) = i.effect
+                else {
+                    continue;
+                };
                 let place = match (thread, ticket) {
                     (true, Some(t)) => format!("#{channel}›{t}"),
                     _ => format!("#{channel}"),
@@ -926,9 +978,9 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         assert_eq!(
             &tl[2..],
             [
-                "alert: repeat #2: Latency web",
-                "alert: joined: Latency web",
-                "alert: repeat #3: Latency web"
+                "alert: repeat #2: Latency web (web-1)",
+                "alert: joined: Latency web (web-2)",
+                "alert: repeat #3: Latency web (web-1)"
             ]
         );
         // A repeat is on the record but posts nothing.
@@ -956,14 +1008,14 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         assert_eq!(b.ticket(1).state, TicketState::Assigned);
         assert_eq!(
             b.posts(),
-            vec!["#backend OPS-1 · p1 · Latency web — recovered: Latency web; 1 still firing"]
+            vec!["#backend OPS-1 · p1 · Latency web — recovered: Latency web (1); 1 still firing"]
         );
         b.alerts(vec![resolved(&a2), resolved(&a2)]);
         let t = b.ticket(1);
         assert_eq!(t.state, TicketState::Resolved);
         assert_eq!(t.resolution.as_deref(), Some("all alerts recovered"));
         let posts = b.posts();
-        assert_eq!(posts[0], "#backend OPS-1 · p1 · Latency web — recovered: Latency web; no alert of this ticket is firing");
+        assert_eq!(posts[0], "#backend OPS-1 · p1 · Latency web — recovered: Latency web (2); no alert of this ticket is firing");
         assert!(posts[1].starts_with("#ops OPS-1 · p1 · Latency web — resolved by alertmanager: all alerts recovered. Operators, verify it"), "{posts:?}");
         assert!(
             posts[1].ends_with("@olivia"),
@@ -1014,6 +1066,57 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         // The group now follows the new ticket.
         b.alerts(vec![firing(&db)]);
         assert_eq!(b.ticket(3).alerts.unwrap().count, 2);
+    }
+
+    #[test]
+    fn a_fix_that_does_not_hold_goes_back_to_the_team() {
+        let b = Bench::new();
+        let web = [
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+        ];
+        b.alerts(vec![firing(&web), resolved(&web)]);
+        assert_eq!(b.ticket(1).state, TicketState::Resolved);
+        b.posts();
+        // Before the operator verifies, it fires again.
+        b.alerts(vec![firing(&web)]);
+        let t = b.ticket(1);
+        assert_eq!(t.state, TicketState::Assigned);
+        assert_eq!(t.resolution, None);
+        let posts = b.posts();
+        assert!(
+            posts[0].starts_with("#backend OPS-1 · p1 · Latency web — rejected by alertmanager: the alert fired again: Latency web"),
+            "{posts:?}"
+        );
+        let e = b.cmd("olivia", "/ticket verify id:OPS-1").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("cannot verify OPS-1: it is `assigned`"));
+    }
+
+    #[test]
+    fn a_late_resolve_of_an_earlier_episode_is_ignored() {
+        let b = Bench::new();
+        let labels_ = [("alertname", "Mem"), ("instance", "h1")];
+        let at = |h: u32| Some(chrono::Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap());
+        let mut first = firing(&labels_);
+        first.starts_at = at(9);
+        let mut late_resolve = resolved(&labels_);
+        late_resolve.starts_at = at(9);
+        let mut again = firing(&labels_);
+        again.starts_at = at(11);
+        b.alerts(vec![first, resolved(&labels_)]);
+        b.alerts(vec![again]);
+        // The resolve of the 9 o'clock episode arrives after the 11 o'clock firing.
+        let acc = b.alerts(vec![late_resolve]);
+        assert!(acc.tickets.is_empty());
+        assert_eq!(b.timeline(1).last().unwrap(), "alert: fired again: Mem h1");
+        let g = b.store.groups().next().unwrap().unwrap();
+        assert_eq!(
+            g.members.values().next().unwrap().status,
+            AlertStatus::Firing
+        );
     }
 
     #[test]

@@ -280,7 +280,17 @@ impl CommandName {
             CommandName::TicketComment => ticket(
                 "comment",
                 "Add a comment to a ticket's timeline",
-                const { &[TICKET_ID, req("text", TEXT, "The comment")] },
+                const {
+                    &[
+                        TICKET_ID,
+                        req("text", TEXT, "The comment"),
+                        opt(
+                            "customer",
+                            OptKind::Bool,
+                            "Also mail it to the ticket's customer (operators)",
+                        ),
+                    ]
+                },
                 Who::Anyone,
             ),
             CommandName::TicketResolve => ticket(
@@ -425,6 +435,8 @@ pub enum Command {
     TicketComment {
         id: TicketId,
         text: String,
+        /// Also mail it to the customer of a support ticket.
+        customer: bool,
     },
     TicketResolve {
         id: TicketId,
@@ -532,6 +544,7 @@ impl Command {
             CommandName::TicketComment => Command::TicketComment {
                 id: a.ticket(prefix)?,
                 text: a.text("text")?,
+                customer: a.opt_bool("customer")?.unwrap_or(false),
             },
             CommandName::TicketResolve => Command::TicketResolve {
                 id: a.ticket(prefix)?,

@@ -29,6 +29,164 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    support: RawSupport,
+    #[serde(default)]
+    smtp: RawSmtp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupport {
+    #[serde(default = "default_support_secret_env")]
+    secret_env: String,
+    #[serde(default = "default_session_url")]
+    session_url: String,
+    #[serde(default = "default_session_timeout")]
+    session_timeout: String,
+    #[serde(default = "default_per_customer")]
+    per_customer_per_hour: u32,
+    #[serde(default = "default_per_minute")]
+    per_minute: u32,
+    #[serde(default = "default_max_subject")]
+    max_subject: usize,
+    #[serde(default = "default_max_message")]
+    max_message: usize,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    mail: RawMailTemplates,
+}
+
+impl Default for RawSupport {
+    fn default() -> Self {
+        Self {
+            secret_env: default_support_secret_env(),
+            session_url: default_session_url(),
+            session_timeout: default_session_timeout(),
+            per_customer_per_hour: default_per_customer(),
+            per_minute: default_per_minute(),
+            max_subject: default_max_subject(),
+            max_message: default_max_message(),
+            priority: None,
+            mail: RawMailTemplates::default(),
+        }
+    }
+}
+
+fn default_support_secret_env() -> String {
+    "OPSBOT_SUPPORT_SECRET".into()
+}
+fn default_session_url() -> String {
+    "http://127.0.0.1:8790/sessions".into()
+}
+fn default_session_timeout() -> String {
+    "2s".into()
+}
+fn default_per_customer() -> u32 {
+    10
+}
+fn default_per_minute() -> u32 {
+    600
+}
+fn default_max_subject() -> usize {
+    200
+}
+fn default_max_message() -> usize {
+    10_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailTemplates {
+    #[serde(default = "t_ack_subject")]
+    ack_subject: String,
+    #[serde(default = "t_ack_body")]
+    ack_body: String,
+    #[serde(default = "t_update_subject")]
+    update_subject: String,
+    #[serde(default = "t_update_body")]
+    update_body: String,
+    #[serde(default = "t_closed_subject")]
+    closed_subject: String,
+    #[serde(default = "t_closed_body")]
+    closed_body: String,
+}
+
+impl Default for RawMailTemplates {
+    fn default() -> Self {
+        Self {
+            ack_subject: t_ack_subject(),
+            ack_body: t_ack_body(),
+            update_subject: t_update_subject(),
+            update_body: t_update_body(),
+            closed_subject: t_closed_subject(),
+            closed_body: t_closed_body(),
+        }
+    }
+}
+
+fn t_ack_subject() -> String {
+    "[{ticket}] We received your request: {subject}".into()
+}
+fn t_ack_body() -> String {
+    "Hello,\n\nwe received your request and opened ticket {ticket} for it:\n\n{message}\n\nWe will write again when it is solved.\n".into()
+}
+fn t_update_subject() -> String {
+    "[{ticket}] Update on your request: {subject}".into()
+}
+fn t_update_body() -> String {
+    "Hello,\n\nan update on your request ({ticket}):\n\n{note}\n".into()
+}
+fn t_closed_subject() -> String {
+    "[{ticket}] Solved: {subject}".into()
+}
+fn t_closed_body() -> String {
+    "Hello,\n\nyour request ({ticket}) is solved and closed.\n\n{note}\n\nIf the problem comes back, just write to us again.\n".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    #[serde(default = "default_smtp_host")]
+    host: String,
+    #[serde(default = "default_smtp_port")]
+    port: u16,
+    #[serde(default = "default_smtp_from")]
+    from: String,
+    /// `none` (plain SMTP, for loopback), `starttls` or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    tls: String,
+    #[serde(default)]
+    user_env: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+}
+
+impl Default for RawSmtp {
+    fn default() -> Self {
+        Self {
+            host: default_smtp_host(),
+            port: default_smtp_port(),
+            from: default_smtp_from(),
+            tls: default_smtp_tls(),
+            user_env: None,
+            password_env: None,
+        }
+    }
+}
+
+fn default_smtp_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_smtp_port() -> u16 {
+    2525
+}
+fn default_smtp_from() -> String {
+    "Support <support@example.com>".into()
+}
+fn default_smtp_tls() -> String {
+    "none".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +353,53 @@ pub struct Config {
     pub org: Org,
     pub http: HttpConfig,
     pub alerts: AlertsConfig,
+    pub support: SupportConfig,
+    pub smtp: SmtpConfig,
+}
+
+/// The company app's intake: signature, session check, limits, mail texts.
+#[derive(Clone, Debug)]
+pub struct SupportConfig {
+    pub secret: EnvSecret,
+    /// `GET {session_url}/{session_id}` says who the customer is.
+    pub session_url: String,
+    pub session_timeout: std::time::Duration,
+    pub per_customer_per_hour: u32,
+    pub per_minute: u32,
+    pub max_subject: usize,
+    pub max_message: usize,
+    pub priority: Priority,
+    pub mail: MailTemplates,
+}
+
+/// Customer mail texts; `{ticket}`, `{subject}`, `{message}` and `{note}`
+/// are filled in.
+#[derive(Clone, Debug)]
+pub struct MailTemplates {
+    pub ack_subject: String,
+    pub ack_body: String,
+    pub update_subject: String,
+    pub update_body: String,
+    pub closed_subject: String,
+    pub closed_body: String,
+}
+
+/// How mail leaves: the SMTP server.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub tls: SmtpTls,
+    pub user: Option<EnvSecret>,
+    pub password: Option<EnvSecret>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
 }
 
 /// A secret read from the environment variable the config names. It never
@@ -558,6 +763,19 @@ impl Config {
                 r.pattern.as_str()
             ));
         }
+        s.push_str(&format!(
+            "support: sessions checked at {} (secret from {}: {}); mail via {}:{} from {}\n",
+            self.support.session_url,
+            self.support.secret.var,
+            if self.support.secret.value.is_some() {
+                "set"
+            } else {
+                "NOT SET, the intake refuses requests"
+            },
+            self.smtp.host,
+            self.smtp.port,
+            self.smtp.from
+        ));
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
     }
@@ -889,6 +1107,8 @@ impl<'a> Validator<'a> {
         };
 
         let http = self.validate_http(&raw.http);
+        let support = self.validate_support(&raw.support);
+        let smtp = self.validate_smtp(&raw.smtp);
         // Every team the file defines, even one with mistakes of its own.
         let team_names: Vec<TeamName> = raw
             .teams
@@ -900,6 +1120,8 @@ impl<'a> Validator<'a> {
         Some(Config {
             http: http?,
             alerts: alerts?,
+            support: support?,
+            smtp: smtp?,
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -918,6 +1140,163 @@ impl<'a> Validator<'a> {
 }
 
 impl Validator<'_> {
+    fn validate_support(&mut self, raw: &RawSupport) -> Option<SupportConfig> {
+        let mut ok = true;
+        let secret = EnvSecret::read(&raw.secret_env);
+        if secret.value.is_none() {
+            self.warn(
+                &[Seg::Key("support"), Seg::Key("secret_env")],
+                format!(
+                    "{} is not set: the support intake will refuse every request",
+                    raw.secret_env
+                ),
+            );
+        }
+        let url_ok = (raw.session_url.starts_with("http://")
+            || raw.session_url.starts_with("https://"))
+            && raw.session_url.len() > "http://".len();
+        if !url_ok {
+            self.error(
+                &[Seg::Key("support"), Seg::Key("session_url")],
+                format!(
+                    "`{}` is not an http(s) URL, such as \"https://app.example.com/api/sessions\"",
+                    raw.session_url
+                ),
+            );
+            ok = false;
+        }
+        let session_timeout = match humantime::parse_duration(&raw.session_timeout) {
+            Ok(d) if d.as_millis() >= 10 && d.as_secs() <= 60 => d,
+            _ => {
+                self.error(
+                    &[Seg::Key("support"), Seg::Key("session_timeout")],
+                    format!(
+                        "`{}` is not a duration from 10ms to 60s, such as \"2s\"",
+                        raw.session_timeout
+                    ),
+                );
+                ok = false;
+                std::time::Duration::from_secs(2)
+            }
+        };
+        for (key, v) in [
+            ("per_customer_per_hour", raw.per_customer_per_hour),
+            ("per_minute", raw.per_minute),
+        ] {
+            if v == 0 {
+                self.error(
+                    &[Seg::Key("support"), Seg::Key(key)],
+                    "must be at least 1".into(),
+                );
+                ok = false;
+            }
+        }
+        let priority = match &raw.priority {
+            Some(p) => match p.parse::<Priority>() {
+                Ok(p) => p,
+                Err(e) => {
+                    self.error(&[Seg::Key("support"), Seg::Key("priority")], e.to_string());
+                    ok = false;
+                    Priority::P3
+                }
+            },
+            None => Priority::P3,
+        };
+        let m = &raw.mail;
+        for (key, text) in [
+            ("ack_subject", &m.ack_subject),
+            ("update_subject", &m.update_subject),
+            ("closed_subject", &m.closed_subject),
+        ] {
+            if text.contains('\n') || text.contains('\r') {
+                self.error(
+                    &[Seg::Key("support"), Seg::Key("mail"), Seg::Key(key)],
+                    "a subject is one line: remove the line break".into(),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(SupportConfig {
+            secret,
+            session_url: raw.session_url.trim_end_matches('/').to_string(),
+            session_timeout,
+            per_customer_per_hour: raw.per_customer_per_hour,
+            per_minute: raw.per_minute,
+            max_subject: raw.max_subject.max(1),
+            max_message: raw.max_message.max(1),
+            priority,
+            mail: MailTemplates {
+                ack_subject: m.ack_subject.clone(),
+                ack_body: m.ack_body.clone(),
+                update_subject: m.update_subject.clone(),
+                update_body: m.update_body.clone(),
+                closed_subject: m.closed_subject.clone(),
+                closed_body: m.closed_body.clone(),
+            },
+        })
+    }
+
+    fn validate_smtp(&mut self, raw: &RawSmtp) -> Option<SmtpConfig> {
+        let mut ok = true;
+        if raw.host.trim().is_empty() {
+            self.error(
+                &[Seg::Key("smtp"), Seg::Key("host")],
+                "name the mail server, such as \"127.0.0.1\"".into(),
+            );
+            ok = false;
+        }
+        if raw.from.parse::<lettre::message::Mailbox>().is_err() {
+            self.error(
+                &[Seg::Key("smtp"), Seg::Key("from")],
+                format!(
+                    "`{}` is not a mail address, such as \"Support <support@example.com>\"",
+                    raw.from
+                ),
+            );
+            ok = false;
+        }
+        let tls = match raw.tls.as_str() {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => {
+                self.error(
+                    &[Seg::Key("smtp"), Seg::Key("tls")],
+                    format!("`tls` must be one of none, starttls, tls; got `{other}`"),
+                );
+                ok = false;
+                SmtpTls::None
+            }
+        };
+        let mut cred = |key: &'static str, var: &Option<String>| -> Option<EnvSecret> {
+            let var = var.as_ref()?;
+            let s = EnvSecret::read(var);
+            if s.value.is_none() {
+                self.warn(
+                    &[Seg::Key("smtp"), Seg::Key(key)],
+                    format!("{var} is not set: mail is sent without logging in"),
+                );
+            }
+            Some(s)
+        };
+        let user = cred("user_env", &raw.user_env);
+        let password = cred("password_env", &raw.password_env);
+        if !ok {
+            return None;
+        }
+        Some(SmtpConfig {
+            host: raw.host.clone(),
+            port: raw.port,
+            from: raw.from.clone(),
+            tls,
+            user,
+            password,
+        })
+    }
+
     fn warn(&mut self, path: &[Seg<'_>], message: String) {
         self.problem(Severity::Warning, path, message)
     }

@@ -109,8 +109,28 @@ impl Held<'_> {
         self.reply(user, channel, &Reply::private(text));
     }
 
-    fn effect(&mut self, effect: &Effect) {
+    /// Shows an effect: a post as the channel shows it, a mail as
+    /// `[mail → address] subject` once the mail server took it.
+    pub fn effect(&mut self, effect: &Effect) {
         match effect {
+            Effect::Mail(m) => {
+                if self.json {
+                    let v = json!({
+                        "kind": "mail",
+                        "channel": null,
+                        "to": m.to,
+                        "ticket": m.ticket.to_string(),
+                        "text": m.subject,
+                    });
+                    self.emit(&format!("{v}\n"));
+                } else {
+                    self.emit(&format!(
+                        "[mail → {}] {}\n",
+                        m.to,
+                        crate::render::one_line(&m.subject, 300)
+                    ));
+                }
+            }
             Effect::Post(p) => {
                 let text = p.body.to_plain();
                 if self.json {

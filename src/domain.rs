@@ -367,6 +367,16 @@ pub struct Ticket {
     /// For tickets opened by monitoring: how many alerts, and when the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertStats>,
+    /// For tickets a customer opened through the app: who to write to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+}
+
+/// The customer behind a support ticket, as the app's session check said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub email: String,
 }
 
 /// Monitoring's side of a ticket.
@@ -388,6 +398,8 @@ pub enum EntryKind {
     Alert,
     /// Monitoring: no alert for longer than the route allows.
     Stale,
+    /// A mail to the customer was sent.
+    Mailed,
     Assigned,
     Taken,
     Commented,
@@ -404,6 +416,7 @@ impl EntryKind {
             EntryKind::Opened => "opened",
             EntryKind::Alert => "alert",
             EntryKind::Stale => "stale",
+            EntryKind::Mailed => "mailed",
             EntryKind::Assigned => "assigned",
             EntryKind::Taken => "taken",
             EntryKind::Commented => "commented",

@@ -37,6 +37,16 @@ pub enum Event {
     Alerts { alerts: Vec<Alert> },
     /// Alert groups the timer found quiet for longer than their route allows.
     MarkStale { groups: Vec<String> },
+    /// A customer's request from the company app, signature and session
+    /// already checked by the adapter.
+    SupportRequest {
+        customer: crate::domain::Customer,
+        subject: String,
+        message: String,
+        idempotency_key: Option<String>,
+    },
+    /// The mail server took a mail: it goes on the ticket's record.
+    MailSent { mail: Mail },
 }
 
 impl Event {
@@ -84,6 +94,19 @@ pub struct Post {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Effect {
     Post(Post),
+    Mail(Mail),
+}
+
+/// An e-mail to a customer. Plain text; the adapter builds headers from
+/// these fields, never from raw text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub ticket: TicketId,
+    /// Why it is sent: `acknowledgement`, `update` or `closed`.
+    pub purpose: String,
 }
 
 /// One record to write.
@@ -101,6 +124,8 @@ pub enum Write {
     Silences(SilenceBook),
     /// Keep a silenced alert on record.
     Silenced(Alert),
+    /// Remember which ticket a support request's `Idempotency-Key` opened.
+    Idempotency(String, TicketId),
 }
 
 /// What an alert batch did.
@@ -131,6 +156,9 @@ pub struct Member {
     pub count: u64,
     pub last_seen: Timestamp,
     pub summary: String,
+    /// When the current firing episode started, as the source said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
 }
 
 /// The silences, with the next id to hand out.
@@ -156,6 +184,8 @@ pub trait View {
     fn last_ticket_number(&self) -> Result<u64, StoreError>;
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError>;
     fn silences(&self) -> Result<SilenceBook, StoreError>;
+    /// The ticket a support request with this idempotency key opened.
+    fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError>;
 }
 
 /// What `/ticket list` asks for.
@@ -268,6 +298,20 @@ impl Engine {
             } => self.chat_message(view, author, channel, text, now),
             Event::Alerts { alerts } => self.alerts(view, alerts, now),
             Event::MarkStale { groups } => self.mark_stale(view, groups, now),
+            Event::SupportRequest {
+                customer,
+                subject,
+                message,
+                idempotency_key,
+            } => self.support_request(
+                view,
+                customer,
+                subject,
+                message,
+                idempotency_key.as_deref(),
+                now,
+            ),
+            Event::MailSent { mail } => self.mail_sent(view, mail, now),
         }
     }
 
@@ -313,7 +357,12 @@ impl Engine {
                 (id, action)
             }
             Command::TicketTake { id } => (id, Action::Take),
-            Command::TicketComment { id, text } => (id, Action::Comment { text: text.clone() }),
+            Command::TicketComment { id, text, customer } => {
+                if *customer {
+                    return self.comment_to_customer(view, actor, id, text, now);
+                }
+                (id, Action::Comment { text: text.clone() })
+            }
             Command::TicketResolve { id, note } => (id, Action::Resolve { note: note.clone() }),
             Command::TicketQa { id } => (id, Action::SendToQa),
             Command::TicketVerify { id } => (id, Action::Verify),
@@ -529,6 +578,7 @@ impl Engine {
             resolution: None,
             timeline_len: 0,
             alerts: None,
+            customer: None,
         };
         let opened = self.entry(
             &mut t,
@@ -680,6 +730,9 @@ impl Engine {
                 Rich::new().text(format!("{id} is with QA now."))
             }
             Action::Verify => {
+                if let Some(mail) = self.closing_mail(t) {
+                    out.writes.push(Write::Effect(Effect::Mail(mail)));
+                }
                 let body = head.text(format!(" — verified by {who} and closed."));
                 out.post(&ops, Some(id), body.clone());
                 if let Some(ch) = team_channel.as_ref().filter(|c| **c != ops) {
@@ -758,6 +811,7 @@ impl Engine {
                     &t,
                     &timeline,
                     SHOW_ENTRIES,
+                    org.is_operator(&actor.name),
                 )))
             }
             Command::TicketList { state, team, mine } => {

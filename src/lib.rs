@@ -12,6 +12,8 @@
 //! - [`engine`]: the one place that decides: `Event` in, writes and effects out, no I/O
 //!   (its alert rules live in `alerting`).
 //! - [`render`]: rich text and the pure builders of what the bot posts.
+//! - [`smtp`]: customer mail over SMTP (lettre), an outbox sink.
+//! - `support`: the engine's customer-support rules (tickets from the app, customer mail).
 //! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
 //! - [`runtime`]: the commit thread (group commit) and the outbox workers.
 //! - [`console`]: the terminal as the bot's chat.
@@ -31,5 +33,7 @@ pub mod http;
 pub mod metrics;
 pub mod render;
 pub mod runtime;
+pub mod smtp;
 pub mod store;
+mod support;
 pub mod ticket;

@@ -15,9 +15,11 @@ use opsbot::config::{self, Config, Loaded};
 use opsbot::console::{self, ConsoleSink, Printer, Session};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
-use opsbot::http::{self, HttpState};
+use opsbot::http::{self, HttpState, SupportIntake};
 use opsbot::metrics::Metrics;
 use opsbot::runtime::{Bot, SystemClock};
+use opsbot::smtp::SmtpSink;
+use opsbot::store::Queue;
 use opsbot::store::Store;
 
 #[derive(Debug, Parser)]
@@ -161,6 +163,9 @@ async fn start_http(
         token_var: config.http.token.var.clone(),
         body_limit: config.http.body_limit,
         metrics: Arc::new(Metrics::new()),
+        support: Arc::new(
+            SupportIntake::new(&config.support).context("cannot set up the session checker")?,
+        ),
     };
     let mut stop = stop;
     let server = tokio::spawn(http::serve(listener, state, async move {
@@ -206,7 +211,13 @@ fn console_cmd(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {
-        let worker = tokio::spawn(bot.outbox_worker(ConsoleSink(printer.clone()), stop_worker_rx));
+        let worker = tokio::spawn(bot.outbox_worker(
+            Queue::Chat,
+            ConsoleSink(printer.clone()),
+            stop_worker_rx.clone(),
+        ));
+        let smtp = SmtpSink::new(&config.smtp, bot.clone(), Some(printer.clone()))?;
+        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx));
         let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
         let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
         // Posts left undelivered by a previous run go out first.
@@ -217,9 +228,11 @@ fn console_cmd(
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        bot.wait_queue(Queue::Mail, console::DELIVERY_WAIT).await;
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let _ = stop_worker_tx.send(true);
         let _ = worker.await;
+        let _ = mailer.await;
         res.map_err(anyhow::Error::from)
     })?;
     drop(bot);

@@ -114,10 +114,19 @@ pub fn clip_plain(s: &str, max: usize) -> String {
 
 /// Untrusted text on one line: newlines and tabs become spaces, cut to `max`.
 pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut flat = String::with_capacity(s.len());
+    let mut in_break = false;
+    for c in s.chars() {
+        if c.is_control() {
+            if !in_break {
+                flat.push(' ');
+            }
+            in_break = true;
+        } else {
+            flat.push(c);
+            in_break = false;
+        }
+    }
     clip_plain(flat.trim(), max)
 }
 
@@ -130,7 +139,12 @@ pub fn ticket_head(t: &Ticket) -> Rich {
 }
 
 /// A ticket in full, for `/ticket show`.
-pub fn ticket_detail(t: &Ticket, timeline: &[TimelineEntry], max_entries: usize) -> Rich {
+pub fn ticket_detail(
+    t: &Ticket,
+    timeline: &[TimelineEntry],
+    max_entries: usize,
+    show_customer: bool,
+) -> Rich {
     let mut r = Rich::new()
         .bold(t.id.to_string())
         .text(" ")
@@ -145,6 +159,11 @@ pub fn ticket_detail(t: &Ticket, timeline: &[TimelineEntry], max_entries: usize)
             t.opened_by,
             t.created_at.format("%Y-%m-%d %H:%M UTC"),
         ));
+    if let Some(c) = t.customer.as_ref().filter(|_| show_customer) {
+        r = r
+            .text("\ncustomer: ")
+            .quoted(format!("{} <{}>", c.id, c.email));
+    }
     if let Some(d) = &t.description {
         r = r.text("\ndescription: ").quoted(clip_plain(d, 1000));
     }
@@ -226,5 +245,6 @@ mod tests {
         assert_eq!(clip_plain("abcdef", 4), "abc…");
         assert_eq!(clip_plain("abc", 4), "abc");
         assert_eq!(one_line("a\nb\tc", 10), "a b c");
+        assert_eq!(one_line("a\r\nBcc: x", 20), "a Bcc: x");
     }
 }

@@ -17,7 +17,7 @@ use tracing::{debug, error, info_span, warn};
 use crate::domain::Timestamp;
 use crate::engine::{Accepted, Engine, Event, Reply};
 use crate::error::{EngineError, ErrorId, UserError};
-use crate::store::{OutboxItem, Store};
+use crate::store::{OutboxItem, Queue, Store};
 
 /// Where the engine reads the time.
 pub trait Clock: Send + Sync + 'static {
@@ -70,12 +70,33 @@ pub struct Bot {
     jobs: std_mpsc::Sender<Job>,
     store: Store,
     engine: Engine,
-    /// The highest outbox seq committed and flushed.
-    committed: watch::Receiver<u64>,
-    /// The highest outbox seq delivered (or given up on).
-    delivered: watch::Receiver<u64>,
-    delivered_tx: Arc<watch::Sender<u64>>,
-    outbox_wake: Arc<Notify>,
+    chat: Arc<Marks>,
+    mail: Arc<Marks>,
+}
+
+/// How far one delivery queue got.
+struct Marks {
+    queue: Queue,
+    /// The highest seq committed and flushed.
+    committed: watch::Sender<u64>,
+    /// The highest seq delivered (or given up on).
+    delivered: watch::Sender<u64>,
+    wake: Notify,
+}
+
+impl Marks {
+    fn new(store: &Store, queue: Queue) -> Result<Marks, crate::error::StoreError> {
+        let last = store.last_seq(queue)?;
+        // Everything older than the first pending effect is delivered.
+        let first_pending = store.pending(queue, 1)?.first().map(|i| i.seq);
+        let delivered_from = first_pending.map_or(last, |s| s.saturating_sub(1));
+        Ok(Marks {
+            queue,
+            committed: watch::channel(last).0,
+            delivered: watch::channel(delivered_from).0,
+            wake: Notify::new(),
+        })
+    }
 }
 
 /// The commit thread, to be joined at shutdown.
@@ -103,28 +124,21 @@ impl Bot {
         clock: Arc<dyn Clock>,
     ) -> Result<(Bot, Writer), crate::error::StoreError> {
         let (tx, rx) = std_mpsc::channel::<Job>();
-        let last = store.outbox_last_seq()?;
-        let (committed_tx, committed) = watch::channel(last);
-        // Everything older than the pending outbox is delivered.
-        let first_pending = store.outbox_pending(1)?.first().map(|i| i.seq);
-        let delivered_from = first_pending.map_or(last, |s| s.saturating_sub(1));
-        let (delivered_tx, delivered) = watch::channel(delivered_from);
-        let outbox_wake = Arc::new(Notify::new());
-        let wake = outbox_wake.clone();
+        let chat = Arc::new(Marks::new(&store, Queue::Chat)?);
+        let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
+        let marks = [chat.clone(), mail.clone()];
         let (st, en) = (store.clone(), engine.clone());
         let thread = std::thread::Builder::new()
             .name("opsbot-commit".into())
-            .spawn(move || commit_loop(rx, st, en, clock, committed_tx, wake))
+            .spawn(move || commit_loop(rx, st, en, clock, marks))
             .map_err(|e| crate::error::StoreError::Sled(sled::Error::Io(e)))?;
         Ok((
             Bot {
                 jobs: tx,
                 store,
                 engine,
-                committed,
-                delivered,
-                delivered_tx: Arc::new(delivered_tx),
-                outbox_wake,
+                chat,
+                mail,
             },
             Writer {
                 thread: Some(thread),
@@ -204,16 +218,25 @@ impl Bot {
         due
     }
 
-    /// The outbox seq committed so far.
-    pub fn committed_seq(&self) -> u64 {
-        *self.committed.borrow()
+    fn marks(&self, q: Queue) -> &Arc<Marks> {
+        match q {
+            Queue::Chat => &self.chat,
+            Queue::Mail => &self.mail,
+        }
     }
 
-    /// Waits until every effect committed so far is delivered (or given up
-    /// on), at most `timeout`. Returns whether it got there.
+    /// Waits until every chat post committed so far is delivered (or given
+    /// up on), at most `timeout`. Returns whether it got there.
     pub async fn wait_delivered(&self, timeout: Duration) -> bool {
-        let target = self.committed_seq();
-        let mut rx = self.delivered.clone();
+        self.wait_queue(Queue::Chat, timeout).await
+    }
+
+    /// Waits until every effect of queue `q` committed so far is delivered
+    /// (or given up on), at most `timeout`.
+    pub async fn wait_queue(&self, q: Queue, timeout: Duration) -> bool {
+        let m = self.marks(q);
+        let target = *m.committed.borrow();
+        let mut rx = m.delivered.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|d| *d >= target))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -225,20 +248,24 @@ impl Bot {
     /// that order is kept; a permanent failure goes to the dead letters.
     pub fn outbox_worker<S: Sink>(
         &self,
+        queue: Queue,
         sink: S,
         mut shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let store = self.store.clone();
-        let wake = self.outbox_wake.clone();
-        let delivered = self.delivered_tx.clone();
+        let marks = self.marks(queue).clone();
         let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
             let mut backoff = Duration::from_millis(100);
+            let mut pacer = sink.pace().map(|pace| Pacer {
+                pace,
+                recent: std::collections::HashMap::new(),
+            });
             loop {
                 if *shutdown.borrow() {
                     return;
                 }
-                let batch = match store.outbox_pending(256) {
+                let batch = match store.pending(queue, 1024) {
                     Ok(b) => b,
                     Err(e) => {
                         error!(error = %e, "cannot read the outbox");
@@ -246,40 +273,81 @@ impl Bot {
                     }
                 };
                 let mut stalled = false;
+                // Destinations out of pace this pass, and the soonest wait.
+                let mut held: Vec<String> = Vec::new();
+                let mut wait: Option<Duration> = None;
                 for (seqs, mut item) in coalesce(batch, coalesce_after) {
                     if *shutdown.borrow() {
                         return;
                     }
+                    if let (Some(p), Some(dest)) = (pacer.as_mut(), destination(&item)) {
+                        if held.contains(&dest) {
+                            continue;
+                        }
+                        if let Err(w) = p.take(&dest) {
+                            // Keep its order: nothing more to it this pass.
+                            held.push(dest);
+                            wait = Some(wait.map_or(w, |x| x.min(w)));
+                            continue;
+                        }
+                    }
                     match sink.deliver(&item).await {
                         Ok(()) => {
                             for seq in &seqs {
-                                if let Err(e) = store.outbox_done(*seq) {
+                                if let Err(e) = store.done(queue, *seq) {
                                     error!(seq, error = %e, "cannot mark an effect delivered");
                                 }
                             }
-                            delivered.send_replace(item.seq);
+                            settle(&store, queue, &marks);
                             backoff = Duration::from_millis(100);
                         }
                         Err(DeliveryError::Permanent(why)) => {
                             warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
                             item.attempts += 1;
                             item.last_error = Some(why);
-                            if let Err(e) = store.outbox_dead(&item) {
-                                error!(seq = item.seq, error = %e, "cannot move an effect to the dead letters");
+                            if seqs.len() == 1 {
+                                if let Err(e) = store.dead_letter(queue, &item) {
+                                    error!(seq = item.seq, error = %e, "cannot move an effect to the dead letters");
+                                }
                             }
-                            delivered.send_replace(item.seq);
+                            // A merged summary: each post it stood for is kept.
+                            for seq in seqs.iter().filter(|_| seqs.len() > 1) {
+                                if let Ok(Some(orig)) = store
+                                    .pending(queue, usize::MAX)
+                                    .map(|p| p.into_iter().find(|i| i.seq == *seq))
+                                {
+                                    let mut orig = orig;
+                                    orig.attempts += 1;
+                                    orig.last_error = item.last_error.clone();
+                                    if let Err(e) = store.dead_letter(queue, &orig) {
+                                        error!(seq, error = %e, "cannot move an effect to the dead letters");
+                                    }
+                                }
+                            }
+                            settle(&store, queue, &marks);
                         }
                         Err(DeliveryError::Transient(why)) => {
                             debug!(seq = item.seq, reason = %why, ?backoff, "delivery failed; will retry");
                             item.attempts += 1;
                             item.last_error = Some(why);
-                            if let Err(e) = store.outbox_retry(&item) {
-                                error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
+                            if seqs.len() == 1 {
+                                if let Err(e) = store.retry(queue, &item) {
+                                    error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
+                                }
                             }
                             stalled = true;
                             break;
                         }
                     }
+                }
+                if let (false, Some(w)) = (stalled, wait) {
+                    // Out of pace: more posts gather meanwhile, and the next
+                    // pass merges them into summaries.
+                    tokio::select! {
+                        _ = tokio::time::sleep(w) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
                 }
                 if stalled {
                     tokio::select! {
@@ -289,15 +357,30 @@ impl Bot {
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
-                if store.outbox_len() > 0 {
+                if store.queue_len(queue) > 0 {
                     continue;
                 }
                 tokio::select! {
-                    _ = wake.notified() => {}
+                    _ = marks.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }
             }
         }
+    }
+}
+
+/// Publishes how far a queue is delivered: everything before its oldest
+/// pending effect.
+fn settle(store: &Store, queue: Queue, marks: &Marks) {
+    let upto = match store.pending(queue, 1) {
+        Ok(p) => match p.first() {
+            Some(first) => first.seq.saturating_sub(1),
+            None => store.last_seq(queue).unwrap_or(0),
+        },
+        Err(_) => return,
+    };
+    if upto > *marks.delivered.borrow() {
+        marks.delivered.send_replace(upto);
     }
 }
 
@@ -370,9 +453,10 @@ pub fn coalesce(items: Vec<OutboxItem>, after: usize) -> Vec<(Vec<u64>, OutboxIt
                     text.push_str(&format!(" and {} more", counts.len() - 10));
                 }
                 text.push_str(". Each ticket's thread has the details; /ticket list shows them.");
-                let Effect::Post(p) = &mut item.effect;
-                p.body = Rich::new().text(text);
-                p.ticket = None;
+                if let Effect::Post(p) = &mut item.effect {
+                    p.body = Rich::new().text(text);
+                    p.ticket = None;
+                }
             }
             (seqs, item)
         })
@@ -393,6 +477,65 @@ pub enum DeliveryError {
 /// Delivers effects: the console, Discord, SMTP.
 pub trait Sink: Send + Sync + 'static {
     fn deliver(&self, item: &OutboxItem) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+
+    /// The most this sink may deliver to one destination (a channel, a
+    /// ticket's thread) per period; `None`: no limit (the console).
+    fn pace(&self) -> Option<Pace> {
+        None
+    }
+}
+
+/// At most `burst` deliveries per destination in any `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+impl Pace {
+    /// Discord's usual pace for messages in one channel: 5 per 5 seconds.
+    pub const DISCORD: Pace = Pace {
+        burst: 5,
+        period: Duration::from_secs(5),
+    };
+}
+
+/// Where an effect goes, for pacing.
+fn destination(item: &OutboxItem) -> Option<String> {
+    match &item.effect {
+        crate::engine::Effect::Post(p) => Some(match (&p.ticket, p.thread) {
+            (Some(t), true) => format!("{}/{}", p.channel, t),
+            _ => p.channel.to_string(),
+        }),
+        crate::engine::Effect::Mail(_) => None,
+    }
+}
+
+/// The last deliveries per destination (a sliding window).
+struct Pacer {
+    pace: Pace,
+    recent: std::collections::HashMap<String, std::collections::VecDeque<std::time::Instant>>,
+}
+
+impl Pacer {
+    /// Counts a delivery to `dest`, or says how long until one is allowed.
+    fn take(&mut self, dest: &str) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        let window = self.recent.entry(dest.to_string()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.pace.period)
+        {
+            window.pop_front();
+        }
+        if window.len() < self.pace.burst.max(1) as usize {
+            window.push_back(now);
+            Ok(())
+        } else {
+            let oldest = window.front().copied().unwrap_or(now);
+            Err((oldest + self.pace.period).saturating_duration_since(now))
+        }
+    }
 }
 
 fn internal(e: &dyn std::fmt::Display, what: &str) -> BotError {
@@ -406,8 +549,7 @@ fn commit_loop(
     store: Store,
     engine: Engine,
     clock: Arc<dyn Clock>,
-    committed: watch::Sender<u64>,
-    wake: Arc<Notify>,
+    marks: [Arc<Marks>; 2],
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -474,13 +616,17 @@ fn commit_loop(
                     }
                 }
             }
-            match store.outbox_last_seq() {
-                Ok(seq) => {
-                    committed.send_replace(seq);
+            for m in &marks {
+                match store.last_seq(m.queue) {
+                    Ok(seq) => {
+                        if seq > *m.committed.borrow() {
+                            m.committed.send_replace(seq);
+                            m.wake.notify_one();
+                        }
+                    }
+                    Err(e) => error!(error = %e, "cannot read an outbox counter"),
                 }
-                Err(e) => error!(error = %e, "cannot read the outbox counter"),
             }
-            wake.notify_one();
         }
         for (job, r) in batch.into_iter().zip(results) {
             let _ = job.done.send(r.unwrap_or(Err(BotError::Stopped)));
@@ -542,8 +688,107 @@ mod tests {
     }
 
     fn text(i: &OutboxItem) -> String {
-        let Effect::Post(p) = &i.effect;
-        format!("#{} {}", p.channel, p.body.to_plain())
+        match &i.effect {
+            Effect::Post(p) => format!("#{} {}", p.channel, p.body.to_plain()),
+            Effect::Mail(m) => format!("mail {}", m.subject),
+        }
+    }
+
+    /// Records deliveries, at a pace.
+    struct Recorder {
+        log: Arc<std::sync::Mutex<Vec<(String, std::time::Instant, String)>>>,
+        pace: Pace,
+    }
+
+    impl Sink for Recorder {
+        async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+            let Effect::Post(p) = &item.effect else {
+                return Err(DeliveryError::Permanent("not a post".into()));
+            };
+            let dest = destination(item).unwrap_or_default();
+            self.log
+                .lock()
+                .unwrap()
+                .push((dest, std::time::Instant::now(), p.body.to_plain()));
+            Ok(())
+        }
+
+        fn pace(&self) -> Option<Pace> {
+            Some(self.pace)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_destination_is_paced_without_holding_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "[roles]\noperators = [\"olivia\"]\n[teams.web]\nchannel = \"web\"\nmembers = [\"bob\"]\n";
+        let config = crate::config::Config::parse(&dir.path().join("bot.toml"), src)
+            .unwrap()
+            .config;
+        let store = Store::open(&config.storage_path).unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let cmd = |line: &str| Event::Command {
+            actor: crate::domain::Actor::new(
+                crate::domain::UserName::parse("olivia").unwrap(),
+                crate::domain::Source::Console,
+            ),
+            channel: ChannelName::parse("ops").unwrap(),
+            command: crate::commands::parse_command(line, "OPS").unwrap(),
+        };
+        bot.handle(cmd("/ticket open title:busy")).await.unwrap();
+        for i in 0..12 {
+            bot.handle(cmd(&format!("/ticket comment id:OPS-1 text:c{i}")))
+                .await
+                .unwrap();
+        }
+        bot.handle(cmd("/ticket open title:other")).await.unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pace = Pace {
+            burst: 5,
+            period: Duration::from_secs(1),
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(
+            Queue::Chat,
+            Recorder {
+                log: log.clone(),
+                pace,
+            },
+            stop_rx,
+        ));
+        assert!(
+            bot.wait_delivered(Duration::from_secs(20)).await,
+            "not all delivered"
+        );
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        let log = log.lock().unwrap().clone();
+        let thread: Vec<&(String, std::time::Instant, String)> =
+            log.iter().filter(|(d, _, _)| d == "ops/OPS-1").collect();
+        assert_eq!(thread.len(), 13);
+        // In order, and never more than 5 in any second.
+        let texts: Vec<&str> = thread.iter().map(|(_, _, t)| t.as_str()).collect();
+        assert_eq!(texts[1], "olivia: c0");
+        assert_eq!(texts[12], "olivia: c11");
+        for w in thread.windows(6) {
+            let span = w[5].1.duration_since(w[0].1);
+            assert!(span >= Duration::from_millis(950), "6 posts in {span:?}");
+        }
+        // The other ticket's card went out at once, not behind the busy thread.
+        let other = log
+            .iter()
+            .find(|(d, _, t)| d == "ops" && t.contains("OPS-2"))
+            .unwrap();
+        assert!(other.1.duration_since(started) < Duration::from_millis(500));
+        assert_eq!(store.outbox_len(), 0);
+        drop(bot);
+        writer.join();
     }
 
     #[test]

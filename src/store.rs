@@ -10,7 +10,9 @@
 //! | `timeline` | ticket number u64 BE ++ entry seq u32 BE | [`TimelineEntry`] |
 //! | `by_state` | state code u8 ++ ticket number u64 BE | empty |
 //! | `by_team` | team name ++ 0x00 ++ ticket number u64 BE | empty |
-//! | `outbox` | effect seq u64 BE | [`OutboxItem`] |
+//! | `outbox` | effect seq u64 BE | [`OutboxItem`]: a chat post to deliver |
+//! | `mail_outbox` | mail seq u64 BE | [`OutboxItem`]: a customer mail to send |
+//! | `idempotency` | `Idempotency-Key` of a support request | the ticket it opened |
 //! | `dead_letters` | effect seq u64 BE | [`OutboxItem`] that failed for good |
 //! | `groups` | alert group key | [`GroupRecord`]: the group's ticket and alerts |
 //! | `silenced` | seq u64 BE | a silenced [`Alert`], kept on record |
@@ -43,8 +45,33 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 const MARKER: &str = "opsbot-store";
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
+const MAIL_SEQ: &[u8] = b"mail_seq";
 const SILENCES: &[u8] = b"silences";
 const SILENCED_SEQ: &[u8] = b"silenced_seq";
+
+/// The delivery queues: each has its tree, its counter and its worker, so
+/// that a mail server that is down never holds back chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    Chat,
+    Mail,
+}
+
+impl Queue {
+    fn seq_key(self) -> &'static [u8] {
+        match self {
+            Queue::Chat => OUTBOX_SEQ,
+            Queue::Mail => MAIL_SEQ,
+        }
+    }
+
+    fn of(effect: &Effect) -> Queue {
+        match effect {
+            Effect::Post(_) => Queue::Chat,
+            Effect::Mail(_) => Queue::Mail,
+        }
+    }
+}
 
 /// An effect waiting in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,9 +96,11 @@ pub struct Store {
     by_state: Tree,
     by_team: Tree,
     outbox: Tree,
+    mail_outbox: Tree,
     dead: Tree,
     groups: Tree,
     silenced: Tree,
+    idempotency: Tree,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -97,6 +126,17 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Our own types always serialise: no maps with non-string keys, no
     // failing Serialize impls.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode_id(v: &[u8]) -> Result<TicketId, StoreError> {
+    let s = std::str::from_utf8(v).map_err(|e| StoreError::Corrupt {
+        tree: "idempotency",
+        detail: e.to_string(),
+    })?;
+    TicketId::try_from(s.to_string()).map_err(|detail| StoreError::Corrupt {
+        tree: "idempotency",
+        detail,
+    })
 }
 
 fn state_key(state: TicketState, num: u64) -> Vec<u8> {
@@ -191,6 +231,8 @@ impl Store {
             by_state: tree("by_state")?,
             by_team: tree("by_team")?,
             outbox: tree("outbox")?,
+            mail_outbox: tree("mail_outbox")?,
+            idempotency: tree("idempotency")?,
             dead: tree("dead_letters")?,
             groups: tree("groups")?,
             silenced: tree("silenced")?,
@@ -285,9 +327,22 @@ impl Store {
             &self.outbox,
             &self.groups,
             &self.silenced,
+            &self.mail_outbox,
+            &self.idempotency,
         );
         let res = trees.transaction(
-            |(meta, tickets, timeline, by_state, by_team, outbox, groups, silenced)| {
+            |(
+                meta,
+                tickets,
+                timeline,
+                by_state,
+                by_team,
+                outbox,
+                groups,
+                silenced,
+                mail_outbox,
+                idempotency,
+            )| {
                 let tx = Tx {
                     meta,
                     tickets,
@@ -297,6 +352,8 @@ impl Store {
                     outbox,
                     groups,
                     silenced,
+                    mail_outbox,
+                    idempotency,
                     failure: RefCell::new(None),
                 };
                 let mut results = Vec::with_capacity(events.len());
@@ -349,9 +406,16 @@ impl Store {
         self.tickets.len()
     }
 
-    /// The pending outbox, oldest first, at most `limit`.
-    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.outbox
+    fn queue(&self, q: Queue) -> &Tree {
+        match q {
+            Queue::Chat => &self.outbox,
+            Queue::Mail => &self.mail_outbox,
+        }
+    }
+
+    /// The pending effects of a queue, oldest first, at most `limit`.
+    pub fn pending(&self, q: Queue, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.queue(q)
             .iter()
             .take(limit)
             .map(|r| {
@@ -361,36 +425,59 @@ impl Store {
             .collect()
     }
 
+    /// The pending chat posts, oldest first, at most `limit`.
+    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.pending(Queue::Chat, limit)
+    }
+
+    pub fn queue_len(&self, q: Queue) -> usize {
+        self.queue(q).len()
+    }
+
+    /// Chat posts waiting for delivery.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
     }
 
-    /// The highest outbox sequence number ever allocated.
-    pub fn outbox_last_seq(&self) -> Result<u64, StoreError> {
-        match self.meta.get(OUTBOX_SEQ)? {
+    /// The highest sequence number a queue ever allocated.
+    pub fn last_seq(&self, q: Queue) -> Result<u64, StoreError> {
+        match self.meta.get(q.seq_key())? {
             Some(v) => read_u64(&v, "meta"),
             None => Ok(0),
         }
     }
 
+    /// The highest chat outbox sequence number ever allocated.
+    pub fn outbox_last_seq(&self) -> Result<u64, StoreError> {
+        self.last_seq(Queue::Chat)
+    }
+
     /// Removes a delivered effect.
-    pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
-        self.outbox.remove(be64(seq))?;
+    pub fn done(&self, q: Queue, seq: u64) -> Result<(), StoreError> {
+        self.queue(q).remove(be64(seq))?;
         Ok(())
     }
 
+    /// Removes a delivered chat post.
+    pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
+        self.done(Queue::Chat, seq)
+    }
+
     /// Records a failed attempt on an effect that will be retried.
-    pub fn outbox_retry(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        self.outbox.insert(be64(item.seq), encode(item))?;
+    pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        self.queue(q).insert(be64(item.seq), encode(item))?;
         Ok(())
     }
 
     /// Moves an effect that can never be delivered to the dead letters.
-    pub fn outbox_dead(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        (&self.outbox, &self.dead)
-            .transaction(|(outbox, dead)| {
-                outbox.remove(&be64(item.seq))?;
-                dead.insert(&be64(item.seq), encode(item))?;
+    pub fn dead_letter(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        (self.queue(q), &self.dead)
+            .transaction(|(queue, dead)| {
+                queue.remove(&be64(item.seq))?;
+                // Dead letters of both queues share a tree: key by kind too.
+                let mut k = vec![q as u8];
+                k.extend_from_slice(&be64(item.seq));
+                dead.insert(k, encode(item))?;
                 Ok(())
             })
             .map_err(|e: TransactionError<()>| match e {
@@ -423,6 +510,13 @@ impl View for Store {
         self.groups
             .get(key.as_bytes())?
             .map(|v| decode(&v, "groups"))
+            .transpose()
+    }
+
+    fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
+        self.idempotency
+            .get(key.as_bytes())?
+            .map(|v| decode_id(&v))
             .transpose()
     }
 
@@ -529,6 +623,8 @@ struct Tx<'a> {
     outbox: &'a TransactionalTree,
     groups: &'a TransactionalTree,
     silenced: &'a TransactionalTree,
+    mail_outbox: &'a TransactionalTree,
+    idempotency: &'a TransactionalTree,
     /// A sled failure met while the engine read; it must end the closure so
     /// that sled retries (conflict) or gives up (storage).
     failure: RefCell<Option<UnabortableTransactionError>>,
@@ -574,8 +670,9 @@ impl Tx<'_> {
                     .insert(&timeline_key(id.num(), e.seq), encode(&e))?;
             }
             Write::Effect(effect) => {
-                let seq = self.counter(OUTBOX_SEQ)? + 1;
-                self.meta.insert(OUTBOX_SEQ, &be64(seq))?;
+                let q = Queue::of(&effect);
+                let seq = self.counter(q.seq_key())? + 1;
+                self.meta.insert(q.seq_key(), &be64(seq))?;
                 let item = OutboxItem {
                     seq,
                     created_at: now,
@@ -583,7 +680,15 @@ impl Tx<'_> {
                     attempts: 0,
                     last_error: None,
                 };
-                self.outbox.insert(&be64(seq), encode(&item))?;
+                let tree = match q {
+                    Queue::Chat => self.outbox,
+                    Queue::Mail => self.mail_outbox,
+                };
+                tree.insert(&be64(seq), encode(&item))?;
+            }
+            Write::Idempotency(key, id) => {
+                self.idempotency
+                    .insert(key.as_bytes(), id.to_string().as_bytes())?;
             }
             Write::Group(g) => {
                 self.groups.insert(g.key.as_bytes(), encode(&g))?;
@@ -626,6 +731,16 @@ impl View for Tx<'_> {
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
         match self.groups.get(key.as_bytes()) {
             Ok(v) => v.map(|v| decode(&v, "groups")).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
+        match self.idempotency.get(key.as_bytes()) {
+            Ok(v) => v.map(|v| decode_id(&v)).transpose(),
             Err(e) => {
                 *self.failure.borrow_mut() = Some(e);
                 Err(StoreError::Conflict)

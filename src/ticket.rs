@@ -478,6 +478,7 @@ members = ["quinn"]
             .then(|| "fixed".to_string()),
             timeline_len: 1,
             alerts: None,
+            customer: None,
         }
     }
 

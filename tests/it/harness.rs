@@ -198,6 +198,8 @@ pub struct LiveBot {
 
 /// The hook token the live bots are started with.
 pub const TOKEN: &str = "test-hook-token";
+/// The company app's shared secret the live bots are started with.
+pub const SUPPORT_SECRET: &str = "test-app-secret";
 
 impl Env {
     /// Starts `opsbot console --listen 127.0.0.1:0` with `OPSBOT_HOOK_TOKEN`
@@ -213,6 +215,7 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("OPSBOT_CONFIG")
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
+            .env("OPSBOT_SUPPORT_SECRET", SUPPORT_SECRET)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

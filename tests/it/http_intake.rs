@@ -57,11 +57,11 @@ fn alertmanager_payloads_open_route_and_recover_a_ticket() {
     );
     assert_eq!(
         t["timeline"][2]["text"],
-        "repeat #2: HighLatency checkout: p99 latency above 2s"
+        "repeat #2: HighLatency checkout: p99 latency above 2s (web-1:9100)"
     );
     assert_eq!(
         t["timeline"][3]["text"],
-        "recovered: HighLatency checkout: p99 latency above 2s"
+        "recovered: HighLatency checkout: p99 latency above 2s (web-1:9100)"
     );
 
     let run = bot.finish();
@@ -74,7 +74,7 @@ fn alertmanager_payloads_open_route_and_recover_a_ticket() {
         run.in_channel("backend"),
         vec![
             "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — assigned to team backend by alertmanager. @bob, pick someone with /ticket assign id:OPS-1 user:…, or take it: /ticket take id:OPS-1",
-            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — recovered: HighLatency checkout: p99 latency above 2s; no alert of this ticket is firing",
+            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — recovered: HighLatency checkout: p99 latency above 2s (web-1:9100); no alert of this ticket is firing",
         ]
     );
 }
@@ -148,7 +148,9 @@ fn bad_requests_get_the_right_status_and_store_nothing() {
     let bot = env.live(&[]);
     let good = fixture("alertmanager-firing.json");
     let huge = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(limit));
-    let cases: Vec<(&str, String, Option<&str>, &str, u16, &str)> = vec![
+    // (path, body, token, content type, status, error)
+    type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/hooks/alertmanager", good.clone(), None, "application/json", 401, "missing credentials: send Authorization: Bearer TOKEN"),
         ("/hooks/alertmanager", good.clone(), Some("nope"), "application/json", 401, "wrong bearer token"),
         ("/hooks/alertmanager", good.clone(), Some(TOKEN), "text/plain", 415, "the body must be JSON (Content-Type: application/json); got `text/plain`"),

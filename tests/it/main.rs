@@ -1,12 +1,15 @@
 //! The integration tests, in one binary (each file in `tests/` would link the
 //! whole crate again).
 
+mod alertmanager;
 mod bad_input;
 mod check_cmd;
 mod concurrency;
 mod console_flow;
+mod crash;
 mod harness;
 mod http_intake;
 mod props;
 mod restart;
 mod store_safety;
+mod support;

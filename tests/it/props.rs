@@ -56,9 +56,10 @@ fn op() -> impl Strategy<Value = (usize, Command)> {
             id,
             reason: "r".into()
         }),
-        id.prop_map(|id| Command::TicketComment {
+        (id, any::<bool>()).prop_map(|(id, customer)| Command::TicketComment {
             id,
-            text: "c".into()
+            text: "c".into(),
+            customer,
         }),
     ];
     (who, cmd)
