@@ -238,6 +238,15 @@ fn console_cmd(
     drop(bot);
     writer.join();
     store.flush()?;
+    for (what, q) in [
+        ("chat post(s)", Queue::Chat),
+        ("customer mail(s)", Queue::Mail),
+    ] {
+        let left = store.queue_len(q);
+        if left > 0 {
+            eprintln!("{left} {what} still queued; the next start delivers them");
+        }
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::alert::{AlertSource, AlertStatus};
 use crate::domain::TicketState;
 use crate::engine::View;
-use crate::store::Store;
+use crate::store::{Queue, Store};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -158,9 +158,17 @@ impl Metrics {
                 esc(team)
             );
         }
-        out.push_str("# HELP opsbot_outbox_depth Effects committed and not yet delivered.\n");
+        out.push_str(
+            "# HELP opsbot_outbox_depth Effects committed and not yet delivered, by queue (chat posts, customer mail).\n",
+        );
         out.push_str("# TYPE opsbot_outbox_depth gauge\n");
-        let _ = writeln!(out, "opsbot_outbox_depth {}", store.outbox_len());
+        for (name, q) in [("chat", Queue::Chat), ("mail", Queue::Mail)] {
+            let _ = writeln!(
+                out,
+                "opsbot_outbox_depth{{queue=\"{name}\"}} {}",
+                store.queue_len(q)
+            );
+        }
         out.push_str("# HELP opsbot_dead_letters Effects that could not be delivered.\n");
         out.push_str("# TYPE opsbot_dead_letters gauge\n");
         let dead = store.dead_letters().map(|d| d.len()).unwrap_or(0);

@@ -135,6 +135,7 @@ fn health_and_metrics() {
         "opsbot_http_requests_total{route=\"/hooks/alertmanager\",code=\"202\"} 2",
         "opsbot_http_request_duration_seconds_count{route=\"/hooks/alertmanager\"} 2",
         "# TYPE opsbot_outbox_depth gauge",
+        "opsbot_outbox_depth{queue=\"mail\"} 0",
     ] {
         assert!(text.contains(want), "missing {want}\n{text}");
     }

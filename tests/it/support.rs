@@ -642,3 +642,25 @@ fn retries_with_the_same_key_get_the_same_ticket_and_customers_are_rate_limited(
     assert_eq!(env.tickets().len(), 3);
     assert_eq!(smtp.mails().len(), 3, "one acknowledgement per ticket");
 }
+
+#[test]
+fn mail_left_queued_at_exit_is_counted_and_said() {
+    let app = FakeApp::start();
+    let env = env_for(&app, free_port(), &[]);
+    let bot = env.live(&[]);
+    let body =
+        json!({"session_id": "sess-carol", "subject": "Hello", "message": "Anyone?"}).to_string();
+    assert_eq!(signed(&bot, &body).0, 201);
+    let (_, metrics) = bot.get("/metrics");
+    assert!(
+        metrics.contains("opsbot_outbox_depth{queue=\"mail\"} 1"),
+        "{metrics}"
+    );
+    let run = bot.finish();
+    assert!(
+        run.stderr
+            .contains("1 customer mail(s) still queued; the next start delivers them"),
+        "{}",
+        run.stderr
+    );
+}
