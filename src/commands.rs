@@ -29,6 +29,9 @@ pub enum CommandName {
     AlertSilence,
     AlertSilences,
     AlertUnsilence,
+    Build,
+    BuildCancel,
+    Runs,
     Help,
 }
 
@@ -51,6 +54,10 @@ pub enum OptKind {
     Duration,
     /// Label matchers such as `alertname=HighLatency service=~check.*`.
     Matchers,
+    /// A job from `commands/`.
+    Job,
+    /// A run id, such as RUN-3.
+    Run,
     /// The name of another command, for `/help`.
     Command,
 }
@@ -75,6 +82,8 @@ impl OptKind {
                 OptKind::Team => "<team>".into(),
                 OptKind::User => "<person>".into(),
                 OptKind::Command => "<command>".into(),
+                OptKind::Job => "<job>".into(),
+                OptKind::Run => "<run id>".into(),
                 OptKind::Integer => "<number>".into(),
                 OptKind::Duration => "<duration>".into(),
                 OptKind::Matchers => "<label=value …>".into(),
@@ -188,7 +197,7 @@ const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such as OPS-12");
 const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
 
 impl CommandName {
-    pub const ALL: [CommandName; 15] = [
+    pub const ALL: [CommandName; 18] = [
         CommandName::TicketOpen,
         CommandName::TicketShow,
         CommandName::TicketList,
@@ -203,6 +212,9 @@ impl CommandName {
         CommandName::AlertSilence,
         CommandName::AlertSilences,
         CommandName::AlertUnsilence,
+        CommandName::Build,
+        CommandName::BuildCancel,
+        CommandName::Runs,
         CommandName::Help,
     ];
 
@@ -364,6 +376,36 @@ impl CommandName {
                 },
                 who: Who::Roles(MEMBERS),
             },
+            CommandName::Build => Spec {
+                group: None,
+                name: "build",
+                summary: "Start a build (jobs are in commands/)",
+                options: const {
+                    &[
+                        req("job", OptKind::Job, "The job, such as build-web"),
+                        opt(
+                            "ref",
+                            OptKind::Text { max: 200 },
+                            "The git ref; the job's default when not given",
+                        ),
+                    ]
+                },
+                who: Who::Anyone,
+            },
+            CommandName::BuildCancel => Spec {
+                group: Some("build"),
+                name: "cancel",
+                summary: "Cancel a queued or running build",
+                options: const { &[req("run", OptKind::Run, "The run, such as RUN-3")] },
+                who: Who::Anyone,
+            },
+            CommandName::Runs => Spec {
+                group: None,
+                name: "runs",
+                summary: "List recent builds and deploys",
+                options: &[],
+                who: Who::Anyone,
+            },
             CommandName::Help => Spec {
                 group: None,
                 name: "help",
@@ -465,6 +507,15 @@ pub enum Command {
     AlertUnsilence {
         id: u64,
     },
+    /// A build of a job, from `/build` or the job's own command.
+    Build {
+        job: String,
+        params: Vec<(String, String)>,
+    },
+    BuildCancel {
+        run: crate::runs::RunId,
+    },
+    Runs,
     Help {
         command: Option<CommandName>,
     },
@@ -487,6 +538,9 @@ impl Command {
             Command::AlertSilence { .. } => CommandName::AlertSilence,
             Command::AlertSilences => CommandName::AlertSilences,
             Command::AlertUnsilence { .. } => CommandName::AlertUnsilence,
+            Command::Build { .. } => CommandName::Build,
+            Command::BuildCancel { .. } => CommandName::BuildCancel,
+            Command::Runs => CommandName::Runs,
             Command::Help { .. } => CommandName::Help,
         }
     }
@@ -498,6 +552,7 @@ impl Command {
             Command::TicketShow { .. }
                 | Command::TicketList { .. }
                 | Command::AlertSilences
+                | Command::Runs
                 | Command::Help { .. }
         )
     }
@@ -570,6 +625,18 @@ impl Command {
                 comment: a.opt_text("comment")?,
             },
             CommandName::AlertSilences => Command::AlertSilences,
+            CommandName::Build => {
+                let job = a.text("job")?;
+                let params = a.opt_text("ref")?.map(|r| ("ref".to_string(), r));
+                Command::Build {
+                    job,
+                    params: params.into_iter().collect(),
+                }
+            }
+            CommandName::BuildCancel => Command::BuildCancel {
+                run: crate::runs::RunId::parse(&a.text("run")?)?,
+            },
+            CommandName::Runs => Command::Runs,
             CommandName::AlertUnsilence => Command::AlertUnsilence {
                 id: a.integer("id")?,
             },
@@ -815,11 +882,20 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
     let is_group = CommandName::ALL
         .iter()
         .any(|c| c.spec().group == Some(first_lc.as_str()));
+    let lone = CommandName::ALL
+        .iter()
+        .copied()
+        .find(|c| c.spec().group.is_none() && c.spec().name == first_lc);
     let name = if is_group {
-        let sub = it.next().unwrap_or_default().to_ascii_lowercase();
+        let sub = it.peek().cloned().unwrap_or_default().to_ascii_lowercase();
         let full = format!("{first_lc} {sub}");
         match CommandName::lookup(&full) {
-            Some(n) => n,
+            Some(n) => {
+                it.next();
+                n
+            }
+            // `/build job:x` is the lone command; `/build cancel …` the group's.
+            None if lone.is_some() => lone.unwrap_or(CommandName::Help),
             None => {
                 let subs: Vec<&str> = CommandName::ALL
                     .iter()
@@ -865,6 +941,44 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
         }
     }
     Ok(Invocation { name, args })
+}
+
+/// Parses a console line, where a job from `commands/` is a command too
+/// (`/build-web ref:main`): its options are the job's parameters.
+pub fn parse_with_jobs(
+    line: &str,
+    prefix: &str,
+    jobs: &std::collections::BTreeMap<String, crate::jobs::Job>,
+) -> Result<Command, UserError> {
+    let body = line.trim().trim_start_matches('/');
+    let first = body.split_whitespace().next().unwrap_or("");
+    if let Some(job) = jobs.get(first) {
+        let mut params = Vec::new();
+        for w in words(&body[first.len()..])? {
+            match w.split_once(':') {
+                Some((k, v)) if !k.is_empty() => {
+                    params.push((k.to_ascii_lowercase(), v.to_string()))
+                }
+                _ => {
+                    return Err(UserError::new(format!(
+                        "`{}` is not an option: write parameters as name:value, such as /{} {}",
+                        clip_plain(&w, 40),
+                        job.name,
+                        job.params
+                            .iter()
+                            .map(|p| format!("{}:…", p.name))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )))
+                }
+            }
+        }
+        return Ok(Command::Build {
+            job: job.name.clone(),
+            params,
+        });
+    }
+    parse_command(line, prefix)
 }
 
 /// Parses a console line all the way to a typed command.
@@ -980,7 +1094,7 @@ mod tests {
     fn refused_lines_say_what_would_be_right() {
         let long = format!("/ticket open title:{}", "x".repeat(257));
         let cases: Vec<(&str, &str)> = vec![
-            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /alert, /help"),
+            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /alert, /build, /runs, /help"),
             ("/ticket", "/ticket needs a subcommand; try one of: open, show"),
             ("/ticket close id:1", "/ticket has no subcommand `close`; try one of: open"),
             ("/ticket open", "/ticket open needs `title:`"),

@@ -355,6 +355,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub support: SupportConfig,
     pub smtp: SmtpConfig,
+    /// Jobs and custom commands from `commands/*.toml`, by name.
+    pub jobs: BTreeMap<String, crate::jobs::Job>,
 }
 
 /// The company app's intake: signature, session check, limits, mail texts.
@@ -682,8 +684,14 @@ impl Config {
             problems: Vec::new(),
         };
         let config = v.validate(raw);
-        let (errors, warnings): (Vec<_>, Vec<_>) = v
-            .problems
+        let mut problems = v.problems;
+        let config = config.map(|mut c| {
+            let (jobs, job_problems) = crate::jobs::load_dir(&c.commands_dir(), &c.org);
+            problems.extend(job_problems);
+            c.jobs = jobs;
+            c
+        });
+        let (errors, warnings): (Vec<_>, Vec<_>) = problems
             .into_iter()
             .partition(|p| p.severity == Severity::Error);
         match config {
@@ -692,6 +700,15 @@ impl Config {
                 problems: errors.into_iter().chain(warnings).collect(),
             }),
         }
+    }
+
+    /// The folder of custom commands and jobs: `commands/` beside the config.
+    pub fn commands_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+            .join("commands")
     }
 
     /// A short summary of what the config defines, for `opsbot check`.
@@ -776,13 +793,21 @@ impl Config {
             self.smtp.port,
             self.smtp.from
         ));
+        s.push_str(&format!(
+            "jobs (commands/): {}\n",
+            if self.jobs.is_empty() {
+                "none".to_string()
+            } else {
+                self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ));
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
     }
 }
 
 /// 1-based line of a byte offset.
-fn line_of(src: &str, offset: usize) -> usize {
+pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()[..offset.min(src.len())]
         .iter()
         .filter(|b| **b == b'\n')
@@ -791,7 +816,7 @@ fn line_of(src: &str, offset: usize) -> usize {
 }
 
 /// The key that starts at a span, with the table it sits in (`teams.qa.chanel`).
-fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
+pub(crate) fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
     let span = span?;
     let text = src.get(span.clone())?;
     if text.starts_with('[') {
@@ -823,7 +848,7 @@ fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
 
 /// A step of a key path.
 #[derive(Clone, Debug)]
-enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
@@ -844,7 +869,7 @@ fn path_string(path: &[Seg<'_>]) -> String {
     s
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     file: &'a Path,
     src: &'a str,
     doc: Option<toml_edit::ImDocument<&'a str>>,
@@ -852,6 +877,19 @@ struct Validator<'a> {
 }
 
 impl<'a> Validator<'a> {
+    pub(crate) fn new(file: &'a Path, src: &'a str) -> Self {
+        Validator {
+            file,
+            src,
+            doc: toml_edit::ImDocument::parse(src).ok(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
     /// The line of the deepest part of `path` that the document has.
     fn locate(&self, path: &[Seg<'_>]) -> Option<usize> {
         use toml_edit::{Item, TableLike};
@@ -903,7 +941,7 @@ impl<'a> Validator<'a> {
         });
     }
 
-    fn error(&mut self, path: &[Seg<'_>], message: String) {
+    pub(crate) fn error(&mut self, path: &[Seg<'_>], message: String) {
         self.problem(Severity::Error, path, message)
     }
 
@@ -1122,6 +1160,7 @@ impl<'a> Validator<'a> {
             alerts: alerts?,
             support: support?,
             smtp: smtp?,
+            jobs: BTreeMap::new(),
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1297,7 +1336,7 @@ impl Validator<'_> {
         })
     }
 
-    fn warn(&mut self, path: &[Seg<'_>], message: String) {
+    pub(crate) fn warn(&mut self, path: &[Seg<'_>], message: String) {
         self.problem(Severity::Warning, path, message)
     }
 

@@ -113,6 +113,8 @@ impl Held<'_> {
     /// `[mail → address] subject` once the mail server took it.
     pub fn effect(&mut self, effect: &Effect) {
         match effect {
+            // Orders to job backends are not chat.
+            Effect::Job(_) => {}
             Effect::Mail(m) => {
                 if self.json {
                     let v = json!({
@@ -139,6 +141,7 @@ impl Held<'_> {
                         "channel": p.channel.as_str(),
                         "ticket": p.ticket.as_ref().map(|t| t.to_string()),
                         "thread": p.thread,
+                        "replaces": p.replaces,
                         "text": text,
                         "mentions": p.body.mentions(),
                     });
@@ -203,7 +206,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
         let actor = Actor::new(user.clone(), Source::Console);
         let event = if line.starts_with('/') {
-            match commands::parse_command(line, &prefix) {
+            match commands::parse_with_jobs(line, &prefix, &bot.engine().config().jobs) {
                 Ok(command) => Event::Command {
                     actor,
                     channel: channel.clone(),

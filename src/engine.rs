@@ -47,6 +47,11 @@ pub enum Event {
     },
     /// The mail server took a mail: it goes on the ticket's record.
     MailSent { mail: Mail },
+    /// A job backend reports on a run.
+    RunUpdate {
+        run: crate::runs::RunId,
+        update: crate::runs::RunUpdate,
+    },
 }
 
 impl Event {
@@ -87,6 +92,10 @@ pub struct Post {
     /// when many wait for the same channel (storm control).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alert: bool,
+    /// A message that follows one thing (a run's progress): later posts with
+    /// the same key replace it (Discord edits it in place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// What follows from a decision, delivered after commit by the outbox workers.
@@ -95,6 +104,7 @@ pub struct Post {
 pub enum Effect {
     Post(Post),
     Mail(Mail),
+    Job(crate::runs::JobOrder),
 }
 
 /// An e-mail to a customer. Plain text; the adapter builds headers from
@@ -126,6 +136,10 @@ pub enum Write {
     Silenced(Alert),
     /// Remember which ticket a support request's `Idempotency-Key` opened.
     Idempotency(String, TicketId),
+    /// Insert or replace a run.
+    Run(crate::runs::Run),
+    /// The ticket open for a job that is failing on its main ref (None: fixed).
+    Broken(String, Option<TicketId>),
 }
 
 /// What an alert batch did.
@@ -186,6 +200,11 @@ pub trait View {
     fn silences(&self) -> Result<SilenceBook, StoreError>;
     /// The ticket a support request with this idempotency key opened.
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError>;
+    fn run(&self, id: crate::runs::RunId) -> Result<Option<crate::runs::Run>, StoreError>;
+    /// The highest run number ever allocated (0 when none).
+    fn last_run_number(&self) -> Result<u64, StoreError>;
+    /// The ticket open for a job failing on its main ref.
+    fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError>;
 }
 
 /// What `/ticket list` asks for.
@@ -203,6 +222,8 @@ pub trait QueryView: View {
     /// Matching tickets sorted by priority then id, at most `limit`, with the
     /// total count.
     fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
+    /// The newest runs, newest first.
+    fn recent_runs(&self, limit: usize) -> Result<Vec<crate::runs::Run>, StoreError>;
 }
 
 /// What a new ticket is made of.
@@ -251,6 +272,19 @@ impl Out {
             thread: false,
             body,
             alert: self.alert,
+            replaces: None,
+        })));
+    }
+
+    /// A post that replaces the earlier one with the same key.
+    pub(crate) fn progress(&mut self, channel: &ChannelName, key: String, body: Rich) {
+        self.writes.push(Write::Effect(Effect::Post(Post {
+            channel: channel.clone(),
+            ticket: None,
+            thread: false,
+            body,
+            alert: false,
+            replaces: Some(key),
         })));
     }
 
@@ -261,6 +295,7 @@ impl Out {
             thread: true,
             body,
             alert: self.alert,
+            replaces: None,
         })));
     }
 }
@@ -312,6 +347,7 @@ impl Engine {
                 now,
             ),
             Event::MailSent { mail } => self.mail_sent(view, mail, now),
+            Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
         }
     }
 
@@ -381,9 +417,14 @@ impl Engine {
             Command::AlertSilence { .. } | Command::AlertUnsilence { .. } => {
                 return self.alert_command(view, actor, command, now);
             }
+            Command::Build { job, params } => {
+                return self.build(view, actor, channel, job, params, now);
+            }
+            Command::BuildCancel { run } => return self.cancel_run(view, actor, *run, now),
             Command::TicketShow { .. }
             | Command::TicketList { .. }
             | Command::AlertSilences
+            | Command::Runs
             | Command::Help { .. } => {
                 // Queries write nothing; the runtime sends them to `query`.
                 return Ok(Decision::default());
@@ -844,6 +885,7 @@ impl Engine {
                 )))
             }
             Command::AlertSilences => self.list_silences(view, now),
+            Command::Runs => self.list_runs(view),
             Command::Help { command } => {
                 Ok(Reply::private(commands::help(&actor.name, org, *command)))
             }

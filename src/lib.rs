@@ -15,14 +15,19 @@
 //! - [`smtp`]: customer mail over SMTP (lettre), an outbox sink.
 //! - `support`: the engine's customer-support rules (tickets from the app, customer mail).
 //! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
+//! - [`runs`]: builds and deploys: run records, states, backend orders.
+//! - `builds`: the engine's build rules (runs, progress posts, the loop back to tickets).
+//! - [`runner`]: the local job runner, an outbox sink.
 //! - [`runtime`]: the commit thread (group commit) and the outbox workers.
 //! - [`console`]: the terminal as the bot's chat.
 //! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
+//! - [`jobs`]: jobs and custom commands from `commands/*.toml`.
 //! - [`metrics`]: counters and histograms, in Prometheus' text format.
 //! - [`error`]: the user's errors and ours.
 
 pub mod alert;
 mod alerting;
+mod builds;
 pub mod commands;
 pub mod config;
 pub mod console;
@@ -30,8 +35,11 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod render;
+pub mod runner;
+pub mod runs;
 pub mod runtime;
 pub mod smtp;
 pub mod store;

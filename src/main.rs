@@ -17,6 +17,7 @@ use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
 use opsbot::http::{self, HttpState, SupportIntake};
 use opsbot::metrics::Metrics;
+use opsbot::runner::LocalRunner;
 use opsbot::runtime::{Bot, SystemClock};
 use opsbot::smtp::SmtpSink;
 use opsbot::store::Queue;
@@ -141,6 +142,9 @@ fn run(flag: Option<PathBuf>) -> anyhow::Result<()> {
     )
 }
 
+/// How long the console waits, at the end of its input, for running jobs.
+const JOB_WAIT: Duration = Duration::from_secs(60);
+
 /// How often quiet alert groups are looked for.
 const STALE_EVERY: Duration = Duration::from_secs(30);
 
@@ -217,7 +221,11 @@ fn console_cmd(
             stop_worker_rx.clone(),
         ));
         let smtp = SmtpSink::new(&config.smtp, bot.clone(), Some(printer.clone()))?;
-        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx));
+        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
+        let runner = LocalRunner::new(bot.clone());
+        // Runs a previous process left running died with it.
+        bot.settle_lost_runs().await;
+        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, runner.clone(), stop_worker_rx));
         let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
         let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
         // Posts left undelivered by a previous run go out first.
@@ -228,11 +236,19 @@ fn console_cmd(
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        // Finish the pending work: jobs started (bounded), mail, posts.
+        bot.wait_queue(Queue::Jobs, console::DELIVERY_WAIT).await;
+        if !runner.wait_idle(JOB_WAIT).await {
+            eprintln!(
+                "jobs still running after {JOB_WAIT:?}; they are marked failed at the next start"
+            );
+        }
         bot.wait_queue(Queue::Mail, console::DELIVERY_WAIT).await;
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let _ = stop_worker_tx.send(true);
         let _ = worker.await;
         let _ = mailer.await;
+        let _ = jobs.await;
         res.map_err(anyhow::Error::from)
     })?;
     drop(bot);

@@ -72,6 +72,7 @@ pub struct Bot {
     engine: Engine,
     chat: Arc<Marks>,
     mail: Arc<Marks>,
+    job_marks: Arc<Marks>,
 }
 
 /// How far one delivery queue got.
@@ -126,7 +127,8 @@ impl Bot {
         let (tx, rx) = std_mpsc::channel::<Job>();
         let chat = Arc::new(Marks::new(&store, Queue::Chat)?);
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
-        let marks = [chat.clone(), mail.clone()];
+        let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
+        let marks = [chat.clone(), mail.clone(), jobs.clone()];
         let (st, en) = (store.clone(), engine.clone());
         let thread = std::thread::Builder::new()
             .name("opsbot-commit".into())
@@ -139,6 +141,7 @@ impl Bot {
                 engine,
                 chat,
                 mail,
+                job_marks: jobs,
             },
             Writer {
                 thread: Some(thread),
@@ -194,6 +197,38 @@ impl Bot {
         }
     }
 
+    /// Settles runs left in flight by an earlier process: a local process
+    /// died with it, so each is marked failed with the reason.
+    pub async fn settle_lost_runs(&self) {
+        let lost: Vec<crate::runs::RunId> = self
+            .store
+            .runs()
+            .flatten()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    crate::runs::RunState::Queued | crate::runs::RunState::Running
+                )
+            })
+            .map(|r| r.id)
+            .collect();
+        // Orders still queued belong to runs about to be settled.
+        if let Ok(pending) = self.store.pending(Queue::Jobs, usize::MAX) {
+            for item in pending {
+                let _ = self.store.done(Queue::Jobs, item.seq);
+            }
+            settle(&self.store, Queue::Jobs, self.marks(Queue::Jobs));
+        }
+        for run in lost {
+            let update = crate::runs::RunUpdate::Lost {
+                reason: "the bot restarted while it ran; start it again".into(),
+            };
+            if let Err(e) = self.submit(Event::RunUpdate { run, update }).await {
+                warn!(%run, error = %e, "cannot settle a run left in flight");
+            }
+        }
+    }
+
     /// Alert groups whose route's stale timeout has passed (the engine checks
     /// again when it decides).
     pub fn stale_candidates(&self, now: Timestamp) -> Vec<String> {
@@ -222,6 +257,7 @@ impl Bot {
         match q {
             Queue::Chat => &self.chat,
             Queue::Mail => &self.mail,
+            Queue::Jobs => &self.job_marks,
         }
     }
 
@@ -507,7 +543,7 @@ fn destination(item: &OutboxItem) -> Option<String> {
             (Some(t), true) => format!("{}/{}", p.channel, t),
             _ => p.channel.to_string(),
         }),
-        crate::engine::Effect::Mail(_) => None,
+        crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
     }
 }
 
@@ -549,7 +585,7 @@ fn commit_loop(
     store: Store,
     engine: Engine,
     clock: Arc<dyn Clock>,
-    marks: [Arc<Marks>; 2],
+    marks: [Arc<Marks>; 3],
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -681,6 +717,7 @@ mod tests {
                 thread,
                 body: Rich::new().text(format!("post {seq}")),
                 alert,
+                replaces: None,
             }),
             attempts: 0,
             last_error: None,
@@ -691,6 +728,7 @@ mod tests {
         match &i.effect {
             Effect::Post(p) => format!("#{} {}", p.channel, p.body.to_plain()),
             Effect::Mail(m) => format!("mail {}", m.subject),
+            Effect::Job(j) => format!("job {j:?}"),
         }
     }
 

@@ -35,6 +35,7 @@ use crate::alert::Alert;
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
+use crate::runs::{Run, RunId};
 
 /// The schema this binary writes. Bump it with a migration.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -46,6 +47,8 @@ const MARKER: &str = "opsbot-store";
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
 const MAIL_SEQ: &[u8] = b"mail_seq";
+const JOB_SEQ: &[u8] = b"job_seq";
+const RUN_SEQ: &[u8] = b"run_seq";
 const SILENCES: &[u8] = b"silences";
 const SILENCED_SEQ: &[u8] = b"silenced_seq";
 
@@ -55,6 +58,7 @@ const SILENCED_SEQ: &[u8] = b"silenced_seq";
 pub enum Queue {
     Chat,
     Mail,
+    Jobs,
 }
 
 impl Queue {
@@ -62,6 +66,7 @@ impl Queue {
         match self {
             Queue::Chat => OUTBOX_SEQ,
             Queue::Mail => MAIL_SEQ,
+            Queue::Jobs => JOB_SEQ,
         }
     }
 
@@ -69,6 +74,7 @@ impl Queue {
         match effect {
             Effect::Post(_) => Queue::Chat,
             Effect::Mail(_) => Queue::Mail,
+            Effect::Job(_) => Queue::Jobs,
         }
     }
 }
@@ -101,6 +107,9 @@ pub struct Store {
     groups: Tree,
     silenced: Tree,
     idempotency: Tree,
+    job_outbox: Tree,
+    runs: Tree,
+    broken: Tree,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -233,6 +242,9 @@ impl Store {
             outbox: tree("outbox")?,
             mail_outbox: tree("mail_outbox")?,
             idempotency: tree("idempotency")?,
+            job_outbox: tree("job_outbox")?,
+            runs: tree("runs")?,
+            broken: tree("broken")?,
             dead: tree("dead_letters")?,
             groups: tree("groups")?,
             silenced: tree("silenced")?,
@@ -329,6 +341,9 @@ impl Store {
             &self.silenced,
             &self.mail_outbox,
             &self.idempotency,
+            &self.job_outbox,
+            &self.runs,
+            &self.broken,
         );
         let res = trees.transaction(
             |(
@@ -342,6 +357,9 @@ impl Store {
                 silenced,
                 mail_outbox,
                 idempotency,
+                job_outbox,
+                runs,
+                broken,
             )| {
                 let tx = Tx {
                     meta,
@@ -354,6 +372,9 @@ impl Store {
                     silenced,
                     mail_outbox,
                     idempotency,
+                    job_outbox,
+                    runs,
+                    broken,
                     failure: RefCell::new(None),
                 };
                 let mut results = Vec::with_capacity(events.len());
@@ -410,6 +431,7 @@ impl Store {
         match q {
             Queue::Chat => &self.outbox,
             Queue::Mail => &self.mail_outbox,
+            Queue::Jobs => &self.job_outbox,
         }
     }
 
@@ -520,6 +542,27 @@ impl View for Store {
             .transpose()
     }
 
+    fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        self.runs
+            .get(be64(id.0))?
+            .map(|v| decode(&v, "runs"))
+            .transpose()
+    }
+
+    fn last_run_number(&self) -> Result<u64, StoreError> {
+        match self.meta.get(RUN_SEQ)? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+
+    fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
+        self.broken
+            .get(job.as_bytes())?
+            .map(|v| decode_id(&v))
+            .transpose()
+    }
+
     fn silences(&self) -> Result<SilenceBook, StoreError> {
         match self.meta.get(SILENCES)? {
             Some(v) => decode(&v, "meta"),
@@ -529,6 +572,14 @@ impl View for Store {
 }
 
 impl Store {
+    /// Every run, oldest first.
+    pub fn runs(&self) -> impl Iterator<Item = Result<Run, StoreError>> + '_ {
+        self.runs.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "runs"))
+        })
+    }
+
     /// Every alert group.
     pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
         self.groups.iter().map(|r| {
@@ -599,6 +650,15 @@ impl QueryView for Store {
         found.truncate(limit);
         Ok((found, total))
     }
+
+    fn recent_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.runs
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|r| decode(&r?.1, "runs"))
+            .collect()
+    }
 }
 
 /// Why a write inside the transaction failed.
@@ -625,6 +685,9 @@ struct Tx<'a> {
     silenced: &'a TransactionalTree,
     mail_outbox: &'a TransactionalTree,
     idempotency: &'a TransactionalTree,
+    job_outbox: &'a TransactionalTree,
+    runs: &'a TransactionalTree,
+    broken: &'a TransactionalTree,
     /// A sled failure met while the engine read; it must end the closure so
     /// that sled retries (conflict) or gives up (storage).
     failure: RefCell<Option<UnabortableTransactionError>>,
@@ -683,8 +746,22 @@ impl Tx<'_> {
                 let tree = match q {
                     Queue::Chat => self.outbox,
                     Queue::Mail => self.mail_outbox,
+                    Queue::Jobs => self.job_outbox,
                 };
                 tree.insert(&be64(seq), encode(&item))?;
+            }
+            Write::Run(run) => {
+                if self.counter(RUN_SEQ)? < run.id.0 {
+                    self.meta.insert(RUN_SEQ, &be64(run.id.0))?;
+                }
+                self.runs.insert(&be64(run.id.0), encode(&run))?;
+            }
+            Write::Broken(job, Some(id)) => {
+                self.broken
+                    .insert(job.as_bytes(), id.to_string().as_bytes())?;
+            }
+            Write::Broken(job, None) => {
+                self.broken.remove(job.as_bytes())?;
             }
             Write::Idempotency(key, id) => {
                 self.idempotency
@@ -748,6 +825,37 @@ impl View for Tx<'_> {
         }
     }
 
+    fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        match self.runs.get(be64(id.0)) {
+            Ok(v) => v.map(|v| decode(&v, "runs")).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn last_run_number(&self) -> Result<u64, StoreError> {
+        match self.counter(RUN_SEQ) {
+            Ok(n) => Ok(n),
+            Err(TxFail::Store(e)) => Err(e),
+            Err(TxFail::Sled(e)) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
+        match self.broken.get(job.as_bytes()) {
+            Ok(v) => v.map(|v| decode_id(&v)).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
     fn silences(&self) -> Result<SilenceBook, StoreError> {
         match self.meta.get(SILENCES) {
             Ok(Some(v)) => decode(&v, "meta"),
@@ -782,6 +890,13 @@ impl Store {
                 writeln!(out, "{v}")?;
             }
             n += 1;
+        }
+        for r in self.runs() {
+            let mut v = serde_json::to_value(r?)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("type".into(), "run".into());
+            }
+            writeln!(out, "{v}")?;
         }
         out.flush()?;
         Ok(n)

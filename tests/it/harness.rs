@@ -77,9 +77,31 @@ impl Run {
 }
 
 impl Env {
-    /// The shipped `bot.toml`, copied into a fresh folder.
+    /// The shipped `bot.toml` and `commands/`, copied into a fresh folder.
     pub fn shipped() -> Env {
-        Env::with_config(&shipped_config())
+        let env = Env::with_config(&shipped_config());
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("commands"),
+            &env.dir.path().join("commands"),
+        );
+        env
+    }
+
+    /// Writes a file under the env's folder (such as `commands/x.toml`).
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write file");
+    }
+
+    /// Writes an executable script under the env's folder.
+    pub fn script(&self, rel: &str, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(rel, text);
+        let p = self.dir.path().join(rel);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
     pub fn with_config(text: &str) -> Env {
@@ -146,6 +168,20 @@ impl Env {
         )
         .expect("bot starts");
         (bot, writer, store)
+    }
+}
+
+/// Copies a folder tree (file modes kept).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
     }
 }
 

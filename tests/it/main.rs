@@ -3,6 +3,7 @@
 
 mod alertmanager;
 mod bad_input;
+mod builds;
 mod check_cmd;
 mod concurrency;
 mod console_flow;

@@ -1,0 +1,403 @@
+//! Jobs and custom commands: one TOML file each in `commands/`. A job is a
+//! program and its arguments with typed, validated parameters, run by the
+//! local runner (never through a shell); each becomes a chat command too.
+//!
+//! ```toml
+//! # commands/build-web.toml
+//! description = "Build the web app"
+//! team = "backend"                 # the owning team
+//! program = "scripts/build-web.sh" # relative to commands/
+//! args = ["--ref", "{ref}"]        # {param} is replaced inside each argument
+//! timeout = "2m"
+//! who = ["operators", "team:backend"]
+//! [params.ref]
+//! description = "The git ref"
+//! pattern = '^[A-Za-z0-9._/-]{1,100}$'
+//! default = "main"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::commands::CommandName;
+use crate::config::{key_at, line_of, Org, Problem, Seg, Severity, Validator};
+use crate::domain::{TeamName, UserName};
+use crate::error::UserError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    description: String,
+    #[serde(default)]
+    team: Option<String>,
+    program: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    who: Option<Vec<String>>,
+    #[serde(default = "default_main_ref")]
+    main_ref: String,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+}
+
+fn default_timeout() -> String {
+    "10m".into()
+}
+fn default_main_ref() -> String {
+    "main".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    description: String,
+    pattern: String,
+    #[serde(default)]
+    default: Option<String>,
+}
+
+/// One typed parameter.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub description: String,
+    /// Whole-value regex.
+    pub pattern: Regex,
+    pub default: Option<String>,
+}
+
+/// Who may run a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    Anyone,
+    Operators,
+    ReleaseManagers,
+    Team(TeamName),
+    Person(UserName),
+}
+
+/// A job from `commands/`.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub name: String,
+    pub description: String,
+    pub team: Option<TeamName>,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub timeout: Duration,
+    pub workdir: PathBuf,
+    pub who: Vec<Allowed>,
+    /// A failed build with `ref` = this opens a ticket for the team.
+    pub main_ref: String,
+    pub params: Vec<Param>,
+    /// The file it came from.
+    pub file: PathBuf,
+}
+
+/// Names no job may take: the built-in commands.
+fn reserved(name: &str) -> bool {
+    CommandName::ALL.iter().any(|c| {
+        let s = c.spec();
+        s.group.unwrap_or(s.name) == name
+    }) || matches!(
+        name,
+        "build" | "runs" | "deploy" | "rollback" | "approve" | "deny"
+    )
+}
+
+impl Job {
+    /// Whether `user` may run it.
+    pub fn admits(&self, user: &UserName, org: &Org) -> bool {
+        self.who.iter().any(|a| match a {
+            Allowed::Anyone => true,
+            Allowed::Operators => org.is_operator(user),
+            Allowed::ReleaseManagers => org.is_release_manager(user),
+            Allowed::Team(t) => org.is_member(user, t),
+            Allowed::Person(p) => p == user,
+        })
+    }
+
+    /// Who may run it, in words.
+    pub fn who_text(&self) -> String {
+        self.who
+            .iter()
+            .map(|a| match a {
+                Allowed::Anyone => "anyone".to_string(),
+                Allowed::Operators => "operators".to_string(),
+                Allowed::ReleaseManagers => "release managers".to_string(),
+                Allowed::Team(t) => format!("members of {t}"),
+                Allowed::Person(p) => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Checks the given values against the parameters (defaults filled in).
+    pub fn check_params(
+        &self,
+        given: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, UserError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in given {
+            let Some(p) = self.params.iter().find(|p| &p.name == k) else {
+                let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                return Err(UserError::new(format!(
+                    "job {} has no parameter `{}`; its parameters are: {}",
+                    self.name,
+                    crate::render::clip_plain(k, 40),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            if !p.pattern.is_match(v) {
+                return Err(UserError::new(format!(
+                    "`{}` = `{}` does not match the pattern {} of job {}",
+                    p.name,
+                    crate::render::one_line(v, 60),
+                    p.pattern
+                        .as_str()
+                        .trim_start_matches("^(?:")
+                        .trim_end_matches(")$"),
+                    self.name
+                )));
+            }
+            out.insert(k.clone(), v.clone());
+        }
+        for p in &self.params {
+            if !out.contains_key(&p.name) {
+                match &p.default {
+                    Some(d) => {
+                        out.insert(p.name.clone(), d.clone());
+                    }
+                    None => {
+                        return Err(UserError::new(format!(
+                            "job {} needs `{}:` ({})",
+                            self.name, p.name, p.description
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The argument vector: each `{param}` replaced inside its argument.
+    /// Values stay one argument each; nothing goes through a shell.
+    pub fn argv(&self, params: &BTreeMap<String, String>) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| {
+                let mut s = a.clone();
+                for (k, v) in params {
+                    s = s.replace(&format!("{{{k}}}"), v);
+                }
+                s
+            })
+            .collect()
+    }
+}
+
+/// Loads every `*.toml` in `dir` (a missing folder is no jobs).
+pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) {
+    let mut jobs = BTreeMap::new();
+    let mut problems = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (jobs, problems);
+    };
+    // Programs and working folders must not depend on where the bot starts.
+    let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let src = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem {
+                    severity: Severity::Error,
+                    file: file.clone(),
+                    line: None,
+                    key: String::new(),
+                    message: format!("cannot read it: {e}"),
+                });
+                continue;
+            }
+        };
+        match load_one(dir, &file, &src, org) {
+            Ok(job) => {
+                jobs.insert(job.name.clone(), job);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    (jobs, problems)
+}
+
+fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Problem>> {
+    let raw: RawJob = toml::from_str(src).map_err(|e| {
+        vec![Problem {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: e.span().map(|s| line_of(src, s.start)),
+            key: key_at(src, e.span()).unwrap_or_default(),
+            message: e.message().trim().to_string(),
+        }]
+    })?;
+    let mut v = Validator::new(file, src);
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if UserName::parse(&name).is_err() || reserved(&name) {
+        v.error(
+            &[],
+            format!("`{name}` cannot name a command: use lowercase letters, digits and `-`, and no built-in name (ticket, alert, help, build, runs, deploy, …)"),
+        );
+    }
+    let team = raw.team.as_ref().and_then(|t| match TeamName::parse(t) {
+        Ok(t) if org.teams.contains_key(&t) => Some(t),
+        _ => {
+            v.error(
+                &[Seg::Key("team")],
+                format!(
+                    "no team `{t}` is defined; known teams: {}",
+                    org.team_names()
+                ),
+            );
+            None
+        }
+    });
+    let timeout = match humantime::parse_duration(&raw.timeout) {
+        Ok(d) if d.as_secs() >= 1 => d,
+        _ => {
+            v.error(
+                &[Seg::Key("timeout")],
+                format!("`{}` is not a duration such as \"2m\"", raw.timeout),
+            );
+            Duration::from_secs(60)
+        }
+    };
+    let mut params = Vec::new();
+    for (pname, p) in &raw.params {
+        match crate::alert::anchored(&p.pattern) {
+            Ok(re) => {
+                if let Some(d) = &p.default {
+                    if !re.is_match(d) {
+                        v.error(
+                            &[Seg::Key("params"), Seg::Key(pname), Seg::Key("default")],
+                            format!("the default `{d}` does not match the pattern"),
+                        );
+                    }
+                }
+                params.push(Param {
+                    name: pname.clone(),
+                    description: p.description.clone(),
+                    pattern: re,
+                    default: p.default.clone(),
+                });
+            }
+            Err(e) => v.error(
+                &[Seg::Key("params"), Seg::Key(pname), Seg::Key("pattern")],
+                format!("the regular expression does not compile: {e}"),
+            ),
+        }
+    }
+    for (i, a) in raw.args.iter().enumerate() {
+        let mut rest = a.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let pname = &rest[open + 1..open + close];
+            if !raw.params.contains_key(pname) {
+                v.error(
+                    &[Seg::Key("args"), Seg::Index(i)],
+                    format!("`{{{pname}}}` names no parameter; declare [params.{pname}]"),
+                );
+            }
+            rest = &rest[open + close + 1..];
+        }
+    }
+    let who = match &raw.who {
+        None => {
+            let mut w = vec![Allowed::Operators];
+            if let Some(t) = &team {
+                w.push(Allowed::Team(t.clone()));
+            }
+            w
+        }
+        Some(list) => {
+            let mut w = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let a = match item.as_str() {
+                    "anyone" => Some(Allowed::Anyone),
+                    "operators" => Some(Allowed::Operators),
+                    "release_managers" => Some(Allowed::ReleaseManagers),
+                    other => match other.strip_prefix("team:") {
+                        Some(t) => TeamName::parse(t)
+                            .ok()
+                            .filter(|t| org.teams.contains_key(t))
+                            .map(Allowed::Team),
+                        None => UserName::parse(other).ok().map(Allowed::Person),
+                    },
+                };
+                match a {
+                    Some(a) => w.push(a),
+                    None => v.error(
+                        &[Seg::Key("who"), Seg::Index(i)],
+                        format!("`{item}` is not anyone, operators, release_managers, team:NAME (of a defined team) or a person"),
+                    ),
+                }
+            }
+            w
+        }
+    };
+    let program = dir.join(&raw.program);
+    let program = if raw.program.contains('/') {
+        program
+    } else {
+        PathBuf::from(&raw.program)
+    };
+    if raw.program.contains('/') && !program.exists() {
+        v.error(
+            &[Seg::Key("program")],
+            format!("{} does not exist", program.display()),
+        );
+    }
+    let workdir = raw
+        .workdir
+        .as_ref()
+        .map_or(dir.to_path_buf(), |w| dir.join(w));
+    let errors: Vec<Problem> = v.into_problems();
+    if errors.iter().any(|p| p.severity == Severity::Error) {
+        return Err(errors);
+    }
+    Ok(Job {
+        name,
+        description: raw.description,
+        team,
+        program,
+        args: raw.args,
+        timeout,
+        workdir,
+        who,
+        main_ref: raw.main_ref,
+        params,
+        file: file.to_path_buf(),
+    })
+}
