@@ -41,12 +41,15 @@ impl Engine {
     /// The channels that follow a run: where it was asked for, and its team's.
     fn run_channels(&self, run: &Run) -> Vec<ChannelName> {
         let mut out = vec![run.channel.clone()];
-        let team = self
-            .config
-            .jobs
-            .get(&run.job)
-            .and_then(|j| j.team.as_ref())
-            .and_then(|t| self.config.org.team(t));
+        let team = match &run.deploy {
+            Some(d) => self
+                .config
+                .services
+                .get(&d.service)
+                .and_then(|s| s.team.as_ref()),
+            None => self.config.jobs.get(&run.job).and_then(|j| j.team.as_ref()),
+        }
+        .and_then(|t| self.config.org.team(t));
         if let Some(t) = team {
             if !out.contains(&t.channel) {
                 out.push(t.channel.clone());
@@ -56,7 +59,7 @@ impl Engine {
     }
 
     /// The progress message of a run, as it stands.
-    fn progress(&self, out: &mut Out, run: &Run) {
+    pub(crate) fn progress_of(&self, out: &mut Out, run: &Run) {
         let mut body = Rich::new()
             .bold(run.id.to_string())
             .text(format!(" · {} ", run.job))
@@ -87,7 +90,13 @@ impl Engine {
         }
     }
 
-    fn step(run: &mut Run, actor: &Actor, state: RunState, text: String, now: Timestamp) {
+    pub(crate) fn step_run(
+        run: &mut Run,
+        actor: &Actor,
+        state: RunState,
+        text: String,
+        now: Timestamp,
+    ) {
         run.state = state;
         run.timeline.push(RunEntry {
             at: now,
@@ -127,10 +136,11 @@ impl Engine {
             started_at: None,
             finished_at: None,
             backend_ref: None,
+            deploy: None,
             tickets: Vec::new(),
             timeline: Vec::new(),
         };
-        Self::step(
+        Self::step_run(
             &mut run,
             actor,
             RunState::Queued,
@@ -143,7 +153,7 @@ impl Engine {
             job: job.name.clone(),
             params,
         })));
-        self.progress(&mut out, &run);
+        self.progress_of(&mut out, &run);
         let reply = Rich::new()
             .text("Started ")
             .bold(id.to_string())
@@ -191,7 +201,7 @@ impl Engine {
             ))
             .into());
         }
-        Self::step(
+        Self::step_run(
             &mut run,
             actor,
             RunState::Cancelled,
@@ -202,7 +212,7 @@ impl Engine {
         let mut out = Out::new();
         out.writes
             .push(Write::Effect(Effect::Job(JobOrder::Cancel { run: id })));
-        self.progress(&mut out, &run);
+        self.progress_of(&mut out, &run);
         out.writes.push(Write::Run(run));
         Ok(Decision {
             reply: Some(Reply::private(format!("{id} is cancelled."))),
@@ -232,14 +242,14 @@ impl Engine {
             RunUpdate::Started { backend_ref } => {
                 run.started_at = Some(now);
                 run.backend_ref = Some(backend_ref.clone());
-                Self::step(
+                Self::step_run(
                     &mut run,
                     &ci,
                     RunState::Running,
                     format!("running ({backend_ref})"),
                     now,
                 );
-                self.progress(&mut out, &run);
+                self.progress_of(&mut out, &run);
             }
             RunUpdate::Finished {
                 success,
@@ -252,8 +262,8 @@ impl Engine {
                 } else {
                     RunState::Failed
                 };
-                Self::step(&mut run, &ci, state, reason.clone(), now);
-                self.progress(&mut out, &run);
+                Self::step_run(&mut run, &ci, state, reason.clone(), now);
+                self.progress_of(&mut out, &run);
                 if !success && !tail.trim().is_empty() {
                     out.post(
                         &run.channel,
@@ -266,12 +276,17 @@ impl Engine {
                             .quoted(clip_plain(&last_lines(tail, TAIL_LINES), 1500)),
                     );
                 }
-                self.after_build(view, &mut out, &mut run, *success, now)?;
+                if run.deploy.is_some() {
+                    self.after_deploy(view, &mut out, &mut run, *success, now)?;
+                } else {
+                    self.after_build(view, &mut out, &mut run, *success, now)?;
+                }
             }
             RunUpdate::Lost { reason } => {
                 run.finished_at = Some(now);
-                Self::step(&mut run, &ci, RunState::Failed, reason.clone(), now);
-                self.progress(&mut out, &run);
+                Self::step_run(&mut run, &ci, RunState::Failed, reason.clone(), now);
+                self.progress_of(&mut out, &run);
+                self.after_deploy(view, &mut out, &mut run, false, now)?;
             }
         }
         out.writes.push(Write::Run(run));

@@ -32,6 +32,10 @@ pub enum CommandName {
     Build,
     BuildCancel,
     Runs,
+    Deploy,
+    Rollback,
+    Approve,
+    Deny,
     Help,
 }
 
@@ -56,6 +60,10 @@ pub enum OptKind {
     Matchers,
     /// A job from `commands/`.
     Job,
+    /// A service from `[services]`.
+    Service,
+    /// An environment of a service.
+    Environment,
     /// A run id, such as RUN-3.
     Run,
     /// The name of another command, for `/help`.
@@ -83,6 +91,8 @@ impl OptKind {
                 OptKind::User => "<person>".into(),
                 OptKind::Command => "<command>".into(),
                 OptKind::Job => "<job>".into(),
+                OptKind::Service => "<service>".into(),
+                OptKind::Environment => "<env>".into(),
                 OptKind::Run => "<run id>".into(),
                 OptKind::Integer => "<number>".into(),
                 OptKind::Duration => "<duration>".into(),
@@ -197,7 +207,7 @@ const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such as OPS-12");
 const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
 
 impl CommandName {
-    pub const ALL: [CommandName; 18] = [
+    pub const ALL: [CommandName; 22] = [
         CommandName::TicketOpen,
         CommandName::TicketShow,
         CommandName::TicketList,
@@ -215,6 +225,10 @@ impl CommandName {
         CommandName::Build,
         CommandName::BuildCancel,
         CommandName::Runs,
+        CommandName::Deploy,
+        CommandName::Rollback,
+        CommandName::Approve,
+        CommandName::Deny,
         CommandName::Help,
     ];
 
@@ -406,6 +420,67 @@ impl CommandName {
                 options: &[],
                 who: Who::Anyone,
             },
+            CommandName::Deploy => {
+                Spec {
+                    group: None,
+                    name: "deploy",
+                    summary: "Deploy a service to an environment",
+                    options: const {
+                        &[
+                        req("service", OptKind::Service, "The service, such as web"),
+                        req("env", OptKind::Environment, "The environment, such as staging"),
+                        opt("version", OptKind::Text { max: 200 }, "The version; the job's default when not given"),
+                        opt("notes", TEXT, "Release notes; `fixes OPS-12` resolves that ticket when it succeeds"),
+                    ]
+                    },
+                    who: Who::Anyone,
+                }
+            }
+            CommandName::Rollback => Spec {
+                group: None,
+                name: "rollback",
+                summary: "Redeploy the last version that succeeded before the current one",
+                options: const {
+                    &[
+                        req("service", OptKind::Service, "The service, such as web"),
+                        req(
+                            "env",
+                            OptKind::Environment,
+                            "The environment, such as production",
+                        ),
+                    ]
+                },
+                who: Who::Anyone,
+            },
+            CommandName::Approve => Spec {
+                group: None,
+                name: "approve",
+                summary: "Approve a deploy to a protected environment",
+                options: const {
+                    &[req(
+                        "run",
+                        OptKind::Run,
+                        "The run waiting for approval, such as RUN-3",
+                    )]
+                },
+                who: Who::Anyone,
+            },
+            CommandName::Deny => Spec {
+                group: None,
+                name: "deny",
+                summary: "Refuse a deploy to a protected environment",
+                options: const {
+                    &[
+                        req(
+                            "run",
+                            OptKind::Run,
+                            "The run waiting for approval, such as RUN-3",
+                        ),
+                        req("reason", TEXT, "Why not"),
+                    ]
+                },
+                who: Who::Anyone,
+            },
             CommandName::Help => Spec {
                 group: None,
                 name: "help",
@@ -516,6 +591,23 @@ pub enum Command {
         run: crate::runs::RunId,
     },
     Runs,
+    Deploy {
+        service: String,
+        env: String,
+        version: Option<String>,
+        notes: Option<String>,
+    },
+    Rollback {
+        service: String,
+        env: String,
+    },
+    Approve {
+        run: crate::runs::RunId,
+    },
+    Deny {
+        run: crate::runs::RunId,
+        reason: String,
+    },
     Help {
         command: Option<CommandName>,
     },
@@ -541,6 +633,10 @@ impl Command {
             Command::Build { .. } => CommandName::Build,
             Command::BuildCancel { .. } => CommandName::BuildCancel,
             Command::Runs => CommandName::Runs,
+            Command::Deploy { .. } => CommandName::Deploy,
+            Command::Rollback { .. } => CommandName::Rollback,
+            Command::Approve { .. } => CommandName::Approve,
+            Command::Deny { .. } => CommandName::Deny,
             Command::Help { .. } => CommandName::Help,
         }
     }
@@ -637,6 +733,23 @@ impl Command {
                 run: crate::runs::RunId::parse(&a.text("run")?)?,
             },
             CommandName::Runs => Command::Runs,
+            CommandName::Deploy => Command::Deploy {
+                service: a.text("service")?,
+                env: a.text("env")?,
+                version: a.opt_text("version")?,
+                notes: a.opt_text("notes")?,
+            },
+            CommandName::Rollback => Command::Rollback {
+                service: a.text("service")?,
+                env: a.text("env")?,
+            },
+            CommandName::Approve => Command::Approve {
+                run: crate::runs::RunId::parse(&a.text("run")?)?,
+            },
+            CommandName::Deny => Command::Deny {
+                run: crate::runs::RunId::parse(&a.text("run")?)?,
+                reason: a.text("reason")?,
+            },
             CommandName::AlertUnsilence => Command::AlertUnsilence {
                 id: a.integer("id")?,
             },
@@ -1094,7 +1207,7 @@ mod tests {
     fn refused_lines_say_what_would_be_right() {
         let long = format!("/ticket open title:{}", "x".repeat(257));
         let cases: Vec<(&str, &str)> = vec![
-            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /alert, /build, /runs, /help"),
+            ("/frobnicate", "unknown command /frobnicate; commands are /ticket, /alert, /build, /runs, /deploy, /rollback, /approve, /deny, /help"),
             ("/ticket", "/ticket needs a subcommand; try one of: open, show"),
             ("/ticket close id:1", "/ticket has no subcommand `close`; try one of: open"),
             ("/ticket open", "/ticket open needs `title:`"),

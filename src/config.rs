@@ -33,6 +33,31 @@ struct RawConfig {
     support: RawSupport,
     #[serde(default)]
     smtp: RawSmtp,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(default)]
+    team: Option<String>,
+    /// The job (in commands/) that deploys it, unless an environment says.
+    job: String,
+    environments: BTreeMap<String, RawEnvironment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    #[serde(default)]
+    job: Option<String>,
+    /// A deploy waits for an approval.
+    #[serde(default)]
+    protected: bool,
+    /// Who may approve (default: release managers).
+    #[serde(default)]
+    approvers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,6 +382,25 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Jobs and custom commands from `commands/*.toml`, by name.
     pub jobs: BTreeMap<String, crate::jobs::Job>,
+    /// Services and their environments, by name.
+    pub services: BTreeMap<String, Service>,
+}
+
+/// A service that is deployed from chat.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    pub team: Option<TeamName>,
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// One environment of a service.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    pub job: String,
+    pub protected: bool,
+    pub approvers: Vec<crate::jobs::Allowed>,
 }
 
 /// The company app's intake: signature, session check, limits, mail texts.
@@ -685,10 +729,51 @@ impl Config {
         };
         let config = v.validate(raw);
         let mut problems = v.problems;
+        let raw_services: BTreeMap<String, RawService> = toml::from_str::<RawConfig>(src)
+            .map(|r| r.services)
+            .unwrap_or_default();
         let config = config.map(|mut c| {
             let (jobs, job_problems) = crate::jobs::load_dir(&c.commands_dir(), &c.org);
             problems.extend(job_problems);
             c.jobs = jobs;
+            // What needs the jobs and the roles: deploy jobs, approvers.
+            let mut v = Validator::new(file, src);
+            let mut svc_reported: Vec<String> = Vec::new();
+            for (sname, svc) in c.services.iter_mut() {
+                for (ename, env) in svc.environments.iter_mut() {
+                    let raw_env = raw_services.get(sname).and_then(|r| r.environments.get(ename));
+                    let reported = raw_env.is_none_or(|e| e.job.is_none())
+                        && svc_reported.contains(sname);
+                    if !c.jobs.contains_key(&env.job) && !reported {
+                        if raw_env.is_none_or(|e| e.job.is_none()) {
+                            svc_reported.push(sname.clone());
+                        }
+                        let known = c.jobs.keys().cloned().collect::<Vec<_>>().join(", ");
+                        let explicit = raw_env.is_some_and(|e| e.job.is_some());
+                        let path: Vec<Seg<'_>> = if explicit {
+                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("job")]
+                        } else {
+                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("job")]
+                        };
+                        v.error(&path, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
+                    }
+                    match raw_env.and_then(|e| e.approvers.as_ref()) {
+                        None => env.approvers = vec![crate::jobs::Allowed::ReleaseManagers],
+                        Some(list) => {
+                            for (i, item) in list.iter().enumerate() {
+                                match crate::jobs::Allowed::parse(item, &c.org) {
+                                    Some(a) => env.approvers.push(a),
+                                    None => v.error(
+                                        &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
+                                        format!("`{item}` is not anyone, operators, release_managers, team:NAME or a person"),
+                                    ),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            problems.extend(v.into_problems());
             c
         });
         let (errors, warnings): (Vec<_>, Vec<_>) = problems
@@ -1144,6 +1229,7 @@ impl<'a> Validator<'a> {
             None => None,
         };
 
+        let services = self.validate_services(&raw.services, &teams_for_services(&raw, &dir));
         let http = self.validate_http(&raw.http);
         let support = self.validate_support(&raw.support);
         let smtp = self.validate_smtp(&raw.smtp);
@@ -1161,6 +1247,7 @@ impl<'a> Validator<'a> {
             support: support?,
             smtp: smtp?,
             jobs: BTreeMap::new(),
+            services,
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1178,7 +1265,63 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// The org as far as services need it (team names), before roles exist.
+fn teams_for_services(raw: &RawConfig, _dir: &Path) -> Vec<TeamName> {
+    raw.teams
+        .keys()
+        .filter_map(|n| TeamName::parse(n).ok())
+        .collect()
+}
+
 impl Validator<'_> {
+    fn validate_services(
+        &mut self,
+        raw: &BTreeMap<String, RawService>,
+        teams: &[TeamName],
+    ) -> BTreeMap<String, Service> {
+        let mut out = BTreeMap::new();
+        for (name, svc) in raw {
+            let team = svc.team.as_ref().and_then(|t| match TeamName::parse(t) {
+                Ok(t) if teams.contains(&t) => Some(t),
+                _ => {
+                    self.error(
+                        &[Seg::Key("services"), Seg::Key(name), Seg::Key("team")],
+                        format!("no team `{t}` is defined"),
+                    );
+                    None
+                }
+            });
+            if svc.environments.is_empty() {
+                self.error(
+                    &[Seg::Key("services"), Seg::Key(name)],
+                    "a service needs at least one environment, such as [services.NAME.environments.staging]".into(),
+                );
+            }
+            let mut envs = BTreeMap::new();
+            for (ename, e) in &svc.environments {
+                envs.insert(
+                    ename.clone(),
+                    Environment {
+                        name: ename.clone(),
+                        job: e.job.clone().unwrap_or_else(|| svc.job.clone()),
+                        protected: e.protected,
+                        // Checked against the org once roles are known.
+                        approvers: Vec::new(),
+                    },
+                );
+            }
+            out.insert(
+                name.clone(),
+                Service {
+                    name: name.clone(),
+                    team,
+                    environments: envs,
+                },
+            );
+        }
+        out
+    }
+
     fn validate_support(&mut self, raw: &RawSupport) -> Option<SupportConfig> {
         let mut ok = true;
         let secret = EnvSecret::read(&raw.secret_env);

@@ -140,6 +140,10 @@ pub enum Write {
     Run(crate::runs::Run),
     /// The ticket open for a job that is failing on its main ref (None: fixed).
     Broken(String, Option<TicketId>),
+    /// Who holds the deploy lock of `service/env` (None: free).
+    Lock(String, Option<crate::runs::RunId>),
+    /// The succeeded deploys of `service/env`, oldest first.
+    History(String, Vec<crate::runs::Deployed>),
 }
 
 /// What an alert batch did.
@@ -205,6 +209,10 @@ pub trait View {
     fn last_run_number(&self) -> Result<u64, StoreError>;
     /// The ticket open for a job failing on its main ref.
     fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError>;
+    /// Who holds the deploy lock of `service/env`.
+    fn lock(&self, key: &str) -> Result<Option<crate::runs::RunId>, StoreError>;
+    /// The succeeded deploys of `service/env`, oldest first.
+    fn history(&self, key: &str) -> Result<Vec<crate::runs::Deployed>, StoreError>;
 }
 
 /// What `/ticket list` asks for.
@@ -421,6 +429,28 @@ impl Engine {
                 return self.build(view, actor, channel, job, params, now);
             }
             Command::BuildCancel { run } => return self.cancel_run(view, actor, *run, now),
+            Command::Deploy {
+                service,
+                env,
+                version,
+                notes,
+            } => {
+                return self.deploy(
+                    view,
+                    actor,
+                    channel,
+                    service,
+                    env,
+                    version.as_deref(),
+                    notes.as_deref(),
+                    now,
+                )
+            }
+            Command::Rollback { service, env } => {
+                return self.rollback(view, actor, channel, service, env, now)
+            }
+            Command::Approve { run } => return self.approve(view, actor, *run, now),
+            Command::Deny { run, reason } => return self.deny(view, actor, *run, reason, now),
             Command::TicketShow { .. }
             | Command::TicketList { .. }
             | Command::AlertSilences

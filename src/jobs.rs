@@ -114,16 +114,58 @@ fn reserved(name: &str) -> bool {
     )
 }
 
-impl Job {
-    /// Whether `user` may run it.
+impl Allowed {
+    /// `anyone`, `operators`, `release_managers`, `team:NAME` or a person.
+    pub fn parse(item: &str, org: &Org) -> Option<Allowed> {
+        match item {
+            "anyone" => Some(Allowed::Anyone),
+            "operators" => Some(Allowed::Operators),
+            "release_managers" => Some(Allowed::ReleaseManagers),
+            other => match other.strip_prefix("team:") {
+                Some(t) => TeamName::parse(t)
+                    .ok()
+                    .filter(|t| org.teams.contains_key(t))
+                    .map(Allowed::Team),
+                None => UserName::parse(other).ok().map(Allowed::Person),
+            },
+        }
+    }
+
     pub fn admits(&self, user: &UserName, org: &Org) -> bool {
-        self.who.iter().any(|a| match a {
+        match self {
             Allowed::Anyone => true,
             Allowed::Operators => org.is_operator(user),
             Allowed::ReleaseManagers => org.is_release_manager(user),
             Allowed::Team(t) => org.is_member(user, t),
             Allowed::Person(p) => p == user,
+        }
+    }
+}
+
+/// A list of who may, in words, naming the people.
+pub fn describe(list: &[Allowed], org: &Org) -> String {
+    let names = |v: &[UserName]| v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ");
+    list.iter()
+        .map(|a| match a {
+            Allowed::Anyone => "anyone".to_string(),
+            Allowed::Operators => format!("operators ({})", names(&org.operators)),
+            Allowed::ReleaseManagers => {
+                format!("release managers ({})", names(&org.release_managers))
+            }
+            Allowed::Team(t) => match org.team(t) {
+                Some(tm) => format!("members of {t} ({})", names(&tm.members)),
+                None => format!("members of {t}"),
+            },
+            Allowed::Person(p) => p.to_string(),
         })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Job {
+    /// Whether `user` may run it.
+    pub fn admits(&self, user: &UserName, org: &Org) -> bool {
+        self.who.iter().any(|a| a.admits(user, org))
     }
 
     /// Who may run it, in words.
@@ -344,19 +386,7 @@ fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Pr
         Some(list) => {
             let mut w = Vec::new();
             for (i, item) in list.iter().enumerate() {
-                let a = match item.as_str() {
-                    "anyone" => Some(Allowed::Anyone),
-                    "operators" => Some(Allowed::Operators),
-                    "release_managers" => Some(Allowed::ReleaseManagers),
-                    other => match other.strip_prefix("team:") {
-                        Some(t) => TeamName::parse(t)
-                            .ok()
-                            .filter(|t| org.teams.contains_key(t))
-                            .map(Allowed::Team),
-                        None => UserName::parse(other).ok().map(Allowed::Person),
-                    },
-                };
-                match a {
+                match Allowed::parse(item, org) {
                     Some(a) => w.push(a),
                     None => v.error(
                         &[Seg::Key("who"), Seg::Index(i)],

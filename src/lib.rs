@@ -31,6 +31,7 @@ mod builds;
 pub mod commands;
 pub mod config;
 pub mod console;
+mod deploys;
 pub mod domain;
 pub mod engine;
 pub mod error;

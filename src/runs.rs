@@ -116,6 +116,9 @@ pub struct Run {
     /// Where the backend runs it: a local process id, a Jenkins build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_ref: Option<String>,
+    /// For deploys: what goes where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
     /// Tickets this run opened, noted or fixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<TicketId>,
@@ -172,4 +175,35 @@ pub enum JobOrder {
     Cancel {
         run: RunId,
     },
+}
+
+/// What a deploy run deploys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    pub service: String,
+    pub env: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// For a rollback: the run whose version it restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<RunId>,
+    /// Who approved it, for protected environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<UserName>,
+}
+
+impl Deploy {
+    /// `web/production`: the key of its lock and history.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.service, self.env)
+    }
+}
+
+/// A deploy that succeeded, in a service environment's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub run: RunId,
+    pub version: String,
+    pub at: Timestamp,
 }

@@ -35,7 +35,7 @@ use crate::alert::Alert;
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
-use crate::runs::{Run, RunId};
+use crate::runs::{Deployed, Run, RunId};
 
 /// The schema this binary writes. Bump it with a migration.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -110,6 +110,7 @@ pub struct Store {
     job_outbox: Tree,
     runs: Tree,
     broken: Tree,
+    deploys: Tree,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -245,6 +246,7 @@ impl Store {
             job_outbox: tree("job_outbox")?,
             runs: tree("runs")?,
             broken: tree("broken")?,
+            deploys: tree("deploys")?,
             dead: tree("dead_letters")?,
             groups: tree("groups")?,
             silenced: tree("silenced")?,
@@ -344,6 +346,7 @@ impl Store {
             &self.job_outbox,
             &self.runs,
             &self.broken,
+            &self.deploys,
         );
         let res = trees.transaction(
             |(
@@ -360,6 +363,7 @@ impl Store {
                 job_outbox,
                 runs,
                 broken,
+                deploys,
             )| {
                 let tx = Tx {
                     meta,
@@ -375,6 +379,7 @@ impl Store {
                     job_outbox,
                     runs,
                     broken,
+                    deploys,
                     failure: RefCell::new(None),
                 };
                 let mut results = Vec::with_capacity(events.len());
@@ -563,6 +568,20 @@ impl View for Store {
             .transpose()
     }
 
+    fn lock(&self, key: &str) -> Result<Option<RunId>, StoreError> {
+        self.deploys
+            .get(format!("lock:{key}").as_bytes())?
+            .map(|v| decode(&v, "deploys"))
+            .transpose()
+    }
+
+    fn history(&self, key: &str) -> Result<Vec<Deployed>, StoreError> {
+        match self.deploys.get(format!("hist:{key}").as_bytes())? {
+            Some(v) => decode(&v, "deploys"),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn silences(&self) -> Result<SilenceBook, StoreError> {
         match self.meta.get(SILENCES)? {
             Some(v) => decode(&v, "meta"),
@@ -688,6 +707,7 @@ struct Tx<'a> {
     job_outbox: &'a TransactionalTree,
     runs: &'a TransactionalTree,
     broken: &'a TransactionalTree,
+    deploys: &'a TransactionalTree,
     /// A sled failure met while the engine read; it must end the closure so
     /// that sled retries (conflict) or gives up (storage).
     failure: RefCell<Option<UnabortableTransactionError>>,
@@ -762,6 +782,17 @@ impl Tx<'_> {
             }
             Write::Broken(job, None) => {
                 self.broken.remove(job.as_bytes())?;
+            }
+            Write::Lock(key, Some(run)) => {
+                self.deploys
+                    .insert(format!("lock:{key}").as_bytes(), encode(&run))?;
+            }
+            Write::Lock(key, None) => {
+                self.deploys.remove(format!("lock:{key}").as_bytes())?;
+            }
+            Write::History(key, list) => {
+                self.deploys
+                    .insert(format!("hist:{key}").as_bytes(), encode(&list))?;
             }
             Write::Idempotency(key, id) => {
                 self.idempotency
@@ -849,6 +880,27 @@ impl View for Tx<'_> {
     fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
         match self.broken.get(job.as_bytes()) {
             Ok(v) => v.map(|v| decode_id(&v)).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn lock(&self, key: &str) -> Result<Option<RunId>, StoreError> {
+        match self.deploys.get(format!("lock:{key}").as_bytes()) {
+            Ok(v) => v.map(|v| decode(&v, "deploys")).transpose(),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    fn history(&self, key: &str) -> Result<Vec<Deployed>, StoreError> {
+        match self.deploys.get(format!("hist:{key}").as_bytes()) {
+            Ok(Some(v)) => decode(&v, "deploys"),
+            Ok(None) => Ok(Vec::new()),
             Err(e) => {
                 *self.failure.borrow_mut() = Some(e);
                 Err(StoreError::Conflict)

@@ -144,7 +144,7 @@ pattern = '(?s).{1,200}'
     assert_eq!(p[4], "job echo-args needs `msg:` (Anything)");
     assert_eq!(
         p[5],
-        "there is no job `nope`; jobs are: build-web, echo-args, test-web"
+        "there is no job `nope`; jobs are: build-web, deploy-web, echo-args, test-web"
     );
     assert!(
         run.stdout

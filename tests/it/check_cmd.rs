@@ -26,7 +26,7 @@ fn an_unknown_key_fails_with_file_line_and_key() {
         "members = [\"ivan\"]",
         "members = [\"ivan\"]\noncall = \"ivan\"",
     );
-    let env = Env::with_config(&text);
+    let env = Env::shipped_with(&text);
     let run = env.opsbot(&["check"], "");
     assert_eq!(run.code, Some(1));
     let line = text.lines().position(|l| l.starts_with("oncall")).unwrap() + 1;
@@ -40,7 +40,7 @@ fn every_mistake_is_listed() {
         .replace("qa_team = \"qa\"", "qa_team = \"testers\"")
         .replace("lead = \"bob\"", "lead = \"ivan\"")
         .replace("channel = \"infra\"", "channel = \"#Infra Team\"");
-    let env = Env::with_config(&text);
+    let env = Env::shipped_with(&text);
     let run = env.opsbot(&["check"], "");
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("3 error(s)"), "{}", run.stderr);
@@ -81,4 +81,32 @@ fn run_says_discord_is_not_wired_and_points_to_console() {
     let run = env.opsbot(&["run"], "");
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("opsbot console"), "{}", run.stderr);
+}
+
+#[test]
+fn a_service_naming_a_missing_job_or_bad_approver_is_an_error() {
+    let text = shipped_config()
+        .replace("job = \"deploy-web\"", "job = \"deploy-api\"")
+        .replace(
+            "approvers = [\"release_managers\"]",
+            "approvers = [\"team:nobody\"]",
+        );
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr
+            .matches("there is no job `deploy-api` in commands/")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("`services.web.job`: there is no job `deploy-api` in commands/; jobs are: build-web, deploy-web, test-web"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`services.web.environments.production.approvers[0]`: `team:nobody` is not"),
+        "{}",
+        run.stderr
+    );
 }

@@ -79,7 +79,12 @@ impl Run {
 impl Env {
     /// The shipped `bot.toml` and `commands/`, copied into a fresh folder.
     pub fn shipped() -> Env {
-        let env = Env::with_config(&shipped_config());
+        Env::shipped_with(&shipped_config())
+    }
+
+    /// A variant of the shipped config, with the shipped `commands/`.
+    pub fn shipped_with(text: &str) -> Env {
+        let env = Env::with_config(text);
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("commands"),
             &env.dir.path().join("commands"),

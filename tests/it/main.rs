@@ -8,6 +8,7 @@ mod check_cmd;
 mod concurrency;
 mod console_flow;
 mod crash;
+mod deploys;
 mod harness;
 mod http_intake;
 mod props;

@@ -257,7 +257,7 @@ fn env_for(app: &FakeApp, smtp_port: u16, extra: &[(&str, &str)]) -> Env {
     for (from, to) in extra {
         text = text.replace(from, to);
     }
-    Env::with_config(&text)
+    Env::shipped_with(&text)
 }
 
 fn wait_ticket(bot: &LiveBot, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
