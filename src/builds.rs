@@ -82,7 +82,11 @@ impl Engine {
                     body = body.text(" — ").quoted(clip_plain(&last.text, 200));
                 }
             }
-            _ => {}
+            _ => {
+                if let Some(last) = run.timeline.last().filter(|_| run.timeline.len() > 1) {
+                    body = body.text(" — ").quoted(clip_plain(&last.text, 200));
+                }
+            }
         }
         body = body.text(format!(" · requested by {}", run.requester));
         for ch in self.run_channels(run) {
@@ -239,6 +243,26 @@ impl Engine {
         let ci = Actor::new(UserName::system("ci"), Source::System);
         let mut out = Out::new();
         match update {
+            RunUpdate::Submitted { backend_ref } => {
+                run.backend_ref = Some(backend_ref.clone());
+                Self::step_run(
+                    &mut run,
+                    &ci,
+                    RunState::Queued,
+                    format!("submitted ({backend_ref})"),
+                    now,
+                );
+                self.progress_of(&mut out, &run);
+            }
+            RunUpdate::Waiting { reason } => {
+                // Said once per run, however often the backend is retried.
+                if run.timeline.last().is_some_and(|e| &e.text == reason) {
+                    return Ok(Decision::default());
+                }
+                let state = run.state;
+                Self::step_run(&mut run, &ci, state, reason.clone(), now);
+                self.progress_of(&mut out, &run);
+            }
             RunUpdate::Started { backend_ref } => {
                 run.started_at = Some(now);
                 run.backend_ref = Some(backend_ref.clone());

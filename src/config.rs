@@ -35,6 +35,39 @@ struct RawConfig {
     smtp: RawSmtp,
     #[serde(default)]
     services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    ci: RawCi,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCi {
+    #[serde(default)]
+    jenkins: Option<RawJenkins>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJenkins {
+    url: String,
+    user: String,
+    #[serde(default = "default_jenkins_token_env")]
+    token_env: String,
+    #[serde(default = "default_jenkins_timeout")]
+    timeout: String,
+    /// How often a running build is looked at (it backs off to 4× this).
+    #[serde(default = "default_jenkins_poll")]
+    poll: String,
+}
+
+fn default_jenkins_token_env() -> String {
+    "JENKINS_TOKEN".into()
+}
+fn default_jenkins_timeout() -> String {
+    "10s".into()
+}
+fn default_jenkins_poll() -> String {
+    "2s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,6 +417,18 @@ pub struct Config {
     pub jobs: BTreeMap<String, crate::jobs::Job>,
     /// Services and their environments, by name.
     pub services: BTreeMap<String, Service>,
+    /// The Jenkins server, when jobs run there.
+    pub jenkins: Option<JenkinsConfig>,
+}
+
+/// Where Jenkins is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct JenkinsConfig {
+    pub url: String,
+    pub user: String,
+    pub token: EnvSecret,
+    pub timeout: std::time::Duration,
+    pub poll: std::time::Duration,
 }
 
 /// A service that is deployed from chat.
@@ -736,6 +781,19 @@ impl Config {
             let (jobs, job_problems) = crate::jobs::load_dir(&c.commands_dir(), &c.org);
             problems.extend(job_problems);
             c.jobs = jobs;
+            if c.jenkins.is_none() {
+                for job in c.jobs.values() {
+                    if let crate::jobs::Backend::Jenkins(_) = job.backend {
+                        problems.push(Problem {
+                            severity: Severity::Error,
+                            file: job.file.clone(),
+                            line: None,
+                            key: "backend".into(),
+                            message: "this job runs on Jenkins, but bot.toml has no [ci.jenkins] (url, user, token_env)".into(),
+                        });
+                    }
+                }
+            }
             // What needs the jobs and the roles: deploy jobs, approvers.
             let mut v = Validator::new(file, src);
             let mut svc_reported: Vec<String> = Vec::new();
@@ -1248,6 +1306,7 @@ impl<'a> Validator<'a> {
             smtp: smtp?,
             jobs: BTreeMap::new(),
             services,
+            jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1274,6 +1333,40 @@ fn teams_for_services(raw: &RawConfig, _dir: &Path) -> Vec<TeamName> {
 }
 
 impl Validator<'_> {
+    fn validate_jenkins(&mut self, raw: Option<&RawJenkins>) -> Option<JenkinsConfig> {
+        let raw = raw?;
+        let key = |k: &'static str| [Seg::Key("ci"), Seg::Key("jenkins"), Seg::Key(k)];
+        if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+            self.error(&key("url"), format!("`{}` is not an http(s) URL", raw.url));
+        }
+        let dur = |v: &mut Self, k: &'static str, s: &str| match humantime::parse_duration(s) {
+            Ok(d) if d.as_millis() >= 10 => d,
+            _ => {
+                v.error(&key(k), format!("`{s}` is not a duration such as \"2s\""));
+                std::time::Duration::from_secs(2)
+            }
+        };
+        let timeout = dur(self, "timeout", &raw.timeout);
+        let poll = dur(self, "poll", &raw.poll);
+        let token = EnvSecret::read(&raw.token_env);
+        if token.value.is_none() {
+            self.warn(
+                &key("token_env"),
+                format!(
+                    "{} is not set: requests to Jenkins go without credentials",
+                    raw.token_env
+                ),
+            );
+        }
+        Some(JenkinsConfig {
+            url: raw.url.trim_end_matches('/').to_string(),
+            user: raw.user.clone(),
+            token,
+            timeout,
+            poll,
+        })
+    }
+
     fn validate_services(
         &mut self,
         raw: &BTreeMap<String, RawService>,

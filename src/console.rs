@@ -21,8 +21,13 @@ use crate::render::Rich;
 use crate::runtime::{Bot, BotError, DeliveryError, Sink};
 use crate::store::OutboxItem;
 
-/// How long the console waits for posts after each line and at the end.
+/// How long the console waits for posts at the end of its input.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+
+/// How long it waits after each line for the posts committed so far, to keep
+/// the transcript in order; short, so a storm of posts does not stop it
+/// reading the next command.
+pub const LINE_WAIT: Duration = Duration::from_secs(2);
 
 /// Where console output goes (stdout in the binary, a buffer in tests).
 pub type Output = Arc<tokio::sync::Mutex<Box<dyn Write + Send>>>;
@@ -234,7 +239,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
         drop(out);
         // Keep the transcript in order: this line's posts before the next line.
-        bot.wait_delivered(DELIVERY_WAIT).await;
+        bot.wait_delivered(LINE_WAIT).await;
     }
     Ok(())
 }

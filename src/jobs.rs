@@ -34,7 +34,15 @@ struct RawJob {
     description: String,
     #[serde(default)]
     team: Option<String>,
-    program: String,
+    /// `local` (the default) or `jenkins`.
+    #[serde(default)]
+    backend: Option<String>,
+    /// For the local runner: the program.
+    #[serde(default)]
+    program: Option<String>,
+    /// For Jenkins: the job's full name, folders with `/`.
+    #[serde(default)]
+    jenkins_job: Option<String>,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default = "default_timeout")]
@@ -91,6 +99,8 @@ pub struct Job {
     pub name: String,
     pub description: String,
     pub team: Option<TeamName>,
+    pub backend: Backend,
+    /// The local runner's program (empty for Jenkins jobs).
     pub program: PathBuf,
     pub args: Vec<String>,
     pub timeout: Duration,
@@ -101,6 +111,14 @@ pub struct Job {
     pub params: Vec<Param>,
     /// The file it came from.
     pub file: PathBuf,
+}
+
+/// Where a job runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    /// The job's full name in Jenkins (`folder/name`).
+    Jenkins(String),
 }
 
 /// Names no job may take: the built-in commands.
@@ -397,13 +415,46 @@ fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Pr
             w
         }
     };
-    let program = dir.join(&raw.program);
-    let program = if raw.program.contains('/') {
-        program
-    } else {
-        PathBuf::from(&raw.program)
+    let backend = match (raw.backend.as_deref().unwrap_or("local"), &raw.jenkins_job) {
+        ("local", None) => Backend::Local,
+        ("jenkins", Some(j)) if !j.trim().is_empty() => {
+            Backend::Jenkins(j.trim().trim_matches('/').to_string())
+        }
+        ("jenkins", _) => {
+            v.error(
+                &[Seg::Key("jenkins_job")],
+                "a Jenkins job needs `jenkins_job`, its full name such as \"web/build\"".into(),
+            );
+            Backend::Local
+        }
+        ("local", Some(_)) => {
+            v.error(
+                &[Seg::Key("jenkins_job")],
+                "`jenkins_job` needs backend = \"jenkins\"".into(),
+            );
+            Backend::Local
+        }
+        (other, _) => {
+            v.error(
+                &[Seg::Key("backend")],
+                format!("`backend` must be local or jenkins; got `{other}`"),
+            );
+            Backend::Local
+        }
     };
-    if raw.program.contains('/') && !program.exists() {
+    let raw_program = raw.program.clone().unwrap_or_default();
+    if backend == Backend::Local && raw_program.is_empty() {
+        v.error(
+            &[],
+            "a local job needs `program`, such as program = \"scripts/build.sh\"".into(),
+        );
+    }
+    let program = if raw_program.contains('/') {
+        dir.join(&raw_program)
+    } else {
+        PathBuf::from(&raw_program)
+    };
+    if raw_program.contains('/') && !program.exists() {
         v.error(
             &[Seg::Key("program")],
             format!("{} does not exist", program.display()),
@@ -421,6 +472,7 @@ fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Pr
         name,
         description: raw.description,
         team,
+        backend,
         program,
         args: raw.args,
         timeout,

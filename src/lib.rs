@@ -18,6 +18,7 @@
 //! - [`runs`]: builds and deploys: run records, states, backend orders.
 //! - `builds`: the engine's build rules (runs, progress posts, the loop back to tickets).
 //! - [`runner`]: the local job runner, an outbox sink.
+//! - [`jenkins`]: the Jenkins REST client (builds and deploys on Jenkins).
 //! - [`runtime`]: the commit thread (group commit) and the outbox workers.
 //! - [`console`]: the terminal as the bot's chat.
 //! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
@@ -36,6 +37,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod jenkins;
 pub mod jobs;
 pub mod metrics;
 pub mod render;

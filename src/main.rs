@@ -223,7 +223,7 @@ fn console_cmd(
         let smtp = SmtpSink::new(&config.smtp, bot.clone(), Some(printer.clone()))?;
         let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
         let runner = LocalRunner::new(bot.clone());
-        // Runs a previous process left running died with it.
+        // Local runs a previous process left running died with it.
         bot.settle_lost_runs().await;
         let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, runner.clone(), stop_worker_rx));
         let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));

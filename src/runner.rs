@@ -23,7 +23,7 @@ const TAIL_BYTES: usize = 8 * 1024;
 /// Runs jobs from `commands/` as local processes.
 #[derive(Clone)]
 pub struct LocalRunner {
-    bot: Bot,
+    pub(crate) bot: Bot,
     running: Arc<Mutex<HashMap<RunId, oneshot::Sender<()>>>>,
     /// How many are running, for a bounded wait at shutdown.
     count: Arc<watch::Sender<usize>>,

@@ -147,6 +147,14 @@ impl Run {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunUpdate {
+    /// Handed to the backend (a Jenkins queue item); not started yet.
+    Submitted {
+        backend_ref: String,
+    },
+    /// The backend cannot be reached; the order is retried.
+    Waiting {
+        reason: String,
+    },
     Started {
         backend_ref: String,
     },

@@ -51,6 +51,36 @@ pub enum BotError {
 /// Events per transaction and flush, at most.
 pub const MAX_BATCH: usize = 512;
 
+/// Alerts (or other bulk events) per transaction, at most: about 10 ms of
+/// work on the machines we measured, the longest a command waits behind it.
+pub const MAX_BULK_WEIGHT: usize = 256;
+
+/// Whether an event comes from a person at the chat (served first).
+fn from_people(e: &Event) -> bool {
+    matches!(e, Event::Command { .. } | Event::ChatMessage { .. })
+}
+
+/// How much work an event is, for cutting bulk transactions.
+fn job_weight(e: &Event) -> usize {
+    match e {
+        Event::Alerts { alerts } => alerts.len().max(1),
+        Event::MarkStale { groups } => groups.len().max(1),
+        _ => 1,
+    }
+}
+
+fn sort_job(
+    j: Job,
+    people: &mut std::collections::VecDeque<Job>,
+    bulk: &mut std::collections::VecDeque<Job>,
+) {
+    if from_people(&j.event) {
+        people.push_back(j);
+    } else {
+        bulk.push_back(j);
+    }
+}
+
 /// What the engine answered to one event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -200,6 +230,12 @@ impl Bot {
     /// Settles runs left in flight by an earlier process: a local process
     /// died with it, so each is marked failed with the reason.
     pub async fn settle_lost_runs(&self) {
+        let jobs = &self.engine.config().jobs;
+        // Jenkins keeps running what it was given: those are followed again.
+        let local = |job: &str| {
+            jobs.get(job)
+                .is_none_or(|j| j.backend == crate::jobs::Backend::Local)
+        };
         let lost: Vec<crate::runs::RunId> = self
             .store
             .runs()
@@ -208,14 +244,23 @@ impl Bot {
                 matches!(
                     r.state,
                     crate::runs::RunState::Queued | crate::runs::RunState::Running
-                )
+                ) && local(&r.job)
             })
             .map(|r| r.id)
             .collect();
-        // Orders still queued belong to runs about to be settled.
+        // Their orders, if still queued, go with them.
         if let Ok(pending) = self.store.pending(Queue::Jobs, usize::MAX) {
             for item in pending {
-                let _ = self.store.done(Queue::Jobs, item.seq);
+                let doomed = match &item.effect {
+                    crate::engine::Effect::Job(crate::runs::JobOrder::Start { run, .. })
+                    | crate::engine::Effect::Job(crate::runs::JobOrder::Cancel { run }) => {
+                        lost.contains(run)
+                    }
+                    _ => false,
+                };
+                if doomed {
+                    let _ = self.store.done(Queue::Jobs, item.seq);
+                }
             }
             settle(&self.store, Queue::Jobs, self.marks(Queue::Jobs));
         }
@@ -587,14 +632,48 @@ fn commit_loop(
     clock: Arc<dyn Clock>,
     marks: [Arc<Marks>; 3],
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+    // People's commands go before bulk work (alert batches, backend
+    // reports), and bulk work is cut into transactions of bounded size, so a
+    // command never waits behind an alert storm for long.
+    let mut people: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    let mut bulk: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    let mut open = true;
+    loop {
+        if people.is_empty() && bulk.is_empty() {
+            if !open {
+                return;
+            }
+            match rx.recv() {
+                Ok(j) => sort_job(j, &mut people, &mut bulk),
+                Err(_) => return,
             }
         }
+        loop {
+            match rx.try_recv() {
+                Ok(j) => sort_job(j, &mut people, &mut bulk),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let batch: Vec<Job> = if !people.is_empty() {
+            let n = people.len().min(MAX_BATCH);
+            people.drain(..n).collect()
+        } else {
+            let mut weight = 0;
+            let mut take = 0;
+            for j in bulk.iter() {
+                let w = job_weight(&j.event);
+                if take > 0 && weight + w > MAX_BULK_WEIGHT {
+                    break;
+                }
+                weight += w;
+                take += 1;
+            }
+            bulk.drain(..take).collect()
+        };
         let span = info_span!("batch", events = batch.len());
         let _g = span.enter();
         let mut results: Vec<Option<Result<Outcome, BotError>>> =

@@ -148,7 +148,8 @@ fn bad_requests_get_the_right_status_and_store_nothing() {
     let limit = 1024 * 1024;
     let bot = env.live(&[]);
     let good = fixture("alertmanager-firing.json");
-    let huge = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(limit));
+    // Just over the limit: the client has written it all when the answer comes.
+    let huge = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(limit - 16));
     // (path, body, token, content type, status, error)
     type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, u16, &'a str);
     let cases: Vec<Case> = vec![

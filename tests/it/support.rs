@@ -423,7 +423,7 @@ fn bad_requests_are_refused_and_nothing_is_stored_or_mailed() {
     let other =
         json!({"session_id": "sess-carol", "subject": "Help!", "message": "Please"}).to_string();
     let big =
-        json!({"session_id": "sess-carol", "subject": "Help", "message": "x".repeat(1024 * 1024)})
+        json!({"session_id": "sess-carol", "subject": "Help", "message": "x".repeat(1024 * 1024 - 40)})
             .to_string();
     let long_message =
         json!({"session_id": "sess-carol", "subject": "Help", "message": "x".repeat(10_001)})
