@@ -202,6 +202,11 @@ impl BotProcess {
         let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
             .expect("read the shipped bot.toml");
         std::fs::write(&config, shipped).expect("write bot.toml");
+        // The shipped jobs, which the shipped services name.
+        let _ = std::os::unix::fs::symlink(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
+            dir.join("commands"),
+        );
         let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
             .arg("console")
             .arg("--config")
@@ -513,6 +518,11 @@ fn engine_storm(senders: usize, alerts: usize) {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bot.toml");
+    // The shipped jobs, which the shipped services name.
+    let _ = std::os::unix::fs::symlink(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
+        dir.path().join("commands"),
+    );
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
         .expect("read the shipped bot.toml");
     let config = Config::parse(&path, &shipped).expect("config").config;

@@ -339,6 +339,11 @@ impl BotProcess {
         doc["smtp"]["host"] = toml_edit::value("127.0.0.1");
         doc["smtp"]["port"] = toml_edit::value(i64::from(dead_port()));
         std::fs::write(&config, doc.to_string()).expect("write bot.toml");
+        // The shipped jobs, which the shipped services name.
+        let _ = std::os::unix::fs::symlink(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
+            dir.path().join("commands"),
+        );
         let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
             .arg("console")
             .arg("--config")

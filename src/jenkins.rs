@@ -64,7 +64,8 @@ pub enum JenkinsError {
     Server(u16),
     #[error("Jenkins did not answer in time (see [ci.jenkins] timeout)")]
     Timeout,
-    #[error("cannot reach Jenkins: {0}")]
+    /// Where and why: "http://ci:8080: tcp connect error: Connection refused".
+    #[error("cannot reach Jenkins at {0}")]
     Unreachable(String),
     #[error("Jenkins answered something unexpected: {0}")]
     Protocol(String),
@@ -323,6 +324,20 @@ impl JenkinsClient {
         let what = What::Job(job);
         let resp = self.post(&url, &what).await?;
         let status = resp.status();
+        if status.is_server_error() && !params.is_empty() {
+            // Jenkins fails with a 500 when a job without parameters is given
+            // some: not worth retrying.
+            let err = status_error(status, &resp, &what);
+            let body = resp.text().await.unwrap_or_default();
+            if body.contains("not parameterized") {
+                let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+                return Err(JenkinsError::Config(format!(
+                    "the Jenkins job `{job}` takes no parameters, and the bot sends {}: make it parameterized in Jenkins (\"This project is parameterized\") with these parameters",
+                    names.join(", ")
+                )));
+            }
+            return Err(err);
+        }
         if !status.is_success() {
             return Err(status_error(status, &resp, &what));
         }
@@ -409,7 +424,7 @@ impl JenkinsClient {
         let keep = max_bytes.saturating_add(4);
         let mut buf: Vec<u8> = Vec::new();
         let mut cut = false;
-        while let Some(chunk) = resp.chunk().await.map_err(from_reqwest)? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.net_error(e))? {
             buf.extend_from_slice(&chunk);
             if buf.len() > keep.saturating_mul(2) {
                 buf.drain(..buf.len() - keep);
@@ -457,6 +472,17 @@ impl JenkinsClient {
         Err(status_error(resp.status(), &resp, &what))
     }
 
+    /// The error for a request that got no (whole) answer.
+    fn net_error(&self, e: reqwest::Error) -> JenkinsError {
+        if e.is_timeout() {
+            return JenkinsError::Timeout;
+        }
+        if e.is_decode() {
+            return JenkinsError::Protocol(error_chain(&e));
+        }
+        JenkinsError::Unreachable(format!("{}: {}", self.inner.base, error_chain(&e)))
+    }
+
     fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
         let req = self.inner.http.request(method, url);
         match &self.inner.token {
@@ -476,7 +502,7 @@ impl JenkinsClient {
             .request(method, url)
             .send()
             .await
-            .map_err(from_reqwest)?;
+            .map_err(|e| self.net_error(e))?;
         debug!(url, status = resp.status().as_u16(), %what, "jenkins answer");
         Ok(resp)
     }
@@ -490,7 +516,7 @@ impl JenkinsClient {
         if !resp.status().is_success() {
             return Err(status_error(resp.status(), &resp, what));
         }
-        let body = resp.bytes().await.map_err(from_reqwest)?;
+        let body = resp.bytes().await.map_err(|e| self.net_error(e))?;
         serde_json::from_slice(&body).map_err(|e| {
             JenkinsError::Protocol(format!(
                 "the answer about {what} is not the JSON expected: {e}"
@@ -521,7 +547,7 @@ impl JenkinsClient {
                 crumb = matches!(crumb, Crumb::On { .. }),
                 "jenkins POST"
             );
-            let resp = req.send().await.map_err(from_reqwest)?;
+            let resp = req.send().await.map_err(|e| self.net_error(e))?;
             debug!(url, status = resp.status().as_u16(), %what, "jenkins answer");
             if resp.status() != StatusCode::FORBIDDEN {
                 return Ok(resp);
@@ -560,7 +586,7 @@ impl JenkinsClient {
             return Err(status_error(resp.status(), &resp, &What::Crumb));
         } else {
             let cookie = session_cookie(resp.headers().get_all(SET_COOKIE).iter());
-            let body = resp.bytes().await.map_err(from_reqwest)?;
+            let body = resp.bytes().await.map_err(|e| self.net_error(e))?;
             let raw: RawCrumb = serde_json::from_slice(&body).map_err(|e| {
                 JenkinsError::Protocol(format!(
                     "the crumb issuer's answer is not the JSON expected: {e}"
@@ -608,24 +634,14 @@ fn status_error(status: StatusCode, resp: &reqwest::Response, what: &What<'_>) -
     }
 }
 
-fn from_reqwest(e: reqwest::Error) -> JenkinsError {
-    if e.is_timeout() {
-        return JenkinsError::Timeout;
-    }
-    if e.is_decode() {
-        return JenkinsError::Protocol(error_chain(&e));
-    }
-    JenkinsError::Unreachable(error_chain(&e))
-}
-
-/// The error and its causes, one after the other, without the request's URL
-/// ("client error (Connect): tcp connect error: Connection refused").
+/// The causes of an error, one after the other, without the request's URL
+/// and hyper's wrappers ("tcp connect error: Connection refused (os error 111)").
 fn error_chain(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = s.source();

@@ -17,7 +17,7 @@ use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
 use opsbot::http::{self, HttpState, SupportIntake};
 use opsbot::metrics::Metrics;
-use opsbot::runner::LocalRunner;
+use opsbot::runner::{JenkinsRunner, JobRunner, LocalRunner};
 use opsbot::runtime::{Bot, SystemClock};
 use opsbot::smtp::SmtpSink;
 use opsbot::store::Queue;
@@ -223,9 +223,23 @@ fn console_cmd(
         let smtp = SmtpSink::new(&config.smtp, bot.clone(), Some(printer.clone()))?;
         let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
         let runner = LocalRunner::new(bot.clone());
-        // Local runs a previous process left running died with it.
+        let jenkins = match &config.jenkins {
+            Some(j) => Some(
+                JenkinsRunner::new(bot.clone(), j).context("cannot set up the Jenkins client")?,
+            ),
+            None => None,
+        };
+        // Local runs a previous process left running died with it; Jenkins
+        // runs are followed again.
         bot.settle_lost_runs().await;
-        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, runner.clone(), stop_worker_rx));
+        if let Some(j) = &jenkins {
+            j.resume();
+        }
+        let job_runner = JobRunner {
+            local: runner.clone(),
+            jenkins,
+        };
+        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner.clone(), stop_worker_rx));
         let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
         let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
         // Posts left undelivered by a previous run go out first.
@@ -238,7 +252,7 @@ fn console_cmd(
         let _ = ticker.await;
         // Finish the pending work: jobs started (bounded), mail, posts.
         bot.wait_queue(Queue::Jobs, console::DELIVERY_WAIT).await;
-        if !runner.wait_idle(JOB_WAIT).await {
+        if !job_runner.wait_idle(JOB_WAIT).await {
             eprintln!(
                 "jobs still running after {JOB_WAIT:?}; they are marked failed at the next start"
             );

@@ -218,3 +218,384 @@ impl Sink for LocalRunner {
         Ok(())
     }
 }
+/// Jobs that run on Jenkins: triggered through its REST API, followed
+/// until they end, followed again after a restart, never triggered twice.
+#[derive(Clone)]
+pub struct JenkinsRunner {
+    bot: Bot,
+    client: crate::jenkins::JenkinsClient,
+    poll: Duration,
+    following: Arc<Mutex<HashMap<RunId, oneshot::Sender<()>>>>,
+}
+
+/// Where a Jenkins run is, as kept in `Run::backend_ref`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum JenkinsRef {
+    Queue(u64),
+    Build(u64),
+}
+
+fn parse_ref(s: &str) -> Option<JenkinsRef> {
+    if let Some(rest) = s.strip_prefix("jenkins queue ") {
+        return rest
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+            .map(JenkinsRef::Queue);
+    }
+    let rest = s.strip_prefix("jenkins build #")?;
+    rest.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(JenkinsRef::Build)
+}
+
+impl JenkinsRunner {
+    pub fn new(
+        bot: Bot,
+        cfg: &crate::config::JenkinsConfig,
+    ) -> Result<Self, crate::jenkins::JenkinsError> {
+        let client = crate::jenkins::JenkinsClient::new(crate::jenkins::JenkinsSettings {
+            base_url: cfg.url.clone(),
+            user: cfg.user.clone(),
+            token: cfg.token.value.as_ref().map(|s| s.expose().to_string()),
+            timeout: cfg.timeout,
+        })?;
+        Ok(Self {
+            bot,
+            client,
+            poll: cfg.poll,
+            following: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, oneshot::Sender<()>>> {
+        match self.following.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// How many runs are being followed.
+    pub fn following(&self) -> usize {
+        self.lock().len()
+    }
+
+    async fn report(&self, run: RunId, update: RunUpdate) {
+        if let Err(e) = self.bot.submit(Event::RunUpdate { run, update }).await {
+            warn!(%run, error = %e, "cannot record a run's progress");
+        }
+    }
+
+    /// Follows again the runs an earlier process had handed to Jenkins.
+    pub fn resume(&self) {
+        let config = self.bot.engine().config().clone();
+        for run in self.bot.store().runs().flatten() {
+            if run.state.is_final() {
+                continue;
+            }
+            let (Some(r), Some(job)) = (
+                run.backend_ref.as_deref().and_then(parse_ref),
+                config.jobs.get(&run.job),
+            ) else {
+                continue;
+            };
+            if let crate::jobs::Backend::Jenkins(name) = &job.backend {
+                self.follow(run.id, name.clone(), r);
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        run: RunId,
+        jenkins_job: &str,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), DeliveryError> {
+        // Submitted before (an order retried, a restart): follow, never again.
+        let known = self
+            .bot
+            .store()
+            .runs()
+            .flatten()
+            .find(|r| r.id == run)
+            .and_then(|r| r.backend_ref.as_deref().and_then(parse_ref));
+        if let Some(r) = known {
+            if !self.lock().contains_key(&run) {
+                self.follow(run, jenkins_job.to_string(), r);
+            }
+            return Ok(());
+        }
+        let mut p: Vec<(String, String)> =
+            params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        p.push(("OPSBOT_RUN".into(), run.to_string()));
+        match self.client.trigger(jenkins_job, &p).await {
+            Ok(queue) => {
+                self.report(
+                    run,
+                    RunUpdate::Submitted {
+                        backend_ref: format!("jenkins queue {queue}"),
+                    },
+                )
+                .await;
+                self.follow(run, jenkins_job.to_string(), JenkinsRef::Queue(queue));
+                Ok(())
+            }
+            Err(e) if e.is_transient() => {
+                self.report(
+                    run,
+                    RunUpdate::Waiting {
+                        reason: format!("Jenkins is not answering ({e}); retrying"),
+                    },
+                )
+                .await;
+                Err(DeliveryError::Transient(e.to_string()))
+            }
+            Err(e) => {
+                self.report(
+                    run,
+                    RunUpdate::Finished {
+                        success: false,
+                        reason: e.to_string(),
+                        tail: String::new(),
+                    },
+                )
+                .await;
+                Ok(())
+            }
+        }
+    }
+
+    fn follow(&self, run: RunId, job: String, from: JenkinsRef) {
+        let (tx, mut cancel) = oneshot::channel();
+        self.lock().insert(run, tx);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let max = me.poll * 4;
+            let mut delay = me.poll;
+            let mut said_down = false;
+            let mut number = match from {
+                JenkinsRef::Build(n) => Some(n),
+                JenkinsRef::Queue(_) => None,
+            };
+            let queue = match from {
+                JenkinsRef::Queue(q) => q,
+                JenkinsRef::Build(_) => 0,
+            };
+            loop {
+                let step = async {
+                    match number {
+                        None => me.client.queue_item(queue).await.map(Step::Queue),
+                        Some(n) => me.client.build(&job, n).await.map(Step::Build),
+                    }
+                };
+                let res = tokio::select! {
+                    r = step => r,
+                    _ = &mut cancel => {
+                        me.abort(run, &job, queue, number).await;
+                        return;
+                    }
+                };
+                match res {
+                    Ok(Step::Queue(crate::jenkins::QueueState::Started { number: n, url })) => {
+                        number = Some(n);
+                        delay = me.poll;
+                        me.report(
+                            run,
+                            RunUpdate::Started {
+                                backend_ref: format!("jenkins build #{n} {url}"),
+                            },
+                        )
+                        .await;
+                        continue;
+                    }
+                    Ok(Step::Queue(crate::jenkins::QueueState::Cancelled)) => {
+                        me.report(
+                            run,
+                            RunUpdate::Finished {
+                                success: false,
+                                reason: "cancelled in Jenkins' queue".into(),
+                                tail: String::new(),
+                            },
+                        )
+                        .await;
+                        break;
+                    }
+                    Ok(Step::Build(b)) if !b.building && b.result.is_some() => {
+                        let result = b.result.unwrap_or(crate::jenkins::BuildResult::Failure);
+                        let success = result == crate::jenkins::BuildResult::Success;
+                        let tail = match (success, number) {
+                            (false, Some(n)) => me
+                                .client
+                                .console_tail(&job, n, 8 * 1024)
+                                .await
+                                .unwrap_or_default(),
+                            _ => String::new(),
+                        };
+                        me.report(
+                            run,
+                            RunUpdate::Finished {
+                                success,
+                                reason: format!(
+                                    "Jenkins says {result:?} after {:.1} s",
+                                    b.duration_ms as f64 / 1000.0
+                                ),
+                                tail,
+                            },
+                        )
+                        .await;
+                        break;
+                    }
+                    Ok(_) => {
+                        said_down = false;
+                    }
+                    Err(e) if e.is_transient() => {
+                        if !said_down {
+                            me.report(
+                                run,
+                                RunUpdate::Waiting {
+                                    reason: format!(
+                                        "Jenkins is not answering ({e}); still following"
+                                    ),
+                                },
+                            )
+                            .await;
+                            said_down = true;
+                        }
+                    }
+                    Err(e) => {
+                        me.report(
+                            run,
+                            RunUpdate::Finished {
+                                success: false,
+                                reason: e.to_string(),
+                                tail: String::new(),
+                            },
+                        )
+                        .await;
+                        break;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = &mut cancel => {
+                        me.abort(run, &job, queue, number).await;
+                        return;
+                    }
+                }
+                delay = (delay * 3 / 2).min(max);
+            }
+            me.lock().remove(&run);
+        });
+    }
+
+    /// Stops a cancelled run in Jenkins: the build, or the queue item that
+    /// would become one.
+    async fn abort(&self, run: RunId, job: &str, queue: u64, number: Option<u64>) {
+        let res = match number {
+            Some(n) => self.client.stop(job, n).await,
+            None => self.client.cancel_queue(queue).await,
+        };
+        if let Err(e) = res {
+            warn!(%run, error = %e, "cannot stop the run in Jenkins");
+        }
+        self.lock().remove(&run);
+    }
+
+    fn cancel(&self, run: RunId) {
+        if let Some(tx) = self.lock().remove(&run) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+enum Step {
+    Queue(crate::jenkins::QueueState),
+    Build(crate::jenkins::Build),
+}
+
+/// Job orders to the backend each job names: the local runner or Jenkins.
+#[derive(Clone)]
+pub struct JobRunner {
+    pub local: LocalRunner,
+    pub jenkins: Option<JenkinsRunner>,
+}
+
+impl JobRunner {
+    /// Waits until no job runs, locally or followed on Jenkins, at most
+    /// `timeout`; returns whether it got there.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !self.local.wait_idle(timeout).await {
+            return false;
+        }
+        if let Some(j) = &self.jenkins {
+            while j.following() > 0 {
+                if tokio::time::Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        true
+    }
+}
+
+impl Sink for JobRunner {
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        let Effect::Job(order) = &item.effect else {
+            return Err(DeliveryError::Permanent("not a job order".into()));
+        };
+        match order {
+            JobOrder::Start { run, job, params } => {
+                let backend = self
+                    .local
+                    .bot
+                    .engine()
+                    .config()
+                    .jobs
+                    .get(job)
+                    .map(|j| j.backend.clone());
+                match (backend, &self.jenkins) {
+                    (Some(crate::jobs::Backend::Jenkins(name)), Some(j)) => {
+                        j.start(*run, &name, params).await
+                    }
+                    (Some(crate::jobs::Backend::Jenkins(_)), None) => {
+                        self.local
+                            .report(*run, RunUpdate::Finished {
+                                success: false,
+                                reason: "this job runs on Jenkins and [ci.jenkins] is not configured".into(),
+                                tail: String::new(),
+                            })
+                            .await;
+                        Ok(())
+                    }
+                    _ => self.local.deliver(item).await,
+                }
+            }
+            JobOrder::Cancel { run } => {
+                if let Some(j) = &self.jenkins {
+                    j.cancel(*run);
+                }
+                self.local.deliver(item).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jenkins_refs_round_trip() {
+        assert_eq!(parse_ref("jenkins queue 12"), Some(JenkinsRef::Queue(12)));
+        assert_eq!(
+            parse_ref("jenkins build #7 http://j/job/a/7/"),
+            Some(JenkinsRef::Build(7))
+        );
+        assert_eq!(parse_ref("local pid 3"), None);
+    }
+}
