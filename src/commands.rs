@@ -1101,7 +1101,12 @@ pub fn parse_command(line: &str, prefix: &str) -> Result<Command, UserError> {
 }
 
 /// `/help`: what `user` may run, or how to use one command.
-pub fn help(user: &UserName, org: &Org, command: Option<CommandName>) -> String {
+pub fn help(
+    user: &UserName,
+    org: &Org,
+    command: Option<CommandName>,
+    jobs: &BTreeMap<String, crate::jobs::Job>,
+) -> String {
     match command {
         Some(c) => {
             let s = c.spec();
@@ -1130,6 +1135,22 @@ pub fn help(user: &UserName, org: &Org, command: Option<CommandName>) -> String 
                 let s = c.spec();
                 if s.who.admits(user, org) {
                     out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
+                }
+            }
+            let mine: Vec<&crate::jobs::Job> =
+                jobs.values().filter(|j| j.admits(user, org)).collect();
+            if !mine.is_empty() {
+                out.push_str("\nJobs you may run (from commands/):");
+                for j in mine {
+                    let params: String = j
+                        .params
+                        .iter()
+                        .map(|p| match &p.default {
+                            Some(d) => format!(" [{}:… (default {d})]", p.name),
+                            None => format!(" {}:…", p.name),
+                        })
+                        .collect();
+                    out.push_str(&format!("\n  /{}{params} — {}", j.name, j.description));
                 }
             }
             out.push_str("\nMore on one: /help command:\"ticket open\"");

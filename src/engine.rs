@@ -916,9 +916,12 @@ impl Engine {
             }
             Command::AlertSilences => self.list_silences(view, now),
             Command::Runs => self.list_runs(view),
-            Command::Help { command } => {
-                Ok(Reply::private(commands::help(&actor.name, org, *command)))
-            }
+            Command::Help { command } => Ok(Reply::private(commands::help(
+                &actor.name,
+                org,
+                *command,
+                &self.config.jobs,
+            ))),
             _ => Err(UserError::new("not a query").into()),
         }
     }

@@ -248,3 +248,23 @@ fn check_names_mistakes_in_job_files() {
         assert!(run.stderr.contains(want), "want {want}\n{}", run.stderr);
     }
 }
+
+#[test]
+fn help_lists_the_jobs_a_person_may_run() {
+    let env = Env::shipped();
+    let run = env.console(&[":as bob", "/help", ":as zed", "/help"]);
+    let blocks: Vec<&str> = run
+        .stdout
+        .split("(only you) ")
+        .filter(|b| !b.is_empty())
+        .collect();
+    assert!(blocks[0].contains("Jobs you may run (from commands/):\n    /build-web [ref:… (default main)] — Build the web app"), "{}", blocks[0]);
+    assert!(
+        blocks[0].contains(
+            "/test-web [fail:… (default no)] [ref:… (default main)] — Run the web app's tests"
+        ),
+        "{}",
+        blocks[0]
+    );
+    assert!(!blocks[1].contains("Jobs you may run"), "{}", blocks[1]);
+}

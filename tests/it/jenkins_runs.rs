@@ -163,3 +163,44 @@ fn a_restart_in_the_middle_of_a_build_follows_it_again() {
         run.stdout
     );
 }
+
+#[test]
+fn an_unknown_jenkins_job_fails_the_run_with_a_clear_reason() {
+    let fake = FakeJenkins::start();
+    let env = env_with(&fake);
+    let run = env.console(&["/web-ci"]);
+    let last = last_progress(&run, "RUN-1");
+    assert!(last.contains("· failed in "), "{}", run.stdout);
+    assert!(last.to_lowercase().contains("web/build"), "{last}");
+    let _ = fake.take_unexpected();
+}
+
+#[test]
+fn cancel_stops_the_jenkins_build() {
+    let fake = FakeJenkins::start();
+    fake.set_job("web/build", "SUCCESS", Duration::from_secs(20), "long\n");
+    let env = env_with(&fake);
+    let mut bot = env.live(&[]);
+    bot.line("/web-ci");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fake.builds("web/build").iter().any(|b| b.building) {
+        assert!(Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    bot.line("/build cancel run:RUN-1");
+    while fake.builds("web/build")[0].result.is_none() {
+        assert!(Instant::now() < deadline, "never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        fake.builds("web/build")[0].result.as_deref(),
+        Some("ABORTED")
+    );
+    let run = bot.finish();
+    assert!(
+        last_progress(&run, "RUN-1").contains("· cancelled in "),
+        "{}",
+        run.stdout
+    );
+}
