@@ -37,6 +37,48 @@ struct RawConfig {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     ci: RawCi,
+    #[serde(default)]
+    discord: RawDiscord,
+}
+
+/// A Discord id, written as a string or an integer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Snowflake {
+    Text(String),
+    Number(u64),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    #[serde(default = "default_discord_token_env")]
+    token_env: String,
+    #[serde(default)]
+    guild_id: Option<Snowflake>,
+    /// Another base URL for Discord's API and gateway (tests, proxies).
+    #[serde(default)]
+    api_base: Option<String>,
+    #[serde(default)]
+    channels: BTreeMap<String, Snowflake>,
+    #[serde(default)]
+    users: BTreeMap<String, Snowflake>,
+}
+
+impl Default for RawDiscord {
+    fn default() -> Self {
+        Self {
+            token_env: default_discord_token_env(),
+            guild_id: None,
+            api_base: None,
+            channels: BTreeMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_discord_token_env() -> String {
+    "DISCORD_TOKEN".into()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -419,6 +461,42 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
+    pub discord: DiscordConfig,
+}
+
+/// Where the bot meets its team on Discord.
+#[derive(Clone, Debug)]
+pub struct DiscordConfig {
+    pub token: EnvSecret,
+    /// Commands are registered in this guild (else globally).
+    pub guild_id: Option<u64>,
+    /// Set for tests and proxies; unset: Discord itself, ratelimiter on.
+    pub api_base: Option<String>,
+    /// Each channel name the config uses → its Discord channel id.
+    pub channels: BTreeMap<ChannelName, u64>,
+    /// Each person → their Discord user id.
+    pub users: BTreeMap<UserName, u64>,
+}
+
+impl DiscordConfig {
+    pub fn channel_id(&self, name: &ChannelName) -> Option<u64> {
+        self.channels.get(name).copied()
+    }
+
+    pub fn channel_name(&self, id: u64) -> Option<&ChannelName> {
+        self.channels
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| k)
+    }
+
+    pub fn user_id(&self, name: &UserName) -> Option<u64> {
+        self.users.get(name).copied()
+    }
+
+    pub fn user_name(&self, id: u64) -> Option<&UserName> {
+        self.users.iter().find(|(_, v)| **v == id).map(|(k, _)| k)
+    }
 }
 
 /// Where Jenkins is and how to talk to it.
@@ -1307,6 +1385,7 @@ impl<'a> Validator<'a> {
             jobs: BTreeMap::new(),
             services,
             jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
+            discord: self.validate_discord(&raw.discord),
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1333,6 +1412,64 @@ fn teams_for_services(raw: &RawConfig, _dir: &Path) -> Vec<TeamName> {
 }
 
 impl Validator<'_> {
+    fn snowflake(&mut self, path: &[Seg<'_>], v: &Snowflake) -> Option<u64> {
+        let n = match v {
+            Snowflake::Number(n) => Some(*n),
+            Snowflake::Text(t) => t.trim().parse::<u64>().ok(),
+        };
+        match n {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.error(
+                    path,
+                    "a Discord id is a number such as \"123456789012345678\"".into(),
+                );
+                None
+            }
+        }
+    }
+
+    fn validate_discord(&mut self, raw: &RawDiscord) -> DiscordConfig {
+        let guild_id = raw
+            .guild_id
+            .as_ref()
+            .and_then(|g| self.snowflake(&[Seg::Key("discord"), Seg::Key("guild_id")], g));
+        if let Some(base) = &raw.api_base {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                self.error(
+                    &[Seg::Key("discord"), Seg::Key("api_base")],
+                    format!("`{base}` is not an http(s) URL"),
+                );
+            }
+        }
+        let mut channels = BTreeMap::new();
+        for (name, id) in &raw.channels {
+            let path = [Seg::Key("discord"), Seg::Key("channels"), Seg::Key(name)];
+            let (Some(c), Some(id)) = (self.channel(&path, name), self.snowflake(&path, id)) else {
+                continue;
+            };
+            channels.insert(c, id);
+        }
+        let mut users = BTreeMap::new();
+        for (name, id) in &raw.users {
+            let path = [Seg::Key("discord"), Seg::Key("users"), Seg::Key(name)];
+            let (Some(u), Some(id)) = (self.user(&path, name), self.snowflake(&path, id)) else {
+                continue;
+            };
+            users.insert(u, id);
+        }
+        DiscordConfig {
+            token: EnvSecret::read(&raw.token_env),
+            guild_id,
+            api_base: raw
+                .api_base
+                .as_ref()
+                .map(|b| b.trim_end_matches('/').to_string()),
+            channels,
+            users,
+        }
+    }
+
     fn validate_jenkins(&mut self, raw: Option<&RawJenkins>) -> Option<JenkinsConfig> {
         let raw = raw?;
         let key = |k: &'static str| [Seg::Key("ci"), Seg::Key("jenkins"), Seg::Key(k)];

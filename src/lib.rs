@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`alert`]: alerts from every source, matchers, silences, routes, webhook parsers.
+//! - [`discord`]: the Discord adapter (serenity): commands, interactions, the posting sink.
 //! - [`domain`]: ids and names (newtypes parsed at the edge), tickets, timelines.
 //! - [`ticket`]: the ticket state machine and who may make each move.
 //! - [`commands`]: every chat command declared once; the console parser and `/help`.
@@ -33,6 +34,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 mod deploys;
+pub mod discord;
 pub mod domain;
 pub mod engine;
 pub mod error;

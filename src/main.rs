@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     init_logs();
     let result = match cli.cmd {
         Cmd::Check { config } => return check(config),
-        Cmd::Run { config, listen: _ } => run(config),
+        Cmd::Run { config, listen } => run(config, listen),
         Cmd::Console {
             config,
             as_user,
@@ -134,12 +134,116 @@ fn check(flag: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn run(flag: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = load(flag)?;
-    bail!(
-        "`opsbot run` needs the Discord adapter, which is not wired yet; \
-         run `opsbot console` to use the bot with the terminal as its chat"
-    )
+fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let Loaded { config, .. } = load(flag)?;
+    let Some(token) = config.discord.token.value.clone() else {
+        bail!(
+            "{} is not set: `opsbot run` needs the bot's Discord token in it; \
+             to use the bot without Discord, run `opsbot console`",
+            config.discord.token.var
+        );
+    };
+    let store = Store::open(&config.storage_path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let config = Arc::new(config);
+    let clock = Arc::new(SystemClock);
+    let (bot, writer) = Bot::start(store.clone(), Engine::new(config.clone()), clock.clone())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
+    rt.block_on(async {
+        let http = match &config.discord.api_base {
+            Some(base) => serenity::http::HttpBuilder::new(token.expose())
+                .proxy(base.clone())
+                .ratelimiter_disabled(true)
+                .build(),
+            None => serenity::http::Http::new(token.expose()),
+        };
+        let http = Arc::new(http);
+        let chat = tokio::spawn(bot.outbox_worker(
+            Queue::Chat,
+            opsbot::discord::DiscordSink {
+                http: http.clone(),
+                bot: bot.clone(),
+            },
+            stop_worker_rx.clone(),
+        ));
+        let smtp = SmtpSink::new(&config.smtp, bot.clone(), None)?;
+        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
+        let jenkins = match &config.jenkins {
+            Some(j) => Some(
+                JenkinsRunner::new(bot.clone(), j).context("cannot set up the Jenkins client")?,
+            ),
+            None => None,
+        };
+        bot.settle_lost_runs().await;
+        if let Some(j) = &jenkins {
+            j.resume();
+        }
+        let job_runner = JobRunner {
+            local: LocalRunner::new(bot.clone()),
+            jenkins,
+        };
+        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner, stop_worker_rx));
+        let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
+        let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
+        // Ask for the message-content intent only when message rules need it.
+        let mut intents = serenity::all::GatewayIntents::GUILDS;
+        if !config.alerts.message_rules.is_empty() {
+            intents |= serenity::all::GatewayIntents::GUILD_MESSAGES
+                | serenity::all::GatewayIntents::MESSAGE_CONTENT;
+        }
+        let (ready_tx, _ready_rx) = watch::channel(false);
+        let handler = opsbot::discord::Handler {
+            bot: bot.clone(),
+            ready: ready_tx,
+        };
+        let builder = match &config.discord.api_base {
+            // Tests and proxies: serenity honours a proxy only without its ratelimiter.
+            Some(base) => serenity::all::ClientBuilder::new_with_http(
+                serenity::http::HttpBuilder::new(token.expose())
+                    .proxy(base.clone())
+                    .ratelimiter_disabled(true)
+                    .build(),
+                intents,
+            ),
+            None => serenity::Client::builder(token.expose(), intents),
+        };
+        let client = builder.event_handler(handler);
+        let mut client = client.await.context("cannot set up the Discord client")?;
+        let shards = client.shard_manager.clone();
+        let gateway = tokio::spawn(async move { client.start().await });
+        // Stop on Ctrl-C or SIGTERM: no new interactions, commits finished,
+        // the outbox left for the next start.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            r = gateway => {
+                if let Ok(Err(e)) = r {
+                    eprintln!("error: the Discord connection ended: {e}");
+                }
+            }
+        }
+        eprintln!("stopping");
+        shards.shutdown_all().await;
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        let _ = ticker.await;
+        bot.wait_delivered(Duration::from_secs(5)).await;
+        let _ = stop_worker_tx.send(true);
+        let _ = chat.await;
+        let _ = mailer.await;
+        let _ = jobs.await;
+        anyhow::Ok(())
+    })?;
+    drop(bot);
+    writer.join();
+    store.flush()?;
+    Ok(())
 }
 
 /// How long the console waits, at the end of its input, for running jobs.

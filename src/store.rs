@@ -107,6 +107,8 @@ pub struct Store {
     groups: Tree,
     silenced: Tree,
     idempotency: Tree,
+    /// Adapters' own small records (chat message ids for edits and threads).
+    adapter: Tree,
     job_outbox: Tree,
     runs: Tree,
     broken: Tree,
@@ -244,6 +246,7 @@ impl Store {
             mail_outbox: tree("mail_outbox")?,
             idempotency: tree("idempotency")?,
             job_outbox: tree("job_outbox")?,
+            adapter: tree("adapter")?,
             runs: tree("runs")?,
             broken: tree("broken")?,
             deploys: tree("deploys")?,
@@ -591,6 +594,21 @@ impl View for Store {
 }
 
 impl Store {
+    /// An adapter's record under `key` (such as a chat message id).
+    pub fn adapter_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .adapter
+            .get(key.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Keeps an adapter's record, durably.
+    pub fn adapter_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.adapter.insert(key.as_bytes(), value.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Every run, oldest first.
     pub fn runs(&self) -> impl Iterator<Item = Result<Run, StoreError>> + '_ {
         self.runs.iter().map(|r| {
