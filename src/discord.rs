@@ -431,7 +431,7 @@ mod tests {
     fn untrusted_text_cannot_ping_or_format() {
         assert_eq!(
             escape("@everyone **hi** <@123>"),
-            "@\u{200b}everyone \\*\\*hi\\*\\* \\<@\u{200b}123>"
+            "@\u{200b}everyone \\*\\*hi\\*\\* \\<@\u{200b}123\\>"
         );
         let long = "x".repeat(3000);
         let c = cut(&long, MAX_CONTENT);
