@@ -267,6 +267,31 @@ impl EventHandler for Handler {
         self.ready.send_replace(true);
     }
 
+    async fn message(&self, _ctx: Context, msg: serenity::all::Message) {
+        if msg.author.bot {
+            return;
+        }
+        let config = self.bot.engine().config();
+        let channel = channel_name(config, msg.channel_id);
+        // Only channels with message rules are the bot's business.
+        if !config
+            .alerts
+            .message_rules
+            .iter()
+            .any(|r| r.channel == channel)
+        {
+            return;
+        }
+        let event = Event::ChatMessage {
+            author: Actor::new(actor_name(config, msg.author.id), Source::Discord),
+            channel,
+            text: msg.content.clone(),
+        };
+        if let Err(e) = self.bot.handle(event).await {
+            warn!(error = %e, "a chat message could not be handled");
+        }
+    }
+
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         let Interaction::Command(cmd) = interaction else {
             return;
