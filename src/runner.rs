@@ -315,12 +315,9 @@ impl JenkinsRunner {
         params: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), DeliveryError> {
         // Submitted before (an order retried, a restart): follow, never again.
-        let known = self
-            .bot
-            .store()
-            .runs()
+        let known = crate::engine::View::run(self.bot.store(), run)
+            .ok()
             .flatten()
-            .find(|r| r.id == run)
             .and_then(|r| r.backend_ref.as_deref().and_then(parse_ref));
         if let Some(r) = known {
             if !self.lock().contains_key(&run) {
