@@ -832,109 +832,78 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Reads a raw value; a sled failure is kept for the closure to return
+    /// (so that sled retries a conflict) and reported as a conflict.
+    fn raw(&self, tree: &TransactionalTree, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        tree.get(key).map_err(|e| {
+            *self.failure.borrow_mut() = Some(e);
+            StoreError::Conflict
+        })
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &TransactionalTree,
+        key: &[u8],
+        name: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        self.raw(tree, key)?.map(|v| decode(&v, name)).transpose()
+    }
+
+    fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.raw(self.meta, key)? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+}
+
 impl View for Tx<'_> {
     fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
-        match self.tickets.get(be64(id.num())) {
-            Ok(v) => v.map(|v| decode(&v, "tickets")).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.read(self.tickets, &be64(id.num()), "tickets")
     }
 
     fn last_ticket_number(&self) -> Result<u64, StoreError> {
-        match self.counter(TICKET_SEQ) {
-            Ok(n) => Ok(n),
-            Err(TxFail::Store(e)) => Err(e),
-            Err(TxFail::Sled(e)) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.count(TICKET_SEQ)
     }
 
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
-        match self.groups.get(key.as_bytes()) {
-            Ok(v) => v.map(|v| decode(&v, "groups")).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.read(self.groups, key.as_bytes(), "groups")
     }
 
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
-        match self.idempotency.get(key.as_bytes()) {
-            Ok(v) => v.map(|v| decode_id(&v)).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.raw(self.idempotency, key.as_bytes())?
+            .map(|v| decode_id(&v))
+            .transpose()
     }
 
     fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        match self.runs.get(be64(id.0)) {
-            Ok(v) => v.map(|v| decode(&v, "runs")).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.read(self.runs, &be64(id.0), "runs")
     }
 
     fn last_run_number(&self) -> Result<u64, StoreError> {
-        match self.counter(RUN_SEQ) {
-            Ok(n) => Ok(n),
-            Err(TxFail::Store(e)) => Err(e),
-            Err(TxFail::Sled(e)) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.count(RUN_SEQ)
     }
 
     fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
-        match self.broken.get(job.as_bytes()) {
-            Ok(v) => v.map(|v| decode_id(&v)).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.raw(self.broken, job.as_bytes())?
+            .map(|v| decode_id(&v))
+            .transpose()
     }
 
     fn lock(&self, key: &str) -> Result<Option<RunId>, StoreError> {
-        match self.deploys.get(format!("lock:{key}").as_bytes()) {
-            Ok(v) => v.map(|v| decode(&v, "deploys")).transpose(),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        self.read(self.deploys, format!("lock:{key}").as_bytes(), "deploys")
     }
 
     fn history(&self, key: &str) -> Result<Vec<Deployed>, StoreError> {
-        match self.deploys.get(format!("hist:{key}").as_bytes()) {
-            Ok(Some(v)) => decode(&v, "deploys"),
-            Ok(None) => Ok(Vec::new()),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        Ok(self
+            .read(self.deploys, format!("hist:{key}").as_bytes(), "deploys")?
+            .unwrap_or_default())
     }
 
     fn silences(&self) -> Result<SilenceBook, StoreError> {
-        match self.meta.get(SILENCES) {
-            Ok(Some(v)) => decode(&v, "meta"),
-            Ok(None) => Ok(SilenceBook::default()),
-            Err(e) => {
-                *self.failure.borrow_mut() = Some(e);
-                Err(StoreError::Conflict)
-            }
-        }
+        Ok(self.read(self.meta, SILENCES, "meta")?.unwrap_or_default())
     }
 }
 
