@@ -20,6 +20,9 @@
 //! Run: `cargo bench --bench alert_storm` (options: `-- SENDERS ALERTS`,
 //! default 32 senders, 100000 alerts; batches of 100 over 5,000 groups).
 
+mod common;
+use common::{cpu_by_thread, machine, ms, percentile};
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -45,67 +48,12 @@ const EXIT_WAIT: Duration = Duration::from_secs(60);
 const PROBE: &str = "/help";
 const PROBE_REPLY: &str = "(only you) Commands you may run:";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
 /// A `kB` field of `/proc/PID/status`, such as `VmHWM`.
 fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// CPU time (user + system) used so far by the threads of `pid` ("self" for
-/// this process), summed by thread name without its number (`sled-io-3` →
-/// `sled-io`).
-fn cpu_by_thread(pid: &str) -> std::collections::BTreeMap<String, Duration> {
-    let hz = 100.0; // USER_HZ: the unit of /proc's utime and stime on Linux
-    let mut out = std::collections::BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close]
-            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
-            .to_string();
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-            .sum();
-        *out.entry(name).or_insert(Duration::ZERO) += Duration::from_secs_f64(ticks / hz);
-    }
-    out
 }
 
 fn total(cpu: &std::collections::BTreeMap<String, Duration>) -> Duration {

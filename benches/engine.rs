@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench engine` (options: `-- CLIENTS TICKETS_PER_CLIENT`).
 
+mod common;
+use common::{machine, ms, percentile};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,32 +35,6 @@ fn event(who: &str, line: &str) -> Event {
         channel: ChannelName::parse("ops").expect("channel"),
         command: parse_command(line, "OPS").expect("command"),
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
 }
 
 fn engine_bench(clients: usize, per_client: usize) {

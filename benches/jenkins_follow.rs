@@ -43,6 +43,9 @@
 #[allow(dead_code, unused_imports)]
 mod fake_jenkins;
 
+mod common;
+use common::{cpu_by_thread, machine, ms, percentile};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -94,32 +97,6 @@ const HELP_REPLY: &str = "(only you) Commands you may run:";
 const RUNS_REPLIES: [&str; 2] = ["(only you) Recent runs:", "(only you) No runs yet"];
 const STARTED_REPLY: &str = "(only you) Started RUN-";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -143,33 +120,6 @@ fn process_cpu(pid: &str) -> Duration {
         .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
     Duration::from_secs_f64(ticks / HZ)
-}
-
-/// CPU time used so far by the live threads of `pid`, summed by thread name
-/// without its number (`sled-io-3` → `sled-io`).
-fn cpu_by_thread(pid: &str) -> BTreeMap<String, Duration> {
-    let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close]
-            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
-            .to_string();
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-            .sum();
-        *out.entry(name).or_insert(Duration::ZERO) += Duration::from_secs_f64(ticks / HZ);
-    }
-    out
 }
 
 /// The CPU each thread (by name) used between two readings, busiest first.
