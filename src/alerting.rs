@@ -15,7 +15,7 @@ use crate::engine::{
 };
 use crate::error::{EngineError, StoreError, UserError};
 use crate::render::{self, one_line, Rich};
-use crate::ticket::{self, Action};
+use crate::ticket::Action;
 
 /// Reads through to the store, keeping this decision's own changes, so that
 /// alerts later in a batch see what earlier ones did.
@@ -334,19 +334,7 @@ impl Engine {
                         ));
                     }
                     let reason = format!("the alert fired again: {summary}");
-                    let tr = ticket::system_transition(
-                        &t,
-                        &Action::Reopen {
-                            reason: reason.clone(),
-                        },
-                        &self.config.org,
-                    )?;
-                    let mut nt = tr.ticket;
-                    nt.updated_at = now;
-                    let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &reason, now);
-                    out.writes.push(Write::Timeline(nt.id.clone(), e));
-                    self.announce(out, &nt, actor, &Action::Reopen { reason });
-                    t = nt;
+                    t = self.system_move(out, &t, actor, Action::Reopen { reason }, now)?;
                     for m in g.members.values_mut() {
                         m.status = AlertStatus::Resolved;
                     }
@@ -484,17 +472,7 @@ impl Engine {
                 );
                 if still == 0 && route.resolve_on_recovery && open {
                     let note = "all alerts recovered".to_string();
-                    let tr = ticket::system_transition(
-                        &t,
-                        &Action::Resolve { note: note.clone() },
-                        &self.config.org,
-                    )?;
-                    let mut nt = tr.ticket;
-                    nt.updated_at = now;
-                    let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &note, now);
-                    out.writes.push(Write::Timeline(nt.id.clone(), e));
-                    self.announce(out, &nt, actor, &Action::Resolve { note });
-                    t = nt;
+                    t = self.system_move(out, &t, actor, Action::Resolve { note }, now)?;
                 }
             }
         }
@@ -515,19 +493,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Ticket, EngineError> {
         let reason = format!("the alert fired again: {summary}");
-        let tr = ticket::system_transition(
-            &t,
-            &Action::Reject {
-                reason: reason.clone(),
-            },
-            &self.config.org,
-        )?;
-        let mut nt = tr.ticket;
-        nt.updated_at = now;
-        let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &reason, now);
-        out.writes.push(Write::Timeline(nt.id.clone(), e));
-        self.announce(out, &nt, actor, &Action::Reject { reason });
-        Ok(nt)
+        Ok(self.system_move(out, &t, actor, Action::Reject { reason }, now)?)
     }
 
     /// Marks quiet alert groups stale (their route says after how long).

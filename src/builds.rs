@@ -12,7 +12,7 @@ use crate::error::{EngineError, UserError};
 use crate::jobs::Job;
 use crate::render::{clip_plain, Rich};
 use crate::runs::{JobOrder, Run, RunEntry, RunId, RunState, RunUpdate};
-use crate::ticket::{self, Action};
+use crate::ticket::Action;
 
 /// Lines of output shown when a run fails.
 const TAIL_LINES: usize = 15;
@@ -401,16 +401,9 @@ impl Engine {
                     &t.id,
                     Rich::new().text(format!("{} passed: fixed.", run.id)),
                 );
-                let tr = ticket::system_transition(
-                    &t,
-                    &Action::Resolve { note: text.clone() },
-                    &self.config.org,
-                );
-                if let Ok(tr) = tr {
-                    let mut nt = tr.ticket;
-                    let e = self.entry(&mut nt, &ci, tr.entry, tr.from, tr.to, &text, now);
-                    out.writes.push(Write::Timeline(nt.id.clone(), e));
-                    self.announce(out, &nt, &ci, &Action::Resolve { note: text });
+                // Resolved for the operator to verify, unless it already is.
+                if let Ok(nt) = self.system_move(out, &t, &ci, Action::Resolve { note: text }, now)
+                {
                     t = nt;
                 }
                 t.updated_at = now;

@@ -12,7 +12,7 @@ use crate::error::{EngineError, UserError};
 use crate::jobs::describe;
 use crate::render::{one_line, Rich};
 use crate::runs::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
-use crate::ticket::{self, Action};
+use crate::ticket::Action;
 
 impl Engine {
     fn service(&self, name: &str) -> Result<&Service, UserError> {
@@ -464,16 +464,7 @@ impl Engine {
                 "fixed by {} ({} {} to {})",
                 run.id, deploy.service, deploy.version, deploy.env
             );
-            let tr = ticket::system_transition(
-                &t,
-                &Action::Resolve { note: note.clone() },
-                &self.config.org,
-            )?;
-            let mut nt = tr.ticket;
-            nt.updated_at = now;
-            let e = self.entry(&mut nt, &ci, tr.entry, tr.from, tr.to, &note, now);
-            out.writes.push(Write::Timeline(nt.id.clone(), e));
-            self.announce(out, &nt, &ci, &Action::Resolve { note });
+            let nt = self.system_move(out, &t, &ci, Action::Resolve { note }, now)?;
             run.tickets.push(nt.id.clone());
             out.writes.push(Write::Ticket(nt));
         }

@@ -696,6 +696,25 @@ impl Engine {
         t
     }
 
+    /// A move the bot makes itself (the states are checked, the roles are
+    /// not): on the timeline, and announced like anyone's.
+    pub(crate) fn system_move(
+        &self,
+        out: &mut Out,
+        t: &Ticket,
+        actor: &Actor,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<Ticket, UserError> {
+        let tr = ticket::system_transition(t, &action, &self.config.org)?;
+        let mut nt = tr.ticket;
+        nt.updated_at = now;
+        let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &tr.text, now);
+        out.writes.push(Write::Timeline(nt.id.clone(), e));
+        self.announce(out, &nt, actor, &action);
+        Ok(nt)
+    }
+
     /// Posts a move where the people who act next will see it, and in the
     /// ticket's thread; returns the answer for the actor.
     pub(crate) fn announce(
