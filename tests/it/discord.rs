@@ -1,12 +1,13 @@
 //! `opsbot run` against the fake Discord: the real serenity client connects,
-//! registers the commands from the declarations, answers a slash command
-//! privately, posts to the mapped channel with a nonce, and pings nobody for
-//! an `@everyone` in a ticket title.
+//! registers the commands from the declarations, answers slash commands and
+//! button presses, posts cards and threads through the outbox with a nonce,
+//! and pings nobody it does not mean to.
 
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::discord_fixtures as fx;
 use crate::fake_discord::FakeDiscord;
@@ -14,9 +15,22 @@ use crate::harness::{shipped_config, Env};
 
 const OPS: u64 = fx::CHANNEL_ID;
 const BACKEND: u64 = fx::CHANNEL_ID + 1;
+const ALERTS: u64 = fx::CHANNEL_ID + 2;
+const QA: u64 = fx::CHANNEL_ID + 3;
+const INFRA: u64 = fx::CHANNEL_ID + 4;
 
-fn env_for(fake: &FakeDiscord) -> Env {
-    let text = shipped_config()
+const OLIVIA: u64 = fx::USER_ID;
+const BOB: u64 = fx::USER_ID + 1;
+const QUINN: u64 = fx::USER_ID + 2;
+const RITA: u64 = fx::USER_ID + 3;
+const STRANGER: u64 = fx::USER_ID + 9;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The shipped config, pointed at `fake`, with the demo org's channels and
+/// people mapped to Discord ids.
+fn config_for(fake: &FakeDiscord) -> String {
+    shipped_config()
         .replace(
             "# guild_id = \"123456789012345678\"",
             &format!(
@@ -26,51 +40,161 @@ fn env_for(fake: &FakeDiscord) -> Env {
             ),
         )
         .replace(
-            "# ops = \"223456789012345678\"",
-            &format!("ops = \"{OPS}\""),
+            "[discord.channels]\n",
+            &format!(
+                "[discord.channels]\nops = \"{OPS}\"\nbackend = {BACKEND}\nalerts = \"{ALERTS}\"\n\
+                 qa = \"{QA}\"\ninfra = \"{INFRA}\"\n"
+            ),
         )
         .replace(
-            "# backend = \"323456789012345678\"",
-            &format!("backend = {BACKEND}"),
+            "[discord.users]\n",
+            &format!(
+                "[discord.users]\nolivia = \"{OLIVIA}\"\nbob = \"{BOB}\"\nquinn = \"{QUINN}\"\n\
+                 rita = \"{RITA}\"\n"
+            ),
         )
-        .replace(
-            "# olivia = \"423456789012345678\"",
-            &format!("olivia = \"{}\"", fx::USER_ID),
-        );
-    Env::shipped_with(&text)
 }
 
-struct Running(std::process::Child);
+/// A fake Discord and `opsbot run` connected to it.
+struct Live {
+    fake: FakeDiscord,
+    env: Env,
+    child: Option<Child>,
+    runs: usize,
+}
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Live {
+    fn start() -> Live {
+        let fake = FakeDiscord::start();
+        for (id, name) in [
+            (BACKEND, "backend"),
+            (ALERTS, "alerts"),
+            (QA, "qa"),
+            (INFRA, "infra"),
+        ] {
+            fake.add_channel(id, name);
+        }
+        let env = Env::shipped_with(&config_for(&fake));
+        let mut live = Live {
+            fake,
+            env,
+            child: None,
+            runs: 0,
+        };
+        live.spawn();
+        live
     }
+
+    fn log(&self, run: usize) -> PathBuf {
+        self.env.dir.path().join(format!("run-{run}.log"))
+    }
+
+    /// Starts `opsbot run` and waits until its commands are registered.
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.log(self.runs)).expect("log file");
+        let registrations = self.fake.command_registrations();
+        let child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&self.env.config)
+            .env("DISCORD_TOKEN", "fake-token")
+            .env("RUST_LOG", "warn,opsbot=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start opsbot run");
+        self.child = Some(child);
+        self.fake.wait_until("commands registered", WAIT, |f| {
+            (f.command_registrations() > registrations).then_some(())
+        });
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                assert!(st.success(), "exit {st:?}\n{}", self.logs());
+                return;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    /// Dispatches a slash command by `user` in `channel`; returns the
+    /// interaction's id and token.
+    fn slash(
+        &self,
+        user: (u64, &str),
+        channel: u64,
+        path: &[&str],
+        options: &[(&str, Value)],
+    ) -> (u64, String) {
+        let id = fx::next_id();
+        let token = format!("tok-{id}");
+        let d = fx::slash(
+            id,
+            &token,
+            channel,
+            fx::GUILD_ID,
+            user.0,
+            user.1,
+            &[],
+            path,
+            options,
+        );
+        self.fake.dispatch("INTERACTION_CREATE", d);
+        (id, token)
+    }
+
+    /// A slash command's answer: its callback, after any deferral.
+    fn answer(
+        &self,
+        user: (u64, &str),
+        channel: u64,
+        path: &[&str],
+        options: &[(&str, Value)],
+    ) -> Value {
+        let (_, token) = self.slash(user, channel, path, options);
+        self.fake.wait_reply(&token, WAIT)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("opsbot's logs:\n{}", self.logs());
+        }
+    }
+}
+
+fn content(m: &Value) -> &str {
+    m["content"].as_str().unwrap_or_default()
 }
 
 #[test]
 fn run_connects_registers_answers_and_posts_safely() {
-    let fake = FakeDiscord::start();
-    fake.add_channel(BACKEND, "backend");
-    let env = env_for(&fake);
-    let child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&env.config)
-        .env("DISCORD_TOKEN", "fake-token")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start opsbot run");
-    let mut running = Running(child);
-    fake.wait_ready(Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.commands().is_empty() {
-        assert!(Instant::now() < deadline, "no commands registered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut live = Live::start();
+    let fake = &live.fake;
     let names: Vec<String> = fake
         .commands()
         .iter()
@@ -91,36 +215,20 @@ fn run_connects_registers_answers_and_posts_safely() {
             "{want} not registered: {names:?}"
         );
     }
-    // The message-content intent is asked for: the shipped config has message rules.
-    let slash = fx::slash(
-        7001,
-        "tok-1",
+    let reply = live.answer(
+        (OLIVIA, "olivia-on-discord"),
         OPS,
-        fx::GUILD_ID,
-        fx::USER_ID,
-        "olivia-on-discord",
-        &[],
         &["ticket", "open"],
         &[
             ("title", json!("Checkout down @everyone")),
             ("team", json!("backend")),
         ],
     );
-    fake.dispatch("INTERACTION_CREATE", slash);
-    let cb = fake.wait_callback(7001, Duration::from_secs(10));
-    assert_eq!(cb["type"], 4, "{cb}");
-    assert_eq!(cb["data"]["flags"], 64, "private: {cb}");
-    assert!(
-        cb["data"]["content"].as_str().unwrap().contains("OPS-1"),
-        "{cb}"
-    );
+    assert!(content(&reply).contains("OPS-1"), "{reply}");
 
-    let ops = fake.wait_messages(OPS, 1, Duration::from_secs(10));
+    let ops = fake.wait_messages(OPS, 1, WAIT);
     let card = &ops[0];
-    let content = card["content"].as_str().unwrap();
-    assert!(content.starts_with("New ticket **OPS-1**"), "{content}");
-    assert!(content.contains("opened by olivia (discord)"), "{content}");
-    assert!(!content.contains("@everyone"), "{content}");
+    assert!(!card.to_string().contains("@everyone"), "{card}");
     assert_eq!(
         card["pings"],
         json!({"everyone": false, "roles": [], "users": []}),
@@ -135,28 +243,33 @@ fn run_connects_registers_answers_and_posts_safely() {
         "{card}"
     );
     // The team channel hears of it.
-    let backend = fake.wait_messages(BACKEND, 1, Duration::from_secs(10));
+    let backend = fake.wait_messages(BACKEND, 1, WAIT);
     assert!(
-        backend[0]["content"]
-            .as_str()
-            .unwrap()
-            .contains("assigned to team backend"),
+        content(&backend[0]).contains("assigned to team backend"),
         "{}",
         backend[0]
     );
+    live.stop();
+    let _ = live.fake.take_unexpected();
+}
 
-    // SIGTERM: it stops by itself.
-    let _ = Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(st)) = running.0.try_wait() {
-            assert!(st.success(), "exit {st:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = fake.take_unexpected();
+#[test]
+fn chat_messages_in_rule_channels_open_alert_tickets() {
+    let live = Live::start();
+    // Only the intents the config needs: the shipped config has message rules.
+    let intents = live.fake.identify_intents().unwrap_or_default();
+    let wanted = serenity::all::GatewayIntents::GUILDS
+        | serenity::all::GatewayIntents::GUILD_MESSAGES
+        | serenity::all::GatewayIntents::MESSAGE_CONTENT;
+    assert_eq!(intents, wanted.bits());
+    let mut msg = fx::message(
+        fx::next_id(),
+        ALERTS,
+        fx::user(STRANGER, "grafana-relay"),
+        "[FIRING:1] HighLatency web (critical)",
+    );
+    msg["guild_id"] = json!(fx::GUILD_ID.to_string());
+    live.fake.dispatch("MESSAGE_CREATE", msg);
+    let posts = live.fake.wait_messages(OPS, 1, WAIT);
+    assert!(content(&posts[0]).contains("HighLatency"), "{}", posts[0]);
 }
