@@ -89,8 +89,15 @@ impl Engine {
             }
         }
         body = body.text(format!(" · requested by {}", run.requester));
+        let ask = (run.state == RunState::WaitingApproval)
+            .then_some(crate::engine::Ask::Approval { run: run.id });
         for ch in self.run_channels(run) {
-            out.progress(&ch, format!("run:{}:{}", run.id, ch), body.clone());
+            out.progress(
+                &ch,
+                format!("run:{}:{}", run.id, ch),
+                body.clone(),
+                ask.clone(),
+            );
         }
     }
 

@@ -120,6 +120,8 @@ impl Held<'_> {
         match effect {
             // Orders to job backends are not chat.
             Effect::Job(_) => {}
+            // The posts already said what changed; a terminal has no card.
+            Effect::Card(_) => {}
             Effect::Mail(m) => {
                 if self.json {
                     let v = json!({

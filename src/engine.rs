@@ -96,6 +96,75 @@ pub struct Post {
     /// the same key replace it (Discord edits it in place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// This post is the ticket's card (its first post in the operations
+    /// channel): adapters that can show more (Discord) show the ticket's
+    /// state with it, with the buttons that fit, and keep it up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+    /// What the post asks of its readers, for adapters with buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<Ask>,
+}
+
+/// What a ticket's card shows: the ticket as it stands after a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// The operations channel, where the card is.
+    pub channel: ChannelName,
+    pub ticket: TicketId,
+    pub title: String,
+    pub state: TicketState,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<UserName>,
+    pub source: crate::domain::Source,
+    pub opened_by: UserName,
+    pub created_at: Timestamp,
+    /// A customer waits for it (a support request).
+    #[serde(default)]
+    pub customer: bool,
+    /// Alerts received for it, for monitoring's tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<u64>,
+}
+
+impl Card {
+    pub fn of(t: &Ticket, channel: &ChannelName) -> Self {
+        Self {
+            channel: channel.clone(),
+            ticket: t.id.clone(),
+            title: t.title.clone(),
+            state: t.state,
+            priority: t.priority,
+            team: t.team.clone(),
+            assignee: t.assignee.clone(),
+            source: t.source,
+            opened_by: t.opened_by.clone(),
+            created_at: t.created_at,
+            customer: t.customer.is_some(),
+            alerts: t.alerts.as_ref().map(|a| a.count),
+        }
+    }
+
+    /// Whether the card of `a` would look different from the card of `b`
+    /// (alert repeats are counted on the ticket, not shown as they come).
+    fn differs(a: &Ticket, b: &Ticket) -> bool {
+        a.state != b.state
+            || a.priority != b.priority
+            || a.team != b.team
+            || a.assignee != b.assignee
+            || a.title != b.title
+    }
+}
+
+/// A question a post puts to its readers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ask {
+    /// Approve or deny this deploy (`/approve`, `/deny`).
+    Approval { run: crate::runs::RunId },
 }
 
 /// What follows from a decision, delivered after commit by the outbox workers.
@@ -103,6 +172,9 @@ pub struct Post {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Effect {
     Post(Post),
+    /// The ticket's card changed: adapters that keep a card up to date
+    /// (Discord) edit it; the others show nothing (the posts said it).
+    Card(Card),
     Mail(Mail),
     Job(crate::runs::JobOrder),
 }
@@ -281,11 +353,20 @@ impl Out {
             body,
             alert: self.alert,
             replaces: None,
+            card: None,
+            ask: None,
         })));
     }
 
-    /// A post that replaces the earlier one with the same key.
-    pub(crate) fn progress(&mut self, channel: &ChannelName, key: String, body: Rich) {
+    /// A post that replaces the earlier one with the same key, perhaps
+    /// asking its readers something.
+    pub(crate) fn progress(
+        &mut self,
+        channel: &ChannelName,
+        key: String,
+        body: Rich,
+        ask: Option<Ask>,
+    ) {
         self.writes.push(Write::Effect(Effect::Post(Post {
             channel: channel.clone(),
             ticket: None,
@@ -293,6 +374,8 @@ impl Out {
             body,
             alert: false,
             replaces: Some(key),
+            card: None,
+            ask,
         })));
     }
 
@@ -304,6 +387,8 @@ impl Out {
             body,
             alert: self.alert,
             replaces: None,
+            card: None,
+            ask: None,
         })));
     }
 }
@@ -323,6 +408,64 @@ impl Engine {
 
     /// Decides a writing event. Read-only commands are answered by [`Engine::query`].
     pub fn decide(
+        &self,
+        view: &dyn View,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let mut decision = self.decide_event(view, event, now)?;
+        self.cards(view, &mut decision.writes)?;
+        Ok(decision)
+    }
+
+    /// Keeps each ticket's card in step with the ticket: a new ticket's
+    /// first post in the operations channel becomes its card; a ticket whose
+    /// card would look different gets a card update.
+    fn cards(&self, view: &dyn View, writes: &mut Vec<Write>) -> Result<(), EngineError> {
+        let mut last: Vec<usize> = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            if let Write::Ticket(t) = w {
+                last.retain(|&j| !matches!(&writes[j], Write::Ticket(o) if o.id == t.id));
+                last.push(i);
+            }
+        }
+        let ops = self.ops();
+        let mut updates = Vec::new();
+        for i in last {
+            let Write::Ticket(t) = &writes[i] else {
+                continue;
+            };
+            let t = t.clone();
+            let card = Card::of(&t, ops);
+            match view.ticket(&t.id)? {
+                Some(before) => {
+                    if Card::differs(&before, &t) {
+                        updates.push(Write::Effect(Effect::Card(card)));
+                    }
+                }
+                None => {
+                    let first = writes.iter_mut().find_map(|w| match w {
+                        Write::Effect(Effect::Post(p))
+                            if !p.thread
+                                && p.channel == *ops
+                                && p.ticket.as_ref() == Some(&t.id) =>
+                        {
+                            Some(p)
+                        }
+                        _ => None,
+                    });
+                    match first {
+                        Some(p) => p.card = Some(card),
+                        None => updates.push(Write::Effect(Effect::Card(card))),
+                    }
+                }
+            }
+        }
+        writes.extend(updates);
+        Ok(())
+    }
+
+    fn decide_event(
         &self,
         view: &dyn View,
         event: &Event,

@@ -588,6 +588,8 @@ fn destination(item: &OutboxItem) -> Option<String> {
             (Some(t), true) => format!("{}/{}", p.channel, t),
             _ => p.channel.to_string(),
         }),
+        // Edits have their own limits on Discord, apart from new messages.
+        crate::engine::Effect::Card(c) => Some(format!("{}/cards", c.channel)),
         crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
     }
 }
@@ -797,6 +799,8 @@ mod tests {
                 body: Rich::new().text(format!("post {seq}")),
                 alert,
                 replaces: None,
+                card: None,
+                ask: None,
             }),
             attempts: 0,
             last_error: None,
@@ -808,6 +812,7 @@ mod tests {
             Effect::Post(p) => format!("#{} {}", p.channel, p.body.to_plain()),
             Effect::Mail(m) => format!("mail {}", m.subject),
             Effect::Job(j) => format!("job {j:?}"),
+            Effect::Card(c) => format!("card {}", c.ticket),
         }
     }
 

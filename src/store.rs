@@ -72,7 +72,7 @@ impl Queue {
 
     fn of(effect: &Effect) -> Queue {
         match effect {
-            Effect::Post(_) => Queue::Chat,
+            Effect::Post(_) | Effect::Card(_) => Queue::Chat,
             Effect::Mail(_) => Queue::Mail,
             Effect::Job(_) => Queue::Jobs,
         }
@@ -423,6 +423,50 @@ impl Store {
             .transpose()
     }
 
+    /// Tickets whose id or title contains `partial` (lowercase), for
+    /// autocomplete: open ones first, newest first, then a closed ticket
+    /// whose number was typed. Looks at no more than [`SUGGEST_SCAN`] open
+    /// tickets, so it stays quick with many open.
+    pub fn suggest_tickets(&self, partial: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        let mut nums: Vec<u64> = Vec::new();
+        for state in TicketState::ALL {
+            if state == TicketState::Closed {
+                continue;
+            }
+            for r in self.by_state.scan_prefix([state.code()]) {
+                nums.extend(num_suffix(&r?.0));
+            }
+        }
+        nums.sort_unstable_by(|a, b| b.cmp(a));
+        let hit = |t: &Ticket| {
+            partial.is_empty()
+                || t.id.to_string().to_lowercase().contains(partial)
+                || t.title.to_lowercase().contains(partial)
+        };
+        let mut out = Vec::new();
+        for n in nums.into_iter().take(SUGGEST_SCAN) {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(t) = self.get_ticket(n)? {
+                if hit(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        let digits: String = partial.chars().filter(char::is_ascii_digit).collect();
+        if out.len() < limit {
+            if let Ok(n) = digits.parse::<u64>() {
+                if let Some(t) = self.get_ticket(n)? {
+                    if t.state == TicketState::Closed {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// All tickets, in id order.
     pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
         self.tickets.iter().map(|r| {
@@ -523,6 +567,9 @@ impl Store {
             .collect()
     }
 }
+
+/// How many open tickets autocomplete looks through at most.
+pub const SUGGEST_SCAN: usize = 2000;
 
 impl View for Store {
     fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
