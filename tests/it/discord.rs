@@ -273,3 +273,213 @@ fn chat_messages_in_rule_channels_open_alert_tickets() {
     let posts = live.fake.wait_messages(OPS, 1, WAIT);
     assert!(content(&posts[0]).contains("HighLatency"), "{}", posts[0]);
 }
+
+impl Live {
+    /// Dispatches `interaction` as `user`; returns its id and token.
+    fn dispatch_as(&self, user: (u64, &str), interaction: Value) -> (u64, String) {
+        let d = fx::with_member(interaction, user.0, user.1, &[]);
+        let id = d["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let token = d["token"].as_str().unwrap_or_default().to_string();
+        self.fake.dispatch("INTERACTION_CREATE", d);
+        (id, token)
+    }
+
+    /// Presses button `custom_id` on message `msg` (as the fake records it).
+    fn press(&self, user: (u64, &str), custom_id: &str, msg: &Value) -> (u64, String) {
+        self.dispatch_as(user, fx::button(custom_id, &msg["message"]))
+    }
+
+    /// Submits modal `custom_id` in `channel`.
+    fn submit(
+        &self,
+        user: (u64, &str),
+        channel: u64,
+        custom_id: &str,
+        fields: &[(&str, &str)],
+    ) -> (u64, String) {
+        self.dispatch_as(
+            user,
+            fx::in_channel(fx::modal_submit(custom_id, fields), channel),
+        )
+    }
+
+    /// The card of ticket `id` in #ops, as it is now.
+    fn card(&self, id: &str) -> Value {
+        let want = format!("{id} · ");
+        self.fake.wait_until(&format!("the card of {id}"), WAIT, |f| {
+            f.messages(OPS).into_iter().find(|m| {
+                m["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&want))
+            })
+        })
+    }
+
+    /// Waits until the card of `id` shows `state`; returns it.
+    fn card_in(&self, id: &str, state: &str) -> Value {
+        let card = self.card(id);
+        let mid: u64 = card["id"].as_str().unwrap().parse().unwrap();
+        self.fake
+            .wait_until(&format!("the card of {id} in {state}"), WAIT, |f| {
+                f.message(mid).filter(|m| field(m, "State") == state)
+            })
+    }
+}
+
+/// The value of an embed field of a card.
+fn field(card: &Value, name: &str) -> String {
+    card["embeds"][0]["fields"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["name"] == name))
+        .and_then(|f| f["value"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The custom ids of a message's components, row by row.
+fn custom_ids(msg: &Value) -> Vec<String> {
+    msg["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_support_flow_through_cards_buttons_menus_and_modals() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let olivia = (OLIVIA, "olivia-on-discord");
+    let bob = (BOB, "bob-on-discord");
+    let quinn = (QUINN, "quinn-on-discord");
+    let reply = live.answer(
+        olivia,
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Checkout fails for *some* users"))],
+    );
+    assert!(content(&reply).contains("OPS-1"), "{reply}");
+    assert_eq!(reply["flags"].as_u64().unwrap_or(0) & 64, 64, "private: {reply}");
+
+    // The card: an embed in #ops, coloured by priority, with the buttons of an open ticket.
+    let card = live.card_in("OPS-1", "open");
+    assert_eq!(card["embeds"][0]["color"], 0xF1C40F, "p3 is yellow: {card}");
+    assert_eq!(field(&card, "Priority"), "p3");
+    assert_eq!(field(&card, "Team"), "—");
+    assert!(field(&card, "Age").starts_with("<t:"), "{card}");
+    assert_eq!(
+        custom_ids(&card),
+        ["opsbot:take:OPS-1", "opsbot:resolve:OPS-1", "opsbot:assign:OPS-1"]
+    );
+    assert!(
+        card["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("\\*some\\*"),
+        "user text cannot format: {card}"
+    );
+
+    // Olivia assigns it to backend from the menu.
+    let (_, token) = live.dispatch_as(
+        olivia,
+        fx::select("opsbot:assign:OPS-1", &["backend"], &card["message"]),
+    );
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("team backend"), "{r}");
+    let card = live.card_in("OPS-1", "assigned");
+    assert_eq!(field(&card, "Team"), "backend");
+    assert_eq!(card["edits"], 1, "edited in place, not posted again: {card}");
+    let backend = fake.wait_messages(BACKEND, 1, WAIT);
+    assert!(content(&backend[0]).contains("assigned to team backend"));
+
+    // Bob takes it.
+    let (_, token) = live.press(bob, "opsbot:take:OPS-1", &card);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("You have OPS-1"), "{r}");
+    let card = live.card_in("OPS-1", "in_progress");
+    assert_eq!(field(&card, "Assignee"), format!("<@{BOB}>"));
+
+    // Resolve asks for the note in a modal; submitting it resolves.
+    let (id, _) = live.press(bob, "opsbot:resolve:OPS-1", &card);
+    let cb = fake.wait_callback(id, WAIT);
+    assert_eq!(cb["type"], 9, "a modal: {cb}");
+    assert_eq!(cb["data"]["custom_id"], "opsbot:resolve:OPS-1");
+    let (_, token) = live.submit(
+        bob,
+        OPS,
+        "opsbot:resolve:OPS-1",
+        &[("note", "Rolled back the payment client")],
+    );
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("resolved"), "{r}");
+    let card = live.card_in("OPS-1", "resolved");
+    assert_eq!(
+        custom_ids(&card),
+        [
+            "opsbot:qa:OPS-1",
+            "opsbot:verify:OPS-1",
+            "opsbot:reject:OPS-1"
+        ]
+    );
+
+    // Someone who may not verify is told so privately, and nothing moves.
+    let (_, token) = live.press((STRANGER, "mallory"), "opsbot:verify:OPS-1", &card);
+    let r = fake.wait_reply(&token, WAIT);
+    assert_eq!(r["flags"].as_u64().unwrap_or(0) & 64, 64, "ephemeral: {r}");
+    assert!(content(&r).contains("only operators"), "{r}");
+
+    // Olivia sends it to QA, Quinn verifies: closed, no buttons left.
+    let (_, token) = live.press(olivia, "opsbot:qa:OPS-1", &card);
+    fake.wait_reply(&token, WAIT);
+    let card = live.card_in("OPS-1", "qa");
+    let qa = fake.wait_messages(QA, 1, WAIT);
+    assert!(content(&qa[0]).contains("sent to QA"), "{}", qa[0]);
+    let (_, token) = live.press(quinn, "opsbot:verify:OPS-1", &card);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("closed"), "{r}");
+    let card = live.card_in("OPS-1", "closed");
+    assert!(
+        custom_ids(&card)
+            .iter()
+            .all(|c| c == "opsbot:reopen:OPS-1"),
+        "{card}"
+    );
+    assert_eq!(
+        fake.messages(OPS)
+            .iter()
+            .filter(|m| !m["embeds"].as_array().is_none_or(|e| e.is_empty()))
+            .count(),
+        1,
+        "one card"
+    );
+
+    // The whole story is in the card's thread.
+    let threads = fake.threads(OPS);
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    let thread: u64 = threads[0]["id"].as_str().unwrap().parse().unwrap();
+    let story: Vec<String> = fake.wait_until("the whole story", WAIT, |f| {
+        let all: Vec<String> = f
+            .messages(thread)
+            .iter()
+            .map(|m| content(m).to_string())
+            .collect();
+        all.iter().any(|s| s.contains("verified")).then_some(all)
+    });
+    for want in [
+        "opened this ticket",
+        "assigned it to team backend",
+        "took it",
+        "resolved it",
+        "Rolled back the payment client",
+        "sent it to QA",
+        "verified the fix",
+    ] {
+        assert!(
+            story.iter().any(|s| s.contains(want)),
+            "{want:?} not in the thread: {story:#?}"
+        );
+    }
+    assert!(fake.unexpected().is_empty(), "{:?}", fake.unexpected());
+}
