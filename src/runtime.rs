@@ -356,19 +356,32 @@ impl Bot {
                 let mut stalled = false;
                 // Destinations out of pace this pass, and the soonest wait.
                 let mut held: Vec<String> = Vec::new();
+                let mut held_tickets: std::collections::HashSet<crate::domain::TicketId> =
+                    std::collections::HashSet::new();
                 let mut wait: Option<Duration> = None;
                 for (seqs, mut item) in coalesce(batch, coalesce_after) {
                     if *shutdown.borrow() {
                         return;
                     }
+                    let ticket = ticket_of(&item);
+                    if ticket.as_ref().is_some_and(|t| held_tickets.contains(t)) {
+                        // A ticket's posts keep their order across
+                        // destinations: its thread waits for its card.
+                        continue;
+                    }
                     if let (Some(p), Some(dest)) = (pacer.as_mut(), destination(&item)) {
-                        if held.contains(&dest) {
-                            continue;
-                        }
-                        if let Err(w) = p.take(&dest) {
+                        let hold = if held.contains(&dest) {
+                            true
+                        } else if let Err(w) = p.take(&dest) {
                             // Keep its order: nothing more to it this pass.
                             held.push(dest);
                             wait = Some(wait.map_or(w, |x| x.min(w)));
+                            true
+                        } else {
+                            false
+                        };
+                        if hold {
+                            held_tickets.extend(ticket);
                             continue;
                         }
                     }
@@ -579,6 +592,15 @@ impl Pace {
         burst: 5,
         period: Duration::from_secs(5),
     };
+}
+
+/// The ticket an effect is about, if any.
+fn ticket_of(item: &OutboxItem) -> Option<crate::domain::TicketId> {
+    match &item.effect {
+        crate::engine::Effect::Post(p) => p.ticket.clone(),
+        crate::engine::Effect::Card(c) => Some(c.ticket.clone()),
+        crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
+    }
 }
 
 /// Where an effect goes, for pacing.

@@ -306,13 +306,14 @@ impl Live {
     /// The card of ticket `id` in #ops, as it is now.
     fn card(&self, id: &str) -> Value {
         let want = format!("{id} · ");
-        self.fake.wait_until(&format!("the card of {id}"), WAIT, |f| {
-            f.messages(OPS).into_iter().find(|m| {
-                m["embeds"][0]["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with(&want))
+        self.fake
+            .wait_until(&format!("the card of {id}"), WAIT, |f| {
+                f.messages(OPS).into_iter().find(|m| {
+                    m["embeds"][0]["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(&want))
+                })
             })
-        })
     }
 
     /// Waits until the card of `id` shows `state`; returns it.
@@ -361,7 +362,11 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
         &[("title", json!("Checkout fails for *some* users"))],
     );
     assert!(content(&reply).contains("OPS-1"), "{reply}");
-    assert_eq!(reply["flags"].as_u64().unwrap_or(0) & 64, 64, "private: {reply}");
+    assert_eq!(
+        reply["flags"].as_u64().unwrap_or(0) & 64,
+        64,
+        "private: {reply}"
+    );
 
     // The card: an embed in #ops, coloured by priority, with the buttons of an open ticket.
     let card = live.card_in("OPS-1", "open");
@@ -371,7 +376,11 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
     assert!(field(&card, "Age").starts_with("<t:"), "{card}");
     assert_eq!(
         custom_ids(&card),
-        ["opsbot:take:OPS-1", "opsbot:resolve:OPS-1", "opsbot:assign:OPS-1"]
+        [
+            "opsbot:take:OPS-1",
+            "opsbot:resolve:OPS-1",
+            "opsbot:assign:OPS-1"
+        ]
     );
     assert!(
         card["embeds"][0]["title"]
@@ -390,7 +399,10 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
     assert!(content(&r).contains("team backend"), "{r}");
     let card = live.card_in("OPS-1", "assigned");
     assert_eq!(field(&card, "Team"), "backend");
-    assert_eq!(card["edits"], 1, "edited in place, not posted again: {card}");
+    assert_eq!(
+        card["edits"], 1,
+        "edited in place, not posted again: {card}"
+    );
     let backend = fake.wait_messages(BACKEND, 1, WAIT);
     assert!(content(&backend[0]).contains("assigned to team backend"));
 
@@ -441,9 +453,7 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
     assert!(content(&r).contains("closed"), "{r}");
     let card = live.card_in("OPS-1", "closed");
     assert!(
-        custom_ids(&card)
-            .iter()
-            .all(|c| c == "opsbot:reopen:OPS-1"),
+        custom_ids(&card).iter().all(|c| c == "opsbot:reopen:OPS-1"),
         "{card}"
     );
     assert_eq!(
@@ -482,4 +492,148 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
         );
     }
     assert!(fake.unexpected().is_empty(), "{:?}", fake.unexpected());
+}
+
+const OLIVIA_AS: (u64, &str) = (OLIVIA, "olivia-on-discord");
+
+fn open(live: &Live, title: &str, team: &str) {
+    let r = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!(title)), ("team", json!(team))],
+    );
+    assert!(content(&r).contains("Opened"), "{r}");
+}
+
+/// The ticket ids of the cards in #ops, in posting order.
+fn card_ids(fake: &FakeDiscord) -> Vec<String> {
+    fake.messages(OPS)
+        .iter()
+        .filter_map(|m| m["embeds"][0]["title"].as_str())
+        .map(|t| t.split(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn posts_survive_500s_then_429s_once_each_and_in_order() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let posts = |f: &FakeDiscord| {
+        f.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST /api/v10/channels/") && r.ends_with("/messages"))
+            .count()
+    };
+    fake.fail_next(500, 4);
+    for n in 1..=3 {
+        open(&live, &format!("Outage {n}"), "backend");
+    }
+    fake.wait_until("the 500s to be used up", WAIT, |f| {
+        (posts(f) > 4).then_some(())
+    });
+    fake.rate_limit_next(4, 0.2);
+    for n in 4..=6 {
+        open(&live, &format!("Outage {n}"), "backend");
+    }
+    let want: Vec<String> = (1..=6).map(|n| format!("OPS-{n}")).collect();
+    fake.wait_until("six cards", Duration::from_secs(60), |f| {
+        (card_ids(f).len() >= 6).then_some(())
+    });
+    fake.wait_messages(BACKEND, 6, Duration::from_secs(60));
+    // Give a doubled post time to show up.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(card_ids(fake), want, "each card once, in order");
+    let backend: Vec<String> = fake
+        .messages(BACKEND)
+        .iter()
+        .map(|m| content(m).split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(backend.len(), 6, "{backend:?}");
+    for (i, m) in fake.messages(BACKEND).iter().enumerate() {
+        assert!(
+            content(m).contains(&format!("**OPS-{}**", i + 1)),
+            "post {i} in #backend out of order: {}",
+            content(m)
+        );
+    }
+    // Each ticket's thread has its story once.
+    for t in fake.threads(OPS) {
+        let id: u64 = t["id"].as_str().unwrap().parse().unwrap();
+        let story: Vec<String> = fake
+            .messages(id)
+            .iter()
+            .map(|m| content(m).to_string())
+            .collect();
+        assert_eq!(story.len(), 2, "{story:?}");
+        assert!(story[0].contains("opened this ticket"), "{story:?}");
+        assert!(
+            story[1].contains("assigned it to team backend"),
+            "{story:?}"
+        );
+    }
+    assert_eq!(fake.threads(OPS).len(), 6);
+}
+
+#[test]
+fn undelivered_posts_are_delivered_once_after_a_restart() {
+    let mut live = Live::start();
+    live.fake.fail_next(500, 100_000);
+    open(&live, "Disk full on db-1", "backend");
+    live.fake.wait_until("a failed post", WAIT, |f| {
+        (f.count(&format!("POST /api/v10/channels/{OPS}/messages")) > 0).then_some(())
+    });
+    live.stop();
+    assert!(live.fake.messages(OPS).is_empty());
+    live.fake.fail_next(500, 0);
+    live.spawn();
+    live.card_in("OPS-1", "assigned");
+    live.fake.wait_messages(BACKEND, 1, WAIT);
+    let thread = live
+        .fake
+        .wait_until("a thread", WAIT, |f| f.threads(OPS).pop());
+    let thread: u64 = thread["id"].as_str().unwrap().parse().unwrap();
+    live.fake.wait_messages(thread, 2, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(card_ids(&live.fake), ["OPS-1"]);
+    assert_eq!(live.fake.messages(BACKEND).len(), 1);
+    assert_eq!(live.fake.messages(thread).len(), 2);
+    assert_eq!(live.fake.threads(OPS).len(), 1);
+}
+
+#[test]
+fn a_channel_that_refuses_posts_is_reported_to_ops_once_and_kept_on_record() {
+    let mut live = Live::start();
+    live.fake.forbid_channel(BACKEND);
+    open(&live, "Login slow", "backend");
+    open(&live, "Login slower", "backend");
+    live.card_in("OPS-2", "assigned");
+    let notice = live.fake.wait_until("a notice in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).contains("cannot post in #backend"))
+    });
+    assert!(content(&notice).contains("Missing Permissions"), "{notice}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let notices = live
+        .fake
+        .messages(OPS)
+        .iter()
+        .filter(|m| content(m).contains("cannot post in #backend"))
+        .count();
+    assert_eq!(notices, 1, "told once");
+    live.stop();
+    assert!(live.logs().contains("a post was refused for good"));
+    let (_bot, writer, store) = live.env.bot();
+    let dead = store.dead_letters().expect("dead letters");
+    assert_eq!(dead.len(), 2, "both #backend posts kept: {dead:?}");
+    for d in &dead {
+        let opsbot::engine::Effect::Post(p) = &d.effect else {
+            panic!("{d:?}")
+        };
+        assert_eq!(p.channel.as_str(), "backend");
+        assert!(d.last_error.as_deref().unwrap_or_default().contains("403"));
+    }
+    drop(_bot);
+    writer.join();
 }
