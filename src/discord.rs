@@ -115,6 +115,9 @@ fn create_option(o: &crate::commands::Opt) -> CreateCommandOption {
             }
         }
     }
+    if suggests(o.kind) {
+        opt = opt.set_autocomplete(true);
+    }
     opt
 }
 
@@ -528,6 +531,21 @@ fn typed(data: &serenity::all::CommandData, name: &str) -> Option<String> {
         None
     }
     find(&data.options, name)
+}
+
+/// Whether the bot suggests values for options of this kind as they are typed.
+pub fn suggests(kind: OptKind) -> bool {
+    matches!(
+        kind,
+        OptKind::Ticket
+            | OptKind::Team
+            | OptKind::User
+            | OptKind::Job
+            | OptKind::Service
+            | OptKind::Environment
+            | OptKind::Run
+            | OptKind::Command
+    )
 }
 
 /// Suggestions for a partly typed option: (shown, value), at most 25.

@@ -215,6 +215,43 @@ fn run_connects_registers_answers_and_posts_safely() {
             "{want} not registered: {names:?}"
         );
     }
+    // Options as declared: types, choices, autocomplete where values come from the bot.
+    let ticket = fake
+        .commands()
+        .into_iter()
+        .find(|c| c["name"] == "ticket")
+        .unwrap();
+    let sub = |name: &str| {
+        ticket["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no /ticket {name}: {ticket}"))
+    };
+    let open_opts = sub("open")["options"].clone();
+    let opt = |opts: &Value, name: &str| {
+        opts.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(opt(&open_opts, "title")["required"], true);
+    assert_eq!(opt(&open_opts, "title")["type"], 3);
+    let choices: Vec<String> = opt(&open_opts, "priority")["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(choices, ["p1", "p2", "p3", "p4"]);
+    assert_eq!(opt(&open_opts, "team")["autocomplete"], true);
+    assert_eq!(opt(&sub("show")["options"], "id")["autocomplete"], true);
+    assert_eq!(sub("show")["type"], 1, "a subcommand");
+
     let reply = live.answer(
         (OLIVIA, "olivia-on-discord"),
         OPS,
@@ -636,4 +673,165 @@ fn a_channel_that_refuses_posts_is_reported_to_ops_once_and_kept_on_record() {
     }
     drop(_bot);
     writer.join();
+}
+
+impl Live {
+    /// Autocomplete choices for option `focused` of command `path`.
+    fn choices(&self, path: &[&str], options: &[(&str, Value)], focused: &str) -> Vec<String> {
+        let id = fx::next_id();
+        let d = fx::autocomplete(
+            id,
+            &format!("ac-{id}"),
+            OPS,
+            fx::GUILD_ID,
+            OLIVIA,
+            "olivia-on-discord",
+            &[],
+            path,
+            options,
+            focused,
+        );
+        self.fake.dispatch("INTERACTION_CREATE", d);
+        let cb = self.fake.wait_callback(id, WAIT);
+        assert_eq!(cb["type"], 8, "{cb}");
+        cb["data"]["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["value"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The message in `channel` with a button `custom_id`, as it is now.
+    fn with_button(&self, channel: u64, custom_id: &str) -> Value {
+        self.fake
+            .wait_until(&format!("a message with {custom_id}"), WAIT, |f| {
+                f.messages(channel)
+                    .into_iter()
+                    .find(|m| custom_ids(m).iter().any(|c| c == custom_id))
+            })
+    }
+}
+
+#[test]
+fn autocomplete_offers_open_tickets_first_then_teams_people_jobs_services_and_environments() {
+    let live = Live::start();
+    for title in ["Checkout down", "Login slow", "Checkout slow"] {
+        live.answer(
+            OLIVIA_AS,
+            OPS,
+            &["ticket", "open"],
+            &[("title", json!(title))],
+        );
+    }
+    for (path, extra) in [
+        (["ticket", "resolve"], Some(("note", json!("restarted")))),
+        (["ticket", "verify"], None),
+    ] {
+        let mut opts = vec![("id", json!("OPS-1"))];
+        opts.extend(extra);
+        let r = live.answer(OLIVIA_AS, OPS, &path, &opts);
+        assert!(!content(&r).contains("only"), "{r}");
+    }
+    let id = |partial: &str| live.choices(&["ticket", "show"], &[("id", json!(partial))], "id");
+    assert_eq!(id(""), ["OPS-3", "OPS-2"], "open ones, newest first");
+    assert_eq!(
+        id("checkout"),
+        ["OPS-3"],
+        "by title; the closed one is left out"
+    );
+    assert_eq!(id("ops-1"), ["OPS-1"], "a closed one whose number is typed");
+    assert_eq!(
+        live.choices(
+            &["ticket", "assign"],
+            &[("id", json!("OPS-2")), ("team", json!("ba"))],
+            "team"
+        ),
+        ["backend"]
+    );
+    assert_eq!(
+        live.choices(
+            &["ticket", "assign"],
+            &[("id", json!("OPS-2")), ("user", json!("b"))],
+            "user"
+        ),
+        ["bella", "bob"]
+    );
+    assert_eq!(
+        live.choices(&["build", "run"], &[("job", json!("web"))], "job"),
+        ["build-web", "deploy-web", "test-web"]
+    );
+    assert_eq!(
+        live.choices(&["deploy"], &[("service", json!(""))], "service"),
+        ["web"]
+    );
+    assert_eq!(
+        live.choices(
+            &["deploy"],
+            &[("service", json!("web")), ("env", json!(""))],
+            "env"
+        ),
+        ["production", "staging"]
+    );
+}
+
+#[test]
+fn a_protected_deploy_waits_for_someone_else_to_press_approve() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let bob = (BOB, "bob-on-discord");
+    let rita = (RITA, "rita-on-discord");
+    let deploy = |version: &str| {
+        live.answer(
+            bob,
+            BACKEND,
+            &["deploy"],
+            &[
+                ("service", json!("web")),
+                ("env", json!("production")),
+                ("version", json!(version)),
+            ],
+        )
+    };
+    let r = deploy("1.4.2");
+    assert!(content(&r).contains("RUN-1 waits for an approval"), "{r}");
+    let progress = live.with_button(BACKEND, "opsbot:approve:RUN-1");
+    assert_eq!(
+        custom_ids(&progress),
+        ["opsbot:approve:RUN-1", "opsbot:deny:RUN-1"]
+    );
+    // Never one's own.
+    let (_, token) = live.press(bob, "opsbot:approve:RUN-1", &progress);
+    let r = fake.wait_reply(&token, WAIT);
+    assert_eq!(r["flags"].as_u64().unwrap_or(0) & 64, 64, "ephemeral: {r}");
+    assert!(content(&r).contains("someone else must approve"), "{r}");
+    // Rita's press starts it; the same message follows it to the end, buttons gone.
+    let (_, token) = live.press(rita, "opsbot:approve:RUN-1", &progress);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("approved and starts now"), "{r}");
+    let mid: u64 = progress["id"].as_str().unwrap().parse().unwrap();
+    let done = fake.wait_until("RUN-1 to succeed", Duration::from_secs(30), |f| {
+        f.message(mid).filter(|m| content(m).contains("succeeded"))
+    });
+    assert!(custom_ids(&done).is_empty(), "{done}");
+
+    // A second one, denied with a reason asked in a modal.
+    deploy("1.4.3");
+    let progress = live.with_button(BACKEND, "opsbot:deny:RUN-2");
+    let (id, _) = live.press(rita, "opsbot:deny:RUN-2", &progress);
+    assert_eq!(fake.wait_callback(id, WAIT)["type"], 9);
+    let (_, token) = live.submit(
+        rita,
+        BACKEND,
+        "opsbot:deny:RUN-2",
+        &[("reason", "not during the sale")],
+    );
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("RUN-2 is denied"), "{r}");
+    let mid: u64 = progress["id"].as_str().unwrap().parse().unwrap();
+    let denied = fake.wait_until("RUN-2 to be cancelled", WAIT, |f| {
+        f.message(mid).filter(|m| content(m).contains("cancelled"))
+    });
+    assert!(content(&denied).contains("not during the sale"), "{denied}");
+    assert!(custom_ids(&denied).is_empty(), "{denied}");
 }
