@@ -63,6 +63,9 @@ struct RawDiscord {
     channels: BTreeMap<String, Snowflake>,
     #[serde(default)]
     users: BTreeMap<String, Snowflake>,
+    /// Interactions not answered within this are deferred (Discord allows 3 s).
+    #[serde(default)]
+    defer_after: Option<String>,
 }
 
 impl Default for RawDiscord {
@@ -71,6 +74,7 @@ impl Default for RawDiscord {
             token_env: default_discord_token_env(),
             guild_id: None,
             api_base: None,
+            defer_after: None,
             channels: BTreeMap::new(),
             users: BTreeMap::new(),
         }
@@ -464,9 +468,18 @@ pub struct Config {
     pub discord: DiscordConfig,
 }
 
+/// How long an interaction may take before it is deferred, unless set.
+pub const DEFAULT_DEFER_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
+/// The longest `defer_after` allowed: the deferral itself must reach
+/// Discord within its 3 s.
+pub const MAX_DEFER_AFTER: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// Where the bot meets its team on Discord.
 #[derive(Clone, Debug)]
 pub struct DiscordConfig {
+    /// Interactions the engine has not answered within this are deferred
+    /// ("thinking…") and the answer edited in when ready.
+    pub defer_after: std::time::Duration,
     pub token: EnvSecret,
     /// Commands are registered in this guild (else globally).
     pub guild_id: Option<u64>,
@@ -1458,9 +1471,26 @@ impl Validator<'_> {
             };
             users.insert(u, id);
         }
+        let defer_after = match &raw.defer_after {
+            None => DEFAULT_DEFER_AFTER,
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d <= MAX_DEFER_AFTER => d,
+                _ => {
+                    self.error(
+                        &[Seg::Key("discord"), Seg::Key("defer_after")],
+                        format!(
+                            "`{s}` is not a duration of at most 2500ms (Discord wants an \
+                             answer within 3 s), such as \"1500ms\""
+                        ),
+                    );
+                    DEFAULT_DEFER_AFTER
+                }
+            },
+        };
         DiscordConfig {
             token: EnvSecret::read(&raw.token_env),
             guild_id,
+            defer_after,
             api_base: raw
                 .api_base
                 .as_ref()

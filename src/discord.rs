@@ -6,7 +6,6 @@
 //! and each ticket's story in a thread under its card.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serenity::all::{
     ActionRowComponent, AutocompleteChoice, ButtonStyle, ChannelId, CommandDataOptionValue,
@@ -249,11 +248,6 @@ pub fn command_of(
     };
     Command::from_args(c, args, &config.tickets.prefix)
 }
-
-/// How long an interaction may take before it is deferred: Discord
-/// gives 3 s for the first answer; past this, the bot says "thinking" and
-/// edits the answer in when it is ready.
-pub const ANSWER_WITHIN: Duration = Duration::from_millis(1500);
 
 /// What a button, select menu or modal of the bot asks for. Their custom
 /// ids (`opsbot:VERB:ID`) hold all they need, so a card posted before a
@@ -692,9 +686,15 @@ impl Handler {
             }
         };
         tokio::pin!(work);
-        let reply = tokio::select! {
-            r = &mut work => Some(r),
-            _ = tokio::time::sleep(ANSWER_WITHIN) => None,
+        let within = config.discord.defer_after;
+        let reply = if within.is_zero() {
+            // Set to 0: always defer.
+            None
+        } else {
+            tokio::select! {
+                r = &mut work => Some(r),
+                _ = tokio::time::sleep(within) => None,
+            }
         };
         let (reply, deferred) = match reply {
             Some(r) => (r, false),

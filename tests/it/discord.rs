@@ -65,6 +65,11 @@ struct Live {
 
 impl Live {
     fn start() -> Live {
+        Live::start_with(|text| text)
+    }
+
+    /// Like [`Live::start`], with the config text changed by `edit`.
+    fn start_with(edit: impl FnOnce(String) -> String) -> Live {
         let fake = FakeDiscord::start();
         for (id, name) in [
             (BACKEND, "backend"),
@@ -74,7 +79,7 @@ impl Live {
         ] {
             fake.add_channel(id, name);
         }
-        let env = Env::shipped_with(&config_for(&fake));
+        let env = Env::shipped_with(&edit(config_for(&fake)));
         let mut live = Live {
             fake,
             env,
@@ -834,4 +839,74 @@ fn a_protected_deploy_waits_for_someone_else_to_press_approve() {
     });
     assert!(content(&denied).contains("not during the sale"), "{denied}");
     assert!(custom_ids(&denied).is_empty(), "{denied}");
+}
+
+#[test]
+fn a_slow_answer_is_deferred_then_edited_in() {
+    // Every answer counts as slow here.
+    let live = Live::start_with(|t| t.replace("[discord]\n", "[discord]\ndefer_after = \"0ms\"\n"));
+    let (id, token) = live.slash(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Slow"))],
+    );
+    let cb = live.fake.wait_callback(id, WAIT);
+    assert_eq!(cb["type"], 5, "deferred: {cb}");
+    assert_eq!(cb["data"]["flags"], 64, "privately: {cb}");
+    let r = live.fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("Opened **OPS-1**"), "{r}");
+    assert_eq!(
+        live.fake
+            .callbacks()
+            .iter()
+            .filter(|c| c["interaction_id"] == json!(id.to_string()))
+            .count(),
+        1,
+        "answered once"
+    );
+}
+
+#[test]
+fn a_defer_after_discord_would_not_wait_for_is_refused_by_check() {
+    let env = Env::shipped_with(
+        &shipped_config().replace("[discord]\n", "[discord]\ndefer_after = \"5s\"\n"),
+    );
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("`discord.defer_after`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("at most 2500ms"), "{}", run.stderr);
+}
+
+#[test]
+fn the_bot_pings_the_assignee_and_nobody_else() {
+    let live = Live::start();
+    open(&live, "Payments @here <@&42> down", "backend");
+    let r = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "assign"],
+        &[
+            ("id", json!("OPS-1")),
+            ("team", json!("backend")),
+            ("user", json!("bob")),
+        ],
+    );
+    assert!(content(&r).contains("assigned to bob"), "{r}");
+    let posts = live.fake.wait_messages(BACKEND, 2, WAIT);
+    let assigned = &posts[1];
+    assert!(
+        content(assigned).contains(&format!("<@{BOB}>")),
+        "{assigned}"
+    );
+    assert_eq!(
+        assigned["pings"],
+        json!({"everyone": false, "roles": [], "users": [BOB.to_string()]}),
+        "{assigned}"
+    );
+    assert!(!content(assigned).contains("<@&42>"), "{assigned}");
 }
