@@ -915,6 +915,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Like Discord's servers: no Nagle delay on small writes (without
+        // this a reply written in two parts waits ~40 ms for a delayed ACK).
+        let _ = stream.set_nodelay(true);
         let http = http.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
