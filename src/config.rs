@@ -66,6 +66,9 @@ struct RawDiscord {
     /// Interactions not answered within this are deferred (Discord allows 3 s).
     #[serde(default)]
     defer_after: Option<String>,
+    /// `operators`, `release_managers` or a team name → a Discord role id.
+    #[serde(default)]
+    roles: BTreeMap<String, Snowflake>,
 }
 
 impl Default for RawDiscord {
@@ -75,6 +78,7 @@ impl Default for RawDiscord {
             guild_id: None,
             api_base: None,
             defer_after: None,
+            roles: BTreeMap::new(),
             channels: BTreeMap::new(),
             users: BTreeMap::new(),
         }
@@ -480,6 +484,8 @@ pub struct DiscordConfig {
     /// Interactions the engine has not answered within this are deferred
     /// ("thinking…") and the answer edited in when ready.
     pub defer_after: std::time::Duration,
+    /// Discord role ids whose members act in a role of the organisation.
+    pub roles: Vec<(u64, RoleGrant)>,
     pub token: EnvSecret,
     /// Commands are registered in this guild (else globally).
     pub guild_id: Option<u64>,
@@ -491,7 +497,35 @@ pub struct DiscordConfig {
     pub users: BTreeMap<UserName, u64>,
 }
 
+/// What a mapped Discord role makes its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleGrant {
+    Operators,
+    ReleaseManagers,
+    Team(TeamName),
+}
+
 impl DiscordConfig {
+    /// The roles a member with these Discord role ids acts in.
+    pub fn grants(&self, role_ids: &[u64]) -> crate::domain::Grants {
+        let mut g = crate::domain::Grants::default();
+        for (id, grant) in &self.roles {
+            if !role_ids.contains(id) {
+                continue;
+            }
+            match grant {
+                RoleGrant::Operators => g.operator = true,
+                RoleGrant::ReleaseManagers => g.release_manager = true,
+                RoleGrant::Team(t) => {
+                    if !g.teams.contains(t) {
+                        g.teams.push(t.clone())
+                    }
+                }
+            }
+        }
+        g
+    }
+
     pub fn channel_id(&self, name: &ChannelName) -> Option<u64> {
         self.channels.get(name).copied()
     }
@@ -1398,7 +1432,7 @@ impl<'a> Validator<'a> {
             jobs: BTreeMap::new(),
             services,
             jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
-            discord: self.validate_discord(&raw.discord),
+            discord: self.validate_discord(&raw.discord, &team_names),
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1442,7 +1476,7 @@ impl Validator<'_> {
         }
     }
 
-    fn validate_discord(&mut self, raw: &RawDiscord) -> DiscordConfig {
+    fn validate_discord(&mut self, raw: &RawDiscord, teams: &[TeamName]) -> DiscordConfig {
         let guild_id = raw
             .guild_id
             .as_ref()
@@ -1471,6 +1505,31 @@ impl Validator<'_> {
             };
             users.insert(u, id);
         }
+        let mut roles = Vec::new();
+        for (name, id) in &raw.roles {
+            let path = [Seg::Key("discord"), Seg::Key("roles"), Seg::Key(name)];
+            let grant = match name.as_str() {
+                "operators" => Some(RoleGrant::Operators),
+                "release_managers" => Some(RoleGrant::ReleaseManagers),
+                other => match TeamName::parse(other) {
+                    Ok(t) if teams.contains(&t) => Some(RoleGrant::Team(t)),
+                    _ => {
+                        let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                        self.error(
+                            &path,
+                            format!(
+                                "`{other}` is not operators, release_managers or a team ({})",
+                                known.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                },
+            };
+            if let (Some(g), Some(id)) = (grant, self.snowflake(&path, id)) {
+                roles.push((id, g));
+            }
+        }
         let defer_after = match &raw.defer_after {
             None => DEFAULT_DEFER_AFTER,
             Some(s) => match humantime::parse_duration(s) {
@@ -1491,6 +1550,7 @@ impl Validator<'_> {
             token: EnvSecret::read(&raw.token_env),
             guild_id,
             defer_after,
+            roles,
             api_base: raw
                 .api_base
                 .as_ref()

@@ -664,6 +664,7 @@ impl Handler {
         ctx: &Context,
         asked: Asked<'_>,
         user: UserId,
+        member: Option<&serenity::all::Member>,
         channel: ChannelId,
         command: Result<Command, UserError>,
     ) {
@@ -672,8 +673,13 @@ impl Handler {
             match command {
                 Err(e) => Reply::private(e.to_string()),
                 Ok(command) => {
+                    let roles: Vec<u64> = member
+                        .map(|m| m.roles.iter().map(|r| r.get()).collect())
+                        .unwrap_or_default();
+                    let actor = Actor::new(actor_name(config, user), Source::Discord)
+                        .with_grants(config.discord.grants(&roles));
                     let event = Event::Command {
-                        actor: Actor::new(actor_name(config, user), Source::Discord),
+                        actor,
                         channel: channel_name(config, channel),
                         command,
                     };
@@ -767,7 +773,14 @@ impl Handler {
                 "this button is not one of this bot's (or it is too old); use the slash commands",
             ));
             return self
-                .answer(ctx, Asked::Component(&c), c.user.id, c.channel_id, refused)
+                .answer(
+                    ctx,
+                    Asked::Component(&c),
+                    c.user.id,
+                    c.member.as_ref(),
+                    c.channel_id,
+                    refused,
+                )
                 .await;
         };
         if let Some((field, title, label)) = press.asks_for() {
@@ -794,8 +807,15 @@ impl Handler {
             _ => None,
         };
         let command = press.command(value.as_deref(), &config.tickets.prefix);
-        self.answer(ctx, Asked::Component(&c), c.user.id, c.channel_id, command)
-            .await;
+        self.answer(
+            ctx,
+            Asked::Component(&c),
+            c.user.id,
+            c.member.as_ref(),
+            c.channel_id,
+            command,
+        )
+        .await;
     }
 
     async fn modal(&self, ctx: &Context, m: ModalInteraction) {
@@ -815,8 +835,15 @@ impl Handler {
                 "this form is not one of this bot's; use the slash commands",
             )),
         };
-        self.answer(ctx, Asked::Modal(&m), m.user.id, m.channel_id, command)
-            .await;
+        self.answer(
+            ctx,
+            Asked::Modal(&m),
+            m.user.id,
+            m.member.as_ref(),
+            m.channel_id,
+            command,
+        )
+        .await;
     }
 }
 
@@ -875,6 +902,7 @@ impl EventHandler for Handler {
                     &ctx,
                     Asked::Command(&cmd),
                     cmd.user.id,
+                    cmd.member.as_deref(),
                     cmd.channel_id,
                     command,
                 )

@@ -332,11 +332,43 @@ impl fmt::Display for Source {
 pub struct Actor {
     pub name: UserName,
     pub source: Source,
+    /// Roles the chat gave this person for this action (a Discord role the
+    /// config maps to operators, release managers or a team), on top of
+    /// what `bot.toml` says of them by name.
+    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    pub grants: Grants,
 }
 
 impl Actor {
     pub fn new(name: UserName, source: Source) -> Self {
-        Self { name, source }
+        Self {
+            name,
+            source,
+            grants: Grants::default(),
+        }
+    }
+
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+}
+
+/// Roles granted by chat rather than by name in `bot.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    #[serde(default)]
+    pub operator: bool,
+    #[serde(default)]
+    pub release_manager: bool,
+    /// Teams the person acts as a member of.
+    #[serde(default)]
+    pub teams: Vec<TeamName>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        !self.operator && !self.release_manager && self.teams.is_empty()
     }
 }
 

@@ -402,6 +402,43 @@ impl Engine {
         &self.config
     }
 
+    /// For a command by someone chat granted roles to: an engine whose
+    /// organisation has them in those roles (every rule then sees them as
+    /// it sees people named in `bot.toml`). `None`: no grants beyond the
+    /// config's.
+    fn granting(&self, event: &Event) -> Option<Engine> {
+        let Event::Command { actor, .. } = event else {
+            return None;
+        };
+        let g = &actor.grants;
+        let org = &self.config.org;
+        let name = &actor.name;
+        let adds = (g.operator && !org.is_operator(name))
+            || (g.release_manager && !org.is_release_manager(name))
+            || g.teams
+                .iter()
+                .any(|t| org.team(t).is_some_and(|tm| !tm.members.contains(name)));
+        if !adds {
+            return None;
+        }
+        let mut config = (*self.config).clone();
+        let org = &mut config.org;
+        if g.operator && !org.operators.contains(name) {
+            org.operators.push(name.clone());
+        }
+        if g.release_manager && !org.release_managers.contains(name) {
+            org.release_managers.push(name.clone());
+        }
+        for t in &g.teams {
+            if let Some(team) = org.teams.get_mut(t) {
+                if !team.members.contains(name) {
+                    team.members.push(name.clone());
+                }
+            }
+        }
+        Some(Engine::new(Arc::new(config)))
+    }
+
     pub(crate) fn ops(&self) -> &ChannelName {
         &self.config.tickets.channel
     }
@@ -413,6 +450,9 @@ impl Engine {
         event: &Event,
         now: Timestamp,
     ) -> Result<Decision, EngineError> {
+        if let Some(engine) = self.granting(event) {
+            return engine.decide(view, event, now);
+        }
         let mut decision = self.decide_event(view, event, now)?;
         self.cards(view, &mut decision.writes)?;
         Ok(decision)
@@ -1032,6 +1072,9 @@ impl Engine {
         event: &Event,
         now: Timestamp,
     ) -> Result<Reply, EngineError> {
+        if let Some(engine) = self.granting(event) {
+            return engine.query(view, event, now);
+        }
         let Event::Command { actor, command, .. } = event else {
             return Err(UserError::new("not a query").into());
         };

@@ -910,3 +910,55 @@ fn the_bot_pings_the_assignee_and_nobody_else() {
     );
     assert!(!content(assigned).contains("<@&42>"), "{assigned}");
 }
+
+const ROLE_OPERATORS: u64 = 1_180_000_000_000_000_500;
+
+#[test]
+fn a_discord_role_mapped_to_operators_lets_its_members_act_as_operators() {
+    let live = Live::start_with(|t| {
+        t.replace(
+            "[discord.roles]\n",
+            &format!("[discord.roles]\noperators = \"{ROLE_OPERATORS}\"\n"),
+        )
+    });
+    open(&live, "Cache cold", "backend");
+    let r = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "resolve"],
+        &[("id", json!("OPS-1")), ("note", json!("warmed"))],
+    );
+    assert!(content(&r).contains("resolved"), "{r}");
+    let card = live.card_in("OPS-1", "resolved");
+    // Not named in bot.toml and without the role: refused.
+    let (_, token) = live.press((STRANGER, "sam"), "opsbot:verify:OPS-1", &card);
+    let r = live.fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("only operators"), "{r}");
+    // With the role: an operator.
+    let press = fx::with_member(
+        fx::button("opsbot:verify:OPS-1", &card["message"]),
+        STRANGER,
+        "sam",
+        &[ROLE_OPERATORS],
+    );
+    let token = press["token"].as_str().unwrap().to_string();
+    live.fake.dispatch("INTERACTION_CREATE", press);
+    let r = live.fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("OPS-1 is closed"), "{r}");
+    live.card_in("OPS-1", "closed");
+}
+
+#[test]
+fn a_role_mapped_to_something_unknown_is_named_by_check() {
+    let env = Env::shipped_with(
+        &shipped_config().replace("[discord.roles]\n", "[discord.roles]\nadmins = \"1\"\n"),
+    );
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`admins` is not operators, release_managers or a team (backend, infra, qa)"),
+        "{}",
+        run.stderr
+    );
+}
