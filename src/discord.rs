@@ -398,6 +398,9 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
             format!("<t:{}:R>", card.created_at.timestamp()),
             true,
         );
+    if let Some(d) = &card.description {
+        e = e.description(cut(&escape(d), MAX_EMBED_DESCRIPTION));
+    }
     if let Some(n) = card.alerts {
         e = e.field("Alerts", n.to_string(), true);
     }
@@ -614,6 +617,8 @@ pub fn suggestions(
 pub const MAX_CHOICES: usize = 25;
 /// Discord's limit on an embed's title.
 pub const MAX_EMBED_TITLE: usize = 256;
+/// Discord's limit on an embed's description.
+pub const MAX_EMBED_DESCRIPTION: usize = 4096;
 
 /// The three kinds of interaction the bot answers with a message.
 enum Asked<'a> {

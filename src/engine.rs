@@ -113,6 +113,8 @@ pub struct Card {
     pub channel: ChannelName,
     pub ticket: TicketId,
     pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub state: TicketState,
     pub priority: Priority,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +138,7 @@ impl Card {
             channel: channel.clone(),
             ticket: t.id.clone(),
             title: t.title.clone(),
+            description: t.description.clone(),
             state: t.state,
             priority: t.priority,
             team: t.team.clone(),

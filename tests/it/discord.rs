@@ -962,3 +962,42 @@ fn a_role_mapped_to_something_unknown_is_named_by_check() {
         run.stderr
     );
 }
+
+#[test]
+fn long_text_is_cut_to_discords_limits_with_a_note() {
+    let live = Live::start();
+    let description = "Steps: **".repeat(400);
+    let r = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("x".repeat(200))),
+            ("description", json!(description)),
+        ],
+    );
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    let card = live.card("OPS-1");
+    let desc = card["embeds"][0]["description"].as_str().unwrap();
+    // At the limit, less a backslash when the cut fell inside an escape.
+    let n = desc.chars().count();
+    assert!((4095..=4096).contains(&n), "cut to the embed limit: {n}");
+    assert!(desc.ends_with("(cut: too long for Discord)"), "{desc}");
+    assert!(desc.starts_with("Steps\\: \\*\\*"), "escaped: {desc}");
+    assert!(content(&card).chars().count() <= 2000);
+}
+
+#[test]
+fn run_without_the_token_says_which_variable_and_points_to_the_console() {
+    let env = Env::shipped();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsbot"))
+        .args(["run", "--config"])
+        .arg(&env.config)
+        .env_remove("DISCORD_TOKEN")
+        .output()
+        .expect("run opsbot");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DISCORD_TOKEN is not set"), "{err}");
+    assert!(err.contains("opsbot console"), "{err}");
+}
