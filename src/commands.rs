@@ -1007,6 +1007,12 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
                 it.next();
                 n
             }
+            // Discord cannot show `/build job:x` beside `/build cancel`, so it
+            // shows the lone command as `/build run job:x`; both are taken.
+            None if sub == "run" && lone.is_some() => {
+                it.next();
+                lone.unwrap_or(CommandName::Help)
+            }
             // `/build job:x` is the lone command; `/build cancel …` the group's.
             None if lone.is_some() => lone.unwrap_or(CommandName::Help),
             None => {
@@ -1222,6 +1228,17 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(parse(line), Ok(want), "{line}");
         }
+    }
+
+    #[test]
+    fn build_is_taken_as_discord_shows_it_too() {
+        let plain = parse("/build job:build-web ref:main").unwrap();
+        assert_eq!(parse("/build run job:build-web ref:main").unwrap(), plain);
+        assert!(matches!(plain, Command::Build { .. }));
+        assert!(matches!(
+            parse("/build cancel run:RUN-2").unwrap(),
+            Command::BuildCancel { .. }
+        ));
     }
 
     #[test]
