@@ -24,6 +24,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use tracing::debug;
 
+/// How many idle connections to Jenkins are kept for reuse.
+pub const MAX_IDLE_CONNECTIONS: usize = 16;
+
 /// Where Jenkins is and who the bot is there.
 #[derive(Clone)]
 pub struct JenkinsSettings {
@@ -286,6 +289,8 @@ impl JenkinsClient {
             // prefix), and following one would turn a POST into a GET.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("opsbot/", env!("CARGO_PKG_VERSION")))
+            // Many runs followed at once need few sockets kept open.
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
             .build()
             .map_err(|e| JenkinsError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(JenkinsClient {

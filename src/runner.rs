@@ -303,7 +303,10 @@ impl JenkinsRunner {
                 continue;
             };
             if let crate::jobs::Backend::Jenkins(name) = &job.backend {
-                self.follow(run.id, name.clone(), r);
+                // Spread the followers over one slow poll, so a restart
+                // with many runs in flight does not poll them in lockstep.
+                let offset = spread(run.id, self.poll * 4);
+                self.follow_after(run.id, name.clone(), r, offset);
             }
         }
     }
@@ -366,6 +369,11 @@ impl JenkinsRunner {
     }
 
     fn follow(&self, run: RunId, job: String, from: JenkinsRef) {
+        self.follow_after(run, job, from, Duration::ZERO)
+    }
+
+    /// Follows a run, the first look after `offset`.
+    fn follow_after(&self, run: RunId, job: String, from: JenkinsRef, offset: Duration) {
         let (tx, mut cancel) = oneshot::channel();
         self.lock().insert(run, tx);
         let me = self.clone();
@@ -381,6 +389,15 @@ impl JenkinsRunner {
                 JenkinsRef::Queue(q) => q,
                 JenkinsRef::Build(_) => 0,
             };
+            if !offset.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(offset) => {}
+                    _ = &mut cancel => {
+                        me.abort(run, &job, queue, number).await;
+                        return;
+                    }
+                }
+            }
             loop {
                 let step = async {
                     match number {
@@ -594,5 +611,36 @@ mod tests {
             Some(JenkinsRef::Build(7))
         );
         assert_eq!(parse_ref("local pid 3"), None);
+    }
+}
+
+/// A run's place in `over`, the same for the same run and spread evenly
+/// across runs (Fibonacci hashing of its number).
+fn spread(run: RunId, over: Duration) -> Duration {
+    let ms = over.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    let h = run.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Duration::from_millis(h % ms)
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+
+    #[test]
+    fn resumed_followers_spread_over_the_slow_poll() {
+        let over = Duration::from_secs(8);
+        let offsets: Vec<u64> = (1..=500)
+            .map(|n| spread(RunId(n), over).as_millis() as u64)
+            .collect();
+        assert!(offsets.iter().all(|&o| o < 8000));
+        // Each second of the window gets a fair share (no lockstep burst).
+        for second in 0..8 {
+            let n = offsets.iter().filter(|&&o| o / 1000 == second).count();
+            assert!((40..=85).contains(&n), "second {second}: {n} of 500");
+        }
+        assert_eq!(spread(RunId(7), over), spread(RunId(7), over));
     }
 }
