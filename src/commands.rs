@@ -872,8 +872,12 @@ impl Command {
                 team: a.opt_team("team")?,
             },
             CommandName::OncallSet => Command::OncallSet {
-                team: a.opt_team("team")?.ok_or_else(|| UserError::new("`team:` is required"))?,
-                user: a.opt_user("user")?.ok_or_else(|| UserError::new("`user:` is required"))?,
+                team: a
+                    .opt_team("team")?
+                    .ok_or_else(|| UserError::new("`team:` is required"))?,
+                user: a
+                    .opt_user("user")?
+                    .ok_or_else(|| UserError::new("`user:` is required"))?,
                 until: a.text("until")?,
             },
             CommandName::Report => Command::Report {

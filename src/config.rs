@@ -1109,6 +1109,58 @@ impl Config {
                 self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
             }
         ));
+        let p = &self.policy;
+        s.push_str(&format!(
+            "deadlines: {}\n",
+            if p.deadlines.is_empty() {
+                "none".to_string()
+            } else {
+                p.deadlines
+                    .iter()
+                    .map(|(prio, d)| {
+                        let show = |x: Option<chrono::Duration>| {
+                            x.map_or("-".to_string(), crate::sla::human)
+                        };
+                        format!(
+                            "{prio} take {} resolve {}",
+                            show(d.acknowledge),
+                            show(d.resolve)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        for c in &p.chains {
+            s.push_str(&format!(
+                "escalation {}: {}\n",
+                c.name,
+                c.steps
+                    .iter()
+                    .map(|st| st.describe())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ));
+        }
+        for r in p.oncall.values() {
+            s.push_str(&format!(
+                "on call for {}: {} ({}, handoff {} {})\n",
+                r.team,
+                names(&r.members),
+                r.period.as_str(),
+                r.handoff.format("%H:%M"),
+                r.tz
+            ));
+        }
+        if let Some(w) = &p.weekly_report {
+            s.push_str(&format!(
+                "weekly report: {} {} {} in #{}\n",
+                w.day,
+                w.time.format("%H:%M"),
+                w.tz,
+                self.tickets.channel
+            ));
+        }
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
     }
@@ -1524,7 +1576,10 @@ impl Validator<'_> {
         match chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M") {
             Ok(t) => Some(t),
             Err(_) => {
-                self.error(path, format!("`{raw}` is not a time of day: write HH:MM, such as \"09:00\""));
+                self.error(
+                    path,
+                    format!("`{raw}` is not a time of day: write HH:MM, such as \"09:00\""),
+                );
                 None
             }
         }
@@ -1542,14 +1597,18 @@ impl Validator<'_> {
         for (name, d) in &raw.deadlines {
             let path = [Seg::Key("deadlines"), Seg::Key(name)];
             let Ok(p) = name.parse::<Priority>() else {
-                self.error(&path, format!("`{name}` is not a priority: use p1, p2, p3 or p4"));
+                self.error(
+                    &path,
+                    format!("`{name}` is not a priority: use p1, p2, p3 or p4"),
+                );
                 ok = false;
                 continue;
             };
             let mut one = |v: &mut Self, key: &'static str, raw: &Option<String>| match raw {
                 None => None,
                 Some(r) => {
-                    let d = v.duration_at(&[Seg::Key("deadlines"), Seg::Key(name), Seg::Key(key)], r);
+                    let d =
+                        v.duration_at(&[Seg::Key("deadlines"), Seg::Key(name), Seg::Key(key)], r);
                     if d.is_none() {
                         ok = false;
                     }
@@ -1558,9 +1617,21 @@ impl Validator<'_> {
             };
             let acknowledge = one(self, "acknowledge", &d.acknowledge);
             let resolve = one(self, "resolve", &d.resolve);
-            deadlines.insert(p, Deadline { acknowledge, resolve });
+            deadlines.insert(
+                p,
+                Deadline {
+                    acknowledge,
+                    resolve,
+                },
+            );
         }
-        let known_teams = || teams.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+        let known_teams = || {
+            teams
+                .keys()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut chains = Vec::new();
         for (i, c) in raw.escalation.iter().enumerate() {
             let base = [Seg::Key("escalation"), Seg::Index(i)];
@@ -1573,7 +1644,10 @@ impl Validator<'_> {
             if chain.name.is_empty() || chains.iter().any(|x: &Chain| x.name == chain.name) {
                 self.error(
                     &[base[0].clone(), base[1].clone(), Seg::Key("name")],
-                    format!("each chain needs its own name; `{}` is empty or used twice", c.name),
+                    format!(
+                        "each chain needs its own name; `{}` is empty or used twice",
+                        c.name
+                    ),
                 );
                 ok = false;
             }
@@ -1582,7 +1656,12 @@ impl Validator<'_> {
                     Ok(n) if teams.contains_key(&n) => chain.teams.push(n),
                     _ => {
                         self.error(
-                            &[base[0].clone(), base[1].clone(), Seg::Key("teams"), Seg::Index(j)],
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("teams"),
+                                Seg::Index(j),
+                            ],
                             format!("no team `{t}` is defined; known teams: {}", known_teams()),
                         );
                         ok = false;
@@ -1594,7 +1673,12 @@ impl Validator<'_> {
                     Ok(p) => chain.priorities.push(p),
                     Err(e) => {
                         self.error(
-                            &[base[0].clone(), base[1].clone(), Seg::Key("priorities"), Seg::Index(j)],
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("priorities"),
+                                Seg::Index(j),
+                            ],
                             e.to_string(),
                         );
                         ok = false;
@@ -1613,7 +1697,12 @@ impl Validator<'_> {
                     Ok(s) => chain.steps.push(s),
                     Err(e) => {
                         self.error(
-                            &[base[0].clone(), base[1].clone(), Seg::Key("steps"), Seg::Index(j)],
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("steps"),
+                                Seg::Index(j),
+                            ],
                             e,
                         );
                         ok = false;
@@ -1630,7 +1719,10 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         &[Seg::Key("oncall"), Seg::Key(name)],
-                        format!("no team `{name}` is defined; known teams: {}", known_teams()),
+                        format!(
+                            "no team `{name}` is defined; known teams: {}",
+                            known_teams()
+                        ),
                     );
                     ok = false;
                     continue;
@@ -1645,7 +1737,12 @@ impl Validator<'_> {
                 ok = false;
             }
             for (j, m) in r.members.iter().enumerate() {
-                let path = [Seg::Key("oncall"), Seg::Key(name), Seg::Key("members"), Seg::Index(j)];
+                let path = [
+                    Seg::Key("oncall"),
+                    Seg::Key(name),
+                    Seg::Key("members"),
+                    Seg::Index(j),
+                ];
                 match self.user(&path, m) {
                     Some(u) if teams.get(&team).is_some_and(|t| t.members.contains(&u)) => {
                         members.push(u)
@@ -1655,7 +1752,15 @@ impl Validator<'_> {
                             &path,
                             format!(
                                 "`{u}` is not a member of team `{name}`; its members are: {}",
-                                teams.get(&team).map(|t| t.members.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                                teams
+                                    .get(&team)
+                                    .map(|t| t
+                                        .members
+                                        .iter()
+                                        .map(|m| m.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", "))
+                                    .unwrap_or_default()
                             ),
                         );
                         ok = false;
@@ -1670,7 +1775,10 @@ impl Validator<'_> {
                 Err(_) => {
                     self.error(
                         &key("start"),
-                        format!("`{}` is not a date: write YYYY-MM-DD, the day of the first handoff", r.start),
+                        format!(
+                            "`{}` is not a date: write YYYY-MM-DD, the day of the first handoff",
+                            r.start
+                        ),
                     );
                     None
                 }
@@ -1695,7 +1803,10 @@ impl Validator<'_> {
             }
         }
         for (name, t) in teams {
-            if t.assign == AssignPolicy::Oncall && !oncall.contains_key(name) && !raw.oncall.contains_key(name.as_str()) {
+            if t.assign == AssignPolicy::Oncall
+                && !oncall.contains_key(name)
+                && !raw.oncall.contains_key(name.as_str())
+            {
                 self.error(
                     &[Seg::Key("teams"), Seg::Key(name.as_str()), Seg::Key("assign")],
                     format!("team `{name}` assigns to its on-call person, but has no [oncall.{name}] rotation"),
@@ -1710,7 +1821,10 @@ impl Validator<'_> {
                 let day = match w.day.trim().parse::<chrono::Weekday>() {
                     Ok(d) => Some(d),
                     Err(_) => {
-                        self.error(&key("day"), format!("`{}` is not a weekday, such as \"monday\"", w.day));
+                        self.error(
+                            &key("day"),
+                            format!("`{}` is not a weekday, such as \"monday\"", w.day),
+                        );
                         None
                     }
                 };

@@ -49,13 +49,23 @@ pub struct Printer {
 /// Writes an attachment under `dir`; returns its path, or says why not.
 fn save(dir: Option<&std::path::Path>, file: &crate::engine::Attachment) -> String {
     let Some(dir) = dir else {
-        return format!("{} ({} bytes, not saved: no folder for files)", file.name, file.bytes.len());
+        return format!(
+            "{} ({} bytes, not saved: no folder for files)",
+            file.name,
+            file.bytes.len()
+        );
     };
     // The name is ours, but keep it a plain file name all the same.
     let name: String = file
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(name);
     match std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &file.bytes)) {

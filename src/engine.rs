@@ -790,7 +790,15 @@ impl Engine {
     ) {
         if let Some(text) = self.after_move(t, kind, now) {
             let actor = crate::sla::sla_actor();
-            let e = self.entry(t, &actor, EntryKind::Escalated, t.state, t.state, &text, now);
+            let e = self.entry(
+                t,
+                &actor,
+                EntryKind::Escalated,
+                t.state,
+                t.state,
+                &text,
+                now,
+            );
             out.writes.push(Write::Timeline(t.id.clone(), e));
         }
     }

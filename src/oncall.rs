@@ -255,7 +255,10 @@ mod tests {
         assert_eq!(s.end - s.start, Duration::hours(24));
         // 08:00 UTC was the old handoff instant: nothing happens then.
         assert_eq!(
-            r.shift_at(utc("2026-03-29T08:30:00Z")).unwrap().user.as_str(),
+            r.shift_at(utc("2026-03-29T08:30:00Z"))
+                .unwrap()
+                .user
+                .as_str(),
             "bob"
         );
     }
@@ -273,7 +276,10 @@ mod tests {
         assert_eq!(before.end, utc("2026-10-26T08:00:00Z"));
         assert_eq!(before.end - before.start, Duration::hours(7 * 24 + 1));
         assert_eq!(
-            r.shift_at(utc("2026-10-26T07:59:59Z")).unwrap().user.as_str(),
+            r.shift_at(utc("2026-10-26T07:59:59Z"))
+                .unwrap()
+                .user
+                .as_str(),
             "bob"
         );
         let after = r.shift_at(utc("2026-10-26T08:00:00Z")).unwrap();
@@ -324,7 +330,10 @@ mod tests {
         assert_eq!(who.as_str(), "bob");
         assert_eq!(by.unwrap().by.as_str(), "olivia");
         assert_eq!(
-            on_call(&r, &all, utc("2026-03-24T13:30:00Z")).unwrap().0.as_str(),
+            on_call(&r, &all, utc("2026-03-24T13:30:00Z"))
+                .unwrap()
+                .0
+                .as_str(),
             "bert"
         );
         // From 10:00, bert's override: next is bob at 12:00.

@@ -164,12 +164,7 @@ pub struct Report {
 }
 
 /// Computes a report over `[from, to)` from the rows.
-pub fn compute(
-    rows: &[Row],
-    from: Timestamp,
-    to: Timestamp,
-    team: Option<&TeamName>,
-) -> Report {
+pub fn compute(rows: &[Row], from: Timestamp, to: Timestamp, team: Option<&TeamName>) -> Report {
     let inside = |t: Timestamp| from <= t && t < to;
     let mut total = Acc::default();
     let mut by_team: BTreeMap<Option<TeamName>, Acc> = BTreeMap::new();
@@ -222,12 +217,16 @@ pub fn compute(
     let by_team = by_team
         .into_iter()
         .map(|(k, a)| (k, a.done()))
-        .filter(|(_, f)| f.opened + f.closed + f.acknowledge.count + f.resolve.count + f.breaches > 0)
+        .filter(|(_, f)| {
+            f.opened + f.closed + f.acknowledge.count + f.resolve.count + f.breaches > 0
+        })
         .collect();
     let by_priority = by_prio
         .into_iter()
         .map(|(k, a)| (k, a.done()))
-        .filter(|(_, f)| f.opened + f.closed + f.acknowledge.count + f.resolve.count + f.breaches > 0)
+        .filter(|(_, f)| {
+            f.opened + f.closed + f.acknowledge.count + f.resolve.count + f.breaches > 0
+        })
         .collect();
     Report {
         from,
@@ -328,7 +327,11 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
             .max()
             .unwrap_or(0)
             .max(1) as i32;
-        let labels: Vec<String> = r.days.iter().map(|d| d.0.format("%m-%d").to_string()).collect();
+        let labels: Vec<String> = r
+            .days
+            .iter()
+            .map(|d| d.0.format("%m-%d").to_string())
+            .collect();
         let mut c = ChartBuilder::on(&top)
             .caption("Tickets opened and closed per day", ("sans-serif", 20))
             .margin(12)
@@ -357,7 +360,10 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
         let blue = RGBColor(31, 119, 180);
         let orange = RGBColor(255, 127, 14);
         c.draw_series(LineSeries::new(
-            r.days.iter().enumerate().map(|(i, d)| (i as f64, d.1 as i32)),
+            r.days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i as f64, d.1 as i32)),
             blue.stroke_width(2),
         ))
         .map_err(draw_err)?
@@ -371,7 +377,10 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
         )
         .map_err(draw_err)?;
         c.draw_series(LineSeries::new(
-            r.days.iter().enumerate().map(|(i, d)| (i as f64, d.2 as i32)),
+            r.days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i as f64, d.2 as i32)),
             orange.stroke_width(2),
         ))
         .map_err(draw_err)?
@@ -404,7 +413,10 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
         let max_h = teams.iter().map(|t| t.1).fold(0.0f64, f64::max).max(1.0) * 1.15;
         let k = teams.len().max(1);
         let mut c = ChartBuilder::on(&bottom)
-            .caption("Median time to resolve per team (hours)", ("sans-serif", 20))
+            .caption(
+                "Median time to resolve per team (hours)",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(44)

@@ -881,6 +881,7 @@ mod tests {
                 body: Rich::new().text(format!("post {seq}")),
                 alert,
                 replaces: None,
+                file: None,
             }),
             attempts: 0,
             last_error: None,

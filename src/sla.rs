@@ -66,18 +66,11 @@ impl Step {
                     Ok(d) if d.as_secs() >= 60 => {
                         Step::Wait(Duration::from_std(d).map_err(|e| e.to_string())?)
                     }
-                    _ => {
-                        return Err(format!(
-                            "`{raw}`: wait needs a duration of a minute or more, such as \"wait 15m\""
-                        ))
-                    }
+                    _ => return Err(format!(
+                        "`{raw}`: wait needs a duration of a minute or more, such as \"wait 15m\""
+                    )),
                 },
-                None => {
-                    return Err(format!(
-                        "`{raw}` is not a step: use {}",
-                        Step::WORDS
-                    ))
-                }
+                None => return Err(format!("`{raw}` is not a step: use {}", Step::WORDS)),
             },
         };
         Ok(step)
@@ -214,7 +207,12 @@ impl Engine {
 
     /// Keeps the deadlines in step with a move; returns the text of a
     /// timeline entry when the move stopped a running chain.
-    pub(crate) fn after_move(&self, t: &mut Ticket, kind: EntryKind, now: Timestamp) -> Option<String> {
+    pub(crate) fn after_move(
+        &self,
+        t: &mut Ticket,
+        kind: EntryKind,
+        now: Timestamp,
+    ) -> Option<String> {
         let d = self
             .config
             .policy
@@ -508,7 +506,11 @@ impl Engine {
         };
         if let Some(s) = t.sla.as_mut() {
             s.step = sla.step + 1;
-            s.step_due = if (s.step as usize) < n { next_due } else { None };
+            s.step_due = if (s.step as usize) < n {
+                next_due
+            } else {
+                None
+            };
         }
         let kind = if matches!(step, Step::Raise) {
             EntryKind::Priority
@@ -530,10 +532,20 @@ impl Engine {
         }
         body = body.text(format!(" Take it: /ticket take id:{}", t.id));
         out.post(&team.channel, Some(&t.id), body);
-        format!("{head}: pinged team {} in #{}{late}", team.name, team.channel)
+        format!(
+            "{head}: pinged team {} in #{}{late}",
+            team.name, team.channel
+        )
     }
 
-    fn ping_operators(&self, t: &Ticket, out: &mut Out, head: &str, waited: &str, late: &str) -> String {
+    fn ping_operators(
+        &self,
+        t: &Ticket,
+        out: &mut Out,
+        head: &str,
+        waited: &str,
+        late: &str,
+    ) -> String {
         let org = &self.config.org;
         let mut body = render::ticket_head(t).text(format!(
             " — nobody has taken it for {waited}; operators, route it or take it."

@@ -662,7 +662,11 @@ impl Store {
     ) -> Result<Vec<TicketId>, StoreError> {
         let end = due_key(now, u64::MAX);
         let mut out = Vec::new();
-        for r in self.by_state.range([DUE].as_slice()..=end.as_slice()).take(limit) {
+        for r in self
+            .by_state
+            .range([DUE].as_slice()..=end.as_slice())
+            .take(limit)
+        {
             let (k, _) = r?;
             if let Some(n) = num_suffix(&k) {
                 out.push(TicketId::new(prefix, n));
