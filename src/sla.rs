@@ -66,9 +66,11 @@ impl Step {
                     Ok(d) if d.as_secs() >= 60 => {
                         Step::Wait(Duration::from_std(d).map_err(|e| e.to_string())?)
                     }
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "`{raw}`: wait needs a duration of a minute or more, such as \"wait 15m\""
-                    )),
+                    ))
+                    }
                 },
                 None => return Err(format!("`{raw}` is not a step: use {}", Step::WORDS)),
             },
