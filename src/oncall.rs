@@ -208,150 +208,6 @@ pub fn live(overrides: &[Override], now: Timestamp) -> Vec<Override> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn u(s: &str) -> UserName {
-        UserName::parse(s).unwrap()
-    }
-
-    fn berlin(period: Period) -> Rotation {
-        Rotation {
-            team: TeamName::parse("backend").unwrap(),
-            members: vec![u("bob"), u("bella"), u("bert")],
-            period,
-            handoff: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-            tz: chrono_tz::Europe::Berlin,
-            start: NaiveDate::from_ymd_opt(2026, 3, 23).unwrap(),
-            overlapping_overrides: false,
-        }
-    }
-
-    fn utc(s: &str) -> Timestamp {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    /// 2026-03-29: Berlin springs forward (CET → CEST). The 09:00 handoff is
-    /// 08:00 UTC before and 07:00 UTC from that day on; the shift that
-    /// spans the change lasts 23 hours.
-    #[test]
-    fn daily_handoffs_stay_at_nine_local_across_spring_forward() {
-        let r = berlin(Period::Daily);
-        // 2026-03-28 09:00 CET = 08:00 UTC: shift 5 (bob, bella, bert, ...).
-        let s = r.shift_at(utc("2026-03-28T08:00:00Z")).unwrap();
-        assert_eq!((s.index, s.user.as_str()), (5, "bert"));
-        assert_eq!(s.start, utc("2026-03-28T08:00:00Z"));
-        assert_eq!(s.end, utc("2026-03-29T07:00:00Z"));
-        assert_eq!(s.end - s.start, Duration::hours(23));
-        // One second before the handoff on the change day: still bert.
-        let s = r.shift_at(utc("2026-03-29T06:59:59Z")).unwrap();
-        assert_eq!(s.user.as_str(), "bert");
-        // At 09:00 CEST = 07:00 UTC: bob.
-        let s = r.shift_at(utc("2026-03-29T07:00:00Z")).unwrap();
-        assert_eq!((s.index, s.user.as_str()), (6, "bob"));
-        assert_eq!(s.end - s.start, Duration::hours(24));
-        // 08:00 UTC was the old handoff instant: nothing happens then.
-        assert_eq!(
-            r.shift_at(utc("2026-03-29T08:30:00Z"))
-                .unwrap()
-                .user
-                .as_str(),
-            "bob"
-        );
-    }
-
-    /// 2026-10-25: Berlin falls back (CEST → CET); the shift spanning it
-    /// lasts 25 hours and the handoff moves from 07:00 to 08:00 UTC.
-    #[test]
-    fn weekly_handoffs_stay_at_nine_local_across_fall_back() {
-        let r = berlin(Period::Weekly);
-        // Weekly from Monday 2026-03-23. The week of 2026-10-19 is shift 30.
-        let before = r.shift_at(utc("2026-10-20T12:00:00Z")).unwrap();
-        assert_eq!(before.index, 30);
-        assert_eq!(before.user.as_str(), "bob");
-        assert_eq!(before.start, utc("2026-10-19T07:00:00Z"));
-        assert_eq!(before.end, utc("2026-10-26T08:00:00Z"));
-        assert_eq!(before.end - before.start, Duration::hours(7 * 24 + 1));
-        assert_eq!(
-            r.shift_at(utc("2026-10-26T07:59:59Z"))
-                .unwrap()
-                .user
-                .as_str(),
-            "bob"
-        );
-        let after = r.shift_at(utc("2026-10-26T08:00:00Z")).unwrap();
-        assert_eq!((after.index, after.user.as_str()), (31, "bella"));
-        assert_eq!(r.next_shift(before.start).unwrap(), after);
-    }
-
-    #[test]
-    fn a_handoff_inside_the_gap_happens_right_after_it() {
-        let mut r = berlin(Period::Daily);
-        r.handoff = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
-        // 02:30 does not exist on 2026-03-29 in Berlin: 03:00 CEST = 01:00 UTC.
-        let s = r.shift_at(utc("2026-03-29T01:00:00Z")).unwrap();
-        assert_eq!(s.start, utc("2026-03-29T01:00:00Z"));
-        assert_eq!(s.index, 6);
-        let prev = r.shift_at(utc("2026-03-29T00:59:00Z")).unwrap();
-        assert_eq!(prev.index, 5);
-    }
-
-    #[test]
-    fn before_the_start_the_rotation_runs_backwards() {
-        let r = berlin(Period::Daily);
-        let s = r.shift_at(utc("2026-03-22T12:00:00Z")).unwrap();
-        assert_eq!((s.index, s.user.as_str()), (-1, "bert"));
-    }
-
-    #[test]
-    fn the_newest_override_wins_and_next_change_sees_it() {
-        let r = berlin(Period::Daily);
-        let t0 = utc("2026-03-24T10:00:00Z"); // bella's shift (index 1)
-        assert_eq!(on_call(&r, &[], t0).unwrap().0.as_str(), "bella");
-        let o1 = Override {
-            user: u("bert"),
-            from: t0,
-            until: utc("2026-03-24T14:00:00Z"),
-            by: u("bella"),
-            at: t0,
-        };
-        let o2 = Override {
-            user: u("bob"),
-            from: utc("2026-03-24T12:00:00Z"),
-            until: utc("2026-03-24T13:00:00Z"),
-            by: u("olivia"),
-            at: t0 + Duration::minutes(1),
-        };
-        let all = vec![o1.clone(), o2];
-        let (who, by) = on_call(&r, &all, utc("2026-03-24T12:30:00Z")).unwrap();
-        assert_eq!(who.as_str(), "bob");
-        assert_eq!(by.unwrap().by.as_str(), "olivia");
-        assert_eq!(
-            on_call(&r, &all, utc("2026-03-24T13:30:00Z"))
-                .unwrap()
-                .0
-                .as_str(),
-            "bert"
-        );
-        // From 10:00, bert's override: next is bob at 12:00.
-        assert_eq!(
-            next_change(&r, &all, t0),
-            Some((utc("2026-03-24T12:00:00Z"), u("bob")))
-        );
-        // After the overrides end, bella is back until her shift ends at
-        // 09:00 CET (08:00 UTC) on the 25th, then bert.
-        assert_eq!(
-            next_change(&r, &all, utc("2026-03-24T14:00:00Z")),
-            Some((utc("2026-03-25T08:00:00Z"), u("bert")))
-        );
-        assert!(o1.overlaps(utc("2026-03-24T13:59:00Z"), utc("2026-03-24T18:00:00Z")));
-        assert!(!o1.overlaps(utc("2026-03-24T14:00:00Z"), utc("2026-03-24T18:00:00Z")));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The engine's on-call rules: `/oncall`, `/oncall set`, assigning to a team.
 
@@ -620,4 +476,148 @@ impl Engine {
 
 fn names(v: &[UserName]) -> String {
     v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    fn berlin(period: Period) -> Rotation {
+        Rotation {
+            team: TeamName::parse("backend").unwrap(),
+            members: vec![u("bob"), u("bella"), u("bert")],
+            period,
+            handoff: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            tz: chrono_tz::Europe::Berlin,
+            start: NaiveDate::from_ymd_opt(2026, 3, 23).unwrap(),
+            overlapping_overrides: false,
+        }
+    }
+
+    fn utc(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// 2026-03-29: Berlin springs forward (CET → CEST). The 09:00 handoff is
+    /// 08:00 UTC before and 07:00 UTC from that day on; the shift that
+    /// spans the change lasts 23 hours.
+    #[test]
+    fn daily_handoffs_stay_at_nine_local_across_spring_forward() {
+        let r = berlin(Period::Daily);
+        // 2026-03-28 09:00 CET = 08:00 UTC: shift 5 (bob, bella, bert, ...).
+        let s = r.shift_at(utc("2026-03-28T08:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (5, "bert"));
+        assert_eq!(s.start, utc("2026-03-28T08:00:00Z"));
+        assert_eq!(s.end, utc("2026-03-29T07:00:00Z"));
+        assert_eq!(s.end - s.start, Duration::hours(23));
+        // One second before the handoff on the change day: still bert.
+        let s = r.shift_at(utc("2026-03-29T06:59:59Z")).unwrap();
+        assert_eq!(s.user.as_str(), "bert");
+        // At 09:00 CEST = 07:00 UTC: bob.
+        let s = r.shift_at(utc("2026-03-29T07:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (6, "bob"));
+        assert_eq!(s.end - s.start, Duration::hours(24));
+        // 08:00 UTC was the old handoff instant: nothing happens then.
+        assert_eq!(
+            r.shift_at(utc("2026-03-29T08:30:00Z"))
+                .unwrap()
+                .user
+                .as_str(),
+            "bob"
+        );
+    }
+
+    /// 2026-10-25: Berlin falls back (CEST → CET); the shift spanning it
+    /// lasts 25 hours and the handoff moves from 07:00 to 08:00 UTC.
+    #[test]
+    fn weekly_handoffs_stay_at_nine_local_across_fall_back() {
+        let r = berlin(Period::Weekly);
+        // Weekly from Monday 2026-03-23. The week of 2026-10-19 is shift 30.
+        let before = r.shift_at(utc("2026-10-20T12:00:00Z")).unwrap();
+        assert_eq!(before.index, 30);
+        assert_eq!(before.user.as_str(), "bob");
+        assert_eq!(before.start, utc("2026-10-19T07:00:00Z"));
+        assert_eq!(before.end, utc("2026-10-26T08:00:00Z"));
+        assert_eq!(before.end - before.start, Duration::hours(7 * 24 + 1));
+        assert_eq!(
+            r.shift_at(utc("2026-10-26T07:59:59Z"))
+                .unwrap()
+                .user
+                .as_str(),
+            "bob"
+        );
+        let after = r.shift_at(utc("2026-10-26T08:00:00Z")).unwrap();
+        assert_eq!((after.index, after.user.as_str()), (31, "bella"));
+        assert_eq!(r.next_shift(before.start).unwrap(), after);
+    }
+
+    #[test]
+    fn a_handoff_inside_the_gap_happens_right_after_it() {
+        let mut r = berlin(Period::Daily);
+        r.handoff = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        // 02:30 does not exist on 2026-03-29 in Berlin: 03:00 CEST = 01:00 UTC.
+        let s = r.shift_at(utc("2026-03-29T01:00:00Z")).unwrap();
+        assert_eq!(s.start, utc("2026-03-29T01:00:00Z"));
+        assert_eq!(s.index, 6);
+        let prev = r.shift_at(utc("2026-03-29T00:59:00Z")).unwrap();
+        assert_eq!(prev.index, 5);
+    }
+
+    #[test]
+    fn before_the_start_the_rotation_runs_backwards() {
+        let r = berlin(Period::Daily);
+        let s = r.shift_at(utc("2026-03-22T12:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (-1, "bert"));
+    }
+
+    #[test]
+    fn the_newest_override_wins_and_next_change_sees_it() {
+        let r = berlin(Period::Daily);
+        let t0 = utc("2026-03-24T10:00:00Z"); // bella's shift (index 1)
+        assert_eq!(on_call(&r, &[], t0).unwrap().0.as_str(), "bella");
+        let o1 = Override {
+            user: u("bert"),
+            from: t0,
+            until: utc("2026-03-24T14:00:00Z"),
+            by: u("bella"),
+            at: t0,
+        };
+        let o2 = Override {
+            user: u("bob"),
+            from: utc("2026-03-24T12:00:00Z"),
+            until: utc("2026-03-24T13:00:00Z"),
+            by: u("olivia"),
+            at: t0 + Duration::minutes(1),
+        };
+        let all = vec![o1.clone(), o2];
+        let (who, by) = on_call(&r, &all, utc("2026-03-24T12:30:00Z")).unwrap();
+        assert_eq!(who.as_str(), "bob");
+        assert_eq!(by.unwrap().by.as_str(), "olivia");
+        assert_eq!(
+            on_call(&r, &all, utc("2026-03-24T13:30:00Z"))
+                .unwrap()
+                .0
+                .as_str(),
+            "bert"
+        );
+        // From 10:00, bert's override: next is bob at 12:00.
+        assert_eq!(
+            next_change(&r, &all, t0),
+            Some((utc("2026-03-24T12:00:00Z"), u("bob")))
+        );
+        // After the overrides end, bella is back until her shift ends at
+        // 09:00 CET (08:00 UTC) on the 25th, then bert.
+        assert_eq!(
+            next_change(&r, &all, utc("2026-03-24T14:00:00Z")),
+            Some((utc("2026-03-25T08:00:00Z"), u("bert")))
+        );
+        assert!(o1.overlaps(utc("2026-03-24T13:59:00Z"), utc("2026-03-24T18:00:00Z")));
+        assert!(!o1.overlaps(utc("2026-03-24T14:00:00Z"), utc("2026-03-24T18:00:00Z")));
+    }
 }

@@ -468,75 +468,6 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
     Ok(png_bytes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn at(d: u32, h: u32, m: u32) -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 3, d, h, m, 0).unwrap()
-    }
-
-    fn team(s: &str) -> Option<TeamName> {
-        Some(TeamName::parse(s).unwrap())
-    }
-
-    #[test]
-    fn stats_are_nearest_rank() {
-        let m = |x: i64| Duration::minutes(x);
-        let s = Stats::of(vec![m(10), m(40), m(20), m(30)]);
-        assert_eq!(s.count, 4);
-        assert_eq!(s.mean, m(25));
-        // ceil(0.5·4) = 2nd smallest; ceil(0.9·4) = 4th.
-        assert_eq!(s.median, m(20));
-        assert_eq!(s.p90, m(40));
-        let s = Stats::of((1..=10).map(m).collect());
-        assert_eq!((s.median, s.p90), (m(5), m(9)));
-        assert_eq!(Stats::of(vec![]), Stats::default());
-    }
-
-    #[test]
-    fn rows_read_the_first_take_and_resolve() {
-        let mut t = crate::domain::Ticket {
-            id: crate::domain::TicketId::new("OPS", 1),
-            title: "x".into(),
-            description: None,
-            priority: Priority::P2,
-            state: crate::domain::TicketState::Closed,
-            team: team("backend"),
-            assignee: None,
-            opened_by: crate::domain::UserName::parse("olivia").unwrap(),
-            source: crate::domain::Source::Console,
-            channel: crate::domain::ChannelName::parse("ops").unwrap(),
-            created_at: at(2, 9, 0),
-            updated_at: at(2, 9, 0),
-            resolution: Some("ok".into()),
-            timeline_len: 0,
-            alerts: None,
-            customer: None,
-            sla: None,
-        };
-        t.timeline_len = 5;
-        let e = |at, kind| EntryLite { at, kind };
-        let row = Row::of(
-            &t,
-            [
-                e(at(2, 9, 0), EntryKind::Opened),
-                e(at(2, 9, 30), EntryKind::Breached),
-                e(at(2, 9, 40), EntryKind::Taken),
-                e(at(2, 11, 0), EntryKind::Resolved),
-                e(at(2, 12, 0), EntryKind::Rejected),
-                e(at(2, 13, 0), EntryKind::Resolved),
-                e(at(2, 14, 0), EntryKind::Verified),
-            ],
-        );
-        assert_eq!(row.acknowledged, Some(at(2, 9, 40)));
-        assert_eq!(row.resolved, Some(at(2, 11, 0)));
-        assert_eq!(row.closed, vec![at(2, 14, 0)]);
-        assert_eq!(row.breaches, vec![at(2, 9, 30)]);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The engine's side: `/report` and the weekly report.
 
@@ -627,5 +558,74 @@ impl Engine {
             accepted: None,
             writes: out.writes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32, m: u32) -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 3, d, h, m, 0).unwrap()
+    }
+
+    fn team(s: &str) -> Option<TeamName> {
+        Some(TeamName::parse(s).unwrap())
+    }
+
+    #[test]
+    fn stats_are_nearest_rank() {
+        let m = |x: i64| Duration::minutes(x);
+        let s = Stats::of(vec![m(10), m(40), m(20), m(30)]);
+        assert_eq!(s.count, 4);
+        assert_eq!(s.mean, m(25));
+        // ceil(0.5·4) = 2nd smallest; ceil(0.9·4) = 4th.
+        assert_eq!(s.median, m(20));
+        assert_eq!(s.p90, m(40));
+        let s = Stats::of((1..=10).map(m).collect());
+        assert_eq!((s.median, s.p90), (m(5), m(9)));
+        assert_eq!(Stats::of(vec![]), Stats::default());
+    }
+
+    #[test]
+    fn rows_read_the_first_take_and_resolve() {
+        let mut t = crate::domain::Ticket {
+            id: crate::domain::TicketId::new("OPS", 1),
+            title: "x".into(),
+            description: None,
+            priority: Priority::P2,
+            state: crate::domain::TicketState::Closed,
+            team: team("backend"),
+            assignee: None,
+            opened_by: crate::domain::UserName::parse("olivia").unwrap(),
+            source: crate::domain::Source::Console,
+            channel: crate::domain::ChannelName::parse("ops").unwrap(),
+            created_at: at(2, 9, 0),
+            updated_at: at(2, 9, 0),
+            resolution: Some("ok".into()),
+            timeline_len: 0,
+            alerts: None,
+            customer: None,
+            sla: None,
+        };
+        t.timeline_len = 5;
+        let e = |at, kind| EntryLite { at, kind };
+        let row = Row::of(
+            &t,
+            [
+                e(at(2, 9, 0), EntryKind::Opened),
+                e(at(2, 9, 30), EntryKind::Breached),
+                e(at(2, 9, 40), EntryKind::Taken),
+                e(at(2, 11, 0), EntryKind::Resolved),
+                e(at(2, 12, 0), EntryKind::Rejected),
+                e(at(2, 13, 0), EntryKind::Resolved),
+                e(at(2, 14, 0), EntryKind::Verified),
+            ],
+        );
+        assert_eq!(row.acknowledged, Some(at(2, 9, 40)));
+        assert_eq!(row.resolved, Some(at(2, 11, 0)));
+        assert_eq!(row.closed, vec![at(2, 14, 0)]);
+        assert_eq!(row.breaches, vec![at(2, 9, 30)]);
     }
 }

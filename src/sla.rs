@@ -443,7 +443,6 @@ impl Engine {
         let head = format!("escalation {} step {}/{n}", chain.name, idx + 1);
         let id = t.id.clone();
         let take = format!("Take it: /ticket take id:{id}");
-        let org = &self.config.org;
         let mut next_due = Some(due);
         let text = match step {
             Step::Wait(d) => {
@@ -501,7 +500,6 @@ impl Engine {
                             "Priority raised from {before} to {after}: nobody has taken it for {waited}."
                         )),
                     );
-                    let _ = org;
                     format!("{head}: priority raised from {before} to {after}{late}")
                 }
             }
