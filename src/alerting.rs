@@ -193,7 +193,7 @@ impl Engine {
             let key = route.group_key(alert);
             let touched = match ov.group(&key)? {
                 None if alert.status == AlertStatus::Firing => {
-                    Some(self.open_alert_ticket(&mut ov, &mut out, alert, route, key, &actor, now))
+                    Some(self.open_alert_ticket(&mut ov, &mut out, alert, route, key, &actor, now)?)
                 }
                 None => None,
                 Some(g) => self.alert_on_group(&mut ov, &mut out, g, alert, route, &actor, now)?,
@@ -222,7 +222,7 @@ impl Engine {
         key: String,
         actor: &Actor,
         now: Timestamp,
-    ) -> TicketId {
+    ) -> Result<TicketId, EngineError> {
         let num = ov.allocate();
         let title = one_line(&alert.summary(), crate::domain::MAX_TITLE);
         let description = describe_alert(alert);
@@ -245,6 +245,16 @@ impl Engine {
             count: 1,
             last_seen: now,
         });
+        // A team with an on-call rotation: the alert goes to whoever is on call.
+        if let Some(team) = route.team.as_ref() {
+            if let Some(user) = self.on_call_now(ov.view, team, now)? {
+                let action = Action::AssignUser {
+                    team: team.clone(),
+                    user,
+                };
+                t = self.system_move(out, &t, actor, action, now)?;
+            }
+        }
         let id = t.id.clone();
         let mut members = BTreeMap::new();
         members.insert(
@@ -266,7 +276,7 @@ impl Engine {
             last_seen: now,
             stale: false,
         });
-        id
+        Ok(id)
     }
 
     fn note(
@@ -299,7 +309,7 @@ impl Engine {
             if alert.status == AlertStatus::Firing {
                 let key = g.key.clone();
                 return Ok(Some(
-                    self.open_alert_ticket(ov, out, alert, route, key, actor, now),
+                    self.open_alert_ticket(ov, out, alert, route, key, actor, now)?,
                 ));
             }
             return Ok(None);
@@ -330,7 +340,7 @@ impl Engine {
                         ov.put_ticket(t);
                         let key = g.key.clone();
                         return Ok(Some(
-                            self.open_alert_ticket(ov, out, alert, route, key, actor, now),
+                            self.open_alert_ticket(ov, out, alert, route, key, actor, now)?,
                         ));
                     }
                     let reason = format!("the alert fired again: {summary}");

@@ -37,6 +37,9 @@ pub enum CommandName {
     Approve,
     Deny,
     Help,
+    Oncall,
+    OncallSet,
+    Report,
 }
 
 /// The type of an option's value.
@@ -207,7 +210,7 @@ const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such as OPS-12");
 const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
 
 impl CommandName {
-    pub const ALL: [CommandName; 22] = [
+    pub const ALL: [CommandName; 25] = [
         CommandName::TicketOpen,
         CommandName::TicketShow,
         CommandName::TicketList,
@@ -230,6 +233,9 @@ impl CommandName {
         CommandName::Approve,
         CommandName::Deny,
         CommandName::Help,
+        CommandName::Oncall,
+        CommandName::OncallSet,
+        CommandName::Report,
     ];
 
     /// The declaration. Exhaustive on purpose.
@@ -494,6 +500,52 @@ impl CommandName {
                 },
                 who: Who::Anyone,
             },
+            CommandName::Oncall => Spec {
+                group: None,
+                name: "oncall",
+                summary: "Who is on call now, and who is next",
+                options: const {
+                    &[opt(
+                        "team",
+                        OptKind::Team,
+                        "Only this team (every team with a rotation when not given)",
+                    )]
+                },
+                who: Who::Anyone,
+            },
+            CommandName::OncallSet => Spec {
+                group: Some("oncall"),
+                name: "set",
+                summary: "Put someone on call for a team from now until a time (an override)",
+                options: const {
+                    &[
+                        req("team", OptKind::Team, "The team"),
+                        req("user", OptKind::User, "Who stands in (a member of the team)"),
+                        req(
+                            "until",
+                            OptKind::Text { max: 100 },
+                            "When it ends: \"2026-03-30 09:00\" (the rotation's time zone) or a duration such as 8h",
+                        ),
+                    ]
+                },
+                who: Who::Roles(MEMBERS),
+            },
+            CommandName::Report => Spec {
+                group: None,
+                name: "report",
+                summary: "Tickets opened and closed, times to acknowledge and resolve, breaches, with a chart",
+                options: const {
+                    &[
+                        opt(
+                            "period",
+                            OptKind::Text { max: 20 },
+                            "How far back, such as 7d, 24h or 4w (7d when not given)",
+                        ),
+                        opt("team", OptKind::Team, "Only this team's tickets"),
+                    ]
+                },
+                who: Who::Anyone,
+            },
         }
     }
 
@@ -611,6 +663,58 @@ pub enum Command {
     Help {
         command: Option<CommandName>,
     },
+    Oncall {
+        team: Option<TeamName>,
+    },
+    OncallSet {
+        team: TeamName,
+        user: UserName,
+        /// As typed; read in the rotation's time zone by the engine.
+        until: String,
+    },
+    Report {
+        period: ReportPeriod,
+        team: Option<TeamName>,
+    },
+}
+
+/// How far back `/report` looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportPeriod(pub std::time::Duration);
+
+impl Default for ReportPeriod {
+    fn default() -> Self {
+        ReportPeriod(std::time::Duration::from_secs(7 * 86400))
+    }
+}
+
+impl ReportPeriod {
+    /// `7d`, `24h`, `4w`: from an hour to a year.
+    pub fn parse(raw: &str) -> Result<ReportPeriod, UserError> {
+        let s = raw.trim();
+        let d = match s.strip_suffix('w').map(str::parse::<u64>) {
+            Some(Ok(w)) => Some(std::time::Duration::from_secs(w.saturating_mul(7 * 86400))),
+            _ => humantime::parse_duration(s).ok(),
+        };
+        match d {
+            Some(d) if d.as_secs() >= 3600 && d.as_secs() <= 366 * 86400 => Ok(ReportPeriod(d)),
+            _ => Err(UserError::new(format!(
+                "`period` must be a span from 1h to 366d, such as 7d, 24h or 4w; got `{}`",
+                clip_plain(s, 40)
+            ))),
+        }
+    }
+
+    pub fn label(self) -> String {
+        let s = self.0.as_secs();
+        if s % 86400 == 0 {
+            format!("{}d", s / 86400)
+        } else if s % 3600 == 0 {
+            format!("{}h", s / 3600)
+        } else {
+            humantime::format_duration(self.0).to_string()
+        }
+    }
 }
 
 impl Command {
@@ -638,6 +742,9 @@ impl Command {
             Command::Approve { .. } => CommandName::Approve,
             Command::Deny { .. } => CommandName::Deny,
             Command::Help { .. } => CommandName::Help,
+            Command::Oncall { .. } => CommandName::Oncall,
+            Command::OncallSet { .. } => CommandName::OncallSet,
+            Command::Report { .. } => CommandName::Report,
         }
     }
 
@@ -650,7 +757,15 @@ impl Command {
                 | Command::AlertSilences
                 | Command::Runs
                 | Command::Help { .. }
+                | Command::Oncall { .. }
+                | Command::Report { .. }
         )
+    }
+
+    /// Queries that read much (a report over the whole timeline): answered
+    /// off the commit thread.
+    pub fn is_heavy(&self) -> bool {
+        matches!(self, Command::Report { .. })
     }
 
     /// Builds the typed command from named option values, checking each
@@ -752,6 +867,25 @@ impl Command {
             },
             CommandName::AlertUnsilence => Command::AlertUnsilence {
                 id: a.integer("id")?,
+            },
+            CommandName::Oncall => Command::Oncall {
+                team: a.opt_team("team")?,
+            },
+            CommandName::OncallSet => Command::OncallSet {
+                team: a
+                    .opt_team("team")?
+                    .ok_or_else(|| UserError::new("`team:` is required"))?,
+                user: a
+                    .opt_user("user")?
+                    .ok_or_else(|| UserError::new("`user:` is required"))?,
+                until: a.text("until")?,
+            },
+            CommandName::Report => Command::Report {
+                period: match a.take("period") {
+                    Some(p) => ReportPeriod::parse(&p)?,
+                    None => ReportPeriod::default(),
+                },
+                team: a.opt_team("team")?,
             },
             CommandName::Help => Command::Help {
                 command: match a.take("command") {

@@ -39,6 +39,73 @@ struct RawConfig {
     ci: RawCi,
     #[serde(default)]
     discord: RawDiscord,
+    /// Per priority: time to acknowledge and to resolve.
+    #[serde(default)]
+    deadlines: BTreeMap<String, RawDeadline>,
+    /// Escalation chains, tried in order.
+    #[serde(default)]
+    escalation: Vec<RawChain>,
+    /// On-call rotations, by team.
+    #[serde(default)]
+    oncall: BTreeMap<String, RawRotation>,
+    #[serde(default)]
+    reports: RawReports,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadline {
+    acknowledge: Option<String>,
+    resolve: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    name: String,
+    #[serde(default)]
+    teams: Vec<String>,
+    #[serde(default)]
+    priorities: Vec<String>,
+    steps: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotation {
+    members: Vec<String>,
+    period: crate::oncall::Period,
+    #[serde(default = "default_handoff")]
+    handoff: String,
+    #[serde(default = "default_time_zone")]
+    time_zone: String,
+    start: String,
+    #[serde(default)]
+    overlapping_overrides: bool,
+}
+
+fn default_handoff() -> String {
+    "09:00".into()
+}
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    #[serde(default)]
+    weekly: Option<RawWeekly>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeekly {
+    day: String,
+    #[serde(default = "default_handoff")]
+    time: String,
+    #[serde(default = "default_time_zone")]
+    time_zone: String,
 }
 
 /// A Discord id, written as a string or an integer.
@@ -445,6 +512,23 @@ struct RawTeam {
     lead: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// What `/ticket assign team:…` does: leave it to the team, or pick the
+    /// on-call person or the least-loaded member.
+    #[serde(default)]
+    assign: AssignPolicy,
+}
+
+/// What assigning a ticket to a team does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignPolicy {
+    /// The team (its lead picks someone).
+    #[default]
+    Team,
+    /// The team's on-call person (the team's rotation decides).
+    Oncall,
+    /// The member with the fewest assigned or in-progress tickets.
+    LeastLoaded,
 }
 
 // ---------------------------------------------------------------------------
@@ -470,6 +554,8 @@ pub struct Config {
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
     pub discord: DiscordConfig,
+    /// Deadlines, escalation, on-call rotations, the report schedule.
+    pub policy: crate::sla::Policy,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -710,6 +796,7 @@ pub struct Team {
     pub members: Vec<UserName>,
     pub lead: Option<UserName>,
     pub description: Option<String>,
+    pub assign: AssignPolicy,
 }
 
 /// A role a person holds, for permissions and `/help`.
@@ -1069,6 +1156,58 @@ impl Config {
                 self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
             }
         ));
+        let p = &self.policy;
+        s.push_str(&format!(
+            "deadlines: {}\n",
+            if p.deadlines.is_empty() {
+                "none".to_string()
+            } else {
+                p.deadlines
+                    .iter()
+                    .map(|(prio, d)| {
+                        let show = |x: Option<chrono::Duration>| {
+                            x.map_or("-".to_string(), crate::sla::human)
+                        };
+                        format!(
+                            "{prio} take {} resolve {}",
+                            show(d.acknowledge),
+                            show(d.resolve)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        for c in &p.chains {
+            s.push_str(&format!(
+                "escalation {}: {}\n",
+                c.name,
+                c.steps
+                    .iter()
+                    .map(|st| st.describe())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ));
+        }
+        for r in p.oncall.values() {
+            s.push_str(&format!(
+                "on call for {}: {} ({}, handoff {} {})\n",
+                r.team,
+                names(&r.members),
+                r.period.as_str(),
+                r.handoff.format("%H:%M"),
+                r.tz
+            ));
+        }
+        if let Some(w) = &p.weekly_report {
+            s.push_str(&format!(
+                "weekly report: {} {} {} in #{}\n",
+                w.day,
+                w.time.format("%H:%M"),
+                w.tz,
+                self.tickets.channel
+            ));
+        }
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
     }
@@ -1356,6 +1495,7 @@ impl<'a> Validator<'a> {
                         members,
                         lead,
                         description: t.description.clone(),
+                        assign: t.assign,
                     },
                 );
             }
@@ -1423,8 +1563,10 @@ impl<'a> Validator<'a> {
             .filter_map(|n| TeamName::parse(n).ok())
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
+        let policy = self.validate_policy(&raw, &teams);
 
         Some(Config {
+            policy: policy?,
             http: http?,
             alerts: alerts?,
             support: support?,
@@ -1446,6 +1588,309 @@ impl<'a> Validator<'a> {
                 release_managers,
                 teams,
             },
+        })
+    }
+}
+
+impl Validator<'_> {
+    fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
+        match humantime::parse_duration(raw.trim()) {
+            Ok(d) if d.as_secs() >= 60 => chrono::Duration::from_std(d).ok(),
+            _ => {
+                self.error(
+                    path,
+                    format!("`{raw}` is not a duration of a minute or more, such as \"15m\", \"4h\" or \"2d\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn time_zone(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono_tz::Tz> {
+        match raw.trim().parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("`{raw}` is not a time zone: use an IANA name such as \"Europe/Berlin\" or \"UTC\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn time_of_day(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::NaiveTime> {
+        match chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M") {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("`{raw}` is not a time of day: write HH:MM, such as \"09:00\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[deadlines]`, `[[escalation]]`, `[oncall.TEAM]` and `[reports]`.
+    fn validate_policy(
+        &mut self,
+        raw: &RawConfig,
+        teams: &BTreeMap<TeamName, Team>,
+    ) -> Option<crate::sla::Policy> {
+        use crate::sla::{Chain, Deadline, Policy, Step, WeeklyReport};
+        let mut ok = true;
+        let mut deadlines = BTreeMap::new();
+        for (name, d) in &raw.deadlines {
+            let path = [Seg::Key("deadlines"), Seg::Key(name)];
+            let Ok(p) = name.parse::<Priority>() else {
+                self.error(
+                    &path,
+                    format!("`{name}` is not a priority: use p1, p2, p3 or p4"),
+                );
+                ok = false;
+                continue;
+            };
+            let mut one = |v: &mut Self, key: &'static str, raw: &Option<String>| match raw {
+                None => None,
+                Some(r) => {
+                    let d =
+                        v.duration_at(&[Seg::Key("deadlines"), Seg::Key(name), Seg::Key(key)], r);
+                    if d.is_none() {
+                        ok = false;
+                    }
+                    d
+                }
+            };
+            let acknowledge = one(self, "acknowledge", &d.acknowledge);
+            let resolve = one(self, "resolve", &d.resolve);
+            deadlines.insert(
+                p,
+                Deadline {
+                    acknowledge,
+                    resolve,
+                },
+            );
+        }
+        let known_teams = || {
+            teams
+                .keys()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut chains = Vec::new();
+        for (i, c) in raw.escalation.iter().enumerate() {
+            let base = [Seg::Key("escalation"), Seg::Index(i)];
+            let mut chain = Chain {
+                name: c.name.trim().to_string(),
+                teams: Vec::new(),
+                priorities: Vec::new(),
+                steps: Vec::new(),
+            };
+            if chain.name.is_empty() || chains.iter().any(|x: &Chain| x.name == chain.name) {
+                self.error(
+                    &[base[0].clone(), base[1].clone(), Seg::Key("name")],
+                    format!(
+                        "each chain needs its own name; `{}` is empty or used twice",
+                        c.name
+                    ),
+                );
+                ok = false;
+            }
+            for (j, t) in c.teams.iter().enumerate() {
+                match TeamName::parse(t) {
+                    Ok(n) if teams.contains_key(&n) => chain.teams.push(n),
+                    _ => {
+                        self.error(
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("teams"),
+                                Seg::Index(j),
+                            ],
+                            format!("no team `{t}` is defined; known teams: {}", known_teams()),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            for (j, p) in c.priorities.iter().enumerate() {
+                match p.parse::<Priority>() {
+                    Ok(p) => chain.priorities.push(p),
+                    Err(e) => {
+                        self.error(
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("priorities"),
+                                Seg::Index(j),
+                            ],
+                            e.to_string(),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if c.steps.is_empty() {
+                self.error(
+                    &[base[0].clone(), base[1].clone(), Seg::Key("steps")],
+                    "a chain needs at least one step".into(),
+                );
+                ok = false;
+            }
+            for (j, st) in c.steps.iter().enumerate() {
+                match Step::parse(st) {
+                    Ok(s) => chain.steps.push(s),
+                    Err(e) => {
+                        self.error(
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                Seg::Key("steps"),
+                                Seg::Index(j),
+                            ],
+                            e,
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            chains.push(chain);
+        }
+        let mut oncall = BTreeMap::new();
+        for (name, r) in &raw.oncall {
+            let key = |k: &'static str| [Seg::Key("oncall"), Seg::Key(name), Seg::Key(k)];
+            let team = match TeamName::parse(name) {
+                Ok(t) if teams.contains_key(&t) => t,
+                _ => {
+                    self.error(
+                        &[Seg::Key("oncall"), Seg::Key(name)],
+                        format!(
+                            "no team `{name}` is defined; known teams: {}",
+                            known_teams()
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            let mut members = Vec::new();
+            if r.members.is_empty() {
+                self.error(
+                    &key("members"),
+                    format!("the rotation of `{name}` has no members: list the team's people in the order they take turns"),
+                );
+                ok = false;
+            }
+            for (j, m) in r.members.iter().enumerate() {
+                let path = [
+                    Seg::Key("oncall"),
+                    Seg::Key(name),
+                    Seg::Key("members"),
+                    Seg::Index(j),
+                ];
+                match self.user(&path, m) {
+                    Some(u) if teams.get(&team).is_some_and(|t| t.members.contains(&u)) => {
+                        members.push(u)
+                    }
+                    Some(u) => {
+                        self.error(
+                            &path,
+                            format!(
+                                "`{u}` is not a member of team `{name}`; its members are: {}",
+                                teams
+                                    .get(&team)
+                                    .map(|t| t
+                                        .members
+                                        .iter()
+                                        .map(|m| m.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", "))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                }
+            }
+            let tz = self.time_zone(&key("time_zone"), &r.time_zone);
+            let handoff = self.time_of_day(&key("handoff"), &r.handoff);
+            let start = match chrono::NaiveDate::parse_from_str(r.start.trim(), "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.error(
+                        &key("start"),
+                        format!(
+                            "`{}` is not a date: write YYYY-MM-DD, the day of the first handoff",
+                            r.start
+                        ),
+                    );
+                    None
+                }
+            };
+            if let (Some(tz), Some(handoff), Some(start)) = (tz, handoff, start) {
+                if !members.is_empty() {
+                    oncall.insert(
+                        team.clone(),
+                        crate::oncall::Rotation {
+                            team,
+                            members,
+                            period: r.period,
+                            handoff,
+                            tz,
+                            start,
+                            overlapping_overrides: r.overlapping_overrides,
+                        },
+                    );
+                }
+            } else {
+                ok = false;
+            }
+        }
+        for (name, t) in teams {
+            if t.assign == AssignPolicy::Oncall
+                && !oncall.contains_key(name)
+                && !raw.oncall.contains_key(name.as_str())
+            {
+                self.error(
+                    &[Seg::Key("teams"), Seg::Key(name.as_str()), Seg::Key("assign")],
+                    format!("team `{name}` assigns to its on-call person, but has no [oncall.{name}] rotation"),
+                );
+                ok = false;
+            }
+        }
+        let weekly_report = match &raw.reports.weekly {
+            None => None,
+            Some(w) => {
+                let key = |k: &'static str| [Seg::Key("reports"), Seg::Key("weekly"), Seg::Key(k)];
+                let day = match w.day.trim().parse::<chrono::Weekday>() {
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        self.error(
+                            &key("day"),
+                            format!("`{}` is not a weekday, such as \"monday\"", w.day),
+                        );
+                        None
+                    }
+                };
+                let time = self.time_of_day(&key("time"), &w.time);
+                let tz = self.time_zone(&key("time_zone"), &w.time_zone);
+                match (day, time, tz) {
+                    (Some(day), Some(time), Some(tz)) => Some(WeeklyReport { day, time, tz }),
+                    _ => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        };
+        ok.then_some(Policy {
+            deadlines,
+            chains,
+            oncall,
+            weekly_report,
         })
     }
 }

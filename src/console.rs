@@ -42,6 +42,36 @@ pub fn output(w: impl Write + Send + 'static) -> Output {
 pub struct Printer {
     out: Output,
     json: bool,
+    /// Where attached files (report charts) are written.
+    files: Option<std::path::PathBuf>,
+}
+
+/// Writes an attachment under `dir`; returns its path, or says why not.
+fn save(dir: Option<&std::path::Path>, file: &crate::engine::Attachment) -> String {
+    let Some(dir) = dir else {
+        return format!(
+            "{} ({} bytes, not saved: no folder for files)",
+            file.name,
+            file.bytes.len()
+        );
+    };
+    // The name is ours, but keep it a plain file name all the same.
+    let name: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(name);
+    match std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &file.bytes)) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("{} (not saved: {e})", path.display()),
+    }
 }
 
 /// Indents continuation lines so that each post starts with its prefix.
@@ -65,7 +95,17 @@ fn with_prefix(prefix: &str, text: &str) -> String {
 
 impl Printer {
     pub fn new(out: Output, json: bool) -> Self {
-        Self { out, json }
+        Self {
+            out,
+            json,
+            files: None,
+        }
+    }
+
+    /// Writes attached files (report charts) under `dir` and prints their path.
+    pub fn with_files(mut self, dir: std::path::PathBuf) -> Self {
+        self.files = Some(dir);
+        self
     }
 
     /// Holds the output: nothing else prints until the guard is dropped.
@@ -73,6 +113,7 @@ impl Printer {
         Held {
             out: self.out.lock().await,
             json: self.json,
+            files: self.files.clone(),
         }
     }
 }
@@ -81,6 +122,7 @@ impl Printer {
 pub struct Held<'a> {
     out: tokio::sync::MutexGuard<'a, Box<dyn Write + Send>>,
     json: bool,
+    files: Option<std::path::PathBuf>,
 }
 
 impl Held<'_> {
@@ -92,7 +134,8 @@ impl Held<'_> {
 
     /// A direct answer to `user` in `channel`.
     pub fn reply(&mut self, user: &UserName, channel: &ChannelName, reply: &Reply) {
-        let text = reply.body.to_plain();
+        let mut text = reply.body.to_plain();
+        let file = reply.file.as_ref().map(|f| save(self.files.as_deref(), f));
         if self.json {
             let v = json!({
                 "kind": "reply",
@@ -100,11 +143,18 @@ impl Held<'_> {
                 "user": user.as_str(),
                 "ephemeral": reply.ephemeral,
                 "text": text,
+                "file": file,
             });
             self.emit(&format!("{v}\n"));
         } else if reply.ephemeral {
+            if let Some(f) = &file {
+                text.push_str(&format!("\nchart: {f}"));
+            }
             self.emit(&with_prefix("(only you)", &text));
         } else {
+            if let Some(f) = &file {
+                text.push_str(&format!("\nchart: {f}"));
+            }
             self.emit(&with_prefix(&format!("[#{channel}]"), &text));
         }
     }
@@ -141,7 +191,11 @@ impl Held<'_> {
                 }
             }
             Effect::Post(p) => {
-                let text = p.body.to_plain();
+                let mut text = p.body.to_plain();
+                let file = p.file.as_ref().map(|f| save(self.files.as_deref(), f));
+                if let (Some(f), false) = (&file, self.json) {
+                    text.push_str(&format!("\nchart: {f}"));
+                }
                 if self.json {
                     let v = json!({
                         "kind": "post",
@@ -151,6 +205,7 @@ impl Held<'_> {
                         "replaces": p.replaces,
                         "text": text,
                         "mentions": p.body.mentions(),
+                        "file": file,
                     });
                     self.emit(&format!("{v}\n"));
                 } else {

@@ -196,6 +196,15 @@ impl Priority {
     pub const ALL: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
     pub const NAMES: &'static [&'static str] = &["p1", "p2", "p3", "p4"];
 
+    /// One step more urgent (p1 stays p1).
+    pub fn raised(self) -> Priority {
+        match self {
+            Priority::P1 | Priority::P2 => Priority::P1,
+            Priority::P3 => Priority::P2,
+            Priority::P4 => Priority::P3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::P1 => "p1",
@@ -402,6 +411,51 @@ pub struct Ticket {
     /// For tickets a customer opened through the app: who to write to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
+    /// Deadlines and escalation, as the policy set them when it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Sla>,
+}
+
+/// A ticket's deadlines and the progress of its escalation chain. Kept with
+/// the ticket, so that a restart neither repeats nor skips a step.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sla {
+    /// A member must take it by then; `None` once taken or resolved (or no deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_due: Option<Timestamp>,
+    /// It must be resolved by then; `None` once resolved (or no deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_due: Option<Timestamp>,
+    /// When it was first taken (or resolved without being taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<Timestamp>,
+    /// When it was last resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// The acknowledge deadline passed before anyone took it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ack_breached: bool,
+    /// The resolve deadline passed before it was resolved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolve_breached: bool,
+    /// The escalation chain started when the acknowledge deadline passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// The index of the chain's next step.
+    #[serde(default)]
+    pub step: u32,
+    /// When the next step is due; `None`: no chain running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_due: Option<Timestamp>,
+}
+
+impl Sla {
+    /// The earliest timer still to fire, if any: the key of the due index.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let ack = self.ack_due.filter(|_| !self.ack_breached);
+        let res = self.resolve_due.filter(|_| !self.resolve_breached);
+        [ack, res, self.step_due].into_iter().flatten().min()
+    }
 }
 
 /// The customer behind a support ticket, as the app's session check said.
@@ -440,6 +494,12 @@ pub enum EntryKind {
     Verified,
     Rejected,
     Reopened,
+    /// A deadline passed: not taken, or not resolved, in time.
+    Breached,
+    /// A step of an escalation chain ran (or the chain stopped).
+    Escalated,
+    /// The priority changed (an escalation raised it).
+    Priority,
 }
 
 impl EntryKind {
@@ -457,6 +517,9 @@ impl EntryKind {
             EntryKind::Verified => "verified",
             EntryKind::Rejected => "rejected",
             EntryKind::Reopened => "reopened",
+            EntryKind::Breached => "breached",
+            EntryKind::Escalated => "escalated",
+            EntryKind::Priority => "priority",
         }
     }
 }

@@ -52,6 +52,17 @@ pub enum Event {
         run: crate::runs::RunId,
         update: crate::runs::RunUpdate,
     },
+    /// The timer: tickets the due index says have a deadline or an
+    /// escalation step due (the engine checks again), and the rotations'
+    /// handoffs.
+    Tick { tickets: Vec<TicketId> },
+    /// The weekly report, computed by the timer from the store: posted once
+    /// for the scheduled instant `due`.
+    ScheduledReport {
+        due: Timestamp,
+        body: Rich,
+        file: Option<Attachment>,
+    },
 }
 
 impl Event {
@@ -67,6 +78,10 @@ pub struct Reply {
     pub body: Rich,
     /// Seen only by the person who asked.
     pub ephemeral: bool,
+    /// A file to attach (the chart of `/report`): Discord attaches it, the
+    /// console writes it under the data folder and prints its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Attachment>,
 }
 
 impl Reply {
@@ -74,7 +89,36 @@ impl Reply {
         Self {
             body: body.into(),
             ephemeral: true,
+            file: None,
         }
+    }
+}
+
+/// A file that goes with a message: its name (such as `report.png`) and
+/// bytes (a PNG). Kept in the outbox as hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    #[serde(with = "hex_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attachment({}, {} bytes)", self.name, self.bytes.len())
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -104,6 +148,9 @@ pub struct Post {
     /// What the post asks of its readers, for adapters with buttons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask: Option<Ask>,
+    /// A file attached to the post (the scheduled report's chart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Attachment>,
 }
 
 /// What a ticket's card shows: the ticket as it stands after a decision.
@@ -219,6 +266,10 @@ pub enum Write {
     Lock(String, Option<crate::runs::RunId>),
     /// The succeeded deploys of `service/env`, oldest first.
     History(String, Vec<crate::runs::Deployed>),
+    /// Replace a team's on-call overrides.
+    Overrides(TeamName, Vec<crate::oncall::Override>),
+    /// A timer's mark (the last handoff posted, the last scheduled report).
+    Marker(String, i64),
 }
 
 /// What an alert batch did.
@@ -288,6 +339,12 @@ pub trait View {
     fn lock(&self, key: &str) -> Result<Option<crate::runs::RunId>, StoreError>;
     /// The succeeded deploys of `service/env`, oldest first.
     fn history(&self, key: &str) -> Result<Vec<crate::runs::Deployed>, StoreError>;
+    /// A team's on-call overrides.
+    fn overrides(&self, team: &TeamName) -> Result<Vec<crate::oncall::Override>, StoreError>;
+    /// A timer's mark.
+    fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
+    /// How many tickets are assigned to or in progress with `user`.
+    fn load(&self, user: &UserName) -> Result<u64, StoreError>;
 }
 
 /// What `/ticket list` asks for.
@@ -307,6 +364,13 @@ pub trait QueryView: View {
     fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
     /// The newest runs, newest first.
     fn recent_runs(&self, limit: usize) -> Result<Vec<crate::runs::Run>, StoreError>;
+    /// Every ticket (of `team`, when given) with its timeline, as a report
+    /// reads them; tickets last touched before `from` may be left out.
+    fn report_rows(
+        &self,
+        from: Timestamp,
+        team: Option<&TeamName>,
+    ) -> Result<Vec<crate::report::Row>, StoreError>;
 }
 
 /// What a new ticket is made of.
@@ -358,6 +422,7 @@ impl Out {
             replaces: None,
             card: None,
             ask: None,
+            file: None,
         })));
     }
 
@@ -379,6 +444,7 @@ impl Out {
             replaces: Some(key),
             card: None,
             ask,
+            file: None,
         })));
     }
 
@@ -392,6 +458,7 @@ impl Out {
             replaces: None,
             card: None,
             ask: None,
+            file: None,
         })));
     }
 }
@@ -542,6 +609,10 @@ impl Engine {
             ),
             Event::MailSent { mail } => self.mail_sent(view, mail, now),
             Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
+            Event::Tick { tickets } => self.timers(view, tickets, now),
+            Event::ScheduledReport { due, body, file } => {
+                self.scheduled_report(view, *due, body, file.as_ref())
+            }
         }
     }
 
@@ -575,7 +646,7 @@ impl Engine {
             Command::TicketAssign { id, team, user } => {
                 let t = self.load(view, id)?;
                 let action = match (team, user) {
-                    (Some(team), None) => Action::AssignTeam(team.clone()),
+                    (Some(team), None) => self.assign_to_team(view, team, now)?,
                     (team, Some(user)) => Action::AssignUser {
                         team: self.team_for(&t, team.as_ref(), user)?,
                         user: user.clone(),
@@ -637,10 +708,15 @@ impl Engine {
             }
             Command::Approve { run } => return self.approve(view, actor, *run, now),
             Command::Deny { run, reason } => return self.deny(view, actor, *run, reason, now),
+            Command::OncallSet { team, user, until } => {
+                return self.oncall_set(view, actor, team, user, until, now)
+            }
             Command::TicketShow { .. }
             | Command::TicketList { .. }
             | Command::AlertSilences
             | Command::Runs
+            | Command::Oncall { .. }
+            | Command::Report { .. }
             | Command::Help { .. } => {
                 // Queries write nothing; the runtime sends them to `query`.
                 return Ok(Decision::default());
@@ -653,6 +729,7 @@ impl Engine {
         let mut out = Out::new();
         let entry = self.entry(&mut t, actor, tr.entry, tr.from, tr.to, &tr.text, now);
         out.writes.push(Write::Timeline(t.id.clone(), entry));
+        self.deadlines_follow(&mut out, &mut t, tr.entry, now);
         let reply = self.announce(&mut out, &t, actor, &action);
         out.writes.push(Write::Ticket(t));
         Ok(Decision {
@@ -727,6 +804,10 @@ impl Engine {
     ) -> TimelineEntry {
         let seq = t.timeline_len;
         t.timeline_len += 1;
+        // The report relies on it: no entry is later than its ticket's update.
+        if t.updated_at < now {
+            t.updated_at = now;
+        }
         TimelineEntry {
             seq,
             at: now,
@@ -836,7 +917,9 @@ impl Engine {
             timeline_len: 0,
             alerts: None,
             customer: None,
+            sla: None,
         };
+        self.arm(&mut t, now);
         let opened = self.entry(
             &mut t,
             actor,
@@ -882,6 +965,30 @@ impl Engine {
         t
     }
 
+    /// Keeps a ticket's deadlines in step with a move, recording a chain
+    /// the move stopped.
+    pub(crate) fn deadlines_follow(
+        &self,
+        out: &mut Out,
+        t: &mut Ticket,
+        kind: EntryKind,
+        now: Timestamp,
+    ) {
+        if let Some(text) = self.after_move(t, kind, now) {
+            let actor = crate::sla::sla_actor();
+            let e = self.entry(
+                t,
+                &actor,
+                EntryKind::Escalated,
+                t.state,
+                t.state,
+                &text,
+                now,
+            );
+            out.writes.push(Write::Timeline(t.id.clone(), e));
+        }
+    }
+
     /// A move the bot makes itself (the states are checked, the roles are
     /// not): on the timeline, and announced like anyone's.
     pub(crate) fn system_move(
@@ -897,6 +1004,7 @@ impl Engine {
         nt.updated_at = now;
         let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &tr.text, now);
         out.writes.push(Write::Timeline(nt.id.clone(), e));
+        self.deadlines_follow(out, &mut nt, tr.entry, now);
         self.announce(out, &nt, actor, &action);
         Ok(nt)
     }
@@ -1123,6 +1231,8 @@ impl Engine {
                 )))
             }
             Command::AlertSilences => self.list_silences(view, now),
+            Command::Oncall { team } => self.oncall_show(view, team.as_ref(), now),
+            Command::Report { period, team } => self.report(view, *period, team.as_ref(), now),
             Command::Runs => self.list_runs(view),
             Command::Help { command } => Ok(Reply::private(commands::help(
                 &actor.name,

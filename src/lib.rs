@@ -25,6 +25,9 @@
 //! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
 //! - [`jobs`]: jobs and custom commands from `commands/*.toml`.
 //! - [`metrics`]: counters and histograms, in Prometheus' text format.
+//! - [`sla`]: deadlines per priority and escalation chains (engine rules, timers).
+//! - [`oncall`]: on-call rotations (time zones, daylight saving), overrides, `/oncall`.
+//! - [`report`]: `/report` figures from the timelines, and the PNG chart (plotters).
 //! - [`error`]: the user's errors and ours.
 
 pub mod alert;
@@ -42,10 +45,13 @@ pub mod http;
 pub mod jenkins;
 pub mod jobs;
 pub mod metrics;
+pub mod oncall;
 pub mod render;
+pub mod report;
 pub mod runner;
 pub mod runs;
 pub mod runtime;
+pub mod sla;
 pub mod smtp;
 pub mod store;
 mod support;

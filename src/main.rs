@@ -315,7 +315,7 @@ fn console_cmd(
     let clock = Arc::new(SystemClock);
     let (bot, writer) = Bot::start(store.clone(), engine, clock.clone())?;
     let out = console::output(std::io::stdout());
-    let printer = Printer::new(out, json);
+    let printer = Printer::new(out, json).with_files(config.storage_path.join("reports"));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {

@@ -36,6 +36,41 @@ impl Histogram {
     }
 }
 
+/// Upper bounds of the ticket-time buckets, in seconds: 5m to 7d.
+const SLA_BUCKETS: [f64; 9] = [
+    300.0, 900.0, 1800.0, 3600.0, 14400.0, 28800.0, 86400.0, 259200.0, 604800.0,
+];
+
+#[derive(Default)]
+struct SlaHistogram {
+    counts: [u64; SLA_BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl SlaHistogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, le) in SLA_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (i, le) in SLA_BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     alerts: BTreeMap<(&'static str, &'static str), u64>,
@@ -137,8 +172,42 @@ impl Metrics {
         let opened = store.last_ticket_number().unwrap_or(0);
         let _ = writeln!(out, "opsbot_tickets_opened_total {opened}");
 
+        let now = chrono::Utc::now();
+        let mut late: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut breaches: BTreeMap<(String, String, &'static str), u64> = BTreeMap::new();
+        let mut ack = SlaHistogram::default();
+        let mut res = SlaHistogram::default();
         let mut open: BTreeMap<(TicketState, String, String), u64> = BTreeMap::new();
         for t in store.tickets().flatten() {
+            let key = (
+                t.team.as_ref().map_or("", |t| t.as_str()).to_string(),
+                t.priority.as_str().to_string(),
+            );
+            if let Some(sla) = &t.sla {
+                if let Some(a) = sla.acked_at {
+                    ack.observe((a - t.created_at).num_seconds() as f64);
+                }
+                if let Some(r) = sla.resolved_at {
+                    res.observe((r - t.created_at).num_seconds() as f64);
+                }
+                for (breached, kind) in [
+                    (sla.ack_breached, "acknowledge"),
+                    (sla.resolve_breached, "resolve"),
+                ] {
+                    if breached {
+                        *breaches
+                            .entry((key.0.clone(), key.1.clone(), kind))
+                            .or_default() += 1;
+                    }
+                }
+                let waiting = matches!(t.state, TicketState::Open | TicketState::Assigned);
+                let unresolved = waiting || t.state == TicketState::InProgress;
+                let past = (waiting && sla.ack_due.is_some_and(|d| d <= now))
+                    || (unresolved && sla.resolve_due.is_some_and(|d| d <= now));
+                if past {
+                    *late.entry(key.clone()).or_default() += 1;
+                }
+            }
             if t.state == TicketState::Closed {
                 continue;
             }
@@ -158,6 +227,34 @@ impl Metrics {
                 esc(team)
             );
         }
+        out.push_str("# HELP opsbot_tickets_past_deadline Tickets not taken or not resolved by their deadline, by team and priority.\n");
+        out.push_str("# TYPE opsbot_tickets_past_deadline gauge\n");
+        for ((team, prio), n) in &late {
+            let _ = writeln!(
+                out,
+                "opsbot_tickets_past_deadline{{team=\"{}\",priority=\"{prio}\"}} {n}",
+                esc(team)
+            );
+        }
+        out.push_str("# HELP opsbot_deadline_breaches Tickets that missed a deadline (acknowledge or resolve), by team and priority.\n");
+        out.push_str("# TYPE opsbot_deadline_breaches gauge\n");
+        for ((team, prio, kind), n) in &breaches {
+            let _ = writeln!(
+                out,
+                "opsbot_deadline_breaches{{team=\"{}\",priority=\"{prio}\",deadline=\"{kind}\"}} {n}",
+                esc(team)
+            );
+        }
+        ack.write(
+            &mut out,
+            "opsbot_time_to_acknowledge_seconds",
+            "Time from opening to the first take, per ticket.",
+        );
+        res.write(
+            &mut out,
+            "opsbot_time_to_resolve_seconds",
+            "Time from opening to the last resolve, per ticket.",
+        );
         out.push_str(
             "# HELP opsbot_outbox_depth Effects committed and not yet delivered, by queue (chat posts, customer mail).\n",
         );

@@ -65,6 +65,7 @@ fn job_weight(e: &Event) -> usize {
     match e {
         Event::Alerts { alerts } => alerts.len().max(1),
         Event::MarkStale { groups } => groups.len().max(1),
+        Event::Tick { tickets } => tickets.len().max(1),
         _ => 1,
     }
 }
@@ -103,6 +104,7 @@ pub struct Bot {
     chat: Arc<Marks>,
     mail: Arc<Marks>,
     job_marks: Arc<Marks>,
+    clock: Arc<dyn Clock>,
 }
 
 /// How far one delivery queue got.
@@ -159,10 +161,10 @@ impl Bot {
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
         let marks = [chat.clone(), mail.clone(), jobs.clone()];
-        let (st, en) = (store.clone(), engine.clone());
+        let (st, en, cl) = (store.clone(), engine.clone(), clock.clone());
         let thread = std::thread::Builder::new()
             .name("opsbot-commit".into())
-            .spawn(move || commit_loop(rx, st, en, clock, marks))
+            .spawn(move || commit_loop(rx, st, en, cl, marks))
             .map_err(|e| crate::error::StoreError::Sled(sled::Error::Io(e)))?;
         Ok((
             Bot {
@@ -172,6 +174,7 @@ impl Bot {
                 chat,
                 mail,
                 job_marks: jobs,
+                clock,
             },
             Writer {
                 thread: Some(thread),
@@ -190,6 +193,22 @@ impl Bot {
     /// Applies one event and returns what the engine answered. Returns only
     /// once what the event changed is durable on disk.
     pub async fn submit(&self, event: Event) -> Result<Outcome, BotError> {
+        if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
+            // A report reads the whole timeline: off the commit thread, so
+            // that commands behind it do not wait.
+            let (store, engine, now) = (self.store.clone(), self.engine.clone(), self.clock.now());
+            let r = tokio::task::spawn_blocking(move || engine.query(&store, &event, now))
+                .await
+                .map_err(|e| internal(&e, "query panicked"))?;
+            return match r {
+                Ok(reply) => Ok(Outcome {
+                    reply: Some(reply),
+                    accepted: None,
+                }),
+                Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
+                Err(EngineError::Store(e)) => Err(internal(&e, "query failed")),
+            };
+        }
         let (done, rx) = oneshot::channel();
         self.jobs
             .send(Job { event, done })
@@ -219,12 +238,77 @@ impl Bot {
                         warn!(error = %e, "marking stale alert groups failed");
                     }
                 }
+                bot.timer_pass(clock.now()).await;
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = shutdown.changed() => return,
                 }
             }
         }
+    }
+
+    /// One pass of the deadline timers: the tickets the due index says are
+    /// due (cut into events of at most [`MAX_BULK_WEIGHT`]), the rotations'
+    /// handoffs, and the weekly report when its time came. Returns how many
+    /// tickets were due.
+    pub async fn timer_pass(&self, now: Timestamp) -> usize {
+        let policy = &self.engine.config().policy;
+        let prefix = &self.engine.config().tickets.prefix;
+        let due = match self.store.due_tickets(now, usize::MAX, prefix) {
+            Ok(d) => d,
+            Err(e) => {
+                error!(error = %e, "cannot read the due index");
+                Vec::new()
+            }
+        };
+        let n = due.len();
+        let mut chunks: Vec<Vec<crate::domain::TicketId>> =
+            due.chunks(MAX_BULK_WEIGHT).map(|c| c.to_vec()).collect();
+        if chunks.is_empty() && !policy.oncall.is_empty() {
+            chunks.push(Vec::new());
+        }
+        for tickets in chunks {
+            if let Err(e) = self.submit(Event::Tick { tickets }).await {
+                warn!(error = %e, "a timer pass failed");
+            }
+        }
+        if let Some(weekly) = policy.weekly_report {
+            let due = weekly.last_due(now);
+            let seen = crate::engine::View::marker(&self.store, "weekly_report");
+            let event = match seen {
+                Ok(Some(m)) if m >= due.timestamp() => None,
+                // A new database notes the schedule; it reports from the next one.
+                Ok(None) => Some(Event::ScheduledReport {
+                    due,
+                    body: crate::render::Rich::new(),
+                    file: None,
+                }),
+                Ok(Some(_)) => {
+                    let period = crate::commands::ReportPeriod::default();
+                    match crate::report::build(&self.store, period, None, due) {
+                        Ok((text, file)) => Some(Event::ScheduledReport {
+                            due,
+                            body: crate::render::Rich::new().text(format!("Weekly report. {text}")),
+                            file,
+                        }),
+                        Err(e) => {
+                            warn!(error = %e, "the weekly report failed");
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the weekly report's mark");
+                    None
+                }
+            };
+            if let Some(ev) = event {
+                if let Err(e) = self.submit(ev).await {
+                    debug!(error = %e, "weekly report not posted");
+                }
+            }
+        }
+        n
     }
 
     /// Settles runs left in flight by an earlier process: a local process
@@ -823,6 +907,7 @@ mod tests {
                 replaces: None,
                 card: None,
                 ask: None,
+                file: None,
             }),
             attempts: 0,
             last_error: None,

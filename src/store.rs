@@ -17,7 +17,15 @@
 //! | `groups` | alert group key | [`GroupRecord`]: the group's ticket and alerts |
 //! | `silenced` | seq u64 BE | a silenced [`Alert`], kept on record |
 //!
-//! `meta` also holds `silences`: the [`SilenceBook`], as JSON.
+//! `meta` also holds `silences`: the [`SilenceBook`], as JSON; `oncall:TEAM`:
+//! the team's on-call overrides, as JSON; `marker:KEY`: an i64 BE the timers
+//! keep (the last handoff posted, the last scheduled report); `load:PERSON`:
+//! how many tickets are assigned to or in progress with them, u64 BE.
+//!
+//! `by_state` also holds the due index: `0xD0` ++ due time (ms since the
+//! epoch, u64 BE) ++ ticket number u64 BE, one key per ticket with a timer
+//! to fire (the earliest of its deadlines and its next escalation step).
+//! (sled's transactions take at most 14 trees, and all 14 are used.)
 //!
 //! One writer (the runtime's commit thread) applies decisions; readers read
 //! committed state. Durability comes from one `flush` per batch (group commit).
@@ -35,6 +43,7 @@ use crate::alert::Alert;
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
+use crate::oncall::Override;
 use crate::runs::{Deployed, Run, RunId};
 
 /// The schema this binary writes. Bump it with a migration.
@@ -164,6 +173,34 @@ fn team_key(team: &TeamName, num: u64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&be64(num));
     k
+}
+
+/// The first byte of the due index's keys in `by_state` (states are 0–5).
+const DUE: u8 = 0xD0;
+
+fn due_key(at: Timestamp, num: u64) -> [u8; 17] {
+    let ms = at.timestamp_millis().max(0) as u64;
+    let mut k = [0u8; 17];
+    k[0] = DUE;
+    k[1..9].copy_from_slice(&be64(ms));
+    k[9..].copy_from_slice(&be64(num));
+    k
+}
+
+fn next_due(t: &Ticket) -> Option<Timestamp> {
+    t.sla.as_ref().and_then(|s| s.next_due())
+}
+
+/// Whether a ticket counts toward its assignee's load.
+fn loads(t: &Ticket) -> Option<&crate::domain::UserName> {
+    match t.state {
+        TicketState::Assigned | TicketState::InProgress => t.assignee.as_ref(),
+        _ => None,
+    }
+}
+
+fn load_key(user: &crate::domain::UserName) -> Vec<u8> {
+    format!("load:{user}").into_bytes()
 }
 
 fn timeline_key(num: u64, seq: u32) -> [u8; 12] {
@@ -638,6 +675,57 @@ impl View for Store {
             None => Ok(SilenceBook::default()),
         }
     }
+
+    fn overrides(&self, team: &TeamName) -> Result<Vec<Override>, StoreError> {
+        match self.meta.get(format!("oncall:{team}").as_bytes())? {
+            Some(v) => decode(&v, "meta"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn marker(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        match self.meta.get(format!("marker:{key}").as_bytes())? {
+            Some(v) => Ok(Some(read_u64(&v, "meta")? as i64)),
+            None => Ok(None),
+        }
+    }
+
+    fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
+        match self.meta.get(load_key(user))? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Store {
+    /// Tickets with a timer due at or before `now`, earliest first, at most
+    /// `limit`: a range scan of the due index, which reads only what is due.
+    pub fn due_tickets(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        prefix: &str,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let end = due_key(now, u64::MAX);
+        let mut out = Vec::new();
+        for r in self
+            .by_state
+            .range([DUE].as_slice()..=end.as_slice())
+            .take(limit)
+        {
+            let (k, _) = r?;
+            if let Some(n) = num_suffix(&k) {
+                out.push(TicketId::new(prefix, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many tickets have a timer still to fire.
+    pub fn timers_pending(&self) -> usize {
+        self.by_state.scan_prefix([DUE]).count()
+    }
 }
 
 impl Store {
@@ -735,6 +823,30 @@ impl QueryView for Store {
         Ok((found, total))
     }
 
+    fn report_rows(
+        &self,
+        from: Timestamp,
+        team: Option<&TeamName>,
+    ) -> Result<Vec<crate::report::Row>, StoreError> {
+        let mut rows = Vec::new();
+        for t in self.tickets() {
+            let t = t?;
+            if team.is_some_and(|tm| t.team.as_ref() != Some(tm)) {
+                continue;
+            }
+            // Every entry is at or before the ticket's last update.
+            if t.updated_at < from {
+                continue;
+            }
+            let mut entries = Vec::with_capacity(t.timeline_len as usize);
+            for r in self.timeline.scan_prefix(be64(t.id.num())) {
+                entries.push(decode::<crate::report::EntryLite>(&r?.1, "timeline")?);
+            }
+            rows.push(crate::report::Row::of(&t, entries));
+        }
+        Ok(rows)
+    }
+
     fn recent_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
         self.runs
             .iter()
@@ -804,6 +916,27 @@ impl Tx<'_> {
                         }
                     }
                 }
+                let old_due = old.as_ref().and_then(next_due);
+                let new_due = next_due(&t);
+                if old_due != new_due {
+                    if let Some(d) = old_due {
+                        self.by_state.remove(&due_key(d, num))?;
+                    }
+                    if let Some(d) = new_due {
+                        self.by_state.insert(&due_key(d, num), &[])?;
+                    }
+                }
+                let old_load = old.as_ref().and_then(loads);
+                if old_load != loads(&t) {
+                    if let Some(u) = old_load {
+                        let n = self.counter(&load_key(u))?;
+                        self.meta.insert(load_key(u), &be64(n.saturating_sub(1)))?;
+                    }
+                    if let Some(u) = loads(&t) {
+                        let n = self.counter(&load_key(u))?;
+                        self.meta.insert(load_key(u), &be64(n + 1))?;
+                    }
+                }
                 self.by_state.insert(state_key(t.state, num), &[])?;
                 if let Some(team) = &t.team {
                     self.by_team.insert(team_key(team, num), &[])?;
@@ -868,6 +1001,14 @@ impl Tx<'_> {
             }
             Write::Silences(book) => {
                 self.meta.insert(SILENCES, encode(&book))?;
+            }
+            Write::Overrides(team, list) => {
+                self.meta
+                    .insert(format!("oncall:{team}").as_bytes(), encode(&list))?;
+            }
+            Write::Marker(key, v) => {
+                self.meta
+                    .insert(format!("marker:{key}").as_bytes(), &v.to_be_bytes())?;
             }
             Write::Silenced(alert) => {
                 let seq = self.counter(SILENCED_SEQ)? + 1;
@@ -951,6 +1092,23 @@ impl View for Tx<'_> {
 
     fn silences(&self) -> Result<SilenceBook, StoreError> {
         Ok(self.read(self.meta, SILENCES, "meta")?.unwrap_or_default())
+    }
+
+    fn overrides(&self, team: &TeamName) -> Result<Vec<Override>, StoreError> {
+        Ok(self
+            .read(self.meta, format!("oncall:{team}").as_bytes(), "meta")?
+            .unwrap_or_default())
+    }
+
+    fn marker(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        match self.raw(self.meta, format!("marker:{key}").as_bytes())? {
+            Some(v) => Ok(Some(read_u64(&v, "meta")? as i64)),
+            None => Ok(None),
+        }
+    }
+
+    fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
+        self.count(&load_key(user))
     }
 }
 

@@ -479,6 +479,7 @@ members = ["quinn"]
             timeline_len: 1,
             alerts: None,
             customer: None,
+            sla: None,
         }
     }
 

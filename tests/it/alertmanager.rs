@@ -324,8 +324,16 @@ fn a_grouped_alertmanager_payload_twice_is_one_ticket_with_repeats() {
     }
     let t = ticket(&bot, "OPS-1").expect("OPS-1");
     assert_eq!(t["alerts"]["count"], 4, "{t:#}");
+    // Entry 2: the shipped rotation gives it to backend's on-call person.
     assert_eq!(
-        notes(&t)[2..],
+        notes(&t)[2],
+        format!(
+            "assigned: assigned to {} of team backend",
+            crate::harness::backend_on_call()
+        )
+    );
+    assert_eq!(
+        notes(&t)[3..],
         [
             "alert: joined: HighLatency checkout: p99 above 2s (web-2:9100)",
             "alert: repeat #2: HighLatency checkout: p99 above 2s (web-1:9100)",

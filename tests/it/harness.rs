@@ -430,3 +430,19 @@ impl Drop for LiveBot {
         }
     }
 }
+
+/// Who the shipped `bot.toml`'s backend rotation has on call now.
+pub fn backend_on_call() -> String {
+    let env = Env::shipped();
+    let config = env.config();
+    let team = opsbot::domain::TeamName::parse("backend").expect("team");
+    let rotation = config
+        .policy
+        .oncall
+        .get(&team)
+        .expect("backend has a rotation");
+    opsbot::oncall::on_call(rotation, &[], chrono::Utc::now())
+        .expect("someone is on call")
+        .0
+        .to_string()
+}

@@ -51,16 +51,22 @@ fn alertmanager_payloads_open_route_and_recover_a_ticket() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
+    // Routed to backend, then to its on-call person (the shipped rotation).
+    let oncall = crate::harness::backend_on_call();
     assert_eq!(
         kinds,
-        vec!["opened", "assigned", "alert", "alert", "resolved"]
+        vec!["opened", "assigned", "assigned", "alert", "alert", "resolved"]
     );
     assert_eq!(
         t["timeline"][2]["text"],
-        "repeat #2: HighLatency checkout: p99 latency above 2s (web-1:9100)"
+        format!("assigned to {oncall} of team backend")
     );
     assert_eq!(
         t["timeline"][3]["text"],
+        "repeat #2: HighLatency checkout: p99 latency above 2s (web-1:9100)"
+    );
+    assert_eq!(
+        t["timeline"][4]["text"],
         "recovered: HighLatency checkout: p99 latency above 2s (web-1:9100)"
     );
 
@@ -73,8 +79,9 @@ fn alertmanager_payloads_open_route_and_recover_a_ticket() {
     assert_eq!(
         run.in_channel("backend"),
         vec![
-            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — assigned to team backend by alertmanager. @bob, pick someone with /ticket assign id:OPS-1 user:…, or take it: /ticket take id:OPS-1",
-            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — recovered: HighLatency checkout: p99 latency above 2s (web-1:9100); no alert of this ticket is firing",
+            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — assigned to team backend by alertmanager. @bob, pick someone with /ticket assign id:OPS-1 user:…, or take it: /ticket take id:OPS-1".to_string(),
+            format!("OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — assigned to @{oncall} (team backend) by alertmanager. Take it: /ticket take id:OPS-1"),
+            "OPS-1 · p1 · HighLatency checkout: p99 latency above 2s — recovered: HighLatency checkout: p99 latency above 2s (web-1:9100); no alert of this ticket is firing".to_string(),
         ]
     );
 }

@@ -8,6 +8,7 @@ mod check_cmd;
 mod concurrency;
 mod console_flow;
 mod crash;
+mod deadlines;
 mod deploys;
 mod discord;
 mod discord_fixtures;

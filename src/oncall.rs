@@ -1,0 +1,623 @@
+//! On-call rotations: who is on call for a team at an instant, from the
+//! rotation in `bot.toml` (members in order, a daily or weekly period, a
+//! handoff time in a time zone) and the overrides set with `/oncall set`.
+//! Pure: the instant is always passed in.
+//!
+//! Handoffs are at the handoff time *local* to the rotation's time zone, so a
+//! shift that spans a daylight-saving change is an hour shorter or longer in
+//! UTC. A handoff time that does not exist on a spring-forward day (02:30 in
+//! Europe/Berlin) happens at the first instant after the gap; one that exists
+//! twice on a fall-back day happens at the first of the two.
+
+use chrono::{Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{TeamName, Timestamp, UserName};
+
+/// How long one person's shift lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Daily,
+    Weekly,
+}
+
+impl Period {
+    fn days(self) -> i64 {
+        match self {
+            Period::Daily => 1,
+            Period::Weekly => 7,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+        }
+    }
+}
+
+/// A team's rotation, validated (at least one member, a known time zone).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rotation {
+    pub team: TeamName,
+    pub members: Vec<UserName>,
+    pub period: Period,
+    pub handoff: NaiveTime,
+    pub tz: Tz,
+    /// The local date of the first member's first shift (a weekly rotation
+    /// hands off on this date's weekday).
+    pub start: NaiveDate,
+    /// Whether a new override may overlap one already set.
+    pub overlapping_overrides: bool,
+}
+
+/// One person's turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shift {
+    /// Shifts since the rotation's start (negative before it).
+    pub index: i64,
+    pub user: UserName,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// Someone stands in for the rotation from `from` until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    pub user: UserName,
+    pub from: Timestamp,
+    pub until: Timestamp,
+    pub by: UserName,
+    pub at: Timestamp,
+}
+
+impl Override {
+    pub fn covers(&self, t: Timestamp) -> bool {
+        self.from <= t && t < self.until
+    }
+
+    pub fn overlaps(&self, from: Timestamp, until: Timestamp) -> bool {
+        self.from < until && from < self.until
+    }
+}
+
+/// The UTC instant of a local wall-clock time (see the module's note on gaps
+/// and repeats).
+pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> Timestamp {
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(a, b) => a.min(b).with_timezone(&Utc),
+        LocalResult::None => {
+            // In a spring-forward gap: the first whole minute after it.
+            let mut probe = naive;
+            for _ in 0..240 {
+                probe += Duration::minutes(1);
+                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+                    return t.with_timezone(&Utc);
+                }
+            }
+            Utc.from_utc_datetime(&naive)
+        }
+    }
+}
+
+impl Rotation {
+    /// Who holds shift `n`.
+    pub fn member(&self, n: i64) -> Option<&UserName> {
+        let len = self.members.len() as i64;
+        if len == 0 {
+            return None;
+        }
+        self.members.get(n.rem_euclid(len) as usize)
+    }
+
+    /// The instant shift `n` starts.
+    pub fn shift_start(&self, n: i64) -> Timestamp {
+        let date = self.start + Duration::days(n.saturating_mul(self.period.days()));
+        local_instant(self.tz, date.and_time(self.handoff))
+    }
+
+    fn shift(&self, n: i64) -> Option<Shift> {
+        Some(Shift {
+            index: n,
+            user: self.member(n)?.clone(),
+            start: self.shift_start(n),
+            end: self.shift_start(n + 1),
+        })
+    }
+
+    /// The rotation's shift at `t` (overrides aside).
+    pub fn shift_at(&self, t: Timestamp) -> Option<Shift> {
+        let local = t.with_timezone(&self.tz).naive_local();
+        let mut day = local.date();
+        if local.time() < self.handoff {
+            day = day.pred_opt().unwrap_or(day);
+        }
+        let mut n = (day - self.start).num_days().div_euclid(self.period.days());
+        // The local arithmetic is exact but for gap days; settle on the
+        // shift whose UTC bounds hold `t`.
+        while self.shift_start(n) > t {
+            n -= 1;
+        }
+        while self.shift_start(n + 1) <= t {
+            n += 1;
+        }
+        self.shift(n)
+    }
+
+    /// The shift after the one at `t`.
+    pub fn next_shift(&self, t: Timestamp) -> Option<Shift> {
+        let cur = self.shift_at(t)?;
+        self.shift(cur.index + 1)
+    }
+}
+
+/// Who is on call at `t`, and the override that put them there: the most
+/// recently set override covering `t`, else the rotation.
+pub fn on_call<'a>(
+    rotation: &Rotation,
+    overrides: &'a [Override],
+    t: Timestamp,
+) -> Option<(UserName, Option<&'a Override>)> {
+    if let Some(o) = overrides
+        .iter()
+        .filter(|o| o.covers(t))
+        .max_by_key(|o| o.at)
+    {
+        return Some((o.user.clone(), Some(o)));
+    }
+    rotation.shift_at(t).map(|s| (s.user, None))
+}
+
+/// When the person on call at `t` stops being on call (the next change:
+/// a shift ends, an override starts or ends), and who comes next.
+pub fn next_change(
+    rotation: &Rotation,
+    overrides: &[Override],
+    t: Timestamp,
+) -> Option<(Timestamp, UserName)> {
+    let (now_user, _) = on_call(rotation, overrides, t)?;
+    let mut at = t;
+    // A few changes at most: shifts and override bounds.
+    for _ in 0..64 {
+        let shift_end = rotation.shift_at(at)?.end;
+        let next = overrides
+            .iter()
+            .flat_map(|o| [o.from, o.until])
+            .filter(|x| *x > at)
+            .chain(std::iter::once(shift_end))
+            .min()?;
+        let (who, _) = on_call(rotation, overrides, next)?;
+        if who != now_user {
+            return Some((next, who));
+        }
+        at = next;
+    }
+    None
+}
+
+/// Overrides still in force or to come at `now` (ended ones are dropped).
+pub fn live(overrides: &[Override], now: Timestamp) -> Vec<Override> {
+    overrides
+        .iter()
+        .filter(|o| o.until > now)
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The engine's on-call rules: `/oncall`, `/oncall set`, assigning to a team.
+
+use crate::config::AssignPolicy;
+use crate::domain::{Actor, ChannelName};
+use crate::engine::{Decision, Engine, Out, Reply, View, Write};
+use crate::error::{EngineError, UserError};
+use crate::render::Rich;
+use crate::sla::clock;
+use crate::ticket::{self, Action};
+
+/// The longest an override may last.
+pub const MAX_OVERRIDE_DAYS: i64 = 90;
+
+/// Reads `until:` as an instant: RFC 3339, `YYYY-MM-DD HH:MM` or
+/// `YYYY-MM-DDTHH:MM` in the rotation's time zone, or a duration from now
+/// (`8h`, `2d`).
+pub fn parse_until(raw: &str, tz: Tz, now: Timestamp) -> Result<Timestamp, UserError> {
+    let s = raw.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(local_instant(tz, n));
+        }
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        if let Ok(d) = Duration::from_std(d) {
+            return Ok(now + d);
+        }
+    }
+    Err(UserError::new(format!(
+        "`until` must be a time such as \"2026-03-30 09:00\" (in {tz}), 2026-03-30T09:00:00Z, or a duration such as 8h; got `{}`",
+        crate::render::clip_plain(s, 40)
+    )))
+}
+
+impl Engine {
+    pub(crate) fn rotation(&self, team: &TeamName) -> Result<&Rotation, UserError> {
+        let org = &self.config.org;
+        if org.team(team).is_none() {
+            return Err(ticket::unknown_team(team, org));
+        }
+        self.config.policy.oncall.get(team).ok_or_else(|| {
+            let with: Vec<&str> = self
+                .config
+                .policy
+                .oncall
+                .keys()
+                .map(|t| t.as_str())
+                .collect();
+            UserError::new(format!(
+                "team {team} has no on-call rotation; teams with one: {}",
+                if with.is_empty() {
+                    "none (add [oncall.TEAM] to bot.toml)".to_string()
+                } else {
+                    with.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// `/ticket assign team:…`: the team, its on-call person, or its
+    /// least-loaded member, as the team's `assign` says.
+    pub(crate) fn assign_to_team(
+        &self,
+        view: &dyn View,
+        team: &TeamName,
+        now: Timestamp,
+    ) -> Result<Action, EngineError> {
+        let org = &self.config.org;
+        let Some(tm) = org.team(team) else {
+            return Err(ticket::unknown_team(team, org).into());
+        };
+        match tm.assign {
+            AssignPolicy::Team => Ok(Action::AssignTeam(team.clone())),
+            AssignPolicy::Oncall => {
+                let rot = self.rotation(team)?;
+                let overrides = view.overrides(team)?;
+                match on_call(rot, &overrides, now) {
+                    Some((user, _)) => Ok(Action::AssignUser {
+                        team: team.clone(),
+                        user,
+                    }),
+                    None => Ok(Action::AssignTeam(team.clone())),
+                }
+            }
+            AssignPolicy::LeastLoaded => {
+                let mut best: Option<(u64, &UserName)> = None;
+                for m in &tm.members {
+                    let load = view.load(m)?;
+                    if best.is_none_or(|(b, _)| load < b) {
+                        best = Some((load, m));
+                    }
+                }
+                Ok(match best {
+                    Some((_, user)) => Action::AssignUser {
+                        team: team.clone(),
+                        user: user.clone(),
+                    },
+                    None => Action::AssignTeam(team.clone()),
+                })
+            }
+        }
+    }
+
+    /// The on-call person of a team with a rotation, at `now`.
+    pub(crate) fn on_call_now(
+        &self,
+        view: &dyn View,
+        team: &TeamName,
+        now: Timestamp,
+    ) -> Result<Option<UserName>, EngineError> {
+        let Some(rot) = self.config.policy.oncall.get(team) else {
+            return Ok(None);
+        };
+        let overrides = view.overrides(team)?;
+        Ok(on_call(rot, &overrides, now).map(|(u, _)| u))
+    }
+
+    /// `/oncall [team:…]`: who is on call now and next.
+    pub(crate) fn oncall_show(
+        &self,
+        view: &dyn View,
+        team: Option<&TeamName>,
+        now: Timestamp,
+    ) -> Result<Reply, EngineError> {
+        let teams: Vec<&Rotation> = match team {
+            Some(t) => vec![self.rotation(t)?],
+            None => self.config.policy.oncall.values().collect(),
+        };
+        if teams.is_empty() {
+            return Ok(Reply::private(
+                "No team has an on-call rotation; add [oncall.TEAM] to bot.toml.",
+            ));
+        }
+        let mut lines = Vec::new();
+        for rot in teams {
+            let overrides = view.overrides(&rot.team)?;
+            let Some((who, by)) = on_call(rot, &overrides, now) else {
+                continue;
+            };
+            let mut line = format!("{}: {who} is on call now", rot.team);
+            if let Some(o) = by {
+                line.push_str(&format!(" (override set by {})", o.by));
+            }
+            match next_change(rot, &overrides, now) {
+                Some((at, next)) => line.push_str(&format!(
+                    " until {} ({}); next: {next}",
+                    clock(at),
+                    at.with_timezone(&rot.tz).format("%a %H:%M %Z")
+                )),
+                None => line.push_str("; nobody else takes over"),
+            }
+            line.push_str(&format!(
+                ". Rotation: {} ({}, handoff {} {}).",
+                rot.members
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                rot.period.as_str(),
+                rot.handoff.format("%H:%M"),
+                rot.tz
+            ));
+            for o in live(&overrides, now) {
+                line.push_str(&format!(
+                    "\n  override: {} from {} until {} (by {})",
+                    o.user,
+                    clock(o.from),
+                    clock(o.until),
+                    o.by
+                ));
+            }
+            lines.push(line);
+        }
+        Ok(Reply::private(lines.join("\n")))
+    }
+
+    /// `/oncall set team:… user:… until:…`: an override from now.
+    pub(crate) fn oncall_set(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        team: &TeamName,
+        user: &UserName,
+        until: &str,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let org = &self.config.org;
+        let rot = self.rotation(team)?.clone();
+        let Some(tm) = org.team(team) else {
+            return Err(ticket::unknown_team(team, org).into());
+        };
+        if !org.is_operator(&actor.name) && !tm.members.contains(&actor.name) {
+            return Err(UserError::new(format!(
+                "only operators ({}) or members of {team} ({}) may set who is on call for {team}",
+                names(&org.operators),
+                names(&tm.members)
+            ))
+            .into());
+        }
+        if !tm.members.contains(user) {
+            return Err(UserError::new(format!(
+                "{user} is not a member of {team}; its members are: {}",
+                names(&tm.members)
+            ))
+            .into());
+        }
+        let until = parse_until(until, rot.tz, now)?;
+        if until <= now {
+            return Err(UserError::new(format!(
+                "`until` is {}, which is not in the future; give a later time",
+                clock(until)
+            ))
+            .into());
+        }
+        if until - now > Duration::days(MAX_OVERRIDE_DAYS) {
+            return Err(UserError::new(format!(
+                "an override lasts at most {MAX_OVERRIDE_DAYS} days; change the rotation in bot.toml for longer"
+            ))
+            .into());
+        }
+        let mut overrides = live(&view.overrides(team)?, now);
+        if !rot.overlapping_overrides {
+            if let Some(o) = overrides.iter().find(|o| o.overlaps(now, until)) {
+                return Err(UserError::new(format!(
+                    "{team} already has an override for {} from {} until {}; overrides of {team} may not overlap (oncall.{team}.overlapping_overrides = false)",
+                    o.user,
+                    clock(o.from),
+                    clock(o.until)
+                ))
+                .into());
+            }
+        }
+        overrides.push(Override {
+            user: user.clone(),
+            from: now,
+            until,
+            by: actor.name.clone(),
+            at: now,
+        });
+        let mut out = Out::new();
+        let body = Rich::new()
+            .text(format!("On call for {team} now: "))
+            .mention(user)
+            .text(format!(
+                " until {} (override set by {}).",
+                clock(until),
+                actor.name
+            ));
+        let channel: ChannelName = tm.channel.clone();
+        out.post(&channel, None, body);
+        out.writes.push(Write::Overrides(team.clone(), overrides));
+        Ok(Decision {
+            reply: Some(Reply::private(format!(
+                "{user} is on call for {team} until {}.",
+                clock(until)
+            ))),
+            accepted: None,
+            writes: out.writes,
+        })
+    }
+}
+
+fn names(v: &[UserName]) -> String {
+    v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    fn berlin(period: Period) -> Rotation {
+        Rotation {
+            team: TeamName::parse("backend").unwrap(),
+            members: vec![u("bob"), u("bella"), u("bert")],
+            period,
+            handoff: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            tz: chrono_tz::Europe::Berlin,
+            start: NaiveDate::from_ymd_opt(2026, 3, 23).unwrap(),
+            overlapping_overrides: false,
+        }
+    }
+
+    fn utc(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// 2026-03-29: Berlin springs forward (CET → CEST). The 09:00 handoff is
+    /// 08:00 UTC before and 07:00 UTC from that day on; the shift that
+    /// spans the change lasts 23 hours.
+    #[test]
+    fn daily_handoffs_stay_at_nine_local_across_spring_forward() {
+        let r = berlin(Period::Daily);
+        // 2026-03-28 09:00 CET = 08:00 UTC: shift 5 (bob, bella, bert, ...).
+        let s = r.shift_at(utc("2026-03-28T08:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (5, "bert"));
+        assert_eq!(s.start, utc("2026-03-28T08:00:00Z"));
+        assert_eq!(s.end, utc("2026-03-29T07:00:00Z"));
+        assert_eq!(s.end - s.start, Duration::hours(23));
+        // One second before the handoff on the change day: still bert.
+        let s = r.shift_at(utc("2026-03-29T06:59:59Z")).unwrap();
+        assert_eq!(s.user.as_str(), "bert");
+        // At 09:00 CEST = 07:00 UTC: bob.
+        let s = r.shift_at(utc("2026-03-29T07:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (6, "bob"));
+        assert_eq!(s.end - s.start, Duration::hours(24));
+        // 08:00 UTC was the old handoff instant: nothing happens then.
+        assert_eq!(
+            r.shift_at(utc("2026-03-29T08:30:00Z"))
+                .unwrap()
+                .user
+                .as_str(),
+            "bob"
+        );
+    }
+
+    /// 2026-10-25: Berlin falls back (CEST → CET); the shift spanning it
+    /// lasts 25 hours and the handoff moves from 07:00 to 08:00 UTC.
+    #[test]
+    fn weekly_handoffs_stay_at_nine_local_across_fall_back() {
+        let r = berlin(Period::Weekly);
+        // Weekly from Monday 2026-03-23. The week of 2026-10-19 is shift 30.
+        let before = r.shift_at(utc("2026-10-20T12:00:00Z")).unwrap();
+        assert_eq!(before.index, 30);
+        assert_eq!(before.user.as_str(), "bob");
+        assert_eq!(before.start, utc("2026-10-19T07:00:00Z"));
+        assert_eq!(before.end, utc("2026-10-26T08:00:00Z"));
+        assert_eq!(before.end - before.start, Duration::hours(7 * 24 + 1));
+        assert_eq!(
+            r.shift_at(utc("2026-10-26T07:59:59Z"))
+                .unwrap()
+                .user
+                .as_str(),
+            "bob"
+        );
+        let after = r.shift_at(utc("2026-10-26T08:00:00Z")).unwrap();
+        assert_eq!((after.index, after.user.as_str()), (31, "bella"));
+        assert_eq!(r.next_shift(before.start).unwrap(), after);
+    }
+
+    #[test]
+    fn a_handoff_inside_the_gap_happens_right_after_it() {
+        let mut r = berlin(Period::Daily);
+        r.handoff = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        // 02:30 does not exist on 2026-03-29 in Berlin: 03:00 CEST = 01:00 UTC.
+        let s = r.shift_at(utc("2026-03-29T01:00:00Z")).unwrap();
+        assert_eq!(s.start, utc("2026-03-29T01:00:00Z"));
+        assert_eq!(s.index, 6);
+        let prev = r.shift_at(utc("2026-03-29T00:59:00Z")).unwrap();
+        assert_eq!(prev.index, 5);
+    }
+
+    #[test]
+    fn before_the_start_the_rotation_runs_backwards() {
+        let r = berlin(Period::Daily);
+        let s = r.shift_at(utc("2026-03-22T12:00:00Z")).unwrap();
+        assert_eq!((s.index, s.user.as_str()), (-1, "bert"));
+    }
+
+    #[test]
+    fn the_newest_override_wins_and_next_change_sees_it() {
+        let r = berlin(Period::Daily);
+        let t0 = utc("2026-03-24T10:00:00Z"); // bella's shift (index 1)
+        assert_eq!(on_call(&r, &[], t0).unwrap().0.as_str(), "bella");
+        let o1 = Override {
+            user: u("bert"),
+            from: t0,
+            until: utc("2026-03-24T14:00:00Z"),
+            by: u("bella"),
+            at: t0,
+        };
+        let o2 = Override {
+            user: u("bob"),
+            from: utc("2026-03-24T12:00:00Z"),
+            until: utc("2026-03-24T13:00:00Z"),
+            by: u("olivia"),
+            at: t0 + Duration::minutes(1),
+        };
+        let all = vec![o1.clone(), o2];
+        let (who, by) = on_call(&r, &all, utc("2026-03-24T12:30:00Z")).unwrap();
+        assert_eq!(who.as_str(), "bob");
+        assert_eq!(by.unwrap().by.as_str(), "olivia");
+        assert_eq!(
+            on_call(&r, &all, utc("2026-03-24T13:30:00Z"))
+                .unwrap()
+                .0
+                .as_str(),
+            "bert"
+        );
+        // From 10:00, bert's override: next is bob at 12:00.
+        assert_eq!(
+            next_change(&r, &all, t0),
+            Some((utc("2026-03-24T12:00:00Z"), u("bob")))
+        );
+        // After the overrides end, bella is back until her shift ends at
+        // 09:00 CET (08:00 UTC) on the 25th, then bert.
+        assert_eq!(
+            next_change(&r, &all, utc("2026-03-24T14:00:00Z")),
+            Some((utc("2026-03-25T08:00:00Z"), u("bert")))
+        );
+        assert!(o1.overlaps(utc("2026-03-24T13:59:00Z"), utc("2026-03-24T18:00:00Z")));
+        assert!(!o1.overlaps(utc("2026-03-24T14:00:00Z"), utc("2026-03-24T18:00:00Z")));
+    }
+}
