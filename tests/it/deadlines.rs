@@ -157,6 +157,40 @@ fn timers_due_during_downtime_fire_once_after_a_restart() {
     let second = env.console(&[]);
     assert!(!second.stdout.contains("[#"), "{}", second.stdout);
     assert_eq!(env.export(), export);
+
+    // /metrics says so too.
+    let store = Store::open(&env.config().storage_path).unwrap();
+    let text = opsbot::metrics::Metrics::new().render(&store);
+    let series =
+        |prefix: &str| -> Vec<&str> { text.lines().filter(|l| l.starts_with(prefix)).collect() };
+    let prio = ticket["priority"].as_str().unwrap();
+    assert_eq!(
+        series("opsbot_tickets_past_deadline{"),
+        [format!(
+            "opsbot_tickets_past_deadline{{team=\"backend\",priority=\"{prio}\"}} 1"
+        )],
+        "{text}"
+    );
+    let breaches = series("opsbot_deadline_breaches{");
+    assert_eq!(breaches.len(), 2, "{text}");
+    assert!(breaches.iter().all(|l| l.ends_with(" 1")), "{text}");
+    assert!(
+        breaches
+            .iter()
+            .any(|l| l.contains("deadline=\"acknowledge\"")),
+        "{text}"
+    );
+    assert!(
+        breaches.iter().any(|l| l.contains("deadline=\"resolve\"")),
+        "{text}"
+    );
+    // Never taken nor resolved: nothing in the time histograms yet.
+    assert!(
+        series("opsbot_time_to_acknowledge_seconds_count")
+            .iter()
+            .all(|l| l.ends_with(" 0")),
+        "{text}"
+    );
 }
 
 /// Four tickets on a fixed timeline three days ago; the report's figures
