@@ -10,12 +10,12 @@ use std::sync::Arc;
 use serenity::all::{
     ActionRowComponent, AutocompleteChoice, ButtonStyle, ChannelId, CommandDataOptionValue,
     CommandInteraction, CommandOptionType, ComponentInteraction, ComponentInteractionDataKind,
-    Context, CreateActionRow, CreateAllowedMentions, CreateAutocompleteResponse, CreateButton,
-    CreateCommand, CreateCommandOption, CreateEmbed, CreateInputText, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateMessage, CreateModal, CreateSelectMenu,
-    CreateSelectMenuKind, CreateSelectMenuOption, CreateThread, EditInteractionResponse,
-    EditMessage, EventHandler, GuildId, InputTextStyle, Interaction, MessageId, ModalInteraction,
-    Nonce, Ready, UserId,
+    Context, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateAutocompleteResponse,
+    CreateButton, CreateCommand, CreateCommandOption, CreateEmbed, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage, CreateModal,
+    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, CreateThread,
+    EditInteractionResponse, EditMessage, EventHandler, GuildId, InputTextStyle, Interaction,
+    MessageId, ModalInteraction, Nonce, Ready, UserId,
 };
 use serenity::async_trait;
 use tracing::{error, info, warn};
@@ -724,20 +724,26 @@ impl Handler {
             .everyone(false)
             .all_roles(false)
             .users(pings.into_iter().map(UserId::new));
+        let file = reply
+            .file
+            .as_ref()
+            .map(|f| CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
         let sent = if deferred {
-            asked
-                .edit(
-                    &ctx.http,
-                    EditInteractionResponse::new()
-                        .content(text)
-                        .allowed_mentions(mentions),
-                )
-                .await
+            let mut edit = EditInteractionResponse::new()
+                .content(text)
+                .allowed_mentions(mentions);
+            if let Some(f) = file {
+                edit = edit.new_attachment(f);
+            }
+            asked.edit(&ctx.http, edit).await
         } else {
-            let msg = CreateInteractionResponseMessage::new()
+            let mut msg = CreateInteractionResponseMessage::new()
                 .content(text)
                 .ephemeral(reply.ephemeral)
                 .allowed_mentions(mentions);
+            if let Some(f) = file {
+                msg = msg.add_file(f);
+            }
             asked
                 .respond(&ctx.http, CreateInteractionResponse::Message(msg))
                 .await
@@ -1020,6 +1026,9 @@ impl DiscordSink {
                 .components(card_components(card, config));
         } else if let Some(rows) = components {
             msg = msg.components(rows);
+        }
+        if let Some(f) = &p.file {
+            msg = msg.add_file(CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
         }
         let sent = target
             .send_message(&self.http, msg)

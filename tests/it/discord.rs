@@ -1001,3 +1001,22 @@ fn run_without_the_token_says_which_variable_and_points_to_the_console() {
     assert!(err.contains("DISCORD_TOKEN is not set"), "{err}");
     assert!(err.contains("opsbot console"), "{err}");
 }
+
+#[test]
+fn report_comes_with_its_chart_attached() {
+    let live = Live::start();
+    open(&live, "Queue backlog", "backend");
+    let r = live.answer(OLIVIA_AS, OPS, &["report"], &[("period", json!("7d"))]);
+    assert!(content(&r).contains("opened"), "{r}");
+    let files = r["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 1, "{r}");
+    assert!(
+        files[0]["filename"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(".png"),
+        "{r}"
+    );
+    assert!(files[0]["size"].as_u64().unwrap_or(0) > 1000, "{r}");
+    assert_eq!(r["attachments"].as_array().map(Vec::len), Some(1), "{r}");
+}

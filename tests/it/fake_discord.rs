@@ -1161,7 +1161,9 @@ impl Model {
             ("POST", ["channels", c, "messages", mid, "threads"]) => {
                 self.start_thread(c, mid, &body)
             }
-            ("POST", ["interactions", id, token, "callback"]) => self.callback(id, token, &body),
+            ("POST", ["interactions", id, token, "callback"]) => {
+                self.callback(id, token, &body, files)
+            }
             ("PATCH", ["webhooks", app, token, "messages", "@original"]) => {
                 self.edit_original(app, token, &body)
             }
@@ -1488,7 +1490,13 @@ impl Model {
 
     // ---- interactions ----
 
-    fn callback(&mut self, id: &str, token: &str, body: &Value) -> Result<Reply, Reply> {
+    fn callback(
+        &mut self,
+        id: &str,
+        token: &str,
+        body: &Value,
+        files: Vec<Value>,
+    ) -> Result<Reply, Reply> {
         let kind = body["type"].as_u64().unwrap_or(0);
         let mut record = json!({
             "interaction_id": id,
@@ -1496,7 +1504,7 @@ impl Model {
             "type": body["type"],
             "data": body.get("data").cloned().unwrap_or(Value::Null),
         });
-        let result = self.answer(id, token, kind, body);
+        let result = self.answer(id, token, kind, body, files);
         let (status, error) = match &result {
             Ok(r) => (r.status, Value::Null),
             Err(r) => (r.status, r.body.clone().unwrap_or(Value::Null)),
@@ -1510,7 +1518,14 @@ impl Model {
         result
     }
 
-    fn answer(&mut self, id: &str, token: &str, kind: u64, body: &Value) -> Result<Reply, Reply> {
+    fn answer(
+        &mut self,
+        id: &str,
+        token: &str,
+        kind: u64,
+        body: &Value,
+        files: Vec<Value>,
+    ) -> Result<Reply, Reply> {
         let unknown = || Reply::error(404, 10062, "Unknown interaction");
         let ix_id: u64 = id.parse().map_err(|_| unknown())?;
         let deadline = self.deadline;
@@ -1562,13 +1577,10 @@ impl Model {
                 let loading = if kind == 5 { MESSAGE_FLAG_LOADING } else { 0 };
                 d["flags"] = json!(d["flags"].as_u64().unwrap_or(0) | ephemeral | loading);
                 let mid = self.next_id();
-                let rec = self.new_message(
-                    mid,
-                    channel_id,
-                    Origin::Original(token.into()),
-                    d,
-                    Vec::new(),
-                );
+                // A message answer (type 4) may upload files, as a post does.
+                let files = if kind == 4 { files } else { Vec::new() };
+                let rec =
+                    self.new_message(mid, channel_id, Origin::Original(token.into()), d, files);
                 self.messages.push(rec);
                 Some(mid)
             }
