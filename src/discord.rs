@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::commands::{Command, CommandName, OptKind};
 use crate::config::Config;
-use crate::domain::{Actor, ChannelName, Priority, Source, TicketId, UserName};
+use crate::domain::{Actor, ChannelName, Priority, Source, TicketId, TicketState, UserName};
 use crate::engine::{Ask, Card, Effect, Event, Post, Reply};
 use crate::error::UserError;
 use crate::render::{one_line, Rich, Seg};
@@ -400,6 +400,17 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
         );
     if let Some(d) = &card.description {
         e = e.description(cut(&escape(d), MAX_EMBED_DESCRIPTION));
+    }
+    if card.due.is_some() || !card.missed.is_empty() {
+        let mut due = card
+            .due
+            .filter(|_| card.state != TicketState::Closed)
+            .map(|d| format!("<t:{}:R>", d.timestamp()))
+            .unwrap_or_else(|| "—".into());
+        if !card.missed.is_empty() {
+            due.push_str(&format!(" · missed: {}", card.missed.join(", ")));
+        }
+        e = e.field("Due", due, true);
     }
     if let Some(n) = card.alerts {
         e = e.field("Alerts", n.to_string(), true);

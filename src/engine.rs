@@ -177,6 +177,12 @@ pub struct Card {
     /// Alerts received for it, for monitoring's tickets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<u64>,
+    /// The next deadline: to be taken, else to be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
+    /// Which deadlines it missed: `acknowledge`, `resolve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
 }
 
 impl Card {
@@ -195,7 +201,22 @@ impl Card {
             created_at: t.created_at,
             customer: t.customer.is_some(),
             alerts: t.alerts.as_ref().map(|a| a.count),
+            due: t.sla.as_ref().and_then(|s| s.ack_due.or(s.resolve_due)),
+            missed: Self::missed(t),
         }
+    }
+
+    fn missed(t: &Ticket) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(s) = &t.sla {
+            if s.ack_breached {
+                out.push("acknowledge".to_string());
+            }
+            if s.resolve_breached {
+                out.push("resolve".to_string());
+            }
+        }
+        out
     }
 
     /// Whether the card of `a` would look different from the card of `b`
@@ -206,6 +227,7 @@ impl Card {
             || a.team != b.team
             || a.assignee != b.assignee
             || a.title != b.title
+            || Self::missed(a) != Self::missed(b)
     }
 }
 

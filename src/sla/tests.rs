@@ -583,3 +583,62 @@ fn steps_parse_and_refuse() {
     assert_eq!(human(Duration::minutes(90)), "1h 30m");
     assert_eq!(human(Duration::minutes(60 * 27)), "1d 3h");
 }
+
+/// The card effects queued since the last call (other items left alone),
+/// and the card the newest ops post carries.
+fn cards(b: &Bench) -> (Vec<crate::engine::Card>, Option<crate::engine::Card>) {
+    let mut updates = Vec::new();
+    let mut first = None;
+    for i in b.store.outbox_pending(10_000).unwrap() {
+        match i.effect {
+            Effect::Card(c) => {
+                b.store.outbox_done(i.seq).unwrap();
+                updates.push(c);
+            }
+            Effect::Post(p) if p.card.is_some() => first = p.card,
+            _ => {}
+        }
+    }
+    (updates, first)
+}
+
+#[test]
+fn cards_show_deadlines_and_follow_breaches_and_moves() {
+    let mut b = Bench::new();
+    b.at(0);
+    b.cmd(
+        "olivia",
+        "/ticket open title:\"Checkout down\" priority:p1 team:backend",
+    )
+    .unwrap();
+    let (updates, first) = cards(&b);
+    assert!(updates.is_empty(), "a new ticket's card is its first post");
+    let card = first.expect("the ops post carries the card");
+    assert_eq!(card.state, crate::domain::TicketState::Assigned);
+    assert_eq!(card.due, Some(b.now + Duration::minutes(15)));
+    assert!(card.missed.is_empty());
+    b.posts();
+
+    // Nobody took it: the breach shows on the card; a reminder alone does not.
+    b.at(16);
+    assert_eq!(b.tick(), 1);
+    let (updates, _) = cards(&b);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].missed, ["acknowledge"]);
+    b.posts();
+    b.at(27);
+    b.tick();
+    assert!(cards(&b).0.is_empty(), "the on-call page changes no card");
+    b.posts();
+
+    // Taken: in progress, due to be resolved.
+    b.cmd("bob", "/ticket take id:OPS-1").unwrap();
+    let (updates, _) = cards(&b);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].state, crate::domain::TicketState::InProgress);
+    assert_eq!(updates[0].assignee, Some(u("bob")));
+    assert_eq!(
+        updates[0].due,
+        Some(chrono::Utc.with_ymd_and_hms(2026, 3, 24, 14, 0, 0).unwrap())
+    );
+}

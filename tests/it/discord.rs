@@ -416,6 +416,10 @@ fn the_support_flow_through_cards_buttons_menus_and_modals() {
     assert_eq!(field(&card, "Priority"), "p3");
     assert_eq!(field(&card, "Team"), "—");
     assert!(field(&card, "Age").starts_with("<t:"), "{card}");
+    assert!(
+        field(&card, "Due").starts_with("<t:"),
+        "p3: taken within 4h: {card}"
+    );
     assert_eq!(
         custom_ids(&card),
         [
