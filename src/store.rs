@@ -199,6 +199,9 @@ fn loads(t: &Ticket) -> Option<&crate::domain::UserName> {
     }
 }
 
+/// Set once people's loads have been counted from the tickets.
+const LOADS_COUNTED: &[u8] = b"loads_counted";
+
 fn load_key(user: &crate::domain::UserName) -> Vec<u8> {
     format!("load:{user}").into_bytes()
 }
@@ -294,7 +297,42 @@ impl Store {
             db,
         };
         store.check_schema()?;
+        store.count_loads_once()?;
         Ok(store)
+    }
+
+    /// Stores made before people's loads were counted get them counted
+    /// once, from the tickets, so the least-loaded pick starts right.
+    pub(crate) fn count_loads_once(&self) -> Result<(), StoreError> {
+        if self.meta.get(LOADS_COUNTED)?.is_some() {
+            return Ok(());
+        }
+        let mut counts: std::collections::BTreeMap<crate::domain::UserName, u64> =
+            std::collections::BTreeMap::new();
+        for t in self.tickets() {
+            if let Some(u) = loads(&t?) {
+                *counts.entry(u.clone()).or_default() += 1;
+            }
+        }
+        for r in self.meta.scan_prefix(b"load:") {
+            self.meta.remove(r?.0)?;
+        }
+        for (u, n) in counts {
+            self.meta.insert(load_key(&u), &be64(n))?;
+        }
+        self.meta.insert(LOADS_COUNTED, b"1")?;
+        self.meta.flush()?;
+        Ok(())
+    }
+
+    /// Makes this store look like one from before loads were counted.
+    #[cfg(test)]
+    pub(crate) fn forget_loads(&self) -> Result<(), StoreError> {
+        for r in self.meta.scan_prefix(b"load:") {
+            self.meta.remove(r?.0)?;
+        }
+        self.meta.remove(LOADS_COUNTED)?;
+        Ok(())
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {

@@ -642,3 +642,30 @@ fn cards_show_deadlines_and_follow_breaches_and_moves() {
         Some(chrono::Utc.with_ymd_and_hms(2026, 3, 24, 14, 0, 0).unwrap())
     );
 }
+
+#[test]
+fn loads_are_counted_from_the_tickets_in_a_store_made_before_they_were() {
+    let b = Bench::new();
+    for _ in 0..3 {
+        b.cmd("olivia", "/ticket open title:x").unwrap();
+    }
+    b.cmd("olivia", "/ticket assign id:OPS-1 user:ivan team:infra")
+        .unwrap();
+    b.cmd("olivia", "/ticket assign id:OPS-2 user:ivan team:infra")
+        .unwrap();
+    b.cmd("olivia", "/ticket assign id:OPS-3 user:inga team:infra")
+        .unwrap();
+    b.store.forget_loads().unwrap();
+    assert_eq!(View::load(&b.store, &u("ivan")).unwrap(), 0);
+    // What opening such a store does, once.
+    b.store.count_loads_once().unwrap();
+    assert_eq!(View::load(&b.store, &u("ivan")).unwrap(), 2);
+    assert_eq!(View::load(&b.store, &u("inga")).unwrap(), 1);
+    b.store.count_loads_once().unwrap();
+    assert_eq!(View::load(&b.store, &u("ivan")).unwrap(), 2, "once");
+    b.cmd("olivia", "/ticket open title:new").unwrap();
+    let r = b
+        .cmd("olivia", "/ticket assign id:OPS-4 team:infra")
+        .unwrap();
+    assert_eq!(r, "OPS-4 is now assigned to inga.");
+}
