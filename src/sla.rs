@@ -493,6 +493,18 @@ impl Engine {
                     format!("{head}: priority stays {before} (the highest){late}")
                 } else {
                     t.priority = after;
+                    // The higher priority's time to resolve counts from the
+                    // opening: the deadline only ever comes sooner.
+                    let sooner = policy
+                        .deadlines
+                        .get(&after)
+                        .and_then(|d| d.resolve)
+                        .map(|r| t.created_at + r);
+                    if let (Some(sooner), Some(s)) = (sooner, t.sla.as_mut()) {
+                        if s.resolved_at.is_none() && !s.resolve_breached {
+                            s.resolve_due = Some(s.resolve_due.map_or(sooner, |d| d.min(sooner)));
+                        }
+                    }
                     out.thread(
                         self.ops(),
                         &id,

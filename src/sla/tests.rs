@@ -669,3 +669,46 @@ fn loads_are_counted_from_the_tickets_in_a_store_made_before_they_were() {
         .unwrap();
     assert_eq!(r, "OPS-4 is now assigned to inga.");
 }
+
+#[test]
+fn a_raised_priority_brings_the_resolve_deadline_forward() {
+    let mut b = Bench::with(
+        r#"
+[roles]
+operators = ["olivia"]
+[teams.backend]
+channel = "backend"
+members = ["bob"]
+[deadlines]
+p1 = { acknowledge = "15m", resolve = "4h" }
+p2 = { acknowledge = "10m", resolve = "1d" }
+[[escalation]]
+name = "raise"
+priorities = ["p2"]
+steps = ["raise"]
+"#,
+    );
+    b.at(0);
+    b.cmd(
+        "olivia",
+        "/ticket open title:\"Slow\" priority:p2 team:backend",
+    )
+    .unwrap();
+    let opened = b.now;
+    assert_eq!(
+        b.ticket(1).sla.unwrap().resolve_due,
+        Some(opened + Duration::days(1))
+    );
+    b.at(11);
+    b.tick();
+    let t = b.ticket(1);
+    assert_eq!(t.priority, crate::domain::Priority::P1);
+    assert_eq!(
+        t.sla.unwrap().resolve_due,
+        Some(opened + Duration::hours(4)),
+        "p1's 4h from the opening"
+    );
+    b.at(4 * 60 + 1);
+    assert_eq!(b.tick(), 1);
+    assert!(b.ticket(1).sla.unwrap().resolve_breached);
+}
