@@ -285,7 +285,15 @@ impl Bot {
                 }),
                 Ok(Some(_)) => {
                     let period = crate::commands::ReportPeriod::default();
-                    match crate::report::build(&self.store, period, None, due) {
+                    // Reading a week of timelines takes a while: off the
+                    // async workers, which answer people meanwhile.
+                    let store = self.store.clone();
+                    let built = tokio::task::spawn_blocking(move || {
+                        crate::report::build(&store, period, None, due).map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
+                    match built {
                         Ok((text, file)) => Some(Event::ScheduledReport {
                             due,
                             body: crate::render::Rich::new().text(format!("Weekly report. {text}")),
