@@ -308,6 +308,8 @@ fn raise_moves_the_priority_up() {
             "priority: escalation infra step 1/3: priority raised from p3 to p2",
             "escalated: escalation infra step 2/3: wait 1h (until 2026-03-24 15:00 UTC)",
             "priority: escalation infra step 3/3: priority raised from p2 to p1",
+            // p1 is to be resolved within 4h of the opening, gone by now.
+            "breached: deadline missed: not resolved by 2026-03-24 14:00 UTC (due 2026-03-24 14:00 UTC, 1h late)",
         ]
     );
 }
