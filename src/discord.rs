@@ -18,7 +18,7 @@ use serenity::all::{
     MessageId, ModalInteraction, Nonce, Ready, UserId,
 };
 use serenity::async_trait;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::commands::{Command, CommandName, OptKind};
 use crate::config::Config;
@@ -1008,7 +1008,14 @@ impl DiscordSink {
                         Err(e) => return Err(classify(e)),
                     }
                 }
-                (None, None) => {}
+                (None, None) => {
+                    // Its card never reached Discord (merged into a storm's
+                    // summary, or refused): rather than spill the story
+                    // into the channel, leave it to the timeline
+                    // (`/ticket show`).
+                    debug!(ticket = %t, "no card to hang the thread on; the timeline keeps it");
+                    return Ok(());
+                }
             }
         }
         let components = p.ask.as_ref().map(ask_components);
@@ -1061,8 +1068,9 @@ impl DiscordSink {
         let config = self.bot.engine().config();
         let channel = self.channel_id(&card.channel)?;
         let Some(mid) = self.recall(&format!("card:{}", card.ticket)) else {
-            // Its card was never posted (refused for good): nothing to edit.
-            warn!(ticket = %card.ticket, "no card to update");
+            // Its card was never posted (merged into a storm's summary, or
+            // refused for good): nothing to edit.
+            debug!(ticket = %card.ticket, "no card to update");
             return Ok(());
         };
         let edit = EditMessage::new()

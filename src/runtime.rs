@@ -638,10 +638,15 @@ pub fn coalesce(items: Vec<OutboxItem>, after: usize) -> Vec<(Vec<u64>, OutboxIt
                 if counts.len() > 10 {
                     text.push_str(&format!(" and {} more", counts.len() - 10));
                 }
-                text.push_str(". Each ticket's thread has the details; /ticket list shows them.");
+                text.push_str(
+                    ". /ticket list shows them; /ticket show id:… tells each one's story.",
+                );
                 if let Effect::Post(p) = &mut item.effect {
                     p.body = Rich::new().text(text);
                     p.ticket = None;
+                    // A summary is nobody's card and asks nothing.
+                    p.card = None;
+                    p.ask = None;
                 }
             }
             (seqs, item)
@@ -1040,7 +1045,31 @@ mod tests {
         items.insert(4, item(101, "ops", 1, true, true));
         items.push(item(200, "infra", 7, true, false));
         items.push(item(201, "infra", 7, true, false));
+        // The first is a new ticket's card.
+        if let Effect::Post(p) = &mut items[0].effect {
+            p.card = Some(crate::engine::Card {
+                channel: ChannelName::parse("ops").unwrap(),
+                ticket: TicketId::new("OPS", 2),
+                title: "Disk full".into(),
+                description: None,
+                state: crate::domain::TicketState::Open,
+                priority: crate::domain::Priority::P3,
+                team: None,
+                assignee: None,
+                source: crate::domain::Source::Alert,
+                opened_by: crate::domain::UserName::system("alertmanager"),
+                created_at: chrono::Utc::now(),
+                customer: false,
+                alerts: Some(1),
+                due: None,
+                missed: Vec::new(),
+            });
+        }
         let out = coalesce(items, 3);
+        assert!(
+            matches!(&out[0].1.effect, Effect::Post(p) if p.card.is_none() && p.ticket.is_none()),
+            "the summary is no ticket's card"
+        );
         let shown: Vec<(Vec<u64>, String)> =
             out.iter().map(|(s, i)| (s.clone(), text(i))).collect();
         assert_eq!(
@@ -1048,7 +1077,7 @@ mod tests {
             vec![
                 (
                     vec![1, 2, 3, 4, 5, 6, 7, 8],
-                    "#ops Alert storm: 8 alert updates for 3 tickets: OPS-2 (3), OPS-3 (3), OPS-1 (2). Each ticket's thread has the details; /ticket list shows them.".to_string()
+                    "#ops Alert storm: 8 alert updates for 3 tickets: OPS-2 (3), OPS-3 (3), OPS-1 (2). /ticket list shows them; /ticket show id:… tells each one's story.".to_string()
                 ),
                 (vec![100], "#ops post 100".to_string()),
                 (vec![101], "#ops post 101".to_string()),

@@ -1024,3 +1024,38 @@ fn report_comes_with_its_chart_attached() {
     assert!(files[0]["size"].as_u64().unwrap_or(0) > 1000, "{r}");
     assert_eq!(r["attachments"].as_array().map(Vec::len), Some(1), "{r}");
 }
+
+#[test]
+fn an_alert_storm_is_summed_up_in_ops_without_spilling_threads_into_it() {
+    let live = Live::start();
+    // Hold #ops back so the storm's posts pile up behind the first ones.
+    for n in 0..30 {
+        let mut msg = fx::message(
+            fx::next_id(),
+            ALERTS,
+            fx::user(STRANGER, "grafana-relay"),
+            &format!("[FIRING:1] Disk{n} db-{n} (warning)"),
+        );
+        msg["guild_id"] = json!(fx::GUILD_ID.to_string());
+        live.fake.dispatch("MESSAGE_CREATE", msg);
+    }
+    let summary = live.fake.wait_until("a storm summary in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).starts_with("Alert storm:"))
+    });
+    assert!(
+        summary["embeds"].as_array().is_none_or(|e| e.is_empty()),
+        "{summary}"
+    );
+    assert!(custom_ids(&summary).is_empty(), "{summary}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let ops = live.fake.messages(OPS);
+    assert!(
+        ops.iter()
+            .all(|m| !content(m).contains("opened this ticket")),
+        "a ticket's story went to #ops itself: {:#?}",
+        ops.iter().map(content).collect::<Vec<_>>()
+    );
+    assert!(ops.len() < 15, "{} posts in #ops", ops.len());
+}
