@@ -116,13 +116,21 @@ enum Snowflake {
     Number(u64),
 }
 
+/// One id or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Snowflakes {
+    One(Snowflake),
+    Many(Vec<Snowflake>),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDiscord {
     #[serde(default = "default_discord_token_env")]
     token_env: String,
     #[serde(default)]
-    guild_id: Option<Snowflake>,
+    guild_id: Option<Snowflakes>,
     /// Another base URL for Discord's API and gateway (tests, proxies).
     #[serde(default)]
     api_base: Option<String>,
@@ -573,8 +581,8 @@ pub struct DiscordConfig {
     /// Discord role ids whose members act in a role of the organisation.
     pub roles: Vec<(u64, RoleGrant)>,
     pub token: EnvSecret,
-    /// Commands are registered in this guild (else globally).
-    pub guild_id: Option<u64>,
+    /// Commands are registered in these guilds (none: globally).
+    pub guild_ids: Vec<u64>,
     /// Set for tests and proxies; unset: Discord itself, ratelimiter on.
     pub api_base: Option<String>,
     /// Each channel name the config uses → its Discord channel id.
@@ -1922,10 +1930,20 @@ impl Validator<'_> {
     }
 
     fn validate_discord(&mut self, raw: &RawDiscord, teams: &[TeamName]) -> DiscordConfig {
-        let guild_id = raw
-            .guild_id
-            .as_ref()
-            .and_then(|g| self.snowflake(&[Seg::Key("discord"), Seg::Key("guild_id")], g));
+        let guild_ids: Vec<u64> = match &raw.guild_id {
+            None => Vec::new(),
+            Some(Snowflakes::One(g)) => self
+                .snowflake(&[Seg::Key("discord"), Seg::Key("guild_id")], g)
+                .into_iter()
+                .collect(),
+            Some(Snowflakes::Many(gs)) => gs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| {
+                    self.snowflake(&[Seg::Key("discord"), Seg::Key("guild_id"), Seg::Index(i)], g)
+                })
+                .collect(),
+        };
         if let Some(base) = &raw.api_base {
             if !(base.starts_with("http://") || base.starts_with("https://")) {
                 self.error(
@@ -1993,7 +2011,7 @@ impl Validator<'_> {
         };
         DiscordConfig {
             token: EnvSecret::read(&raw.token_env),
-            guild_id,
+            guild_ids,
             defer_after,
             roles,
             api_base: raw

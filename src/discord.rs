@@ -874,14 +874,22 @@ impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         let config = self.bot.engine().config();
         let commands = slash_commands(config);
-        let res = match config.discord.guild_id {
-            Some(g) => GuildId::new(g)
-                .set_commands(&ctx.http, commands)
+        let res = if config.discord.guild_ids.is_empty() {
+            serenity::all::Command::set_global_commands(&ctx.http, commands)
                 .await
-                .map(|_| ()),
-            None => serenity::all::Command::set_global_commands(&ctx.http, commands)
-                .await
-                .map(|_| ()),
+                .map(|_| ())
+        } else {
+            let mut res = Ok(());
+            for g in &config.discord.guild_ids {
+                if let Err(e) = GuildId::new(*g)
+                    .set_commands(&ctx.http, commands.clone())
+                    .await
+                {
+                    error!(guild = g, error = %e, "cannot register the slash commands in a guild");
+                    res = Err(e);
+                }
+            }
+            res
         };
         match res {
             Ok(()) => info!(user = %ready.user.name, "connected to Discord; commands registered"),

@@ -32,7 +32,7 @@ const WAIT: Duration = Duration::from_secs(15);
 fn config_for(fake: &FakeDiscord) -> String {
     shipped_config()
         .replace(
-            "# guild_id = \"123456789012345678\"",
+            "# guild_id = \"123456789012345678\"        # commands register here, or in each of a list (else globally)",
             &format!(
                 "guild_id = \"{}\"\napi_base = \"{}\"",
                 fx::GUILD_ID,
@@ -1058,4 +1058,47 @@ fn an_alert_storm_is_summed_up_in_ops_without_spilling_threads_into_it() {
         ops.iter().map(content).collect::<Vec<_>>()
     );
     assert!(ops.len() < 15, "{} posts in #ops", ops.len());
+}
+
+#[test]
+fn commands_register_in_each_configured_guild_and_a_refusal_is_logged() {
+    let other = fx::GUILD_ID + 7;
+    let live = Live::start_with(|t| {
+        t.replace(
+            &format!("guild_id = \"{}\"", fx::GUILD_ID),
+            &format!("guild_id = [\"{other}\", {}]", fx::GUILD_ID),
+        )
+    });
+    assert!(live.fake.commands().iter().any(|c| c["name"] == "ticket"));
+    assert!(live
+        .fake
+        .requests()
+        .iter()
+        .any(|r| r.contains(&format!("/guilds/{other}/commands"))));
+    let r = live.answer(OLIVIA_AS, OPS, &["help"], &[]);
+    assert!(content(&r).contains("/ticket"), "{r}");
+    let deadline = Instant::now() + WAIT;
+    while !live
+        .logs()
+        .contains("cannot register the slash commands in a guild")
+    {
+        assert!(Instant::now() < deadline, "{}", live.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(live.logs().contains(&other.to_string()), "{}", live.logs());
+}
+
+#[test]
+fn a_guild_id_that_is_no_id_is_named_by_check() {
+    let env = Env::shipped_with(&shipped_config().replace(
+        "# guild_id = \"123456789012345678\"        # commands register here, or in each of a list (else globally)",
+        "guild_id = [\"123\", \"general\"]",
+    ));
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("`discord.guild_id[1]`"),
+        "{}",
+        run.stderr
+    );
 }
