@@ -1216,8 +1216,54 @@ impl Config {
                 self.tickets.channel
             ));
         }
+        s.push_str(&self.discord_summary());
         s.push_str(&format!("storage: {}\n", self.storage_path.display()));
         s
+    }
+
+    /// The channels the bot posts in or reads: the operations channel, the
+    /// teams' channels and the message rules' channels.
+    pub fn channels_used(&self) -> Vec<ChannelName> {
+        let mut all: Vec<ChannelName> = std::iter::once(self.tickets.channel.clone())
+            .chain(self.org.teams.values().map(|t| t.channel.clone()))
+            .chain(self.alerts.message_rules.iter().map(|r| r.channel.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn discord_summary(&self) -> String {
+        let d = &self.discord;
+        let token = match d.token.value {
+            Some(_) => "set",
+            None => "NOT SET, `opsbot run` refuses to start",
+        };
+        let guilds = if d.guild_ids.is_empty() {
+            "global commands".to_string()
+        } else {
+            let ids: Vec<String> = d.guild_ids.iter().map(u64::to_string).collect();
+            format!("commands in guild {}", ids.join(", "))
+        };
+        let missing: Vec<String> = self
+            .channels_used()
+            .into_iter()
+            .filter(|c| d.channel_id(c).is_none())
+            .map(|c| format!("#{c}"))
+            .collect();
+        let channels = if missing.is_empty() {
+            "every channel mapped".to_string()
+        } else {
+            format!("no channel id for {} (posts there are refused)", missing.join(", "))
+        };
+        format!(
+            "discord: token from {} ({token}); {guilds}; {channels}; {} people, {} roles mapped; \
+             answers deferred after {} ms\n",
+            d.token.var,
+            d.users.len(),
+            d.roles.len(),
+            d.defer_after.as_millis()
+        )
     }
 }
 

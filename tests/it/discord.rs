@@ -1102,3 +1102,28 @@ fn a_guild_id_that_is_no_id_is_named_by_check() {
         run.stderr
     );
 }
+
+#[test]
+fn check_says_which_channels_have_no_discord_id() {
+    let env = Env::shipped_with(
+        &shipped_config()
+            .replace(
+                "[discord.channels]\n",
+                "[discord.channels]\nops = 1\nbackend = 2\n",
+            )
+            .replace("[discord.users]\n", "[discord.users]\nolivia = 3\n"),
+    );
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("discord: "))
+        .unwrap_or_else(|| panic!("{}", run.stdout))
+        .to_string();
+    assert!(
+        line.contains("no channel id for #alerts, #infra, #qa (posts there are refused)"),
+        "{line}"
+    );
+    assert!(line.contains("1 people, 0 roles mapped"), "{line}");
+}
