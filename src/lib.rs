@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`alert`]: alerts from every source, matchers, silences, routes, webhook parsers.
-//! - [`discord`]: the Discord adapter (serenity): commands, interactions, the posting sink.
+//! - [`discord`]: the Discord adapter (serenity): commands, autocomplete, buttons and
+//!   modals, deferred answers, ticket cards and threads, the posting sink.
 //! - [`domain`]: ids and names (newtypes parsed at the edge), tickets, timelines.
 //! - [`ticket`]: the ticket state machine and who may make each move.
 //! - [`commands`]: every chat command declared once; the console parser and `/help`.
@@ -17,7 +18,8 @@
 //! - `support`: the engine's customer-support rules (tickets from the app, customer mail).
 //! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
 //! - [`runs`]: builds and deploys: run records, states, backend orders.
-//! - `builds`: the engine's build rules (runs, progress posts, the loop back to tickets).
+//! - `builds`: the engine's build rules (runs, progress posts, the loop back to tickets);
+//!   `deploys`: services, environments, approvals, locks, rollback.
 //! - [`runner`]: the local job runner, an outbox sink.
 //! - [`jenkins`]: the Jenkins REST client (builds and deploys on Jenkins).
 //! - [`runtime`]: the commit thread (group commit) and the outbox workers.
