@@ -1254,7 +1254,10 @@ impl Config {
         let channels = if missing.is_empty() {
             "every channel mapped".to_string()
         } else {
-            format!("no channel id for {} (posts there are refused)", missing.join(", "))
+            format!(
+                "no channel id for {} (posts there are refused)",
+                missing.join(", ")
+            )
         };
         format!(
             "discord: token from {} ({token}); {guilds}; {channels}; {} people, {} roles mapped; \
@@ -1986,7 +1989,10 @@ impl Validator<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, g)| {
-                    self.snowflake(&[Seg::Key("discord"), Seg::Key("guild_id"), Seg::Index(i)], g)
+                    self.snowflake(
+                        &[Seg::Key("discord"), Seg::Key("guild_id"), Seg::Index(i)],
+                        g,
+                    )
                 })
                 .collect(),
         };
