@@ -205,24 +205,30 @@ fn channel_name(config: &Config, id: ChannelId) -> ChannelName {
         .unwrap_or_else(|| config.tickets.channel.clone())
 }
 
+/// The command words an interaction names (`ticket open`; a `run`
+/// subcommand stands for its group's lone command) and its options.
+fn invoked(
+    data: &serenity::all::CommandData,
+) -> (Vec<String>, &[serenity::all::CommandDataOption]) {
+    let mut words = vec![data.name.clone()];
+    if let Some(first) = data.options.first() {
+        if let CommandDataOptionValue::SubCommand(inner) = &first.value {
+            if first.name != "run" {
+                words.push(first.name.clone());
+            }
+            return (words, inner);
+        }
+    }
+    (words, &data.options)
+}
+
 /// The typed command a slash interaction asks for.
 pub fn command_of(
     config: &Config,
     cmd: &CommandInteraction,
 ) -> Result<Command, crate::error::UserError> {
     let name = cmd.data.name.as_str();
-    let mut words = vec![name.to_string()];
-    let mut options = &cmd.data.options;
-    let nested;
-    if let Some(first) = options.first() {
-        if let CommandDataOptionValue::SubCommand(inner) = &first.value {
-            if first.name != "run" {
-                words.push(first.name.clone());
-            }
-            nested = inner.clone();
-            options = &nested;
-        }
-    }
+    let (words, options) = invoked(&cmd.data);
     let mut args = Vec::new();
     for o in options {
         let v = match &o.value {
@@ -501,15 +507,10 @@ fn ask_components(ask: &Ask) -> Vec<CreateActionRow> {
 
 /// The option a partly typed value is for: its kind, from the declarations.
 fn focused_kind(config: &Config, data: &serenity::all::CommandData, name: &str) -> Option<OptKind> {
-    let mut words = vec![data.name.clone()];
-    if let Some(first) = data.options.first() {
-        if matches!(first.value, CommandDataOptionValue::SubCommand(_)) && first.name != "run" {
-            words.push(first.name.clone());
-        }
-    }
     if config.jobs.contains_key(&data.name) {
         return None;
     }
+    let (words, _) = invoked(data);
     let c = CommandName::lookup(&words.join(" "))?;
     c.spec()
         .options
@@ -599,13 +600,9 @@ pub fn suggestions(
                 .into_iter()
                 .collect(),
         ),
-        OptKind::Run => bot
-            .store()
-            .runs()
-            .filter_map(Result::ok)
-            .collect::<Vec<_>>()
+        OptKind::Run => crate::engine::QueryView::recent_runs(bot.store(), SUGGEST_RUNS)
+            .unwrap_or_default()
             .into_iter()
-            .rev()
             .filter(|r| hit(&r.id.to_string()) || hit(&r.job))
             .take(MAX_CHOICES)
             .map(|r| {
@@ -624,6 +621,8 @@ pub fn suggestions(
     }
 }
 
+/// How many recent runs autocomplete looks through.
+pub const SUGGEST_RUNS: usize = 200;
 /// How many choices Discord shows for autocomplete.
 pub const MAX_CHOICES: usize = 25;
 /// Discord's limit on an embed's title.

@@ -554,46 +554,42 @@ impl Engine {
     /// first post in the operations channel becomes its card; a ticket whose
     /// card would look different gets a card update.
     fn cards(&self, view: &dyn View, writes: &mut Vec<Write>) -> Result<(), EngineError> {
-        let mut last: Vec<usize> = Vec::new();
-        for (i, w) in writes.iter().enumerate() {
-            if let Write::Ticket(t) = w {
-                last.retain(|&j| !matches!(&writes[j], Write::Ticket(o) if o.id == t.id));
-                last.push(i);
-            }
-        }
         let ops = self.ops();
+        // Each ticket as it ends the decision (its last write), in order.
+        let mut seen = std::collections::HashSet::new();
         let mut updates = Vec::new();
-        for i in last {
-            let Write::Ticket(t) = &writes[i] else {
+        let mut new_cards = Vec::new();
+        for w in writes.iter().rev() {
+            let Write::Ticket(t) = w else {
                 continue;
             };
-            let t = t.clone();
-            let card = Card::of(&t, ops);
+            if !seen.insert(&t.id) {
+                continue;
+            }
             match view.ticket(&t.id)? {
-                Some(before) => {
-                    if Card::differs(&before, &t) {
-                        updates.push(Write::Effect(Effect::Card(card)));
-                    }
-                }
-                None => {
-                    let first = writes.iter_mut().find_map(|w| match w {
-                        Write::Effect(Effect::Post(p))
-                            if !p.thread
-                                && p.channel == *ops
-                                && p.ticket.as_ref() == Some(&t.id) =>
-                        {
-                            Some(p)
-                        }
-                        _ => None,
-                    });
-                    match first {
-                        Some(p) => p.card = Some(card),
-                        None => updates.push(Write::Effect(Effect::Card(card))),
-                    }
-                }
+                Some(before) if Card::differs(&before, t) => updates.push(Card::of(t, ops)),
+                Some(_) => {}
+                None => new_cards.push(Card::of(t, ops)),
             }
         }
-        writes.extend(updates);
+        updates.reverse();
+        for card in new_cards.into_iter().rev() {
+            let first = writes.iter_mut().find_map(|w| match w {
+                Write::Effect(Effect::Post(p))
+                    if !p.thread
+                        && p.channel == *ops
+                        && p.ticket.as_ref() == Some(&card.ticket) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            });
+            match first {
+                Some(p) => p.card = Some(card),
+                None => updates.push(card),
+            }
+        }
+        writes.extend(updates.into_iter().map(|c| Write::Effect(Effect::Card(c))));
         Ok(())
     }
 

@@ -498,12 +498,9 @@ impl Store {
             .transpose()
     }
 
-    /// Tickets whose id or title contains `partial` (lowercase), for
-    /// autocomplete: open ones first, newest first, then a closed ticket
-    /// whose number was typed. Looks at no more than [`SUGGEST_SCAN`] open
-    /// tickets, so it stays quick with many open.
-    pub fn suggest_tickets(&self, partial: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
-        let mut nums: Vec<u64> = Vec::new();
+    /// The numbers of the tickets not closed, from the state index.
+    fn not_closed(&self) -> Result<Vec<u64>, StoreError> {
+        let mut nums = Vec::new();
         for state in TicketState::ALL {
             if state == TicketState::Closed {
                 continue;
@@ -512,6 +509,15 @@ impl Store {
                 nums.extend(num_suffix(&r?.0));
             }
         }
+        Ok(nums)
+    }
+
+    /// Tickets whose id or title contains `partial` (lowercase), for
+    /// autocomplete: open ones first, newest first, then a closed ticket
+    /// whose number was typed. Looks at no more than [`SUGGEST_SCAN`] open
+    /// tickets, so it stays quick with many open.
+    pub fn suggest_tickets(&self, partial: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        let mut nums = self.not_closed()?;
         nums.sort_unstable_by(|a, b| b.cmp(a));
         let hit = |t: &Ticket| {
             partial.is_empty()
@@ -830,16 +836,7 @@ impl QueryView for Store {
                     nums.extend(num_suffix(&r?.0));
                 }
             }
-            (None, None) => {
-                for state in TicketState::ALL {
-                    if state == TicketState::Closed {
-                        continue;
-                    }
-                    for r in self.by_state.scan_prefix([state.code()]) {
-                        nums.extend(num_suffix(&r?.0));
-                    }
-                }
-            }
+            (None, None) => nums = self.not_closed()?,
         }
         let mut found = Vec::new();
         for n in nums {
