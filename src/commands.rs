@@ -11,6 +11,7 @@ use crate::config::{Org, Role};
 use crate::domain::{Priority, TeamName, TicketId, TicketState, UserName, MAX_TEXT, MAX_TITLE};
 use crate::error::UserError;
 use crate::render::clip_plain;
+use crate::sanitize::clean_untrusted;
 
 /// Every command the bot knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -776,6 +777,10 @@ impl Command {
         prefix: &str,
     ) -> Result<Command, UserError> {
         let spec = name.spec();
+        let args = args
+            .into_iter()
+            .map(|(k, v)| (clean_untrusted(&k), clean_untrusted(&v)))
+            .collect();
         let mut a = Args::check(&spec, args)?;
         let cmd = match name {
             CommandName::TicketOpen => Command::TicketOpen {
@@ -1118,6 +1123,7 @@ fn words(line: &str) -> Result<Vec<String>, UserError> {
 
 /// Parses a console line such as `/ticket open title:"Disk full" priority:p2`.
 pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
+    let line = &clean_untrusted(line);
     let body = line.trim().strip_prefix('/').unwrap_or(line.trim());
     let words = words(body)?;
     let mut it = words.into_iter().peekable();
@@ -1203,6 +1209,7 @@ pub fn parse_with_jobs(
     prefix: &str,
     jobs: &std::collections::BTreeMap<String, crate::jobs::Job>,
 ) -> Result<Command, UserError> {
+    let line = &clean_untrusted(line);
     let body = line.trim().trim_start_matches('/');
     let first = body.split_whitespace().next().unwrap_or("");
     if let Some(job) = jobs.get(first) {

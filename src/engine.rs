@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::error::{EngineError, StoreError, UserError};
 use crate::render::{self, one_line, Rich};
+use crate::sanitize::clean_untrusted;
 use crate::ticket::{self, Action};
 
 /// Something that happened, typed at the edge.
@@ -69,6 +70,92 @@ impl Event {
     /// Whether the event only reads.
     pub fn is_query(&self) -> bool {
         matches!(self, Event::Command { command, .. } if command.is_query())
+    }
+
+    /// The event with every piece of untrusted text in it (chat text, alert
+    /// labels and annotations, the customer's words, job output, a job's
+    /// parameter values) through [`clean_untrusted`], as it enters the
+    /// engine: nothing stored or shown carries a terminal escape or a bidi
+    /// override. Typed commands are cleaned as they are parsed
+    /// ([`Command::from_args`](crate::commands::Command::from_args)).
+    pub fn cleaned(self) -> Event {
+        let c = |s: String| clean_untrusted(&s);
+        let labels = |l: crate::alert::Labels| -> crate::alert::Labels {
+            l.into_iter().map(|(k, v)| (c(k), c(v))).collect()
+        };
+        match self {
+            Event::Command {
+                actor,
+                channel,
+                command: Command::Build { job, params },
+            } => Event::Command {
+                actor,
+                channel,
+                command: Command::Build {
+                    job: c(job),
+                    params: params.into_iter().map(|(k, v)| (c(k), c(v))).collect(),
+                },
+            },
+            Event::ChatMessage {
+                author,
+                channel,
+                text,
+            } => Event::ChatMessage {
+                author,
+                channel,
+                text: c(text),
+            },
+            Event::Alerts { alerts } => Event::Alerts {
+                alerts: alerts
+                    .into_iter()
+                    .map(|a| crate::alert::Alert {
+                        labels: labels(a.labels),
+                        annotations: labels(a.annotations),
+                        fingerprint: c(a.fingerprint),
+                        generator_url: a.generator_url.map(c),
+                        ..a
+                    })
+                    .collect(),
+            },
+            Event::SupportRequest {
+                customer,
+                subject,
+                message,
+                idempotency_key,
+            } => Event::SupportRequest {
+                customer: crate::domain::Customer {
+                    id: c(customer.id),
+                    email: c(customer.email),
+                },
+                subject: c(subject),
+                message: c(message),
+                idempotency_key,
+            },
+            Event::RunUpdate { run, update } => {
+                use crate::runs::RunUpdate as U;
+                let update = match update {
+                    U::Submitted { backend_ref } => U::Submitted {
+                        backend_ref: c(backend_ref),
+                    },
+                    U::Waiting { reason } => U::Waiting { reason: c(reason) },
+                    U::Started { backend_ref } => U::Started {
+                        backend_ref: c(backend_ref),
+                    },
+                    U::Finished {
+                        success,
+                        reason,
+                        tail,
+                    } => U::Finished {
+                        success,
+                        reason: c(reason),
+                        tail: c(tail),
+                    },
+                    U::Lost { reason } => U::Lost { reason: c(reason) },
+                };
+                Event::RunUpdate { run, update }
+            }
+            other => other,
+        }
     }
 }
 

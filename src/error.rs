@@ -11,9 +11,11 @@ pub struct UserError {
 }
 
 impl UserError {
+    /// The message is cleaned of terminal escapes and bidi overrides: it
+    /// often quotes what the user typed.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: crate::sanitize::clean_untrusted(&message.into()),
         }
     }
 

@@ -190,9 +190,16 @@ impl Bot {
         &self.store
     }
 
+    /// The bot's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Applies one event and returns what the engine answered. Returns only
     /// once what the event changed is durable on disk.
     pub async fn submit(&self, event: Event) -> Result<Outcome, BotError> {
+        // Untrusted text is cleaned once, here, before the engine sees it.
+        let event = event.cleaned();
         if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
             // A report reads the whole timeline: off the commit thread, so
             // that commands behind it do not wait.
