@@ -529,15 +529,20 @@ impl Kind {
     }
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+/// `sha256=HEX` of `TIMESTAMP.BODY`, as the app signs.
+fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// One support request, ready to send: body, signature, idempotency key.
+/// One support request, ready to send: body, timestamp, signature,
+/// idempotency key.
 struct SupportRequest {
     body: Bytes,
+    timestamp: String,
     signature: String,
     key: String,
 }
@@ -562,8 +567,15 @@ fn support_requests(tag: &str, n: usize, kind: Kind) -> Vec<SupportRequest> {
             } else {
                 SECRET
             };
+            // Signed when built: a run must end within the bot's 5 minutes.
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+                .to_string();
             SupportRequest {
-                signature: sign(secret, body.as_bytes()),
+                signature: sign(secret, &timestamp, body.as_bytes()),
+                timestamp,
                 body: Bytes::from(body),
                 key: format!("{tag}-{i}"),
             }
@@ -581,6 +593,7 @@ fn support_load(base: &str, requests: Vec<SupportRequest>) -> (usize, MakeReques
         let r = &requests[i];
         c.post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Opsbot-Timestamp", &r.timestamp)
             .header("X-Opsbot-Signature", &r.signature)
             .header("Idempotency-Key", &r.key)
             .body(r.body.clone())

@@ -42,7 +42,9 @@ pub struct HttpState {
 pub struct SupportIntake {
     secret: Option<Secret>,
     secret_var: String,
-    session_url: String,
+    /// The base of the session check; `None` when the config's URL does not
+    /// parse (every request is then refused with 503).
+    session_url: Option<reqwest::Url>,
     client: reqwest::Client,
     max_subject: usize,
     max_message: usize,
@@ -55,11 +57,19 @@ impl SupportIntake {
         let client = reqwest::Client::builder()
             .timeout(cfg.session_timeout)
             .connect_timeout(cfg.session_timeout)
+            // A redirect is an answer that is not 200: refused, never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let session_url = reqwest::Url::parse(&cfg.session_url)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base());
+        if session_url.is_none() {
+            tracing::error!(url = %cfg.session_url, "[support] session_url is not a URL; the support intake refuses every request");
+        }
         Ok(SupportIntake {
             secret: cfg.secret.value.clone(),
             secret_var: cfg.secret.var.clone(),
-            session_url: cfg.session_url.clone(),
+            session_url,
             client,
             max_subject: cfg.max_subject,
             max_message: cfg.max_message,
@@ -125,7 +135,7 @@ fn err(code: StatusCode, msg: impl Into<String>) -> ApiError {
 
 /// The router, for `serve` and for tests that bring their own listener.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/hooks/alertmanager", post(hook_alertmanager))
@@ -135,7 +145,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/support", post(support))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state);
+    // Around the whole router, so that it sees each answer as it leaves
+    // (axum adds a 405's `Allow` outside the routes' own layers).
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(json_errors))
 }
 
 /// Serves until `shutdown` resolves.
@@ -161,6 +176,55 @@ async fn observe(State(s): State<HttpState>, req: Request, next: Next) -> Respon
     s.metrics
         .request(&route, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+/// Every error answer is JSON `{"error": "…"}`, also those that axum makes
+/// itself: a wrong method (405, its `Allow` header kept), an extractor's
+/// rejection (its text becomes the message), anything with an empty body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        format!(
+            "{method} is not allowed on {}; use {}",
+            crate::render::one_line(&path, 200),
+            if allow.is_empty() {
+                "another method"
+            } else {
+                &allow
+            }
+        )
+    } else if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        crate::sanitize::clean_untrusted(&crate::render::clip_plain(&text, 500))
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    (parts, Json(json!({ "error": message }))).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -351,6 +415,25 @@ async fn ticket(
     }
 }
 
+/// A session id the app can have issued: 1 to 256 of `A-Z a-z 0-9 . _ ~ -`,
+/// and not `.` or `..` (which a URL would read as a path step).
+fn valid_session_id(sid: &str) -> bool {
+    (1..=256).contains(&sid.len())
+        && sid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+        && sid != "."
+        && sid != ".."
+}
+
+/// `GET {session_url}/{session_id}`: the id as exactly one percent-encoded
+/// path segment, whatever it holds.
+fn session_check_url(base: &reqwest::Url, sid: &str) -> Option<reqwest::Url> {
+    let mut url = base.clone();
+    url.path_segments_mut().ok()?.pop_if_empty().push(sid);
+    Some(url)
+}
+
 /// `429` or `503` with `Retry-After`.
 fn retry_after(code: StatusCode, secs: u64, msg: String) -> Response {
     (
@@ -375,7 +458,12 @@ struct SessionAnswer {
     customer_id: Value,
 }
 
-fn signature_ok(secret: &Secret, body: &[u8], header: Option<&str>) -> bool {
+/// How far the app's timestamp may be from the bot's clock, in seconds.
+const SUPPORT_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// Checks `X-Opsbot-Signature`: the HMAC-SHA256 of `TIMESTAMP.` and the raw
+/// body, under the app's secret.
+fn signature_ok(secret: &Secret, timestamp: &str, body: &[u8], header: Option<&str>) -> bool {
     use hmac::{Hmac, Mac};
     let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
         return false;
@@ -386,6 +474,8 @@ fn signature_ok(secret: &Secret, body: &[u8], header: Option<&str>) -> bool {
     let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()) else {
         return false;
     };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
     mac.update(body);
     // Constant time.
     mac.verify_slice(&sig).is_ok()
@@ -408,6 +498,10 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
         .get("x-opsbot-signature")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let timestamp = headers
+        .get("x-opsbot-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
     let idem = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -420,14 +514,51 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
     if sig.is_none() {
         return Err(err(
             StatusCode::UNAUTHORIZED,
-            "missing signature: send X-Opsbot-Signature: sha256=HEX, the HMAC-SHA256 of the body",
+            "missing signature: send X-Opsbot-Signature: sha256=HEX, the HMAC-SHA256 of the X-Opsbot-Timestamp value, a `.` and the body",
         )
         .into_response());
     }
-    if !signature_ok(&secret, &body, sig.as_deref()) {
+    let Some(timestamp) = timestamp else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
-            "bad signature: X-Opsbot-Signature must be sha256= and the hex HMAC-SHA256 of the exact body under the app's secret",
+            "missing timestamp: send X-Opsbot-Timestamp: UNIX_SECONDS (the time of signing) and sign that value, a `.` and the body",
+        )
+        .into_response());
+    };
+    let Some(sent_at) = timestamp
+        .parse::<i64>()
+        .ok()
+        .filter(|_| timestamp.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "bad timestamp: X-Opsbot-Timestamp must be the Unix time in whole seconds, such as 1767225600; got `{}`",
+                crate::render::one_line(&timestamp, 40)
+            ),
+        )
+        .into_response());
+    };
+    if !signature_ok(&secret, &timestamp, &body, sig.as_deref()) {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "bad signature: X-Opsbot-Signature must be sha256= and the hex HMAC-SHA256, under the app's secret, of the X-Opsbot-Timestamp value, a `.` and the exact body",
+        )
+        .into_response());
+    }
+    let skew = s.bot.now().timestamp().saturating_sub(sent_at);
+    if skew
+        .checked_abs()
+        .is_none_or(|d| d > SUPPORT_TOLERANCE_SECS)
+    {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "stale timestamp: X-Opsbot-Timestamp {sent_at} is {} s {} the bot's clock; more than {} s is refused (a replayed request, or a clock that is off): sign each request when it is sent",
+                skew.unsigned_abs(),
+                if skew >= 0 { "behind" } else { "ahead of" },
+                SUPPORT_TOLERANCE_SECS
+            ),
         )
         .into_response());
     }
@@ -436,15 +567,11 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
     })?;
     let bad = |m: String| err(StatusCode::BAD_REQUEST, m).into_response();
     let sid = req.session_id.trim();
-    if sid.is_empty()
-        || sid.len() > 256
-        || !sid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(bad(
-            "`session_id` must be 1 to 256 letters, digits, `-`, `_` or `.`".into(),
-        ));
+    if !valid_session_id(sid) {
+        return Err(bad(format!(
+            "`session_id` must be 1 to 256 ASCII letters, digits, `.`, `_`, `~` or `-`, and not `.` or `..` alone; got `{}`",
+            crate::render::one_line(sid, 60)
+        )));
     }
     let subject_len = req.subject.trim().chars().count();
     if subject_len == 0 {
@@ -479,7 +606,6 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
         ));
     }
     // Who is this? The app says, or the request is refused.
-    let url = format!("{}/{}", intake.session_url, sid);
     let unavailable = |why: String| {
         retry_after(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -489,7 +615,16 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
             ),
         )
     };
-    let resp = intake.client.get(&url).send().await.map_err(|e| {
+    let Some(url) = intake
+        .session_url
+        .as_ref()
+        .and_then(|base| session_check_url(base, sid))
+    else {
+        return Err(unavailable(
+            "the bot's [support] session_url is not a URL".into(),
+        ));
+    };
+    let resp = intake.client.get(url).send().await.map_err(|e| {
         unavailable(if e.is_timeout() {
             "timed out".into()
         } else {
@@ -501,6 +636,7 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
         return Err(unavailable(format!("it answered {}", status.as_u16())));
     }
     if status != reqwest::StatusCode::OK {
+        // 3xx (never followed), 401/403/404 and any other answer: refused.
         return Err(err(
             StatusCode::FORBIDDEN,
             format!(

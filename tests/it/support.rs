@@ -200,10 +200,41 @@ impl Drop for Smtp {
     }
 }
 
-fn sign(body: &str) -> String {
+thread_local! {
+    /// The time this test (its thread) signs its requests with, fixed at its
+    /// first [`sign`] so that a signature made a moment before a request
+    /// always fits the timestamp [`support`] sends. A test lasts far less
+    /// than the bot's five minutes.
+    static SIGNED_AT: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn signing_time() -> i64 {
+    SIGNED_AT.with(|c| {
+        if c.get() == 0 {
+            c.set(unix_now());
+        }
+        c.get()
+    })
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `sha256=HEX` of `TIMESTAMP.BODY`, as the app signs.
+pub fn sign_at(ts: i64, body: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SUPPORT_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Signs `body` at this test's signing time, which [`support`] sends.
+pub fn sign(body: &str) -> String {
+    sign_at(signing_time(), body)
 }
 
 /// POSTs to /api/v1/support with chosen headers.
@@ -211,6 +242,19 @@ fn support(
     bot: &LiveBot,
     body: &str,
     signature: Option<&str>,
+    idem: Option<&str>,
+    ctype: &str,
+) -> (u16, Value, Option<String>) {
+    let ts = signing_time();
+    support_at(bot, body, signature, Some(&ts.to_string()), idem, ctype)
+}
+
+/// POSTs to /api/v1/support with chosen headers, the timestamp too.
+pub fn support_at(
+    bot: &LiveBot,
+    body: &str,
+    signature: Option<&str>,
+    timestamp: Option<&str>,
     idem: Option<&str>,
     ctype: &str,
 ) -> (u16, Value, Option<String>) {
@@ -224,6 +268,9 @@ fn support(
         .body(body.to_string());
     if let Some(s) = signature {
         req = req.header("X-Opsbot-Signature", s);
+    }
+    if let Some(t) = timestamp {
+        req = req.header("X-Opsbot-Timestamp", t);
     }
     if let Some(k) = idem {
         req = req.header("Idempotency-Key", k);
@@ -242,12 +289,12 @@ fn support(
     )
 }
 
-fn signed(bot: &LiveBot, body: &str) -> (u16, Value) {
+pub fn signed(bot: &LiveBot, body: &str) -> (u16, Value) {
     let (c, v, _) = support(bot, body, Some(&sign(body)), None, "application/json");
     (c, v)
 }
 
-fn env_for(app: &FakeApp, smtp_port: u16, extra: &[(&str, &str)]) -> Env {
+pub fn env_for(app: &FakeApp, smtp_port: u16, extra: &[(&str, &str)]) -> Env {
     let mut text = shipped_config()
         .replace(
             "session_url = \"http://127.0.0.1:8790/sessions\"",
@@ -663,4 +710,326 @@ fn mail_left_queued_at_exit_is_counted_and_said() {
         "{}",
         run.stderr
     );
+}
+
+/// A company app whose answer is chosen by the session id (`s302`, `s401`,
+/// `s500`, `slow`, …); it records each path it was asked for, raw.
+pub struct OutcomeApp {
+    pub base: String,
+    pub paths: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl OutcomeApp {
+    /// `redirect_to`: where `s302` sends the bot.
+    pub fn start(redirect_to: &str) -> OutcomeApp {
+        use axum::extract::{Request, State};
+        use axum::http::{header, StatusCode};
+        use axum::response::{IntoResponse, Response};
+        use axum::{Json, Router};
+
+        type S = (Arc<std::sync::Mutex<Vec<String>>>, String);
+        async fn any(State((paths, to)): State<S>, req: Request) -> Response {
+            let path = req.uri().path().to_string();
+            paths.lock().unwrap().push(path.clone());
+            let id = path.rsplit('/').next().unwrap_or_default().to_string();
+            let ok = Json(json!({"email": "carol@example.com", "customer_id": "cust-42"}));
+            match id.as_str() {
+                "s302" => (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, format!("{to}/sessions/sess-any"))],
+                )
+                    .into_response(),
+                "s301" => (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, format!("{to}/sessions/sess-any"))],
+                )
+                    .into_response(),
+                "s204" => StatusCode::NO_CONTENT.into_response(),
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    ok.into_response()
+                }
+                s if s.starts_with('s') && s.len() == 4 => {
+                    let code = s[1..].parse::<u16>().unwrap_or(500);
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        Json(json!({"error": "no"})),
+                    )
+                        .into_response()
+                }
+                // Any other session is a customer.
+                _ => ok.into_response(),
+            }
+        }
+        let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state: S = (paths.clone(), redirect_to.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let app = Router::new().fallback(any).with_state(state);
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        OutcomeApp {
+            base: format!("http://{addr}"),
+            paths,
+        }
+    }
+
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
+    }
+}
+
+fn outcome_env(session_url: &str) -> Env {
+    Env::shipped_with(
+        &shipped_config()
+            .replace(
+                "session_url = \"http://127.0.0.1:8790/sessions\"",
+                &format!("session_url = \"{session_url}\""),
+            )
+            .replace("session_timeout = \"2s\"", "session_timeout = \"1s\""),
+    )
+}
+
+fn request_for(session: &str) -> String {
+    json!({"session_id": session, "subject": "Help", "message": "Please"}).to_string()
+}
+
+#[test]
+fn session_check_outcomes_redirects_refused_errors_retried_nothing_stored() {
+    // Where a redirect would send the bot: an app that takes any session.
+    let elsewhere = OutcomeApp::start("http://127.0.0.1:9");
+    let app = OutcomeApp::start(&elsewhere.base);
+    let env = outcome_env(&format!("{}/sessions", app.base));
+    let bot = env.live(&[]);
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            "s302",
+            403,
+            "the session is not valid (the app answered 302)",
+        ),
+        (
+            "s301",
+            403,
+            "the session is not valid (the app answered 301)",
+        ),
+        (
+            "s401",
+            403,
+            "the session is not valid (the app answered 401)",
+        ),
+        (
+            "s403",
+            403,
+            "the session is not valid (the app answered 403)",
+        ),
+        (
+            "s404",
+            403,
+            "the session is not valid (the app answered 404)",
+        ),
+        (
+            "s410",
+            403,
+            "the session is not valid (the app answered 410)",
+        ),
+        (
+            "s429",
+            403,
+            "the session is not valid (the app answered 429)",
+        ),
+        (
+            "s204",
+            403,
+            "the session is not valid (the app answered 204)",
+        ),
+        (
+            "s500",
+            503,
+            "cannot check the session with the app (it answered 500)",
+        ),
+        (
+            "s503",
+            503,
+            "cannot check the session with the app (it answered 503)",
+        ),
+        (
+            "slow",
+            503,
+            "cannot check the session with the app (timed out)",
+        ),
+    ];
+    for (session, want_code, want) in cases {
+        let body = request_for(session);
+        let (code, resp, retry) =
+            support(&bot, &body, Some(&sign(&body)), None, "application/json");
+        assert_eq!(code, *want_code, "{session}: {resp}");
+        let msg = resp["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with(want),
+            "{session}: got {msg:?}, want {want:?}"
+        );
+        if *want_code == 503 {
+            assert_eq!(retry.as_deref(), Some("5"), "{session}");
+            assert!(msg.ends_with("nothing was stored, retry later"), "{msg}");
+        } else {
+            assert_eq!(retry, None, "{session}");
+        }
+    }
+    // The redirects were not followed.
+    assert!(elsewhere.paths().is_empty(), "{:?}", elsewhere.paths());
+    // A good session still works, and is the only ticket.
+    let body = request_for("sess-good");
+    assert_eq!(signed(&bot, &body), (201, json!({"ticket": "OPS-1"})));
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let tickets = env.tickets();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+}
+
+#[test]
+fn an_unreachable_app_is_a_503_with_retry_after() {
+    let port = free_port();
+    let env = outcome_env(&format!("http://127.0.0.1:{port}/sessions"));
+    let bot = env.live(&[]);
+    let body = request_for("sess-good");
+    let (code, resp, retry) = support(&bot, &body, Some(&sign(&body)), None, "application/json");
+    assert_eq!(code, 503, "{resp}");
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("cannot check the session with the app (unreachable)"),
+        "{resp}"
+    );
+    bot.finish();
+    assert!(env.tickets().is_empty());
+}
+
+#[test]
+fn session_ids_are_checked_and_sent_as_one_encoded_segment() {
+    let app = OutcomeApp::start("http://127.0.0.1:9");
+    let env = outcome_env(&format!("{}/api/sessions/", app.base));
+    let bot = env.live(&[]);
+    let long = "a".repeat(257);
+    for bad in [
+        "..",
+        ".",
+        "",
+        "a/b",
+        "..%2f",
+        "%2e%2e",
+        "a b",
+        "a?b",
+        "a#b",
+        "sess\u{e9}",
+        long.as_str(),
+    ] {
+        let body = request_for(bad);
+        let (code, resp, _) = support(&bot, &body, Some(&sign(&body)), None, "application/json");
+        assert_eq!(code, 400, "{bad:?}: {resp}");
+        let msg = resp["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("`session_id` must be 1 to 256 ASCII letters, digits, `.`, `_`, `~` or `-`, and not `.` or `..` alone"),
+            "{bad:?}: {msg}"
+        );
+    }
+    // Nothing refused reached the app.
+    assert!(app.paths().is_empty(), "{:?}", app.paths());
+    let max = "b".repeat(256);
+    for good in ["...", "a.b~c-d_E9", ".hidden", max.as_str()] {
+        let body = request_for(good);
+        let (code, resp, _) = support(&bot, &body, Some(&sign(&body)), None, "application/json");
+        assert_eq!(code, 201, "{good:?}: {resp}");
+    }
+    let expected: Vec<String> = ["...", "a.b~c-d_E9", ".hidden", max.as_str()]
+        .iter()
+        .map(|id| format!("/api/sessions/{id}"))
+        .collect();
+    assert_eq!(app.paths(), expected);
+    bot.finish();
+    assert_eq!(env.tickets().len(), 4);
+}
+
+#[test]
+fn timestamps_bound_replays_and_are_part_of_the_signature() {
+    let app = FakeApp::start();
+    let env = env_for(&app, free_port(), &[]);
+    let bot = env.live(&[]);
+    let body = request_for("sess-carol");
+    let now = unix_now();
+    let post = |sig: Option<&str>, ts: Option<&str>| {
+        let (code, resp, _) = support_at(&bot, &body, sig, ts, None, "application/json");
+        (code, resp["error"].as_str().unwrap_or_default().to_string())
+    };
+    let old = (now - 301).to_string();
+    let ahead = (now + 400).to_string();
+    let cases: Vec<(Option<String>, Option<String>, &str)> = vec![
+        (
+            Some(sign_at(now, &body)),
+            None,
+            "missing timestamp: send X-Opsbot-Timestamp: UNIX_SECONDS",
+        ),
+        (
+            Some(sign_at(now - 301, &body)),
+            Some(old.clone()),
+            "stale timestamp: X-Opsbot-Timestamp",
+        ),
+        (
+            Some(sign_at(now + 400, &body)),
+            Some(ahead.clone()),
+            "stale timestamp: X-Opsbot-Timestamp",
+        ),
+        // A captured request with its time moved forward: the signature no longer fits.
+        (
+            Some(sign_at(now - 301, &body)),
+            Some(now.to_string()),
+            "bad signature",
+        ),
+        (
+            Some(sign_at(now, &body)),
+            Some("yesterday".into()),
+            "bad timestamp: X-Opsbot-Timestamp must be the Unix time in whole seconds",
+        ),
+        (
+            Some(sign_at(now, &body)),
+            Some(format!("-{now}")),
+            "bad timestamp",
+        ),
+    ];
+    for (sig, ts, want) in &cases {
+        let (code, msg) = post(sig.as_deref(), ts.as_deref());
+        assert_eq!(code, 401, "{want}: {msg}");
+        assert!(msg.starts_with(want), "got {msg:?}, want {want:?}");
+    }
+    // The old scheme, the body alone, is refused.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SUPPORT_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let body_only = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (code, msg) = post(Some(&body_only), Some(&now.to_string()));
+    assert_eq!(code, 401, "{msg}");
+    assert!(msg.starts_with("bad signature"), "{msg}");
+    let (code, msg) = post(Some(&sign_at(now - 301, &body)), Some(&old));
+    assert!(msg.contains("more than 300 s is refused"), "{msg}");
+    assert_eq!(code, 401);
+    // Within the five minutes, either side: accepted.
+    let (code, msg) = post(
+        Some(&sign_at(now - 240, &body)),
+        Some(&(now - 240).to_string()),
+    );
+    assert_eq!(code, 201, "{msg}");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(env.tickets().len(), 1);
+    // No refused request reached the app.
+    assert_eq!(app.calls.load(Ordering::SeqCst), 1);
 }
