@@ -1127,3 +1127,66 @@ fn check_says_which_channels_have_no_discord_id() {
     );
     assert!(line.contains("1 people, 0 roles mapped"), "{line}");
 }
+
+#[test]
+fn terminal_escapes_never_reach_discord() {
+    let esc = "\x1b]0;pwned\x07\x1b[2J";
+    let live = Live::start();
+    let reply = live.answer(
+        (OLIVIA, "olivia-on-discord"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!(format!("Disk {esc} full"))),
+            (
+                "description",
+                json!(format!("desc {esc} \u{202E}evil\u{202C} end")),
+            ),
+            ("team", json!("backend")),
+        ],
+    );
+    crate::hostile_text::assert_clean_json("the reply", &reply);
+    let shown = live.answer(
+        (OLIVIA, "olivia-on-discord"),
+        OPS,
+        &["ticket", "show"],
+        &[("id", json!("OPS-1"))],
+    );
+    crate::hostile_text::assert_clean_json("/ticket show", &shown);
+    // The words are kept (Discord's markdown escaped), the escapes gone.
+    assert!(
+        content(&shown).contains("desc \\]0;pwned\\[2J evil end"),
+        "{shown}"
+    );
+    // A monitoring tool's chat message, read as an alert.
+    let mut msg = fx::message(
+        fx::next_id(),
+        ALERTS,
+        fx::user(STRANGER, "grafana-relay"),
+        &format!("[FIRING:1] High{esc}Latency web (critical)"),
+    );
+    msg["guild_id"] = json!(fx::GUILD_ID.to_string());
+    live.fake.dispatch("MESSAGE_CREATE", msg);
+    let ops = live.fake.wait_messages(OPS, 2, WAIT);
+    assert!(
+        ops.iter().any(|m| m
+            .to_string()
+            .replace('\\', "")
+            .contains("High]0;pwned[2JLatency")),
+        "{ops:?}"
+    );
+    let backend = live.fake.wait_messages(BACKEND, 1, WAIT);
+    for m in ops.iter().chain(backend.iter()) {
+        crate::hostile_text::assert_clean_json("a post", m);
+    }
+    for t in live.fake.threads(OPS) {
+        crate::hostile_text::assert_clean_json("a thread", &t);
+        let id: u64 = t["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        for m in live.fake.messages(id) {
+            crate::hostile_text::assert_clean_json("a thread's post", &m);
+        }
+    }
+    for c in live.fake.callbacks() {
+        crate::hostile_text::assert_clean_json("an interaction answer", &c);
+    }
+}

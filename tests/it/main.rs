@@ -15,6 +15,7 @@ mod discord_fixtures;
 mod fake_discord;
 mod fake_jenkins;
 mod harness;
+mod hostile_text;
 mod http_errors;
 mod http_intake;
 mod jenkins;
