@@ -957,6 +957,16 @@ pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
 }
 
 impl Config {
+    /// Every secret the config names (Discord token, hook token, support
+    /// secret, Jenkins token, SMTP credentials): none reaches a job, and a
+    /// job's output never shows one's value.
+    pub fn secrets(&self) -> Vec<&EnvSecret> {
+        let mut out = vec![&self.discord.token, &self.http.token, &self.support.secret];
+        out.extend(self.jenkins.as_ref().map(|j| &j.token));
+        out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
+        out
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
         let src = std::fs::read_to_string(file).map_err(|e| ConfigError {
@@ -998,7 +1008,9 @@ impl Config {
             .map(|r| r.services)
             .unwrap_or_default();
         let config = config.map(|mut c| {
-            let (jobs, job_problems) = crate::jobs::load_dir(&c.commands_dir(), &c.org);
+            let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
+            let (jobs, job_problems) =
+                crate::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
             problems.extend(job_problems);
             c.jobs = jobs;
             if c.jenkins.is_none() {

@@ -15,6 +15,12 @@
 //! pattern = '^[A-Za-z0-9._/-]{1,100}$'
 //! default = "main"
 //! ```
+//!
+//! A job starts with a cleared environment: the safe set [`SAFE_ENV`] passed
+//! through from the bot, what its file names (`env = ["JAVA_HOME"]` to pass
+//! through, or `[env]` with `NAME = true` to pass through, `NAME = false` to
+//! leave out, `NAME = "value"` to set), and `OPSBOT_RUN` and
+//! `OPSBOT_PARAM_*`. No secret the config names ever reaches it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +61,39 @@ struct RawJob {
     main_ref: String,
     #[serde(default)]
     params: BTreeMap<String, RawParam>,
+    #[serde(default)]
+    env: Option<RawEnv>,
+}
+
+/// `env = ["NAME", …]` (passed through), or `[env]` with `NAME = true`
+/// (passed through), `NAME = false` (left out) or `NAME = "value"` (set).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEnv {
+    Pass(Vec<String>),
+    Table(BTreeMap<String, RawEnvValue>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEnvValue {
+    Pass(bool),
+    Set(String),
+}
+
+/// What a job gets of the bot's environment when its file says nothing:
+/// enough for a script to find programs, its home, language and time zone.
+pub const SAFE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// A job's environment, besides `OPSBOT_RUN` and `OPSBOT_PARAM_*`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobEnv {
+    /// Passed through from the bot's environment when set there.
+    pub pass: Vec<String>,
+    /// Set to these values.
+    pub set: BTreeMap<String, String>,
 }
 
 fn default_timeout() -> String {
@@ -109,6 +148,8 @@ pub struct Job {
     /// A failed build with `ref` = this opens a ticket for the team.
     pub main_ref: String,
     pub params: Vec<Param>,
+    /// What the process's environment holds (it starts cleared).
+    pub env: JobEnv,
     /// The file it came from.
     pub file: PathBuf,
 }
@@ -270,7 +311,13 @@ impl Job {
 }
 
 /// Loads every `*.toml` in `dir` (a missing folder is no jobs).
-pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) {
+/// `secret_vars` are the env vars the config names as secrets: a job may not
+/// ask for one.
+pub fn load_dir(
+    dir: &Path,
+    org: &Org,
+    secret_vars: &[String],
+) -> (BTreeMap<String, Job>, Vec<Problem>) {
     let mut jobs = BTreeMap::new();
     let mut problems = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -298,7 +345,7 @@ pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) 
                 continue;
             }
         };
-        match load_one(dir, &file, &src, org) {
+        match load_one(dir, &file, &src, org, secret_vars) {
             Ok(job) => {
                 jobs.insert(job.name.clone(), job);
             }
@@ -308,7 +355,13 @@ pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) 
     (jobs, problems)
 }
 
-fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Problem>> {
+fn load_one(
+    dir: &Path,
+    file: &Path,
+    src: &str,
+    org: &Org,
+    secret_vars: &[String],
+) -> Result<Job, Vec<Problem>> {
     let raw: RawJob = toml::from_str(src).map_err(|e| {
         vec![Problem {
             severity: Severity::Error,
@@ -460,6 +513,7 @@ fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Pr
             format!("{} does not exist", program.display()),
         );
     }
+    let env = job_env(&mut v, raw.env.as_ref(), secret_vars);
     let workdir = raw
         .workdir
         .as_ref()
@@ -480,6 +534,77 @@ fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Pr
         who,
         main_ref: raw.main_ref,
         params,
+        env,
         file: file.to_path_buf(),
     })
+}
+
+/// A job's environment from its `env`: the safe set, then what the file
+/// passes through, leaves out or sets. Refuses a name that is not an env
+/// var name, one the bot sets itself, and any secret the config names.
+fn job_env(v: &mut Validator, raw: Option<&RawEnv>, secret_vars: &[String]) -> JobEnv {
+    let mut env = JobEnv {
+        pass: SAFE_ENV.iter().map(|s| s.to_string()).collect(),
+        set: BTreeMap::new(),
+    };
+    let entries: Vec<(String, Option<&RawEnvValue>, Seg<'_>)> = match raw {
+        None => Vec::new(),
+        Some(RawEnv::Pass(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), None, Seg::Index(i)))
+            .collect(),
+        Some(RawEnv::Table(t)) => t
+            .iter()
+            .map(|(n, val)| (n.clone(), Some(val), Seg::Key(n.as_str())))
+            .collect(),
+    };
+    for (name, val, seg) in entries {
+        let at = [Seg::Key("env"), seg];
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            v.error(
+                &at,
+                format!(
+                    "`{}` is not an environment variable name: use letters, digits and `_`, not starting with a digit",
+                    crate::render::one_line(&name, 60)
+                ),
+            );
+            continue;
+        }
+        if name == "OPSBOT_RUN" || name.starts_with("OPSBOT_PARAM_") {
+            v.error(
+                &at,
+                format!("`{name}` is set by the bot itself (the run id and the job's parameters)"),
+            );
+            continue;
+        }
+        let passes = !matches!(
+            val,
+            Some(RawEnvValue::Set(_)) | Some(RawEnvValue::Pass(false))
+        );
+        if passes && secret_vars.iter().any(|s| s == &name) {
+            v.error(
+                &at,
+                format!(
+                    "`{name}` holds one of the bot's secrets (the config names it); a job never gets the bot's secrets: give the job its own credential under another name"
+                ),
+            );
+            continue;
+        }
+        env.pass.retain(|p| p != &name);
+        env.set.remove(&name);
+        match val {
+            None | Some(RawEnvValue::Pass(true)) => env.pass.push(name),
+            Some(RawEnvValue::Pass(false)) => {}
+            Some(RawEnvValue::Set(value)) => {
+                env.set.insert(name, value.clone());
+            }
+        }
+    }
+    env
 }

@@ -29,18 +29,69 @@ pub struct LocalRunner {
     count: Arc<watch::Sender<usize>>,
 }
 
-/// The last bytes of a stream.
-#[derive(Default)]
-struct Tail(Vec<u8>);
+/// Secret values shorter than this are not masked: they would blank out
+/// ordinary words of the output.
+const MIN_MASKED: usize = 4;
+
+/// The last bytes of a stream: [`TAIL_BYTES`] and, before them, as many as
+/// the longest secret, so that a secret that ends in the tail is seen whole.
+struct Tail {
+    buf: Vec<u8>,
+    cap: usize,
+}
 
 impl Tail {
-    fn push(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
-        if self.0.len() > TAIL_BYTES {
-            let cut = self.0.len() - TAIL_BYTES;
-            self.0.drain(..cut);
+    fn new(margin: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            cap: TAIL_BYTES.saturating_add(margin),
         }
     }
+
+    fn push(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() > self.cap {
+            let cut = self.buf.len() - self.cap;
+            self.buf.drain(..cut);
+        }
+    }
+}
+
+/// The last `keep` bytes of `raw` as text, every secret's value in it shown
+/// as `***`: also one that starts before them and ends in them. The bytes
+/// before are only looked at, never shown, so that a secret cut at the start
+/// of `raw` shows no part of itself.
+pub(crate) fn masked_tail(raw: &[u8], secrets: &[&str], keep: usize) -> String {
+    let secrets: Vec<&[u8]> = secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .filter(|s| s.len() >= MIN_MASKED)
+        .collect();
+    let keep_from = raw.len().saturating_sub(keep);
+    let mut out = Vec::with_capacity(raw.len().min(keep));
+    let mut i = 0;
+    while i < raw.len() {
+        let hit = secrets
+            .iter()
+            .filter(|s| raw[i..].starts_with(s))
+            .map(|s| s.len())
+            .max();
+        match hit {
+            Some(n) => {
+                if i + n > keep_from {
+                    out.extend_from_slice(b"***");
+                }
+                i += n;
+            }
+            None => {
+                if i >= keep_from {
+                    out.push(raw[i]);
+                }
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn drain(mut r: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
@@ -104,13 +155,30 @@ impl LocalRunner {
             return;
         };
         let argv = job.argv(params);
+        let config = self.bot.engine().config();
+        let secrets = config.secrets();
+        let secret_values: Vec<String> = secrets
+            .iter()
+            .filter_map(|s| s.value.as_ref().map(|v| v.expose().to_string()))
+            .collect();
         let mut cmd = tokio::process::Command::new(&job.program);
         cmd.args(&argv)
             .current_dir(&job.workdir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Nothing of the bot's environment but what the job's file names.
+            .env_clear();
+        for name in &job.env.pass {
+            if secrets.iter().any(|s| &s.var == name) {
+                continue;
+            }
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        cmd.envs(&job.env.set);
         for (k, v) in params {
             cmd.env(format!("OPSBOT_PARAM_{}", k.to_ascii_uppercase()), v);
         }
@@ -138,7 +206,8 @@ impl LocalRunner {
         self.count.send_modify(|n| *n += 1);
         self.report(run, RunUpdate::Started { backend_ref: pid })
             .await;
-        let tail = Arc::new(Mutex::new(Tail::default()));
+        let margin = secret_values.iter().map(String::len).max().unwrap_or(0);
+        let tail = Arc::new(Mutex::new(Tail::new(margin)));
         let out = child
             .stdout
             .take()
@@ -183,9 +252,10 @@ impl LocalRunner {
             for h in [out, err].into_iter().flatten() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
             }
+            let shown: Vec<&str> = secret_values.iter().map(String::as_str).collect();
             let text = tail
                 .lock()
-                .map(|t| String::from_utf8_lossy(&t.0).into_owned())
+                .map(|t| masked_tail(&t.buf, &shown, TAIL_BYTES))
                 .unwrap_or_default();
             me.lock().remove(&run);
             me.report(
@@ -441,11 +511,20 @@ impl JenkinsRunner {
                         let result = b.result.unwrap_or(crate::jenkins::BuildResult::Failure);
                         let success = result == crate::jenkins::BuildResult::Success;
                         let tail = match (success, number) {
-                            (false, Some(n)) => me
-                                .client
-                                .console_tail(&job, n, 8 * 1024)
-                                .await
-                                .unwrap_or_default(),
+                            (false, Some(n)) => {
+                                let config = me.bot.engine().config();
+                                let secrets: Vec<&str> = config
+                                    .secrets()
+                                    .into_iter()
+                                    .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
+                                    .collect();
+                                let raw = me
+                                    .client
+                                    .console_tail(&job, n, TAIL_BYTES)
+                                    .await
+                                    .unwrap_or_default();
+                                masked_tail(raw.as_bytes(), &secrets, raw.len())
+                            }
                             _ => String::new(),
                         };
                         me.report(
@@ -642,5 +721,43 @@ mod spread_tests {
             assert!((40..=85).contains(&n), "second {second}: {n} of 500");
         }
         assert_eq!(spread(RunId(7), over), spread(RunId(7), over));
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_also_across_the_cut() {
+        let s = ["hunter22", "swordfish"];
+        assert_eq!(
+            masked_tail(b"a hunter22 b swordfishc", &s, 100),
+            "a *** b ***c"
+        );
+        // Short values are not secrets worth blanking words for.
+        assert_eq!(masked_tail(b"abc", &["ab"], 100), "abc");
+        // A secret that starts before the kept bytes and ends in them: masked whole.
+        assert_eq!(masked_tail(b"xxhunter22 tail", &s, 8), "*** tail");
+        // A secret cut at the start of the buffer shows nothing of itself.
+        assert_eq!(masked_tail(b"nter22 tail end", &s, 8), "tail end");
+        assert_eq!(masked_tail(b"0123456789", &s, 4), "6789");
+    }
+
+    #[test]
+    fn the_tail_keeps_a_margin_for_the_longest_secret() {
+        let mut t = Tail::new(9);
+        let mut out = vec![b'.'; TAIL_BYTES];
+        out.splice(TAIL_BYTES - 4..TAIL_BYTES - 4, *b"swordfish");
+        for chunk in out.chunks(1000) {
+            t.push(chunk);
+        }
+        let shown = masked_tail(&t.buf, &["swordfish"], TAIL_BYTES);
+        assert!(!shown.contains("fish"), "{}", &shown[shown.len() - 20..]);
+        assert!(
+            shown.ends_with("...***...."),
+            "{}",
+            &shown[shown.len() - 20..]
+        );
     }
 }

@@ -122,6 +122,11 @@ impl Env {
 
     /// Runs `opsbot ARGS --config FILE` with `input` on stdin.
     pub fn opsbot(&self, args: &[&str], input: &str) -> Run {
+        self.opsbot_env(args, input, &[])
+    }
+
+    /// As [`Env::opsbot`], with these variables added to its environment.
+    pub fn opsbot_env(&self, args: &[&str], input: &str, vars: &[(&str, &str)]) -> Run {
         let mut full: Vec<&str> = args.to_vec();
         // Parallel tests must not fight over the default port.
         if args.first() == Some(&"console") && !args.contains(&"--listen") {
@@ -130,7 +135,7 @@ impl Env {
         let cfg = self.config.to_string_lossy().to_string();
         full.push("--config");
         full.push(&cfg);
-        run_bin(&full, input, self.dir.path())
+        run_bin_env(&full, input, self.dir.path(), vars)
     }
 
     /// `opsbot console` as `--as USER` (or the default) fed with `lines`.
@@ -190,14 +195,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs the binary with a timeout.
-pub fn run_bin(args: &[&str], input: &str, cwd: &Path) -> Run {
+/// Runs the binary with a timeout, these variables added to its environment.
+pub fn run_bin_env(args: &[&str], input: &str, cwd: &Path, vars: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .args(args)
         .current_dir(cwd)
         .env_remove("OPSBOT_CONFIG")
         .env("RUST_LOG", "warn")
         .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN)
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -20,6 +20,7 @@ mod http_errors;
 mod http_intake;
 mod jenkins;
 mod jenkins_runs;
+mod job_env;
 mod props;
 mod restart;
 mod store_safety;
