@@ -31,6 +31,7 @@ fn vars() -> Vec<(&'static str, &'static str)> {
     v.extend([
         ("JAVA_HOME", "/opt/java-passed"),
         ("UNNAMED_VAR", "not-for-jobs"),
+        ("TZ", "Europe/Berlin"),
     ]);
     v
 }
@@ -57,6 +58,7 @@ program = "scripts/show-env.sh"
 who = ["anyone"]
 [env]
 JAVA_HOME = true
+TZ = false
 DUMP = "{}"
 LEAK = "{}"
 [params.what]
@@ -84,6 +86,8 @@ pattern = '[a-z]{{1,20}}'
         );
     }
     assert!(!names.contains(&"UNNAMED_VAR"), "{seen}");
+    // `TZ = false` leaves one of the safe set out.
+    assert!(!names.contains(&"TZ"), "{seen}");
     // What the job's file names, the safe set and its own parameters do.
     assert!(seen.contains("JAVA_HOME=/opt/java-passed\n"), "{seen}");
     assert!(names.contains(&"PATH"), "{seen}");
@@ -140,6 +144,7 @@ fn a_job_without_env_gets_the_safe_set_only() {
         );
     }
     assert!(names.contains(&"PATH"), "{seen}");
+    assert!(seen.contains("TZ=Europe/Berlin\n"), "the safe set passes TZ: {seen}");
 }
 
 #[test]
