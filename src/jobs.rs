@@ -61,24 +61,18 @@ struct RawJob {
     main_ref: String,
     #[serde(default)]
     params: BTreeMap<String, RawParam>,
+    /// `env = ["NAME", …]` (passed through), or `[env]` with `NAME = true`
+    /// (passed through), `NAME = false` (left out) or `NAME = "value"`
+    /// (set); read by [`job_env`], which names a wrong entry.
     #[serde(default)]
-    env: Option<RawEnv>,
+    env: Option<toml::Value>,
 }
 
-/// `env = ["NAME", …]` (passed through), or `[env]` with `NAME = true`
-/// (passed through), `NAME = false` (left out) or `NAME = "value"` (set).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawEnv {
-    Pass(Vec<String>),
-    Table(BTreeMap<String, RawEnvValue>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawEnvValue {
-    Pass(bool),
-    Set(String),
+/// One entry of a job's `env`.
+enum EnvEntry<'a> {
+    Pass,
+    Leave,
+    Set(&'a str),
 }
 
 /// What a job gets of the bot's environment when its file says nothing:
@@ -542,23 +536,48 @@ fn load_one(
 /// A job's environment from its `env`: the safe set, then what the file
 /// passes through, leaves out or sets. Refuses a name that is not an env
 /// var name, one the bot sets itself, and any secret the config names.
-fn job_env(v: &mut Validator, raw: Option<&RawEnv>, secret_vars: &[String]) -> JobEnv {
+fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String]) -> JobEnv {
+    use toml::Value as V;
     let mut env = JobEnv {
         pass: SAFE_ENV.iter().map(|s| s.to_string()).collect(),
         set: BTreeMap::new(),
     };
-    let entries: Vec<(String, Option<&RawEnvValue>, Seg<'_>)> = match raw {
-        None => Vec::new(),
-        Some(RawEnv::Pass(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), None, Seg::Index(i)))
-            .collect(),
-        Some(RawEnv::Table(t)) => t
-            .iter()
-            .map(|(n, val)| (n.clone(), Some(val), Seg::Key(n.as_str())))
-            .collect(),
-    };
+    let mut entries: Vec<(String, EnvEntry<'_>, Seg<'_>)> = Vec::new();
+    match raw {
+        None => {}
+        Some(V::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                match item {
+                    V::String(n) => entries.push((n.clone(), EnvEntry::Pass, Seg::Index(i))),
+                    _ => v.error(
+                        &[Seg::Key("env"), Seg::Index(i)],
+                        "each entry must be a variable's name in quotes, such as \"JAVA_HOME\"".into(),
+                    ),
+                }
+            }
+        }
+        Some(V::Table(t)) => {
+            for (n, val) in t {
+                let entry = match val {
+                    V::Boolean(true) => EnvEntry::Pass,
+                    V::Boolean(false) => EnvEntry::Leave,
+                    V::String(s) => EnvEntry::Set(s),
+                    _ => {
+                        v.error(
+                            &[Seg::Key("env"), Seg::Key(n)],
+                            "must be true (passed through from the bot), false (left out) or a string (its value)".into(),
+                        );
+                        continue;
+                    }
+                };
+                entries.push((n.clone(), entry, Seg::Key(n.as_str())));
+            }
+        }
+        Some(_) => v.error(
+            &[Seg::Key("env")],
+            "`env` must be a list of names to pass through, such as env = [\"JAVA_HOME\"], or a table [env] of NAME = true, false or \"value\"".into(),
+        ),
+    }
     for (name, val, seg) in entries {
         let at = [Seg::Key("env"), seg];
         let valid = name
@@ -583,11 +602,7 @@ fn job_env(v: &mut Validator, raw: Option<&RawEnv>, secret_vars: &[String]) -> J
             );
             continue;
         }
-        let passes = !matches!(
-            val,
-            Some(RawEnvValue::Set(_)) | Some(RawEnvValue::Pass(false))
-        );
-        if passes && secret_vars.iter().any(|s| s == &name) {
+        if matches!(val, EnvEntry::Pass) && secret_vars.iter().any(|s| s == &name) {
             v.error(
                 &at,
                 format!(
@@ -599,10 +614,10 @@ fn job_env(v: &mut Validator, raw: Option<&RawEnv>, secret_vars: &[String]) -> J
         env.pass.retain(|p| p != &name);
         env.set.remove(&name);
         match val {
-            None | Some(RawEnvValue::Pass(true)) => env.pass.push(name),
-            Some(RawEnvValue::Pass(false)) => {}
-            Some(RawEnvValue::Set(value)) => {
-                env.set.insert(name, value.clone());
+            EnvEntry::Pass => env.pass.push(name),
+            EnvEntry::Leave => {}
+            EnvEntry::Set(value) => {
+                env.set.insert(name, value.to_string());
             }
         }
     }

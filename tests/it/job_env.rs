@@ -144,7 +144,10 @@ fn a_job_without_env_gets_the_safe_set_only() {
         );
     }
     assert!(names.contains(&"PATH"), "{seen}");
-    assert!(seen.contains("TZ=Europe/Berlin\n"), "the safe set passes TZ: {seen}");
+    assert!(
+        seen.contains("TZ=Europe/Berlin\n"),
+        "the safe set passes TZ: {seen}"
+    );
 }
 
 #[test]
@@ -163,6 +166,22 @@ fn check_refuses_a_job_that_asks_for_a_secret() {
     );
     assert!(
         all.contains("greedy.toml:3: `env[2]`: `9BAD` is not an environment variable name"),
+        "{all}"
+    );
+    // A table entry that is neither true, false nor a string says so.
+    env.write(
+        "commands/greedy.toml",
+        "description = \"Wrong env\"\nprogram = \"true\"\n[env]\nJAVA_HOME = 5\nOPSBOT_RUN = \"x\"\n",
+    );
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("greedy.toml:4: `env.JAVA_HOME`: must be true (passed through from the bot), false (left out) or a string (its value)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("greedy.toml:5: `env.OPSBOT_RUN`: `OPSBOT_RUN` is set by the bot itself"),
         "{all}"
     );
 }
