@@ -16,7 +16,6 @@ use crate::domain::{
 };
 use crate::error::{EngineError, StoreError, UserError};
 use crate::render::{self, one_line, Rich};
-use crate::sanitize::clean_untrusted;
 use crate::ticket::{self, Action};
 
 /// Something that happened, typed at the edge.
@@ -74,12 +73,12 @@ impl Event {
 
     /// The event with every piece of untrusted text in it (chat text, alert
     /// labels and annotations, the customer's words, job output, a job's
-    /// parameter values) through [`clean_untrusted`], as it enters the
+    /// parameter values) through [`crate::sanitize::clean_untrusted`], as it enters the
     /// engine: nothing stored or shown carries a terminal escape or a bidi
     /// override. Typed commands are cleaned as they are parsed
     /// ([`Command::from_args`](crate::commands::Command::from_args)).
     pub fn cleaned(self) -> Event {
-        let c = |s: String| clean_untrusted(&s);
+        let c = crate::sanitize::clean_owned;
         let labels = |l: crate::alert::Labels| -> crate::alert::Labels {
             l.into_iter().map(|(k, v)| (c(k), c(v))).collect()
         };

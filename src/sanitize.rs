@@ -15,6 +15,16 @@ pub fn clean_untrusted(s: &str) -> String {
     s.chars().filter(|&c| !unsafe_char(c)).collect()
 }
 
+/// [`clean_untrusted`] for a string the caller owns: kept as it is (no copy)
+/// when it is clean already, as nearly all text is.
+pub fn clean_owned(s: String) -> String {
+    if s.chars().any(unsafe_char) {
+        clean_untrusted(&s)
+    } else {
+        s
+    }
+}
+
 fn unsafe_char(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
