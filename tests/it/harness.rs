@@ -135,7 +135,11 @@ impl Env {
         let cfg = self.config.to_string_lossy().to_string();
         full.push("--config");
         full.push(&cfg);
-        run_bin_env(&full, input, self.dir.path(), vars)
+        if vars.is_empty() {
+            run_bin(&full, input, self.dir.path())
+        } else {
+            run_bin_env(&full, input, self.dir.path(), vars)
+        }
     }
 
     /// `opsbot console` as `--as USER` (or the default) fed with `lines`.
@@ -193,6 +197,11 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &dest).expect("copy");
         }
     }
+}
+
+/// Runs the binary with a timeout.
+pub fn run_bin(args: &[&str], input: &str, cwd: &Path) -> Run {
+    run_bin_env(args, input, cwd, &[])
 }
 
 /// Runs the binary with a timeout, these variables added to its environment.
