@@ -31,6 +31,8 @@
 //! - [`oncall`]: on-call rotations (time zones, daylight saving), overrides, `/oncall`.
 //! - [`report`]: `/report` figures from the timelines, and the PNG chart (plotters).
 //! - [`error`]: the user's errors and ours.
+//! - [`health`]: the health registry: workers up or down, the store taking writes, the
+//!   Discord gateway; what `/healthz`, `/readyz` and the `opsbot_worker_up` gauges say.
 
 pub mod alert;
 mod alerting;
@@ -43,6 +45,7 @@ pub mod discord;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod jenkins;
 pub mod jobs;

@@ -122,6 +122,9 @@ pub struct Store {
     runs: Tree,
     broken: Tree,
     deploys: Tree,
+    /// Counts this handle's clones, so that the runtime knows when the last
+    /// one is gone before it reopens the files (see `runtime::StoreSlot`).
+    handles: std::sync::Arc<()>,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -143,10 +146,13 @@ fn decode<T: for<'de> Deserialize<'de>>(v: &[u8], tree: &'static str) -> Result<
     })
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Our own types always serialise: no maps with non-string keys, no
-    // failing Serialize impls.
-    serde_json::to_vec(v).unwrap_or_default()
+/// Encodes a record. A record that cannot be encoded is an error that
+/// refuses the write, never an empty value on disk.
+fn encode<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+        tree,
+        detail: e.to_string(),
+    })
 }
 
 fn decode_id(v: &[u8]) -> Result<TicketId, StoreError> {
@@ -294,6 +300,7 @@ impl Store {
             groups: tree("groups")?,
             silenced: tree("silenced")?,
             path: path.to_path_buf(),
+            handles: std::sync::Arc::new(()),
             db,
         };
         store.check_schema()?;
@@ -392,6 +399,18 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// How many handles on these open files exist (this one included).
+    pub fn handles(&self) -> usize {
+        std::sync::Arc::strong_count(&self.handles)
+    }
+
+    /// A small write and a flush: whether the disk takes writes again.
+    pub fn probe(&self, now: Timestamp) -> Result<(), StoreError> {
+        self.meta
+            .insert(b"probe", &now.timestamp_millis().to_be_bytes())?;
+        self.flush()
     }
 
     /// Marks the schema as `version` (for tests of the schema check).
@@ -620,19 +639,21 @@ impl Store {
 
     /// Records a failed attempt on an effect that will be retried.
     pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
-        self.queue(q).insert(be64(item.seq), encode(item))?;
+        self.queue(q)
+            .insert(be64(item.seq), encode(item, "outbox")?)?;
         Ok(())
     }
 
     /// Moves an effect that can never be delivered to the dead letters.
     pub fn dead_letter(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        let value = encode(item, "dead_letters")?;
         (self.queue(q), &self.dead)
             .transaction(|(queue, dead)| {
                 queue.remove(&be64(item.seq))?;
                 // Dead letters of both queues share a tree: key by kind too.
                 let mut k = vec![q as u8];
                 k.extend_from_slice(&be64(item.seq));
-                dead.insert(k, encode(item))?;
+                dead.insert(k, value.clone())?;
                 Ok(())
             })
             .map_err(|e: TransactionError<()>| match e {
@@ -925,6 +946,12 @@ struct Tx<'a> {
     failure: RefCell<Option<UnabortableTransactionError>>,
 }
 
+/// [`encode`] inside a transaction: a record that cannot be encoded aborts
+/// the transaction (the event is refused), it never writes an empty value.
+fn enc<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, TxFail> {
+    encode(v, tree).map_err(TxFail::Store)
+}
+
 impl Tx<'_> {
     fn counter(&self, key: &[u8]) -> Result<u64, TxFail> {
         match self.meta.get(key)? {
@@ -979,11 +1006,11 @@ impl Tx<'_> {
                 if self.counter(TICKET_SEQ)? < num {
                     self.meta.insert(TICKET_SEQ, &be64(num))?;
                 }
-                self.tickets.insert(&be64(num), encode(&t))?;
+                self.tickets.insert(&be64(num), enc(&t, "tickets")?)?;
             }
             Write::Timeline(id, e) => {
                 self.timeline
-                    .insert(&timeline_key(id.num(), e.seq), encode(&e))?;
+                    .insert(&timeline_key(id.num(), e.seq), enc(&e, "timeline")?)?;
             }
             Write::Effect(effect) => {
                 let q = Queue::of(&effect);
@@ -1001,13 +1028,13 @@ impl Tx<'_> {
                     Queue::Mail => self.mail_outbox,
                     Queue::Jobs => self.job_outbox,
                 };
-                tree.insert(&be64(seq), encode(&item))?;
+                tree.insert(&be64(seq), enc(&item, "outbox")?)?;
             }
             Write::Run(run) => {
                 if self.counter(RUN_SEQ)? < run.id.0 {
                     self.meta.insert(RUN_SEQ, &be64(run.id.0))?;
                 }
-                self.runs.insert(&be64(run.id.0), encode(&run))?;
+                self.runs.insert(&be64(run.id.0), enc(&run, "runs")?)?;
             }
             Write::Broken(job, Some(id)) => {
                 self.broken
@@ -1018,28 +1045,28 @@ impl Tx<'_> {
             }
             Write::Lock(key, Some(run)) => {
                 self.deploys
-                    .insert(format!("lock:{key}").as_bytes(), encode(&run))?;
+                    .insert(format!("lock:{key}").as_bytes(), enc(&run, "deploys")?)?;
             }
             Write::Lock(key, None) => {
                 self.deploys.remove(format!("lock:{key}").as_bytes())?;
             }
             Write::History(key, list) => {
                 self.deploys
-                    .insert(format!("hist:{key}").as_bytes(), encode(&list))?;
+                    .insert(format!("hist:{key}").as_bytes(), enc(&list, "deploys")?)?;
             }
             Write::Idempotency(key, id) => {
                 self.idempotency
                     .insert(key.as_bytes(), id.to_string().as_bytes())?;
             }
             Write::Group(g) => {
-                self.groups.insert(g.key.as_bytes(), encode(&g))?;
+                self.groups.insert(g.key.as_bytes(), enc(&g, "groups")?)?;
             }
             Write::Silences(book) => {
-                self.meta.insert(SILENCES, encode(&book))?;
+                self.meta.insert(SILENCES, enc(&book, "meta")?)?;
             }
             Write::Overrides(team, list) => {
                 self.meta
-                    .insert(format!("oncall:{team}").as_bytes(), encode(&list))?;
+                    .insert(format!("oncall:{team}").as_bytes(), enc(&list, "meta")?)?;
             }
             Write::Marker(key, v) => {
                 self.meta
@@ -1048,7 +1075,7 @@ impl Tx<'_> {
             Write::Silenced(alert) => {
                 let seq = self.counter(SILENCED_SEQ)? + 1;
                 self.meta.insert(SILENCED_SEQ, &be64(seq))?;
-                self.silenced.insert(&be64(seq), encode(&alert))?;
+                self.silenced.insert(&be64(seq), enc(&alert, "silenced")?)?;
             }
         }
         Ok(())
