@@ -902,15 +902,6 @@ impl EventHandler for Handler {
         self.bot.health().set_gateway(true, chrono::Utc::now());
     }
 
-    /// Readiness follows the gateway: connected, or not (and since when).
-    async fn shard_stage_update(&self, _ctx: Context, event: serenity::all::ShardStageUpdateEvent) {
-        let connected = matches!(event.new, serenity::all::ConnectionStage::Connected);
-        if !connected {
-            warn!(stage = %event.new, "the Discord gateway is not connected");
-        }
-        self.bot.health().set_gateway(connected, chrono::Utc::now());
-    }
-
     async fn message(&self, _ctx: Context, msg: serenity::all::Message) {
         if msg.author.bot {
             return;

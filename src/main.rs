@@ -218,6 +218,24 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let mut client = client.await.context("cannot set up the Discord client")?;
         let shards = client.shard_manager.clone();
         let gateway = tokio::spawn(async move { client.start().await });
+        // Readiness follows the gateway: whether a shard is connected.
+        let watcher = {
+            let (shards, health, mut stop) =
+                (shards.clone(), bot.health().clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let connected =
+                        shards.runners.lock().await.values().any(|r| {
+                            matches!(r.stage, serenity::gateway::ConnectionStage::Connected)
+                        });
+                    health.set_gateway(connected, chrono::Utc::now());
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATEWAY_CHECK) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
         // Stop on Ctrl-C or SIGTERM: no new interactions, commits finished,
         // the outbox left for the next start.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -236,6 +254,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        let _ = watcher.await;
         bot.wait_delivered(Duration::from_secs(5)).await;
         let _ = stop_worker_tx.send(true);
         let _ = chat.await;
@@ -252,6 +271,9 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
 
 /// How long the console waits, at the end of its input, for running jobs.
 const JOB_WAIT: Duration = Duration::from_secs(60);
+
+/// How often readiness looks at the Discord gateway's connection.
+const GATEWAY_CHECK: Duration = Duration::from_secs(1);
 
 /// How often quiet alert groups are looked for.
 const STALE_EVERY: Duration = Duration::from_secs(30);

@@ -71,7 +71,10 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// effects up to their queue's committed mark, which moves only after a
 /// successful flush, so nothing of a failed batch is ever delivered. Until a
 /// test write ([`PROBE_EVERY`]) succeeds, writes are refused with
-/// [`BotError::Unavailable`] and readiness says why; reads go on.
+/// [`BotError::Unavailable`] and readiness says why; reads go on. Opening
+/// sled's files writes too (a snapshot): the store's reserve file gives that
+/// space back first, and the test write only runs once the reserve could be
+/// set aside again (so space is really back).
 pub(crate) struct StoreSlot {
     current: RwLock<Option<Store>>,
     path: PathBuf,
@@ -97,6 +100,7 @@ impl StoreSlot {
             Err(p) => p.into_inner(),
         };
         let deadline = Instant::now() + REOPEN_WAIT;
+        Store::release_reserve(&self.path);
         if let Some(old) = g.take() {
             // Readers and workers hold clones for one read or one delivery.
             while old.handles() > 1 && Instant::now() < deadline {
@@ -234,6 +238,9 @@ impl Bot {
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
         let marks = [chat.clone(), mail.clone(), jobs.clone()];
+        if let Err(e) = Store::keep_reserve(store.path()) {
+            warn!(error = %e, "cannot set aside the reserve for a full disk");
+        }
         let slot = Arc::new(StoreSlot {
             path: store.path().to_path_buf(),
             current: RwLock::new(Some(store)),
@@ -891,6 +898,12 @@ fn internal(e: &dyn std::fmt::Display, what: &str) -> BotError {
 /// goes through. Opens the files again when that write fails too (or when
 /// they could not be opened before).
 fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
+    // No room for the reserve: no room for writes either, and sled is not
+    // touched (a write that fails there needs the files opened again).
+    if let (Some(_), Err(e)) = (slot.get(), Store::keep_reserve(&slot.path)) {
+        debug!(error = %e, "the disk is still full");
+        return;
+    }
     let tried = match slot.get() {
         Some(store) => store.probe(clock.now()).map_err(|e| e.to_string()),
         None => Err("the database is not open".to_string()),

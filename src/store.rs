@@ -53,6 +53,12 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// A file beside sled's own, written once the schema is: if it is there and
 /// sled's records are not, the database is damaged and must not start empty.
 const MARKER: &str = "opsbot-store";
+/// A file of [`RESERVE_BYTES`] beside sled's own, given back when the disk
+/// is full: opening sled's files again writes (a snapshot, the log's tail),
+/// and must not fail for want of space.
+const RESERVE: &str = "opsbot-reserve";
+/// How much space the reserve holds.
+pub const RESERVE_BYTES: u64 = 4 << 20;
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
 const MAIL_SEQ: &[u8] = b"mail_seq";
@@ -306,6 +312,35 @@ impl Store {
         store.check_schema()?;
         store.count_loads_once()?;
         Ok(store)
+    }
+
+    /// Sets aside [`RESERVE_BYTES`] of disk in the data directory at `path`
+    /// (written, not sparse), unless it is there. A partial one is removed
+    /// again, so that the space it got stays free.
+    pub fn keep_reserve(path: &Path) -> std::io::Result<()> {
+        let file = path.join(RESERVE);
+        if std::fs::metadata(&file).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return Ok(());
+        }
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&file)?;
+            let chunk = vec![0u8; 64 << 10];
+            let mut left = RESERVE_BYTES;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                std::io::Write::write_all(&mut f, &chunk[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        };
+        write().inspect_err(|_| {
+            let _ = std::fs::remove_file(&file);
+        })
+    }
+
+    /// Gives the reserve's space back (the disk is full).
+    pub fn release_reserve(path: &Path) {
+        let _ = std::fs::remove_file(path.join(RESERVE));
     }
 
     /// Stores made before people's loads were counted get them counted
