@@ -1254,3 +1254,37 @@ pub enum ExportError {
     #[error("cannot encode a record: {0}")]
     Json(#[from] serde_json::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_value() {
+        // JSON map keys must be strings: this one cannot be encoded.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        match encode(&bad, "groups") {
+            Err(StoreError::Encode { tree, detail }) => {
+                assert_eq!(tree, "groups");
+                assert!(detail.contains("key must be a string"), "{detail}");
+            }
+            other => panic!("expected an encoding error, got {other:?}"),
+        }
+        let err = encode(&bad, "groups").unwrap_err().to_string();
+        assert!(err.ends_with("nothing was written"), "{err}");
+        assert!(!err.is_empty());
+        // What can be encoded is, exactly.
+        assert_eq!(encode(&vec![1, 2], "meta").unwrap(), b"[1,2]".to_vec());
+    }
+
+    #[test]
+    fn the_reserve_is_written_once_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::keep_reserve(dir.path()).unwrap();
+        let file = dir.path().join(RESERVE);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), RESERVE_BYTES);
+        Store::keep_reserve(dir.path()).unwrap();
+        Store::release_reserve(dir.path());
+        assert!(!file.exists());
+    }
+}
