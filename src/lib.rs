@@ -22,7 +22,8 @@
 //!   `deploys`: services, environments, approvals, locks, rollback.
 //! - [`runner`]: the local job runner, an outbox sink.
 //! - [`jenkins`]: the Jenkins REST client (builds and deploys on Jenkins).
-//! - [`runtime`]: the commit thread (group commit) and the outbox workers.
+//! - [`runtime`]: the commit thread (group commit) and the outbox workers; after a failed
+//!   flush, the store opened again and writes refused until a test write succeeds.
 //! - [`console`]: the terminal as the bot's chat.
 //! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
 //! - [`jobs`]: jobs and custom commands from `commands/*.toml`.

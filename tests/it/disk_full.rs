@@ -266,3 +266,49 @@ fn a_full_disk_stores_nothing_delivers_nothing_and_recovers() {
     );
     drop(disk);
 }
+
+#[test]
+fn a_crash_while_the_disk_is_full_restarts_on_exactly_what_was_flushed() {
+    let env = Env::shipped();
+    let disk = match Tmpfs::mount(&env.data_dir(), "16m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED a_crash_while_the_disk_is_full_restarts_on_exactly_what_was_flushed: cannot mount a tmpfs ({why}); it needs root (or CAP_SYS_ADMIN)");
+            return;
+        }
+    };
+    let bot = env.live(&[]);
+    let one = r#"{"title":"Before","severity":"warning","status":"firing","labels":{"host":"before"},"fingerprint":"before"}"#;
+    let (code, _, body) = post(&bot, one);
+    assert_eq!((code, &body["tickets"]), (202, &json!(["OPS-1"])), "{body}");
+    let ballast = fill(&disk.path);
+    let (code, _, body) = post(&bot, &alerts(20));
+    assert_eq!(code, 503, "{body}");
+    // Killed while the disk is full; space comes back; a restart.
+    let crashed = bot.kill9();
+    std::fs::remove_file(&ballast).expect("free space");
+    let bot = env.live(&[]);
+    assert_eq!(json_get(&bot, "/readyz"), (200, json!({"status": "ok"})));
+    for n in 2..=21 {
+        let (code, body) = json_get(&bot, &format!("/api/v1/tickets/OPS-{n}"));
+        assert_eq!(code, 404, "OPS-{n} after the restart: {body}");
+    }
+    let after = r#"{"title":"After","severity":"warning","status":"firing","labels":{"host":"after"},"fingerprint":"after"}"#;
+    let (code, _, body) = post(&bot, after);
+    assert_eq!((code, &body["tickets"]), (202, &json!(["OPS-2"])), "{body}");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for out in [&crashed.stdout, &run.stdout] {
+        assert!(
+            !out.contains("Disk full test"),
+            "a post of the refused batch went out:\n{out}"
+        );
+    }
+    let titles: Vec<String> = env
+        .tickets()
+        .iter()
+        .filter_map(|t| t["title"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(titles, ["Before: Before", "After: After"]);
+    drop(disk);
+}
