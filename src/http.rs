@@ -222,7 +222,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(s): State<HttpState>) -> Result<Response, ApiError> {
-    let store = s.bot.store().map_err(bot_error)?;
+    let store = s.bot.store().map_err(read_error)?;
     let m = s.metrics.clone();
     let health = s.bot.health().clone();
     let body = tokio::task::spawn_blocking(move || m.render(&store, &health))
@@ -350,13 +350,31 @@ fn bot_error(e: BotError) -> ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error {id}; nothing was stored, retry later"),
         ),
-        BotError::Stopped => err(StatusCode::SERVICE_UNAVAILABLE, "the bot is shutting down"),
+        BotError::Stopped => ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the bot is shutting down".into(),
+            Some(STORE_RETRY_SECS),
+        ),
         BotError::Unavailable(why) => ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot store anything now ({why}); nothing was stored, retry later"),
             Some(STORE_RETRY_SECS),
         ),
     }
+}
+
+/// The store cannot be read now (it is being opened again): `503` with
+/// `Retry-After`.
+fn read_error(e: BotError) -> ApiError {
+    let why = match e {
+        BotError::Unavailable(why) => why,
+        other => other.to_string(),
+    };
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot read the store now ({why}); retry later"),
+        Some(STORE_RETRY_SECS),
+    )
 }
 
 async fn hook_alertmanager(State(s): State<HttpState>, req: Request) -> Result<Response, ApiError> {
@@ -380,7 +398,7 @@ async fn ticket(
     let prefix = s.bot.engine().config().tickets.prefix.clone();
     let id =
         TicketId::parse(&raw, &prefix).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let store = s.bot.store().map_err(bot_error)?;
+    let store = s.bot.store().map_err(read_error)?;
     let found =
         tokio::task::spawn_blocking(move || -> Result<Option<Value>, crate::error::StoreError> {
             let Some(t) = store.ticket(&id)? else {
