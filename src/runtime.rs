@@ -84,11 +84,14 @@ pub(crate) struct StoreSlot {
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
 
 impl StoreSlot {
-    /// The store as it is now; `None` while it could not be opened again.
+    /// The store as it is now; `None` while it is being opened again (or
+    /// could not be). Never blocks: an async worker thread must not wait
+    /// for a reopen that waits for the handles other tasks hold.
     fn get(&self) -> Option<Store> {
-        match self.current.read() {
+        match self.current.try_read() {
             Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().clone(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
