@@ -17,6 +17,10 @@ use crate::domain::Timestamp;
 /// The commit thread's name in the registry.
 pub const COMMIT: &str = "commit";
 
+/// A batch taking longer than this means the commit thread is stuck (a
+/// batch is bounded to milliseconds of work and one flush).
+pub const STUCK_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
     Up,
@@ -36,6 +40,8 @@ struct Inner {
     /// `None`: no gateway to watch (the console). Else whether it is
     /// connected, and since when it is in that state.
     gateway: Option<(bool, Timestamp)>,
+    /// Since when the commit thread works on its current batch.
+    busy_since: Option<Timestamp>,
 }
 
 /// What is alive and what is ready. Shared by the runtime and the adapters.
@@ -155,11 +161,23 @@ impl Health {
         }
     }
 
-    /// What makes the process not alive: the commit thread gone.
-    pub fn liveness(&self) -> Vec<String> {
+    /// The commit thread starts a batch (`Some(now)`) or is done with it.
+    pub fn set_busy(&self, since: Option<Timestamp>) {
+        self.lock().busy_since = since;
+    }
+
+    /// What makes the process not alive: the commit thread gone, or stuck
+    /// on one batch for longer than [`STUCK_AFTER`].
+    pub fn liveness(&self, now: Timestamp) -> Vec<String> {
         let g = self.lock();
         match g.workers.get(COMMIT) {
-            Some(State::Up) => Vec::new(),
+            Some(State::Up) => match g.busy_since {
+                Some(at) if now - at > STUCK_AFTER => vec![format!(
+                    "the commit thread is stuck on one batch {}",
+                    since(at, now)
+                )],
+                _ => Vec::new(),
+            },
             Some(State::Panicked) => {
                 vec!["the commit thread panicked: no change can be stored; restart the bot".into()]
             }
@@ -170,7 +188,7 @@ impl Health {
 
     /// What makes the bot not ready, liveness problems included.
     pub fn readiness(&self, now: Timestamp) -> Vec<String> {
-        let mut out = self.liveness();
+        let mut out = self.liveness(now);
         let g = self.lock();
         if let Some((why, at)) = &g.store {
             out.push(format!(
@@ -239,12 +257,32 @@ mod tests {
         );
         drop(g);
         assert!(h.readiness(now)[0].contains("outbox-chat has stopped"));
-        assert!(h.liveness().is_empty());
+        assert!(h.liveness(now).is_empty());
         drop(commit);
         assert_eq!(
-            h.liveness(),
+            h.liveness(now),
             vec!["the commit thread has stopped".to_string()]
         );
+    }
+
+    #[test]
+    fn a_commit_thread_stuck_on_one_batch_is_not_alive() {
+        let h = Health::new();
+        let _c = h.worker(COMMIT);
+        let start = chrono::Utc::now();
+        h.set_busy(Some(start));
+        assert!(h
+            .liveness(start + chrono::TimeDelta::seconds(59))
+            .is_empty());
+        let late = start + chrono::TimeDelta::seconds(61);
+        let problems = h.liveness(late);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("the commit thread is stuck on one batch since "),
+            "{problems:?}"
+        );
+        h.set_busy(None);
+        assert!(h.liveness(late).is_empty());
     }
 
     #[test]

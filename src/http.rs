@@ -212,7 +212,7 @@ fn health_answer(problems: Vec<String>) -> Response {
 
 /// Liveness: the process and its commit thread.
 async fn healthz(State(s): State<HttpState>) -> Response {
-    health_answer(s.bot.health().liveness())
+    health_answer(s.bot.health().liveness(chrono::Utc::now()))
 }
 
 /// Readiness: the store takes writes, the workers run, the gateway (in

@@ -996,6 +996,8 @@ fn commit_loop(
         };
         let span = info_span!("batch", events = batch.len());
         let _g = span.enter();
+        // The wall clock: liveness is judged by it, whatever the engine reads.
+        health.set_busy(Some(chrono::Utc::now()));
         let mut results: Vec<Option<Result<Outcome, BotError>>> =
             (0..batch.len()).map(|_| None).collect();
         let writes = batch.iter().any(|j| !j.event.is_query());
@@ -1011,6 +1013,7 @@ fn commit_loop(
                     "the database is being opened again after a failed write".into(),
                 )));
             }
+            health.set_busy(None);
             continue;
         };
         // Why the disk refused this batch, if it did.
@@ -1112,6 +1115,7 @@ fn commit_loop(
         for (job, r) in batch.into_iter().zip(results) {
             let _ = job.done.send(r.unwrap_or(Err(BotError::Stopped)));
         }
+        health.set_busy(None);
     }
 }
 
