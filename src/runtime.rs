@@ -913,7 +913,7 @@ fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
     };
     match tried {
         Ok(()) => {
-            health.set_store(None, clock.now());
+            health.set_store(None, chrono::Utc::now());
             warn!("the store takes writes again");
         }
         Err(why) => {
@@ -922,7 +922,7 @@ fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
                 error!(error = %e, "cannot open the database again; reads and writes wait for it");
                 health.set_store(
                     Some(format!("the database cannot be opened again: {e}")),
-                    clock.now(),
+                    chrono::Utc::now(),
                 );
             }
         }
@@ -1093,7 +1093,7 @@ fn commit_loop(
                     *r = Some(Err(BotError::Unavailable(why.clone())));
                 }
             }
-            health.set_store(Some(why), clock.now());
+            health.set_store(Some(why), chrono::Utc::now());
             drop(store);
             if let Err(e) = slot.reopen() {
                 error!(error = %e, "cannot open the database again; reads and writes wait for it");
