@@ -299,7 +299,11 @@ impl JenkinsRunner {
         let Ok(store) = self.bot.store() else {
             return;
         };
-        for run in store.runs().flatten() {
+        let runs = store.runs().filter_map(|r| {
+            r.inspect_err(|e| warn!(error = %e, "cannot read a run"))
+                .ok()
+        });
+        for run in runs {
             if run.state.is_final() {
                 continue;
             }

@@ -445,7 +445,11 @@ impl Bot {
         };
         let lost: Vec<crate::runs::RunId> = store
             .runs()
-            .flatten()
+            // A record that cannot be read is said, not skipped in silence.
+            .filter_map(|r| {
+                r.inspect_err(|e| error!(error = %e, "cannot read a run"))
+                    .ok()
+            })
             .filter(|r| {
                 matches!(
                     r.state,
