@@ -578,7 +578,8 @@ pub fn suggestions(
     match kind {
         OptKind::Ticket => bot
             .store()
-            .suggest_tickets(&p, MAX_CHOICES)
+            .ok()
+            .and_then(|s| s.suggest_tickets(&p, MAX_CHOICES).ok())
             .unwrap_or_default()
             .into_iter()
             .map(|t| {
@@ -600,7 +601,10 @@ pub fn suggestions(
                 .into_iter()
                 .collect(),
         ),
-        OptKind::Run => crate::engine::QueryView::recent_runs(bot.store(), SUGGEST_RUNS)
+        OptKind::Run => bot
+            .store()
+            .ok()
+            .and_then(|s| crate::engine::QueryView::recent_runs(&s, SUGGEST_RUNS).ok())
             .unwrap_or_default()
             .into_iter()
             .filter(|r| hit(&r.id.to_string()) || hit(&r.job))
@@ -895,6 +899,7 @@ impl EventHandler for Handler {
             Err(e) => error!(error = %e, "cannot register the slash commands"),
         }
         self.ready.send_replace(true);
+        self.bot.health().set_gateway(true, chrono::Utc::now());
     }
 
     async fn message(&self, _ctx: Context, msg: serenity::all::Message) {
@@ -967,7 +972,11 @@ fn classify(e: serenity::Error) -> DeliveryError {
 
 impl DiscordSink {
     fn remember(&self, key: &str, id: u64) {
-        if let Err(e) = self.bot.store().adapter_set(key, &id.to_string()) {
+        let set = self.bot.store().map_err(|e| e.to_string()).and_then(|s| {
+            s.adapter_set(key, &id.to_string())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = set {
             warn!(key, error = %e, "cannot remember a Discord message id");
         }
     }
@@ -975,9 +984,8 @@ impl DiscordSink {
     fn recall(&self, key: &str) -> Option<u64> {
         self.bot
             .store()
-            .adapter_get(key)
             .ok()
-            .flatten()
+            .and_then(|s| s.adapter_get(key).ok().flatten())
             .and_then(|v| v.parse().ok())
     }
 }

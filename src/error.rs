@@ -45,10 +45,20 @@ pub enum StoreError {
     NotOurs { path: String, reason: String },
     #[error("corrupt record in tree `{tree}`: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    #[error("cannot encode a record for tree `{tree}`: {detail}; nothing was written")]
+    Encode { tree: &'static str, detail: String },
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
     #[error("transaction conflict")]
     Conflict,
+}
+
+impl StoreError {
+    /// Whether the disk (or sled's log on it) failed, rather than one
+    /// record: the store must stop taking writes until a write succeeds.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, StoreError::Sled(_))
+    }
 }
 
 /// Why the engine did not apply an event.

@@ -37,6 +37,24 @@ pub struct HttpState {
     pub support: Arc<SupportIntake>,
 }
 
+impl HttpState {
+    /// The state for `bot` as `config` sets it up (tokens from their env
+    /// vars, the body limit, the session checker), with fresh metrics.
+    pub fn from_config(
+        bot: Bot,
+        config: &crate::config::Config,
+    ) -> Result<HttpState, reqwest::Error> {
+        Ok(HttpState {
+            bot,
+            token: config.http.token.value.clone(),
+            token_var: config.http.token.var.clone(),
+            body_limit: config.http.body_limit,
+            metrics: Arc::new(Metrics::new()),
+            support: Arc::new(SupportIntake::new(&config.support)?),
+        })
+    }
+}
+
 /// The support intake's own state: the app's secret, the session checker,
 /// the rate limits.
 pub struct SupportIntake {
@@ -119,24 +137,33 @@ impl RateLimit {
     }
 }
 
-/// An error answer: `{"error": "…"}` with its status.
+/// An error answer: `{"error": "…"}` with its status (and `Retry-After`,
+/// in seconds, when a retry later may work).
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(StatusCode, String, Option<u64>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        match self.2 {
+            Some(secs) => retry_after(self.0, secs, self.1),
+            None => (self.0, Json(json!({ "error": self.1 }))).into_response(),
+        }
     }
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> ApiError {
-    ApiError(code, msg.into())
+    ApiError(code, msg.into(), None)
 }
+
+/// How long a client should wait before retrying while the store refuses
+/// writes.
+const STORE_RETRY_SECS: u64 = 5;
 
 /// The router, for `serve` and for tests that bring their own listener.
 pub fn router(state: HttpState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/hooks/alertmanager", post(hook_alertmanager))
         .route("/hooks/grafana", post(hook_grafana))
@@ -230,28 +257,60 @@ async fn json_errors(req: Request, next: Next) -> Response {
 async fn not_found() -> ApiError {
     err(
         StatusCode::NOT_FOUND,
-        "no such route; see /healthz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets/{id}",
+        "no such route; see /healthz, /readyz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets/{id}",
     )
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `200 {"status":"ok"}`, or `503 {"status":"unavailable","problems":[…]}`.
+fn health_answer(problems: Vec<String>) -> Response {
+    if problems.is_empty() {
+        Json(json!({ "status": "ok" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "problems": problems })),
+        )
+            .into_response()
+    }
 }
 
-async fn metrics(State(s): State<HttpState>) -> Response {
-    let store = s.bot.store().clone();
+/// Liveness: the process and its commit thread.
+async fn healthz(State(s): State<HttpState>) -> Response {
+    health_answer(s.bot.health().liveness(chrono::Utc::now()))
+}
+
+/// Readiness: the store takes writes, the workers run, the gateway (in
+/// `run`) is connected.
+async fn readyz(State(s): State<HttpState>) -> Response {
+    health_answer(s.bot.health().readiness(chrono::Utc::now()))
+}
+
+async fn metrics(State(s): State<HttpState>) -> Result<Response, ApiError> {
+    let store = s.bot.store().map_err(read_error)?;
     let m = s.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || m.render(&store))
+    let health = s.bot.health().clone();
+    let body = tokio::task::spawn_blocking(move || m.render(&store, &health))
         .await
-        .unwrap_or_default();
-    (
+        .map_err(|e| internal(&e, "the metrics task failed"))?
+        .map_err(|e| internal(&e, "cannot read the store for the metrics"))?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
     )
-        .into_response()
+        .into_response())
+}
+
+/// Ours: logged with an id, answered 500 with it.
+fn internal(e: &dyn std::fmt::Display, what: &str) -> ApiError {
+    let id = crate::error::ErrorId::fresh();
+    tracing::error!(error_id = %id, error = %e, "{what}");
+    err(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error {id}"),
+    )
 }
 
 /// Bearer-token check, in constant time.
@@ -355,8 +414,31 @@ fn bot_error(e: BotError) -> ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error {id}; nothing was stored, retry later"),
         ),
-        BotError::Stopped => err(StatusCode::SERVICE_UNAVAILABLE, "the bot is shutting down"),
+        BotError::Stopped => ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the bot is shutting down".into(),
+            Some(STORE_RETRY_SECS),
+        ),
+        BotError::Unavailable(why) => ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot store anything now ({why}); nothing was stored, retry later"),
+            Some(STORE_RETRY_SECS),
+        ),
     }
+}
+
+/// The store cannot be read now (it is being opened again): `503` with
+/// `Retry-After`.
+fn read_error(e: BotError) -> ApiError {
+    let why = match e {
+        BotError::Unavailable(why) => why,
+        other => other.to_string(),
+    };
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot read the store now ({why}); retry later"),
+        Some(STORE_RETRY_SECS),
+    )
 }
 
 async fn hook_alertmanager(State(s): State<HttpState>, req: Request) -> Result<Response, ApiError> {
@@ -380,18 +462,23 @@ async fn ticket(
     let prefix = s.bot.engine().config().tickets.prefix.clone();
     let id =
         TicketId::parse(&raw, &prefix).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let store = s.bot.store().clone();
+    let store = s.bot.store().map_err(read_error)?;
     let found =
         tokio::task::spawn_blocking(move || -> Result<Option<Value>, crate::error::StoreError> {
             let Some(t) = store.ticket(&id)? else {
                 return Ok(None);
             };
             let timeline = store.timeline(&id)?;
-            let mut v = serde_json::to_value(&t).unwrap_or(Value::Null);
+            let encode = |e: serde_json::Error| crate::error::StoreError::Encode {
+                tree: "tickets",
+                detail: e.to_string(),
+            };
+            // A record that does not encode is an error, never a `null`.
+            let mut v = serde_json::to_value(&t).map_err(encode)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert(
                     "timeline".into(),
-                    serde_json::to_value(&timeline).unwrap_or(Value::Null),
+                    serde_json::to_value(&timeline).map_err(encode)?,
                 );
             }
             Ok(Some(v))

@@ -22,7 +22,8 @@
 //!   `deploys`: services, environments, approvals, locks, rollback.
 //! - [`runner`]: the local job runner, an outbox sink.
 //! - [`jenkins`]: the Jenkins REST client (builds and deploys on Jenkins).
-//! - [`runtime`]: the commit thread (group commit) and the outbox workers.
+//! - [`runtime`]: the commit thread (group commit) and the outbox workers; after a failed
+//!   flush, the store opened again and writes refused until a test write succeeds.
 //! - [`console`]: the terminal as the bot's chat.
 //! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
 //! - [`jobs`]: jobs and custom commands from `commands/*.toml`.
@@ -32,6 +33,8 @@
 //! - [`report`]: `/report` figures from the timelines, and the PNG chart (plotters).
 //! - [`error`]: the user's errors and ours.
 //! - [`sanitize`]: the one sanitiser of untrusted text (terminal escapes, bidi overrides).
+//! - [`health`]: the health registry: workers up or down, the store taking writes, the
+//!   Discord gateway; what `/healthz`, `/readyz` and the `opsbot_worker_up` gauges say.
 
 pub mod alert;
 mod alerting;
@@ -44,6 +47,7 @@ pub mod discord;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod jenkins;
 pub mod jobs;

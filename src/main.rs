@@ -15,8 +15,7 @@ use opsbot::config::{self, Config, Loaded};
 use opsbot::console::{self, ConsoleSink, Printer, Session};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
-use opsbot::http::{self, HttpState, SupportIntake};
-use opsbot::metrics::Metrics;
+use opsbot::http::{self, HttpState};
 use opsbot::runner::{JenkinsRunner, JobRunner, LocalRunner};
 use opsbot::runtime::{Bot, SystemClock};
 use opsbot::smtp::SmtpSink;
@@ -150,7 +149,11 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         .context("cannot start the async runtime")?;
     let config = Arc::new(config);
     let clock = Arc::new(SystemClock);
-    let (bot, writer) = Bot::start(store.clone(), Engine::new(config.clone()), clock.clone())?;
+    // The bot holds the only handle: after a failed write it opens the
+    // files again (see `runtime::StoreSlot`).
+    let (bot, writer) = Bot::start(store, Engine::new(config.clone()), clock.clone())?;
+    // Not ready until the gateway is connected.
+    bot.health().watch_gateway(chrono::Utc::now());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {
@@ -215,6 +218,24 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let mut client = client.await.context("cannot set up the Discord client")?;
         let shards = client.shard_manager.clone();
         let gateway = tokio::spawn(async move { client.start().await });
+        // Readiness follows the gateway: whether a shard is connected.
+        let watcher = {
+            let (shards, health, mut stop) =
+                (shards.clone(), bot.health().clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let connected =
+                        shards.runners.lock().await.values().any(|r| {
+                            matches!(r.stage, serenity::gateway::ConnectionStage::Connected)
+                        });
+                    health.set_gateway(connected, chrono::Utc::now());
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATEWAY_CHECK) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
         // Stop on Ctrl-C or SIGTERM: no new interactions, commits finished,
         // the outbox left for the next start.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -233,6 +254,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = ticker.await;
+        let _ = watcher.await;
         bot.wait_delivered(Duration::from_secs(5)).await;
         let _ = stop_worker_tx.send(true);
         let _ = chat.await;
@@ -240,14 +262,18 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let _ = jobs.await;
         anyhow::Ok(())
     })?;
+    let store = bot.store();
     drop(bot);
     writer.join();
-    store.flush()?;
+    store?.flush()?;
     Ok(())
 }
 
 /// How long the console waits, at the end of its input, for running jobs.
 const JOB_WAIT: Duration = Duration::from_secs(60);
+
+/// How often readiness looks at the Discord gateway's connection.
+const GATEWAY_CHECK: Duration = Duration::from_secs(1);
 
 /// How often quiet alert groups are looked for.
 const STALE_EVERY: Duration = Duration::from_secs(30);
@@ -265,16 +291,8 @@ async fn start_http(
         format!("cannot listen on {addr}; pass --listen 127.0.0.1:0 for a free port, or change [http] listen")
     })?;
     let bound = listener.local_addr()?;
-    let state = HttpState {
-        bot: bot.clone(),
-        token: config.http.token.value.clone(),
-        token_var: config.http.token.var.clone(),
-        body_limit: config.http.body_limit,
-        metrics: Arc::new(Metrics::new()),
-        support: Arc::new(
-            SupportIntake::new(&config.support).context("cannot set up the session checker")?,
-        ),
-    };
+    let state =
+        HttpState::from_config(bot.clone(), config).context("cannot set up the session checker")?;
     let mut stop = stop;
     let server = tokio::spawn(http::serve(listener, state, async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -313,7 +331,7 @@ fn console_cmd(
     let config = Arc::new(config);
     let engine = Engine::new(config.clone());
     let clock = Arc::new(SystemClock);
-    let (bot, writer) = Bot::start(store.clone(), engine, clock.clone())?;
+    let (bot, writer) = Bot::start(store, engine, clock.clone())?;
     let out = console::output(std::io::stdout());
     let printer = Printer::new(out, json).with_files(config.storage_path.join("reports"));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -369,8 +387,10 @@ fn console_cmd(
         let _ = jobs.await;
         res.map_err(anyhow::Error::from)
     })?;
+    let store = bot.store();
     drop(bot);
     writer.join();
+    let store = store?;
     store.flush()?;
     for (what, q) in [
         ("chat post(s)", Queue::Chat),

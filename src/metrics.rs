@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::alert::{AlertSource, AlertStatus};
 use crate::domain::TicketState;
 use crate::engine::View;
+use crate::error::StoreError;
+use crate::health::Health;
 use crate::store::{Queue, Store};
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -123,9 +125,32 @@ impl Metrics {
         });
     }
 
-    /// The whole exposition, counters and the store's gauges.
-    pub fn render(&self, store: &Store) -> String {
+    /// The whole exposition, counters and the store's gauges. A record the
+    /// store cannot read fails the scrape rather than be counted as nothing.
+    pub fn render(&self, store: &Store, health: &Health) -> Result<String, StoreError> {
         let mut out = String::new();
+        out.push_str("# HELP opsbot_build_info The running opsbot's version.\n");
+        out.push_str("# TYPE opsbot_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "opsbot_build_info{{version=\"{}\"}} 1",
+            esc(env!("CARGO_PKG_VERSION"))
+        );
+        out.push_str("# HELP opsbot_worker_up Whether each worker runs (1) or has stopped (0).\n");
+        out.push_str("# TYPE opsbot_worker_up gauge\n");
+        for (name, up) in health.workers() {
+            let _ = writeln!(
+                out,
+                "opsbot_worker_up{{worker=\"{}\"}} {}",
+                esc(&name),
+                u8::from(up)
+            );
+        }
+        out.push_str(
+            "# HELP opsbot_store_writable Whether the store takes writes (0 after the disk refused one).\n",
+        );
+        out.push_str("# TYPE opsbot_store_writable gauge\n");
+        let _ = writeln!(out, "opsbot_store_writable {}", u8::from(health.store_ok()));
         self.with(|m| {
             out.push_str("# HELP opsbot_alerts_received_total Alerts received, by source and status.\n");
             out.push_str("# TYPE opsbot_alerts_received_total counter\n");
@@ -169,7 +194,7 @@ impl Metrics {
             "# HELP opsbot_tickets_opened_total Tickets opened since the database was created.\n",
         );
         out.push_str("# TYPE opsbot_tickets_opened_total counter\n");
-        let opened = store.last_ticket_number().unwrap_or(0);
+        let opened = store.last_ticket_number()?;
         let _ = writeln!(out, "opsbot_tickets_opened_total {opened}");
 
         let now = chrono::Utc::now();
@@ -178,7 +203,8 @@ impl Metrics {
         let mut ack = SlaHistogram::default();
         let mut res = SlaHistogram::default();
         let mut open: BTreeMap<(TicketState, String, String), u64> = BTreeMap::new();
-        for t in store.tickets().flatten() {
+        for t in store.tickets() {
+            let t = t?;
             let key = (
                 t.team.as_ref().map_or("", |t| t.as_str()).to_string(),
                 t.priority.as_str().to_string(),
@@ -236,12 +262,12 @@ impl Metrics {
                 esc(team)
             );
         }
-        out.push_str("# HELP opsbot_deadline_breaches Tickets that missed a deadline (acknowledge or resolve), by team and priority.\n");
-        out.push_str("# TYPE opsbot_deadline_breaches gauge\n");
+        out.push_str("# HELP opsbot_deadline_breaches_total Deadlines missed (acknowledge or resolve), by team and priority.\n");
+        out.push_str("# TYPE opsbot_deadline_breaches_total counter\n");
         for ((team, prio, kind), n) in &breaches {
             let _ = writeln!(
                 out,
-                "opsbot_deadline_breaches{{team=\"{}\",priority=\"{prio}\",deadline=\"{kind}\"}} {n}",
+                "opsbot_deadline_breaches_total{{team=\"{}\",priority=\"{prio}\",deadline=\"{kind}\"}} {n}",
                 esc(team)
             );
         }
@@ -268,8 +294,8 @@ impl Metrics {
         }
         out.push_str("# HELP opsbot_dead_letters Effects that could not be delivered.\n");
         out.push_str("# TYPE opsbot_dead_letters gauge\n");
-        let dead = store.dead_letters().map(|d| d.len()).unwrap_or(0);
+        let dead = store.dead_letters()?.len();
         let _ = writeln!(out, "opsbot_dead_letters {dead}");
-        out
+        Ok(out)
     }
 }

@@ -108,6 +108,7 @@ async fn drain(mut r: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
 
 impl LocalRunner {
     pub fn new(bot: Bot) -> Self {
+        bot.health().group("job-followers");
         Self {
             bot,
             running: Arc::new(Mutex::new(HashMap::new())),
@@ -217,7 +218,10 @@ impl LocalRunner {
             .take()
             .map(|e| tokio::spawn(drain(e, tail.clone())));
         let me = self.clone();
+        // A follower that panics marks the job followers down (readiness).
+        let task = self.bot.health().task("job-followers");
         tokio::spawn(async move {
+            let _task = task;
             let outcome = tokio::select! {
                 status = child.wait() => Some(status),
                 _ = tokio::time::sleep(job.timeout) => None,
@@ -362,7 +366,14 @@ impl JenkinsRunner {
     /// Follows again the runs an earlier process had handed to Jenkins.
     pub fn resume(&self) {
         let config = self.bot.engine().config().clone();
-        for run in self.bot.store().runs().flatten() {
+        let Ok(store) = self.bot.store() else {
+            return;
+        };
+        let runs = store.runs().filter_map(|r| {
+            r.inspect_err(|e| warn!(error = %e, "cannot read a run"))
+                .ok()
+        });
+        for run in runs {
             if run.state.is_final() {
                 continue;
             }
@@ -388,8 +399,11 @@ impl JenkinsRunner {
         params: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), DeliveryError> {
         // Submitted before (an order retried, a restart): follow, never again.
-        let known = crate::engine::View::run(self.bot.store(), run)
+        let known = self
+            .bot
+            .store()
             .ok()
+            .and_then(|s| crate::engine::View::run(&s, run).ok())
             .flatten()
             .and_then(|r| r.backend_ref.as_deref().and_then(parse_ref));
         if let Some(r) = known {
@@ -447,7 +461,9 @@ impl JenkinsRunner {
         let (tx, mut cancel) = oneshot::channel();
         self.lock().insert(run, tx);
         let me = self.clone();
+        let task = self.bot.health().task("job-followers");
         tokio::spawn(async move {
+            let _task = task;
             let max = me.poll * 4;
             let mut delay = me.poll;
             let mut said_down = false;

@@ -6,17 +6,19 @@
 //! call [`Bot::handle`], and show the [`Reply`].
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch, Notify};
 use tracing::{debug, error, info_span, warn};
 
 use crate::domain::Timestamp;
 use crate::engine::{Accepted, Engine, Event, Reply};
-use crate::error::{EngineError, ErrorId, UserError};
+use crate::error::{EngineError, ErrorId, StoreError, UserError};
+use crate::health::Health;
 use crate::store::{OutboxItem, Queue, Store};
 
 /// Where the engine reads the time.
@@ -46,6 +48,83 @@ pub enum BotError {
     /// The bot is shutting down.
     #[error("the bot is shutting down; try again in a moment")]
     Stopped,
+    /// The store takes no writes now (the disk refused one): nothing of this
+    /// was stored.
+    #[error("the bot cannot store changes right now ({0}); nothing was changed. Reading still works; try again in a minute")]
+    Unavailable(String),
+}
+
+/// How often, at most, the commit thread tries a small write while the
+/// store refuses writes, to find out whether the disk takes them again.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The store the bot reads and writes, which the commit thread may open
+/// again.
+///
+/// sled 0.34 keeps what a transaction committed in memory until a flush
+/// writes it to disk. When a flush fails (a full disk), that memory holds
+/// changes the disk does not, and sled refuses every later write until its
+/// files are opened again (the error sticks). So after a failed flush the
+/// commit thread answers the batch "not stored", waits until the other
+/// handles on the old files are gone, and opens the files again: from then
+/// on every reader sees exactly what is on disk. Outbox workers deliver only
+/// effects up to their queue's committed mark, which moves only after a
+/// successful flush, so nothing of a failed batch is ever delivered. Until a
+/// test write ([`PROBE_EVERY`]) succeeds, writes are refused with
+/// [`BotError::Unavailable`] and readiness says why; reads go on. Opening
+/// sled's files writes too (a snapshot): the store's reserve file gives that
+/// space back first, and the test write only runs once the reserve could be
+/// set aside again (so space is really back).
+pub(crate) struct StoreSlot {
+    current: RwLock<Option<Store>>,
+    path: PathBuf,
+}
+
+/// How long a reopen waits for the other handles on the old files to go.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+impl StoreSlot {
+    /// The store as it is now; `None` while it is being opened again (or
+    /// could not be). Never blocks: an async worker thread must not wait
+    /// for a reopen that waits for the handles other tasks hold.
+    fn get(&self) -> Option<Store> {
+        match self.current.try_read() {
+            Ok(g) => g.clone(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().clone(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Drops the open files and opens them again, so that what sled kept in
+    /// memory and could not write is gone. The caller holds no handle.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let deadline = Instant::now() + REOPEN_WAIT;
+        Store::release_reserve(&self.path);
+        if let Some(old) = g.take() {
+            // Readers and workers hold clones for one read or one delivery.
+            while old.handles() > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(old);
+        }
+        loop {
+            match Store::open(&self.path) {
+                Ok(s) => {
+                    *g = Some(s);
+                    return Ok(());
+                }
+                // A handle still open somewhere (or sled's own threads).
+                Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Events per transaction and flush, at most.
@@ -99,7 +178,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Bot {
     jobs: std_mpsc::Sender<Job>,
-    store: Store,
+    slot: Arc<StoreSlot>,
+    health: Arc<Health>,
     engine: Engine,
     chat: Arc<Marks>,
     mail: Arc<Marks>,
@@ -161,15 +241,29 @@ impl Bot {
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
         let marks = [chat.clone(), mail.clone(), jobs.clone()];
-        let (st, en, cl) = (store.clone(), engine.clone(), clock.clone());
+        if let Err(e) = Store::keep_reserve(store.path()) {
+            warn!(error = %e, "cannot set aside the reserve for a full disk");
+        }
+        let slot = Arc::new(StoreSlot {
+            path: store.path().to_path_buf(),
+            current: RwLock::new(Some(store)),
+        });
+        let health = Health::new();
+        let alive = health.worker(crate::health::COMMIT);
+        let (st, en, cl, he) = (slot.clone(), engine.clone(), clock.clone(), health.clone());
         let thread = std::thread::Builder::new()
             .name("opsbot-commit".into())
-            .spawn(move || commit_loop(rx, st, en, cl, marks))
+            .spawn(move || {
+                // Down once this thread ends, however it ends.
+                let _alive = alive;
+                commit_loop(rx, st, en, cl, marks, he)
+            })
             .map_err(|e| crate::error::StoreError::Sled(sled::Error::Io(e)))?;
         Ok((
             Bot {
                 jobs: tx,
-                store,
+                slot,
+                health,
                 engine,
                 chat,
                 mail,
@@ -186,8 +280,17 @@ impl Bot {
         &self.engine
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store, for reads (and adapters' own small records). Refused
+    /// while it is being opened again after a failed write.
+    pub fn store(&self) -> Result<Store, BotError> {
+        self.slot.get().ok_or_else(|| {
+            BotError::Unavailable("the database is being opened again after a failed write".into())
+        })
+    }
+
+    /// What `/healthz` and `/readyz` report.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// The bot's clock.
@@ -203,7 +306,7 @@ impl Bot {
         if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
             // A report reads the whole timeline: off the commit thread, so
             // that commands behind it do not wait.
-            let (store, engine, now) = (self.store.clone(), self.engine.clone(), self.clock.now());
+            let (store, engine, now) = (self.store()?, self.engine.clone(), self.clock.now());
             let r = tokio::task::spawn_blocking(move || engine.query(&store, &event, now))
                 .await
                 .map_err(|e| internal(&e, "query panicked"))?;
@@ -237,7 +340,9 @@ impl Bot {
         mut shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let bot = self.clone();
+        let up = self.health.worker("timers");
         async move {
+            let _up = up;
             loop {
                 let due = bot.stale_candidates(clock.now());
                 if !due.is_empty() {
@@ -261,7 +366,10 @@ impl Bot {
     pub async fn timer_pass(&self, now: Timestamp) -> usize {
         let policy = &self.engine.config().policy;
         let prefix = &self.engine.config().tickets.prefix;
-        let due = match self.store.due_tickets(now, usize::MAX, prefix) {
+        let due = match self.store().map_err(|e| e.to_string()).and_then(|s| {
+            s.due_tickets(now, usize::MAX, prefix)
+                .map_err(|e| e.to_string())
+        }) {
             Ok(d) => d,
             Err(e) => {
                 error!(error = %e, "cannot read the due index");
@@ -281,7 +389,9 @@ impl Bot {
         }
         if let Some(weekly) = policy.weekly_report {
             let due = weekly.last_due(now);
-            let seen = crate::engine::View::marker(&self.store, "weekly_report");
+            let seen = self.store().map_err(|e| e.to_string()).and_then(|s| {
+                crate::engine::View::marker(&s, "weekly_report").map_err(|e| e.to_string())
+            });
             let event = match seen {
                 Ok(Some(m)) if m >= due.timestamp() => None,
                 // A new database notes the schedule; it reports from the next one.
@@ -294,8 +404,9 @@ impl Bot {
                     let period = crate::commands::ReportPeriod::default();
                     // Reading a week of timelines takes a while: off the
                     // async workers, which answer people meanwhile.
-                    let store = self.store.clone();
+                    let store = self.store();
                     let built = tokio::task::spawn_blocking(move || {
+                        let store = store.map_err(|e| e.to_string())?;
                         crate::report::build(&store, period, None, due).map_err(|e| e.to_string())
                     })
                     .await
@@ -335,10 +446,17 @@ impl Bot {
             jobs.get(job)
                 .is_none_or(|j| j.backend == crate::jobs::Backend::Local)
         };
-        let lost: Vec<crate::runs::RunId> = self
-            .store
+        let Ok(store) = self.store() else {
+            warn!("cannot settle the runs left in flight: the store is not open");
+            return;
+        };
+        let lost: Vec<crate::runs::RunId> = store
             .runs()
-            .flatten()
+            // A record that cannot be read is said, not skipped in silence.
+            .filter_map(|r| {
+                r.inspect_err(|e| error!(error = %e, "cannot read a run"))
+                    .ok()
+            })
             .filter(|r| {
                 matches!(
                     r.state,
@@ -348,7 +466,7 @@ impl Bot {
             .map(|r| r.id)
             .collect();
         // Their orders, if still queued, go with them.
-        if let Ok(pending) = self.store.pending(Queue::Jobs, usize::MAX) {
+        if let Ok(pending) = store.pending(Queue::Jobs, usize::MAX) {
             for item in pending {
                 let doomed = match &item.effect {
                     crate::engine::Effect::Job(crate::runs::JobOrder::Start { run, .. })
@@ -358,11 +476,12 @@ impl Bot {
                     _ => false,
                 };
                 if doomed {
-                    let _ = self.store.done(Queue::Jobs, item.seq);
+                    let _ = store.done(Queue::Jobs, item.seq);
                 }
             }
-            settle(&self.store, Queue::Jobs, self.marks(Queue::Jobs));
+            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
         }
+        drop(store);
         for run in lost {
             let update = crate::runs::RunUpdate::Lost {
                 reason: "the bot restarted while it ran; start it again".into(),
@@ -378,7 +497,10 @@ impl Bot {
     pub fn stale_candidates(&self, now: Timestamp) -> Vec<String> {
         let alerts = &self.engine.config().alerts;
         let mut due = Vec::new();
-        for g in self.store.groups() {
+        let Ok(store) = self.store() else {
+            return due;
+        };
+        for g in store.groups() {
             let g = match g {
                 Ok(g) => g,
                 Err(e) => {
@@ -432,10 +554,17 @@ impl Bot {
         sink: S,
         mut shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let store = self.store.clone();
+        let slot = self.slot.clone();
+        let health = self.health.clone();
+        let up = self.health.worker(match queue {
+            Queue::Chat => "outbox-chat",
+            Queue::Mail => "outbox-mail",
+            Queue::Jobs => "outbox-jobs",
+        });
         let marks = self.marks(queue).clone();
         let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
+            let _up = up;
             let mut backoff = Duration::from_millis(100);
             let mut pacer = sink.pace().map(|pace| Pacer {
                 pace,
@@ -445,13 +574,25 @@ impl Bot {
                 if *shutdown.borrow() {
                     return;
                 }
+                let Some(store) = slot.get() else {
+                    // Being opened again after a failed write.
+                    tokio::select! {
+                        _ = tokio::time::sleep(PROBE_EVERY) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                };
+                // Only what is on disk: effects past the committed mark may
+                // belong to a batch whose flush is still to come, or failed.
+                let upto = *marks.committed.borrow();
                 let batch = match store.pending(queue, 1024) {
-                    Ok(b) => b,
+                    Ok(b) => b.into_iter().take_while(|i| i.seq <= upto).collect(),
                     Err(e) => {
                         error!(error = %e, "cannot read the outbox");
                         Vec::new()
                     }
                 };
+                let mut delivered = false;
                 let mut stalled = false;
                 // Destinations out of pace this pass, and the soonest wait.
                 let mut held: Vec<String> = Vec::new();
@@ -486,6 +627,7 @@ impl Bot {
                     }
                     match sink.deliver(&item).await {
                         Ok(()) => {
+                            delivered = true;
                             for seq in &seqs {
                                 if let Err(e) = store.done(queue, *seq) {
                                     error!(seq, error = %e, "cannot mark an effect delivered");
@@ -533,6 +675,19 @@ impl Bot {
                         }
                     }
                 }
+                // What was delivered stays delivered, also if a later flush
+                // fails and the files are opened again.
+                if delivered {
+                    if let Err(e) = store.flush() {
+                        error!(error = %e, "cannot record deliveries on disk; the store takes no writes until a test write succeeds");
+                        health.set_store(Some(e.to_string()), chrono::Utc::now());
+                    }
+                }
+                let upto = *marks.committed.borrow();
+                let more =
+                    matches!(store.pending(queue, 1).as_deref(), Ok([first]) if first.seq <= upto);
+                // Hold no handle while waiting: the files may be opened again.
+                drop(store);
                 if let (false, Some(w)) = (stalled, wait) {
                     // Out of pace: more posts gather meanwhile, and the next
                     // pass merges them into summaries.
@@ -550,7 +705,7 @@ impl Bot {
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
-                if store.queue_len(queue) > 0 {
+                if more {
                     continue;
                 }
                 tokio::select! {
@@ -753,13 +908,47 @@ fn internal(e: &dyn std::fmt::Display, what: &str) -> BotError {
     BotError::Internal(id)
 }
 
+/// After a failed write: the store answers writes again once a test write
+/// goes through. Opens the files again when that write fails too (or when
+/// they could not be opened before).
+fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
+    // No room for the reserve: no room for writes either, and sled is not
+    // touched (a write that fails there needs the files opened again).
+    if let (Some(_), Err(e)) = (slot.get(), Store::keep_reserve(&slot.path)) {
+        debug!(error = %e, "the disk is still full");
+        return;
+    }
+    let tried = match slot.get() {
+        Some(store) => store.probe(clock.now()).map_err(|e| e.to_string()),
+        None => Err("the database is not open".to_string()),
+    };
+    match tried {
+        Ok(()) => {
+            health.set_store(None, chrono::Utc::now());
+            warn!("the store takes writes again");
+        }
+        Err(why) => {
+            debug!(error = %why, "the store still refuses writes");
+            if let Err(e) = slot.reopen() {
+                error!(error = %e, "cannot open the database again; reads and writes wait for it");
+                health.set_store(
+                    Some(format!("the database cannot be opened again: {e}")),
+                    chrono::Utc::now(),
+                );
+            }
+        }
+    }
+}
+
 fn commit_loop(
     rx: std_mpsc::Receiver<Job>,
-    store: Store,
+    slot: Arc<StoreSlot>,
     engine: Engine,
     clock: Arc<dyn Clock>,
     marks: [Arc<Marks>; 3],
+    health: Arc<Health>,
 ) {
+    let mut last_probe: Option<Instant> = None;
     // People's commands go before bulk work (alert batches, backend
     // reports), and bulk work is cut into transactions of bounded size, so a
     // command never waits behind an alert storm for long.
@@ -771,9 +960,23 @@ fn commit_loop(
             if !open {
                 return;
             }
-            match rx.recv() {
-                Ok(j) => sort_job(j, &mut people, &mut bulk),
-                Err(_) => return,
+            if health.store_ok() {
+                match rx.recv() {
+                    Ok(j) => sort_job(j, &mut people, &mut bulk),
+                    Err(_) => return,
+                }
+            } else {
+                // Refusing writes: try one now and then, to know when the
+                // disk takes them again.
+                match rx.recv_timeout(PROBE_EVERY) {
+                    Ok(j) => sort_job(j, &mut people, &mut bulk),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        probe(&slot, &health, clock.as_ref());
+                        last_probe = Some(Instant::now());
+                        continue;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                }
             }
         }
         loop {
@@ -804,8 +1007,28 @@ fn commit_loop(
         };
         let span = info_span!("batch", events = batch.len());
         let _g = span.enter();
+        // The wall clock: liveness is judged by it, whatever the engine reads.
+        health.set_busy(Some(chrono::Utc::now()));
         let mut results: Vec<Option<Result<Outcome, BotError>>> =
             (0..batch.len()).map(|_| None).collect();
+        let writes = batch.iter().any(|j| !j.event.is_query());
+        if writes && !health.store_ok() && last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+            // A retry after space came back should not wait for the timer.
+            probe(&slot, &health, clock.as_ref());
+            last_probe = Some(Instant::now());
+        }
+        let refusing = !health.store_ok();
+        let Some(store) = slot.get() else {
+            for job in batch {
+                let _ = job.done.send(Err(BotError::Unavailable(
+                    "the database is being opened again after a failed write".into(),
+                )));
+            }
+            health.set_busy(None);
+            continue;
+        };
+        // Why the disk refused this batch, if it did.
+        let mut failed: Option<String> = None;
         let mut wrote = false;
         let mut i = 0;
         while i < batch.len() {
@@ -825,9 +1048,25 @@ fn commit_loop(
                 .find(|&j| batch[j].event.is_query())
                 .unwrap_or(batch.len());
             let events: Vec<&Event> = batch[i..end].iter().map(|j| &j.event).collect();
+            if refusing || failed.is_some() {
+                let why = failed.clone().unwrap_or_else(|| store_problem(&health));
+                for r in results.iter_mut().take(end).skip(i) {
+                    *r = Some(Err(BotError::Unavailable(why.clone())));
+                }
+                i = end;
+                continue;
+            }
             let outcome = apply(&store, &engine, clock.as_ref(), &events);
             let outcome = match outcome {
                 Ok(r) => r,
+                Err(e) if e.is_storage() => {
+                    // The disk, not one event: nothing more is tried.
+                    failed = Some(e.to_string());
+                    events
+                        .iter()
+                        .map(|_| Err(BotError::Unavailable(e.to_string())))
+                        .collect()
+                }
                 Err(e) => {
                     // One bad event must not sink the others: retry one by one.
                     warn!(error = %e, "batch failed; applying its events one by one");
@@ -835,6 +1074,10 @@ fn commit_loop(
                         .iter()
                         .map(|ev| match apply(&store, &engine, clock.as_ref(), &[*ev]) {
                             Ok(mut r) => r.pop().unwrap_or(Err(BotError::Stopped)),
+                            Err(e) if e.is_storage() => {
+                                failed = Some(e.to_string());
+                                Err(BotError::Unavailable(e.to_string()))
+                            }
                             Err(e) => Err(internal(&e, "event failed")),
                         })
                         .collect()
@@ -846,19 +1089,28 @@ fn commit_loop(
             }
             i = end;
         }
-        if wrote {
+        if wrote && failed.is_none() {
             if let Err(e) = store.flush() {
-                let err = internal(&e, "flush failed");
-                let id = match err {
-                    BotError::Internal(id) => id,
-                    _ => ErrorId::fresh(),
-                };
-                for r in results.iter_mut() {
-                    if matches!(r, Some(Ok(_))) {
-                        *r = Some(Err(BotError::Internal(id)));
-                    }
+                failed = Some(e.to_string());
+            }
+        }
+        if let Some(why) = failed {
+            // Nothing of this batch is stored: no answer says it is, no
+            // effect of it is delivered (the marks stay), and the files are
+            // opened again so that no reader sees it (see `StoreSlot`).
+            error!(error = %why, events = batch.len(), "the disk refused a write: nothing of this batch was stored; the bot takes no writes until a test write succeeds, and reads go on from what is on disk");
+            for r in results.iter_mut() {
+                if matches!(r, Some(Ok(_))) {
+                    *r = Some(Err(BotError::Unavailable(why.clone())));
                 }
             }
+            health.set_store(Some(why), chrono::Utc::now());
+            drop(store);
+            if let Err(e) = slot.reopen() {
+                error!(error = %e, "cannot open the database again; reads and writes wait for it");
+            }
+            last_probe = Some(Instant::now());
+        } else if wrote {
             for m in &marks {
                 match store.last_seq(m.queue) {
                     Ok(seq) => {
@@ -874,7 +1126,15 @@ fn commit_loop(
         for (job, r) in batch.into_iter().zip(results) {
             let _ = job.done.send(r.unwrap_or(Err(BotError::Stopped)));
         }
+        health.set_busy(None);
     }
+}
+
+/// Why the store refuses writes, in a few words.
+fn store_problem(health: &Health) -> String {
+    health
+        .store_problem()
+        .unwrap_or_else(|| "the disk refused a write".into())
 }
 
 fn apply(

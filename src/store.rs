@@ -53,6 +53,12 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// A file beside sled's own, written once the schema is: if it is there and
 /// sled's records are not, the database is damaged and must not start empty.
 const MARKER: &str = "opsbot-store";
+/// A file of [`RESERVE_BYTES`] beside sled's own, given back when the disk
+/// is full: opening sled's files again writes (a snapshot, the log's tail),
+/// and must not fail for want of space.
+const RESERVE: &str = "opsbot-reserve";
+/// How much space the reserve holds.
+pub const RESERVE_BYTES: u64 = 4 << 20;
 const TICKET_SEQ: &[u8] = b"ticket_seq";
 const OUTBOX_SEQ: &[u8] = b"outbox_seq";
 const MAIL_SEQ: &[u8] = b"mail_seq";
@@ -122,6 +128,9 @@ pub struct Store {
     runs: Tree,
     broken: Tree,
     deploys: Tree,
+    /// Counts this handle's clones, so that the runtime knows when the last
+    /// one is gone before it reopens the files (see `runtime::StoreSlot`).
+    handles: std::sync::Arc<()>,
 }
 
 fn be64(n: u64) -> [u8; 8] {
@@ -143,10 +152,13 @@ fn decode<T: for<'de> Deserialize<'de>>(v: &[u8], tree: &'static str) -> Result<
     })
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Our own types always serialise: no maps with non-string keys, no
-    // failing Serialize impls.
-    serde_json::to_vec(v).unwrap_or_default()
+/// Encodes a record. A record that cannot be encoded is an error that
+/// refuses the write, never an empty value on disk.
+fn encode<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+        tree,
+        detail: e.to_string(),
+    })
 }
 
 fn decode_id(v: &[u8]) -> Result<TicketId, StoreError> {
@@ -294,11 +306,41 @@ impl Store {
             groups: tree("groups")?,
             silenced: tree("silenced")?,
             path: path.to_path_buf(),
+            handles: std::sync::Arc::new(()),
             db,
         };
         store.check_schema()?;
         store.count_loads_once()?;
         Ok(store)
+    }
+
+    /// Sets aside [`RESERVE_BYTES`] of disk in the data directory at `path`
+    /// (written, not sparse), unless it is there. A partial one is removed
+    /// again, so that the space it got stays free.
+    pub fn keep_reserve(path: &Path) -> std::io::Result<()> {
+        let file = path.join(RESERVE);
+        if std::fs::metadata(&file).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return Ok(());
+        }
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&file)?;
+            let chunk = vec![0u8; 64 << 10];
+            let mut left = RESERVE_BYTES;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                std::io::Write::write_all(&mut f, &chunk[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        };
+        write().inspect_err(|_| {
+            let _ = std::fs::remove_file(&file);
+        })
+    }
+
+    /// Gives the reserve's space back (the disk is full).
+    pub fn release_reserve(path: &Path) {
+        let _ = std::fs::remove_file(path.join(RESERVE));
     }
 
     /// Stores made before people's loads were counted get them counted
@@ -392,6 +434,18 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// How many handles on these open files exist (this one included).
+    pub fn handles(&self) -> usize {
+        std::sync::Arc::strong_count(&self.handles)
+    }
+
+    /// A small write and a flush: whether the disk takes writes again.
+    pub fn probe(&self, now: Timestamp) -> Result<(), StoreError> {
+        self.meta
+            .insert(b"probe", &now.timestamp_millis().to_be_bytes())?;
+        self.flush()
     }
 
     /// Marks the schema as `version` (for tests of the schema check).
@@ -620,19 +674,21 @@ impl Store {
 
     /// Records a failed attempt on an effect that will be retried.
     pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
-        self.queue(q).insert(be64(item.seq), encode(item))?;
+        self.queue(q)
+            .insert(be64(item.seq), encode(item, "outbox")?)?;
         Ok(())
     }
 
     /// Moves an effect that can never be delivered to the dead letters.
     pub fn dead_letter(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        let value = encode(item, "dead_letters")?;
         (self.queue(q), &self.dead)
             .transaction(|(queue, dead)| {
                 queue.remove(&be64(item.seq))?;
                 // Dead letters of both queues share a tree: key by kind too.
                 let mut k = vec![q as u8];
                 k.extend_from_slice(&be64(item.seq));
-                dead.insert(k, encode(item))?;
+                dead.insert(k, value.clone())?;
                 Ok(())
             })
             .map_err(|e: TransactionError<()>| match e {
@@ -925,6 +981,12 @@ struct Tx<'a> {
     failure: RefCell<Option<UnabortableTransactionError>>,
 }
 
+/// [`encode`] inside a transaction: a record that cannot be encoded aborts
+/// the transaction (the event is refused), it never writes an empty value.
+fn enc<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, TxFail> {
+    encode(v, tree).map_err(TxFail::Store)
+}
+
 impl Tx<'_> {
     fn counter(&self, key: &[u8]) -> Result<u64, TxFail> {
         match self.meta.get(key)? {
@@ -979,11 +1041,11 @@ impl Tx<'_> {
                 if self.counter(TICKET_SEQ)? < num {
                     self.meta.insert(TICKET_SEQ, &be64(num))?;
                 }
-                self.tickets.insert(&be64(num), encode(&t))?;
+                self.tickets.insert(&be64(num), enc(&t, "tickets")?)?;
             }
             Write::Timeline(id, e) => {
                 self.timeline
-                    .insert(&timeline_key(id.num(), e.seq), encode(&e))?;
+                    .insert(&timeline_key(id.num(), e.seq), enc(&e, "timeline")?)?;
             }
             Write::Effect(effect) => {
                 let q = Queue::of(&effect);
@@ -1001,13 +1063,13 @@ impl Tx<'_> {
                     Queue::Mail => self.mail_outbox,
                     Queue::Jobs => self.job_outbox,
                 };
-                tree.insert(&be64(seq), encode(&item))?;
+                tree.insert(&be64(seq), enc(&item, "outbox")?)?;
             }
             Write::Run(run) => {
                 if self.counter(RUN_SEQ)? < run.id.0 {
                     self.meta.insert(RUN_SEQ, &be64(run.id.0))?;
                 }
-                self.runs.insert(&be64(run.id.0), encode(&run))?;
+                self.runs.insert(&be64(run.id.0), enc(&run, "runs")?)?;
             }
             Write::Broken(job, Some(id)) => {
                 self.broken
@@ -1018,28 +1080,28 @@ impl Tx<'_> {
             }
             Write::Lock(key, Some(run)) => {
                 self.deploys
-                    .insert(format!("lock:{key}").as_bytes(), encode(&run))?;
+                    .insert(format!("lock:{key}").as_bytes(), enc(&run, "deploys")?)?;
             }
             Write::Lock(key, None) => {
                 self.deploys.remove(format!("lock:{key}").as_bytes())?;
             }
             Write::History(key, list) => {
                 self.deploys
-                    .insert(format!("hist:{key}").as_bytes(), encode(&list))?;
+                    .insert(format!("hist:{key}").as_bytes(), enc(&list, "deploys")?)?;
             }
             Write::Idempotency(key, id) => {
                 self.idempotency
                     .insert(key.as_bytes(), id.to_string().as_bytes())?;
             }
             Write::Group(g) => {
-                self.groups.insert(g.key.as_bytes(), encode(&g))?;
+                self.groups.insert(g.key.as_bytes(), enc(&g, "groups")?)?;
             }
             Write::Silences(book) => {
-                self.meta.insert(SILENCES, encode(&book))?;
+                self.meta.insert(SILENCES, enc(&book, "meta")?)?;
             }
             Write::Overrides(team, list) => {
                 self.meta
-                    .insert(format!("oncall:{team}").as_bytes(), encode(&list))?;
+                    .insert(format!("oncall:{team}").as_bytes(), enc(&list, "meta")?)?;
             }
             Write::Marker(key, v) => {
                 self.meta
@@ -1048,7 +1110,7 @@ impl Tx<'_> {
             Write::Silenced(alert) => {
                 let seq = self.counter(SILENCED_SEQ)? + 1;
                 self.meta.insert(SILENCED_SEQ, &be64(seq))?;
-                self.silenced.insert(&be64(seq), encode(&alert))?;
+                self.silenced.insert(&be64(seq), enc(&alert, "silenced")?)?;
             }
         }
         Ok(())
@@ -1191,4 +1253,38 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("cannot encode a record: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_value() {
+        // JSON map keys must be strings: this one cannot be encoded.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        match encode(&bad, "groups") {
+            Err(StoreError::Encode { tree, detail }) => {
+                assert_eq!(tree, "groups");
+                assert!(detail.contains("key must be a string"), "{detail}");
+            }
+            other => panic!("expected an encoding error, got {other:?}"),
+        }
+        let err = encode(&bad, "groups").unwrap_err().to_string();
+        assert!(err.ends_with("nothing was written"), "{err}");
+        assert!(!err.is_empty());
+        // What can be encoded is, exactly.
+        assert_eq!(encode(&vec![1, 2], "meta").unwrap(), b"[1,2]".to_vec());
+    }
+
+    #[test]
+    fn the_reserve_is_written_once_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::keep_reserve(dir.path()).unwrap();
+        let file = dir.path().join(RESERVE);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), RESERVE_BYTES);
+        Store::keep_reserve(dir.path()).unwrap();
+        Store::release_reserve(dir.path());
+        assert!(!file.exists());
+    }
 }

@@ -160,7 +160,9 @@ fn timers_due_during_downtime_fire_once_after_a_restart() {
 
     // /metrics says so too.
     let store = Store::open(&env.config().storage_path).unwrap();
-    let text = opsbot::metrics::Metrics::new().render(&store);
+    let text = opsbot::metrics::Metrics::new()
+        .render(&store, &opsbot::health::Health::new())
+        .unwrap();
     let series =
         |prefix: &str| -> Vec<&str> { text.lines().filter(|l| l.starts_with(prefix)).collect() };
     let prio = ticket["priority"].as_str().unwrap();
@@ -171,7 +173,8 @@ fn timers_due_during_downtime_fire_once_after_a_restart() {
         )],
         "{text}"
     );
-    let breaches = series("opsbot_deadline_breaches{");
+    // A counter: named `_total` (Prometheus' convention).
+    let breaches = series("opsbot_deadline_breaches_total{");
     assert_eq!(breaches.len(), 2, "{text}");
     assert!(breaches.iter().all(|l| l.ends_with(" 1")), "{text}");
     assert!(

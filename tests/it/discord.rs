@@ -1190,3 +1190,86 @@ fn terminal_escapes_never_reach_discord() {
         crate::hostile_text::assert_clean_json("an interaction answer", &c);
     }
 }
+impl Live {
+    /// The HTTP intake's base URL, from the `listening on` line of the log.
+    fn http_base(&self) -> String {
+        self.fake
+            .wait_until("the HTTP intake listening", WAIT, |_| {
+                std::fs::read_to_string(self.log(self.runs))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("listening on ").map(str::to_string))
+            })
+    }
+}
+
+/// `GET path`: the status and the JSON body.
+fn get_json(url: &str) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+        .get(url)
+        .send()
+        .expect("request");
+    let code = resp.status().as_u16();
+    (code, resp.json().unwrap_or(Value::Null))
+}
+
+/// Polls `url` until `want(status, body)`, at most `WAIT`; returns the last answer.
+fn poll_json(url: &str, want: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = get_json(url);
+        if want(code, &body) || Instant::now() >= deadline {
+            return (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn readiness_follows_the_discord_gateway_and_liveness_does_not() {
+    let live = Live::start();
+    let base = live.http_base();
+    let ready = format!("{base}/readyz");
+    let (code, body) = poll_json(&ready, |c, _| c == 200);
+    assert_eq!(
+        (code, &body),
+        (200, &json!({"status": "ok"})),
+        "{}",
+        live.logs()
+    );
+
+    // Discord becomes unreachable: not ready, and readiness says why.
+    live.fake.set_gateway_down(true);
+    let (code, body) = poll_json(&ready, |c, _| c == 503);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    let problems = body["problems"].as_array().cloned().unwrap_or_default();
+    assert!(
+        problems.iter().any(|p| p
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("the Discord gateway is not connected since ")),
+        "{body}"
+    );
+    // Still alive: a restart would not bring Discord back.
+    assert_eq!(
+        get_json(&format!("{base}/healthz")),
+        (200, json!({"status": "ok"}))
+    );
+    let metrics = reqwest::blocking::get(format!("{base}/metrics"))
+        .expect("metrics")
+        .text()
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("opsbot_worker_up{worker=\"outbox-chat\"} 1"),
+        "{metrics}"
+    );
+
+    // Back: ready again once serenity has reconnected.
+    live.fake.set_gateway_down(false);
+    let (code, body) = poll_json(&ready, |c, _| c == 200);
+    assert_eq!(code, 200, "{body}\n{}", live.logs());
+}

@@ -127,6 +127,8 @@ struct Model {
     ready_sent: usize,
     heartbeats: Vec<Value>,
     resumes: usize,
+    /// The gateway refuses connections (Discord unreachable).
+    gateway_down: bool,
     presences: Vec<Value>,
     /// Session id → last sequence number sent.
     sessions: HashMap<String, u64>,
@@ -291,6 +293,7 @@ impl FakeDiscord {
                 ready_sent: 0,
                 heartbeats: Vec::new(),
                 resumes: 0,
+                gateway_down: false,
                 presences: Vec::new(),
                 sessions: HashMap::new(),
                 requests: Vec::new(),
@@ -469,6 +472,15 @@ impl FakeDiscord {
     /// 4004: authentication failed, serenity gives up).
     pub fn close_gateway(&self, code: u16) {
         let _ = self.shared.gateway.send(GwOut::Close(code));
+    }
+
+    /// Makes the gateway unreachable (sessions closed, new connections
+    /// dropped before the handshake), or reachable again.
+    pub fn set_gateway_down(&self, down: bool) {
+        self.change(|m| m.gateway_down = down);
+        if down {
+            self.close_gateway(4000);
+        }
     }
 
     /// The `d` of every IDENTIFY, in order.
@@ -922,6 +934,10 @@ async fn accept_loop(
         let shared = shared.clone();
         tokio::spawn(async move {
             if is_gateway(&stream).await {
+                if lock(&shared.model).gateway_down {
+                    // Unreachable: the connection ends before the handshake.
+                    return;
+                }
                 gateway_session(stream, shared).await;
             } else {
                 let _ = http.send((stream, addr)).await;

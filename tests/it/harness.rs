@@ -249,6 +249,8 @@ pub struct LiveBot {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
     pub base: String,
+    /// What it printed so far.
+    printed: Arc<std::sync::Mutex<String>>,
     stdout: Option<std::thread::JoinHandle<String>>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
@@ -282,10 +284,21 @@ impl Env {
         let stdin = child.stdin.take();
         let mut out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
+        let printed = Arc::new(std::sync::Mutex::new(String::new()));
+        let so_far = printed.clone();
         let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
+            let mut buf = [0u8; 8192];
+            let mut bytes = Vec::new();
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&buf[..n]);
+                if let Ok(mut p) = so_far.lock() {
+                    *p = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = std::thread::spawn(move || {
@@ -313,6 +326,7 @@ impl Env {
             child,
             stdin,
             base,
+            printed,
             stdout: Some(stdout),
             stderr: Some(stderr),
         }
@@ -369,6 +383,26 @@ impl LiveBot {
             .send()
             .expect("request");
         (resp.status().as_u16(), resp.text().unwrap_or_default())
+    }
+
+    /// What the console printed so far.
+    pub fn printed(&self) -> String {
+        self.printed.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Waits until what the console printed so far satisfies `done`, at
+    /// most `timeout`; returns whether it did.
+    pub fn wait_printed(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if done(&self.printed()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Types a line into the console.
