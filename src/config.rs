@@ -379,6 +379,8 @@ struct RawHttp {
     listen: String,
     #[serde(default = "default_token_env")]
     token_env: String,
+    #[serde(default = "default_api_token_env")]
+    api_token_env: String,
     #[serde(default = "default_body_limit")]
     body_limit: usize,
 }
@@ -388,6 +390,7 @@ impl Default for RawHttp {
         Self {
             listen: default_listen(),
             token_env: default_token_env(),
+            api_token_env: default_api_token_env(),
             body_limit: default_body_limit(),
         }
     }
@@ -398,6 +401,9 @@ fn default_listen() -> String {
 }
 fn default_token_env() -> String {
     "OPSBOT_HOOK_TOKEN".into()
+}
+fn default_api_token_env() -> String {
+    "OPSBOT_API_TOKEN".into()
 }
 fn default_body_limit() -> usize {
     1024 * 1024
@@ -752,8 +758,10 @@ impl EnvSecret {
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub listen: std::net::SocketAddr,
-    /// Bearer token for the hooks and the ticket API.
+    /// Bearer token for the hooks.
     pub token: EnvSecret,
+    /// Bearer token for the ticket API (customer data: not the hooks' token).
+    pub api_token: EnvSecret,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -2346,14 +2354,36 @@ impl Validator<'_> {
             self.warn(
                 &[Seg::Key("http"), Seg::Key("token_env")],
                 format!(
-                    "{} is not set: the hooks and the ticket API will refuse every request",
+                    "{} is not set: the hooks will refuse every request",
                     raw.token_env
                 ),
             );
         }
+        let api_token = EnvSecret::read(&raw.api_token_env);
+        if api_token.value.is_none() {
+            self.warn(
+                &[Seg::Key("http"), Seg::Key("api_token_env")],
+                format!(
+                    "{} is not set: the ticket API (/api/v1/tickets) will refuse every request",
+                    raw.api_token_env
+                ),
+            );
+        }
+        if let (Some(a), Some(h)) = (&api_token.value, &token.value) {
+            if a.expose() == h.expose() {
+                self.warn(
+                    &[Seg::Key("http"), Seg::Key("api_token_env")],
+                    format!(
+                        "{} holds the same token as {}: whoever holds the hook token reads every ticket; give the ticket API a token of its own",
+                        raw.api_token_env, raw.token_env
+                    ),
+                );
+            }
+        }
         Some(HttpConfig {
             listen: listen?,
             token,
+            api_token,
             body_limit: raw.body_limit,
         })
     }

@@ -269,6 +269,8 @@ async fn start_http(
         bot: bot.clone(),
         token: config.http.token.value.clone(),
         token_var: config.http.token.var.clone(),
+        api_token: config.http.api_token.value.clone(),
+        api_token_var: config.http.api_token.var.clone(),
         body_limit: config.http.body_limit,
         metrics: Arc::new(Metrics::new()),
         support: Arc::new(

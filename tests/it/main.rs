@@ -22,3 +22,4 @@ mod props;
 mod restart;
 mod store_safety;
 mod support;
+mod ticket_api;
