@@ -909,6 +909,8 @@ pub struct Problem {
     pub severity: Severity,
     pub file: PathBuf,
     pub line: Option<usize>,
+    /// 1-based, where the reader knows it (TOML syntax and type errors).
+    pub column: Option<usize>,
     pub key: String,
     pub message: String,
 }
@@ -922,6 +924,9 @@ impl fmt::Display for Problem {
         write!(f, "{sev}: {}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if !self.key.is_empty() {
             write!(f, ": `{}`", self.key)?;
@@ -972,6 +977,7 @@ impl Config {
                 severity: Severity::Error,
                 file: file.to_path_buf(),
                 line: None,
+                column: None,
                 key: String::new(),
                 message: format!("cannot read the config file: {e}"),
             }],
@@ -982,18 +988,8 @@ impl Config {
     /// Parses and validates config text; `file` names it in messages and
     /// anchors relative paths.
     pub fn parse(file: &Path, src: &str) -> Result<Loaded, ConfigError> {
-        let raw: RawConfig = toml::from_str(src).map_err(|e| {
-            let line = e.span().map(|s| line_of(src, s.start));
-            ConfigError {
-                problems: vec![Problem {
-                    severity: Severity::Error,
-                    file: file.to_path_buf(),
-                    line,
-                    key: key_at(src, e.span()).unwrap_or_default(),
-                    message: e.message().trim().to_string(),
-                }],
-            }
-        })?;
+        let raw: RawConfig =
+            deserialize_all(file, src).map_err(|problems| ConfigError { problems })?;
         let mut v = Validator {
             file,
             src,
@@ -1016,6 +1012,7 @@ impl Config {
                             severity: Severity::Error,
                             file: job.file.clone(),
                             line: None,
+                            column: None,
                             key: "backend".into(),
                             message: "this job runs on Jenkins, but bot.toml has no [ci.jenkins] (url, user, token_env)".into(),
                         });
@@ -1287,35 +1284,225 @@ pub(crate) fn line_of(src: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The key that starts at a span, with the table it sits in (`teams.qa.chanel`).
-pub(crate) fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
-    let span = span?;
-    let text = src.get(span.clone())?;
-    if text.starts_with('[') {
-        // The span is a table header: the problem is the table itself.
-        return Some(
-            text.trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string(),
-        );
+/// 1-based column (in characters) of a byte offset.
+pub(crate) fn column_of(src: &str, offset: usize) -> usize {
+    let before = src.get(..offset.min(src.len())).unwrap_or(src);
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    before.get(start..).map_or(0, |s| s.chars().count()) + 1
+}
+
+/// The most mistakes one file reports at once.
+const MAX_REPORTED: usize = 50;
+
+/// Deserializes TOML text, reporting every mistake serde finds rather than
+/// the first: after each, the entry at fault is blanked out (byte offsets
+/// kept) and the text read again. A TOML syntax error stops there (what
+/// follows it cannot be read reliably) and is reported with its line and
+/// column; the others name their key (`http.body_limit`,
+/// `teams.ops.channel` for a missing field).
+pub(crate) fn deserialize_all<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    src: &str,
+) -> Result<T, Vec<Problem>> {
+    let mut text = src.to_string();
+    let mut problems: Vec<Problem> = Vec::new();
+    for _ in 0..MAX_REPORTED {
+        let e = match toml::from_str::<T>(&text) {
+            Ok(v) if problems.is_empty() => return Ok(v),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let doc = toml_edit::ImDocument::parse(text.as_str()).ok();
+        if doc.is_none() && !problems.is_empty() {
+            // Blanking made it unreadable: what was found stands.
+            break;
+        }
+        let span = e.span();
+        let found = match (&doc, &span) {
+            (Some(doc), Some(span)) => entry_at(doc, &text, span.start),
+            _ => None,
+        };
+        let message = e.message().trim().to_string();
+        let key = match &found {
+            Some((path, _)) => match missing_field(&message) {
+                Some(field) if !path.is_empty() => format!("{path}.{field}"),
+                Some(field) => field.to_string(),
+                None => path.clone(),
+            },
+            None => String::new(),
+        };
+        // Blanking a wrong value can make it missing: said once.
+        let again = !key.is_empty() && problems.iter().any(|p| p.key == key);
+        if !again {
+            problems.push(Problem {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line: span.as_ref().map(|s| line_of(src, s.start)),
+                column: span.as_ref().map(|s| column_of(src, s.start)),
+                key,
+                message,
+            });
+        }
+        let Some((_, region)) = found else { break };
+        let blanked = blank(&text, region);
+        if blanked == text {
+            break;
+        }
+        text = blanked;
     }
-    let key: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .collect();
-    if key.is_empty() {
-        return None;
+    Err(problems)
+}
+
+/// `channel` in serde's "missing field `channel`".
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+}
+
+/// `text` with the bytes of `region` turned to spaces (newlines kept), so
+/// that every other offset stays where it was.
+fn blank(text: &str, region: Range<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if region.contains(&i) && c != '\n' {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
     }
-    let before = src.get(..span.start)?;
-    let table = before.lines().rev().find_map(|l| {
-        let l = l.trim();
-        l.starts_with('[')
-            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    });
-    Some(match table {
-        Some(t) if !t.is_empty() => format!("{t}.{key}"),
-        _ => key,
-    })
+    out
+}
+
+fn within(span: Option<Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+/// The key path of what sits at `offset` (a key, a value, a table header)
+/// and the region of its whole entry: the `key = value` line of a table,
+/// or a table from its header to the next one.
+fn entry_at(
+    doc: &toml_edit::ImDocument<&str>,
+    text: &str,
+    offset: usize,
+) -> Option<(String, Range<usize>)> {
+    let mut headers = Vec::new();
+    header_starts(doc.as_table(), &mut headers);
+    headers.sort_unstable();
+    let next_header = |at: usize| {
+        headers
+            .iter()
+            .copied()
+            .find(|h| *h > at)
+            .unwrap_or(text.len())
+    };
+    let mut path = Vec::new();
+    let region = walk_table(doc.as_table(), offset, &mut path, &next_header)?;
+    let mut s = String::new();
+    for p in &path {
+        if !p.starts_with('[') && !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    Some((s, region))
+}
+
+/// Where every table header starts.
+fn header_starts(t: &toml_edit::Table, out: &mut Vec<usize>) {
+    for (_, item) in t.iter() {
+        match item {
+            toml_edit::Item::Table(sub) => {
+                if let Some(s) = sub.span() {
+                    out.push(s.start);
+                }
+                header_starts(sub, out);
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                for sub in a.iter() {
+                    if let Some(s) = sub.span() {
+                        out.push(s.start);
+                    }
+                    header_starts(sub, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn walk_table(
+    t: &toml_edit::Table,
+    offset: usize,
+    path: &mut Vec<String>,
+    next_header: &dyn Fn(usize) -> usize,
+) -> Option<Range<usize>> {
+    use toml_edit::Item;
+    for (k, item) in t.iter() {
+        path.push(k.to_string());
+        let key_span = t.key(k).and_then(|key| key.span());
+        match item {
+            Item::Value(v) => {
+                if within(key_span.clone(), offset) || within(v.span(), offset) {
+                    let end = v.span().map_or(offset + 1, |s| s.end);
+                    let start = key_span.map_or(offset, |s| s.start);
+                    walk_value(v, offset, path);
+                    return Some(start.min(offset)..end.max(offset + 1));
+                }
+            }
+            Item::Table(sub) => {
+                if let Some(r) = walk_table(sub, offset, path, next_header) {
+                    return Some(r);
+                }
+                if within(sub.span(), offset) || within(key_span, offset) {
+                    let start = sub.span().map_or(offset, |s| s.start);
+                    return Some(start..next_header(start));
+                }
+            }
+            Item::ArrayOfTables(a) => {
+                for (i, sub) in a.iter().enumerate() {
+                    path.push(format!("[{i}]"));
+                    if let Some(r) = walk_table(sub, offset, path, next_header) {
+                        return Some(r);
+                    }
+                    if within(sub.span(), offset) {
+                        let start = sub.span().map_or(offset, |s| s.start);
+                        return Some(start..next_header(start));
+                    }
+                    path.pop();
+                }
+            }
+            Item::None => {}
+        }
+        path.pop();
+    }
+    None
+}
+
+/// Goes down into an inline table or array to the value at `offset`.
+fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<String>) {
+    match v {
+        toml_edit::Value::InlineTable(t) => {
+            for (k, x) in t.iter() {
+                let key_span = t.key(k).and_then(|key| key.span());
+                if within(key_span, offset) || within(x.span(), offset) {
+                    path.push(k.to_string());
+                    walk_value(x, offset, path);
+                    return;
+                }
+            }
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                if within(x.span(), offset) {
+                    path.push(format!("[{i}]"));
+                    walk_value(x, offset, path);
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A step of a key path.
@@ -1408,6 +1595,7 @@ impl<'a> Validator<'a> {
             severity,
             file: self.file.to_path_buf(),
             line,
+            column: None,
             key: path_string(path),
             message,
         });

@@ -24,7 +24,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::commands::CommandName;
-use crate::config::{key_at, line_of, Org, Problem, Seg, Severity, Validator};
+use crate::config::{Org, Problem, Seg, Severity, Validator};
 use crate::domain::{TeamName, UserName};
 use crate::error::UserError;
 
@@ -292,6 +292,7 @@ pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) 
                     severity: Severity::Error,
                     file: file.clone(),
                     line: None,
+                    column: None,
                     key: String::new(),
                     message: format!("cannot read it: {e}"),
                 });
@@ -309,15 +310,7 @@ pub fn load_dir(dir: &Path, org: &Org) -> (BTreeMap<String, Job>, Vec<Problem>) 
 }
 
 fn load_one(dir: &Path, file: &Path, src: &str, org: &Org) -> Result<Job, Vec<Problem>> {
-    let raw: RawJob = toml::from_str(src).map_err(|e| {
-        vec![Problem {
-            severity: Severity::Error,
-            file: file.to_path_buf(),
-            line: e.span().map(|s| line_of(src, s.start)),
-            key: key_at(src, e.span()).unwrap_or_default(),
-            message: e.message().trim().to_string(),
-        }]
-    })?;
+    let raw: RawJob = crate::config::deserialize_all(file, src)?;
     let mut v = Validator::new(file, src);
     let name = file
         .file_stem()

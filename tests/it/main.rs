@@ -5,6 +5,7 @@ mod alertmanager;
 mod bad_input;
 mod builds;
 mod check_cmd;
+mod check_places;
 mod concurrency;
 mod console_flow;
 mod crash;
