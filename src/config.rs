@@ -1045,10 +1045,10 @@ impl Config {
                         Some(list) => {
                             for (i, item) in list.iter().enumerate() {
                                 match crate::jobs::Allowed::parse(item, &c.org) {
-                                    Some(a) => env.approvers.push(a),
-                                    None => v.error(
+                                    Ok(a) => env.approvers.push(a),
+                                    Err(e) => v.error(
                                         &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
-                                        format!("`{item}` is not anyone, operators, release_managers, team:NAME or a person"),
+                                        e,
                                     ),
                                 }
                             }
@@ -1273,6 +1273,28 @@ impl Config {
             d.defer_after.as_millis()
         )
     }
+}
+
+/// ` (did you mean `x`?)` when a known name is close enough to `name` to be
+/// a typo of it; empty otherwise.
+pub(crate) fn did_you_mean(name: &str, known: &[&str]) -> String {
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .filter(|(d, _)| *d > 0 && *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// A team name that names no team: what is known, and the likely one.
+pub(crate) fn no_team(name: &str, known: &[&str]) -> String {
+    format!(
+        "no team `{name}` is defined; known teams: {}{}",
+        known.join(", "),
+        did_you_mean(name, known)
+    )
 }
 
 /// 1-based line of a byte offset.
@@ -1728,8 +1750,12 @@ impl<'a> Validator<'a> {
                             self.error(
                                 &path,
                                 format!(
-                                    "`{u}` is not a member of team `{name}`; the lead must be one of: {}",
-                                    t.members.join(", ")
+                                    "`{u}` is not a member of team `{name}`; the lead must be one of: {}{}",
+                                    t.members.join(", "),
+                                    did_you_mean(
+                                        u.as_str(),
+                                        &t.members.iter().map(String::as_str).collect::<Vec<_>>()
+                                    )
                                 ),
                             );
                             None
@@ -1789,11 +1815,8 @@ impl<'a> Validator<'a> {
                 match TeamName::parse(q) {
                     Ok(t) if raw.teams.contains_key(t.as_str()) => Some(t),
                     Ok(t) => {
-                        let known = raw.teams.keys().cloned().collect::<Vec<_>>().join(", ");
-                        self.error(
-                            &path,
-                            format!("no team `{t}` is defined; known teams: {known}"),
-                        );
+                        let known: Vec<&str> = raw.teams.keys().map(String::as_str).collect();
+                        self.error(&path, no_team(t.as_str(), &known));
                         None
                     }
                     Err(e) => {
@@ -1817,6 +1840,13 @@ impl<'a> Validator<'a> {
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
         let policy = self.validate_policy(&raw, &teams);
+        let org = Org {
+            operators,
+            qa_team,
+            release_managers,
+            teams,
+        };
+        let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
 
         Some(Config {
             policy: policy?,
@@ -1827,7 +1857,7 @@ impl<'a> Validator<'a> {
             jobs: BTreeMap::new(),
             services,
             jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
-            discord: self.validate_discord(&raw.discord, &team_names),
+            discord,
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1835,12 +1865,7 @@ impl<'a> Validator<'a> {
                 channel: ops_channel?,
                 default_priority: default_priority?,
             },
-            org: Org {
-                operators,
-                qa_team,
-                release_managers,
-                teams,
-            },
+            org,
         })
     }
 }
@@ -1925,13 +1950,6 @@ impl Validator<'_> {
                 },
             );
         }
-        let known_teams = || {
-            teams
-                .keys()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let mut chains = Vec::new();
         for (i, c) in raw.escalation.iter().enumerate() {
             let base = [Seg::Key("escalation"), Seg::Index(i)];
@@ -1962,7 +1980,7 @@ impl Validator<'_> {
                                 Seg::Key("teams"),
                                 Seg::Index(j),
                             ],
-                            format!("no team `{t}` is defined; known teams: {}", known_teams()),
+                            no_team(t, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
                         );
                         ok = false;
                     }
@@ -2019,10 +2037,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         &[Seg::Key("oncall"), Seg::Key(name)],
-                        format!(
-                            "no team `{name}` is defined; known teams: {}",
-                            known_teams()
-                        ),
+                        no_team(name, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
                     );
                     ok = false;
                     continue;
@@ -2048,19 +2063,16 @@ impl Validator<'_> {
                         members.push(u)
                     }
                     Some(u) => {
+                        let known: Vec<&str> = teams
+                            .get(&team)
+                            .map(|t| t.members.iter().map(|m| m.as_str()).collect())
+                            .unwrap_or_default();
                         self.error(
                             &path,
                             format!(
-                                "`{u}` is not a member of team `{name}`; its members are: {}",
-                                teams
-                                    .get(&team)
-                                    .map(|t| t
-                                        .members
-                                        .iter()
-                                        .map(|m| m.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", "))
-                                    .unwrap_or_default()
+                                "`{u}` is not a member of team `{name}`; its members are: {}{}",
+                                known.join(", "),
+                                did_you_mean(u.as_str(), &known)
                             ),
                         );
                         ok = false;
@@ -2174,7 +2186,12 @@ impl Validator<'_> {
         }
     }
 
-    fn validate_discord(&mut self, raw: &RawDiscord, teams: &[TeamName]) -> DiscordConfig {
+    fn validate_discord(
+        &mut self,
+        raw: &RawDiscord,
+        teams: &[TeamName],
+        people: &[UserName],
+    ) -> DiscordConfig {
         let guild_ids: Vec<u64> = match &raw.guild_id {
             None => Vec::new(),
             Some(Snowflakes::One(g)) => self
@@ -2214,6 +2231,23 @@ impl Validator<'_> {
             let (Some(u), Some(id)) = (self.user(&path, name), self.snowflake(&path, id)) else {
                 continue;
             };
+            if !people.contains(&u) {
+                let known: Vec<&str> = people.iter().map(|p| p.as_str()).collect();
+                let message = format!(
+                    "`{u}` is nobody the config names (in [roles] or a team's members); people are: {}{}",
+                    known.join(", "),
+                    did_you_mean(u.as_str(), &known)
+                );
+                if raw.roles.is_empty() {
+                    self.error(&path, message);
+                    continue;
+                }
+                // A Discord role may make them a member or an operator.
+                self.warn(
+                    &path,
+                    format!("{message}; fine if a role in [discord.roles] is what makes them one"),
+                );
+            }
             users.insert(u, id);
         }
         let mut roles = Vec::new();
@@ -2226,11 +2260,16 @@ impl Validator<'_> {
                     Ok(t) if teams.contains(&t) => Some(RoleGrant::Team(t)),
                     _ => {
                         let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                        let all: Vec<&str> = ["operators", "release_managers"]
+                            .into_iter()
+                            .chain(known.iter().copied())
+                            .collect();
                         self.error(
                             &path,
                             format!(
-                                "`{other}` is not operators, release_managers or a team ({})",
-                                known.join(", ")
+                                "`{other}` is not operators, release_managers or a team ({}){}",
+                                known.join(", "),
+                                did_you_mean(other, &all)
                             ),
                         );
                         None
@@ -2317,7 +2356,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         &[Seg::Key("services"), Seg::Key(name), Seg::Key("team")],
-                        format!("no team `{t}` is defined"),
+                        no_team(t, &teams.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
                     );
                     None
                 }
@@ -2610,15 +2649,8 @@ impl Validator<'_> {
             Some(t) => match TeamName::parse(t) {
                 Ok(t) if teams.contains(&t) => Some(t),
                 _ => {
-                    let known = teams
-                        .iter()
-                        .map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    self.error(
-                        &key("team"),
-                        format!("no team `{t}` is defined; known teams: {known}"),
-                    );
+                    let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                    self.error(&key("team"), no_team(t, &known));
                     ok = false;
                     None
                 }

@@ -7,6 +7,7 @@ mod builds;
 mod check_cmd;
 mod check_places;
 mod concurrency;
+mod config_names;
 mod console_flow;
 mod crash;
 mod deadlines;
