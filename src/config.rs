@@ -673,6 +673,14 @@ pub struct Environment {
     pub approvers: Vec<crate::jobs::Allowed>,
 }
 
+impl Environment {
+    /// Whether `user` is one of its approvers (the requester's own approval
+    /// is refused apart from this).
+    pub fn approves(&self, user: &UserName, org: &Org) -> bool {
+        self.approvers.iter().any(|a| a.admits(user, org))
+    }
+}
+
 /// The company app's intake: signature, session check, limits, mail texts.
 #[derive(Clone, Debug)]
 pub struct SupportConfig {

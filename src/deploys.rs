@@ -9,10 +9,18 @@ use crate::config::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
 use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::jobs::describe;
+use crate::jobs::{describe, Job};
 use crate::render::{one_line, Rich};
 use crate::runs::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::ticket::Action;
+
+/// What a deploy deploys: the service, its environment, the job that runs it.
+#[derive(Clone, Copy)]
+pub(crate) struct DeployTarget<'a> {
+    pub svc: &'a Service,
+    pub environment: &'a Environment,
+    pub job: &'a Job,
+}
 
 impl Engine {
     fn service(&self, name: &str) -> Result<&Service, UserError> {
@@ -85,15 +93,6 @@ impl Engine {
             ))
             .into());
         };
-        if !job.admits(&actor.name, &self.config.org) {
-            return Err(UserError::new(format!(
-                "only {} may deploy {} to {}",
-                job.who_text(),
-                svc.name,
-                environment.name
-            ))
-            .into());
-        }
         let mut given: Vec<(String, String)> = Vec::new();
         for (k, v) in [
             ("service", Some(service)),
@@ -112,7 +111,110 @@ impl Engine {
                 }
             }
         }
-        let params = job.check_params(&given)?;
+        let target = DeployTarget {
+            svc,
+            environment,
+            job,
+        };
+        self.deploy_run(
+            view,
+            actor,
+            channel,
+            &target,
+            &given,
+            notes,
+            rollback_of,
+            now,
+        )
+    }
+
+    /// The service and environment a run of `job` with these parameters
+    /// deploys, when `job` is a deploy job (one a `[services]` environment
+    /// names). `None`: an ordinary build. A deploy job whose parameters name
+    /// no single environment is refused: it may only start as a deploy.
+    pub(crate) fn deploy_target<'a>(
+        &'a self,
+        job: &'a Job,
+        given: &[(String, String)],
+    ) -> Result<Option<DeployTarget<'a>>, EngineError> {
+        let all: Vec<(&Service, &Environment)> = self
+            .config
+            .services
+            .values()
+            .flat_map(|s| s.environments.values().map(move |e| (s, e)))
+            .filter(|(_, e)| e.job == job.name)
+            .collect();
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let names = all
+            .iter()
+            .map(|(s, e)| format!("{}/{}", s.name, e.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = job.check_params(given).map_err(|e| {
+            UserError::new(format!(
+                "{e}. {} is the deploy job of {names}: deploy with /deploy service:… env:… [version:…]",
+                job.name
+            ))
+        })?;
+        let fits: Vec<&(&Service, &Environment)> = all
+            .iter()
+            .filter(|(s, e)| {
+                params.get("service").is_none_or(|v| *v == s.name)
+                    && params.get("env").is_none_or(|v| *v == e.name)
+            })
+            .collect();
+        match fits.as_slice() {
+            [(svc, environment)] => Ok(Some(DeployTarget {
+                svc,
+                environment,
+                job,
+            })),
+            _ => Err(UserError::new(format!(
+                "{} is the deploy job of {names}, and these parameters name {} of them; \
+                     deploy with /deploy service:… env:… [version:…]",
+                job.name,
+                if fits.is_empty() {
+                    "none"
+                } else {
+                    "more than one"
+                }
+            ))
+            .into()),
+        }
+    }
+
+    /// Starts a deploy, whatever asked for it (`/deploy`, `/rollback`, the
+    /// deploy job's own command, `/build`): who may, the lock, the approval
+    /// gate, the history. Every deploy goes through here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deploy_run(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        target: &DeployTarget<'_>,
+        given: &[(String, String)],
+        notes: Option<&str>,
+        rollback_of: Option<RunId>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let DeployTarget {
+            svc,
+            environment,
+            job,
+        } = *target;
+        if !job.admits(&actor.name, &self.config.org) {
+            return Err(UserError::new(format!(
+                "only {} may deploy {} to {}",
+                job.who_text(),
+                svc.name,
+                environment.name
+            ))
+            .into());
+        }
+        let params = job.check_params(given)?;
         let key = format!("{}/{}", svc.name, environment.name);
         if let Some(holder) = view.lock(&key)? {
             if let Some(h) = view.run(holder)?.filter(|r| !r.state.is_final()) {
@@ -346,7 +448,7 @@ impl Engine {
             ))
             .into());
         }
-        if !env.approvers.iter().any(|a| a.admits(&actor.name, org)) {
+        if !env.approves(&actor.name, org) {
             return Err(UserError::new(format!(
                 "only {who} may approve deploys to {}/{}",
                 deploy.service, deploy.env
@@ -388,8 +490,7 @@ impl Engine {
     ) -> Result<Decision, EngineError> {
         let (mut run, deploy, env) = self.waiting(view, id)?;
         let org = &self.config.org;
-        if run.requester != actor.name && !env.approvers.iter().any(|a| a.admits(&actor.name, org))
-        {
+        if run.requester != actor.name && !env.approves(&actor.name, org) {
             return Err(UserError::new(format!(
                 "only {} or {} who asked for it may deny {id}",
                 describe(&env.approvers, org),

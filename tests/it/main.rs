@@ -16,6 +16,7 @@ mod discord;
 mod discord_fixtures;
 mod fake_discord;
 mod fake_jenkins;
+mod gates;
 mod harness;
 mod http_intake;
 mod jenkins;
