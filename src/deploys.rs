@@ -5,6 +5,7 @@
 //! rollback; and a deploy whose version or notes say `fixes OPS-12` resolves
 //! those tickets for the operator to verify. Part of the engine: pure.
 
+use crate::commands::CommandName;
 use crate::config::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
 use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
@@ -315,6 +316,40 @@ impl Engine {
             accepted: None,
             writes: out.writes,
         })
+    }
+
+    /// Whether `user` may run a command at all, as the rules that decide it
+    /// see it: for builds and deploys, the jobs' `who` and the environments'
+    /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
+    /// make); for the others, the command's declaration. `/help` lists what
+    /// this admits.
+    pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
+        let org = &self.config.org;
+        let envs = || {
+            self.config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+        };
+        let deploys = || {
+            envs().any(|e| {
+                self.config
+                    .jobs
+                    .get(&e.job)
+                    .is_some_and(|j| j.admits(user, org))
+            })
+        };
+        let approves = || envs().any(|e| e.protected && e.approves(user, org));
+        let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
+        match command {
+            CommandName::Build => builds(),
+            CommandName::BuildCancel => builds() || org.is_operator(user),
+            CommandName::Deploy | CommandName::Rollback => deploys(),
+            CommandName::Approve => approves(),
+            // Approvers deny; requesters withdraw their own.
+            CommandName::Deny => approves() || deploys(),
+            other => other.spec().who.admits(user, org),
+        }
     }
 
     /// The people an environment's approvers are.

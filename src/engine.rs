@@ -1257,6 +1257,7 @@ impl Engine {
                 org,
                 *command,
                 &self.config.jobs,
+                &|c| self.may_run(&actor.name, c),
             ))),
             _ => Err(UserError::new("not a query").into()),
         }

@@ -1,5 +1,6 @@
 //! Gates and permissions through the console binary: a deploy job is a
-//! deploy however it is started (its own command, `/build`, `/build run`).
+//! deploy however it is started (its own command, `/build`, `/build run`),
+//! and `/help` lists only what the person may really run.
 
 use crate::harness::{shipped_config, Env};
 
@@ -151,4 +152,75 @@ fn a_deploy_job_shared_by_two_services_needs_deploy_to_say_which() {
         run.stderr
     );
     assert!(runs(&env).is_empty());
+}
+
+fn blocks(stdout: &str) -> Vec<&str> {
+    stdout
+        .split("(only you) ")
+        .filter(|b| !b.is_empty())
+        .collect()
+}
+
+#[test]
+fn help_lists_deploys_and_approvals_only_to_those_the_engine_lets_run_them() {
+    let env = Env::shipped();
+    let run = env.console(&[
+        ":as zed",
+        "/help",
+        ":as bob",
+        "/help",
+        ":as rita",
+        "/help",
+        ":as bob",
+        "/help command:approve",
+        ":as quinn",
+        "/help",
+    ]);
+    let b = blocks(&run.stdout);
+    assert_eq!(b.len(), 5, "{}", run.stdout);
+    let listed = |block: &str, cmd: &str| block.contains(&format!(" /{cmd} —"));
+    // An outsider: no job admits zed, nor does any environment.
+    for cmd in [
+        "build",
+        "build cancel",
+        "deploy",
+        "rollback",
+        "approve",
+        "deny",
+    ] {
+        assert!(!listed(b[0], cmd), "zed sees /{cmd}: {}", b[0]);
+    }
+    assert!(listed(b[0], "runs"), "{}", b[0]);
+    // bob may build and deploy (and withdraw his own deploy), not approve.
+    for cmd in ["build", "build cancel", "deploy", "rollback", "deny"] {
+        assert!(listed(b[1], cmd), "bob misses /{cmd}: {}", b[1]);
+    }
+    assert!(!listed(b[1], "approve"), "{}", b[1]);
+    // rita approves.
+    assert!(listed(b[2], "approve"), "{}", b[2]);
+    assert!(
+        b[3].contains("who may run it: the approvers of a protected environment, never who asked for the deploy (not you)"),
+        "{}",
+        b[3]
+    );
+    // quinn (QA) runs no job and approves nothing.
+    for cmd in ["build", "deploy", "approve", "deny"] {
+        assert!(!listed(b[4], cmd), "quinn sees /{cmd}: {}", b[4]);
+    }
+    // And what help leaves out, the engine refuses.
+    let run = env.console(&[
+        ":as quinn",
+        "/deploy service:web env:staging version:1.0",
+        ":as bob",
+        "/deploy service:web env:production version:1.0",
+        ":as quinn",
+        "/approve run:RUN-1",
+    ]);
+    let p = run.private();
+    assert!(p[0].starts_with("only "), "{}", p[0]);
+    assert!(
+        p[2].starts_with("only release managers (rita) may approve"),
+        "{}",
+        p[2]
+    );
 }
