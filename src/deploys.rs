@@ -318,6 +318,48 @@ impl Engine {
         })
     }
 
+    /// The last word on every decision that starts a job: a deploy job
+    /// only starts as a deploy run (with its service and environment on
+    /// record), and in a protected environment only once approved. Whatever
+    /// entry point made the decision (a command, a button, a hook), a start
+    /// that skipped the deploy rules is refused here and nothing is written.
+    pub(crate) fn check_starts(&self, writes: &[Write]) -> Result<(), EngineError> {
+        for w in writes {
+            let Write::Effect(Effect::Job(JobOrder::Start { run, job, .. })) = w else {
+                continue;
+            };
+            let envs: Vec<&Environment> = self
+                .config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+                .filter(|e| e.job == *job)
+                .collect();
+            if envs.is_empty() {
+                continue;
+            }
+            let record = writes.iter().rev().find_map(|w| match w {
+                Write::Run(r) if r.id == *run => Some(r),
+                _ => None,
+            });
+            let gated = record.and_then(|r| r.deploy.as_ref()).is_some_and(|d| {
+                let env = self
+                    .config
+                    .services
+                    .get(&d.service)
+                    .and_then(|s| s.environments.get(&d.env));
+                env.is_some_and(|e| e.job == *job && (!e.protected || d.approved_by.is_some()))
+            });
+            if !gated {
+                return Err(UserError::new(format!(
+                    "{run} would start the deploy job {job} without the deploy rules; deploy with /deploy service:… env:…"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `user` may run a command at all, as the rules that decide it
     /// see it: for builds and deploys, the jobs' `who` and the environments'
     /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
@@ -634,6 +676,67 @@ pub(crate) fn fixes(text: &str, prefix: &str) -> Vec<TicketId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shipped() -> Engine {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+        let loaded = crate::config::Config::load(&file).expect("the shipped config loads");
+        Engine::new(std::sync::Arc::new(loaded.config))
+    }
+
+    fn start(job: &str, deploy: Option<Deploy>) -> Vec<Write> {
+        let id = RunId(7);
+        let run = Run {
+            id,
+            job: job.into(),
+            params: Default::default(),
+            requester: UserName::parse("bob").expect("a name"),
+            channel: crate::domain::ChannelName::parse("ops").expect("a channel"),
+            state: RunState::Queued,
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            backend_ref: None,
+            deploy,
+            tickets: Vec::new(),
+            timeline: Vec::new(),
+        };
+        vec![
+            Write::Effect(Effect::Job(JobOrder::Start {
+                run: id,
+                job: job.into(),
+                params: Default::default(),
+            })),
+            Write::Run(run),
+        ]
+    }
+
+    fn deploy(env: &str, approved_by: Option<&str>) -> Option<Deploy> {
+        Some(Deploy {
+            service: "web".into(),
+            env: env.into(),
+            version: "1.0".into(),
+            notes: None,
+            rollback_of: None,
+            approved_by: approved_by.map(|u| UserName::parse(u).expect("a name")),
+        })
+    }
+
+    /// Whatever decision would start a deploy job past /deploy's gates (a
+    /// future entry point that forgot them), the engine refuses it.
+    #[test]
+    fn no_decision_starts_a_deploy_job_past_its_gates() {
+        let e = shipped();
+        let refused = |w: &[Write]| e.check_starts(w).is_err();
+        assert!(!refused(&start("build-web", None)));
+        assert!(refused(&start("deploy-web", None)));
+        assert!(refused(&start("deploy-web", deploy("production", None))));
+        assert!(!refused(&start(
+            "deploy-web",
+            deploy("production", Some("rita"))
+        )));
+        assert!(!refused(&start("deploy-web", deploy("staging", None))));
+        assert!(refused(&start("deploy-web", deploy("qa", None))));
+    }
 
     #[test]
     fn fixes_are_read_from_versions_and_notes() {

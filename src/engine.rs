@@ -546,6 +546,7 @@ impl Engine {
             return engine.decide(view, event, now);
         }
         let mut decision = self.decide_event(view, event, now)?;
+        self.check_starts(&decision.writes)?;
         self.cards(view, &mut decision.writes)?;
         Ok(decision)
     }
