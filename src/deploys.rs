@@ -363,8 +363,9 @@ impl Engine {
     /// Whether `user` may run a command at all, as the rules that decide it
     /// see it: for builds and deploys, the jobs' `who` and the environments'
     /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
-    /// make); for the others, the command's declaration. `/help` lists what
-    /// this admits.
+    /// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
+    /// others the command's declaration (which `/alert` and `/oncall set`
+    /// check too). `/help` lists what this admits.
     pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
         let org = &self.config.org;
         let envs = || {
@@ -383,7 +384,18 @@ impl Engine {
         };
         let approves = || envs().any(|e| e.protected && e.approves(user, org));
         let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
+        let ticket_move = |kind| crate::ticket::may_ever(kind, user, org);
+        use crate::ticket::Kind;
         match command {
+            // Ticket moves: whom the ticket rules let make them.
+            CommandName::TicketAssign => ticket_move(Kind::Assign),
+            CommandName::TicketTake => ticket_move(Kind::Take),
+            CommandName::TicketResolve => ticket_move(Kind::Resolve),
+            CommandName::TicketQa => ticket_move(Kind::Qa),
+            CommandName::TicketVerify => ticket_move(Kind::Verify),
+            CommandName::TicketReject => ticket_move(Kind::Reject),
+            CommandName::TicketReopen => ticket_move(Kind::Reopen),
+            CommandName::TicketComment => ticket_move(Kind::Comment),
             CommandName::Build => builds(),
             CommandName::BuildCancel => builds() || org.is_operator(user),
             CommandName::Deploy | CommandName::Rollback => deploys(),
@@ -736,6 +748,32 @@ mod tests {
         )));
         assert!(!refused(&start("deploy-web", deploy("staging", None))));
         assert!(refused(&start("deploy-web", deploy("qa", None))));
+    }
+
+    /// For ticket moves, what the declarations say (shown by `/help
+    /// command:…`) is what the ticket rules let people do.
+    #[test]
+    fn ticket_declarations_say_what_the_ticket_rules_allow() {
+        let e = shipped();
+        let org = &e.config.org;
+        let mut people = org.people();
+        people.push(UserName::parse("zed").expect("a name"));
+        for c in CommandName::ALL {
+            if c.spec().group != Some("ticket") {
+                continue;
+            }
+            for u in &people {
+                assert_eq!(
+                    e.may_run(u, c),
+                    c.spec().who.admits(u, org),
+                    "{} for {u}",
+                    c.spec().full_name()
+                );
+            }
+        }
+        let bob = UserName::parse("bob").expect("a name");
+        assert!(e.may_run(&bob, CommandName::Deploy));
+        assert!(!e.may_run(&bob, CommandName::Approve));
     }
 
     #[test]
