@@ -1855,6 +1855,7 @@ impl<'a> Validator<'a> {
             teams,
         };
         let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
+        self.lone_names(&raw);
 
         Some(Config {
             policy: policy?,
@@ -1879,6 +1880,58 @@ impl<'a> Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// People are defined by being named (in [roles], in a team): a person
+    /// named once, and a letter or two away from someone else, is most
+    /// likely a typo of them. Said as a warning.
+    fn lone_names(&mut self, raw: &RawConfig) {
+        let mut places: Vec<(&str, Vec<Seg<'_>>)> = Vec::new();
+        for (i, o) in raw.roles.operators.iter().enumerate() {
+            places.push((
+                o,
+                vec![Seg::Key("roles"), Seg::Key("operators"), Seg::Index(i)],
+            ));
+        }
+        for (i, o) in raw.roles.release_managers.iter().enumerate() {
+            places.push((
+                o,
+                vec![
+                    Seg::Key("roles"),
+                    Seg::Key("release_managers"),
+                    Seg::Index(i),
+                ],
+            ));
+        }
+        for (name, t) in &raw.teams {
+            for (i, m) in t.members.iter().enumerate() {
+                places.push((
+                    m,
+                    vec![
+                        Seg::Key("teams"),
+                        Seg::Key(name),
+                        Seg::Key("members"),
+                        Seg::Index(i),
+                    ],
+                ));
+            }
+        }
+        let mut names: Vec<&str> = places.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        for (name, path) in &places {
+            if places.iter().filter(|(n, _)| n == name).count() != 1 {
+                continue;
+            }
+            let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
+            let hint = did_you_mean(name, &others);
+            if !hint.is_empty() {
+                self.warn(
+                    path,
+                    format!("`{name}` is named only here, and so is a person of its own{hint}"),
+                );
+            }
+        }
+    }
+
     fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
         match humantime::parse_duration(raw.trim()) {
             Ok(d) if d.as_secs() >= 60 => chrono::Duration::from_std(d).ok(),

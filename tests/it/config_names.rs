@@ -100,3 +100,20 @@ fn every_other_name_is_checked_too() {
         assert!(run.stderr.contains(&want), "want {want}\n{}", run.stderr);
     }
 }
+
+#[test]
+fn a_person_named_once_and_close_to_another_is_warned_about() {
+    let text = shipped_config().replace("members = [\"quinn\"]", "members = [\"quinn\", \"bela\"]");
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let want = format!(
+        "warning: {}:{}: `teams.qa.members[1]`: `bela` is named only here, and so is a person of its own (did you mean `bella`?)",
+        env.config.display(),
+        line_of(&text, "members = [\"quinn\", \"bela\"]")
+    );
+    assert!(run.stdout.contains(&want), "want {want}\n{}", run.stdout);
+    // The shipped config has no such warning.
+    let run = Env::shipped().opsbot(&["check"], "");
+    assert!(!run.stdout.contains("is named only here"), "{}", run.stdout);
+}
