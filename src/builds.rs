@@ -118,7 +118,8 @@ impl Engine {
         });
     }
 
-    /// `/build job:… [ref:…]` or a job's own command.
+    /// `/build job:… [ref:…]` or a job's own command; a deploy job goes
+    /// through the deploy rules instead.
     pub(crate) fn build(
         &self,
         view: &dyn View,
@@ -129,6 +130,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Decision, EngineError> {
         let job = self.job(job)?;
+        // A deploy job is a deploy however it is started: /deploy's gates.
+        if let Some(target) = self.deploy_target(job, given)? {
+            return self.deploy_run(view, actor, channel, &target, given, None, None, now);
+        }
         if !job.admits(&actor.name, &self.config.org) {
             return Err(
                 UserError::new(format!("only {} may run {}", job.who_text(), job.name)).into(),

@@ -139,6 +139,9 @@ const fn opt(name: &'static str, kind: OptKind, description: &'static str) -> Op
 pub enum Who {
     Anyone,
     Roles(&'static [Role]),
+    /// Set by the config (jobs' `who`, environments' approvers), in words:
+    /// the engine decides (`Engine::may_run`); this admits no one by itself.
+    Config(&'static str),
 }
 
 impl Who {
@@ -146,12 +149,14 @@ impl Who {
         match self {
             Who::Anyone => true,
             Who::Roles(roles) => roles.iter().any(|r| org.has_role(user, *r)),
+            Who::Config(_) => false,
         }
     }
 
     pub fn describe(self) -> String {
         match self {
             Who::Anyone => "anyone".into(),
+            Who::Config(words) => words.into(),
             Who::Roles(roles) => roles
                 .iter()
                 .map(|r| match r {
@@ -411,14 +416,14 @@ impl CommandName {
                         ),
                     ]
                 },
-                who: Who::Anyone,
+                who: Who::Config("those a job's `who` names (a deploy job also needs its environment's approval)"),
             },
             CommandName::BuildCancel => Spec {
                 group: Some("build"),
                 name: "cancel",
                 summary: "Cancel a queued or running build",
                 options: const { &[req("run", OptKind::Run, "The run, such as RUN-3")] },
-                who: Who::Anyone,
+                who: Who::Config("who asked for the run, operators, or those who may run its job"),
             },
             CommandName::Runs => Spec {
                 group: None,
@@ -440,7 +445,7 @@ impl CommandName {
                         opt("notes", TEXT, "Release notes; `fixes OPS-12` resolves that ticket when it succeeds"),
                     ]
                     },
-                    who: Who::Anyone,
+                    who: Who::Config("those the deploy job's `who` names"),
                 }
             }
             CommandName::Rollback => Spec {
@@ -457,7 +462,7 @@ impl CommandName {
                         ),
                     ]
                 },
-                who: Who::Anyone,
+                who: Who::Config("those the deploy job's `who` names"),
             },
             CommandName::Approve => Spec {
                 group: None,
@@ -470,7 +475,7 @@ impl CommandName {
                         "The run waiting for approval, such as RUN-3",
                     )]
                 },
-                who: Who::Anyone,
+                who: Who::Config("the approvers of a protected environment, never who asked for the deploy"),
             },
             CommandName::Deny => Spec {
                 group: None,
@@ -486,7 +491,7 @@ impl CommandName {
                         req("reason", TEXT, "Why not"),
                     ]
                 },
-                who: Who::Anyone,
+                who: Who::Config("the approvers of a protected environment, or who asked for the deploy"),
             },
             CommandName::Help => Spec {
                 group: None,
@@ -1247,12 +1252,15 @@ pub fn parse_command(line: &str, prefix: &str) -> Result<Command, UserError> {
     Command::from_args(inv.name, inv.args, prefix)
 }
 
-/// `/help`: what `user` may run, or how to use one command.
+/// `/help`: what `user` may run, or how to use one command. `may` is the
+/// engine's own permission check, so that help promises nothing the engine
+/// refuses.
 pub fn help(
     user: &UserName,
     org: &Org,
     command: Option<CommandName>,
     jobs: &BTreeMap<String, crate::jobs::Job>,
+    may: &dyn Fn(CommandName) -> bool,
 ) -> String {
     match command {
         Some(c) => {
@@ -1263,7 +1271,7 @@ pub fn help(
                 s.summary,
                 s.who.describe()
             );
-            if !s.who.admits(user, org) {
+            if !may(c) {
                 out.push_str(" (not you)");
             }
             for o in s.options {
@@ -1280,7 +1288,7 @@ pub fn help(
             let mut out = String::from("Commands you may run:");
             for c in CommandName::ALL {
                 let s = c.spec();
-                if s.who.admits(user, org) {
+                if may(c) {
                     out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
                 }
             }

@@ -379,6 +379,8 @@ struct RawHttp {
     listen: String,
     #[serde(default = "default_token_env")]
     token_env: String,
+    #[serde(default = "default_api_token_env")]
+    api_token_env: String,
     #[serde(default = "default_body_limit")]
     body_limit: usize,
 }
@@ -388,6 +390,7 @@ impl Default for RawHttp {
         Self {
             listen: default_listen(),
             token_env: default_token_env(),
+            api_token_env: default_api_token_env(),
             body_limit: default_body_limit(),
         }
     }
@@ -398,6 +401,9 @@ fn default_listen() -> String {
 }
 fn default_token_env() -> String {
     "OPSBOT_HOOK_TOKEN".into()
+}
+fn default_api_token_env() -> String {
+    "OPSBOT_API_TOKEN".into()
 }
 fn default_body_limit() -> usize {
     1024 * 1024
@@ -667,6 +673,14 @@ pub struct Environment {
     pub approvers: Vec<crate::jobs::Allowed>,
 }
 
+impl Environment {
+    /// Whether `user` is one of its approvers (the requester's own approval
+    /// is refused apart from this).
+    pub fn approves(&self, user: &UserName, org: &Org) -> bool {
+        self.approvers.iter().any(|a| a.admits(user, org))
+    }
+}
+
 /// The company app's intake: signature, session check, limits, mail texts.
 #[derive(Clone, Debug)]
 pub struct SupportConfig {
@@ -752,8 +766,10 @@ impl EnvSecret {
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     pub listen: std::net::SocketAddr,
-    /// Bearer token for the hooks and the ticket API.
+    /// Bearer token for the hooks.
     pub token: EnvSecret,
+    /// Bearer token for the ticket API (customer data: not the hooks' token).
+    pub api_token: EnvSecret,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -901,6 +917,8 @@ pub struct Problem {
     pub severity: Severity,
     pub file: PathBuf,
     pub line: Option<usize>,
+    /// 1-based, where the reader knows it (TOML syntax and type errors).
+    pub column: Option<usize>,
     pub key: String,
     pub message: String,
 }
@@ -914,6 +932,9 @@ impl fmt::Display for Problem {
         write!(f, "{sev}: {}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if !self.key.is_empty() {
             write!(f, ": `{}`", self.key)?;
@@ -961,7 +982,12 @@ impl Config {
     /// secret, Jenkins token, SMTP credentials): none reaches a job, and a
     /// job's output never shows one's value.
     pub fn secrets(&self) -> Vec<&EnvSecret> {
-        let mut out = vec![&self.discord.token, &self.http.token, &self.support.secret];
+        let mut out = vec![
+            &self.discord.token,
+            &self.http.token,
+            &self.http.api_token,
+            &self.support.secret,
+        ];
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
         out
@@ -974,6 +1000,7 @@ impl Config {
                 severity: Severity::Error,
                 file: file.to_path_buf(),
                 line: None,
+                column: None,
                 key: String::new(),
                 message: format!("cannot read the config file: {e}"),
             }],
@@ -984,18 +1011,8 @@ impl Config {
     /// Parses and validates config text; `file` names it in messages and
     /// anchors relative paths.
     pub fn parse(file: &Path, src: &str) -> Result<Loaded, ConfigError> {
-        let raw: RawConfig = toml::from_str(src).map_err(|e| {
-            let line = e.span().map(|s| line_of(src, s.start));
-            ConfigError {
-                problems: vec![Problem {
-                    severity: Severity::Error,
-                    file: file.to_path_buf(),
-                    line,
-                    key: key_at(src, e.span()).unwrap_or_default(),
-                    message: e.message().trim().to_string(),
-                }],
-            }
-        })?;
+        let raw: RawConfig =
+            deserialize_all(file, src).map_err(|problems| ConfigError { problems })?;
         let mut v = Validator {
             file,
             src,
@@ -1020,6 +1037,7 @@ impl Config {
                             severity: Severity::Error,
                             file: job.file.clone(),
                             line: None,
+                            column: None,
                             key: "backend".into(),
                             message: "this job runs on Jenkins, but bot.toml has no [ci.jenkins] (url, user, token_env)".into(),
                         });
@@ -1052,10 +1070,10 @@ impl Config {
                         Some(list) => {
                             for (i, item) in list.iter().enumerate() {
                                 match crate::jobs::Allowed::parse(item, &c.org) {
-                                    Some(a) => env.approvers.push(a),
-                                    None => v.error(
+                                    Ok(a) => env.approvers.push(a),
+                                    Err(e) => v.error(
                                         &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
-                                        format!("`{item}` is not anyone, operators, release_managers, team:NAME or a person"),
+                                        e,
                                     ),
                                 }
                             }
@@ -1282,6 +1300,28 @@ impl Config {
     }
 }
 
+/// ` (did you mean `x`?)` when a known name is close enough to `name` to be
+/// a typo of it; empty otherwise.
+pub(crate) fn did_you_mean(name: &str, known: &[&str]) -> String {
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .filter(|(d, _)| *d > 0 && *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// A team name that names no team: what is known, and the likely one.
+pub(crate) fn no_team(name: &str, known: &[&str]) -> String {
+    format!(
+        "no team `{name}` is defined; known teams: {}{}",
+        known.join(", "),
+        did_you_mean(name, known)
+    )
+}
+
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()[..offset.min(src.len())]
@@ -1291,35 +1331,225 @@ pub(crate) fn line_of(src: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The key that starts at a span, with the table it sits in (`teams.qa.chanel`).
-pub(crate) fn key_at(src: &str, span: Option<Range<usize>>) -> Option<String> {
-    let span = span?;
-    let text = src.get(span.clone())?;
-    if text.starts_with('[') {
-        // The span is a table header: the problem is the table itself.
-        return Some(
-            text.trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string(),
-        );
+/// 1-based column (in characters) of a byte offset.
+pub(crate) fn column_of(src: &str, offset: usize) -> usize {
+    let before = src.get(..offset.min(src.len())).unwrap_or(src);
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    before.get(start..).map_or(0, |s| s.chars().count()) + 1
+}
+
+/// The most mistakes one file reports at once.
+const MAX_REPORTED: usize = 50;
+
+/// Deserializes TOML text, reporting every mistake serde finds rather than
+/// the first: after each, the entry at fault is blanked out (byte offsets
+/// kept) and the text read again. A TOML syntax error stops there (what
+/// follows it cannot be read reliably) and is reported with its line and
+/// column; the others name their key (`http.body_limit`,
+/// `teams.ops.channel` for a missing field).
+pub(crate) fn deserialize_all<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    src: &str,
+) -> Result<T, Vec<Problem>> {
+    let mut text = src.to_string();
+    let mut problems: Vec<Problem> = Vec::new();
+    for _ in 0..MAX_REPORTED {
+        let e = match toml::from_str::<T>(&text) {
+            Ok(v) if problems.is_empty() => return Ok(v),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let doc = toml_edit::ImDocument::parse(text.as_str()).ok();
+        if doc.is_none() && !problems.is_empty() {
+            // Blanking made it unreadable: what was found stands.
+            break;
+        }
+        let span = e.span();
+        let found = match (&doc, &span) {
+            (Some(doc), Some(span)) => entry_at(doc, &text, span.start),
+            _ => None,
+        };
+        let message = e.message().trim().to_string();
+        let key = match &found {
+            Some((path, _)) => match missing_field(&message) {
+                Some(field) if !path.is_empty() => format!("{path}.{field}"),
+                Some(field) => field.to_string(),
+                None => path.clone(),
+            },
+            None => String::new(),
+        };
+        // Blanking a wrong value can make it missing: said once.
+        let again = !key.is_empty() && problems.iter().any(|p| p.key == key);
+        if !again {
+            problems.push(Problem {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line: span.as_ref().map(|s| line_of(src, s.start)),
+                column: span.as_ref().map(|s| column_of(src, s.start)),
+                key,
+                message,
+            });
+        }
+        let Some((_, region)) = found else { break };
+        let blanked = blank(&text, region);
+        if blanked == text {
+            break;
+        }
+        text = blanked;
     }
-    let key: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .collect();
-    if key.is_empty() {
-        return None;
+    Err(problems)
+}
+
+/// `channel` in serde's "missing field `channel`".
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+}
+
+/// `text` with the bytes of `region` turned to spaces (newlines kept), so
+/// that every other offset stays where it was.
+fn blank(text: &str, region: Range<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if region.contains(&i) && c != '\n' {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
     }
-    let before = src.get(..span.start)?;
-    let table = before.lines().rev().find_map(|l| {
-        let l = l.trim();
-        l.starts_with('[')
-            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    });
-    Some(match table {
-        Some(t) if !t.is_empty() => format!("{t}.{key}"),
-        _ => key,
-    })
+    out
+}
+
+fn within(span: Option<Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+/// The key path of what sits at `offset` (a key, a value, a table header)
+/// and the region of its whole entry: the `key = value` line of a table,
+/// or a table from its header to the next one.
+fn entry_at(
+    doc: &toml_edit::ImDocument<&str>,
+    text: &str,
+    offset: usize,
+) -> Option<(String, Range<usize>)> {
+    let mut headers = Vec::new();
+    header_starts(doc.as_table(), &mut headers);
+    headers.sort_unstable();
+    let next_header = |at: usize| {
+        headers
+            .iter()
+            .copied()
+            .find(|h| *h > at)
+            .unwrap_or(text.len())
+    };
+    let mut path = Vec::new();
+    let region = walk_table(doc.as_table(), offset, &mut path, &next_header)?;
+    let mut s = String::new();
+    for p in &path {
+        if !p.starts_with('[') && !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    Some((s, region))
+}
+
+/// Where every table header starts.
+fn header_starts(t: &toml_edit::Table, out: &mut Vec<usize>) {
+    for (_, item) in t.iter() {
+        match item {
+            toml_edit::Item::Table(sub) => {
+                if let Some(s) = sub.span() {
+                    out.push(s.start);
+                }
+                header_starts(sub, out);
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                for sub in a.iter() {
+                    if let Some(s) = sub.span() {
+                        out.push(s.start);
+                    }
+                    header_starts(sub, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn walk_table(
+    t: &toml_edit::Table,
+    offset: usize,
+    path: &mut Vec<String>,
+    next_header: &dyn Fn(usize) -> usize,
+) -> Option<Range<usize>> {
+    use toml_edit::Item;
+    for (k, item) in t.iter() {
+        path.push(k.to_string());
+        let key_span = t.key(k).and_then(|key| key.span());
+        match item {
+            Item::Value(v) => {
+                if within(key_span.clone(), offset) || within(v.span(), offset) {
+                    let end = v.span().map_or(offset + 1, |s| s.end);
+                    let start = key_span.map_or(offset, |s| s.start);
+                    walk_value(v, offset, path);
+                    return Some(start.min(offset)..end.max(offset + 1));
+                }
+            }
+            Item::Table(sub) => {
+                if let Some(r) = walk_table(sub, offset, path, next_header) {
+                    return Some(r);
+                }
+                if within(sub.span(), offset) || within(key_span, offset) {
+                    let start = sub.span().map_or(offset, |s| s.start);
+                    return Some(start..next_header(start));
+                }
+            }
+            Item::ArrayOfTables(a) => {
+                for (i, sub) in a.iter().enumerate() {
+                    path.push(format!("[{i}]"));
+                    if let Some(r) = walk_table(sub, offset, path, next_header) {
+                        return Some(r);
+                    }
+                    if within(sub.span(), offset) {
+                        let start = sub.span().map_or(offset, |s| s.start);
+                        return Some(start..next_header(start));
+                    }
+                    path.pop();
+                }
+            }
+            Item::None => {}
+        }
+        path.pop();
+    }
+    None
+}
+
+/// Goes down into an inline table or array to the value at `offset`.
+fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<String>) {
+    match v {
+        toml_edit::Value::InlineTable(t) => {
+            for (k, x) in t.iter() {
+                let key_span = t.key(k).and_then(|key| key.span());
+                if within(key_span, offset) || within(x.span(), offset) {
+                    path.push(k.to_string());
+                    walk_value(x, offset, path);
+                    return;
+                }
+            }
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                if within(x.span(), offset) {
+                    path.push(format!("[{i}]"));
+                    walk_value(x, offset, path);
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A step of a key path.
@@ -1412,6 +1642,7 @@ impl<'a> Validator<'a> {
             severity,
             file: self.file.to_path_buf(),
             line,
+            column: None,
             key: path_string(path),
             message,
         });
@@ -1544,8 +1775,12 @@ impl<'a> Validator<'a> {
                             self.error(
                                 &path,
                                 format!(
-                                    "`{u}` is not a member of team `{name}`; the lead must be one of: {}",
-                                    t.members.join(", ")
+                                    "`{u}` is not a member of team `{name}`; the lead must be one of: {}{}",
+                                    t.members.join(", "),
+                                    did_you_mean(
+                                        u.as_str(),
+                                        &t.members.iter().map(String::as_str).collect::<Vec<_>>()
+                                    )
                                 ),
                             );
                             None
@@ -1605,11 +1840,8 @@ impl<'a> Validator<'a> {
                 match TeamName::parse(q) {
                     Ok(t) if raw.teams.contains_key(t.as_str()) => Some(t),
                     Ok(t) => {
-                        let known = raw.teams.keys().cloned().collect::<Vec<_>>().join(", ");
-                        self.error(
-                            &path,
-                            format!("no team `{t}` is defined; known teams: {known}"),
-                        );
+                        let known: Vec<&str> = raw.teams.keys().map(String::as_str).collect();
+                        self.error(&path, no_team(t.as_str(), &known));
                         None
                     }
                     Err(e) => {
@@ -1633,6 +1865,14 @@ impl<'a> Validator<'a> {
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
         let policy = self.validate_policy(&raw, &teams);
+        let org = Org {
+            operators,
+            qa_team,
+            release_managers,
+            teams,
+        };
+        let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
+        self.lone_names(&raw);
 
         Some(Config {
             policy: policy?,
@@ -1643,7 +1883,7 @@ impl<'a> Validator<'a> {
             jobs: BTreeMap::new(),
             services,
             jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
-            discord: self.validate_discord(&raw.discord, &team_names),
+            discord,
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
@@ -1651,17 +1891,64 @@ impl<'a> Validator<'a> {
                 channel: ops_channel?,
                 default_priority: default_priority?,
             },
-            org: Org {
-                operators,
-                qa_team,
-                release_managers,
-                teams,
-            },
+            org,
         })
     }
 }
 
 impl Validator<'_> {
+    /// People are defined by being named (in [roles], in a team): a person
+    /// named once, and a letter or two away from someone else, is most
+    /// likely a typo of them. Said as a warning.
+    fn lone_names(&mut self, raw: &RawConfig) {
+        let mut places: Vec<(&str, Vec<Seg<'_>>)> = Vec::new();
+        for (i, o) in raw.roles.operators.iter().enumerate() {
+            places.push((
+                o,
+                vec![Seg::Key("roles"), Seg::Key("operators"), Seg::Index(i)],
+            ));
+        }
+        for (i, o) in raw.roles.release_managers.iter().enumerate() {
+            places.push((
+                o,
+                vec![
+                    Seg::Key("roles"),
+                    Seg::Key("release_managers"),
+                    Seg::Index(i),
+                ],
+            ));
+        }
+        for (name, t) in &raw.teams {
+            for (i, m) in t.members.iter().enumerate() {
+                places.push((
+                    m,
+                    vec![
+                        Seg::Key("teams"),
+                        Seg::Key(name),
+                        Seg::Key("members"),
+                        Seg::Index(i),
+                    ],
+                ));
+            }
+        }
+        let mut names: Vec<&str> = places.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        for (name, path) in &places {
+            if places.iter().filter(|(n, _)| n == name).count() != 1 {
+                continue;
+            }
+            let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
+            let hint = did_you_mean(name, &others);
+            if !hint.is_empty() {
+                self.warn(
+                    path,
+                    format!("`{name}` is named only here, and so is a person of its own{hint}"),
+                );
+            }
+        }
+    }
+
     fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
         match humantime::parse_duration(raw.trim()) {
             Ok(d) if d.as_secs() >= 60 => chrono::Duration::from_std(d).ok(),
@@ -1741,13 +2028,6 @@ impl Validator<'_> {
                 },
             );
         }
-        let known_teams = || {
-            teams
-                .keys()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let mut chains = Vec::new();
         for (i, c) in raw.escalation.iter().enumerate() {
             let base = [Seg::Key("escalation"), Seg::Index(i)];
@@ -1778,7 +2058,7 @@ impl Validator<'_> {
                                 Seg::Key("teams"),
                                 Seg::Index(j),
                             ],
-                            format!("no team `{t}` is defined; known teams: {}", known_teams()),
+                            no_team(t, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
                         );
                         ok = false;
                     }
@@ -1835,10 +2115,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         &[Seg::Key("oncall"), Seg::Key(name)],
-                        format!(
-                            "no team `{name}` is defined; known teams: {}",
-                            known_teams()
-                        ),
+                        no_team(name, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
                     );
                     ok = false;
                     continue;
@@ -1864,19 +2141,16 @@ impl Validator<'_> {
                         members.push(u)
                     }
                     Some(u) => {
+                        let known: Vec<&str> = teams
+                            .get(&team)
+                            .map(|t| t.members.iter().map(|m| m.as_str()).collect())
+                            .unwrap_or_default();
                         self.error(
                             &path,
                             format!(
-                                "`{u}` is not a member of team `{name}`; its members are: {}",
-                                teams
-                                    .get(&team)
-                                    .map(|t| t
-                                        .members
-                                        .iter()
-                                        .map(|m| m.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", "))
-                                    .unwrap_or_default()
+                                "`{u}` is not a member of team `{name}`; its members are: {}{}",
+                                known.join(", "),
+                                did_you_mean(u.as_str(), &known)
                             ),
                         );
                         ok = false;
@@ -1990,7 +2264,12 @@ impl Validator<'_> {
         }
     }
 
-    fn validate_discord(&mut self, raw: &RawDiscord, teams: &[TeamName]) -> DiscordConfig {
+    fn validate_discord(
+        &mut self,
+        raw: &RawDiscord,
+        teams: &[TeamName],
+        people: &[UserName],
+    ) -> DiscordConfig {
         let guild_ids: Vec<u64> = match &raw.guild_id {
             None => Vec::new(),
             Some(Snowflakes::One(g)) => self
@@ -2030,6 +2309,23 @@ impl Validator<'_> {
             let (Some(u), Some(id)) = (self.user(&path, name), self.snowflake(&path, id)) else {
                 continue;
             };
+            if !people.contains(&u) {
+                let known: Vec<&str> = people.iter().map(|p| p.as_str()).collect();
+                let message = format!(
+                    "`{u}` is nobody the config names (in [roles] or a team's members); people are: {}{}",
+                    known.join(", "),
+                    did_you_mean(u.as_str(), &known)
+                );
+                if raw.roles.is_empty() {
+                    self.error(&path, message);
+                    continue;
+                }
+                // A Discord role may make them a member or an operator.
+                self.warn(
+                    &path,
+                    format!("{message}; fine if a role in [discord.roles] is what makes them one"),
+                );
+            }
             users.insert(u, id);
         }
         let mut roles = Vec::new();
@@ -2042,11 +2338,16 @@ impl Validator<'_> {
                     Ok(t) if teams.contains(&t) => Some(RoleGrant::Team(t)),
                     _ => {
                         let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                        let all: Vec<&str> = ["operators", "release_managers"]
+                            .into_iter()
+                            .chain(known.iter().copied())
+                            .collect();
                         self.error(
                             &path,
                             format!(
-                                "`{other}` is not operators, release_managers or a team ({})",
-                                known.join(", ")
+                                "`{other}` is not operators, release_managers or a team ({}){}",
+                                known.join(", "),
+                                did_you_mean(other, &all)
                             ),
                         );
                         None
@@ -2133,7 +2434,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         &[Seg::Key("services"), Seg::Key(name), Seg::Key("team")],
-                        format!("no team `{t}` is defined"),
+                        no_team(t, &teams.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
                     );
                     None
                 }
@@ -2358,14 +2659,36 @@ impl Validator<'_> {
             self.warn(
                 &[Seg::Key("http"), Seg::Key("token_env")],
                 format!(
-                    "{} is not set: the hooks and the ticket API will refuse every request",
+                    "{} is not set: the hooks will refuse every request",
                     raw.token_env
                 ),
             );
         }
+        let api_token = EnvSecret::read(&raw.api_token_env);
+        if api_token.value.is_none() {
+            self.warn(
+                &[Seg::Key("http"), Seg::Key("api_token_env")],
+                format!(
+                    "{} is not set: the ticket API (/api/v1/tickets) will refuse every request",
+                    raw.api_token_env
+                ),
+            );
+        }
+        if let (Some(a), Some(h)) = (&api_token.value, &token.value) {
+            if a.expose() == h.expose() {
+                self.warn(
+                    &[Seg::Key("http"), Seg::Key("api_token_env")],
+                    format!(
+                        "{} holds the same token as {}: whoever holds the hook token reads every ticket; give the ticket API a token of its own",
+                        raw.api_token_env, raw.token_env
+                    ),
+                );
+            }
+        }
         Some(HttpConfig {
             listen: listen?,
             token,
+            api_token,
             body_limit: raw.body_limit,
         })
     }
@@ -2404,15 +2727,8 @@ impl Validator<'_> {
             Some(t) => match TeamName::parse(t) {
                 Ok(t) if teams.contains(&t) => Some(t),
                 _ => {
-                    let known = teams
-                        .iter()
-                        .map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    self.error(
-                        &key("team"),
-                        format!("no team `{t}` is defined; known teams: {known}"),
-                    );
+                    let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                    self.error(&key("team"), no_team(t, &known));
                     ok = false;
                     None
                 }

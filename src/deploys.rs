@@ -5,14 +5,23 @@
 //! rollback; and a deploy whose version or notes say `fixes OPS-12` resolves
 //! those tickets for the operator to verify. Part of the engine: pure.
 
+use crate::commands::CommandName;
 use crate::config::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
 use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::jobs::describe;
+use crate::jobs::{describe, Job};
 use crate::render::{one_line, Rich};
 use crate::runs::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::ticket::Action;
+
+/// What a deploy deploys: the service, its environment, the job that runs it.
+#[derive(Clone, Copy)]
+pub(crate) struct DeployTarget<'a> {
+    pub svc: &'a Service,
+    pub environment: &'a Environment,
+    pub job: &'a Job,
+}
 
 impl Engine {
     fn service(&self, name: &str) -> Result<&Service, UserError> {
@@ -85,15 +94,6 @@ impl Engine {
             ))
             .into());
         };
-        if !job.admits(&actor.name, &self.config.org) {
-            return Err(UserError::new(format!(
-                "only {} may deploy {} to {}",
-                job.who_text(),
-                svc.name,
-                environment.name
-            ))
-            .into());
-        }
         let mut given: Vec<(String, String)> = Vec::new();
         for (k, v) in [
             ("service", Some(service)),
@@ -112,7 +112,110 @@ impl Engine {
                 }
             }
         }
-        let params = job.check_params(&given)?;
+        let target = DeployTarget {
+            svc,
+            environment,
+            job,
+        };
+        self.deploy_run(
+            view,
+            actor,
+            channel,
+            &target,
+            &given,
+            notes,
+            rollback_of,
+            now,
+        )
+    }
+
+    /// The service and environment a run of `job` with these parameters
+    /// deploys, when `job` is a deploy job (one a `[services]` environment
+    /// names). `None`: an ordinary build. A deploy job whose parameters name
+    /// no single environment is refused: it may only start as a deploy.
+    pub(crate) fn deploy_target<'a>(
+        &'a self,
+        job: &'a Job,
+        given: &[(String, String)],
+    ) -> Result<Option<DeployTarget<'a>>, EngineError> {
+        let all: Vec<(&Service, &Environment)> = self
+            .config
+            .services
+            .values()
+            .flat_map(|s| s.environments.values().map(move |e| (s, e)))
+            .filter(|(_, e)| e.job == job.name)
+            .collect();
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let names = all
+            .iter()
+            .map(|(s, e)| format!("{}/{}", s.name, e.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = job.check_params(given).map_err(|e| {
+            UserError::new(format!(
+                "{e}. {} is the deploy job of {names}: deploy with /deploy service:… env:… [version:…]",
+                job.name
+            ))
+        })?;
+        let fits: Vec<&(&Service, &Environment)> = all
+            .iter()
+            .filter(|(s, e)| {
+                params.get("service").is_none_or(|v| *v == s.name)
+                    && params.get("env").is_none_or(|v| *v == e.name)
+            })
+            .collect();
+        match fits.as_slice() {
+            [(svc, environment)] => Ok(Some(DeployTarget {
+                svc,
+                environment,
+                job,
+            })),
+            _ => Err(UserError::new(format!(
+                "{} is the deploy job of {names}, and these parameters name {} of them; \
+                     deploy with /deploy service:… env:… [version:…]",
+                job.name,
+                if fits.is_empty() {
+                    "none"
+                } else {
+                    "more than one"
+                }
+            ))
+            .into()),
+        }
+    }
+
+    /// Starts a deploy, whatever asked for it (`/deploy`, `/rollback`, the
+    /// deploy job's own command, `/build`): who may, the lock, the approval
+    /// gate, the history. Every deploy goes through here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deploy_run(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        target: &DeployTarget<'_>,
+        given: &[(String, String)],
+        notes: Option<&str>,
+        rollback_of: Option<RunId>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let DeployTarget {
+            svc,
+            environment,
+            job,
+        } = *target;
+        if !job.admits(&actor.name, &self.config.org) {
+            return Err(UserError::new(format!(
+                "only {} may deploy {} to {}",
+                job.who_text(),
+                svc.name,
+                environment.name
+            ))
+            .into());
+        }
+        let params = job.check_params(given)?;
         let key = format!("{}/{}", svc.name, environment.name);
         if let Some(holder) = view.lock(&key)? {
             if let Some(h) = view.run(holder)?.filter(|r| !r.state.is_final()) {
@@ -213,6 +316,94 @@ impl Engine {
             accepted: None,
             writes: out.writes,
         })
+    }
+
+    /// The last word on every decision that starts a job: a deploy job
+    /// only starts as a deploy run (with its service and environment on
+    /// record), and in a protected environment only once approved. Whatever
+    /// entry point made the decision (a command, a button, a hook), a start
+    /// that skipped the deploy rules is refused here and nothing is written.
+    pub(crate) fn check_starts(&self, writes: &[Write]) -> Result<(), EngineError> {
+        for w in writes {
+            let Write::Effect(Effect::Job(JobOrder::Start { run, job, .. })) = w else {
+                continue;
+            };
+            let envs: Vec<&Environment> = self
+                .config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+                .filter(|e| e.job == *job)
+                .collect();
+            if envs.is_empty() {
+                continue;
+            }
+            let record = writes.iter().rev().find_map(|w| match w {
+                Write::Run(r) if r.id == *run => Some(r),
+                _ => None,
+            });
+            let gated = record.and_then(|r| r.deploy.as_ref()).is_some_and(|d| {
+                let env = self
+                    .config
+                    .services
+                    .get(&d.service)
+                    .and_then(|s| s.environments.get(&d.env));
+                env.is_some_and(|e| e.job == *job && (!e.protected || d.approved_by.is_some()))
+            });
+            if !gated {
+                return Err(UserError::new(format!(
+                    "{run} would start the deploy job {job} without the deploy rules; deploy with /deploy service:… env:…"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may run a command at all, as the rules that decide it
+    /// see it: for builds and deploys, the jobs' `who` and the environments'
+    /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
+    /// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
+    /// others the command's declaration (which `/alert` and `/oncall set`
+    /// check too). `/help` lists what this admits.
+    pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
+        let org = &self.config.org;
+        let envs = || {
+            self.config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+        };
+        let deploys = || {
+            envs().any(|e| {
+                self.config
+                    .jobs
+                    .get(&e.job)
+                    .is_some_and(|j| j.admits(user, org))
+            })
+        };
+        let approves = || envs().any(|e| e.protected && e.approves(user, org));
+        let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
+        let ticket_move = |kind| crate::ticket::may_ever(kind, user, org);
+        use crate::ticket::Kind;
+        match command {
+            // Ticket moves: whom the ticket rules let make them.
+            CommandName::TicketAssign => ticket_move(Kind::Assign),
+            CommandName::TicketTake => ticket_move(Kind::Take),
+            CommandName::TicketResolve => ticket_move(Kind::Resolve),
+            CommandName::TicketQa => ticket_move(Kind::Qa),
+            CommandName::TicketVerify => ticket_move(Kind::Verify),
+            CommandName::TicketReject => ticket_move(Kind::Reject),
+            CommandName::TicketReopen => ticket_move(Kind::Reopen),
+            CommandName::TicketComment => ticket_move(Kind::Comment),
+            CommandName::Build => builds(),
+            CommandName::BuildCancel => builds() || org.is_operator(user),
+            CommandName::Deploy | CommandName::Rollback => deploys(),
+            CommandName::Approve => approves(),
+            // Approvers deny; requesters withdraw their own.
+            CommandName::Deny => approves() || deploys(),
+            other => other.spec().who.admits(user, org),
+        }
     }
 
     /// The people an environment's approvers are.
@@ -346,7 +537,7 @@ impl Engine {
             ))
             .into());
         }
-        if !env.approvers.iter().any(|a| a.admits(&actor.name, org)) {
+        if !env.approves(&actor.name, org) {
             return Err(UserError::new(format!(
                 "only {who} may approve deploys to {}/{}",
                 deploy.service, deploy.env
@@ -388,8 +579,7 @@ impl Engine {
     ) -> Result<Decision, EngineError> {
         let (mut run, deploy, env) = self.waiting(view, id)?;
         let org = &self.config.org;
-        if run.requester != actor.name && !env.approvers.iter().any(|a| a.admits(&actor.name, org))
-        {
+        if run.requester != actor.name && !env.approves(&actor.name, org) {
             return Err(UserError::new(format!(
                 "only {} or {} who asked for it may deny {id}",
                 describe(&env.approvers, org),
@@ -498,6 +688,93 @@ pub(crate) fn fixes(text: &str, prefix: &str) -> Vec<TicketId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shipped() -> Engine {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+        let loaded = crate::config::Config::load(&file).expect("the shipped config loads");
+        Engine::new(std::sync::Arc::new(loaded.config))
+    }
+
+    fn start(job: &str, deploy: Option<Deploy>) -> Vec<Write> {
+        let id = RunId(7);
+        let run = Run {
+            id,
+            job: job.into(),
+            params: Default::default(),
+            requester: UserName::parse("bob").expect("a name"),
+            channel: crate::domain::ChannelName::parse("ops").expect("a channel"),
+            state: RunState::Queued,
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            backend_ref: None,
+            deploy,
+            tickets: Vec::new(),
+            timeline: Vec::new(),
+        };
+        vec![
+            Write::Effect(Effect::Job(JobOrder::Start {
+                run: id,
+                job: job.into(),
+                params: Default::default(),
+            })),
+            Write::Run(run),
+        ]
+    }
+
+    fn deploy(env: &str, approved_by: Option<&str>) -> Option<Deploy> {
+        Some(Deploy {
+            service: "web".into(),
+            env: env.into(),
+            version: "1.0".into(),
+            notes: None,
+            rollback_of: None,
+            approved_by: approved_by.map(|u| UserName::parse(u).expect("a name")),
+        })
+    }
+
+    /// Whatever decision would start a deploy job past /deploy's gates (a
+    /// future entry point that forgot them), the engine refuses it.
+    #[test]
+    fn no_decision_starts_a_deploy_job_past_its_gates() {
+        let e = shipped();
+        let refused = |w: &[Write]| e.check_starts(w).is_err();
+        assert!(!refused(&start("build-web", None)));
+        assert!(refused(&start("deploy-web", None)));
+        assert!(refused(&start("deploy-web", deploy("production", None))));
+        assert!(!refused(&start(
+            "deploy-web",
+            deploy("production", Some("rita"))
+        )));
+        assert!(!refused(&start("deploy-web", deploy("staging", None))));
+        assert!(refused(&start("deploy-web", deploy("qa", None))));
+    }
+
+    /// For ticket moves, what the declarations say (shown by `/help
+    /// command:…`) is what the ticket rules let people do.
+    #[test]
+    fn ticket_declarations_say_what_the_ticket_rules_allow() {
+        let e = shipped();
+        let org = &e.config.org;
+        let mut people = org.people();
+        people.push(UserName::parse("zed").expect("a name"));
+        for c in CommandName::ALL {
+            if c.spec().group != Some("ticket") {
+                continue;
+            }
+            for u in &people {
+                assert_eq!(
+                    e.may_run(u, c),
+                    c.spec().who.admits(u, org),
+                    "{} for {u}",
+                    c.spec().full_name()
+                );
+            }
+        }
+        let bob = UserName::parse("bob").expect("a name");
+        assert!(e.may_run(&bob, CommandName::Deploy));
+        assert!(!e.may_run(&bob, CommandName::Approve));
+    }
 
     #[test]
     fn fixes_are_read_from_versions_and_notes() {

@@ -632,6 +632,7 @@ impl Engine {
             return engine.decide(view, event, now);
         }
         let mut decision = self.decide_event(view, event, now)?;
+        self.check_starts(&decision.writes)?;
         self.cards(view, &mut decision.writes)?;
         Ok(decision)
     }
@@ -1343,6 +1344,7 @@ impl Engine {
                 org,
                 *command,
                 &self.config.jobs,
+                &|c| self.may_run(&actor.name, c),
             ))),
             _ => Err(UserError::new("not a query").into()),
         }

@@ -32,6 +32,9 @@ pub struct HttpState {
     pub bot: Bot,
     pub token: Option<Secret>,
     pub token_var: String,
+    /// The ticket API's own token (never the hooks').
+    pub api_token: Option<Secret>,
+    pub api_token_var: String,
     pub body_limit: usize,
     pub metrics: Arc<Metrics>,
     pub support: Arc<SupportIntake>,
@@ -48,6 +51,8 @@ impl HttpState {
             bot,
             token: config.http.token.value.clone(),
             token_var: config.http.token.var.clone(),
+            api_token: config.http.api_token.value.clone(),
+            api_token_var: config.http.api_token.var.clone(),
             body_limit: config.http.body_limit,
             metrics: Arc::new(Metrics::new()),
             support: Arc::new(SupportIntake::new(&config.support)?),
@@ -313,15 +318,17 @@ fn internal(e: &dyn std::fmt::Display, what: &str) -> ApiError {
     )
 }
 
-/// Bearer-token check, in constant time.
+/// The hook token's check.
 fn authorize(s: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.token else {
+    bearer(s.token.as_ref(), &s.token_var, headers)
+}
+
+/// Bearer-token check, in constant time; an unset token refuses everything.
+fn bearer(token: Option<&Secret>, var: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = token else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
-            format!(
-                "this endpoint is disabled: {} is not set on the bot",
-                s.token_var
-            ),
+            format!("this endpoint is disabled: {var} is not set on the bot"),
         ));
     };
     let given = headers
@@ -458,7 +465,7 @@ async fn ticket(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&s, &headers)?;
+    bearer(s.api_token.as_ref(), &s.api_token_var, &headers)?;
     let prefix = s.bot.engine().config().tickets.prefix.clone();
     let id =
         TicketId::parse(&raw, &prefix).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;

@@ -30,7 +30,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::commands::CommandName;
-use crate::config::{key_at, line_of, Org, Problem, Seg, Severity, Validator};
+use crate::config::{Org, Problem, Seg, Severity, Validator};
 use crate::domain::{TeamName, UserName};
 use crate::error::UserError;
 
@@ -168,20 +168,49 @@ fn reserved(name: &str) -> bool {
 }
 
 impl Allowed {
-    /// `anyone`, `operators`, `release_managers`, `team:NAME` or a person.
-    pub fn parse(item: &str, org: &Org) -> Option<Allowed> {
+    /// `anyone`, `operators`, `release_managers`, `team:NAME` (of a defined
+    /// team) or a person the config names. Anything else is refused with the
+    /// names that are known and the likely one.
+    pub fn parse(item: &str, org: &Org) -> Result<Allowed, String> {
         match item {
-            "anyone" => Some(Allowed::Anyone),
-            "operators" => Some(Allowed::Operators),
-            "release_managers" => Some(Allowed::ReleaseManagers),
-            other => match other.strip_prefix("team:") {
-                Some(t) => TeamName::parse(t)
-                    .ok()
-                    .filter(|t| org.teams.contains_key(t))
-                    .map(Allowed::Team),
-                None => UserName::parse(other).ok().map(Allowed::Person),
-            },
+            "anyone" => return Ok(Allowed::Anyone),
+            "operators" => return Ok(Allowed::Operators),
+            "release_managers" => return Ok(Allowed::ReleaseManagers),
+            _ => {}
         }
+        if let Some(t) = item.strip_prefix("team:") {
+            if let Some(t) = TeamName::parse(t)
+                .ok()
+                .filter(|t| org.teams.contains_key(t))
+            {
+                return Ok(Allowed::Team(t));
+            }
+            let known: Vec<&str> = org.teams.keys().map(|t| t.as_str()).collect();
+            return Err(format!(
+                "`{item}` is not a team the config defines; known teams: {}{}",
+                known.join(", "),
+                crate::config::did_you_mean(t, &known)
+            ));
+        }
+        let people = org.people();
+        if let Some(u) = UserName::parse(item).ok().filter(|u| people.contains(u)) {
+            return Ok(Allowed::Person(u));
+        }
+        let teams: Vec<String> = org.teams.keys().map(|t| format!("team:{t}")).collect();
+        let known: Vec<&str> = ["anyone", "operators", "release_managers"]
+            .into_iter()
+            .chain(teams.iter().map(String::as_str))
+            .chain(people.iter().map(|p| p.as_str()))
+            .collect();
+        let hint = if org.teams.keys().any(|t| t.as_str() == item) {
+            format!(" (did you mean `team:{item}`?)")
+        } else {
+            crate::config::did_you_mean(item, &known)
+        };
+        Err(format!(
+            "`{item}` is not anyone, operators, release_managers, team:NAME or a person the config names{hint}; known: {}",
+            known.join(", ")
+        ))
     }
 
     pub fn admits(&self, user: &UserName, org: &Org) -> bool {
@@ -333,6 +362,7 @@ pub fn load_dir(
                     severity: Severity::Error,
                     file: file.clone(),
                     line: None,
+                    column: None,
                     key: String::new(),
                     message: format!("cannot read it: {e}"),
                 });
@@ -356,15 +386,7 @@ fn load_one(
     org: &Org,
     secret_vars: &[String],
 ) -> Result<Job, Vec<Problem>> {
-    let raw: RawJob = toml::from_str(src).map_err(|e| {
-        vec![Problem {
-            severity: Severity::Error,
-            file: file.to_path_buf(),
-            line: e.span().map(|s| line_of(src, s.start)),
-            key: key_at(src, e.span()).unwrap_or_default(),
-            message: e.message().trim().to_string(),
-        }]
-    })?;
+    let raw: RawJob = crate::config::deserialize_all(file, src)?;
     let mut v = Validator::new(file, src);
     let name = file
         .file_stem()
@@ -379,13 +401,8 @@ fn load_one(
     let team = raw.team.as_ref().and_then(|t| match TeamName::parse(t) {
         Ok(t) if org.teams.contains_key(&t) => Some(t),
         _ => {
-            v.error(
-                &[Seg::Key("team")],
-                format!(
-                    "no team `{t}` is defined; known teams: {}",
-                    org.team_names()
-                ),
-            );
+            let known: Vec<&str> = org.teams.keys().map(|t| t.as_str()).collect();
+            v.error(&[Seg::Key("team")], crate::config::no_team(t, &known));
             None
         }
     });
@@ -452,11 +469,8 @@ fn load_one(
             let mut w = Vec::new();
             for (i, item) in list.iter().enumerate() {
                 match Allowed::parse(item, org) {
-                    Some(a) => w.push(a),
-                    None => v.error(
-                        &[Seg::Key("who"), Seg::Index(i)],
-                        format!("`{item}` is not anyone, operators, release_managers, team:NAME (of a defined team) or a person"),
-                    ),
+                    Ok(a) => w.push(a),
+                    Err(e) => v.error(&[Seg::Key("who"), Seg::Index(i)], e),
                 }
             }
             w

@@ -200,6 +200,24 @@ fn describe(parties: &[Party], ticket: &Ticket, target: Option<&TeamName>, org: 
     }
 }
 
+/// Whether `user` could make a move of this kind on some ticket: whom the
+/// rules let make it, in any state, a member of any team counting for the
+/// ticket's team. What `/help` lists comes from here.
+pub fn may_ever(kind: Kind, user: &UserName, org: &Org) -> bool {
+    TicketState::ALL.iter().any(|st| {
+        rules(*st)
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .flat_map(|(_, parties)| parties.iter())
+            .any(|p| match p {
+                Party::Anyone => true,
+                Party::Operators => org.is_operator(user),
+                Party::Team | Party::TargetTeam => org.teams_of(user).next().is_some(),
+                Party::QaTeam => org.is_qa(user),
+            })
+    })
+}
+
 fn holds(
     party: Party,
     actor: &UserName,

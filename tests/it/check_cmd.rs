@@ -30,7 +30,7 @@ fn an_unknown_key_fails_with_file_line_and_key() {
     let run = env.opsbot(&["check"], "");
     assert_eq!(run.code, Some(1));
     let line = text.lines().position(|l| l.starts_with("oncall")).unwrap() + 1;
-    let want = format!("bot.toml:{line}: `teams.infra.oncall`: unknown field `oncall`");
+    let want = format!("bot.toml:{line}:1: `teams.infra.oncall`: unknown field `oncall`");
     assert!(run.stderr.contains(&want), "want {want}\n{}", run.stderr);
 }
 

@@ -1273,3 +1273,39 @@ fn readiness_follows_the_discord_gateway_and_liveness_does_not() {
     let (code, body) = poll_json(&ready, |c, _| c == 200);
     assert_eq!(code, 200, "{body}\n{}", live.logs());
 }
+
+#[test]
+fn a_deploy_jobs_own_command_and_build_run_wait_for_approval_on_discord_too() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let bob = (BOB, "bob-on-discord");
+    let r = live.answer(
+        bob,
+        BACKEND,
+        &["deploy-web"],
+        &[("env", json!("production")), ("version", json!("6.6.6"))],
+    );
+    assert!(
+        content(&r).contains("RUN-1 waits for an approval (release managers (rita))"),
+        "{r}"
+    );
+    // The same buttons as /deploy's, and bob's own press does not count.
+    let progress = live.with_button(BACKEND, "opsbot:approve:RUN-1");
+    let (_, token) = live.press(bob, "opsbot:approve:RUN-1", &progress);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("someone else must approve"), "{r}");
+    // `/build run job:deploy-web` cannot name an environment: refused, with the way.
+    let r = live.answer(
+        bob,
+        BACKEND,
+        &["build", "run"],
+        &[("job", json!("deploy-web"))],
+    );
+    assert!(
+        content(&r).contains("deploy-web is the deploy job of web/production, web/staging: deploy with /deploy service:… env:…"),
+        "{r}"
+    );
+    let mid: u64 = progress["id"].as_str().unwrap().parse().unwrap();
+    let m = fake.message(mid).expect("the progress message");
+    assert!(content(&m).contains("waiting_approval"), "{m}");
+}

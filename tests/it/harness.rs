@@ -257,6 +257,8 @@ pub struct LiveBot {
 
 /// The hook token the live bots are started with.
 pub const TOKEN: &str = "test-hook-token";
+/// The ticket API's token the live bots are started with.
+pub const API_TOKEN: &str = "test-api-token";
 /// The company app's shared secret the live bots are started with.
 pub const SUPPORT_SECRET: &str = "test-app-secret";
 
@@ -264,6 +266,11 @@ impl Env {
     /// Starts `opsbot console --listen 127.0.0.1:0` with `OPSBOT_HOOK_TOKEN`
     /// set, and waits until it accepts HTTP requests.
     pub fn live(&self, extra: &[&str]) -> LiveBot {
+        self.live_without(extra, &[])
+    }
+
+    /// As [`Env::live`], with these environment variables unset.
+    pub fn live_without(&self, extra: &[&str], unset: &[&str]) -> LiveBot {
         use std::io::{BufRead, BufReader, Read};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsbot"));
         cmd.arg("console")
@@ -274,12 +281,16 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("OPSBOT_CONFIG")
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
+            .env("OPSBOT_API_TOKEN", API_TOKEN)
             .env("OPSBOT_SUPPORT_SECRET", SUPPORT_SECRET)
             .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for var in unset {
+            cmd.env_remove(var);
+        }
         let mut child = cmd.spawn().expect("spawn opsbot console");
         let stdin = child.stdin.take();
         let mut out = child.stdout.take().expect("stdout");
@@ -371,17 +382,28 @@ impl LiveBot {
         )
     }
 
-    /// GETs a path with the hook token.
+    /// GETs a path with the token it takes: the ticket API's for
+    /// `/api/v1/tickets/…`, else the hook token.
     pub fn get(&self, path: &str) -> (u16, String) {
+        let token = if path.starts_with("/api/v1/tickets") {
+            API_TOKEN
+        } else {
+            TOKEN
+        };
+        self.get_with(path, Some(token))
+    }
+
+    /// GETs a path with a chosen bearer token (None: no Authorization).
+    pub fn get_with(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        let resp = client
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .expect("request");
+        let mut req = client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().expect("request");
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     }
 
