@@ -31,6 +31,7 @@
 //! - [`oncall`]: on-call rotations (time zones, daylight saving), overrides, `/oncall`.
 //! - [`report`]: `/report` figures from the timelines, and the PNG chart (plotters).
 //! - [`error`]: the user's errors and ours.
+//! - [`sanitize`]: the one sanitiser of untrusted text (control characters, bidi overrides).
 
 pub mod alert;
 mod alerting;
@@ -53,6 +54,7 @@ pub mod report;
 pub mod runner;
 pub mod runs;
 pub mod runtime;
+pub mod sanitize;
 pub mod sla;
 pub mod smtp;
 pub mod store;

@@ -416,9 +416,14 @@ impl Bot {
     }
 
     /// Runs an outbox worker that delivers effects through `sink` until
-    /// `shutdown` turns true. Effects are taken in commit order; a transient
-    /// failure is retried with backoff, holding back the effects behind it so
-    /// that order is kept; a permanent failure goes to the dead letters.
+    /// `shutdown` turns true. Each destination (a channel, a ticket's
+    /// thread) is served from its own queue, the oldest ready post first: a
+    /// destination out of pace or failing waits (a transient failure is
+    /// retried with a backoff of its own, holding back only the posts behind
+    /// it there), and never holds back the others. Posts keep their order
+    /// per destination, and a ticket's posts keep theirs across destinations
+    /// (its thread waits for its card); a permanent failure goes to the dead
+    /// letters.
     pub fn outbox_worker<S: Sink>(
         &self,
         queue: Queue,
@@ -429,128 +434,290 @@ impl Bot {
         let marks = self.marks(queue).clone();
         let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
-            let mut backoff = Duration::from_millis(100);
-            let mut pacer = sink.pace().map(|pace| Pacer {
-                pace,
-                recent: std::collections::HashMap::new(),
-            });
+            let mut lanes = Lanes::new(sink.pace(), coalesce_after);
             loop {
                 if *shutdown.borrow() {
                     return;
                 }
-                let batch = match store.pending(queue, 1024) {
-                    Ok(b) => b,
+                let more = match lanes.load(&store, queue) {
+                    Ok(more) => more,
                     Err(e) => {
                         error!(error = %e, "cannot read the outbox");
-                        Vec::new()
+                        false
                     }
                 };
-                let mut stalled = false;
-                // Destinations out of pace this pass, and the soonest wait.
-                let mut held: Vec<String> = Vec::new();
-                let mut held_tickets: std::collections::HashSet<crate::domain::TicketId> =
-                    std::collections::HashSet::new();
-                let mut wait: Option<Duration> = None;
-                for (seqs, mut item) in coalesce(batch, coalesce_after) {
-                    if *shutdown.borrow() {
-                        return;
-                    }
-                    let ticket = ticket_of(&item);
-                    if ticket.as_ref().is_some_and(|t| held_tickets.contains(t)) {
-                        // A ticket's posts keep their order across
-                        // destinations: its thread waits for its card.
+                let now = std::time::Instant::now();
+                let dest = match lanes.next(now) {
+                    Next::Deliver(dest) => dest,
+                    Next::Wait(w) if !more => {
+                        // Out of pace or backing off: more posts gather
+                        // meanwhile, and the next pass merges them.
+                        tokio::select! {
+                            _ = tokio::time::sleep(w) => {}
+                            _ = marks.wake.notified() => {}
+                            _ = shutdown.changed() => {}
+                        }
                         continue;
                     }
-                    if let (Some(p), Some(dest)) = (pacer.as_mut(), destination(&item)) {
-                        let hold = if held.contains(&dest) {
-                            true
-                        } else if let Err(w) = p.take(&dest) {
-                            // Keep its order: nothing more to it this pass.
-                            held.push(dest);
-                            wait = Some(wait.map_or(w, |x| x.min(w)));
-                            true
-                        } else {
-                            false
-                        };
-                        if hold {
-                            held_tickets.extend(ticket);
-                            continue;
+                    Next::Idle if !more => {
+                        tokio::select! {
+                            _ = marks.wake.notified() => {}
+                            _ = shutdown.changed() => {}
                         }
+                        continue;
                     }
-                    match sink.deliver(&item).await {
-                        Ok(()) => {
-                            for seq in &seqs {
-                                if let Err(e) = store.done(queue, *seq) {
-                                    error!(seq, error = %e, "cannot mark an effect delivered");
-                                }
+                    Next::Wait(_) | Next::Idle => continue,
+                };
+                let Some((seqs, mut item)) = lanes.head(&dest) else {
+                    continue;
+                };
+                match sink.deliver(&item).await {
+                    Ok(()) => {
+                        for seq in &seqs {
+                            if let Err(e) = store.done(queue, *seq) {
+                                error!(seq, error = %e, "cannot mark an effect delivered");
                             }
-                            settle(&store, queue, &marks);
-                            backoff = Duration::from_millis(100);
                         }
-                        Err(DeliveryError::Permanent(why)) => {
-                            warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
+                        lanes.delivered(&dest, &seqs);
+                        settle(&store, queue, &marks);
+                    }
+                    Err(DeliveryError::Permanent(why)) => {
+                        warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
+                        // A merged summary: each post it stood for is kept.
+                        for mut orig in lanes.delivered(&dest, &seqs) {
+                            orig.attempts += 1;
+                            orig.last_error = Some(why.clone());
+                            if let Err(e) = store.dead_letter(queue, &orig) {
+                                error!(seq = orig.seq, error = %e, "cannot move an effect to the dead letters");
+                            }
+                        }
+                        settle(&store, queue, &marks);
+                    }
+                    Err(DeliveryError::Transient(why)) => {
+                        let backoff = lanes.failed(&dest, std::time::Instant::now());
+                        debug!(seq = item.seq, destination = %dest, reason = %why, ?backoff, "delivery failed; will retry");
+                        if seqs.len() == 1 {
                             item.attempts += 1;
                             item.last_error = Some(why);
-                            if seqs.len() == 1 {
-                                if let Err(e) = store.dead_letter(queue, &item) {
-                                    error!(seq = item.seq, error = %e, "cannot move an effect to the dead letters");
-                                }
+                            if let Err(e) = store.retry(queue, &item) {
+                                error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
                             }
-                            // A merged summary: each post it stood for is kept.
-                            for seq in seqs.iter().filter(|_| seqs.len() > 1) {
-                                if let Ok(Some(orig)) = store
-                                    .pending(queue, usize::MAX)
-                                    .map(|p| p.into_iter().find(|i| i.seq == *seq))
-                                {
-                                    let mut orig = orig;
-                                    orig.attempts += 1;
-                                    orig.last_error = item.last_error.clone();
-                                    if let Err(e) = store.dead_letter(queue, &orig) {
-                                        error!(seq, error = %e, "cannot move an effect to the dead letters");
-                                    }
-                                }
-                            }
-                            settle(&store, queue, &marks);
-                        }
-                        Err(DeliveryError::Transient(why)) => {
-                            debug!(seq = item.seq, reason = %why, ?backoff, "delivery failed; will retry");
-                            item.attempts += 1;
-                            item.last_error = Some(why);
-                            if seqs.len() == 1 {
-                                if let Err(e) = store.retry(queue, &item) {
-                                    error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
-                                }
-                            }
-                            stalled = true;
-                            break;
+                            lanes.replace_head(&dest, item);
                         }
                     }
-                }
-                if let (false, Some(w)) = (stalled, wait) {
-                    // Out of pace: more posts gather meanwhile, and the next
-                    // pass merges them into summaries.
-                    tokio::select! {
-                        _ = tokio::time::sleep(w) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-                if stalled {
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-                if store.queue_len(queue) > 0 {
-                    continue;
-                }
-                tokio::select! {
-                    _ = marks.wake.notified() => {}
-                    _ = shutdown.changed() => {}
                 }
             }
+        }
+    }
+}
+
+/// How many pending effects a worker takes in from the store at a time.
+const LOAD_AT_ONCE: usize = 4096;
+
+/// How many posts of one channel a storm summary looks at, at most.
+const COALESCE_WINDOW: usize = 1024;
+
+/// One destination's pending effects, in order, and its backoff.
+struct Lane {
+    items: std::collections::VecDeque<OutboxItem>,
+    /// Monitoring's posts among them (storm control merges those).
+    mergeable: usize,
+    /// After a transient failure: nothing before this instant.
+    not_before: Option<std::time::Instant>,
+    backoff: Duration,
+}
+
+/// What a worker does next.
+enum Next {
+    /// Deliver the head of this destination.
+    Deliver(String),
+    /// Nothing is ready; the soonest is in this long.
+    Wait(Duration),
+    /// Nothing pending.
+    Idle,
+}
+
+/// The pending effects of one queue, by destination.
+struct Lanes {
+    lanes: std::collections::HashMap<String, Lane>,
+    /// The pending seqs of each ticket, across destinations.
+    tickets: std::collections::HashMap<crate::domain::TicketId, std::collections::BTreeSet<u64>>,
+    /// The highest seq taken in.
+    scanned: u64,
+    pacer: Option<Pacer>,
+    coalesce_after: usize,
+}
+
+/// A monitoring post that storm control may merge with others of its channel.
+fn mergeable(item: &OutboxItem) -> bool {
+    matches!(&item.effect, crate::engine::Effect::Post(p) if p.alert && !p.thread)
+}
+
+impl Lanes {
+    fn new(pace: Option<Pace>, coalesce_after: usize) -> Lanes {
+        Lanes {
+            lanes: std::collections::HashMap::new(),
+            tickets: std::collections::HashMap::new(),
+            scanned: 0,
+            pacer: pace.map(|pace| Pacer {
+                pace,
+                recent: std::collections::HashMap::new(),
+            }),
+            coalesce_after,
+        }
+    }
+
+    /// Takes in what was committed since the last look; returns whether
+    /// there is more to take in.
+    fn load(&mut self, store: &Store, queue: Queue) -> Result<bool, crate::error::StoreError> {
+        let items = store.pending_after(queue, self.scanned, LOAD_AT_ONCE)?;
+        let more = items.len() == LOAD_AT_ONCE;
+        for item in items {
+            self.scanned = self.scanned.max(item.seq);
+            if let Some(t) = ticket_of(&item) {
+                self.tickets.entry(t).or_default().insert(item.seq);
+            }
+            let lane = self
+                .lanes
+                .entry(destination(&item).unwrap_or_default())
+                .or_insert_with(|| Lane {
+                    items: std::collections::VecDeque::new(),
+                    mergeable: 0,
+                    not_before: None,
+                    backoff: Duration::from_millis(100),
+                });
+            lane.mergeable += usize::from(mergeable(&item));
+            lane.items.push_back(item);
+        }
+        Ok(more)
+    }
+
+    /// Whether the head of a lane waits for an earlier effect of its ticket
+    /// in another destination.
+    fn waits_for_its_ticket(&self, lane: &Lane) -> bool {
+        let Some(head) = lane.items.front() else {
+            return false;
+        };
+        if lane.mergeable > self.coalesce_after && mergeable(head) {
+            // It goes out in a storm summary, which is no ticket's.
+            return false;
+        }
+        ticket_of(head)
+            .and_then(|t| self.tickets.get(&t))
+            .and_then(|seqs| seqs.first())
+            .is_some_and(|first| *first < head.seq)
+    }
+
+    /// The destination whose head goes next: the oldest ready one.
+    fn next(&mut self, now: std::time::Instant) -> Next {
+        let mut best: Option<(u64, &String)> = None;
+        let mut wait: Option<Duration> = None;
+        for (dest, lane) in &self.lanes {
+            let Some(head) = lane.items.front() else {
+                continue;
+            };
+            if best.is_some_and(|(seq, _)| seq < head.seq) {
+                continue;
+            }
+            let not_yet = match lane.not_before.filter(|t| *t > now) {
+                Some(t) => Some(t - now),
+                None if self.waits_for_its_ticket(lane) => continue,
+                None => self.pacer.as_mut().and_then(|p| p.wait(dest, now)),
+            };
+            match not_yet {
+                Some(w) => wait = Some(wait.map_or(w, |x| x.min(w))),
+                None => best = Some((head.seq, dest)),
+            }
+        }
+        match (best, wait) {
+            (Some((_, dest)), _) => {
+                let dest = dest.clone();
+                if let Some(p) = self.pacer.as_mut() {
+                    p.record(&dest, now);
+                }
+                Next::Deliver(dest)
+            }
+            (None, Some(w)) => Next::Wait(w),
+            // Heads waiting for their tickets wait for a delivery elsewhere.
+            (None, None) if self.lanes.is_empty() => Next::Idle,
+            (None, None) => Next::Wait(Duration::from_millis(100)),
+        }
+    }
+
+    /// What to deliver for a destination: its head, or a storm summary of
+    /// its monitoring posts, with the seqs it settles.
+    fn head(&self, dest: &str) -> Option<(Vec<u64>, OutboxItem)> {
+        let lane = self.lanes.get(dest)?;
+        let head = lane.items.front()?;
+        if lane.mergeable > self.coalesce_after && mergeable(head) {
+            let window: Vec<OutboxItem> = lane
+                .items
+                .iter()
+                .filter(|i| mergeable(i))
+                .take(COALESCE_WINDOW)
+                .cloned()
+                .collect();
+            if let Some(first) = coalesce(window, self.coalesce_after).into_iter().next() {
+                return Some(first);
+            }
+        }
+        Some((vec![head.seq], head.clone()))
+    }
+
+    /// Removes what a delivery settled from its lane; returns those effects.
+    fn delivered(&mut self, dest: &str, seqs: &[u64]) -> Vec<OutboxItem> {
+        let mut gone = Vec::new();
+        let Some(lane) = self.lanes.get_mut(dest) else {
+            return gone;
+        };
+        lane.not_before = None;
+        lane.backoff = Duration::from_millis(100);
+        if seqs.len() == 1 && lane.items.front().is_some_and(|h| h.seq == seqs[0]) {
+            gone.extend(lane.items.pop_front());
+        } else {
+            let set: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+            let (went, kept): (Vec<OutboxItem>, Vec<OutboxItem>) =
+                lane.items.drain(..).partition(|i| set.contains(&i.seq));
+            lane.items = kept.into();
+            gone = went;
+        }
+        lane.mergeable -= gone.iter().filter(|i| mergeable(i)).count();
+        if lane.items.is_empty() {
+            self.lanes.remove(dest);
+        }
+        for i in &gone {
+            if let Some(t) = ticket_of(i) {
+                if let Some(seqs) = self.tickets.get_mut(&t) {
+                    seqs.remove(&i.seq);
+                    if seqs.is_empty() {
+                        self.tickets.remove(&t);
+                    }
+                }
+            }
+        }
+        gone
+    }
+
+    /// A transient failure: the destination backs off (and only it).
+    fn failed(&mut self, dest: &str, now: std::time::Instant) -> Duration {
+        let Some(lane) = self.lanes.get_mut(dest) else {
+            return Duration::ZERO;
+        };
+        let wait = lane.backoff;
+        lane.not_before = Some(now + wait);
+        lane.backoff = (lane.backoff * 2).min(Duration::from_secs(30));
+        wait
+    }
+
+    /// Keeps the attempt count of a head that failed.
+    fn replace_head(&mut self, dest: &str, item: OutboxItem) {
+        if let Some(head) = self
+            .lanes
+            .get_mut(dest)
+            .and_then(|l| l.items.front_mut())
+            .filter(|h| h.seq == item.seq)
+        {
+            *head = item;
         }
     }
 }
@@ -720,23 +887,32 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// Counts a delivery to `dest`, or says how long until one is allowed.
-    fn take(&mut self, dest: &str) -> Result<(), Duration> {
-        let now = std::time::Instant::now();
-        let window = self.recent.entry(dest.to_string()).or_default();
+    /// How long until a delivery to `dest` is allowed (`None`: now).
+    fn wait(&mut self, dest: &str, now: std::time::Instant) -> Option<Duration> {
+        let window = self.recent.get_mut(dest)?;
         while window
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.pace.period)
         {
             window.pop_front();
         }
-        if window.len() < self.pace.burst.max(1) as usize {
-            window.push_back(now);
-            Ok(())
-        } else {
-            let oldest = window.front().copied().unwrap_or(now);
-            Err((oldest + self.pace.period).saturating_duration_since(now))
+        if window.is_empty() {
+            self.recent.remove(dest);
+            return None;
         }
+        if window.len() < self.pace.burst.max(1) as usize {
+            return None;
+        }
+        let oldest = window.front().copied().unwrap_or(now);
+        Some((oldest + self.pace.period).saturating_duration_since(now))
+    }
+
+    /// Counts a delivery to `dest`.
+    fn record(&mut self, dest: &str, now: std::time::Instant) {
+        self.recent
+            .entry(dest.to_string())
+            .or_default()
+            .push_back(now);
     }
 }
 
@@ -1029,6 +1205,187 @@ mod tests {
             .unwrap();
         assert!(other.1.duration_since(started) < Duration::from_millis(500));
         assert_eq!(store.outbox_len(), 0);
+        drop(bot);
+        writer.join();
+    }
+
+    fn post(channel: &str, ticket: Option<u64>, thread: bool, text: &str) -> crate::engine::Write {
+        crate::engine::Write::Effect(Effect::Post(Post {
+            channel: ChannelName::parse(channel).unwrap(),
+            ticket: ticket.map(|n| TicketId::new("OPS", n)),
+            thread,
+            body: Rich::new().text(text),
+            alert: false,
+            replaces: None,
+            card: None,
+            ask: None,
+            file: None,
+        }))
+    }
+
+    /// A bot whose outbox already holds `writes` (queued straight into the
+    /// store, as a backlog left by earlier commits).
+    fn bot_with_backlog(
+        writes: Vec<crate::engine::Write>,
+    ) -> (tempfile::TempDir, Store, Bot, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "[roles]\noperators = [\"olivia\"]\n[teams.backend]\nchannel = \"backend\"\nmembers = [\"bob\"]\n";
+        let config = crate::config::Config::parse(&dir.path().join("bot.toml"), src)
+            .unwrap()
+            .config;
+        let store = Store::open(&config.storage_path).unwrap();
+        store
+            .apply_batch(&[()], |_, _| Ok((writes.clone(), ())), chrono::Utc::now)
+            .unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        (dir, store, bot, writer)
+    }
+
+    /// Tells the test each delivery (destination, text), at a pace, failing
+    /// the first `failures` attempts at `failing`.
+    struct Channel {
+        tx: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+        pace: Option<Pace>,
+        failing: &'static str,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Sink for Channel {
+        async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+            let dest = destination(item).unwrap_or_default();
+            if dest == self.failing {
+                let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+                if left > 0 {
+                    self.failures
+                        .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                    return Err(DeliveryError::Transient("Discord answered 503".into()));
+                }
+            }
+            let _ = self.tx.send((dest, text(item)));
+            Ok(())
+        }
+
+        fn pace(&self) -> Option<Pace> {
+            self.pace
+        }
+    }
+
+    fn channel_sink(
+        pace: Option<Pace>,
+        failing: &'static str,
+        failures: usize,
+    ) -> (
+        Channel,
+        tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Channel {
+            tx,
+            pace,
+            failing,
+            failures: std::sync::atomic::AtomicUsize::new(failures),
+        };
+        (sink, rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_on_one_paced_destination_never_holds_a_post_to_another() {
+        // 1,500 posts wait for one ticket's thread, then a new ticket's card
+        // and its thread: more than a worker ever looked at in one pass.
+        let mut writes: Vec<crate::engine::Write> = (0..1500)
+            .map(|i| post("ops", Some(1), true, &format!("flood {i}")))
+            .collect();
+        writes.push(post("ops", Some(2), false, "card of OPS-2"));
+        writes.push(post("ops", Some(2), true, "story of OPS-2"));
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        let pace = Pace {
+            burst: 5,
+            period: Duration::from_secs(1),
+        };
+        let (sink, mut rx) = channel_sink(Some(pace), "", 0);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !got
+            .iter()
+            .any(|(_, t): &(String, String)| t.contains("story of OPS-2"))
+        {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(d)) => got.push(d),
+                _ => panic!("OPS-2 never got out: {got:?}"),
+            }
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "OPS-2 waited {took:?}");
+        let card = got.iter().position(|(_, t)| t.contains("card of OPS-2"));
+        let story = got.iter().position(|(_, t)| t.contains("story of OPS-2"));
+        assert!(card < story, "the thread waits for its card: {got:?}");
+        // The flood keeps its order and its pace meanwhile.
+        let flood: Vec<&str> = got
+            .iter()
+            .filter(|(d, _)| d == "ops/OPS-1")
+            .map(|(_, t)| t.as_str())
+            .collect();
+        assert!(flood.len() <= 10, "{flood:?}");
+        for (i, t) in flood.iter().enumerate() {
+            assert_eq!(*t, format!("#ops flood {i}"));
+        }
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        assert_eq!(store.outbox_len(), 1500 - flood.len());
+        drop(bot);
+        writer.join();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_destination_backs_off_alone_and_keeps_its_order() {
+        let writes = vec![
+            post("backend", None, false, "b1"),
+            post("backend", None, false, "b2"),
+            post("ops", None, false, "o1"),
+            post("ops", None, false, "o2"),
+        ];
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        // #backend answers 503 four times (1.5 s of backoff).
+        let (sink, mut rx) = channel_sink(None, "backend", 4);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let mut when = Vec::new();
+        for _ in 0..4 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some((_, t))) => {
+                    got.push(t);
+                    when.push(started.elapsed());
+                }
+                _ => panic!("not all delivered: {got:?}"),
+            }
+        }
+        assert_eq!(got, ["#ops o1", "#ops o2", "#backend b1", "#backend b2"]);
+        assert!(
+            when[1] < Duration::from_millis(500),
+            "#ops waited: {when:?}"
+        );
+        assert!(bot.wait_delivered(Duration::from_secs(5)).await);
+        assert_eq!(store.outbox_len(), 0);
+        assert!(store.dead_letters().unwrap().is_empty());
+        // Once each.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "a post went out twice"
+        );
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
         drop(bot);
         writer.join();
     }
