@@ -78,12 +78,13 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 fn an_alert_groups_key_and_labels_reach_no_one_with_control_characters() {
     let env = Env::shipped();
     let bot = env.live(&[]);
-    let hostile = "web\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}";
+    // web-critical groups by alertname (here the title) and service.
+    let hostile = "HighLatency\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}";
     let body = json!({
-        "title": "HighLatency",
+        "title": hostile,
         "severity": "critical",
         "status": "firing",
-        "labels": {"service": hostile},
+        "labels": {"service": "web", "instance": hostile},
     });
     let (code, answer) = bot.post("/hooks/generic", &body.to_string());
     assert_eq!(code, 202, "{answer}");
@@ -93,7 +94,10 @@ fn an_alert_groups_key_and_labels_reach_no_one_with_control_characters() {
     let group = t["alerts"]["group"]
         .as_str()
         .expect("the ticket names its group");
-    assert!(group.contains("]0;pwned"), "{group:?}");
+    assert_eq!(
+        group,
+        "web-critical/alertname=HighLatency]0;pwned[2J, service=web"
+    );
     let mut all = Vec::new();
     strings(&t, &mut all);
     for s in &all {
