@@ -6,12 +6,13 @@
 /// could make a terminal or a chat client show something other than what
 /// was sent.
 pub fn clean_untrusted(s: &str) -> String {
-    s.chars()
-        .filter(|&c| {
-            !(c.is_control() && c != '\n' && c != '\t')
-                && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect()
+    s.chars().filter(|&c| !unsafe_char(c)).collect()
+}
+
+fn unsafe_char(c: char) -> bool {
+    let control = c.is_control() && c != '\n' && c != '\t';
+    let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    control || bidi
 }
 
 #[cfg(test)]
