@@ -435,8 +435,20 @@ impl Bot {
         let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
             let mut lanes = Lanes::new(sink.pace(), coalesce_after);
+            let parallel = sink.parallel().max(1);
+            let sink = Arc::new(sink);
+            let mut inflight: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
+            // Which destination each delivery under way is for.
+            let mut under_way: std::collections::HashMap<tokio::task::Id, String> =
+                std::collections::HashMap::new();
             loop {
                 if *shutdown.borrow() {
+                    // Deliveries under way finish (each bounded by its sink).
+                    while let Some(r) = inflight.join_next_with_id().await {
+                        if let Ok((_, a)) = r {
+                            a.settle(&store, queue, &marks, &mut lanes);
+                        }
+                    }
                     return;
                 }
                 let more = match lanes.load(&store, queue) {
@@ -447,64 +459,114 @@ impl Bot {
                     }
                 };
                 let now = std::time::Instant::now();
-                let dest = match lanes.next(now) {
-                    Next::Deliver(dest) => dest,
-                    Next::Wait(w) if !more => {
-                        // Out of pace or backing off: more posts gather
-                        // meanwhile, and the next pass merges them.
-                        tokio::select! {
-                            _ = tokio::time::sleep(w) => {}
-                            _ = marks.wake.notified() => {}
-                            _ = shutdown.changed() => {}
+                let mut wait = None;
+                while inflight.len() < parallel {
+                    match lanes.next(now) {
+                        Next::Deliver(dest) => {
+                            let Some((seqs, item)) = lanes.head(&dest) else {
+                                break;
+                            };
+                            lanes.set_busy(&dest, true);
+                            let sink = sink.clone();
+                            let d = dest.clone();
+                            let task = inflight.spawn(async move {
+                                let result = sink.deliver(&item).await;
+                                Attempt {
+                                    dest: d,
+                                    seqs,
+                                    item,
+                                    result,
+                                }
+                            });
+                            under_way.insert(task.id(), dest);
                         }
-                        continue;
-                    }
-                    Next::Idle if !more => {
-                        tokio::select! {
-                            _ = marks.wake.notified() => {}
-                            _ = shutdown.changed() => {}
+                        Next::Wait(w) => {
+                            wait = Some(w);
+                            break;
                         }
-                        continue;
+                        Next::Idle => break,
                     }
-                    Next::Wait(_) | Next::Idle => continue,
-                };
-                let Some((seqs, mut item)) = lanes.head(&dest) else {
+                }
+                if more && inflight.len() < parallel {
                     continue;
-                };
-                match sink.deliver(&item).await {
-                    Ok(()) => {
-                        for seq in &seqs {
-                            if let Err(e) = store.done(queue, *seq) {
-                                error!(seq, error = %e, "cannot mark an effect delivered");
-                            }
+                }
+                // Out of pace or backing off: more posts gather meanwhile,
+                // and the next pass merges them into summaries.
+                let sleep = wait.unwrap_or(Duration::from_secs(3600));
+                tokio::select! {
+                    Some(r) = inflight.join_next_with_id(), if !inflight.is_empty() => match r {
+                        Ok((id, a)) => {
+                            under_way.remove(&id);
+                            a.settle(&store, queue, &marks, &mut lanes);
                         }
-                        lanes.delivered(&dest, &seqs);
-                        settle(&store, queue, &marks);
-                    }
-                    Err(DeliveryError::Permanent(why)) => {
-                        warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
-                        // A merged summary: each post it stood for is kept.
-                        for mut orig in lanes.delivered(&dest, &seqs) {
-                            orig.attempts += 1;
-                            orig.last_error = Some(why.clone());
-                            if let Err(e) = store.dead_letter(queue, &orig) {
-                                error!(seq = orig.seq, error = %e, "cannot move an effect to the dead letters");
-                            }
+                        Err(e) => {
+                            // The sink panicked: that destination retries later.
+                            let dest = under_way.remove(&e.id()).unwrap_or_default();
+                            error!(destination = %dest, error = %e, "a delivery panicked; will retry");
+                            lanes.set_busy(&dest, false);
+                            lanes.failed(&dest, std::time::Instant::now());
                         }
-                        settle(&store, queue, &marks);
+                    },
+                    _ = tokio::time::sleep(sleep), if wait.is_some() => {}
+                    _ = marks.wake.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// One delivery attempt, as it ended.
+struct Attempt {
+    dest: String,
+    /// The outbox entries it settles (more than one for a storm summary).
+    seqs: Vec<u64>,
+    item: OutboxItem,
+    result: Result<(), DeliveryError>,
+}
+
+impl Attempt {
+    /// Records how the attempt ended, in the store and in the lanes.
+    fn settle(self, store: &Store, queue: Queue, marks: &Marks, lanes: &mut Lanes) {
+        let Attempt {
+            dest,
+            seqs,
+            mut item,
+            result,
+        } = self;
+        lanes.set_busy(&dest, false);
+        match result {
+            Ok(()) => {
+                for seq in &seqs {
+                    if let Err(e) = store.done(queue, *seq) {
+                        error!(seq, error = %e, "cannot mark an effect delivered");
                     }
-                    Err(DeliveryError::Transient(why)) => {
-                        let backoff = lanes.failed(&dest, std::time::Instant::now());
-                        debug!(seq = item.seq, destination = %dest, reason = %why, ?backoff, "delivery failed; will retry");
-                        if seqs.len() == 1 {
-                            item.attempts += 1;
-                            item.last_error = Some(why);
-                            if let Err(e) = store.retry(queue, &item) {
-                                error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
-                            }
-                            lanes.replace_head(&dest, item);
-                        }
+                }
+                lanes.delivered(&dest, &seqs);
+                settle(store, queue, marks);
+            }
+            Err(DeliveryError::Permanent(why)) => {
+                warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
+                // A merged summary: each post it stood for is kept.
+                for mut orig in lanes.delivered(&dest, &seqs) {
+                    orig.attempts += 1;
+                    orig.last_error = Some(why.clone());
+                    if let Err(e) = store.dead_letter(queue, &orig) {
+                        error!(seq = orig.seq, error = %e, "cannot move an effect to the dead letters");
                     }
+                }
+                settle(store, queue, marks);
+            }
+            Err(DeliveryError::Transient(why)) => {
+                let backoff = lanes.failed(&dest, std::time::Instant::now());
+                debug!(seq = item.seq, destination = %dest, reason = %why, ?backoff, "delivery failed; will retry");
+                if seqs.len() == 1 {
+                    item.attempts += 1;
+                    item.last_error = Some(why);
+                    if let Err(e) = store.retry(queue, &item) {
+                        error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
+                    }
+                    lanes.replace_head(&dest, item);
                 }
             }
         }
@@ -525,6 +587,8 @@ struct Lane {
     /// After a transient failure: nothing before this instant.
     not_before: Option<std::time::Instant>,
     backoff: Duration,
+    /// A delivery to it is under way.
+    busy: bool,
 }
 
 /// What a worker does next.
@@ -585,6 +649,7 @@ impl Lanes {
                     mergeable: 0,
                     not_before: None,
                     backoff: Duration::from_millis(100),
+                    busy: false,
                 });
             lane.mergeable += usize::from(mergeable(&item));
             lane.items.push_back(item);
@@ -613,7 +678,7 @@ impl Lanes {
         let mut best: Option<(u64, &String)> = None;
         let mut wait: Option<Duration> = None;
         for (dest, lane) in &self.lanes {
-            let Some(head) = lane.items.front() else {
+            let Some(head) = lane.items.front().filter(|_| !lane.busy) else {
                 continue;
             };
             if best.is_some_and(|(seq, _)| seq < head.seq) {
@@ -681,7 +746,9 @@ impl Lanes {
             lane.items = kept.into();
             gone = went;
         }
-        lane.mergeable -= gone.iter().filter(|i| mergeable(i)).count();
+        lane.mergeable = lane
+            .mergeable
+            .saturating_sub(gone.iter().filter(|i| mergeable(i)).count());
         if lane.items.is_empty() {
             self.lanes.remove(dest);
         }
@@ -707,6 +774,12 @@ impl Lanes {
         lane.not_before = Some(now + wait);
         lane.backoff = (lane.backoff * 2).min(Duration::from_secs(30));
         wait
+    }
+
+    fn set_busy(&mut self, dest: &str, busy: bool) {
+        if let Some(lane) = self.lanes.get_mut(dest) {
+            lane.busy = busy;
+        }
     }
 
     /// Keeps the attempt count of a head that failed.
@@ -840,6 +913,13 @@ pub trait Sink: Send + Sync + 'static {
     /// ticket's thread) per period; `None`: no limit (the console).
     fn pace(&self) -> Option<Pace> {
         None
+    }
+
+    /// How many deliveries may be under way at once, each to another
+    /// destination (1: one at a time, in commit order when nothing waits,
+    /// as the console prints).
+    fn parallel(&self) -> usize {
+        1
     }
 }
 
@@ -1253,11 +1333,17 @@ mod tests {
         pace: Option<Pace>,
         failing: &'static str,
         failures: std::sync::atomic::AtomicUsize,
+        /// Each delivery to this destination takes 2 s.
+        slow: &'static str,
+        parallel: usize,
     }
 
     impl Sink for Channel {
         async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
             let dest = destination(item).unwrap_or_default();
+            if dest == self.slow {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             if dest == self.failing {
                 let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
                 if left > 0 {
@@ -1272,6 +1358,10 @@ mod tests {
 
         fn pace(&self) -> Option<Pace> {
             self.pace
+        }
+
+        fn parallel(&self) -> usize {
+            self.parallel
         }
     }
 
@@ -1289,6 +1379,8 @@ mod tests {
             pace,
             failing,
             failures: std::sync::atomic::AtomicUsize::new(failures),
+            slow: "",
+            parallel: 1,
         };
         (sink, rx)
     }
@@ -1340,6 +1432,61 @@ mod tests {
         stop_tx.send(true).unwrap();
         worker.await.unwrap();
         assert_eq!(store.outbox_len(), 1500 - flood.len());
+        drop(bot);
+        writer.join();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_destination_does_not_hold_the_others_of_a_parallel_sink() {
+        let writes = vec![
+            post("backend", None, false, "b1"),
+            post("backend", None, false, "b2"),
+            post("ops", None, false, "o1"),
+            post("ops", Some(1), false, "card of OPS-1"),
+            post("ops", Some(1), true, "story of OPS-1"),
+        ];
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        // Each post to #backend takes 2 s (a slow answer, a rate limit
+        // waited out inside the client).
+        let (mut sink, mut rx) = channel_sink(None, "", 0);
+        sink.slow = "backend";
+        sink.parallel = 4;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let mut when = Vec::new();
+        for _ in 0..5 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some((_, t))) => {
+                    got.push(t);
+                    when.push(started.elapsed());
+                }
+                _ => panic!("not all delivered: {got:?}"),
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                "#ops o1",
+                "#ops card of OPS-1",
+                "#ops story of OPS-1",
+                "#backend b1",
+                "#backend b2"
+            ]
+        );
+        assert!(
+            when[2] < Duration::from_millis(1000),
+            "#ops waited: {when:?}"
+        );
+        assert!(
+            when[4] >= Duration::from_secs(4),
+            "#backend one at a time: {when:?}"
+        );
+        assert!(bot.wait_delivered(Duration::from_secs(5)).await);
+        assert_eq!(store.outbox_len(), 0);
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
         drop(bot);
         writer.join();
     }
