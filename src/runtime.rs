@@ -576,6 +576,11 @@ impl Attempt {
 /// How many pending effects a worker takes in from the store at a time.
 const LOAD_AT_ONCE: usize = 4096;
 
+/// How many pending effects a worker holds at most (the rest wait in the
+/// store until it has room): a bound on its memory when a chat service is
+/// down for long.
+const HELD_AT_MOST: usize = 100_000;
+
 /// How many posts of one channel a storm summary looks at, at most.
 const COALESCE_WINDOW: usize = 1024;
 
@@ -608,6 +613,8 @@ struct Lanes {
     tickets: std::collections::HashMap<crate::domain::TicketId, std::collections::BTreeSet<u64>>,
     /// The highest seq taken in.
     scanned: u64,
+    /// How many effects the lanes hold.
+    held: usize,
     pacer: Option<Pacer>,
     coalesce_after: usize,
 }
@@ -623,6 +630,7 @@ impl Lanes {
             lanes: std::collections::HashMap::new(),
             tickets: std::collections::HashMap::new(),
             scanned: 0,
+            held: 0,
             pacer: pace.map(|pace| Pacer {
                 pace,
                 recent: std::collections::HashMap::new(),
@@ -634,8 +642,12 @@ impl Lanes {
     /// Takes in what was committed since the last look; returns whether
     /// there is more to take in.
     fn load(&mut self, store: &Store, queue: Queue) -> Result<bool, crate::error::StoreError> {
+        if self.held >= HELD_AT_MOST {
+            return Ok(false);
+        }
         let items = store.pending_after(queue, self.scanned, LOAD_AT_ONCE)?;
         let more = items.len() == LOAD_AT_ONCE;
+        self.held += items.len();
         for item in items {
             self.scanned = self.scanned.max(item.seq);
             if let Some(t) = ticket_of(&item) {
@@ -749,6 +761,7 @@ impl Lanes {
         lane.mergeable = lane
             .mergeable
             .saturating_sub(gone.iter().filter(|i| mergeable(i)).count());
+        self.held = self.held.saturating_sub(gone.len());
         if lane.items.is_empty() {
             self.lanes.remove(dest);
         }
