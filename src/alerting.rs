@@ -1567,7 +1567,7 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         g.firing = 0;
         let key = g.key.clone();
         b.store.put_legacy_group(&g).unwrap();
-        b.store.flush().unwrap();
+        b.store.set_schema_version(1).unwrap();
         let path = b.store.path().to_path_buf();
         let Bench {
             _dir,

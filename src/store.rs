@@ -47,8 +47,10 @@ use crate::error::StoreError;
 use crate::oncall::Override;
 use crate::runs::{Deployed, Run, RunId};
 
-/// The schema this binary writes. Bump it with a migration.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema this binary writes. Bump it with a migration. 2: an alert
+/// group's alerts are records of their own (split out of the group when a
+/// store of schema 1 opens).
+pub const SCHEMA_VERSION: u64 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// A file beside sled's own, written once the schema is: if it is there and
@@ -369,8 +371,16 @@ impl Store {
             self.groups.apply_batch(batch)?;
             split = true;
         }
+        let found = match self.meta.get(SCHEMA_KEY)? {
+            Some(v) => read_u64(&v, "meta")?,
+            None => 0,
+        };
+        if found < SCHEMA_VERSION {
+            self.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+            split = true;
+        }
         if split {
-            self.groups.flush()?;
+            self.db.flush()?;
         }
         Ok(())
     }
