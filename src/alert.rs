@@ -352,6 +352,14 @@ impl Route {
     }
 }
 
+/// A group key as people are shown it (on the ticket, in its JSON): the
+/// separators between labels become `, `, and the monitoring tool's
+/// control characters and bidi overrides are removed.
+pub fn shown_group_key(key: &str) -> String {
+    let joined = key.trim_end_matches('\u{1f}').replace('\u{1f}', ", ");
+    crate::sanitize::clean_untrusted(&joined)
+}
+
 /// A message rule: in `channel`, a regex whose named groups become labels.
 #[derive(Clone, Debug)]
 pub struct MessageRule {

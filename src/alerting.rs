@@ -1,10 +1,15 @@
 //! The engine's alert rules: routing, grouping and dedup, recovery, refiring
 //! after close, stale groups, silences, and chat messages read by message
 //! rules. Part of the engine: pure, deciding from what the [`View`] shows.
+//!
+//! An alert costs the same whatever the size of its group: a group's alerts
+//! are records of their own, and the group record (moved, never copied,
+//! within a batch) keeps only their count. Joins, refirings and recoveries
+//! of one ticket within a batch are gathered into one post each.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::alert::{Alert, AlertSource, AlertStatus, OnRefire, Route, Silence};
+use crate::alert::{shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence};
 use crate::commands::Command;
 use crate::domain::{
     Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp,
@@ -15,16 +20,44 @@ use crate::engine::{
 };
 use crate::error::{EngineError, StoreError, UserError};
 use crate::render::{self, one_line, Rich};
+use crate::sanitize::clean_untrusted;
 use crate::ticket::Action;
+
+/// What happened to alerts of one ticket, gathered into one post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Burst {
+    Joined,
+    FiredAgain,
+    Recovered,
+}
+
+/// A run of alerts of one kind on one ticket within a batch.
+struct Gathered {
+    kind: Burst,
+    count: u64,
+    /// The first few alerts' summaries.
+    names: Vec<String>,
+    /// Alerts of the ticket still firing after the last one.
+    still: u64,
+}
+
+/// How many alerts a gathered post names.
+const NAMED: usize = 3;
 
 /// Reads through to the store, keeping this decision's own changes, so that
 /// alerts later in a batch see what earlier ones did.
 struct Overlay<'v> {
     view: &'v dyn View,
     tickets: BTreeMap<u64, Ticket>,
+    /// Groups read or changed; one being worked on is moved out and back.
     groups: BTreeMap<String, Option<GroupRecord>>,
+    /// Alerts by (group key, fingerprint), as stored (see [`Overlay::member`]).
+    members: BTreeMap<(String, String), Option<Member>>,
     dirty_tickets: BTreeSet<u64>,
     dirty_groups: BTreeSet<String>,
+    dirty_members: BTreeSet<(String, String)>,
+    /// Posts gathered per ticket number, not yet made.
+    gathered: BTreeMap<u64, Gathered>,
     next_num: u64,
 }
 
@@ -34,8 +67,11 @@ impl<'v> Overlay<'v> {
             view,
             tickets: BTreeMap::new(),
             groups: BTreeMap::new(),
+            members: BTreeMap::new(),
             dirty_tickets: BTreeSet::new(),
             dirty_groups: BTreeSet::new(),
+            dirty_members: BTreeSet::new(),
+            gathered: BTreeMap::new(),
             next_num: view.last_ticket_number()? + 1,
         })
     }
@@ -51,12 +87,21 @@ impl<'v> Overlay<'v> {
         Ok(t)
     }
 
-    fn group(&mut self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
-        if let Some(g) = self.groups.get(key) {
-            return Ok(g.clone());
+    /// The group of `key`, moved out of the overlay: the caller puts it
+    /// back with [`Overlay::put_group`].
+    fn take_group(&mut self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
+        if let Some(g) = self.groups.remove(key) {
+            return Ok(g);
         }
-        let g = self.view.group(key)?;
-        self.groups.insert(key.to_string(), g.clone());
+        let mut g = self.view.group(key)?;
+        if let Some(g) = g.as_mut() {
+            // A record from before alerts had records of their own.
+            for (fp, m) in std::mem::take(&mut g.members) {
+                let k = (g.key.clone(), fp);
+                self.dirty_members.insert(k.clone());
+                self.members.insert(k, Some(m));
+            }
+        }
         Ok(g)
     }
 
@@ -68,6 +113,34 @@ impl<'v> Overlay<'v> {
     fn put_group(&mut self, g: GroupRecord) {
         self.dirty_groups.insert(g.key.clone());
         self.groups.insert(g.key.clone(), Some(g));
+    }
+
+    /// The alert `fp` of group `g` as this episode sees it: an alert of an
+    /// earlier ticket of the group is not one of its members; one last seen
+    /// before the ticket was reopened counts as resolved.
+    fn member(&mut self, g: &GroupRecord, fp: &str) -> Result<Option<Member>, StoreError> {
+        let k = (g.key.clone(), fp.to_string());
+        let m = match self.members.get(&k) {
+            Some(m) => m.clone(),
+            None => {
+                let m = self.view.member(&g.key, fp)?;
+                self.members.insert(k, m.clone());
+                m
+            }
+        };
+        Ok(m.filter(|m| m.episode >= g.first_episode).map(|mut m| {
+            if m.episode < g.episode {
+                m.status = AlertStatus::Resolved;
+            }
+            m
+        }))
+    }
+
+    fn put_member(&mut self, g: &GroupRecord, fp: &str, mut m: Member) {
+        m.episode = g.episode;
+        let k = (g.key.clone(), fp.to_string());
+        self.dirty_members.insert(k.clone());
+        self.members.insert(k, Some(m));
     }
 
     fn allocate(&mut self) -> u64 {
@@ -85,6 +158,11 @@ impl<'v> Overlay<'v> {
         for k in &self.dirty_groups {
             if let Some(Some(g)) = self.groups.remove(k) {
                 out.writes.push(Write::Group(g));
+            }
+        }
+        for k in &self.dirty_members {
+            if let Some(Some(m)) = self.members.remove(k) {
+                out.writes.push(Write::Member(k.0.clone(), k.1.clone(), m));
             }
         }
     }
@@ -119,7 +197,8 @@ fn describe_alert(alert: &Alert) -> String {
         "\nfrom {} (fingerprint {})",
         alert.source, alert.fingerprint
     ));
-    d
+    // Labels and annotations are the monitoring tool's words, untrusted.
+    clean_untrusted(&d)
 }
 
 impl Engine {
@@ -178,6 +257,7 @@ impl Engine {
         out.alert = true;
         let book = view.silences()?;
         let mut acc = Accepted::default();
+        let mut touched_set = BTreeSet::new();
         for alert in alerts {
             acc.accepted += 1;
             if book
@@ -191,17 +271,30 @@ impl Engine {
             let actor = monitor(alert.source);
             let route = self.config.alerts.route_for(&alert.labels);
             let key = route.group_key(alert);
-            let touched = match ov.group(&key)? {
+            let touched = match ov.take_group(&key)? {
                 None if alert.status == AlertStatus::Firing => {
-                    Some(self.open_alert_ticket(&mut ov, &mut out, alert, route, key, &actor, now)?)
+                    let (id, g) = self
+                        .open_alert_ticket(&mut ov, &mut out, alert, route, key, 0, &actor, now)?;
+                    ov.put_group(g);
+                    Some(id)
                 }
                 None => None,
-                Some(g) => self.alert_on_group(&mut ov, &mut out, g, alert, route, &actor, now)?,
+                Some(mut g) => {
+                    let id =
+                        self.alert_on_group(&mut ov, &mut out, &mut g, alert, route, &actor, now)?;
+                    ov.put_group(g);
+                    id
+                }
             };
             if let Some(id) = touched {
-                if !acc.tickets.contains(&id) {
+                if touched_set.insert(id.num()) {
                     acc.tickets.push(id);
                 }
+            }
+        }
+        for (num, g) in std::mem::take(&mut ov.gathered) {
+            if let Some(t) = ov.tickets.get(&num) {
+                self.post_gathered(&mut out, t, g);
             }
         }
         ov.finish(&mut out);
@@ -212,6 +305,67 @@ impl Engine {
         })
     }
 
+    /// Adds an alert to the post gathered for its ticket; a run of another
+    /// kind is posted first, so that the posts keep the alerts' order.
+    fn gather(
+        &self,
+        ov: &mut Overlay<'_>,
+        out: &mut Out,
+        t: &Ticket,
+        kind: Burst,
+        name: &str,
+        still: u64,
+    ) {
+        let num = t.id.num();
+        if let Some(g) = ov.gathered.get_mut(&num).filter(|g| g.kind == kind) {
+            g.count += 1;
+            if g.names.len() < NAMED {
+                g.names.push(name.to_string());
+            }
+            g.still = still;
+            return;
+        }
+        self.flush_gathered(ov, out, t);
+        ov.gathered.insert(
+            num,
+            Gathered {
+                kind,
+                count: 1,
+                names: vec![name.to_string()],
+                still,
+            },
+        );
+    }
+
+    /// Makes the post gathered for a ticket, before anything else is said
+    /// about it.
+    fn flush_gathered(&self, ov: &mut Overlay<'_>, out: &mut Out, t: &Ticket) {
+        if let Some(g) = ov.gathered.remove(&t.id.num()) {
+            self.post_gathered(out, t, g);
+        }
+    }
+
+    fn post_gathered(&self, out: &mut Out, t: &Ticket, g: Gathered) {
+        match g.kind {
+            Burst::Joined => {
+                out.thread(self.ops(), &t.id, render::alerts_joined(&g.names, g.count))
+            }
+            Burst::FiredAgain => out.post(
+                &self.team_channel(t),
+                Some(&t.id),
+                render::alerts_fired_again(t, &g.names, g.count),
+            ),
+            Burst::Recovered => out.post(
+                &self.team_channel(t),
+                Some(&t.id),
+                render::alerts_recovered(t, &g.names, g.count, g.still),
+            ),
+        }
+    }
+
+    /// Opens a ticket for a group's first alert; returns it and the group,
+    /// which starts at `episode` (its alerts of earlier tickets are not
+    /// members).
     #[allow(clippy::too_many_arguments)]
     fn open_alert_ticket(
         &self,
@@ -220,11 +374,13 @@ impl Engine {
         alert: &Alert,
         route: &Route,
         key: String,
+        episode: u64,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<TicketId, EngineError> {
+    ) -> Result<(TicketId, GroupRecord), EngineError> {
         let num = ov.allocate();
-        let title = one_line(&alert.summary(), crate::domain::MAX_TITLE);
+        let summary = clean_untrusted(&alert.summary());
+        let title = one_line(&summary, crate::domain::MAX_TITLE);
         let description = describe_alert(alert);
         let mut t = self.open_ticket(
             out,
@@ -241,7 +397,7 @@ impl Engine {
             now,
         );
         t.alerts = Some(AlertStats {
-            group: key.clone(),
+            group: shown_group_key(&key),
             count: 1,
             last_seen: now,
         });
@@ -256,27 +412,31 @@ impl Engine {
             }
         }
         let id = t.id.clone();
-        let mut members = BTreeMap::new();
-        members.insert(
-            alert.fingerprint.clone(),
+        let g = GroupRecord {
+            key,
+            route: route.name.clone(),
+            ticket: id.clone(),
+            members: BTreeMap::new(),
+            last_seen: now,
+            stale: false,
+            firing: 1,
+            episode,
+            first_episode: episode,
+        };
+        ov.put_member(
+            &g,
+            &alert.fingerprint,
             Member {
                 status: AlertStatus::Firing,
                 count: 1,
                 last_seen: now,
-                summary: alert.summary(),
+                summary,
                 starts_at: alert.starts_at,
+                episode,
             },
         );
         ov.put_ticket(t);
-        ov.put_group(GroupRecord {
-            key,
-            route: route.name.clone(),
-            ticket: id.clone(),
-            members,
-            last_seen: now,
-            stale: false,
-        });
-        Ok(id)
+        Ok((id, g))
     }
 
     fn note(
@@ -293,12 +453,14 @@ impl Engine {
         t.updated_at = now;
     }
 
+    /// An alert of a group that exists: `g` is changed in place (or
+    /// replaced by a new group when a new ticket opens).
     #[allow(clippy::too_many_arguments)]
     fn alert_on_group(
         &self,
         ov: &mut Overlay<'_>,
         out: &mut Out,
-        mut g: GroupRecord,
+        g: &mut GroupRecord,
         alert: &Alert,
         route: &Route,
         actor: &Actor,
@@ -307,18 +469,27 @@ impl Engine {
         let Some(mut t) = ov.ticket(&g.ticket)? else {
             // The group points at a ticket that is gone: start afresh.
             if alert.status == AlertStatus::Firing {
-                let key = g.key.clone();
-                return Ok(Some(
-                    self.open_alert_ticket(ov, out, alert, route, key, actor, now)?,
-                ));
+                let (id, fresh) = self.open_alert_ticket(
+                    ov,
+                    out,
+                    alert,
+                    route,
+                    g.key.clone(),
+                    g.episode + 1,
+                    actor,
+                    now,
+                )?;
+                *g = fresh;
+                return Ok(Some(id));
             }
             return Ok(None);
         };
-        let summary = alert.detail();
-        let fp = alert.fingerprint.clone();
+        let summary = clean_untrusted(&alert.detail());
+        let fp = alert.fingerprint.as_str();
+        let mut member = ov.member(g, fp)?;
         if alert.status == AlertStatus::Resolved {
             // A resolve of an earlier firing episode, arriving late: old news.
-            let member_start = g.members.get(&fp).and_then(|m| m.starts_at);
+            let member_start = member.as_ref().and_then(|m| m.starts_at);
             if let (Some(theirs), Some(ours)) = (alert.starts_at, member_start) {
                 if theirs < ours {
                     return Ok(None);
@@ -326,7 +497,7 @@ impl Engine {
             }
         }
         let stats = t.alerts.get_or_insert_with(|| AlertStats {
-            group: g.key.clone(),
+            group: shown_group_key(&g.key),
             count: 0,
             last_seen: now,
         });
@@ -338,14 +509,27 @@ impl Engine {
                 if t.state == TicketState::Closed {
                     if route.on_refire == OnRefire::New {
                         ov.put_ticket(t);
-                        let key = g.key.clone();
-                        return Ok(Some(
-                            self.open_alert_ticket(ov, out, alert, route, key, actor, now)?,
-                        ));
+                        let (id, fresh) = self.open_alert_ticket(
+                            ov,
+                            out,
+                            alert,
+                            route,
+                            g.key.clone(),
+                            g.episode + 1,
+                            actor,
+                            now,
+                        )?;
+                        *g = fresh;
+                        return Ok(Some(id));
                     }
+                    self.flush_gathered(ov, out, &t);
                     let reason = format!("the alert fired again: {summary}");
                     t = self.system_move(out, &t, actor, Action::Reopen { reason }, now)?;
-                    for m in g.members.values_mut() {
+                    // A new episode: every alert of the group counts as
+                    // resolved until it fires again.
+                    g.episode += 1;
+                    g.firing = 0;
+                    if let Some(m) = member.as_mut() {
                         m.status = AlertStatus::Resolved;
                     }
                 }
@@ -360,16 +544,16 @@ impl Engine {
                         now,
                     );
                 }
-                let comes_back = g
-                    .members
-                    .get(&fp)
+                let comes_back = member
+                    .as_ref()
                     .is_none_or(|m| m.status == AlertStatus::Resolved);
                 if comes_back && matches!(t.state, TicketState::Resolved | TicketState::Qa) {
                     // The fix did not hold: back to the team before anyone closes it.
+                    self.flush_gathered(ov, out, &t);
                     t = self.refired_while_resolved(t, out, actor, &summary, now)?;
                 }
-                match g.members.get_mut(&fp) {
-                    Some(m) if m.status == AlertStatus::Firing => {
+                let m = match member {
+                    Some(mut m) if m.status == AlertStatus::Firing => {
                         m.count += 1;
                         m.last_seen = now;
                         if alert.starts_at.is_some() {
@@ -385,12 +569,14 @@ impl Engine {
                             format!("repeat #{n}: {summary}"),
                             now,
                         );
+                        m
                     }
-                    Some(m) => {
+                    Some(mut m) => {
                         m.status = AlertStatus::Firing;
                         m.count += 1;
                         m.last_seen = now;
                         m.starts_at = alert.starts_at.or(m.starts_at);
+                        g.firing += 1;
                         self.note(
                             &mut t,
                             out,
@@ -399,25 +585,11 @@ impl Engine {
                             format!("fired again: {summary}"),
                             now,
                         );
-                        out.post(
-                            &self.team_channel(&t),
-                            Some(&t.id),
-                            render::ticket_head(&t)
-                                .text(" — fired again: ")
-                                .quoted(one_line(&summary, 200)),
-                        );
+                        self.gather(ov, out, &t, Burst::FiredAgain, &summary, g.firing);
+                        m
                     }
                     None => {
-                        g.members.insert(
-                            fp,
-                            Member {
-                                status: AlertStatus::Firing,
-                                count: 1,
-                                last_seen: now,
-                                summary: summary.clone(),
-                                starts_at: alert.starts_at,
-                            },
-                        );
+                        g.firing += 1;
                         self.note(
                             &mut t,
                             out,
@@ -426,35 +598,30 @@ impl Engine {
                             format!("joined: {summary}"),
                             now,
                         );
-                        out.thread(
-                            self.ops(),
-                            &t.id,
-                            Rich::new()
-                                .text("Another alert joined this ticket: ")
-                                .quoted(one_line(&summary, 200)),
-                        );
+                        self.gather(ov, out, &t, Burst::Joined, &summary, g.firing);
+                        Member {
+                            status: AlertStatus::Firing,
+                            count: 1,
+                            last_seen: now,
+                            summary,
+                            starts_at: alert.starts_at,
+                            episode: g.episode,
+                        }
                     }
-                }
+                };
+                ov.put_member(g, fp, m);
             }
             AlertStatus::Resolved => {
-                let was_firing = g
-                    .members
-                    .get(&fp)
-                    .is_some_and(|m| m.status == AlertStatus::Firing);
-                if !was_firing {
+                let Some(mut m) = member.filter(|m| m.status == AlertStatus::Firing) else {
                     // A resolve we already have, or of an alert never seen firing.
                     ov.put_ticket(t);
                     return Ok(None);
-                }
-                if let Some(m) = g.members.get_mut(&fp) {
-                    m.status = AlertStatus::Resolved;
-                    m.last_seen = now;
-                }
-                let still = g
-                    .members
-                    .values()
-                    .filter(|m| m.status == AlertStatus::Firing)
-                    .count();
+                };
+                m.status = AlertStatus::Resolved;
+                m.last_seen = now;
+                ov.put_member(g, fp, m);
+                g.firing = g.firing.saturating_sub(1);
+                let still = g.firing;
                 self.note(
                     &mut t,
                     out,
@@ -463,24 +630,13 @@ impl Engine {
                     format!("recovered: {summary}"),
                     now,
                 );
-                let tail = if still == 0 {
-                    "; no alert of this ticket is firing".to_string()
-                } else {
-                    format!("; {still} still firing")
-                };
-                out.post(
-                    &self.team_channel(&t),
-                    Some(&t.id),
-                    render::ticket_head(&t)
-                        .text(" — recovered: ")
-                        .quoted(one_line(&summary, 200))
-                        .text(tail),
-                );
+                self.gather(ov, out, &t, Burst::Recovered, &summary, still);
                 let open = matches!(
                     t.state,
                     TicketState::Open | TicketState::Assigned | TicketState::InProgress
                 );
                 if still == 0 && route.resolve_on_recovery && open {
+                    self.flush_gathered(ov, out, &t);
                     let note = "all alerts recovered".to_string();
                     t = self.system_move(out, &t, actor, Action::Resolve { note }, now)?;
                 }
@@ -488,7 +644,6 @@ impl Engine {
         }
         let id = t.id.clone();
         ov.put_ticket(t);
-        ov.put_group(g);
         Ok(Some(id))
     }
 
@@ -526,7 +681,7 @@ impl Engine {
                 continue;
             };
             let quiet = (now - g.last_seen).to_std().unwrap_or_default();
-            let firing = g.members.values().any(|m| m.status == AlertStatus::Firing);
+            let firing = g.firing > 0;
             if g.stale || quiet < after || !firing {
                 continue;
             }
@@ -1089,10 +1244,9 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         assert!(acc.tickets.is_empty());
         assert_eq!(b.timeline(1).last().unwrap(), "alert: fired again: Mem h1");
         let g = b.store.groups().next().unwrap().unwrap();
-        assert_eq!(
-            g.members.values().next().unwrap().status,
-            AlertStatus::Firing
-        );
+        let members: Vec<_> = b.store.group_members(&g.key).map(|m| m.unwrap()).collect();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].1.status, AlertStatus::Firing);
     }
 
     #[test]
@@ -1272,6 +1426,170 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         assert_eq!(
             b.timeline(1).last().unwrap(),
             "alert: recovered: HighLatency web"
+        );
+    }
+
+    fn web(i: usize) -> Alert {
+        let instance = format!("web-{i}");
+        firing(&[
+            ("alertname", "Latency"),
+            ("service", "web"),
+            ("severity", "critical"),
+            ("instance", instance.as_str()),
+        ])
+    }
+
+    #[test]
+    fn a_flood_of_one_group_makes_one_post_per_kind_and_keeps_the_record() {
+        let b = Bench::new();
+        // 500 alerts of one group, each twice, in one batch.
+        let mut batch: Vec<Alert> = (0..500).map(web).collect();
+        batch.extend((0..500).map(web));
+        let acc = b.alerts(batch);
+        assert_eq!(acc.accepted, 1000);
+        assert_eq!(acc.tickets, vec![TicketId::new("OPS", 1)]);
+        let posts = b.posts();
+        assert_eq!(posts.len(), 5, "{posts:#?}");
+        assert!(
+            posts[0].starts_with("#ops New alert ticket OPS-1"),
+            "{posts:?}"
+        );
+        assert_eq!(
+            posts[4],
+            "#ops›OPS-1 +499 alerts joined this ticket: Latency web (web-1), Latency web (web-2), Latency web (web-3) and 496 more"
+        );
+        // Counts and timeline as if they had come one by one.
+        assert_eq!(b.ticket(1).alerts.unwrap().count, 1000);
+        let tl = b.timeline(1);
+        assert_eq!(
+            tl.iter()
+                .filter(|e| e.starts_with("alert: joined: "))
+                .count(),
+            499
+        );
+        assert_eq!(
+            tl.iter()
+                .filter(|e| e.starts_with("alert: repeat #2: "))
+                .count(),
+            500
+        );
+        let g = b.store.groups().next().unwrap().unwrap();
+        assert_eq!(g.firing, 500);
+        assert_eq!(b.store.group_members(&g.key).count(), 500);
+
+        // All recover in one batch: one post, then the resolve it leads to.
+        let resolved_all: Vec<Alert> = (0..500)
+            .map(|i| {
+                let mut a = web(i);
+                a.status = AlertStatus::Resolved;
+                a
+            })
+            .collect();
+        b.alerts(resolved_all);
+        let posts = b.posts();
+        assert_eq!(
+            posts[0],
+            "#backend OPS-1 · p1 · Latency web — 500 alerts recovered: Latency web (web-0), Latency web (web-1), Latency web (web-2) and 497 more; no alert of this ticket is firing"
+        );
+        assert!(
+            posts[1].starts_with(
+                "#ops OPS-1 · p1 · Latency web — resolved by alertmanager: all alerts recovered."
+            ),
+            "{posts:?}"
+        );
+        assert_eq!(posts.len(), 3, "{posts:#?}");
+        assert_eq!(b.ticket(1).state, TicketState::Resolved);
+
+        // They fire again: back to the team, and one post for the lot.
+        b.alerts((0..500).map(web).collect());
+        let posts = b.posts();
+        assert!(posts[0].starts_with("#backend OPS-1 · p1 · Latency web — rejected by alertmanager: the alert fired again: Latency web (web-0)"), "{posts:?}");
+        assert_eq!(
+            posts.last().unwrap(),
+            "#backend OPS-1 · p1 · Latency web — 500 alerts fired again: Latency web (web-0), Latency web (web-1), Latency web (web-2) and 497 more"
+        );
+        assert_eq!(posts.len(), 3, "{posts:#?}");
+        assert_eq!(b.store.groups().next().unwrap().unwrap().firing, 500);
+    }
+
+    /// The bytes an event writes, counted as the store encodes them.
+    fn written(writes: &[Write]) -> usize {
+        let len = |v: Result<Vec<u8>, serde_json::Error>| v.map(|v| v.len()).unwrap_or(0);
+        writes
+            .iter()
+            .map(|w| match w {
+                Write::Ticket(t) => len(serde_json::to_vec(t)),
+                Write::Timeline(_, e) => len(serde_json::to_vec(e)),
+                Write::Effect(e) => len(serde_json::to_vec(e)),
+                Write::Group(g) => len(serde_json::to_vec(g)),
+                Write::Member(k, fp, m) => k.len() + fp.len() + len(serde_json::to_vec(m)),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn an_alert_costs_the_same_whatever_the_size_of_its_group() {
+        let b = Bench::new();
+        let mut size = 0;
+        let mut costs = Vec::new();
+        for target in [10, 3000] {
+            b.alerts((size..target).map(web).collect());
+            size = target;
+            // One new alert of the group, one repeat, one recovery.
+            let mut resolve = web(1);
+            resolve.status = AlertStatus::Resolved;
+            let mut cost = Vec::new();
+            for a in [web(size), web(0), resolve] {
+                let d = b.event(Event::Alerts { alerts: vec![a] }).unwrap();
+                cost.push((d.writes.len(), written(&d.writes)));
+            }
+            size += 1;
+            b.alerts(vec![web(1)]);
+            costs.push(cost);
+        }
+        for (small, big) in costs[0].iter().zip(&costs[1]) {
+            assert_eq!(small.0, big.0, "records written: {costs:?}");
+            // A few more digits in the counters and names, no more.
+            assert!(big.1 <= small.1 + 32, "bytes written: {costs:?}");
+        }
+    }
+
+    #[test]
+    fn a_group_stored_with_its_alerts_inside_is_split_when_the_store_opens() {
+        let b = Bench::new();
+        b.alerts(vec![web(0), web(1)]);
+        let mut g = b.store.groups().next().unwrap().unwrap();
+        // As records were before alerts had records of their own.
+        for (fp, m) in b.store.group_members(&g.key).map(|m| m.unwrap()) {
+            g.members.insert(fp, m);
+        }
+        g.firing = 0;
+        let key = g.key.clone();
+        b.store.put_legacy_group(&g).unwrap();
+        b.store.set_schema_version(1).unwrap();
+        let path = b.store.path().to_path_buf();
+        let Bench {
+            _dir,
+            store,
+            engine,
+            now,
+        } = b;
+        drop(store);
+        let b = Bench {
+            _dir,
+            store: Store::open(&path).unwrap(),
+            engine,
+            now,
+        };
+        let g = b.store.groups().next().unwrap().unwrap();
+        assert!(g.members.is_empty());
+        assert_eq!(g.firing, 2);
+        assert_eq!(b.store.group_members(&key).count(), 2);
+        b.alerts(vec![web(1)]);
+        assert_eq!(
+            b.timeline(1).last().unwrap(),
+            "alert: repeat #2: Latency web (web-1)"
         );
     }
 }

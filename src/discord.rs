@@ -1177,6 +1177,12 @@ impl Sink for DiscordSink {
     fn pace(&self) -> Option<Pace> {
         Some(Pace::DISCORD)
     }
+
+    /// Channels are paced apart; a slow answer in one (or a rate limit
+    /// the client waits out) must not hold back the others.
+    fn parallel(&self) -> usize {
+        4
+    }
 }
 
 #[cfg(test)]

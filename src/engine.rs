@@ -358,8 +358,13 @@ pub enum Write {
     Timeline(TicketId, TimelineEntry),
     /// Queue an effect in the outbox.
     Effect(Effect),
-    /// Insert or replace an alert group.
+    /// Insert or replace an alert group (its members kept in the record,
+    /// if any, are written as members of their own).
     Group(GroupRecord),
+    /// Insert or replace one alert of a group: (group key, fingerprint, alert).
+    /// Each is a record of its own, so that an alert costs the same whatever
+    /// the size of its group.
+    Member(String, String, Member),
     /// Replace the silences.
     Silences(SilenceBook),
     /// Keep a silenced alert on record.
@@ -388,17 +393,32 @@ pub struct Accepted {
     pub tickets: Vec<TicketId>,
 }
 
-/// One open alert group and its ticket.
+/// One open alert group and its ticket. Its alerts are records of their
+/// own ([`Write::Member`], [`View::member`]); the group keeps their count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub key: String,
     pub route: String,
     pub ticket: TicketId,
-    /// Alerts in the group, by fingerprint.
+    /// Alerts in the group, by fingerprint: only in records written before
+    /// alerts had records of their own (the store splits them when it
+    /// opens), and as a way to write a group with its first alerts.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub members: std::collections::BTreeMap<String, Member>,
     pub last_seen: Timestamp,
     #[serde(default)]
     pub stale: bool,
+    /// How many of its alerts are firing.
+    #[serde(default)]
+    pub firing: u64,
+    /// The firing episode, counted up when the ticket is reopened: an alert
+    /// last seen in an earlier episode counts as resolved.
+    #[serde(default)]
+    pub episode: u64,
+    /// The episode the group's ticket began in: alerts last seen before it
+    /// belong to an earlier ticket of the group, not to this one.
+    #[serde(default)]
+    pub first_episode: u64,
 }
 
 /// One alert of a group.
@@ -411,6 +431,9 @@ pub struct Member {
     /// When the current firing episode started, as the source said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<Timestamp>,
+    /// The group's episode when this alert was last seen.
+    #[serde(default)]
+    pub episode: u64,
 }
 
 /// The silences, with the next id to hand out.
@@ -435,6 +458,8 @@ pub trait View {
     /// The highest ticket number ever allocated (0 when none).
     fn last_ticket_number(&self) -> Result<u64, StoreError>;
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError>;
+    /// One alert of a group, by fingerprint.
+    fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError>;
     fn silences(&self) -> Result<SilenceBook, StoreError>;
     /// The ticket a support request with this idempotency key opened.
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError>;

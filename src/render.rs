@@ -223,6 +223,69 @@ pub fn ticket_list(tickets: &[Ticket], total: usize, filter: &str) -> Rich {
     r
 }
 
+/// `«a», «b», «c» and 7 more`: the alerts a gathered post names.
+fn some_alerts(mut r: Rich, names: &[String], count: u64) -> Rich {
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            r = r.text(", ");
+        }
+        r = r.quoted(one_line(n, 100));
+    }
+    let more = count.saturating_sub(names.len() as u64);
+    if more > 0 {
+        r = r.text(format!(" and {more} more"));
+    }
+    r
+}
+
+/// In a ticket's thread: alerts that joined its group in one batch.
+pub fn alerts_joined(names: &[String], count: u64) -> Rich {
+    match names {
+        [one] if count == 1 => Rich::new()
+            .text("Another alert joined this ticket: ")
+            .quoted(one_line(one, 200)),
+        _ => some_alerts(
+            Rich::new().text(format!("+{count} alerts joined this ticket: ")),
+            names,
+            count,
+        ),
+    }
+}
+
+/// To the ticket's team: alerts of its group that fired again in one batch.
+pub fn alerts_fired_again(t: &Ticket, names: &[String], count: u64) -> Rich {
+    match names {
+        [one] if count == 1 => ticket_head(t)
+            .text(" — fired again: ")
+            .quoted(one_line(one, 200)),
+        _ => some_alerts(
+            ticket_head(t).text(format!(" — {count} alerts fired again: ")),
+            names,
+            count,
+        ),
+    }
+}
+
+/// To the ticket's team: alerts of its group that recovered in one batch,
+/// and how many still fire.
+pub fn alerts_recovered(t: &Ticket, names: &[String], count: u64, still: u64) -> Rich {
+    let r = match names {
+        [one] if count == 1 => ticket_head(t)
+            .text(" — recovered: ")
+            .quoted(one_line(one, 200)),
+        _ => some_alerts(
+            ticket_head(t).text(format!(" — {count} alerts recovered: ")),
+            names,
+            count,
+        ),
+    };
+    if still == 0 {
+        r.text("; no alert of this ticket is firing")
+    } else {
+        r.text(format!("; {still} still firing"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -545,9 +545,14 @@ impl Bot {
     }
 
     /// Runs an outbox worker that delivers effects through `sink` until
-    /// `shutdown` turns true. Effects are taken in commit order; a transient
-    /// failure is retried with backoff, holding back the effects behind it so
-    /// that order is kept; a permanent failure goes to the dead letters.
+    /// `shutdown` turns true. Each destination (a channel, a ticket's
+    /// thread) is served from its own queue, the oldest ready post first: a
+    /// destination out of pace or failing waits (a transient failure is
+    /// retried with a backoff of its own, holding back only the posts behind
+    /// it there), and never holds back the others. Posts keep their order
+    /// per destination, and a ticket's posts keep theirs across destinations
+    /// (its thread waits for its card); a permanent failure goes to the dead
+    /// letters.
     pub fn outbox_worker<S: Sink>(
         &self,
         queue: Queue,
@@ -565,154 +570,421 @@ impl Bot {
         let coalesce_after = self.engine.config().alerts.coalesce_after;
         async move {
             let _up = up;
-            let mut backoff = Duration::from_millis(100);
-            let mut pacer = sink.pace().map(|pace| Pacer {
-                pace,
-                recent: std::collections::HashMap::new(),
-            });
+            let mut lanes = Lanes::new(sink.pace(), coalesce_after);
+            let parallel = sink.parallel().max(1);
+            let sink = Arc::new(sink);
+            let mut inflight: tokio::task::JoinSet<Attempt> = tokio::task::JoinSet::new();
+            // Which destination each delivery under way is for.
+            let mut under_way: std::collections::HashMap<tokio::task::Id, String> =
+                std::collections::HashMap::new();
+            // Deliveries settled since the last flush.
+            let mut unflushed = false;
             loop {
-                if *shutdown.borrow() {
-                    return;
-                }
                 let Some(store) = slot.get() else {
                     // Being opened again after a failed write.
+                    if *shutdown.borrow() {
+                        return;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(PROBE_EVERY) => {}
                         _ = shutdown.changed() => {}
                     }
                     continue;
                 };
+                if *shutdown.borrow() {
+                    // Deliveries under way finish (each bounded by its sink).
+                    while let Some(r) = inflight.join_next_with_id().await {
+                        if let Ok((_, a)) = r {
+                            a.settle(&store, queue, &marks, &mut lanes);
+                        }
+                    }
+                    if let Err(e) = store.flush() {
+                        error!(error = %e, "cannot record deliveries on disk");
+                    }
+                    return;
+                }
                 // Only what is on disk: effects past the committed mark may
                 // belong to a batch whose flush is still to come, or failed.
                 let upto = *marks.committed.borrow();
-                let batch = match store.pending(queue, 1024) {
-                    Ok(b) => b.into_iter().take_while(|i| i.seq <= upto).collect(),
+                let more = match lanes.load(&store, queue, upto) {
+                    Ok(more) => more,
                     Err(e) => {
                         error!(error = %e, "cannot read the outbox");
-                        Vec::new()
+                        false
                     }
                 };
-                let mut delivered = false;
-                let mut stalled = false;
-                // Destinations out of pace this pass, and the soonest wait.
-                let mut held: Vec<String> = Vec::new();
-                let mut held_tickets: std::collections::HashSet<crate::domain::TicketId> =
-                    std::collections::HashSet::new();
-                let mut wait: Option<Duration> = None;
-                for (seqs, mut item) in coalesce(batch, coalesce_after) {
-                    if *shutdown.borrow() {
-                        return;
-                    }
-                    let ticket = ticket_of(&item);
-                    if ticket.as_ref().is_some_and(|t| held_tickets.contains(t)) {
-                        // A ticket's posts keep their order across
-                        // destinations: its thread waits for its card.
-                        continue;
-                    }
-                    if let (Some(p), Some(dest)) = (pacer.as_mut(), destination(&item)) {
-                        let hold = if held.contains(&dest) {
-                            true
-                        } else if let Err(w) = p.take(&dest) {
-                            // Keep its order: nothing more to it this pass.
-                            held.push(dest);
-                            wait = Some(wait.map_or(w, |x| x.min(w)));
-                            true
-                        } else {
-                            false
-                        };
-                        if hold {
-                            held_tickets.extend(ticket);
-                            continue;
+                let now = std::time::Instant::now();
+                let mut wait = None;
+                while inflight.len() < parallel {
+                    match lanes.next(now) {
+                        Next::Deliver(dest) => {
+                            let Some((seqs, item)) = lanes.head(&dest) else {
+                                break;
+                            };
+                            lanes.set_busy(&dest, true);
+                            let sink = sink.clone();
+                            let d = dest.clone();
+                            let task = inflight.spawn(async move {
+                                let result = sink.deliver(&item).await;
+                                Attempt {
+                                    dest: d,
+                                    seqs,
+                                    item,
+                                    result,
+                                }
+                            });
+                            under_way.insert(task.id(), dest);
                         }
-                    }
-                    match sink.deliver(&item).await {
-                        Ok(()) => {
-                            delivered = true;
-                            for seq in &seqs {
-                                if let Err(e) = store.done(queue, *seq) {
-                                    error!(seq, error = %e, "cannot mark an effect delivered");
-                                }
-                            }
-                            settle(&store, queue, &marks);
-                            backoff = Duration::from_millis(100);
-                        }
-                        Err(DeliveryError::Permanent(why)) => {
-                            warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
-                            item.attempts += 1;
-                            item.last_error = Some(why);
-                            if seqs.len() == 1 {
-                                if let Err(e) = store.dead_letter(queue, &item) {
-                                    error!(seq = item.seq, error = %e, "cannot move an effect to the dead letters");
-                                }
-                            }
-                            // A merged summary: each post it stood for is kept.
-                            for seq in seqs.iter().filter(|_| seqs.len() > 1) {
-                                if let Ok(Some(orig)) = store
-                                    .pending(queue, usize::MAX)
-                                    .map(|p| p.into_iter().find(|i| i.seq == *seq))
-                                {
-                                    let mut orig = orig;
-                                    orig.attempts += 1;
-                                    orig.last_error = item.last_error.clone();
-                                    if let Err(e) = store.dead_letter(queue, &orig) {
-                                        error!(seq, error = %e, "cannot move an effect to the dead letters");
-                                    }
-                                }
-                            }
-                            settle(&store, queue, &marks);
-                        }
-                        Err(DeliveryError::Transient(why)) => {
-                            debug!(seq = item.seq, reason = %why, ?backoff, "delivery failed; will retry");
-                            item.attempts += 1;
-                            item.last_error = Some(why);
-                            if seqs.len() == 1 {
-                                if let Err(e) = store.retry(queue, &item) {
-                                    error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
-                                }
-                            }
-                            stalled = true;
+                        Next::Wait(w) => {
+                            wait = Some(w);
                             break;
                         }
+                        Next::Idle => break,
                     }
+                }
+                if more && inflight.len() < parallel {
+                    continue;
                 }
                 // What was delivered stays delivered, also if a later flush
                 // fails and the files are opened again.
-                if delivered {
+                if unflushed {
+                    unflushed = false;
                     if let Err(e) = store.flush() {
                         error!(error = %e, "cannot record deliveries on disk; the store takes no writes until a test write succeeds");
                         health.set_store(Some(e.to_string()), chrono::Utc::now());
                     }
                 }
-                let upto = *marks.committed.borrow();
-                let more =
-                    matches!(store.pending(queue, 1).as_deref(), Ok([first]) if first.seq <= upto);
                 // Hold no handle while waiting: the files may be opened again.
                 drop(store);
-                if let (false, Some(w)) = (stalled, wait) {
-                    // Out of pace: more posts gather meanwhile, and the next
-                    // pass merges them into summaries.
-                    tokio::select! {
-                        _ = tokio::time::sleep(w) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-                if stalled {
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-                if more {
-                    continue;
-                }
+                // Out of pace or backing off: more posts gather meanwhile,
+                // and the next pass merges them into summaries.
+                let sleep = wait.unwrap_or(Duration::from_secs(3600));
                 tokio::select! {
+                    Some(r) = inflight.join_next_with_id(), if !inflight.is_empty() => match r {
+                        Ok((id, a)) => {
+                            under_way.remove(&id);
+                            // The outcome is recorded on the store as it is
+                            // now; while it is opened again, wait for it.
+                            let store = loop {
+                                if let Some(s) = slot.get() {
+                                    break s;
+                                }
+                                tokio::time::sleep(PROBE_EVERY / 10).await;
+                            };
+                            unflushed |= a.result.is_ok();
+                            a.settle(&store, queue, &marks, &mut lanes);
+                        }
+                        Err(e) => {
+                            // The sink panicked: that destination retries later.
+                            let dest = under_way.remove(&e.id()).unwrap_or_default();
+                            error!(destination = %dest, error = %e, "a delivery panicked; will retry");
+                            lanes.set_busy(&dest, false);
+                            lanes.failed(&dest, std::time::Instant::now());
+                        }
+                    },
+                    _ = tokio::time::sleep(sleep), if wait.is_some() => {}
                     _ = marks.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }
             }
+        }
+    }
+}
+
+/// One delivery attempt, as it ended.
+struct Attempt {
+    dest: String,
+    /// The outbox entries it settles (more than one for a storm summary).
+    seqs: Vec<u64>,
+    item: OutboxItem,
+    result: Result<(), DeliveryError>,
+}
+
+impl Attempt {
+    /// Records how the attempt ended, in the store and in the lanes.
+    fn settle(self, store: &Store, queue: Queue, marks: &Marks, lanes: &mut Lanes) {
+        let Attempt {
+            dest,
+            seqs,
+            mut item,
+            result,
+        } = self;
+        lanes.set_busy(&dest, false);
+        match result {
+            Ok(()) => {
+                for seq in &seqs {
+                    if let Err(e) = store.done(queue, *seq) {
+                        error!(seq, error = %e, "cannot mark an effect delivered");
+                    }
+                }
+                lanes.delivered(&dest, &seqs);
+                settle(store, queue, marks);
+            }
+            Err(DeliveryError::Permanent(why)) => {
+                warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
+                // A merged summary: each post it stood for is kept.
+                for mut orig in lanes.delivered(&dest, &seqs) {
+                    orig.attempts += 1;
+                    orig.last_error = Some(why.clone());
+                    if let Err(e) = store.dead_letter(queue, &orig) {
+                        error!(seq = orig.seq, error = %e, "cannot move an effect to the dead letters");
+                    }
+                }
+                settle(store, queue, marks);
+            }
+            Err(DeliveryError::Transient(why)) => {
+                let backoff = lanes.failed(&dest, std::time::Instant::now());
+                debug!(seq = item.seq, destination = %dest, reason = %why, ?backoff, "delivery failed; will retry");
+                if seqs.len() == 1 {
+                    item.attempts += 1;
+                    item.last_error = Some(why);
+                    if let Err(e) = store.retry(queue, &item) {
+                        error!(seq = item.seq, error = %e, "cannot record a delivery attempt");
+                    }
+                    lanes.replace_head(&dest, item);
+                }
+            }
+        }
+    }
+}
+
+/// How many pending effects a worker takes in from the store at a time.
+const LOAD_AT_ONCE: usize = 4096;
+
+/// How many pending effects a worker holds at most (the rest wait in the
+/// store until it has room): a bound on its memory when a chat service is
+/// down for long.
+const HELD_AT_MOST: usize = 100_000;
+
+/// How many posts of one channel a storm summary looks at, at most.
+const COALESCE_WINDOW: usize = 1024;
+
+/// One destination's pending effects, in order, and its backoff.
+struct Lane {
+    items: std::collections::VecDeque<OutboxItem>,
+    /// Monitoring's posts among them (storm control merges those).
+    mergeable: usize,
+    /// After a transient failure: nothing before this instant.
+    not_before: Option<std::time::Instant>,
+    backoff: Duration,
+    /// A delivery to it is under way.
+    busy: bool,
+}
+
+/// What a worker does next.
+enum Next {
+    /// Deliver the head of this destination.
+    Deliver(String),
+    /// Nothing is ready; the soonest is in this long.
+    Wait(Duration),
+    /// Nothing pending.
+    Idle,
+}
+
+/// The pending effects of one queue, by destination.
+struct Lanes {
+    lanes: std::collections::HashMap<String, Lane>,
+    /// The pending seqs of each ticket, across destinations.
+    tickets: std::collections::HashMap<crate::domain::TicketId, std::collections::BTreeSet<u64>>,
+    /// The highest seq taken in.
+    scanned: u64,
+    /// How many effects the lanes hold.
+    held: usize,
+    pacer: Option<Pacer>,
+    coalesce_after: usize,
+}
+
+/// A monitoring post that storm control may merge with others of its channel.
+fn mergeable(item: &OutboxItem) -> bool {
+    matches!(&item.effect, crate::engine::Effect::Post(p) if p.alert && !p.thread)
+}
+
+impl Lanes {
+    fn new(pace: Option<Pace>, coalesce_after: usize) -> Lanes {
+        Lanes {
+            lanes: std::collections::HashMap::new(),
+            tickets: std::collections::HashMap::new(),
+            scanned: 0,
+            held: 0,
+            pacer: pace.map(|pace| Pacer {
+                pace,
+                recent: std::collections::HashMap::new(),
+            }),
+            coalesce_after,
+        }
+    }
+
+    /// Takes in what was committed (flushed: at most `upto`) since the last
+    /// look; returns whether there is more to take in.
+    fn load(
+        &mut self,
+        store: &Store,
+        queue: Queue,
+        upto: u64,
+    ) -> Result<bool, crate::error::StoreError> {
+        if self.held >= HELD_AT_MOST || self.scanned >= upto {
+            return Ok(false);
+        }
+        let items = store.pending_after(queue, self.scanned, LOAD_AT_ONCE)?;
+        let more = items.len() == LOAD_AT_ONCE && items.iter().all(|i| i.seq <= upto);
+        let items: Vec<OutboxItem> = items.into_iter().take_while(|i| i.seq <= upto).collect();
+        self.held += items.len();
+        for item in items {
+            self.scanned = self.scanned.max(item.seq);
+            if let Some(t) = ticket_of(&item) {
+                self.tickets.entry(t).or_default().insert(item.seq);
+            }
+            let lane = self
+                .lanes
+                .entry(destination(&item).unwrap_or_default())
+                .or_insert_with(|| Lane {
+                    items: std::collections::VecDeque::new(),
+                    mergeable: 0,
+                    not_before: None,
+                    backoff: Duration::from_millis(100),
+                    busy: false,
+                });
+            lane.mergeable += usize::from(mergeable(&item));
+            lane.items.push_back(item);
+        }
+        Ok(more)
+    }
+
+    /// Whether the head of a lane waits for an earlier effect of its ticket
+    /// in another destination.
+    fn waits_for_its_ticket(&self, lane: &Lane) -> bool {
+        let Some(head) = lane.items.front() else {
+            return false;
+        };
+        if lane.mergeable > self.coalesce_after && mergeable(head) {
+            // It goes out in a storm summary, which is no ticket's.
+            return false;
+        }
+        ticket_of(head)
+            .and_then(|t| self.tickets.get(&t))
+            .and_then(|seqs| seqs.first())
+            .is_some_and(|first| *first < head.seq)
+    }
+
+    /// The destination whose head goes next: the oldest ready one.
+    fn next(&mut self, now: std::time::Instant) -> Next {
+        let mut best: Option<(u64, &String)> = None;
+        let mut wait: Option<Duration> = None;
+        for (dest, lane) in &self.lanes {
+            let Some(head) = lane.items.front().filter(|_| !lane.busy) else {
+                continue;
+            };
+            if best.is_some_and(|(seq, _)| seq < head.seq) {
+                continue;
+            }
+            let not_yet = match lane.not_before.filter(|t| *t > now) {
+                Some(t) => Some(t - now),
+                None if self.waits_for_its_ticket(lane) => continue,
+                None => self.pacer.as_mut().and_then(|p| p.wait(dest, now)),
+            };
+            match not_yet {
+                Some(w) => wait = Some(wait.map_or(w, |x| x.min(w))),
+                None => best = Some((head.seq, dest)),
+            }
+        }
+        match (best, wait) {
+            (Some((_, dest)), _) => {
+                let dest = dest.clone();
+                if let Some(p) = self.pacer.as_mut() {
+                    p.record(&dest, now);
+                }
+                Next::Deliver(dest)
+            }
+            (None, Some(w)) => Next::Wait(w),
+            // Heads waiting for their tickets wait for a delivery elsewhere.
+            (None, None) if self.lanes.is_empty() => Next::Idle,
+            (None, None) => Next::Wait(Duration::from_millis(100)),
+        }
+    }
+
+    /// What to deliver for a destination: its head, or a storm summary of
+    /// its monitoring posts, with the seqs it settles.
+    fn head(&self, dest: &str) -> Option<(Vec<u64>, OutboxItem)> {
+        let lane = self.lanes.get(dest)?;
+        let head = lane.items.front()?;
+        if lane.mergeable > self.coalesce_after && mergeable(head) {
+            let window: Vec<OutboxItem> = lane
+                .items
+                .iter()
+                .filter(|i| mergeable(i))
+                .take(COALESCE_WINDOW)
+                .cloned()
+                .collect();
+            if let Some(first) = coalesce(window, self.coalesce_after).into_iter().next() {
+                return Some(first);
+            }
+        }
+        Some((vec![head.seq], head.clone()))
+    }
+
+    /// Removes what a delivery settled from its lane; returns those effects.
+    fn delivered(&mut self, dest: &str, seqs: &[u64]) -> Vec<OutboxItem> {
+        let mut gone = Vec::new();
+        let Some(lane) = self.lanes.get_mut(dest) else {
+            return gone;
+        };
+        lane.not_before = None;
+        lane.backoff = Duration::from_millis(100);
+        if seqs.len() == 1 && lane.items.front().is_some_and(|h| h.seq == seqs[0]) {
+            gone.extend(lane.items.pop_front());
+        } else {
+            let set: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+            let (went, kept): (Vec<OutboxItem>, Vec<OutboxItem>) =
+                lane.items.drain(..).partition(|i| set.contains(&i.seq));
+            lane.items = kept.into();
+            gone = went;
+        }
+        lane.mergeable = lane
+            .mergeable
+            .saturating_sub(gone.iter().filter(|i| mergeable(i)).count());
+        self.held = self.held.saturating_sub(gone.len());
+        if lane.items.is_empty() {
+            self.lanes.remove(dest);
+        }
+        for i in &gone {
+            if let Some(t) = ticket_of(i) {
+                if let Some(seqs) = self.tickets.get_mut(&t) {
+                    seqs.remove(&i.seq);
+                    if seqs.is_empty() {
+                        self.tickets.remove(&t);
+                    }
+                }
+            }
+        }
+        gone
+    }
+
+    /// A transient failure: the destination backs off (and only it).
+    fn failed(&mut self, dest: &str, now: std::time::Instant) -> Duration {
+        let Some(lane) = self.lanes.get_mut(dest) else {
+            return Duration::ZERO;
+        };
+        let wait = lane.backoff;
+        lane.not_before = Some(now + wait);
+        lane.backoff = (lane.backoff * 2).min(Duration::from_secs(30));
+        wait
+    }
+
+    fn set_busy(&mut self, dest: &str, busy: bool) {
+        if let Some(lane) = self.lanes.get_mut(dest) {
+            lane.busy = busy;
+        }
+    }
+
+    /// Keeps the attempt count of a head that failed.
+    fn replace_head(&mut self, dest: &str, item: OutboxItem) {
+        if let Some(head) = self
+            .lanes
+            .get_mut(dest)
+            .and_then(|l| l.items.front_mut())
+            .filter(|h| h.seq == item.seq)
+        {
+            *head = item;
         }
     }
 }
@@ -836,6 +1108,13 @@ pub trait Sink: Send + Sync + 'static {
     fn pace(&self) -> Option<Pace> {
         None
     }
+
+    /// How many deliveries may be under way at once, each to another
+    /// destination (1: one at a time, in commit order when nothing waits,
+    /// as the console prints).
+    fn parallel(&self) -> usize {
+        1
+    }
 }
 
 /// At most `burst` deliveries per destination in any `period`.
@@ -882,23 +1161,32 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// Counts a delivery to `dest`, or says how long until one is allowed.
-    fn take(&mut self, dest: &str) -> Result<(), Duration> {
-        let now = std::time::Instant::now();
-        let window = self.recent.entry(dest.to_string()).or_default();
+    /// How long until a delivery to `dest` is allowed (`None`: now).
+    fn wait(&mut self, dest: &str, now: std::time::Instant) -> Option<Duration> {
+        let window = self.recent.get_mut(dest)?;
         while window
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.pace.period)
         {
             window.pop_front();
         }
-        if window.len() < self.pace.burst.max(1) as usize {
-            window.push_back(now);
-            Ok(())
-        } else {
-            let oldest = window.front().copied().unwrap_or(now);
-            Err((oldest + self.pace.period).saturating_duration_since(now))
+        if window.is_empty() {
+            self.recent.remove(dest);
+            return None;
         }
+        if window.len() < self.pace.burst.max(1) as usize {
+            return None;
+        }
+        let oldest = window.front().copied().unwrap_or(now);
+        Some((oldest + self.pace.period).saturating_duration_since(now))
+    }
+
+    /// Counts a delivery to `dest`.
+    fn record(&mut self, dest: &str, now: std::time::Instant) {
+        self.recent
+            .entry(dest.to_string())
+            .or_default()
+            .push_back(now);
     }
 }
 
@@ -1296,6 +1584,254 @@ mod tests {
             .unwrap();
         assert!(other.1.duration_since(started) < Duration::from_millis(500));
         assert_eq!(store.outbox_len(), 0);
+        drop(bot);
+        writer.join();
+    }
+
+    fn post(channel: &str, ticket: Option<u64>, thread: bool, text: &str) -> crate::engine::Write {
+        crate::engine::Write::Effect(Effect::Post(Post {
+            channel: ChannelName::parse(channel).unwrap(),
+            ticket: ticket.map(|n| TicketId::new("OPS", n)),
+            thread,
+            body: Rich::new().text(text),
+            alert: false,
+            replaces: None,
+            card: None,
+            ask: None,
+            file: None,
+        }))
+    }
+
+    /// A bot whose outbox already holds `writes` (queued straight into the
+    /// store, as a backlog left by earlier commits).
+    fn bot_with_backlog(
+        writes: Vec<crate::engine::Write>,
+    ) -> (tempfile::TempDir, Store, Bot, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "[roles]\noperators = [\"olivia\"]\n[teams.backend]\nchannel = \"backend\"\nmembers = [\"bob\"]\n";
+        let config = crate::config::Config::parse(&dir.path().join("bot.toml"), src)
+            .unwrap()
+            .config;
+        let store = Store::open(&config.storage_path).unwrap();
+        store
+            .apply_batch(&[()], |_, _| Ok((writes.clone(), ())), chrono::Utc::now)
+            .unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        (dir, store, bot, writer)
+    }
+
+    /// Tells the test each delivery (destination, text), at a pace, failing
+    /// the first `failures` attempts at `failing`.
+    struct Channel {
+        tx: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+        pace: Option<Pace>,
+        failing: &'static str,
+        failures: std::sync::atomic::AtomicUsize,
+        /// Each delivery to this destination takes 2 s.
+        slow: &'static str,
+        parallel: usize,
+    }
+
+    impl Sink for Channel {
+        async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+            let dest = destination(item).unwrap_or_default();
+            if dest == self.slow {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            if dest == self.failing {
+                let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+                if left > 0 {
+                    self.failures
+                        .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                    return Err(DeliveryError::Transient("Discord answered 503".into()));
+                }
+            }
+            let _ = self.tx.send((dest, text(item)));
+            Ok(())
+        }
+
+        fn pace(&self) -> Option<Pace> {
+            self.pace
+        }
+
+        fn parallel(&self) -> usize {
+            self.parallel
+        }
+    }
+
+    fn channel_sink(
+        pace: Option<Pace>,
+        failing: &'static str,
+        failures: usize,
+    ) -> (
+        Channel,
+        tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Channel {
+            tx,
+            pace,
+            failing,
+            failures: std::sync::atomic::AtomicUsize::new(failures),
+            slow: "",
+            parallel: 1,
+        };
+        (sink, rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_on_one_paced_destination_never_holds_a_post_to_another() {
+        // 1,500 posts wait for one ticket's thread, then a new ticket's card
+        // and its thread: more than a worker ever looked at in one pass.
+        let mut writes: Vec<crate::engine::Write> = (0..1500)
+            .map(|i| post("ops", Some(1), true, &format!("flood {i}")))
+            .collect();
+        writes.push(post("ops", Some(2), false, "card of OPS-2"));
+        writes.push(post("ops", Some(2), true, "story of OPS-2"));
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        let pace = Pace {
+            burst: 5,
+            period: Duration::from_secs(1),
+        };
+        let (sink, mut rx) = channel_sink(Some(pace), "", 0);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !got
+            .iter()
+            .any(|(_, t): &(String, String)| t.contains("story of OPS-2"))
+        {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(d)) => got.push(d),
+                _ => panic!("OPS-2 never got out: {got:?}"),
+            }
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "OPS-2 waited {took:?}");
+        let card = got.iter().position(|(_, t)| t.contains("card of OPS-2"));
+        let story = got.iter().position(|(_, t)| t.contains("story of OPS-2"));
+        assert!(card < story, "the thread waits for its card: {got:?}");
+        // The flood keeps its order and its pace meanwhile.
+        let flood: Vec<&str> = got
+            .iter()
+            .filter(|(d, _)| d == "ops/OPS-1")
+            .map(|(_, t)| t.as_str())
+            .collect();
+        assert!(flood.len() <= 10, "{flood:?}");
+        for (i, t) in flood.iter().enumerate() {
+            assert_eq!(*t, format!("#ops flood {i}"));
+        }
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        assert_eq!(store.outbox_len(), 1500 - flood.len());
+        drop(bot);
+        writer.join();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_destination_does_not_hold_the_others_of_a_parallel_sink() {
+        let writes = vec![
+            post("backend", None, false, "b1"),
+            post("backend", None, false, "b2"),
+            post("ops", None, false, "o1"),
+            post("ops", Some(1), false, "card of OPS-1"),
+            post("ops", Some(1), true, "story of OPS-1"),
+        ];
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        // Each post to #backend takes 2 s (a slow answer, a rate limit
+        // waited out inside the client).
+        let (mut sink, mut rx) = channel_sink(None, "", 0);
+        sink.slow = "backend";
+        sink.parallel = 4;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let mut when = Vec::new();
+        for _ in 0..5 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some((_, t))) => {
+                    got.push(t);
+                    when.push(started.elapsed());
+                }
+                _ => panic!("not all delivered: {got:?}"),
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                "#ops o1",
+                "#ops card of OPS-1",
+                "#ops story of OPS-1",
+                "#backend b1",
+                "#backend b2"
+            ]
+        );
+        assert!(
+            when[2] < Duration::from_millis(1000),
+            "#ops waited: {when:?}"
+        );
+        assert!(
+            when[4] >= Duration::from_secs(4),
+            "#backend one at a time: {when:?}"
+        );
+        assert!(bot.wait_delivered(Duration::from_secs(5)).await);
+        assert_eq!(store.outbox_len(), 0);
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
+        drop(bot);
+        writer.join();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_destination_backs_off_alone_and_keeps_its_order() {
+        let writes = vec![
+            post("backend", None, false, "b1"),
+            post("backend", None, false, "b2"),
+            post("ops", None, false, "o1"),
+            post("ops", None, false, "o2"),
+        ];
+        let (_dir, store, bot, writer) = bot_with_backlog(writes);
+        // #backend answers 503 four times (1.5 s of backoff).
+        let (sink, mut rx) = channel_sink(None, "backend", 4);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = std::time::Instant::now();
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, stop_rx));
+        let mut got = Vec::new();
+        let mut when = Vec::new();
+        for _ in 0..4 {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some((_, t))) => {
+                    got.push(t);
+                    when.push(started.elapsed());
+                }
+                _ => panic!("not all delivered: {got:?}"),
+            }
+        }
+        assert_eq!(got, ["#ops o1", "#ops o2", "#backend b1", "#backend b2"]);
+        assert!(
+            when[1] < Duration::from_millis(500),
+            "#ops waited: {when:?}"
+        );
+        assert!(bot.wait_delivered(Duration::from_secs(5)).await);
+        assert_eq!(store.outbox_len(), 0);
+        assert!(store.dead_letters().unwrap().is_empty());
+        // Once each.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "a post went out twice"
+        );
+        stop_tx.send(true).unwrap();
+        worker.await.unwrap();
         drop(bot);
         writer.join();
     }

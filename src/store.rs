@@ -14,7 +14,8 @@
 //! | `mail_outbox` | mail seq u64 BE | [`OutboxItem`]: a customer mail to send |
 //! | `idempotency` | `Idempotency-Key` of a support request | the ticket it opened |
 //! | `dead_letters` | effect seq u64 BE | [`OutboxItem`] that failed for good |
-//! | `groups` | alert group key | [`GroupRecord`]: the group's ticket and alerts |
+//! | `groups` | alert group key | [`GroupRecord`]: the group's ticket, route, counts |
+//! | `groups` | `0xFF` ++ key length u32 BE ++ key ++ fingerprint | [`Member`]: one alert of the group |
 //! | `silenced` | seq u64 BE | a silenced [`Alert`], kept on record |
 //!
 //! `meta` also holds `silences`: the [`SilenceBook`], as JSON; `oncall:TEAM`:
@@ -41,13 +42,15 @@ use sled::{Transactional, Tree};
 
 use crate::alert::Alert;
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
-use crate::engine::{Effect, GroupRecord, ListFilter, QueryView, SilenceBook, View, Write};
+use crate::engine::{Effect, GroupRecord, ListFilter, Member, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
 use crate::oncall::Override;
 use crate::runs::{Deployed, Run, RunId};
 
-/// The schema this binary writes. Bump it with a migration.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema this binary writes. Bump it with a migration. 2: an alert
+/// group's alerts are records of their own (split out of the group when a
+/// store of schema 1 opens).
+pub const SCHEMA_VERSION: u64 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// A file beside sled's own, written once the schema is: if it is there and
@@ -218,6 +221,24 @@ fn load_key(user: &crate::domain::UserName) -> Vec<u8> {
     format!("load:{user}").into_bytes()
 }
 
+/// The first byte of an alert's key in `groups`: never the first byte of
+/// a group key (UTF-8 text), so groups and their alerts do not mix.
+const MEMBER: u8 = 0xFF;
+
+fn member_key(group: &str, fingerprint: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + group.len() + fingerprint.len());
+    k.push(MEMBER);
+    // A key is far shorter than 4 GiB: the request body limit bounds it.
+    k.extend_from_slice(&u32::try_from(group.len()).unwrap_or(u32::MAX).to_be_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k.extend_from_slice(fingerprint.as_bytes());
+    k
+}
+
+fn member_prefix(group: &str) -> Vec<u8> {
+    member_key(group, "")
+}
+
 fn timeline_key(num: u64, seq: u32) -> [u8; 12] {
     let mut k = [0u8; 12];
     k[..8].copy_from_slice(&be64(num));
@@ -311,6 +332,7 @@ impl Store {
         };
         store.check_schema()?;
         store.count_loads_once()?;
+        store.split_group_members()?;
         Ok(store)
     }
 
@@ -364,6 +386,55 @@ impl Store {
         }
         self.meta.insert(LOADS_COUNTED, b"1")?;
         self.meta.flush()?;
+        Ok(())
+    }
+
+    /// Groups written before their alerts had records of their own get
+    /// them split out, each group in one atomic batch.
+    pub(crate) fn split_group_members(&self) -> Result<(), StoreError> {
+        let mut split = false;
+        for r in self.groups.range(..[MEMBER].as_slice()) {
+            let (k, v) = r?;
+            let mut g: GroupRecord = decode(&v, "groups")?;
+            if g.members.is_empty() {
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            let members = std::mem::take(&mut g.members);
+            g.firing = members
+                .values()
+                .filter(|m| m.status == crate::alert::AlertStatus::Firing)
+                .count() as u64;
+            for (fp, mut m) in members {
+                m.episode = g.episode;
+                batch.insert(member_key(&g.key, &fp), encode(&m, "groups")?);
+            }
+            batch.insert(k, encode(&g, "groups")?);
+            self.groups.apply_batch(batch)?;
+            split = true;
+        }
+        let found = match self.meta.get(SCHEMA_KEY)? {
+            Some(v) => read_u64(&v, "meta")?,
+            None => 0,
+        };
+        if found < SCHEMA_VERSION {
+            self.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+            split = true;
+        }
+        if split {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a group the way records were before alerts had records of
+    /// their own (its alerts inside it).
+    #[cfg(test)]
+    pub(crate) fn put_legacy_group(&self, g: &GroupRecord) -> Result<(), StoreError> {
+        for r in self.groups.scan_prefix(member_prefix(&g.key)) {
+            self.groups.remove(r?.0)?;
+        }
+        self.groups.insert(g.key.as_bytes(), encode(g, "groups")?)?;
         Ok(())
     }
 
@@ -634,6 +705,27 @@ impl Store {
             .collect()
     }
 
+    /// The pending effects of a queue committed after `seq`, oldest first,
+    /// at most `limit`: how a worker takes in what is new.
+    pub fn pending_after(
+        &self,
+        q: Queue,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let Some(from) = seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.queue(q)
+            .range(be64(from)..)
+            .take(limit)
+            .map(|r| {
+                let (_, v) = r?;
+                decode(&v, "outbox")
+            })
+            .collect()
+    }
+
     /// The pending chat posts, oldest first, at most `limit`.
     pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         self.pending(Queue::Chat, limit)
@@ -723,6 +815,13 @@ impl View for Store {
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
         self.groups
             .get(key.as_bytes())?
+            .map(|v| decode(&v, "groups"))
+            .transpose()
+    }
+
+    fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError> {
+        self.groups
+            .get(member_key(group, fingerprint))?
             .map(|v| decode(&v, "groups"))
             .transpose()
     }
@@ -852,11 +951,25 @@ impl Store {
         })
     }
 
-    /// Every alert group.
+    /// Every alert group (without its alerts: see [`Store::group_members`]).
     pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
-        self.groups.iter().map(|r| {
+        self.groups.range(..[MEMBER].as_slice()).map(|r| {
             r.map_err(StoreError::from)
                 .and_then(|(_, v)| decode(&v, "groups"))
+        })
+    }
+
+    /// The alerts of group `key`, by fingerprint.
+    pub fn group_members(
+        &self,
+        key: &str,
+    ) -> impl Iterator<Item = Result<(String, Member), StoreError>> + '_ {
+        let prefix = member_prefix(key);
+        let skip = prefix.len();
+        self.groups.scan_prefix(prefix).map(move |r| {
+            let (k, v) = r?;
+            let fp = String::from_utf8_lossy(k.get(skip..).unwrap_or_default()).into_owned();
+            Ok((fp, decode(&v, "groups")?))
         })
     }
 
@@ -1093,8 +1206,16 @@ impl Tx<'_> {
                 self.idempotency
                     .insert(key.as_bytes(), id.to_string().as_bytes())?;
             }
-            Write::Group(g) => {
+            Write::Group(mut g) => {
+                for (fp, m) in std::mem::take(&mut g.members) {
+                    self.groups
+                        .insert(member_key(&g.key, &fp), enc(&m, "groups")?)?;
+                }
                 self.groups.insert(g.key.as_bytes(), enc(&g, "groups")?)?;
+            }
+            Write::Member(group, fp, m) => {
+                self.groups
+                    .insert(member_key(&group, &fp), enc(&m, "groups")?)?;
             }
             Write::Silences(book) => {
                 self.meta.insert(SILENCES, enc(&book, "meta")?)?;
@@ -1155,6 +1276,10 @@ impl View for Tx<'_> {
 
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
         self.read(self.groups, key.as_bytes(), "groups")
+    }
+
+    fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError> {
+        self.read(self.groups, &member_key(group, fingerprint), "groups")
     }
 
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
