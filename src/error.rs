@@ -47,6 +47,10 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("transaction conflict")]
     Conflict,
+    /// A bug (a panic) while deciding or writing one event: the event was
+    /// refused and nothing of it stored; the log says more under `id`.
+    #[error("internal error {id} while {doing} an event; nothing of it was stored")]
+    Panicked { id: ErrorId, doing: &'static str },
 }
 
 /// Why the engine did not apply an event.
