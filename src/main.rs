@@ -204,7 +204,10 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             }
         };
         tokio::pin!(signalled);
-        let http = Arc::new(discord_http(token.expose(), config.discord.api_base.as_deref())?);
+        let http = Arc::new(discord_http(
+            token.expose(),
+            config.discord.api_base.as_deref(),
+        )?);
         let chat = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
             opsbot::discord::DiscordSink {
@@ -257,10 +260,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
                 .await
                 .context("cannot set up the Discord client")?;
             let _ = shards_tx.send(client.shard_manager.clone());
-            client
-                .start()
-                .await
-                .context("the Discord connection ended")
+            client.start().await.context("the Discord connection ended")
         });
         // No new interactions, commits finished, the outbox left for the
         // next start.
