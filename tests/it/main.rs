@@ -19,6 +19,8 @@ mod http_intake;
 mod jenkins;
 mod jenkins_runs;
 mod props;
+mod props_input;
 mod restart;
+mod robustness;
 mod store_safety;
 mod support;
