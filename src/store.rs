@@ -1195,11 +1195,14 @@ impl View for Tx<'_> {
     }
 }
 
+/// One record as stored: its tree, key and value.
+pub type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 impl Store {
-    /// Every record of every tree (tree, key, value), in order: for tests
-    /// that prove an event changed nothing at all.
+    /// Every record of every tree, in order: for tests that prove an event
+    /// changed nothing at all.
     #[doc(hidden)]
-    pub fn contents(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn contents(&self) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         let mut names = self.db.tree_names();
         names.sort();

@@ -234,7 +234,7 @@ impl World {
         w
     }
 
-    fn contents(&self) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    fn contents(&self) -> Vec<opsbot::store::Record> {
         self.store.contents().expect("the store reads")
     }
 
