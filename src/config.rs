@@ -2442,13 +2442,21 @@ impl Validator<'_> {
         let stale_after = match &policy.stale_after {
             Some(s) => match humantime::parse_duration(s) {
                 Ok(d) if d.as_secs() >= 60 && d <= crate::sla::MAX_SPAN => Some(d),
-                _ => {
+                Ok(d) if d > crate::sla::MAX_SPAN => {
                     self.error(
                         &key("stale_after"),
                         format!(
-                            "`{s}` is not a duration from a minute to {}, such as \"6h\" or \"30m\"",
+                            "`{s}` is too long: a group goes stale after at most {}, such as \"6h\" or \"30m\"",
                             crate::sla::MAX_SPAN_WORDS
                         ),
+                    );
+                    ok = false;
+                    None
+                }
+                _ => {
+                    self.error(
+                        &key("stale_after"),
+                        format!("`{s}` is not a duration of a minute or more, such as \"6h\" or \"30m\""),
                     );
                     ok = false;
                     None

@@ -78,9 +78,14 @@ impl Step {
                     Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => {
                         Step::Wait(Duration::from_std(d).map_err(|e| e.to_string())?)
                     }
+                    Ok(d) if d > MAX_SPAN => {
+                        return Err(format!(
+                            "`{raw}`: a wait is at most {MAX_SPAN_WORDS}, such as \"wait 15m\" or \"wait 1d\""
+                        ))
+                    }
                     _ => {
                         return Err(format!(
-                        "`{raw}`: wait needs a duration from a minute to {MAX_SPAN_WORDS}, such as \"wait 15m\""
+                        "`{raw}`: wait needs a duration of a minute or more, such as \"wait 15m\""
                     ))
                     }
                 },

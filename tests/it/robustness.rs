@@ -61,11 +61,11 @@ fn check_refuses_durations_and_dates_beyond_their_limits_with_their_place() {
             line("300000y")
         ),
         format!(
-            "bot.toml:{}: `escalation[1].steps[1]`: `wait 1000000y`: wait needs a duration from a minute to 365 days",
+            "bot.toml:{}: `escalation[1].steps[1]`: `wait 1000000y`: a wait is at most 365 days",
             line("wait 1000000y")
         ),
         format!(
-            "bot.toml:{}: `alerts.default.stale_after`: `5000y` is not a duration from a minute to 365 days",
+            "bot.toml:{}: `alerts.default.stale_after`: `5000y` is too long: a group goes stale after at most 365 days",
             line("5000y")
         ),
         format!(
