@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::TimeZone;
-use opsbot::commands::{Command, CommandName};
+use opsbot::commands::{Command, CommandName, OptKind};
 use opsbot::domain::{Actor, ChannelName, Source, UserName};
 use opsbot::engine::{Engine, Event};
 use opsbot::error::{EngineError, StoreError};
@@ -102,13 +102,50 @@ fn value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Values aimed at an option by its kind (times and durations at the ones
+/// that take them, names at names), where edges hide.
+fn aimed(kind: Option<OptKind>, name: &str) -> &'static [&'static str] {
+    const TIMES: &[&str] = &[
+        "1000000y",
+        "300000y",
+        "18446744073709551615s",
+        "2562047788015215h",
+        "90d",
+        "91d",
+        "30d",
+        "31d",
+        "366d",
+        "1h",
+        "59m",
+        "0s",
+        "8h",
+        "9999-12-31 23:59",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59+14:00",
+        "0001-01-01T00:00:00-12:00",
+        "1970-01-01 00:00",
+        "2026-11-25 12:00",
+        "2026-03-29 02:30",
+    ];
+    const NAMES: &[&str] = &[
+        "bob", "bella", "olivia", "ivan", "quinn", "rita", "zed", "backend", "infra", "qa", "nope",
+    ];
+    match kind {
+        Some(OptKind::Duration) => TIMES,
+        Some(OptKind::Team) | Some(OptKind::User) => NAMES,
+        _ if ["until", "from", "period", "duration"].contains(&name) => TIMES,
+        _ => EDGES,
+    }
+}
+
 /// One command from the declarations, with a few of its options (and now
-/// and then one it does not have), each with an arbitrary value.
+/// and then one it does not have), each with an arbitrary value or one
+/// aimed at its kind.
 #[derive(Clone, Debug)]
 struct Invocation {
     who: usize,
     target: Index,
-    options: Vec<(Index, bool, String)>,
+    options: Vec<(Index, bool, String, Option<Index>)>,
 }
 
 fn invocation() -> impl Strategy<Value = Invocation> {
@@ -116,7 +153,12 @@ fn invocation() -> impl Strategy<Value = Invocation> {
         0..PEOPLE.len(),
         any::<Index>(),
         proptest::collection::vec(
-            (any::<Index>(), proptest::bool::weighted(0.1), value()),
+            (
+                any::<Index>(),
+                proptest::bool::weighted(0.1),
+                value(),
+                proptest::option::weighted(0.5, any::<Index>()),
+            ),
             0..5,
         ),
     )
@@ -152,25 +194,29 @@ fn targets(env: &Env) -> Vec<Target> {
 
 fn to_command(targets: &[Target], inv: &Invocation) -> Result<Command, String> {
     let target = inv.target.get(targets);
-    let names: Vec<String> = match target {
+    let names: Vec<(String, Option<OptKind>)> = match target {
         Target::Declared(c) => c
             .spec()
             .options
             .iter()
-            .map(|o| o.name.to_string())
+            .map(|o| (o.name.to_string(), Some(o.kind)))
             .collect(),
-        Target::Job(_, params) => params.clone(),
+        Target::Job(_, params) => params.iter().map(|p| (p.clone(), None)).collect(),
     };
     let args: Vec<(String, String)> = inv
         .options
         .iter()
-        .map(|(i, stranger, v)| {
-            let name = if *stranger || names.is_empty() {
-                "colour".to_string()
+        .map(|(i, stranger, v, aim)| {
+            let (name, kind) = if *stranger || names.is_empty() {
+                ("colour".to_string(), None)
             } else {
                 i.get(&names).clone()
             };
-            (name, v.clone())
+            let value = match aim {
+                Some(a) => a.get(aimed(kind, &name)).to_string(),
+                None => v.clone(),
+            };
+            (name, value)
         })
         .collect();
     match target {
@@ -422,4 +468,86 @@ proptest! {
             })?;
         }
     }
+}
+
+/// What the sweep tries at every option, besides the values aimed at its kind.
+const HOSTILE: &[&str] = &[
+    "",
+    " ",
+    "0",
+    "-1",
+    "18446744073709551616",
+    "OPS-0",
+    "RUN-0",
+    "\u{202e}evil\u{202c}",
+    "\u{1b}]0;pwned\u{7}\u{1b}[2J",
+    "\"",
+    "@everyone",
+    "../../etc/passwd",
+];
+
+/// A value that gets an option of `kind` past its own checks, so that the
+/// edge tried at another option reaches the engine.
+fn plain(kind: OptKind, name: &str) -> &'static str {
+    match kind {
+        OptKind::Text { .. } if name == "until" => "8h",
+        OptKind::Text { .. } => "t",
+        OptKind::Ticket => "OPS-2",
+        OptKind::Team => "backend",
+        OptKind::User => "bob",
+        OptKind::Priority => "p2",
+        OptKind::State => "open",
+        OptKind::Bool => "true",
+        OptKind::Integer => "1",
+        OptKind::Duration => "2h",
+        OptKind::Matchers => "alertname=DiskFull",
+        OptKind::Job => "build-web",
+        OptKind::Service => "web",
+        OptKind::Environment => "staging",
+        OptKind::Run => "RUN-1",
+        OptKind::Command => "ticket open",
+    }
+}
+
+/// The sweep beside the random search: every edge value at every option of
+/// every declared command (the others plain), by an operator. A random
+/// search rarely lines up a valid team, a member and a million years at
+/// once; this does, for every option there is.
+#[test]
+fn every_edge_at_every_option_of_every_command_is_answered_without_a_change_when_refused() {
+    let w = World::new();
+    let mut tried = 0;
+    for name in CommandName::ALL {
+        let spec = name.spec();
+        for (i, opt) in spec.options.iter().enumerate() {
+            let aimed_here = match aimed(Some(opt.kind), opt.name) {
+                // The long list is for the random search.
+                pool if std::ptr::eq(pool, EDGES) => &[][..],
+                pool => pool,
+            };
+            for edge in HOSTILE.iter().chain(aimed_here) {
+                let args: Vec<(String, String)> = spec
+                    .options
+                    .iter()
+                    .enumerate()
+                    .map(|(j, o)| {
+                        let v = if i == j {
+                            edge.to_string()
+                        } else {
+                            plain(o.kind, o.name).to_string()
+                        };
+                        (o.name.to_string(), v)
+                    })
+                    .collect();
+                let Ok(command) = Command::from_args(name, args, "OPS") else {
+                    continue;
+                };
+                tried += 1;
+                if let Err(e) = w.check(&cmd("olivia", command)) {
+                    panic!("/{} {}:{edge:?}: {e}", spec.full_name(), opt.name);
+                }
+            }
+        }
+    }
+    assert!(tried > 200, "only {tried} commands got past their parser");
 }
