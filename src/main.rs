@@ -276,31 +276,42 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         }
         errln!("stopping");
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        let upto = |cap: Duration| {
+            deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(cap)
+        };
         // The shards, if the client got as far as making them.
         if let Ok(shards) = shards_rx.try_recv() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), shards.shutdown_all()).await;
+            let _ = tokio::time::timeout(upto(Duration::from_secs(2)), shards.shutdown_all()).await;
         }
         gateway.abort();
         let _ = stop_tx.send(true);
         // Requests in flight get a moment to finish; then they are cut.
-        finish(server, Duration::from_secs(2)).await;
-        finish(ticker, Duration::from_secs(1)).await;
+        finish(server, upto(Duration::from_secs(2))).await;
+        finish(ticker, upto(Duration::from_secs(1))).await;
         // Deliver what is committed while there is time, then stop the
-        // workers, cutting a delivery that hangs (it stays in the outbox).
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        bot.wait_delivered(left.saturating_sub(Duration::from_secs(2)))
+        // workers together, cutting off one stuck in a delivery (what it
+        // was delivering stays in the outbox).
+        bot.wait_delivered(upto(SHUTDOWN_WAIT).saturating_sub(Duration::from_secs(1)))
             .await;
         let _ = stop_worker_tx.send(true);
-        for worker in [chat, mailer, jobs] {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            finish(worker, left.max(Duration::from_millis(100))).await;
+        let mut workers = [chat, mailer, jobs];
+        let _ = tokio::time::timeout_at(deadline, async {
+            for w in workers.iter_mut() {
+                let _ = w.await;
+            }
+        })
+        .await;
+        for w in &workers {
+            w.abort();
         }
         anyhow::Ok(())
     });
     // Tasks still running (a hung request, the gateway) are dropped here.
     rt.shutdown_timeout(Duration::from_millis(500));
     drop(bot);
-    if !writer.join_within(Duration::from_secs(2)) {
+    if !writer.join_within(Duration::from_secs(1)) {
         errln!("the commit thread did not finish in time; what it committed is on disk");
     }
     store.flush()?;
@@ -327,9 +338,10 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The longest `opsbot run` takes to stop after SIGTERM, whatever remote
-/// services do.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(8);
+/// The longest the async part of stopping takes after SIGTERM, whatever
+/// remote services do; with the runtime's and the commit thread's bounded
+/// ends after it, `opsbot run` is gone within 10 s.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(7);
 
 /// How long one request to Discord may take before it counts as failed.
 const DISCORD_TIMEOUT: Duration = Duration::from_secs(30);
