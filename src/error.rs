@@ -82,3 +82,12 @@ impl fmt::Display for ErrorId {
         write!(f, "E{:08x}", self.0)
     }
 }
+
+/// The message a panic carried (a `&str` or a `String`), for the log.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -824,6 +824,8 @@ fn commit_loop(
                 // A bug in a query answers that query with an internal
                 // error; the thread goes on.
                 let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    #[cfg(test)]
+                    tests::bug_in_query(&batch[i].event);
                     engine.query(&store, &batch[i].event, clock.now())
                 }));
                 results[i] = Some(match answer {
@@ -832,7 +834,10 @@ fn commit_loop(
                         accepted: None,
                     }),
                     Ok(Err(e)) => Err(refusal(e, "query failed")),
-                    Err(_) => Err(internal(&"a panic (see above)", "a query panicked")),
+                    Err(panic) => Err(internal(
+                        &crate::error::panic_message(panic.as_ref()),
+                        "a bug while answering a query",
+                    )),
                 });
                 i += 1;
                 continue;
@@ -1079,6 +1084,19 @@ mod tests {
         }
     }
 
+    /// The bug tests plant in a query: listing team `panic-while-querying`.
+    pub(super) fn bug_in_query(ev: &Event) {
+        if let Event::Command {
+            command: crate::commands::Command::TicketList { team: Some(t), .. },
+            ..
+        } = ev
+        {
+            if t.as_str() == "panic-while-querying" {
+                panic!("a planted bug while querying");
+            }
+        }
+    }
+
     fn small_bot_config(dir: &std::path::Path) -> crate::config::Config {
         let src = "[roles]\noperators = [\"olivia\"]\n[teams.web]\nchannel = \"web\"\nmembers = [\"bob\"]\n";
         crate::config::Config::parse(&dir.join("bot.toml"), src)
@@ -1109,6 +1127,7 @@ mod tests {
             "/ticket open title:\"panic while deciding\"",
             "/ticket open title:second",
             "/ticket comment id:OPS-1 text:\"panic while writing\"",
+            "/ticket list team:panic-while-querying",
             "/ticket comment id:OPS-1 text:fine",
         ];
         // Every event queued before the loop starts: one batch.
@@ -1134,8 +1153,8 @@ mod tests {
             .map(|mut a| a.try_recv().expect("every event was answered"))
             .collect();
         let ok: Vec<bool> = got.iter().map(|r| r.is_ok()).collect();
-        assert_eq!(ok, [true, false, true, false, true], "{got:?}");
-        for bad in [&got[1], &got[3]] {
+        assert_eq!(ok, [true, false, true, false, false, true], "{got:?}");
+        for bad in [&got[1], &got[3], &got[4]] {
             let Err(e @ BotError::Internal(id)) = bad else {
                 panic!("not an internal error: {bad:?}");
             };

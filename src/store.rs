@@ -179,11 +179,7 @@ fn team_key(team: &TeamName, num: u64) -> Vec<u8> {
 /// Logs a panic caught while applying event `index` of a batch, under a
 /// fresh error id, and turns it into the error that refuses the event.
 fn panicked(index: usize, doing: &'static str, panic: &(dyn std::any::Any + Send)) -> StoreError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
+    let message = crate::error::panic_message(panic);
     let id = crate::error::ErrorId::fresh();
     tracing::error!(error_id = %id, index, panic = %message, "a bug while {doing} an event; the event is refused, nothing of it is stored");
     StoreError::Panicked { id, doing }
