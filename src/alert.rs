@@ -441,10 +441,21 @@ fn json_error(e: &serde_json::Error) -> PayloadError {
     ))
 }
 
-fn time(s: Option<&str>) -> Option<Timestamp> {
-    let t = DateTime::parse_from_rfc3339(s?).ok()?.with_timezone(&Utc);
-    // Alertmanager's zero time means "not set".
-    (t.timestamp() > 0).then_some(t)
+/// `alerts[i].startsAt`: an RFC 3339 time, or absent. Alertmanager's zero
+/// time (and anything before 1970) means "not set".
+fn time(i: usize, s: Option<&str>) -> Result<Option<Timestamp>, PayloadError> {
+    let Some(s) = s.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|_| {
+            PayloadError(format!(
+                "alerts[{i}].startsAt is `{}`; it must be an RFC 3339 time such as 2026-03-30T09:00:00Z",
+                crate::render::clip_plain(s, 40)
+            ))
+        })?
+        .with_timezone(&Utc);
+    Ok((t.timestamp() > 0).then_some(t))
 }
 
 fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, PayloadError> {
@@ -477,7 +488,7 @@ fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, Pa
             fingerprint: fp,
             labels,
             annotations: a.annotations,
-            starts_at: time(a.starts_at.as_deref()),
+            starts_at: time(i, a.starts_at.as_deref())?,
             generator_url: a.generator_url.filter(|u| !u.is_empty()),
         });
     }

@@ -751,9 +751,10 @@ impl Engine {
                 comment,
             } => {
                 book.next_id += 1;
-                let until = now
-                    + chrono::Duration::from_std(*duration)
-                        .map_err(|_| UserError::new("that duration is too long"))?;
+                let until = chrono::Duration::from_std(*duration)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .ok_or_else(|| UserError::new("`duration` is too long: at most 30d"))?;
                 let s = Silence {
                     id: book.next_id,
                     matchers: matchers.clone(),

@@ -1950,8 +1950,16 @@ impl Validator<'_> {
     }
 
     fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
+        use crate::sla::{MAX_SPAN, MAX_SPAN_WORDS};
         match humantime::parse_duration(raw.trim()) {
-            Ok(d) if d.as_secs() >= 60 => chrono::Duration::from_std(d).ok(),
+            Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => chrono::Duration::from_std(d).ok(),
+            Ok(d) if d > MAX_SPAN => {
+                self.error(
+                    path,
+                    format!("`{raw}` is too long: a deadline is at most {MAX_SPAN_WORDS}, such as \"4h\" or \"14d\""),
+                );
+                None
+            }
             _ => {
                 self.error(
                     path,
@@ -2161,7 +2169,17 @@ impl Validator<'_> {
             let tz = self.time_zone(&key("time_zone"), &r.time_zone);
             let handoff = self.time_of_day(&key("handoff"), &r.handoff);
             let start = match chrono::NaiveDate::parse_from_str(r.start.trim(), "%Y-%m-%d") {
-                Ok(d) => Some(d),
+                Ok(d) if (1970..2200).contains(&chrono::Datelike::year(&d)) => Some(d),
+                Ok(_) => {
+                    self.error(
+                        &key("start"),
+                        format!(
+                            "`{}` is out of range: the day of the first handoff must be from 1970-01-01 to 2199-12-31",
+                            r.start
+                        ),
+                    );
+                    None
+                }
                 Err(_) => {
                     self.error(
                         &key("start"),
@@ -2395,9 +2413,12 @@ impl Validator<'_> {
             self.error(&key("url"), format!("`{}` is not an http(s) URL", raw.url));
         }
         let dur = |v: &mut Self, k: &'static str, s: &str| match humantime::parse_duration(s) {
-            Ok(d) if d.as_millis() >= 10 => d,
+            Ok(d) if d.as_millis() >= 10 && d.as_secs() <= 3600 => d,
             _ => {
-                v.error(&key(k), format!("`{s}` is not a duration such as \"2s\""));
+                v.error(
+                    &key(k),
+                    format!("`{s}` is not a duration from 10ms to 1h, such as \"2s\""),
+                );
                 std::time::Duration::from_secs(2)
             }
         };
@@ -2748,7 +2769,18 @@ impl Validator<'_> {
         };
         let stale_after = match &policy.stale_after {
             Some(s) => match humantime::parse_duration(s) {
-                Ok(d) if d.as_secs() >= 60 => Some(d),
+                Ok(d) if d.as_secs() >= 60 && d <= crate::sla::MAX_SPAN => Some(d),
+                Ok(d) if d > crate::sla::MAX_SPAN => {
+                    self.error(
+                        &key("stale_after"),
+                        format!(
+                            "`{s}` is too long: a group goes stale after at most {}, such as \"6h\" or \"30m\"",
+                            crate::sla::MAX_SPAN_WORDS
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
                 _ => {
                     self.error(
                         &key("stale_after"),

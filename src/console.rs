@@ -1,8 +1,9 @@
 //! The console adapter: the terminal as the bot's chat.
 //!
 //! Reads lines: `/…` is a slash command by the current user in the current
-//! channel, `:as USER` and `:in CHANNEL` switch them, anything else is an
-//! ordinary message in the current channel. Prints what the bot posts:
+//! channel, `:as USER` and `:in CHANNEL` (the word, then a space or the end
+//! of the line) switch them, anything else (`:asap` too) is an ordinary
+//! message in the current channel. Prints what the bot posts:
 //! `[#channel] text`, `[#channel › OPS-12] text` in a ticket's thread,
 //! `(only you) text` for private answers, or one JSON object per line with
 //! `--json`.
@@ -237,6 +238,17 @@ pub struct Session {
     pub channel: ChannelName,
 }
 
+/// The rest of a console switch (`:as bob`, `:in backend`): `word` followed
+/// by whitespace or the end of the line. Anything else (`:asap`) is not one.
+fn switch<'a>(line: &'a str, word: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(word)?;
+    if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+        Some(rest.trim())
+    } else {
+        None
+    }
+}
+
 /// Reads `input` to its end, driving `bot`; prints to `printer`.
 pub async fn run<R: AsyncBufRead + Unpin>(
     bot: &Bot,
@@ -252,16 +264,26 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             continue;
         }
         let (user, channel) = (session.user.clone(), session.channel.clone());
-        if let Some(rest) = line.strip_prefix(":as") {
+        if let Some(rest) = switch(line, ":as") {
             match UserName::parse(rest) {
                 Ok(u) => session.user = u,
+                Err(_) if rest.is_empty() => printer.lock().await.private(
+                    &user,
+                    &channel,
+                    "`:as` needs a person's name, such as `:as bob`",
+                ),
                 Err(e) => printer.lock().await.private(&user, &channel, e.to_string()),
             }
             continue;
         }
-        if let Some(rest) = line.strip_prefix(":in") {
+        if let Some(rest) = switch(line, ":in") {
             match ChannelName::parse(rest) {
                 Ok(c) => session.channel = c,
+                Err(_) if rest.is_empty() => printer.lock().await.private(
+                    &user,
+                    &channel,
+                    "`:in` needs a channel's name, such as `:in backend`",
+                ),
                 Err(e) => printer.lock().await.private(&user, &channel, e.to_string()),
             }
             continue;

@@ -51,6 +51,10 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("transaction conflict")]
     Conflict,
+    /// A bug (a panic) while deciding or writing one event: the event was
+    /// refused and nothing of it stored; the log says more under `id`.
+    #[error("internal error {id} while {doing} an event; nothing of it was stored")]
+    Panicked { id: ErrorId, doing: &'static str },
 }
 
 impl StoreError {
@@ -89,4 +93,13 @@ impl fmt::Display for ErrorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "E{:08x}", self.0)
     }
+}
+
+/// The message a panic carried (a `&str` or a `String`), for the log.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

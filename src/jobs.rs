@@ -34,6 +34,9 @@ use crate::config::{Org, Problem, Seg, Severity, Validator};
 use crate::domain::{TeamName, UserName};
 use crate::error::UserError;
 
+/// The longest a job may be given to run (`timeout`): a day.
+pub const MAX_TIMEOUT_SECS: u64 = 86400;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
@@ -407,11 +410,14 @@ fn load_one(
         }
     });
     let timeout = match humantime::parse_duration(&raw.timeout) {
-        Ok(d) if d.as_secs() >= 1 => d,
+        Ok(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIMEOUT_SECS => d,
         _ => {
             v.error(
                 &[Seg::Key("timeout")],
-                format!("`{}` is not a duration such as \"2m\"", raw.timeout),
+                format!(
+                    "`{}` is not a duration from 1s to 1d, such as \"2m\"",
+                    raw.timeout
+                ),
             );
             Duration::from_secs(60)
         }

@@ -73,12 +73,48 @@ enum Cmd {
     },
 }
 
+/// A line to stderr. A closed or broken stderr (`2>&-`, a log pipe whose
+/// reader went away) is no reason to stop, so, unlike `eprintln!`, this never
+/// panics: what cannot be written is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line to stdout, dropped if stdout is gone (`opsbot check | head -1`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Where the logs go: stderr, ignoring its errors (see [`errln`]).
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        // Its own complaints about a failed write go to stderr with
+        // `eprintln!`, which panics on a broken stderr.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -86,7 +122,7 @@ fn load(flag: Option<PathBuf>) -> anyhow::Result<Loaded> {
     let path = config::resolve_path(flag);
     let loaded = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &loaded.warnings {
-        eprintln!("{w}");
+        errln!("{w}");
     }
     Ok(loaded)
 }
@@ -109,7 +145,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -120,14 +156,17 @@ fn check(flag: Option<PathBuf>) -> ExitCode {
     match Config::load(&path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                println!("{w}");
+                outln!("{w}");
             }
-            println!("{}: ok", path.display());
-            print!("{}", loaded.config.summary());
+            outln!("{}: ok", path.display());
+            let _ = std::io::Write::write_all(
+                &mut std::io::stdout(),
+                loaded.config.summary().as_bytes(),
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprint!("{e}");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), e.to_string().as_bytes());
             ExitCode::FAILURE
         }
     }
@@ -156,15 +195,22 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
     bot.health().watch_gateway(chrono::Utc::now());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
-    rt.block_on(async {
-        let http = match &config.discord.api_base {
-            Some(base) => serenity::http::HttpBuilder::new(token.expose())
-                .proxy(base.clone())
-                .ratelimiter_disabled(true)
-                .build(),
-            None => serenity::http::Http::new(token.expose()),
+    let result = rt.block_on(async {
+        // Stop on Ctrl-C or SIGTERM, watched from the start: a remote
+        // service that never answers must not keep the bot from stopping.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        let signalled = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
         };
-        let http = Arc::new(http);
+        tokio::pin!(signalled);
+        let http = Arc::new(discord_http(
+            token.expose(),
+            config.discord.api_base.as_deref(),
+        )?);
         let chat = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
             opsbot::discord::DiscordSink {
@@ -203,31 +249,35 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             bot: bot.clone(),
             ready: ready_tx,
         };
-        let builder = match &config.discord.api_base {
-            // Tests and proxies: serenity honours a proxy only without its ratelimiter.
-            Some(base) => serenity::all::ClientBuilder::new_with_http(
-                serenity::http::HttpBuilder::new(token.expose())
-                    .proxy(base.clone())
-                    .ratelimiter_disabled(true)
-                    .build(),
-                intents,
-            ),
-            None => serenity::Client::builder(token.expose(), intents),
-        };
-        let client = builder.event_handler(handler);
-        let mut client = client.await.context("cannot set up the Discord client")?;
-        let shards = client.shard_manager.clone();
-        let gateway = tokio::spawn(async move { client.start().await });
+        let builder = serenity::all::ClientBuilder::new_with_http(
+            discord_http(token.expose(), config.discord.api_base.as_deref())?,
+            intents,
+        );
+        // Setting up the client already asks Discord (the gateway's
+        // address): in a task, so that a Discord that never answers cannot
+        // hold the bot past a SIGTERM.
+        let (shards_tx, shards_rx) = watch::channel(None);
+        let mut gateway = tokio::spawn(async move {
+            let mut client = builder
+                .event_handler(handler)
+                .await
+                .context("cannot set up the Discord client")?;
+            shards_tx.send_replace(Some(client.shard_manager.clone()));
+            client.start().await.context("the Discord connection ended")
+        });
         // Readiness follows the gateway: whether a shard is connected.
         let watcher = {
             let (shards, health, mut stop) =
-                (shards.clone(), bot.health().clone(), stop_rx.clone());
+                (shards_rx.clone(), bot.health().clone(), stop_rx.clone());
             tokio::spawn(async move {
                 loop {
-                    let connected =
-                        shards.runners.lock().await.values().any(|r| {
+                    let manager = shards.borrow().clone();
+                    let connected = match manager {
+                        Some(m) => m.runners.lock().await.values().any(|r| {
                             matches!(r.stage, serenity::gateway::ConnectionStage::Connected)
-                        });
+                        }),
+                        None => false,
+                    };
                     health.set_gateway(connected, chrono::Utc::now());
                     tokio::select! {
                         _ = tokio::time::sleep(GATEWAY_CHECK) => {}
@@ -236,37 +286,117 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
                 }
             })
         };
-        // Stop on Ctrl-C or SIGTERM: no new interactions, commits finished,
-        // the outbox left for the next start.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot watch SIGTERM")?;
+        // No new interactions, commits finished, the outbox left for the
+        // next start.
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            r = gateway => {
-                if let Ok(Err(e)) = r {
-                    eprintln!("error: the Discord connection ended: {e}");
+            _ = &mut signalled => {}
+            r = &mut gateway => {
+                match r {
+                    Ok(Err(e)) => errln!("error: {e:#}"),
+                    Err(e) => errln!("error: the Discord connection failed: {e}"),
+                    Ok(Ok(())) => {}
                 }
             }
         }
-        eprintln!("stopping");
-        shards.shutdown_all().await;
+        errln!("stopping");
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        let upto = |cap: Duration| {
+            deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(cap)
+        };
+        // The shards, if the client got as far as making them.
+        let manager = shards_rx.borrow().clone();
+        if let Some(shards) = manager {
+            let _ = tokio::time::timeout(upto(Duration::from_secs(2)), shards.shutdown_all()).await;
+        }
+        gateway.abort();
         let _ = stop_tx.send(true);
-        let _ = server.await;
-        let _ = ticker.await;
-        let _ = watcher.await;
-        bot.wait_delivered(Duration::from_secs(5)).await;
+        // Requests in flight get a moment to finish; then they are cut.
+        finish(server, upto(Duration::from_secs(2))).await;
+        finish(ticker, upto(Duration::from_secs(1))).await;
+        finish(watcher, upto(Duration::from_secs(1))).await;
+        // Deliver what is committed while there is time, then stop the
+        // workers together, cutting off one stuck in a delivery (what it
+        // was delivering stays in the outbox).
+        bot.wait_delivered(upto(SHUTDOWN_WAIT).saturating_sub(Duration::from_secs(1)))
+            .await;
         let _ = stop_worker_tx.send(true);
-        let _ = chat.await;
-        let _ = mailer.await;
-        let _ = jobs.await;
+        let mut workers = [chat, mailer, jobs];
+        let _ = tokio::time::timeout_at(deadline, async {
+            for w in workers.iter_mut() {
+                let _ = w.await;
+            }
+        })
+        .await;
+        for w in &workers {
+            w.abort();
+        }
         anyhow::Ok(())
-    })?;
+    });
+    // Tasks still running (a hung request, the gateway) are dropped here.
+    rt.shutdown_timeout(Duration::from_millis(500));
     let store = bot.store();
     drop(bot);
-    writer.join();
-    store?.flush()?;
+    if !writer.join_within(Duration::from_secs(1)) {
+        errln!("the commit thread did not finish in time; what it committed is on disk");
+    }
+    let store = store?;
+    store.flush()?;
+    result?;
+    let left: Vec<String> = [
+        ("post(s)", Queue::Chat),
+        ("customer mail(s)", Queue::Mail),
+        ("job order(s)", Queue::Jobs),
+    ]
+    .into_iter()
+    .filter_map(|(what, q)| {
+        let n = store.queue_len(q);
+        (n > 0).then(|| format!("{n} {what}"))
+    })
+    .collect();
+    if left.is_empty() {
+        errln!("stopped");
+    } else {
+        errln!(
+            "stopped with {} undelivered; they go out at the next start",
+            left.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The longest the async part of stopping takes after SIGTERM, whatever
+/// remote services do; with the runtime's and the commit thread's bounded
+/// ends after it, `opsbot run` is gone within 10 s.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(7);
+
+/// How long one request to Discord may take before it counts as failed.
+const DISCORD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Discord REST client: serenity's, on a reqwest client with timeouts
+/// (serenity's own has none, so a Discord that never answers would hold a
+/// post, and the shutdown behind it, forever).
+fn discord_http(token: &str, api_base: Option<&str>) -> anyhow::Result<serenity::http::Http> {
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(DISCORD_TIMEOUT)
+        .build()
+        .context("cannot set up the Discord HTTP client")?;
+    let builder = serenity::http::HttpBuilder::new(token).client(client);
+    Ok(match api_base {
+        // Tests and proxies: serenity honours a proxy only without its ratelimiter.
+        Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
+        None => builder.build(),
+    })
+}
+
+/// Waits for a task at most `wait`, then cuts it off.
+async fn finish<T>(mut task: tokio::task::JoinHandle<T>, wait: Duration) {
+    if tokio::time::timeout(wait, &mut task).await.is_err() {
+        task.abort();
+    }
 }
 
 /// How long the console waits, at the end of its input, for running jobs.
@@ -297,7 +427,7 @@ async fn start_http(
     let server = tokio::spawn(http::serve(listener, state, async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
-    eprintln!("listening on http://{bound}");
+    errln!("listening on http://{bound}");
     Ok(server)
 }
 
@@ -375,7 +505,7 @@ fn console_cmd(
         // Finish the pending work: jobs started (bounded), mail, posts.
         bot.wait_queue(Queue::Jobs, console::DELIVERY_WAIT).await;
         if !job_runner.wait_idle(JOB_WAIT).await {
-            eprintln!(
+            errln!(
                 "jobs still running after {JOB_WAIT:?}; they are marked failed at the next start"
             );
         }
@@ -398,7 +528,7 @@ fn console_cmd(
     ] {
         let left = store.queue_len(q);
         if left > 0 {
-            eprintln!("{left} {what} still queued; the next start delivers them");
+            errln!("{left} {what} still queued; the next start delivers them");
         }
     }
     Ok(())
@@ -411,6 +541,6 @@ fn export(flag: Option<PathBuf>) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = store.export_jsonl(&mut out)?;
     out.flush()?;
-    eprintln!("exported {n} tickets");
+    errln!("exported {n} tickets");
     Ok(())
 }

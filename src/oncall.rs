@@ -94,7 +94,10 @@ pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> Timestamp {
             // In a spring-forward gap: the first whole minute after it.
             let mut probe = naive;
             for _ in 0..240 {
-                probe += Duration::minutes(1);
+                let Some(next) = probe.checked_add_signed(Duration::minutes(1)) else {
+                    break;
+                };
+                probe = next;
                 if let Some(t) = tz.from_local_datetime(&probe).earliest() {
                     return t.with_timezone(&Utc);
                 }
@@ -116,7 +119,15 @@ impl Rotation {
 
     /// The instant shift `n` starts.
     pub fn shift_start(&self, n: i64) -> Timestamp {
-        let date = self.start + Duration::days(n.saturating_mul(self.period.days()));
+        // Checked: far shifts stop at the calendar's ends instead of panicking.
+        let days = n.saturating_mul(self.period.days());
+        let date = Duration::try_days(days)
+            .and_then(|d| self.start.checked_add_signed(d))
+            .unwrap_or(if days < 0 {
+                NaiveDate::MIN
+            } else {
+                NaiveDate::MAX
+            });
         local_instant(self.tz, date.and_time(self.handoff))
     }
 
@@ -236,14 +247,25 @@ pub fn parse_until(raw: &str, tz: Tz, now: Timestamp) -> Result<Timestamp, UserE
         }
     }
     if let Ok(d) = humantime::parse_duration(s) {
-        if let Ok(d) = Duration::from_std(d) {
-            return Ok(now + d);
-        }
+        // Bounded where it enters: a duration of a million years is no
+        // instant at all (and overflows the calendar).
+        let within = Duration::try_days(MAX_OVERRIDE_DAYS)
+            .and_then(|max| Duration::from_std(d).ok().filter(|d| *d <= max))
+            .and_then(|d| now.checked_add_signed(d));
+        return within.ok_or_else(|| too_far(s));
     }
     Err(UserError::new(format!(
         "`until` must be a time such as \"2026-03-30 09:00\" (in {tz}), 2026-03-30T09:00:00Z, or a duration such as 8h; got `{}`",
         crate::render::clip_plain(s, 40)
     )))
+}
+
+/// The refusal of an `until` beyond what an override may last.
+fn too_far(raw: &str) -> UserError {
+    UserError::new(format!(
+        "`until` must be within {MAX_OVERRIDE_DAYS} days from now (an override lasts at most {MAX_OVERRIDE_DAYS} days; change the rotation in bot.toml for longer); got `{}`",
+        crate::render::clip_plain(raw, 40)
+    ))
 }
 
 impl Engine {
@@ -418,6 +440,7 @@ impl Engine {
             ))
             .into());
         }
+        let until_raw = until;
         let until = parse_until(until, rot.tz, now)?;
         if until <= now {
             return Err(UserError::new(format!(
@@ -426,11 +449,8 @@ impl Engine {
             ))
             .into());
         }
-        if until - now > Duration::days(MAX_OVERRIDE_DAYS) {
-            return Err(UserError::new(format!(
-                "an override lasts at most {MAX_OVERRIDE_DAYS} days; change the rotation in bot.toml for longer"
-            ))
-            .into());
+        if Duration::try_days(MAX_OVERRIDE_DAYS).is_none_or(|max| until - now > max) {
+            return Err(too_far(until_raw).into());
         }
         let mut overrides = live(&view.overrides(team)?, now);
         if !rot.overlapping_overrides {

@@ -90,7 +90,9 @@ impl Stats {
         }
         v.sort();
         let n = v.len();
-        let total: i64 = v.iter().map(|d| d.num_seconds()).sum();
+        let total: i64 = v
+            .iter()
+            .fold(0i64, |acc, d| acc.saturating_add(d.num_seconds()));
         let rank = |p: f64| {
             let k = ((p * n as f64).ceil() as usize).clamp(1, n);
             v[k - 1]
@@ -172,7 +174,12 @@ pub fn compute(rows: &[Row], from: Timestamp, to: Timestamp, team: Option<&TeamN
     let first_day = from.date_naive();
     let n_days = ((to.date_naive() - first_day).num_days() + 1).clamp(1, 400) as usize;
     let mut days: Vec<(chrono::NaiveDate, usize, usize)> = (0..n_days)
-        .map(|i| (first_day + Duration::days(i as i64), 0, 0))
+        .map(|i| {
+            let day = first_day
+                .checked_add_signed(Duration::days(i as i64))
+                .unwrap_or(first_day);
+            (day, 0, 0)
+        })
         .collect();
     let day_of = |t: Timestamp| {
         let i = (t.date_naive() - first_day).num_days();
@@ -484,7 +491,7 @@ pub fn build(
     now: Timestamp,
 ) -> Result<(String, Option<Attachment>), EngineError> {
     let span = Duration::from_std(period.0).unwrap_or(Duration::days(7));
-    let from = now - span;
+    let from = now.checked_sub_signed(span).unwrap_or(now);
     let rows = view.report_rows(from, team)?;
     let report = compute(&rows, from, now, team);
     let text = render(&report, &period.label());

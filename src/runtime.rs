@@ -227,6 +227,25 @@ impl Writer {
             }
         }
     }
+
+    /// Like [`Writer::join`], waiting at most `wait` (a [`Bot`] handle
+    /// that is never dropped keeps the thread waiting for events). Returns
+    /// whether the thread finished.
+    pub fn join_within(mut self, wait: Duration) -> bool {
+        let Some(t) = self.thread.take() else {
+            return true;
+        };
+        let (done_tx, done_rx) = std_mpsc::channel();
+        let waiter = std::thread::Builder::new()
+            .name("opsbot-join".into())
+            .spawn(move || {
+                if t.join().is_err() {
+                    error!("the commit thread panicked");
+                }
+                let _ = done_tx.send(());
+            });
+        waiter.is_ok() && done_rx.recv_timeout(wait).is_ok()
+    }
 }
 
 impl Bot {
@@ -315,8 +334,7 @@ impl Bot {
                     reply: Some(reply),
                     accepted: None,
                 }),
-                Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
-                Err(EngineError::Store(e)) => Err(internal(&e, "query failed")),
+                Err(e) => Err(refusal(e, "query failed")),
             };
         }
         let (done, rx) = oneshot::channel();
@@ -1321,13 +1339,23 @@ fn commit_loop(
         let mut i = 0;
         while i < batch.len() {
             if batch[i].event.is_query() {
-                results[i] = Some(match engine.query(&store, &batch[i].event, clock.now()) {
-                    Ok(r) => Ok(Outcome {
+                // A bug in a query answers that query with an internal
+                // error; the thread goes on.
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    #[cfg(test)]
+                    tests::bug_in_query(&batch[i].event);
+                    engine.query(&store, &batch[i].event, clock.now())
+                }));
+                results[i] = Some(match answer {
+                    Ok(Ok(r)) => Ok(Outcome {
                         reply: Some(r),
                         accepted: None,
                     }),
-                    Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
-                    Err(EngineError::Store(e)) => Err(internal(&e, "query failed")),
+                    Ok(Err(e)) => Err(refusal(e, "query failed")),
+                    Err(panic) => Err(internal(
+                        &crate::error::panic_message(panic.as_ref()),
+                        "a bug while answering a query",
+                    )),
                 });
                 i += 1;
                 continue;
@@ -1366,7 +1394,7 @@ fn commit_loop(
                                 failed = Some(e.to_string());
                                 Err(BotError::Unavailable(e.to_string()))
                             }
-                            Err(e) => Err(internal(&e, "event failed")),
+                            Err(e) => Err(refusal(EngineError::Store(e), "event failed")),
                         })
                         .collect()
                 }
@@ -1434,6 +1462,8 @@ fn apply(
     let results = store.apply_batch(
         events,
         |view, ev| {
+            #[cfg(test)]
+            tests::bug_in_decide(ev);
             let d = engine.decide(view, ev, clock.now())?;
             Ok((
                 d.writes,
@@ -1447,12 +1477,19 @@ fn apply(
     )?;
     Ok(results
         .into_iter()
-        .map(|r| match r {
-            Ok(outcome) => Ok(outcome),
-            Err(EngineError::Refused(u)) => Err(BotError::Refused(u)),
-            Err(EngineError::Store(e)) => Err(internal(&e, "event failed")),
-        })
+        .map(|r| r.map_err(|e| refusal(e, "event failed")))
         .collect())
+}
+
+/// What the person is told when the engine did not apply their event: their
+/// mistake as written, or an internal error with the id the log has it under.
+fn refusal(e: EngineError, what: &str) -> BotError {
+    match e {
+        EngineError::Refused(u) => BotError::Refused(u),
+        // Already logged, with its id, where it was caught.
+        EngineError::Store(crate::error::StoreError::Panicked { id, .. }) => BotError::Internal(id),
+        EngineError::Store(e) => internal(&e, what),
+    }
 }
 
 #[cfg(test)]
@@ -1834,6 +1871,148 @@ mod tests {
         worker.await.unwrap();
         drop(bot);
         writer.join();
+    }
+
+    /// The bug tests plant in the engine: a ticket titled "panic while
+    /// deciding" makes the decision panic.
+    pub(super) fn bug_in_decide(ev: &Event) {
+        if let Event::Command {
+            command: crate::commands::Command::TicketOpen { title, .. },
+            ..
+        } = ev
+        {
+            if title == "panic while deciding" {
+                panic!("a planted bug while deciding");
+            }
+        }
+    }
+
+    /// The bug tests plant in a query: listing team `panic-while-querying`.
+    pub(super) fn bug_in_query(ev: &Event) {
+        if let Event::Command {
+            command: crate::commands::Command::TicketList { team: Some(t), .. },
+            ..
+        } = ev
+        {
+            if t.as_str() == "panic-while-querying" {
+                panic!("a planted bug while querying");
+            }
+        }
+    }
+
+    fn small_bot_config(dir: &std::path::Path) -> crate::config::Config {
+        let src = "[roles]\noperators = [\"olivia\"]\n[teams.web]\nchannel = \"web\"\nmembers = [\"bob\"]\n";
+        crate::config::Config::parse(&dir.join("bot.toml"), src)
+            .unwrap()
+            .config
+    }
+
+    fn olivia(line: &str) -> Event {
+        Event::Command {
+            actor: crate::domain::Actor::new(
+                crate::domain::UserName::parse("olivia").unwrap(),
+                crate::domain::Source::Console,
+            ),
+            channel: ChannelName::parse("ops").unwrap(),
+            command: crate::commands::parse_command(line, "OPS").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_bug_in_one_event_refuses_it_alone_and_the_rest_of_its_batch_commits() {
+        use crate::engine::QueryView;
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_bot_config(dir.path());
+        let store = Store::open(&config.storage_path).unwrap();
+        let engine = Engine::new(Arc::new(config));
+        let lines = [
+            "/ticket open title:first",
+            "/ticket open title:\"panic while deciding\"",
+            "/ticket open title:second",
+            "/ticket comment id:OPS-1 text:\"panic while writing\"",
+            "/ticket list team:panic-while-querying",
+            "/ticket comment id:OPS-1 text:fine",
+        ];
+        // Every event queued before the loop starts: one batch.
+        let (tx, rx) = std_mpsc::channel();
+        let mut answers = Vec::new();
+        for line in lines {
+            let (done, answer) = oneshot::channel();
+            tx.send(Job {
+                event: olivia(line),
+                done,
+            })
+            .unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        let marks = [Queue::Chat, Queue::Mail, Queue::Jobs]
+            .map(|q| Arc::new(Marks::new(&store, q).unwrap()));
+        // The commit thread's loop, here; it returns once the queue is
+        // closed and empty, so it survived the bugs.
+        let slot = Arc::new(StoreSlot {
+            path: store.path().to_path_buf(),
+            current: RwLock::new(Some(store.clone())),
+        });
+        commit_loop(
+            rx,
+            slot,
+            engine,
+            Arc::new(SystemClock),
+            marks,
+            Health::new(),
+        );
+        let got: Vec<Result<Outcome, BotError>> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().expect("every event was answered"))
+            .collect();
+        let ok: Vec<bool> = got.iter().map(|r| r.is_ok()).collect();
+        assert_eq!(ok, [true, false, true, false, false, true], "{got:?}");
+        for bad in [&got[1], &got[3], &got[4]] {
+            let Err(e @ BotError::Internal(id)) = bad else {
+                panic!("not an internal error: {bad:?}");
+            };
+            assert!(e.to_string().contains(&id.to_string()), "{e}");
+        }
+        // Nothing of the two bugs is stored; the rest is.
+        let titles: Vec<String> = store.tickets().map(|t| t.unwrap().title).collect();
+        assert_eq!(titles, ["first", "second"]);
+        let texts: Vec<String> = store
+            .timeline(&TicketId::new("OPS", 1))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert!(texts.iter().any(|t| t == "fine"), "{texts:?}");
+        assert!(!texts.iter().any(|t| t.contains("panic")), "{texts:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_commit_thread_keeps_serving_after_a_bug() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_bot_config(dir.path());
+        let store = Store::open(&config.storage_path).unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let wait = Duration::from_secs(20);
+        let bug = tokio::time::timeout(
+            wait,
+            bot.handle(olivia("/ticket open title:\"panic while deciding\"")),
+        )
+        .await
+        .expect("answered");
+        assert!(matches!(bug, Err(BotError::Internal(_))), "{bug:?}");
+        let next = tokio::time::timeout(wait, bot.handle(olivia("/ticket open title:after")))
+            .await
+            .expect("answered");
+        let reply = next.expect("the next command works").expect("a reply");
+        assert!(reply.body.to_plain().contains("OPS-1"), "{reply:?}");
+        drop(bot);
+        assert!(writer.join_within(wait), "the commit thread did not finish");
     }
 
     #[test]

@@ -31,6 +31,18 @@ use crate::engine::{Decision, Engine, Out, View, Write};
 use crate::error::EngineError;
 use crate::render::{self, Rich};
 
+/// The longest deadline or escalation wait `bot.toml` may set: beyond it a
+/// time is no deadline at all (and, far enough, overflows the calendar).
+pub const MAX_SPAN: std::time::Duration = std::time::Duration::from_secs(365 * 86400);
+
+/// [`MAX_SPAN`] in words, for the errors that name it.
+pub const MAX_SPAN_WORDS: &str = "365 days";
+
+/// `t + d`, or `None` past the calendar's end (checked: `d` comes from input).
+pub fn later(t: Timestamp, d: Duration) -> Option<Timestamp> {
+    t.checked_add_signed(d)
+}
+
 /// The time to acknowledge and to resolve for one priority.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Deadline {
@@ -63,8 +75,13 @@ impl Step {
             "raise" => Step::Raise,
             _ => match s.strip_prefix("wait") {
                 Some(d) => match humantime::parse_duration(d.trim()) {
-                    Ok(d) if d.as_secs() >= 60 => {
+                    Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => {
                         Step::Wait(Duration::from_std(d).map_err(|e| e.to_string())?)
+                    }
+                    Ok(d) if d > MAX_SPAN => {
+                        return Err(format!(
+                            "`{raw}`: a wait is at most {MAX_SPAN_WORDS}, such as \"wait 15m\" or \"wait 1d\""
+                        ))
                     }
                     _ => {
                         return Err(format!(
@@ -121,7 +138,9 @@ impl WeeklyReport {
     pub fn last_due(&self, now: Timestamp) -> Timestamp {
         let local = now.with_timezone(&self.tz).date_naive();
         for back in 0..8 {
-            let day = local - Duration::days(back);
+            let Some(day) = local.checked_sub_signed(Duration::days(back)) else {
+                break;
+            };
             if chrono::Datelike::weekday(&day) == self.day {
                 let at = crate::oncall::local_instant(self.tz, day.and_time(self.time));
                 if at <= now {
@@ -129,7 +148,7 @@ impl WeeklyReport {
                 }
             }
         }
-        now - Duration::days(7)
+        now.checked_sub_signed(Duration::days(7)).unwrap_or(now)
     }
 }
 
@@ -201,8 +220,8 @@ impl Engine {
             .copied()
             .unwrap_or_default();
         t.sla = Some(Sla {
-            ack_due: d.acknowledge.map(|x| now + x),
-            resolve_due: d.resolve.map(|x| now + x),
+            ack_due: d.acknowledge.and_then(|x| later(now, x)),
+            resolve_due: d.resolve.and_then(|x| later(now, x)),
             ..Sla::default()
         });
     }
@@ -248,13 +267,13 @@ impl Engine {
             EntryKind::Rejected => {
                 // The fix did not hold: the time to resolve starts again.
                 sla.resolved_at = None;
-                sla.resolve_due = d.resolve.map(|x| now + x);
+                sla.resolve_due = d.resolve.and_then(|x| later(now, x));
                 sla.resolve_breached = false;
             }
             EntryKind::Reopened => {
                 *sla = Sla {
-                    ack_due: d.acknowledge.map(|x| now + x),
-                    resolve_due: d.resolve.map(|x| now + x),
+                    ack_due: d.acknowledge.and_then(|x| later(now, x)),
+                    resolve_due: d.resolve.and_then(|x| later(now, x)),
                     ..Sla::default()
                 };
             }
@@ -446,8 +465,11 @@ impl Engine {
         let mut next_due = Some(due);
         let text = match step {
             Step::Wait(d) => {
-                next_due = Some(due + d);
-                format!("{head}: wait {} (until {})", human(d), clock(due + d))
+                next_due = later(due, d);
+                match next_due {
+                    Some(until) => format!("{head}: wait {} (until {})", human(d), clock(until)),
+                    None => format!("{head}: wait {} (past the calendar's end)", human(d)),
+                }
             }
             Step::Remind => {
                 let mut body = Rich::new().text(format!(
@@ -499,7 +521,7 @@ impl Engine {
                         .deadlines
                         .get(&after)
                         .and_then(|d| d.resolve)
-                        .map(|r| t.created_at + r);
+                        .and_then(|r| later(t.created_at, r));
                     if let (Some(sooner), Some(s)) = (sooner, t.sla.as_mut()) {
                         if s.resolved_at.is_none() && !s.resolve_breached {
                             s.resolve_due = Some(s.resolve_due.map_or(sooner, |d| d.min(sooner)));

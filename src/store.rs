@@ -32,6 +32,7 @@
 //! committed state. Durability comes from one `flush` per batch (group commit).
 
 use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,15 @@ fn team_key(team: &TeamName, num: u64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&be64(num));
     k
+}
+
+/// Logs a panic caught while applying event `index` of a batch, under a
+/// fresh error id, and turns it into the error that refuses the event.
+fn panicked(index: usize, doing: &'static str, panic: &(dyn std::any::Any + Send)) -> StoreError {
+    let message = crate::error::panic_message(panic);
+    let id = crate::error::ErrorId::fresh();
+    tracing::error!(error_id = %id, index, panic = %message, "a bug while {doing} an event; the event is refused, nothing of it is stored");
+    StoreError::Panicked { id, doing }
 }
 
 /// The first byte of the due index's keys in `by_state` (states are 0–5).
@@ -586,18 +596,46 @@ impl Store {
                     failure: RefCell::new(None),
                 };
                 let mut results = Vec::with_capacity(events.len());
-                for ev in events {
-                    let out = decide(&tx, ev);
+                for (i, ev) in events.iter().enumerate() {
+                    // A bug in one decision refuses that event alone: the
+                    // decision only reads, so nothing of it is written.
+                    let out = match catch_unwind(AssertUnwindSafe(|| decide(&tx, ev))) {
+                        Ok(out) => out,
+                        Err(panic) => Err(crate::error::EngineError::Store(panicked(
+                            i,
+                            "deciding",
+                            panic.as_ref(),
+                        ))),
+                    };
                     if let Some(e) = tx.failure.borrow_mut().take() {
                         return Err(ConflictableTransactionError::from(e));
                     }
                     match out {
                         Ok((writes, r)) => {
-                            for w in writes {
-                                tx.write(w, now()).map_err(|e| match e {
-                                    TxFail::Sled(u) => ConflictableTransactionError::from(u),
-                                    TxFail::Store(s) => ConflictableTransactionError::Abort(s),
-                                })?;
+                            // A bug while writing leaves part of the event in
+                            // the transaction: abort all of it (the caller
+                            // applies the events one by one then).
+                            let wrote = catch_unwind(AssertUnwindSafe(|| {
+                                for w in writes {
+                                    tx.write(w, now())?;
+                                }
+                                Ok::<(), TxFail>(())
+                            }));
+                            match wrote {
+                                Ok(Ok(())) => {}
+                                Ok(Err(TxFail::Sled(u))) => {
+                                    return Err(ConflictableTransactionError::from(u))
+                                }
+                                Ok(Err(TxFail::Store(s))) => {
+                                    return Err(ConflictableTransactionError::Abort(s))
+                                }
+                                Err(panic) => {
+                                    return Err(ConflictableTransactionError::Abort(panicked(
+                                        i,
+                                        "writing",
+                                        panic.as_ref(),
+                                    )))
+                                }
                             }
                             results.push(Ok(r));
                         }
@@ -1157,6 +1195,12 @@ impl Tx<'_> {
                 self.tickets.insert(&be64(num), enc(&t, "tickets")?)?;
             }
             Write::Timeline(id, e) => {
+                // Tests plant a bug here: a panic halfway through an event's
+                // writes (its ticket written, its timeline not).
+                #[cfg(test)]
+                if e.text.contains("panic while writing") {
+                    panic!("a planted bug while writing");
+                }
                 self.timeline
                     .insert(&timeline_key(id.num(), e.seq), enc(&e, "timeline")?)?;
             }
@@ -1334,7 +1378,26 @@ impl View for Tx<'_> {
     }
 }
 
+/// One record as stored: its tree, key and value.
+pub type Record = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 impl Store {
+    /// Every record of every tree, in order: for tests that prove an event
+    /// changed nothing at all.
+    #[doc(hidden)]
+    pub fn contents(&self) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        let mut names = self.db.tree_names();
+        names.sort();
+        for name in names {
+            for kv in self.db.open_tree(&name)?.iter() {
+                let (k, v) = kv?;
+                out.push((name.to_vec(), k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes every ticket, each followed by its timeline, as JSON lines:
     /// `{"type":"ticket",…}` and `{"type":"timeline","ticket":"OPS-1",…}`.
     /// Returns the number of tickets written.
