@@ -1577,9 +1577,21 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
             now,
         } = b;
         drop(store);
+        // sled lets go of its file lock once its own threads are done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reopened = loop {
+            match Store::open(&path) {
+                Err(crate::error::StoreError::Locked { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r.unwrap(),
+            }
+        };
         let b = Bench {
             _dir,
-            store: Store::open(&path).unwrap(),
+            store: reopened,
             engine,
             now,
         };

@@ -780,9 +780,13 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
         })
         .await
         .map_err(|e| bot_error(e).into_response())?;
+    // The engine names the ticket of every request it accepts; an answer
+    // without one is our bug, never an empty id.
     let ticket = outcome
         .accepted
         .and_then(|a| a.tickets.first().map(|t| t.to_string()))
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            internal(&"no ticket in the engine's answer", "support request").into_response()
+        })?;
     Ok((StatusCode::CREATED, Json(json!({ "ticket": ticket }))).into_response())
 }

@@ -79,11 +79,17 @@ fn healthz_readyz_and_metrics_when_all_runs() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
 
-/// A sink that panics on its first delivery, as a bug in an adapter would.
+/// A sink with a bug that kills its worker: the worker asks it how many
+/// deliveries it takes at once, and it panics. (A panic inside one delivery
+/// does not kill the worker: that destination is retried later.)
 struct Panicking;
 
 impl Sink for Panicking {
     async fn deliver(&self, _item: &OutboxItem) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+
+    fn parallel(&self) -> usize {
         panic!("a bug in the chat adapter");
     }
 }
@@ -108,7 +114,7 @@ async fn a_dead_worker_makes_the_bot_not_ready_but_still_alive() {
         let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, Panicking, worker_rx));
         assert_eq!(get(&format!("{base}/readyz")).await, (200, json!({"status": "ok"})));
 
-        // A post to deliver: the worker panics on it.
+        // The worker is dead; the bot still takes commands.
         let command = opsbot::commands::parse_command("/ticket open title:boom", "OPS")
             .expect("command");
         bot.handle(Event::Command {
@@ -141,6 +147,96 @@ async fn a_dead_worker_makes_the_bot_not_ready_but_still_alive() {
             "{metrics}"
         );
 
+        stop_tx.send(true).expect("stop");
+        server.await.expect("server task").expect("server");
+        drop(bot);
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .expect("join");
+    })
+    .await
+    .expect("the test timed out");
+}
+
+/// A sink whose first delivery panics (a bug hit by one post), then
+/// delivers; it tells the test each text it delivered.
+struct PanicsOnce {
+    panicked: std::sync::atomic::AtomicBool,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Sink for PanicsOnce {
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a bug hit by one post");
+        }
+        let _ = self.tx.send(format!("{:?}", item.effect));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_panics_is_retried_and_the_worker_stays_up() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let env = Env::shipped();
+        let config = env.config();
+        let (bot, writer, store) = env.bot();
+        drop(store);
+        let state = HttpState::from_config(bot.clone(), &config).expect("http state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = PanicsOnce {
+            panicked: std::sync::atomic::AtomicBool::new(false),
+            tx,
+        };
+        let (worker_stop, worker_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, sink, worker_rx));
+        let command =
+            opsbot::commands::parse_command("/ticket open title:boom", "OPS").expect("command");
+        bot.handle(Event::Command {
+            actor: Actor::new(UserName::parse("olivia").expect("user"), Source::Console),
+            channel: ChannelName::parse("ops").expect("channel"),
+            command,
+        })
+        .await
+        .expect("ticket opened");
+        // The card that hit the bug goes out after all, once, then its thread.
+        let first = rx.recv().await.expect("a delivery");
+        let is_card = |t: &str| t.contains("Text(\"New ticket \"), Bold(\"OPS-1\")");
+        assert!(is_card(&first), "{first}");
+        assert!(bot.wait_delivered(Duration::from_secs(20)).await);
+        let mut rest = Vec::new();
+        while let Ok(t) = rx.try_recv() {
+            rest.push(t);
+        }
+        assert!(
+            !rest.iter().any(|t| is_card(t)),
+            "the card went out twice: {rest:?}"
+        );
+        assert_eq!(
+            get(&format!("{base}/readyz")).await,
+            (200, json!({"status": "ok"}))
+        );
+        let (_, metrics) = get(&format!("{base}/metrics")).await;
+        assert!(
+            metrics
+                .as_str()
+                .unwrap_or_default()
+                .contains("opsbot_worker_up{worker=\"outbox-chat\"} 1"),
+            "{metrics}"
+        );
+        worker_stop.send(true).expect("stop worker");
+        worker.await.expect("the worker ended by itself");
         stop_tx.send(true).expect("stop");
         server.await.expect("server task").expect("server");
         drop(bot);
