@@ -12,7 +12,8 @@ mod common;
 #[allow(unused_imports)]
 #[path = "../tests/it/discord_fixtures.rs"]
 mod discord_fixtures;
-#[allow(unused_imports)]
+// The bench drives only a part of the fake (the tests use all of it).
+#[allow(unused_imports, dead_code)]
 #[path = "../tests/it/fake_discord.rs"]
 mod fake_discord;
 

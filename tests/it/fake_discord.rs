@@ -30,10 +30,8 @@
 //! Every `wait_*` method has a timeout and panics when it passes, with a
 //! summary of what the fake saw; each comes blocking (for `#[test]`s) and
 //! `async` (`*_async`, for `#[tokio::test]`s: a blocking wait would stall a
-//! current-thread runtime that also runs the bot).
-
-// A kit for tests still to be written: not every method is used yet.
-#![allow(dead_code)]
+//! current-thread runtime that also runs the bot), except the wait for
+//! follow-ups, which only async tests need.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -79,8 +77,6 @@ pub struct FakeDiscord {
     /// `http://127.0.0.1:PORT`, what `HttpBuilder::proxy` takes.
     pub base: String,
     pub app_id: u64,
-    pub bot_id: u64,
-    pub guild_id: u64,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -98,7 +94,6 @@ struct Shared {
 #[derive(Clone, Debug)]
 enum GwOut {
     Dispatch(String, Value),
-    Raw(Value),
     Close(u16),
 }
 
@@ -129,7 +124,6 @@ struct Model {
     resumes: usize,
     /// The gateway refuses connections (Discord unreachable).
     gateway_down: bool,
-    presences: Vec<Value>,
     /// Session id → last sequence number sent.
     sessions: HashMap<String, u64>,
     requests: Vec<String>,
@@ -294,7 +288,6 @@ impl FakeDiscord {
                 heartbeats: Vec::new(),
                 resumes: 0,
                 gateway_down: false,
-                presences: Vec::new(),
                 sessions: HashMap::new(),
                 requests: Vec::new(),
                 unexpected: Vec::new(),
@@ -329,8 +322,6 @@ impl FakeDiscord {
             port: addr.port(),
             base: format!("http://{addr}"),
             app_id: fx::APP_ID,
-            bot_id: fx::BOT_ID,
-            guild_id: fx::GUILD_ID,
             shared,
             stop: Some(stop_tx),
         }
@@ -462,12 +453,6 @@ impl FakeDiscord {
         }
     }
 
-    /// Sends a raw frame (`{"op": 7}` reconnect, `{"op": 9, "d": false}`, …)
-    /// to every gateway session.
-    pub fn send_gateway(&self, frame: Value) {
-        let _ = self.shared.gateway.send(GwOut::Raw(frame));
-    }
-
     /// Closes every gateway session with close `code` (4000: serenity resumes;
     /// 4004: authentication failed, serenity gives up).
     pub fn close_gateway(&self, code: u16) {
@@ -509,11 +494,6 @@ impl FakeDiscord {
     /// How many sessions were resumed (op 6 answered with RESUMED).
     pub fn resumes(&self) -> usize {
         self.model().resumes
-    }
-
-    /// The `d` of every presence update (op 3).
-    pub fn presences(&self) -> Vec<Value> {
-        self.model().presences.clone()
     }
 
     /// The request path of every gateway connection (`/gateway?v=10`).
@@ -575,12 +555,6 @@ impl FakeDiscord {
     /// `enforce_nonce`.
     pub fn deduplicated(&self) -> usize {
         self.model().deduplicated
-    }
-
-    /// Channel `id` (a configured channel or a thread) as Discord's Channel JSON.
-    pub fn channel(&self, id: u64) -> Option<Value> {
-        let m = self.model();
-        m.channels.get(&id).map(|c| m.channel_json(c))
     }
 
     /// The threads started in channel `parent`, as Channel JSON.
@@ -718,12 +692,6 @@ impl FakeDiscord {
         self.wait_until(&what, timeout, |f| visible_reply(f.original(token)))
     }
 
-    /// Waits until the interaction with `token` has `n` follow-ups; returns them all.
-    pub fn wait_followups(&self, token: &str, n: usize, timeout: Duration) -> Vec<Value> {
-        let what = format!("{n} follow-up(s) to the interaction with token {token}");
-        self.wait_until(&what, timeout, |f| at_least(f.followups(token), n))
-    }
-
     /// Waits until commands were registered; returns them.
     pub fn wait_commands(&self, timeout: Duration) -> Vec<Value> {
         self.wait_until("a command registration", timeout, registered)
@@ -760,7 +728,7 @@ impl FakeDiscord {
             .await
     }
 
-    /// [`Self::wait_followups`] for async tests.
+    /// Waits until the interaction with `token` has `n` follow-ups; returns them all.
     pub async fn wait_followups_async(
         &self,
         token: &str,
@@ -828,7 +796,7 @@ impl Drop for FakeDiscord {
 }
 
 fn ready_sent(f: &FakeDiscord) -> Option<()> {
-    (f.model().ready_sent > 0).then_some(())
+    (f.ready_count() > 0).then_some(())
 }
 
 fn registered(f: &FakeDiscord) -> Option<Vec<Value>> {
@@ -1039,11 +1007,8 @@ async fn gateway_session(stream: TcpStream, shared: Arc<Shared>) {
                         shared.bump();
                         json!({"op": 11})
                     }
-                    Some(3) => {
-                        lock(&shared.model).presences.push(frame["d"].clone());
-                        shared.bump();
-                        continue;
-                    }
+                    // A presence update: accepted, not kept.
+                    Some(3) => continue,
                     Some(6) => {
                         let wanted = frame["d"]["session_id"].as_str().unwrap_or_default().to_string();
                         let last = lock(&shared.model).sessions.get(&wanted).copied();
@@ -1074,7 +1039,6 @@ async fn gateway_session(stream: TcpStream, shared: Arc<Shared>) {
                     lock(&shared.model).sessions.insert(session.clone(), seq);
                     json!({"op": 0, "s": seq, "t": kind, "d": d})
                 }
-                GwOut::Raw(frame) => frame,
                 GwOut::Close(code) => {
                     let frame = CloseFrame { code: CloseCode::from(code), reason: "fake Discord".into() };
                     let _ = tx.send(WsMessage::Close(Some(frame))).await;
