@@ -14,7 +14,7 @@ mod common;
 mod discord_fixtures;
 // The bench drives only a part of the fake (the tests use all of it).
 #[allow(unused_imports, dead_code)]
-#[path = "../tests/it/fake_discord.rs"]
+#[path = "../tests/it/fake_discord/mod.rs"]
 mod fake_discord;
 
 use std::process::{Command, Stdio};

@@ -1,0 +1,581 @@
+//! A fake Discord for serenity: the REST API under `/api/v10` and a `ws://`
+//! gateway, on one port of 127.0.0.1, with a small model of what the bot did
+//! (channels, messages and their edits, threads, interaction callbacks and
+//! replies, registered commands) and knobs for the failures Discord produces.
+//!
+//! Point serenity at it with [`FakeDiscord::http`], or build the `Http` the way
+//! the bot does: `HttpBuilder::new(token).proxy(fake.base.clone())
+//! .ratelimiter_disabled(true)` (the proxy is ignored while the ratelimiter is
+//! on). serenity asks `GET /api/v10/gateway` for the gateway URL and gets this
+//! fake's `ws://127.0.0.1:PORT/gateway`.
+//!
+//! Like Discord, the fake refuses what Discord refuses, with Discord's status,
+//! error code and message: an unknown or forbidden channel, a second answer to
+//! an interaction, an answer after the 3 s deadline, a follow-up before the
+//! interaction was answered, an empty message, content over 2000 characters,
+//! a nonce over 25, embeds or components over their limits, a reply to an
+//! unknown message, a second thread on a message, an invalid command
+//! registration. A request to a route it does not know is answered 404 and
+//! recorded as unexpected; a fake dropped with unexpected requests fails the
+//! test.
+//!
+//! Where it is kinder than Discord: any `Bot …` token is accepted, nothing
+//! expires (interaction tokens, nonces), there is no rate limiting unless asked
+//! for ([`FakeDiscord::rate_limit_next`]), no GUILD_CREATE is sent (the crate
+//! has no cache), and the bot may post anywhere it is not forbidden.
+//!
+//! [`FakeDiscord::dispatch`] refuses a payload serenity would drop silently
+//! (see `discord_fixtures::check_dispatch`).
+//!
+//! Every `wait_*` method has a timeout and panics when it passes, with a
+//! summary of what the fake saw; each comes blocking (for `#[test]`s) and
+//! `async` (`*_async`, for `#[tokio::test]`s: a blocking wait would stall a
+//! current-thread runtime that also runs the bot), except the wait for
+//! follow-ups, which only async tests need.
+
+//! # Layout
+//!
+//! - `mod.rs` (here): [`FakeDiscord`], what tests use: start it, set its knobs,
+//!   send gateway events, ask what the bot did, wait for it.
+//! - `model.rs`: the state it keeps (channels, messages, interactions,
+//!   commands, the gateway's sessions, every request).
+//! - `gateway.rs`: the websocket gateway sessions.
+//! - `rest/`: the REST API, one file per resource (`channels`, `messages`,
+//!   `threads`, `interactions`, `commands`; the router and the bot's identity
+//!   in `rest/mod.rs`).
+//! - `rules.rs`: what the real Discord refuses (limits, names, modals,
+//!   choices) and whom a message pings under `allowed_mentions`.
+//! - `wire.rs`: HTTP and JSON plumbing (one port for REST and the gateway,
+//!   Discord's error bodies, multipart).
+//! - `selftest.rs`: the fake driven by the real serenity client.
+
+mod gateway;
+mod model;
+mod rest;
+mod rules;
+#[cfg(test)]
+mod selftest;
+mod wire;
+
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use self::gateway::GwOut;
+use self::model::{lock, view, ChannelRec, Failure, Model, Origin, Shared};
+use crate::discord_fixtures as fx;
+
+/// The token the tests give serenity (any `Bot …` token is accepted).
+pub const TOKEN: &str = "fake-token";
+/// Discord's heartbeat interval; [`FakeDiscord::set_heartbeat_interval`]
+/// shortens it for a test about heartbeats.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 41_250;
+/// How long Discord gives a bot to answer an interaction.
+pub const INTERACTION_DEADLINE: Duration = Duration::from_secs(3);
+/// How often a wait looks again when nothing changed in the fake.
+pub const RECHECK: Duration = Duration::from_millis(50);
+/// The channel every fake starts with (`#general`, [`fx::CHANNEL_ID`]).
+pub const GENERAL: u64 = fx::CHANNEL_ID;
+
+const MESSAGE_FLAG_EPHEMERAL: u64 = 1 << 6;
+const MESSAGE_FLAG_LOADING: u64 = 1 << 7;
+const MESSAGE_FLAG_HAS_THREAD: u64 = 1 << 5;
+
+/// A running fake Discord; stops when dropped.
+pub struct FakeDiscord {
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`, what `HttpBuilder::proxy` takes.
+    pub base: String,
+    pub app_id: u64,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl FakeDiscord {
+    /// A Discord with application [`fx::APP_ID`] (bot user [`fx::BOT_ID`],
+    /// [`fx::BOT_NAME`]) in guild [`fx::GUILD_ID`], which has one text channel,
+    /// [`GENERAL`].
+    pub fn start() -> FakeDiscord {
+        let (addr, shared, stop) = wire::serve();
+        FakeDiscord {
+            port: addr.port(),
+            base: format!("http://{addr}"),
+            app_id: fx::APP_ID,
+            shared,
+            stop: Some(stop),
+        }
+    }
+
+    fn model(&self) -> MutexGuard<'_, Model> {
+        lock(&self.shared.model)
+    }
+
+    /// Changes the model and wakes the waits.
+    fn change<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
+        let out = f(&mut self.model());
+        self.shared.bump();
+        out
+    }
+
+    /// A serenity `Http` for this fake, as the bot builds it, with the
+    /// application id already set (a bot learns it from READY).
+    pub fn http(&self) -> serenity::http::Http {
+        serenity::http::HttpBuilder::new(TOKEN)
+            .proxy(self.base.clone())
+            .ratelimiter_disabled(true)
+            .application_id(self.app_id.into())
+            .build()
+    }
+
+    /// `ws://127.0.0.1:PORT/gateway`, what `GET /gateway` answers.
+    pub fn gateway_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/gateway", self.port)
+    }
+
+    // ---- the model: setup and knobs ----
+
+    /// Adds text channel `id` to the guild.
+    pub fn add_channel(&self, id: u64, name: &str) {
+        self.change(|m| m.channels.insert(id, ChannelRec::text(id, name)));
+    }
+
+    /// The bot lacks permissions in channel `id` (added before): posts, edits
+    /// and threads there get 403 `Missing Permissions` (50013).
+    pub fn forbid_channel(&self, id: u64) {
+        self.change(|m| {
+            m.channels
+                .get_mut(&id)
+                .expect("forbid_channel: add_channel first")
+                .forbidden = true
+        });
+    }
+
+    /// Answers the next `n` `POST /channels/*/messages` with `status` (for a
+    /// 429, with `retry-after: 1` and Discord's rate-limit body).
+    pub fn fail_next(&self, status: u16, n: usize) {
+        self.change(|m| {
+            m.fail = Some(Failure {
+                status,
+                left: n,
+                retry_after: 1.0,
+            })
+        });
+    }
+
+    /// Rate-limits the next `n` `POST /channels/*/messages`: 429 with
+    /// `retry_after` seconds in the body and the `retry-after` header (whole
+    /// seconds, rounded up, as Discord sends it).
+    pub fn rate_limit_next(&self, n: usize, retry_after: f64) {
+        self.change(|m| {
+            m.fail = Some(Failure {
+                status: 429,
+                left: n,
+                retry_after,
+            })
+        });
+    }
+
+    /// The HELLO heartbeat interval for gateway sessions that connect after this.
+    pub fn set_heartbeat_interval(&self, ms: u64) {
+        self.change(|m| m.heartbeat_interval = ms);
+    }
+
+    /// How long after its dispatch an interaction can still be answered
+    /// (`None`: forever). Discord's 3 s by default.
+    pub fn set_interaction_deadline(&self, d: Option<Duration>) {
+        self.change(|m| m.deadline = d);
+    }
+
+    // ---- the gateway ----
+
+    /// Sends dispatch `kind` (`"INTERACTION_CREATE"`, …) with payload `d` to
+    /// every gateway session, with the session's next sequence number. Panics
+    /// if serenity would drop the payload, or if no session is ready.
+    pub fn dispatch(&self, kind: &str, d: Value) {
+        if let Err(e) = fx::check_dispatch(kind, &d) {
+            panic!("dispatch {kind}: {e}\npayload: {d}");
+        }
+        self.dispatch_unchecked(kind, d);
+    }
+
+    /// [`Self::dispatch`] without the check (to test what serenity does with a
+    /// payload it cannot parse).
+    pub fn dispatch_unchecked(&self, kind: &str, d: Value) {
+        self.change(|m| {
+            if kind == "INTERACTION_CREATE" {
+                m.note_interaction(&d);
+            }
+            m.dispatched.push((kind.to_string(), d.clone()));
+        });
+        if self
+            .shared
+            .gateway
+            .send(GwOut::Dispatch(kind.to_string(), d))
+            .is_err()
+        {
+            panic!(
+                "dispatch {kind}: no gateway session has identified (wait_ready first)\n{}",
+                self.summary()
+            );
+        }
+    }
+
+    /// Closes every gateway session with close `code` (4000: serenity resumes;
+    /// 4004: authentication failed, serenity gives up).
+    pub fn close_gateway(&self, code: u16) {
+        let _ = self.shared.gateway.send(GwOut::Close(code));
+    }
+
+    /// Makes the gateway unreachable (sessions closed, new connections
+    /// dropped before the handshake), or reachable again.
+    pub fn set_gateway_down(&self, down: bool) {
+        self.change(|m| m.gateway_down = down);
+        if down {
+            self.close_gateway(4000);
+        }
+    }
+
+    /// The `d` of every IDENTIFY, in order.
+    pub fn identifies(&self) -> Vec<Value> {
+        self.model().identifies.clone()
+    }
+
+    /// The intents of the last IDENTIFY.
+    pub fn identify_intents(&self) -> Option<u64> {
+        self.model()
+            .identifies
+            .last()
+            .and_then(|d| d["intents"].as_u64())
+    }
+
+    /// How many READY dispatches were sent.
+    pub fn ready_count(&self) -> usize {
+        self.model().ready_sent
+    }
+
+    /// The `d` (last sequence number seen) of every heartbeat received.
+    pub fn heartbeats(&self) -> Vec<Value> {
+        self.model().heartbeats.clone()
+    }
+
+    /// How many sessions were resumed (op 6 answered with RESUMED).
+    pub fn resumes(&self) -> usize {
+        self.model().resumes
+    }
+
+    /// The request path of every gateway connection (`/gateway?v=10`).
+    pub fn gateway_connections(&self) -> Vec<String> {
+        self.model().gateway_paths.clone()
+    }
+
+    // ---- what the bot did ----
+
+    /// Every request so far, as `METHOD /path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.model().requests.clone()
+    }
+
+    /// How many requests were exactly `METHOD /path` (query ignored).
+    pub fn count(&self, method_and_path: &str) -> usize {
+        self.model()
+            .requests
+            .iter()
+            .filter(|r| r.split('?').next() == Some(method_and_path))
+            .count()
+    }
+
+    /// Requests to routes this fake does not know (empty in a good test).
+    pub fn unexpected(&self) -> Vec<String> {
+        self.model().unexpected.clone()
+    }
+
+    /// Takes the unexpected requests (for a test that makes them on purpose).
+    pub fn take_unexpected(&self) -> Vec<String> {
+        std::mem::take(&mut self.model().unexpected)
+    }
+
+    /// The messages posted to channel (or thread) `channel_id` with
+    /// `POST /channels/{id}/messages`, oldest first; see [`Self::message`].
+    pub fn messages(&self, channel_id: u64) -> Vec<Value> {
+        let m = self.model();
+        m.messages
+            .iter()
+            .filter(|r| r.origin == Origin::Channel && r.channel_id == channel_id)
+            .map(view)
+            .collect()
+    }
+
+    /// Message `id` (posted, an interaction reply or a follow-up) as recorded:
+    /// `id`, `channel_id`, `content`, `embeds`, `components`, `flags`,
+    /// `attachments` (as now, after edits); `nonce`, `enforce_nonce`,
+    /// `allowed_mentions`, `message_reference` (as sent); `pings` (who
+    /// Discord would notify: `{"everyone", "users", "roles"}`, from the
+    /// content and `allowed_mentions`); `files` (uploads: `filename`, `size`,
+    /// `content`); `edits` (a count), `edit_bodies`; `thread_id`; `request`
+    /// (the body that created it) and `message` (the Message JSON as Discord
+    /// returns it now).
+    pub fn message(&self, id: u64) -> Option<Value> {
+        self.model().messages.iter().find(|r| r.id == id).map(view)
+    }
+
+    /// How many sends were answered with an earlier message because of
+    /// `enforce_nonce`.
+    pub fn deduplicated(&self) -> usize {
+        self.model().deduplicated
+    }
+
+    /// The threads started in channel `parent`, as Channel JSON.
+    pub fn threads(&self, parent: u64) -> Vec<Value> {
+        let m = self.model();
+        m.channels
+            .values()
+            .filter(|c| c.parent_id == Some(parent))
+            .map(|c| m.channel_json(c))
+            .collect()
+    }
+
+    /// Every interaction callback received (accepted or not), oldest first:
+    /// `interaction_id`, `token`, `type`, `data`, `status` (the answer) and
+    /// `error` (Discord's error, when refused), `after_ms` (since dispatch).
+    pub fn callbacks(&self) -> Vec<Value> {
+        self.model().callbacks.clone()
+    }
+
+    /// The reply to the interaction with `token` (`@original`, as
+    /// [`Self::message`] describes), once answered with type 4 or 5 (or the
+    /// component's message, for 6 and 7).
+    pub fn original(&self, token: &str) -> Option<Value> {
+        let m = self.model();
+        let id = m
+            .interactions
+            .values()
+            .find(|i| i.token == token)?
+            .original?;
+        m.messages.iter().find(|r| r.id == id).map(view)
+    }
+
+    /// The follow-up messages of the interaction with `token`, oldest first.
+    pub fn followups(&self, token: &str) -> Vec<Value> {
+        let m = self.model();
+        m.messages
+            .iter()
+            .filter(|r| r.origin == Origin::Followup(token.to_string()))
+            .map(view)
+            .collect()
+    }
+
+    /// The commands registered now (each scope as last overwritten), as the
+    /// Command JSON the fake answered (`guild_id` null for global ones).
+    pub fn commands(&self) -> Vec<Value> {
+        self.model().commands.values().flatten().cloned().collect()
+    }
+
+    /// How many bulk command registrations (PUTs) were accepted.
+    pub fn command_registrations(&self) -> usize {
+        self.model().command_puts
+    }
+
+    // ---- waits ----
+
+    /// Waits until `f` returns something, or panics after `timeout` with
+    /// `what` and a summary of the fake. `f` runs on every change of the fake,
+    /// and at least every [`RECHECK`] (so it may look at things outside the
+    /// fake too, such as errors the bot collected).
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&FakeDiscord) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = *lock(&self.shared.version);
+            if let Some(t) = f(self) {
+                return t;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.summary()
+                );
+            }
+            let g = lock(&self.shared.version);
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout_while(g, (deadline - now).min(RECHECK), |v| *v == seen);
+        }
+    }
+
+    /// [`Self::wait_until`] for async tests.
+    pub async fn wait_until_async<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&FakeDiscord) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.shared.watch.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if let Some(t) = f(self) {
+                return t;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.summary()
+                );
+            }
+            let next = deadline.min(tokio::time::Instant::now() + RECHECK);
+            let _ = tokio::time::timeout_at(next, rx.changed()).await;
+        }
+    }
+
+    /// Waits until a gateway session got READY.
+    pub fn wait_ready(&self, timeout: Duration) {
+        self.wait_until("READY", timeout, ready_sent)
+    }
+
+    /// Waits for the first callback to interaction `interaction_id` and
+    /// returns its body (`{"type": …, "data": …}`). Panics at once if Discord
+    /// would have refused it (answered late, twice, …).
+    pub fn wait_callback(&self, interaction_id: u64, timeout: Duration) -> Value {
+        let what = format!("a callback to interaction {interaction_id}");
+        self.wait_until(&what, timeout, |f| f.callback_of(interaction_id))
+    }
+
+    /// Waits until channel `channel_id` has at least `n` messages; returns them all.
+    pub fn wait_messages(&self, channel_id: u64, n: usize, timeout: Duration) -> Vec<Value> {
+        let what = format!("{n} message(s) in channel {channel_id}");
+        self.wait_until(&what, timeout, |f| at_least(f.messages(channel_id), n))
+    }
+
+    /// Waits until the interaction with `token` has a visible reply (answered
+    /// with a message, or deferred and then edited) and returns it.
+    pub fn wait_reply(&self, token: &str, timeout: Duration) -> Value {
+        let what = format!("a reply to the interaction with token {token}");
+        self.wait_until(&what, timeout, |f| visible_reply(f.original(token)))
+    }
+
+    /// Waits until commands were registered; returns them.
+    pub fn wait_commands(&self, timeout: Duration) -> Vec<Value> {
+        self.wait_until("a command registration", timeout, registered)
+    }
+
+    /// [`Self::wait_ready`] for async tests.
+    pub async fn wait_ready_async(&self, timeout: Duration) {
+        self.wait_until_async("READY", timeout, ready_sent).await
+    }
+
+    /// [`Self::wait_callback`] for async tests.
+    pub async fn wait_callback_async(&self, interaction_id: u64, timeout: Duration) -> Value {
+        let what = format!("a callback to interaction {interaction_id}");
+        self.wait_until_async(&what, timeout, |f| f.callback_of(interaction_id))
+            .await
+    }
+
+    /// [`Self::wait_messages`] for async tests.
+    pub async fn wait_messages_async(
+        &self,
+        channel_id: u64,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let what = format!("{n} message(s) in channel {channel_id}");
+        self.wait_until_async(&what, timeout, |f| at_least(f.messages(channel_id), n))
+            .await
+    }
+
+    /// [`Self::wait_reply`] for async tests.
+    pub async fn wait_reply_async(&self, token: &str, timeout: Duration) -> Value {
+        let what = format!("a reply to the interaction with token {token}");
+        self.wait_until_async(&what, timeout, |f| visible_reply(f.original(token)))
+            .await
+    }
+
+    /// Waits until the interaction with `token` has `n` follow-ups; returns them all.
+    pub async fn wait_followups_async(
+        &self,
+        token: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let what = format!("{n} follow-up(s) to the interaction with token {token}");
+        self.wait_until_async(&what, timeout, |f| at_least(f.followups(token), n))
+            .await
+    }
+
+    /// [`Self::wait_commands`] for async tests.
+    pub async fn wait_commands_async(&self, timeout: Duration) -> Vec<Value> {
+        self.wait_until_async("a command registration", timeout, registered)
+            .await
+    }
+
+    /// The body of the first callback to `interaction_id`; panics if refused.
+    fn callback_of(&self, interaction_id: u64) -> Option<Value> {
+        let m = self.model();
+        let id = interaction_id.to_string();
+        let cb = m.callbacks.iter().find(|c| c["interaction_id"] == id)?;
+        if cb["status"] != 204 {
+            let cb = cb.clone();
+            drop(m);
+            panic!("Discord would refuse the callback to interaction {interaction_id}: {cb}");
+        }
+        Some(json!({"type": cb["type"], "data": cb["data"]}))
+    }
+
+    /// What the fake saw, for a failure message.
+    pub fn summary(&self) -> String {
+        let m = self.model();
+        let last: Vec<&String> = m.requests.iter().rev().take(30).collect();
+        format!(
+            "fake Discord: {} gateway connection(s), {} IDENTIFY, {} READY, {} dispatch(es) \
+             ({:?}); {} callback(s); {} message(s); unexpected: {:?}; last requests (newest \
+             first): {:?}",
+            m.gateway_paths.len(),
+            m.identifies.len(),
+            m.ready_sent,
+            m.dispatched.len(),
+            m.dispatched
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            m.callbacks.len(),
+            m.messages.len(),
+            m.unexpected,
+            last
+        )
+    }
+}
+
+impl Drop for FakeDiscord {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let unexpected = self.unexpected();
+        if !unexpected.is_empty() && !std::thread::panicking() {
+            panic!("the fake Discord got unexpected requests: {unexpected:?}");
+        }
+    }
+}
+
+fn ready_sent(f: &FakeDiscord) -> Option<()> {
+    (f.ready_count() > 0).then_some(())
+}
+
+fn registered(f: &FakeDiscord) -> Option<Vec<Value>> {
+    (f.command_registrations() > 0).then(|| f.commands())
+}
+
+fn at_least(v: Vec<Value>, n: usize) -> Option<Vec<Value>> {
+    (v.len() >= n).then_some(v)
+}
+
+fn visible_reply(o: Option<Value>) -> Option<Value> {
+    o.filter(|o| o["flags"].as_u64().unwrap_or(0) & MESSAGE_FLAG_LOADING == 0)
+}
