@@ -140,7 +140,7 @@ pub(super) async fn gateway_session(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-pub(super) async fn next_out(rx: &mut Option<broadcast::Receiver<GwOut>>) -> GwOut {
+async fn next_out(rx: &mut Option<broadcast::Receiver<GwOut>>) -> GwOut {
     let Some(rx) = rx else {
         return std::future::pending().await;
     };
@@ -153,7 +153,7 @@ pub(super) async fn next_out(rx: &mut Option<broadcast::Receiver<GwOut>>) -> GwO
     }
 }
 
-pub(super) fn note_unexpected(shared: &Shared, what: String) {
+fn note_unexpected(shared: &Shared, what: String) {
     lock(&shared.model).unexpected.push(what);
     shared.bump();
 }

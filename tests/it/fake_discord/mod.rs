@@ -79,6 +79,7 @@ pub const RECHECK: Duration = Duration::from_millis(50);
 /// The channel every fake starts with (`#general`, [`fx::CHANNEL_ID`]).
 pub const GENERAL: u64 = fx::CHANNEL_ID;
 
+// Message flags, as Discord sets them.
 const MESSAGE_FLAG_EPHEMERAL: u64 = 1 << 6;
 const MESSAGE_FLAG_LOADING: u64 = 1 << 7;
 const MESSAGE_FLAG_HAS_THREAD: u64 = 1 << 5;

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, watch};
 use super::gateway::GwOut;
 use super::{fx, GENERAL, HEARTBEAT_INTERVAL_MS, INTERACTION_DEADLINE};
 
+/// The model behind its lock, and how the waits learn of a change.
 pub(super) struct Shared {
     pub(super) model: Mutex<Model>,
     /// Bumped on every change of the model, for the waits.
@@ -21,6 +22,7 @@ pub(super) struct Shared {
     pub(super) gateway: broadcast::Sender<GwOut>,
 }
 
+/// Discord as far as this bot can see it, and everything the bot did.
 pub(super) struct Model {
     pub(super) port: u16,
     pub(super) app_id: u64,

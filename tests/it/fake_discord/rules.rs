@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use regex::Regex;
 use serde_json::{json, Value};
 
+use super::fx;
 use super::wire::Reply;
 
 pub(super) type Check = Result<(), Reply>;
@@ -30,8 +31,48 @@ pub(super) fn check_len(path: &str, s: &str, min: usize, max: usize) -> Check {
     Ok(())
 }
 
-pub(super) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
+}
+
+/// The nonce of a message post (a string or a number), of 25 characters at
+/// most.
+pub(super) fn nonce(body: &Value) -> Result<Option<String>, Reply> {
+    let nonce = match &body["nonce"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    check_len("nonce", nonce.as_deref().unwrap_or(""), 0, 25)?;
+    Ok(nonce)
+}
+
+/// An answer of type `kind` to an interaction of type `ix_kind`: a type that
+/// interaction may be answered with, and its `data` within the limits.
+pub(super) fn validate_response(ix_kind: u8, kind: u64, data: &Value) -> Check {
+    let allowed: &[u64] = match ix_kind {
+        fx::APPLICATION_COMMAND => &[4, 5, 9],
+        fx::MESSAGE_COMPONENT => &[4, 5, 6, 7, 9],
+        fx::AUTOCOMPLETE => &[8],
+        fx::MODAL_SUBMIT => &[4, 5, 6, 7],
+        _ => &[],
+    };
+    if !allowed.contains(&kind) {
+        return Err(Reply::invalid(
+            "type",
+            "INTERACTION_RESPONSE_TYPE_INVALID",
+            &format!(
+                "Interaction response type {kind} is not valid for interaction type {ix_kind}"
+            ),
+        ));
+    }
+    match kind {
+        4 => validate_message(data, false, true),
+        7 => validate_message(data, false, false),
+        8 => validate_choices(data),
+        9 => validate_modal(data),
+        _ => Ok(()),
+    }
 }
 
 /// A message body (create, edit, interaction reply, follow-up): not empty
@@ -98,7 +139,7 @@ pub(super) fn validate_message(body: &Value, has_files: bool, need_something: bo
     validate_components(&components)
 }
 
-pub(super) fn validate_components(rows: &[Value]) -> Check {
+fn validate_components(rows: &[Value]) -> Check {
     if rows.len() > 5 {
         return Err(Reply::invalid(
             "components",
@@ -146,7 +187,7 @@ pub(super) fn validate_components(rows: &[Value]) -> Check {
     Ok(())
 }
 
-pub(super) fn validate_choices(data: &Value) -> Check {
+fn validate_choices(data: &Value) -> Check {
     let choices = data["choices"].as_array().cloned().unwrap_or_default();
     if choices.len() > 25 {
         return Err(Reply::invalid(
@@ -164,7 +205,7 @@ pub(super) fn validate_choices(data: &Value) -> Check {
     Ok(())
 }
 
-pub(super) fn validate_modal(data: &Value) -> Check {
+fn validate_modal(data: &Value) -> Check {
     check_len("data.title", text(data, "title"), 1, 45)?;
     check_len("data.custom_id", text(data, "custom_id"), 1, 100)?;
     let rows = data["components"].as_array().cloned().unwrap_or_default();
@@ -201,7 +242,7 @@ pub(super) fn validate_modal(data: &Value) -> Check {
 }
 
 /// A command (or option) name: 1 to 32 of lowercase letters, digits, `-`, `_`.
-pub(super) fn valid_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     let n = name.chars().count();
     (1..=32).contains(&n)
         && name.chars().all(|c| {
@@ -240,7 +281,7 @@ pub(super) fn validate_command(c: &Value, path: &str) -> Check {
     )
 }
 
-pub(super) fn validate_options(options: &[Value], path: &str) -> Check {
+fn validate_options(options: &[Value], path: &str) -> Check {
     if options.len() > 25 {
         return Err(Reply::invalid(
             path,

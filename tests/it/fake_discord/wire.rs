@@ -53,7 +53,7 @@ pub(super) fn serve() -> (SocketAddr, Arc<Shared>, oneshot::Sender<()>) {
 pub(super) struct Reply {
     pub(super) status: u16,
     pub(super) body: Option<Value>,
-    pub(super) headers: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -91,6 +91,33 @@ impl Reply {
             headers: Vec::new(),
         }
     }
+
+    /// The answer to a failed `POST /channels/*/messages`.
+    pub(super) fn failure(status: u16, retry_after: f64) -> Reply {
+        if status == 429 {
+            // Discord's 429 body has no `code`: serenity reports it as an error
+            // it could not decode, with code -1.
+            return Reply {
+                status,
+                body: Some(
+                    json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
+                ),
+                headers: vec![
+                    ("retry-after", format!("{}", retry_after.ceil() as u64)),
+                    ("x-ratelimit-limit", "5".into()),
+                    ("x-ratelimit-remaining", "0".into()),
+                    ("x-ratelimit-reset-after", format!("{retry_after:.3}")),
+                    ("x-ratelimit-bucket", "fake-bucket".into()),
+                    ("x-ratelimit-scope", "user".into()),
+                ],
+            };
+        }
+        let reason = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Reply::error(status, 0, &format!("{status}: {reason}"))
+    }
 }
 
 impl IntoResponse for Reply {
@@ -110,9 +137,9 @@ impl IntoResponse for Reply {
 }
 
 /// The HTTP connections, handed over by [`accept_loop`].
-pub(super) struct HttpConns {
-    pub(super) rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    pub(super) addr: SocketAddr,
+struct HttpConns {
+    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    addr: SocketAddr,
 }
 
 impl axum::serve::Listener for HttpConns {
@@ -134,7 +161,7 @@ impl axum::serve::Listener for HttpConns {
 /// Accepts connections and sends each to the gateway (a request for
 /// `/gateway…`, which the REST API never gets: it is under `/api/v10`) or to
 /// the HTTP server.
-pub(super) async fn accept_loop(
+async fn accept_loop(
     listener: TcpListener,
     http: mpsc::Sender<(TcpStream, SocketAddr)>,
     shared: Arc<Shared>,
@@ -166,7 +193,7 @@ pub(super) async fn accept_loop(
     }
 }
 
-pub(super) async fn is_gateway(stream: &TcpStream) -> bool {
+async fn is_gateway(stream: &TcpStream) -> bool {
     const GATEWAY: &[u8] = b"GET /gateway";
     let mut buf = [0u8; GATEWAY.len()];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -182,7 +209,7 @@ pub(super) async fn is_gateway(stream: &TcpStream) -> bool {
     }
 }
 
-pub(super) async fn handle(
+async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
@@ -212,7 +239,7 @@ pub(super) fn parse_body(headers: &HeaderMap, raw: &Bytes) -> Result<(Value, Vec
         .map_err(|e| e.to_string())
 }
 
-pub(super) fn parse_multipart(ct: &str, body: &[u8]) -> Option<(Value, Vec<Value>)> {
+fn parse_multipart(ct: &str, body: &[u8]) -> Option<(Value, Vec<Value>)> {
     let boundary = ct
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))?
@@ -264,6 +291,6 @@ pub(super) fn parse_multipart(ct: &str, body: &[u8]) -> Option<(Value, Vec<Value
     Some((json, files))
 }
 
-pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

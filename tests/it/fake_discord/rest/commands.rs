@@ -10,7 +10,7 @@ use crate::fake_discord::rules::validate_command;
 use crate::fake_discord::wire::Reply;
 
 impl Model {
-    pub(super) fn scope(&self, app: &str, guild: Option<&str>) -> Result<Option<u64>, Reply> {
+    fn scope(&self, app: &str, guild: Option<&str>) -> Result<Option<u64>, Reply> {
         if app != self.app_id.to_string() {
             return Err(Reply::error(403, 50001, "Missing Access"));
         }

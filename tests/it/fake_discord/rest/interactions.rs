@@ -6,9 +6,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::messages::apply_edit;
-use crate::fake_discord::fx;
 use crate::fake_discord::model::{IxRec, Model, Origin};
-use crate::fake_discord::rules::{validate_choices, validate_message, validate_modal};
+use crate::fake_discord::rules::{validate_message, validate_response};
 use crate::fake_discord::wire::Reply;
 use crate::fake_discord::{MESSAGE_FLAG_EPHEMERAL, MESSAGE_FLAG_LOADING};
 
@@ -58,7 +57,7 @@ impl Model {
         result
     }
 
-    pub(super) fn answer(
+    fn answer(
         &mut self,
         id: &str,
         token: &str,
@@ -83,31 +82,8 @@ impl Model {
         if deadline.is_some_and(|d| ix.dispatched.elapsed() > d) {
             return Err(unknown());
         }
-        let allowed: &[u64] = match ix.kind {
-            fx::APPLICATION_COMMAND => &[4, 5, 9],
-            fx::MESSAGE_COMPONENT => &[4, 5, 6, 7, 9],
-            fx::AUTOCOMPLETE => &[8],
-            fx::MODAL_SUBMIT => &[4, 5, 6, 7],
-            _ => &[],
-        };
-        if !allowed.contains(&kind) {
-            return Err(Reply::invalid(
-                "type",
-                "INTERACTION_RESPONSE_TYPE_INVALID",
-                &format!(
-                    "Interaction response type {kind} is not valid for interaction type {}",
-                    ix.kind
-                ),
-            ));
-        }
         let data = &body["data"];
-        match kind {
-            4 => validate_message(data, false, true)?,
-            7 => validate_message(data, false, false)?,
-            8 => validate_choices(data)?,
-            9 => validate_modal(data)?,
-            _ => {}
-        }
+        validate_response(ix.kind, kind, data)?;
         let channel_id = ix.channel_id;
         let component_message = ix.message.clone();
         let original = match kind {
@@ -165,7 +141,7 @@ impl Model {
 
     /// The interaction for a webhook `token` of application `app`, once answered
     /// (Discord: 404 Unknown Webhook before that).
-    pub(super) fn webhook(&self, app: &str, token: &str) -> Result<u64, Reply> {
+    fn webhook(&self, app: &str, token: &str) -> Result<u64, Reply> {
         let unknown = || Reply::error(404, 10015, "Unknown Webhook");
         if app != self.app_id.to_string() {
             return Err(unknown());

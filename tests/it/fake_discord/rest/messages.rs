@@ -2,12 +2,11 @@
 
 use std::collections::HashSet;
 
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::fake_discord::fx;
 use crate::fake_discord::model::{Model, MsgRec, Origin};
-use crate::fake_discord::rules::{check_len, pings, validate_message};
+use crate::fake_discord::rules::{nonce, pings, validate_message};
 use crate::fake_discord::wire::Reply;
 
 impl Model {
@@ -20,18 +19,12 @@ impl Model {
         if let Some(f) = &mut self.fail {
             if f.left > 0 {
                 f.left -= 1;
-                return Err(failure(f.status, f.retry_after));
+                return Err(Reply::failure(f.status, f.retry_after));
             }
         }
         let c = self.channel_ok(c, true)?;
         validate_message(&body, !files.is_empty(), true)?;
-        let nonce = match &body["nonce"] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        // Discord takes a nonce of 25 characters at most.
-        check_len("nonce", nonce.as_deref().unwrap_or(""), 0, 25)?;
+        let nonce = nonce(&body)?;
         if let (Some(nonce), true) = (&nonce, body["enforce_nonce"] == true) {
             if let Some(&id) = self.nonces.get(&(c, nonce.clone())) {
                 self.deduplicated += 1;
@@ -56,7 +49,7 @@ impl Model {
 
     /// The message a reply refers to (Discord refuses a reply to an unknown
     /// message unless `fail_if_not_exists` is false).
-    pub(super) fn reference(&self, c: u64, body: &Value) -> Result<Option<Value>, Reply> {
+    fn reference(&self, c: u64, body: &Value) -> Result<Option<Value>, Reply> {
         let r = &body["message_reference"];
         let Some(mid) = r["message_id"]
             .as_str()
@@ -200,33 +193,6 @@ impl Model {
         let i = self.find_message(c, mid)?;
         Ok(Reply::ok(apply_edit(&mut self.messages[i], body)?))
     }
-}
-
-/// The answer to a failed `POST /channels/*/messages`.
-fn failure(status: u16, retry_after: f64) -> Reply {
-    if status == 429 {
-        // Discord's 429 body has no `code`: serenity reports it as an error
-        // it could not decode, with code -1.
-        return Reply {
-            status,
-            body: Some(
-                json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
-            ),
-            headers: vec![
-                ("retry-after", format!("{}", retry_after.ceil() as u64)),
-                ("x-ratelimit-limit", "5".into()),
-                ("x-ratelimit-remaining", "0".into()),
-                ("x-ratelimit-reset-after", format!("{retry_after:.3}")),
-                ("x-ratelimit-bucket", "fake-bucket".into()),
-                ("x-ratelimit-scope", "user".into()),
-            ],
-        };
-    }
-    let reason = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    Reply::error(status, 0, &format!("{status}: {reason}"))
 }
 
 /// Applies an edit (PATCH body) to a message; Discord refuses an edit that

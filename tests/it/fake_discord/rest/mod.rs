@@ -1,16 +1,16 @@
-//! The REST API under `/api/v10`: the router, and one file per resource.
+//! The REST API under `/api/v10`: the router (authentication, the body, the
+//! route), and one file per resource.
 
 mod channels;
 mod commands;
+mod identity;
 mod interactions;
 mod messages;
 mod threads;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, Method, Uri};
-use serde_json::{json, Value};
 
-use super::fx;
 use super::model::Model;
 use super::wire::{parse_body, Reply};
 
@@ -52,14 +52,10 @@ impl Model {
             }
         };
         let r = match (method.as_str(), segs.as_slice()) {
-            ("GET", ["gateway"]) => Ok(Reply::ok(json!({"url": self.gateway_url()}))),
-            ("GET", ["gateway", "bot"]) => Ok(Reply::ok(json!({
-                "url": self.gateway_url(),
-                "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
-            }))),
+            ("GET", ["gateway"]) => Ok(Reply::ok(self.gateway())),
+            ("GET", ["gateway", "bot"]) => Ok(Reply::ok(self.gateway_bot())),
             ("GET", ["oauth2", "applications", "@me"]) => Ok(Reply::ok(self.application())),
-            ("GET", ["users", "@me"]) => Ok(Reply::ok(fx::bot_user(self.bot_id, fx::BOT_NAME))),
+            ("GET", ["users", "@me"]) => Ok(Reply::ok(self.bot_user())),
             ("GET", ["applications", app, "guilds", guild, "commands"]) => {
                 self.get_commands(app, Some(guild))
             }
@@ -92,25 +88,6 @@ impl Model {
     fn unknown(&mut self, line: String) -> Reply {
         self.unexpected.push(line);
         Reply::error(404, 0, "404: Not Found")
-    }
-
-    fn gateway_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/gateway", self.port)
-    }
-
-    fn application(&self) -> Value {
-        json!({
-            "id": self.app_id.to_string(),
-            "name": fx::BOT_NAME,
-            "icon": null,
-            "description": "",
-            "bot_public": false,
-            "bot_require_code_grant": false,
-            "verify_key": "0".repeat(64),
-            "owner": fx::user(fx::USER_ID, fx::USER_NAME),
-            "team": null,
-            "flags": 0,
-        })
     }
 
     fn next_id(&mut self) -> u64 {
