@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::discord_fixtures as fx;
 use crate::fake_discord::FakeDiscord;
 use crate::harness::{shipped_config, Env};
+use crate::kit;
 
 const OPS: u64 = fx::CHANNEL_ID;
 const BACKEND: u64 = fx::CHANNEL_ID + 1;
@@ -30,29 +31,22 @@ const WAIT: Duration = Duration::from_secs(15);
 /// The shipped config, pointed at `fake`, with the demo org's channels and
 /// people mapped to Discord ids.
 fn config_for(fake: &FakeDiscord) -> String {
-    shipped_config()
-        .replace(
-            "# guild_id = \"123456789012345678\"        # commands register here, or in each of a list (else globally)",
-            &format!(
-                "guild_id = \"{}\"\napi_base = \"{}\"",
-                fx::GUILD_ID,
-                fake.base
-            ),
-        )
-        .replace(
-            "[discord.channels]\n",
-            &format!(
-                "[discord.channels]\nops = \"{OPS}\"\nbackend = {BACKEND}\nalerts = \"{ALERTS}\"\n\
-                 qa = \"{QA}\"\ninfra = \"{INFRA}\"\n"
-            ),
-        )
-        .replace(
-            "[discord.users]\n",
-            &format!(
-                "[discord.users]\nolivia = \"{OLIVIA}\"\nbob = \"{BOB}\"\nquinn = \"{QUINN}\"\n\
-                 rita = \"{RITA}\"\n"
-            ),
-        )
+    let text = kit::on_discord(&shipped_config(), &fx::GUILD_ID.to_string(), &fake.base);
+    let text = kit::in_section(
+        &text,
+        "[discord.channels]",
+        &format!(
+            "ops = \"{OPS}\"\nbackend = {BACKEND}\nalerts = \"{ALERTS}\"\nqa = \"{QA}\"\n\
+             infra = \"{INFRA}\"\n"
+        ),
+    );
+    kit::in_section(
+        &text,
+        "[discord.users]",
+        &format!(
+            "olivia = \"{OLIVIA}\"\nbob = \"{BOB}\"\nquinn = \"{QUINN}\"\nrita = \"{RITA}\"\n"
+        ),
+    )
 }
 
 /// A fake Discord and `opsbot run` connected to it.

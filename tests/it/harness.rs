@@ -14,14 +14,12 @@ use opsbot::store::Store;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::kit;
+
 /// How long any one run of the binary may take before the test fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The shipped config, as text.
-pub fn shipped_config() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
-    std::fs::read_to_string(path).expect("the shipped bot.toml is readable")
-}
+pub use crate::kit::shipped_config;
 
 /// A temporary folder holding a config; its data directory sits beside it.
 pub struct Env {
@@ -85,10 +83,7 @@ impl Env {
     /// A variant of the shipped config, with the shipped `commands/`.
     pub fn shipped_with(text: &str) -> Env {
         let env = Env::with_config(text);
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("commands"),
-            &env.dir.path().join("commands"),
-        );
+        kit::copy_dir(&kit::shipped_commands(), &env.dir.path().join("commands"));
         env
     }
 
@@ -111,8 +106,7 @@ impl Env {
 
     pub fn with_config(text: &str) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("bot.toml");
-        std::fs::write(&config, text).expect("write config");
+        let config = kit::write_config(dir.path(), text);
         Env { dir, config }
     }
 
@@ -182,20 +176,6 @@ impl Env {
         )
         .expect("bot starts");
         (bot, writer, store)
-    }
-}
-
-/// Copies a folder tree (file modes kept).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        let p = e.path();
-        let dest = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).expect("copy");
-        }
     }
 }
 
@@ -272,22 +252,12 @@ impl Env {
     /// As [`Env::live`], with these environment variables unset.
     pub fn live_without(&self, extra: &[&str], unset: &[&str]) -> LiveBot {
         use std::io::{BufRead, BufReader, Read};
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsbot"));
-        cmd.arg("console")
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .current_dir(self.dir.path())
-            .env_remove("OPSBOT_CONFIG")
+        let mut cmd = kit::console(self.dir.path(), &self.config);
+        cmd.args(extra)
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
             .env("OPSBOT_API_TOKEN", API_TOKEN)
             .env("OPSBOT_SUPPORT_SECRET", SUPPORT_SECRET)
-            .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN);
         for var in unset {
             cmd.env_remove(var);
         }

@@ -27,6 +27,7 @@ mod http_intake;
 mod jenkins;
 mod jenkins_runs;
 mod job_env;
+mod kit;
 mod props;
 mod props_input;
 mod restart;

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{shipped_config, Env, RUN_TIMEOUT, TOKEN};
+use crate::kit;
 
 #[test]
 fn an_override_until_a_million_years_is_refused_and_the_bot_goes_on() {
@@ -308,12 +309,12 @@ fn closed_port() -> String {
 /// for Discord), then gets SIGTERM. Returns how long it took to exit, its
 /// status and its log.
 fn run_then_sigterm(api_base: &str) -> (Duration, std::process::ExitStatus, String) {
-    let text = shipped_config()
-        .replace(
-            "# guild_id = \"123456789012345678\"        # commands register here, or in each of a list (else globally)",
-            &format!("guild_id = \"123456789012345678\"\napi_base = \"{api_base}\""),
-        )
-        .replace("[discord.channels]\n", "[discord.channels]\nops = \"223456789012345678\"\nbackend = \"323456789012345678\"\n");
+    let text = kit::on_discord(&shipped_config(), "123456789012345678", api_base);
+    let text = kit::in_section(
+        &text,
+        "[discord.channels]",
+        "ops = \"223456789012345678\"\nbackend = \"323456789012345678\"\n",
+    );
     let env = Env::shipped_with(&text);
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
