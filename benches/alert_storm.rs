@@ -21,10 +21,15 @@
 //! default 32 senders, 100000 alerts; batches of 100 over 5,000 groups).
 
 mod common;
+// The integration tests' kit (the shipped config, the console command);
+// the bench uses a part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/kit.rs"]
+mod kit;
 use common::{cpu_by_thread, machine, ms, percentile};
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -146,27 +151,11 @@ impl Drop for BotProcess {
 
 impl BotProcess {
     fn start(dir: &std::path::Path) -> BotProcess {
-        let config = dir.join("bot.toml");
-        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
-            .expect("read the shipped bot.toml");
-        std::fs::write(&config, shipped).expect("write bot.toml");
+        let config = kit::write_config(dir, &kit::shipped_config());
         // The shipped jobs, which the shipped services name.
-        let _ = std::os::unix::fs::symlink(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
-            dir.join("commands"),
-        );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-            .arg("console")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env_remove("OPSBOT_CONFIG")
+        common::link_commands(dir);
+        let mut child = kit::console(dir, &config)
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn opsbot console");
         let pid = child.id();

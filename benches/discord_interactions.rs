@@ -9,9 +9,14 @@
 // The integration tests' fake and fixtures; their own unit tests are not
 // run from here.
 mod common;
+// The integration tests' kit (the shipped config and its edits); the bench
+// uses a part of it.
 #[allow(unused_imports)]
 #[path = "../tests/it/discord_fixtures.rs"]
 mod discord_fixtures;
+#[allow(dead_code)]
+#[path = "../tests/it/kit.rs"]
+mod kit;
 // The bench drives only a part of the fake (the tests use all of it).
 #[allow(unused_imports, dead_code)]
 #[path = "../tests/it/fake_discord/mod.rs"]
@@ -39,29 +44,23 @@ fn main() {
     let fake = Arc::new(FakeDiscord::start());
     fake.add_channel(BACKEND, "backend");
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("bot.toml"))
-        .expect("bot.toml")
-        .replace(
-            "# guild_id = \"123456789012345678\"",
-            &format!(
-                "guild_id = \"{}\"\napi_base = \"{}\"",
-                fx::GUILD_ID,
-                fake.base
-            ),
-        )
-        .replace(
-            "[discord.channels]\n",
-            &format!("[discord.channels]\nops = \"{OPS}\"\nbackend = \"{BACKEND}\"\n"),
-        )
-        .replace(
-            "[discord.users]\n",
-            &format!("[discord.users]\nolivia = \"{}\"\n", fx::USER_ID),
-        );
-    let config = dir.path().join("bot.toml");
-    std::fs::write(&config, text).expect("write config");
-    std::os::unix::fs::symlink(root.join("commands"), dir.path().join("commands"))
-        .expect("link commands");
+    let text = kit::on_discord(
+        &kit::shipped_config(),
+        &fx::GUILD_ID.to_string(),
+        &fake.base,
+    );
+    let text = kit::in_section(
+        &text,
+        "[discord.channels]",
+        &format!("ops = \"{OPS}\"\nbackend = \"{BACKEND}\"\n"),
+    );
+    let text = kit::in_section(
+        &text,
+        "[discord.users]",
+        &format!("olivia = \"{}\"\n", fx::USER_ID),
+    );
+    let config = kit::write_config(dir.path(), &text);
+    common::link_commands(dir.path());
     let mut bot = Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

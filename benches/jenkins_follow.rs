@@ -44,12 +44,17 @@
 mod fake_jenkins;
 
 mod common;
+// The integration tests' kit (the shipped config, the console command);
+// the bench uses a part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/kit.rs"]
+mod kit;
 use common::{cpu_by_thread, machine, ms, percentile};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,19 +161,6 @@ fn proc_status_mib(pid: u32, field: &str) -> String {
         .map_or_else(|| "unknown".into(), |kb| format!("{:.1} MiB", kb / 1024.0))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        let p = e.path();
-        let dest = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).expect("copy file");
-        }
-    }
-}
-
 /// A reply line printed for the console user: when, and its first line.
 struct Reply {
     at: Instant,
@@ -250,39 +242,24 @@ struct Probed {
 
 impl BotProcess {
     fn start(dir: &Path, base: &str, poll: &str) -> BotProcess {
-        let config = dir.join("bot.toml");
-        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
-            .expect("read the shipped bot.toml");
+        let shipped = kit::shipped_config();
         let text = format!(
             "{shipped}\n[ci.jenkins]\nurl = \"{base}\"\nuser = \"{}\"\ntoken_env = \"JENKINS_TOKEN\"\npoll = \"{poll}\"\n",
             fake_jenkins::USER
         );
-        std::fs::write(&config, text).expect("write bot.toml");
+        let config = kit::write_config(dir, &text);
         // The shipped jobs, which the shipped services name, and web-ci.
-        copy_dir(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/commands")),
-            &dir.join("commands"),
-        );
+        kit::copy_dir(&kit::shipped_commands(), &dir.join("commands"));
         std::fs::write(
             dir.join("commands").join(format!("{COMMAND}.toml")),
             JOB_FILE,
         )
         .expect("write the job file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-            .arg("console")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env_remove("OPSBOT_CONFIG")
+        let mut child = kit::console(dir, &config)
             .env("JENKINS_TOKEN", fake_jenkins::TOKEN)
             // Set only to keep the bot's stderr to what matters here.
             .env("OPSBOT_HOOK_TOKEN", "jenkins-follow-bench")
             .env("OPSBOT_SUPPORT_SECRET", "jenkins-follow-bench")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn opsbot console");
         let pid = child.id();

@@ -28,11 +28,16 @@
 //! sends a tenth of REQUESTS).
 
 mod common;
+// The integration tests' kit (the shipped config, the console command);
+// the bench uses a part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/kit.rs"]
+mod kit;
 use common::{machine, ms, percentile};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -306,35 +311,20 @@ impl BotProcess {
     /// pointed at the fake app and the rate limits raised.
     fn start(session_url: &str) -> BotProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("bot.toml");
-        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
-            .expect("read the shipped bot.toml");
+        let shipped = kit::shipped_config();
         let mut doc: toml_edit::DocumentMut = shipped.parse().expect("parse the shipped bot.toml");
         doc["support"]["session_url"] = toml_edit::value(session_url);
         doc["support"]["per_customer_per_hour"] = toml_edit::value(1_000_000i64);
         doc["support"]["per_minute"] = toml_edit::value(1_000_000i64);
         doc["smtp"]["host"] = toml_edit::value("127.0.0.1");
         doc["smtp"]["port"] = toml_edit::value(i64::from(dead_port()));
-        std::fs::write(&config, doc.to_string()).expect("write bot.toml");
+        let config = kit::write_config(dir.path(), &doc.to_string());
         // The shipped jobs, which the shipped services name.
-        let _ = std::os::unix::fs::symlink(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
-            dir.path().join("commands"),
-        );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-            .arg("console")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .env_remove("OPSBOT_CONFIG")
+        common::link_commands(dir.path());
+        let mut child = kit::console(dir.path(), &config)
             .env("OPSBOT_SUPPORT_SECRET", SECRET)
             // Not used; set so that the bot does not warn that it is missing.
             .env("OPSBOT_HOOK_TOKEN", "support-intake-bench-unused")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn opsbot console");
         let pid = child.id();

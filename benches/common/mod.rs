@@ -59,3 +59,11 @@ pub fn cpu_by_thread(pid: &str) -> BTreeMap<String, Duration> {
     }
     out
 }
+
+/// Links the shipped `commands/` into `dir` (for a bot that only reads them).
+pub fn link_commands(dir: &std::path::Path) {
+    let _ = std::os::unix::fs::symlink(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/commands"),
+        dir.join("commands"),
+    );
+}
