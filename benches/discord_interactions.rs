@@ -22,7 +22,7 @@ mod kit;
 #[path = "../tests/it/fake_discord/mod.rs"]
 mod fake_discord;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,13 +61,8 @@ fn main() {
     );
     let config = kit::write_config(dir.path(), &text);
     common::link_commands(dir.path());
-    let mut bot = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("DISCORD_TOKEN", "fake-token")
+    let mut bot = kit::run(&config, fake_discord::TOKEN)
         .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start opsbot run");

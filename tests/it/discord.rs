@@ -4,13 +4,13 @@
 //! and pings nobody it does not mean to.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::discord_fixtures as fx;
-use crate::fake_discord::FakeDiscord;
+use crate::fake_discord::{self, FakeDiscord};
 use crate::harness::{shipped_config, Env};
 use crate::kit;
 
@@ -93,13 +93,8 @@ impl Live {
         self.runs += 1;
         let log = std::fs::File::create(self.log(self.runs)).expect("log file");
         let registrations = self.fake.command_registrations();
-        let child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&self.env.config)
-            .env("DISCORD_TOKEN", "fake-token")
+        let child = kit::run(&self.env.config, fake_discord::TOKEN)
             .env("RUST_LOG", "warn,opsbot=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start opsbot run");

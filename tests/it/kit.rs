@@ -84,3 +84,18 @@ pub fn console(dir: &Path, config: &Path) -> Command {
         .stderr(Stdio::piped());
     cmd
 }
+
+/// `opsbot run --listen 127.0.0.1:0 --config CONFIG` with Discord's `token`:
+/// `OPSBOT_CONFIG` unset, `RUST_LOG=warn`, stdin and stdout closed. The
+/// caller says where its stderr goes, adds its variables, and spawns it.
+pub fn run(config: &Path, token: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsbot"));
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env_remove("OPSBOT_CONFIG")
+        .env("DISCORD_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}

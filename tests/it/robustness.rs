@@ -316,16 +316,9 @@ fn run_then_sigterm(api_base: &str) -> (Duration, std::process::ExitStatus, Stri
         "ops = \"223456789012345678\"\nbackend = \"323456789012345678\"\n",
     );
     let env = Env::shipped_with(&text);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&env.config)
+    let mut child = kit::run(&env.config, "fake-token")
         .current_dir(env.dir.path())
-        .env_remove("OPSBOT_CONFIG")
-        .env("DISCORD_TOKEN", "fake-token")
         .env("OPSBOT_HOOK_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start opsbot run");
