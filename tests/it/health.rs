@@ -110,9 +110,10 @@ async fn a_dead_worker_makes_the_bot_not_ready_but_still_alive() {
         let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         }));
+        assert_eq!(get(&format!("{base}/readyz")).await, (200, json!({"status": "ok"})));
+        // The worker starts and dies at once.
         let (_worker_stop, worker_rx) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(bot.outbox_worker(Queue::Chat, Panicking, worker_rx));
-        assert_eq!(get(&format!("{base}/readyz")).await, (200, json!({"status": "ok"})));
 
         // The worker is dead; the bot still takes commands.
         let command = opsbot::commands::parse_command("/ticket open title:boom", "OPS")
