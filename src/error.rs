@@ -15,7 +15,7 @@ impl UserError {
     /// often quotes what the user typed.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: crate::sanitize::clean_untrusted(&message.into()),
+            message: crate::domain::sanitize::clean_untrusted(&message.into()),
         }
     }
 

@@ -25,7 +25,7 @@ impl RunId {
             Ok(n) if n > 0 && digits.chars().all(|c| c.is_ascii_digit()) => Ok(RunId(n)),
             _ => Err(UserError::new(format!(
                 "`{}` is not a run id: run ids look like RUN-3",
-                crate::render::clip_plain(s, 40)
+                crate::domain::rich::clip_plain(s, 40)
             ))),
         }
     }
@@ -130,7 +130,7 @@ impl Run {
     pub fn params_text(&self) -> String {
         self.params
             .iter()
-            .map(|(k, v)| format!("{k}={}", crate::render::one_line(v, 60)))
+            .map(|(k, v)| format!("{k}={}", crate::domain::rich::one_line(v, 60)))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -3,12 +3,12 @@
 //! the customer; closing the ticket tells the customer; every mail sent goes
 //! on the ticket's record. Part of the engine: pure.
 
+use crate::domain::rich::{one_line, Rich};
 use crate::domain::{
     Actor, Customer, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp, UserName,
 };
 use crate::engine::{Accepted, Decision, Effect, Engine, Mail, NewTicket, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::render::{one_line, Rich};
 
 /// Fills `{ticket}`, `{subject}`, `{message}` and `{note}` in a template.
 fn fill(template: &str, t: &Ticket, message: &str, note: &str) -> String {
@@ -154,7 +154,7 @@ impl Engine {
             &t.id,
             Rich::new()
                 .text(format!("{} wrote to the customer: ", actor.name))
-                .quoted(crate::render::clip_plain(text, 1500)),
+                .quoted(crate::domain::rich::clip_plain(text, 1500)),
         );
         let tpl = &self.config.support.mail;
         out.writes.push(Write::Effect(Effect::Mail(Mail {

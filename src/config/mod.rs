@@ -2,6 +2,8 @@
 //! validation pass for what serde cannot check. Every problem names its file,
 //! line and key.
 
+pub mod jobs;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -74,7 +76,7 @@ struct RawChain {
 #[serde(deny_unknown_fields)]
 struct RawRotation {
     members: Vec<String>,
-    period: crate::oncall::Period,
+    period: crate::engine::oncall::Period,
     #[serde(default = "default_handoff")]
     handoff: String,
     #[serde(default = "default_time_zone")]
@@ -432,7 +434,7 @@ struct RawPolicy {
     group_by: Option<Vec<String>>,
     resolve_on_recovery: Option<bool>,
     stale_after: Option<String>,
-    on_refire: Option<crate::alert::OnRefire>,
+    on_refire: Option<crate::domain::alert::OnRefire>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,7 +448,7 @@ struct RawRoute {
     group_by: Option<Vec<String>>,
     resolve_on_recovery: Option<bool>,
     stale_after: Option<String>,
-    on_refire: Option<crate::alert::OnRefire>,
+    on_refire: Option<crate::domain::alert::OnRefire>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -562,14 +564,14 @@ pub struct Config {
     pub support: SupportConfig,
     pub smtp: SmtpConfig,
     /// Jobs and custom commands from `commands/*.toml`, by name.
-    pub jobs: BTreeMap<String, crate::jobs::Job>,
+    pub jobs: BTreeMap<String, crate::config::jobs::Job>,
     /// Services and their environments, by name.
     pub services: BTreeMap<String, Service>,
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
-    pub policy: crate::sla::Policy,
+    pub policy: crate::engine::sla::Policy,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -670,7 +672,7 @@ pub struct Environment {
     pub name: String,
     pub job: String,
     pub protected: bool,
-    pub approvers: Vec<crate::jobs::Allowed>,
+    pub approvers: Vec<crate::config::jobs::Allowed>,
 }
 
 impl Environment {
@@ -777,21 +779,21 @@ pub struct HttpConfig {
 #[derive(Clone, Debug)]
 pub struct AlertsConfig {
     /// Ordered routes; the last is the default route and matches everything.
-    pub routes: Vec<crate::alert::Route>,
-    pub message_rules: Vec<crate::alert::MessageRule>,
+    pub routes: Vec<crate::domain::alert::Route>,
+    pub message_rules: Vec<crate::domain::alert::MessageRule>,
     pub coalesce_after: usize,
 }
 
 impl AlertsConfig {
     /// The first route that takes these labels (the default route last).
-    pub fn route_for(&self, labels: &crate::alert::Labels) -> &crate::alert::Route {
+    pub fn route_for(&self, labels: &crate::domain::alert::Labels) -> &crate::domain::alert::Route {
         self.routes
             .iter()
             .find(|r| r.matches(labels))
             .unwrap_or_else(|| &self.routes[self.routes.len() - 1])
     }
 
-    pub fn route(&self, name: &str) -> Option<&crate::alert::Route> {
+    pub fn route(&self, name: &str) -> Option<&crate::domain::alert::Route> {
         self.routes.iter().find(|r| r.name == name)
     }
 }
@@ -1027,12 +1029,12 @@ impl Config {
         let config = config.map(|mut c| {
             let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
             let (jobs, job_problems) =
-                crate::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
+                crate::config::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
             problems.extend(job_problems);
             c.jobs = jobs;
             if c.jenkins.is_none() {
                 for job in c.jobs.values() {
-                    if let crate::jobs::Backend::Jenkins(_) = job.backend {
+                    if let crate::config::jobs::Backend::Jenkins(_) = job.backend {
                         problems.push(Problem {
                             severity: Severity::Error,
                             file: job.file.clone(),
@@ -1066,10 +1068,10 @@ impl Config {
                         v.error(&path, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
                     }
                     match raw_env.and_then(|e| e.approvers.as_ref()) {
-                        None => env.approvers = vec![crate::jobs::Allowed::ReleaseManagers],
+                        None => env.approvers = vec![crate::config::jobs::Allowed::ReleaseManagers],
                         Some(list) => {
                             for (i, item) in list.iter().enumerate() {
-                                match crate::jobs::Allowed::parse(item, &c.org) {
+                                match crate::config::jobs::Allowed::parse(item, &c.org) {
                                     Ok(a) => env.approvers.push(a),
                                     Err(e) => v.error(
                                         &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
@@ -1204,7 +1206,7 @@ impl Config {
                     .iter()
                     .map(|(prio, d)| {
                         let show = |x: Option<chrono::Duration>| {
-                            x.map_or("-".to_string(), crate::sla::human)
+                            x.map_or("-".to_string(), crate::engine::sla::human)
                         };
                         format!(
                             "{prio} take {} resolve {}",
@@ -1950,7 +1952,7 @@ impl Validator<'_> {
     }
 
     fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
-        use crate::sla::{MAX_SPAN, MAX_SPAN_WORDS};
+        use crate::engine::sla::{MAX_SPAN, MAX_SPAN_WORDS};
         match humantime::parse_duration(raw.trim()) {
             Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => chrono::Duration::from_std(d).ok(),
             Ok(d) if d > MAX_SPAN => {
@@ -2001,8 +2003,8 @@ impl Validator<'_> {
         &mut self,
         raw: &RawConfig,
         teams: &BTreeMap<TeamName, Team>,
-    ) -> Option<crate::sla::Policy> {
-        use crate::sla::{Chain, Deadline, Policy, Step, WeeklyReport};
+    ) -> Option<crate::engine::sla::Policy> {
+        use crate::engine::sla::{Chain, Deadline, Policy, Step, WeeklyReport};
         let mut ok = true;
         let mut deadlines = BTreeMap::new();
         for (name, d) in &raw.deadlines {
@@ -2195,7 +2197,7 @@ impl Validator<'_> {
                 if !members.is_empty() {
                     oncall.insert(
                         team.clone(),
-                        crate::oncall::Rotation {
+                        crate::engine::oncall::Rotation {
                             team,
                             members,
                             period: r.period,
@@ -2721,10 +2723,10 @@ impl Validator<'_> {
         name: &str,
         matchers: &BTreeMap<String, String>,
         policy: &RawPolicy,
-        base: Option<&crate::alert::Route>,
+        base: Option<&crate::domain::alert::Route>,
         teams: &[TeamName],
-    ) -> Option<crate::alert::Route> {
-        use crate::alert::{anchored, OnRefire, Route};
+    ) -> Option<crate::domain::alert::Route> {
+        use crate::domain::alert::{anchored, OnRefire, Route};
         let key = |k: &'static str| -> Vec<Seg<'_>> {
             let mut p = path.to_vec();
             p.push(Seg::Key(k));
@@ -2769,13 +2771,13 @@ impl Validator<'_> {
         };
         let stale_after = match &policy.stale_after {
             Some(s) => match humantime::parse_duration(s) {
-                Ok(d) if d.as_secs() >= 60 && d <= crate::sla::MAX_SPAN => Some(d),
-                Ok(d) if d > crate::sla::MAX_SPAN => {
+                Ok(d) if d.as_secs() >= 60 && d <= crate::engine::sla::MAX_SPAN => Some(d),
+                Ok(d) if d > crate::engine::sla::MAX_SPAN => {
                     self.error(
                         &key("stale_after"),
                         format!(
                             "`{s}` is too long: a group goes stale after at most {}, such as \"6h\" or \"30m\"",
-                            crate::sla::MAX_SPAN_WORDS
+                            crate::engine::sla::MAX_SPAN_WORDS
                         ),
                     );
                     ok = false;
@@ -2875,7 +2877,7 @@ impl Validator<'_> {
             match regex::Regex::new(&m.pattern) {
                 Ok(r) if r.capture_names().flatten().any(|n| n == "alertname") => {
                     if let Some(channel) = channel {
-                        rules.push(crate::alert::MessageRule {
+                        rules.push(crate::domain::alert::MessageRule {
                             channel,
                             pattern: r,
                         });

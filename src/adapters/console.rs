@@ -16,9 +16,9 @@ use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::commands;
+use crate::domain::rich::Rich;
 use crate::domain::{Actor, ChannelName, Source, UserName};
 use crate::engine::{Effect, Event, Reply};
-use crate::render::Rich;
 use crate::runtime::{Bot, BotError, DeliveryError, Sink};
 use crate::store::OutboxItem;
 
@@ -187,7 +187,7 @@ impl Held<'_> {
                     self.emit(&format!(
                         "[mail → {}] {}\n",
                         m.to,
-                        crate::render::one_line(&m.subject, 300)
+                        crate::domain::rich::one_line(&m.subject, 300)
                     ));
                 }
             }

@@ -223,12 +223,12 @@ pub fn live(overrides: &[Override], now: Timestamp) -> Vec<Override> {
 // The engine's on-call rules: `/oncall`, `/oncall set`, assigning to a team.
 
 use crate::config::AssignPolicy;
+use crate::domain::rich::Rich;
 use crate::domain::{Actor, ChannelName};
+use crate::engine::sla::clock;
+use crate::engine::tickets::{self, Action};
 use crate::engine::{Decision, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::render::Rich;
-use crate::sla::clock;
-use crate::ticket::{self, Action};
 
 /// The longest an override may last.
 pub const MAX_OVERRIDE_DAYS: i64 = 90;
@@ -256,7 +256,7 @@ pub fn parse_until(raw: &str, tz: Tz, now: Timestamp) -> Result<Timestamp, UserE
     }
     Err(UserError::new(format!(
         "`until` must be a time such as \"2026-03-30 09:00\" (in {tz}), 2026-03-30T09:00:00Z, or a duration such as 8h; got `{}`",
-        crate::render::clip_plain(s, 40)
+        crate::domain::rich::clip_plain(s, 40)
     )))
 }
 
@@ -264,7 +264,7 @@ pub fn parse_until(raw: &str, tz: Tz, now: Timestamp) -> Result<Timestamp, UserE
 fn too_far(raw: &str) -> UserError {
     UserError::new(format!(
         "`until` must be within {MAX_OVERRIDE_DAYS} days from now (an override lasts at most {MAX_OVERRIDE_DAYS} days; change the rotation in bot.toml for longer); got `{}`",
-        crate::render::clip_plain(raw, 40)
+        crate::domain::rich::clip_plain(raw, 40)
     ))
 }
 
@@ -272,7 +272,7 @@ impl Engine {
     pub(crate) fn rotation(&self, team: &TeamName) -> Result<&Rotation, UserError> {
         let org = &self.config.org;
         if org.team(team).is_none() {
-            return Err(ticket::unknown_team(team, org));
+            return Err(tickets::unknown_team(team, org));
         }
         self.config.policy.oncall.get(team).ok_or_else(|| {
             let with: Vec<&str> = self
@@ -303,7 +303,7 @@ impl Engine {
     ) -> Result<Action, EngineError> {
         let org = &self.config.org;
         let Some(tm) = org.team(team) else {
-            return Err(ticket::unknown_team(team, org).into());
+            return Err(tickets::unknown_team(team, org).into());
         };
         match tm.assign {
             AssignPolicy::Team => Ok(Action::AssignTeam(team.clone())),
@@ -423,7 +423,7 @@ impl Engine {
         let org = &self.config.org;
         let rot = self.rotation(team)?.clone();
         let Some(tm) = org.team(team) else {
-            return Err(ticket::unknown_team(team, org).into());
+            return Err(tickets::unknown_team(team, org).into());
         };
         if !org.is_operator(&actor.name) && !tm.members.contains(&actor.name) {
             return Err(UserError::new(format!(

@@ -41,12 +41,12 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 
-use crate::alert::Alert;
+use crate::domain::alert::Alert;
+use crate::domain::run::{Deployed, Run, RunId};
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
+use crate::engine::oncall::Override;
 use crate::engine::{Effect, GroupRecord, ListFilter, Member, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
-use crate::oncall::Override;
-use crate::runs::{Deployed, Run, RunId};
 
 /// The schema this binary writes. Bump it with a migration. 2: an alert
 /// group's alerts are records of their own (split out of the group when a
@@ -413,7 +413,7 @@ impl Store {
             let members = std::mem::take(&mut g.members);
             g.firing = members
                 .values()
-                .filter(|m| m.status == crate::alert::AlertStatus::Firing)
+                .filter(|m| m.status == crate::domain::alert::AlertStatus::Firing)
                 .count() as u64;
             for (fp, mut m) in members {
                 m.episode = g.episode;

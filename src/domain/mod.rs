@@ -3,6 +3,11 @@
 //! Nothing here does I/O. Names and ids are newtypes so that nothing deeper
 //! than an adapter handles a raw string for them.
 
+pub mod alert;
+pub mod rich;
+pub mod run;
+pub mod sanitize;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -40,7 +45,7 @@ macro_rules! name_type {
                 } else {
                     Err(UserError::new(format!(
                         "`{}` is not a valid {} name: use lowercase letters, digits, `-`, `_` or `.` (at most 64)",
-                        crate::render::clip_plain(s, 40),
+                        crate::domain::rich::clip_plain(s, 40),
                         $what
                     )))
                 }
@@ -98,7 +103,7 @@ impl ChannelName {
         } else {
             Err(UserError::new(format!(
                 "`{}` is not a valid channel name: use lowercase letters, digits, `-` or `_`",
-                crate::render::clip_plain(s, 40)
+                crate::domain::rich::clip_plain(s, 40)
             )))
         }
     }
@@ -153,7 +158,7 @@ impl TicketId {
             }
             _ => Err(UserError::new(format!(
                 "`{}` is not a ticket id: ticket ids look like {prefix}-12",
-                crate::render::clip_plain(s, 40)
+                crate::domain::rich::clip_plain(s, 40)
             ))),
         }
     }
@@ -230,13 +235,13 @@ impl FromStr for Priority {
             .ok_or_else(|| {
                 UserError::new(format!(
                     "`priority` must be one of p1, p2, p3, p4; got `{}`",
-                    crate::render::clip_plain(s, 40)
+                    crate::domain::rich::clip_plain(s, 40)
                 ))
             })
     }
 }
 
-/// The six states of a ticket. See [`crate::ticket`] for the moves between them.
+/// The six states of a ticket. See [`crate::engine::tickets`] for the moves between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
@@ -299,7 +304,7 @@ impl FromStr for TicketState {
                 UserError::new(format!(
                     "`state` must be one of {}; got `{}`",
                     TicketState::NAMES.join(", "),
-                    crate::render::clip_plain(s, 40)
+                    crate::domain::rich::clip_plain(s, 40)
                 ))
             })
     }

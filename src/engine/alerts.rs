@@ -9,19 +9,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::alert::{shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence};
 use crate::commands::Command;
+use crate::domain::alert::{
+    shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
+};
+use crate::domain::rich::{one_line, Rich};
+use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{
     Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp,
     UserName,
 };
+use crate::engine::messages;
+use crate::engine::tickets::Action;
 use crate::engine::{
     Accepted, Decision, Engine, GroupRecord, Member, NewTicket, Out, Reply, View, Write,
 };
 use crate::error::{EngineError, StoreError, UserError};
-use crate::render::{self, one_line, Rich};
-use crate::sanitize::clean_untrusted;
-use crate::ticket::Action;
 
 /// What happened to alerts of one ticket, gathered into one post.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,18 +350,20 @@ impl Engine {
 
     fn post_gathered(&self, out: &mut Out, t: &Ticket, g: Gathered) {
         match g.kind {
-            Burst::Joined => {
-                out.thread(self.ops(), &t.id, render::alerts_joined(&g.names, g.count))
-            }
+            Burst::Joined => out.thread(
+                self.ops(),
+                &t.id,
+                messages::alerts_joined(&g.names, g.count),
+            ),
             Burst::FiredAgain => out.post(
                 &self.team_channel(t),
                 Some(&t.id),
-                render::alerts_fired_again(t, &g.names, g.count),
+                messages::alerts_fired_again(t, &g.names, g.count),
             ),
             Burst::Recovered => out.post(
                 &self.team_channel(t),
                 Some(&t.id),
-                render::alerts_recovered(t, &g.names, g.count, g.still),
+                messages::alerts_recovered(t, &g.names, g.count, g.still),
             ),
         }
     }
@@ -708,7 +713,7 @@ impl Engine {
             out.post(
                 &self.team_channel(&t),
                 Some(&t.id),
-                render::ticket_head(&t).text(format!(
+                messages::ticket_head(&t).text(format!(
                     " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
                 )),
             );
@@ -858,9 +863,9 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::alert::Labels;
     use crate::commands::parse_command;
     use crate::config::Config;
+    use crate::domain::alert::Labels;
     use crate::engine::{Effect, Event, Post};
     use crate::store::Store;
 
@@ -921,7 +926,7 @@ pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
         Alert {
             source: AlertSource::Alertmanager,
             status,
-            fingerprint: crate::alert::fingerprint(&l),
+            fingerprint: crate::domain::alert::fingerprint(&l),
             labels: l,
             annotations: Labels::new(),
             starts_at: None,

@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::alert::{AlertSource, AlertStatus};
+use crate::domain::alert::{AlertSource, AlertStatus};
 use crate::domain::TicketState;
 use crate::engine::View;
 use crate::error::StoreError;
-use crate::health::Health;
+use crate::runtime::health::Health;
 use crate::store::{Queue, Store};
 
 /// Upper bounds of the latency buckets, in seconds.

@@ -22,11 +22,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::commands::{Command, CommandName, OptKind};
 use crate::config::Config;
+use crate::domain::rich::{one_line, Rich, Seg};
+use crate::domain::run::RunId;
 use crate::domain::{Actor, ChannelName, Priority, Source, TicketId, TicketState, UserName};
 use crate::engine::{Ask, Card, Effect, Event, Post, Reply};
 use crate::error::UserError;
-use crate::render::{one_line, Rich, Seg};
-use crate::runs::RunId;
 use crate::runtime::{Bot, DeliveryError, Pace, Sink};
 use crate::store::OutboxItem;
 
@@ -436,7 +436,7 @@ pub fn card_components(card: &Card, config: &Config) -> Vec<CreateActionRow> {
     let id = &card.ticket;
     let mut buttons = Vec::new();
     let mut assign = false;
-    for word in crate::ticket::allowed_from(card.state) {
+    for word in crate::engine::tickets::allowed_from(card.state) {
         let (press, label, style) = match word {
             "take" => (Press::Take(id.clone()), "Take", ButtonStyle::Primary),
             "resolve" => (Press::Resolve(id.clone()), "Resolve…", ButtonStyle::Success),

@@ -11,10 +11,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tracing::{info, warn};
 
+use crate::adapters::console::Printer;
 use crate::config::{SmtpConfig, SmtpTls};
-use crate::console::Printer;
+use crate::domain::rich::one_line;
 use crate::engine::{Effect, Event, Mail};
-use crate::render::one_line;
 use crate::runtime::{Bot, DeliveryError, Sink};
 use crate::store::OutboxItem;
 

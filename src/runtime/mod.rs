@@ -5,6 +5,8 @@
 //! Adapters hold a [`Bot`] handle: they turn their input into an [`Event`],
 //! call [`Bot::handle`], and show the [`Reply`].
 
+pub mod health;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
@@ -18,7 +20,7 @@ use tracing::{debug, error, info_span, warn};
 use crate::domain::Timestamp;
 use crate::engine::{Accepted, Engine, Event, Reply};
 use crate::error::{EngineError, ErrorId, StoreError, UserError};
-use crate::health::Health;
+use crate::runtime::health::Health;
 use crate::store::{OutboxItem, Queue, Store};
 
 /// Where the engine reads the time.
@@ -268,7 +270,7 @@ impl Bot {
             current: RwLock::new(Some(store)),
         });
         let health = Health::new();
-        let alive = health.worker(crate::health::COMMIT);
+        let alive = health.worker(crate::runtime::health::COMMIT);
         let (st, en, cl, he) = (slot.clone(), engine.clone(), clock.clone(), health.clone());
         let thread = std::thread::Builder::new()
             .name("opsbot-commit".into())
@@ -415,7 +417,7 @@ impl Bot {
                 // A new database notes the schedule; it reports from the next one.
                 Ok(None) => Some(Event::ScheduledReport {
                     due,
-                    body: crate::render::Rich::new(),
+                    body: crate::domain::rich::Rich::new(),
                     file: None,
                 }),
                 Ok(Some(_)) => {
@@ -432,7 +434,8 @@ impl Bot {
                     match built {
                         Ok((text, file)) => Some(Event::ScheduledReport {
                             due,
-                            body: crate::render::Rich::new().text(format!("Weekly report. {text}")),
+                            body: crate::domain::rich::Rich::new()
+                                .text(format!("Weekly report. {text}")),
                             file,
                         }),
                         Err(e) => {
@@ -462,13 +465,13 @@ impl Bot {
         // Jenkins keeps running what it was given: those are followed again.
         let local = |job: &str| {
             jobs.get(job)
-                .is_none_or(|j| j.backend == crate::jobs::Backend::Local)
+                .is_none_or(|j| j.backend == crate::config::jobs::Backend::Local)
         };
         let Ok(store) = self.store() else {
             warn!("cannot settle the runs left in flight: the store is not open");
             return;
         };
-        let lost: Vec<crate::runs::RunId> = store
+        let lost: Vec<crate::domain::run::RunId> = store
             .runs()
             // A record that cannot be read is said, not skipped in silence.
             .filter_map(|r| {
@@ -478,7 +481,7 @@ impl Bot {
             .filter(|r| {
                 matches!(
                     r.state,
-                    crate::runs::RunState::Queued | crate::runs::RunState::Running
+                    crate::domain::run::RunState::Queued | crate::domain::run::RunState::Running
                 ) && local(&r.job)
             })
             .map(|r| r.id)
@@ -487,8 +490,10 @@ impl Bot {
         if let Ok(pending) = store.pending(Queue::Jobs, usize::MAX) {
             for item in pending {
                 let doomed = match &item.effect {
-                    crate::engine::Effect::Job(crate::runs::JobOrder::Start { run, .. })
-                    | crate::engine::Effect::Job(crate::runs::JobOrder::Cancel { run }) => {
+                    crate::engine::Effect::Job(crate::domain::run::JobOrder::Start {
+                        run, ..
+                    })
+                    | crate::engine::Effect::Job(crate::domain::run::JobOrder::Cancel { run }) => {
                         lost.contains(run)
                     }
                     _ => false,
@@ -501,7 +506,7 @@ impl Bot {
         }
         drop(store);
         for run in lost {
-            let update = crate::runs::RunUpdate::Lost {
+            let update = crate::domain::run::RunUpdate::Lost {
                 reason: "the bot restarted while it ran; start it again".into(),
             };
             if let Err(e) = self.submit(Event::RunUpdate { run, update }).await {
@@ -1029,9 +1034,9 @@ fn settle(store: &Store, queue: Queue, marks: &Marks) {
 pub fn coalesce(items: Vec<OutboxItem>, after: usize) -> Vec<(Vec<u64>, OutboxItem)> {
     use std::collections::BTreeMap;
 
+    use crate::domain::rich::Rich;
     use crate::domain::{ChannelName, TicketId};
     use crate::engine::Effect;
-    use crate::render::Rich;
 
     let mergeable = |i: &OutboxItem| -> Option<(ChannelName, Option<TicketId>)> {
         match &i.effect {
@@ -1495,9 +1500,9 @@ fn refusal(e: EngineError, what: &str) -> BotError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::rich::Rich;
     use crate::domain::{ChannelName, TicketId};
     use crate::engine::{Effect, Post};
-    use crate::render::Rich;
 
     fn item(seq: u64, channel: &str, ticket: u64, alert: bool, thread: bool) -> OutboxItem {
         OutboxItem {

@@ -479,9 +479,9 @@ fn oncall_assignment_and_overrides() {
         "{shown}"
     );
     // An alert for web goes to the on-call person: wim now.
-    let alert = crate::alert::Alert {
-        source: crate::alert::AlertSource::Generic,
-        status: crate::alert::AlertStatus::Firing,
+    let alert = crate::domain::alert::Alert {
+        source: crate::domain::alert::AlertSource::Generic,
+        status: crate::domain::alert::AlertStatus::Firing,
         fingerprint: "f1".into(),
         labels: [("alertname", "Down"), ("service", "web")]
             .iter()

@@ -280,7 +280,7 @@ impl Job {
                 return Err(UserError::new(format!(
                     "job {} has no parameter `{}`; its parameters are: {}",
                     self.name,
-                    crate::render::clip_plain(k, 40),
+                    crate::domain::rich::clip_plain(k, 40),
                     if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -292,7 +292,7 @@ impl Job {
                 return Err(UserError::new(format!(
                     "`{}` = `{}` does not match the pattern {} of job {}",
                     p.name,
-                    crate::render::one_line(v, 60),
+                    crate::domain::rich::one_line(v, 60),
                     p.pattern
                         .as_str()
                         .trim_start_matches("^(?:")
@@ -424,7 +424,7 @@ fn load_one(
     };
     let mut params = Vec::new();
     for (pname, p) in &raw.params {
-        match crate::alert::anchored(&p.pattern) {
+        match crate::domain::alert::anchored(&p.pattern) {
             Ok(re) => {
                 if let Some(d) = &p.default {
                     if !re.is_match(d) {
@@ -610,7 +610,7 @@ fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String])
                 &at,
                 format!(
                     "`{}` is not an environment variable name: use letters, digits and `_`, not starting with a digit",
-                    crate::render::one_line(&name, 60)
+                    crate::domain::rich::one_line(&name, 60)
                 ),
             );
             continue;

@@ -111,9 +111,9 @@ impl Stats {
         } else {
             format!(
                 "mean {}, median {}, p90 {} (n={})",
-                crate::sla::human(self.mean),
-                crate::sla::human(self.median),
-                crate::sla::human(self.p90),
+                crate::engine::sla::human(self.mean),
+                crate::engine::sla::human(self.median),
+                crate::engine::sla::human(self.p90),
                 self.count
             )
         }
@@ -265,8 +265,8 @@ pub fn render(r: &Report, period: &str) -> String {
             .as_ref()
             .map(|t| format!(", team {t}"))
             .unwrap_or_default(),
-        crate::sla::clock(r.from),
-        crate::sla::clock(r.to)
+        crate::engine::sla::clock(r.from),
+        crate::engine::sla::clock(r.to)
     );
     s.push_str(&line("all", &r.total));
     s.push_str("\nby team:");
@@ -303,7 +303,7 @@ pub const CHART_SIZE: (u32, u32) = (900, 640);
 /// A font shipped in the repository (DejaVu Sans Mono, under the Bitstream
 /// Vera licence: `assets/fonts/DejaVu-LICENSE.txt`), so charts get their
 /// labels on any machine, offline.
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 static REGISTER: Once = Once::new();
 
 fn draw_err(e: impl std::fmt::Display) -> ChartError {
@@ -479,9 +479,9 @@ pub fn chart(r: &Report) -> Result<Vec<u8>, ChartError> {
 // The engine's side: `/report` and the weekly report.
 
 use crate::commands::ReportPeriod;
+use crate::domain::rich::Rich;
 use crate::engine::{Attachment, Decision, Engine, Out, QueryView, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::render::Rich;
 
 /// The report over `period` before `now`, as text and a chart.
 pub fn build(
@@ -519,7 +519,7 @@ impl Engine {
     ) -> Result<Reply, EngineError> {
         if let Some(t) = team {
             if self.config.org.team(t).is_none() {
-                return Err(crate::ticket::unknown_team(t, &self.config.org).into());
+                return Err(crate::engine::tickets::unknown_team(t, &self.config.org).into());
             }
         }
         let (text, file) = build(view, period, team, now)?;

@@ -3,6 +3,8 @@
 //! folder, with a timeout; keeps the output's tail; and reports to the
 //! engine as the run starts and ends. Cancel kills the process.
 
+pub mod jenkins;
+
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
+use crate::domain::run::{JobOrder, RunId, RunUpdate};
 use crate::engine::{Effect, Event};
-use crate::runs::{JobOrder, RunId, RunUpdate};
 use crate::runtime::{Bot, DeliveryError, Sink};
 use crate::store::OutboxItem;
 
@@ -297,7 +299,7 @@ impl Sink for LocalRunner {
 #[derive(Clone)]
 pub struct JenkinsRunner {
     bot: Bot,
-    client: crate::jenkins::JenkinsClient,
+    client: crate::adapters::jobs::jenkins::JenkinsClient,
     poll: Duration,
     following: Arc<Mutex<HashMap<RunId, oneshot::Sender<()>>>>,
 }
@@ -330,13 +332,15 @@ impl JenkinsRunner {
     pub fn new(
         bot: Bot,
         cfg: &crate::config::JenkinsConfig,
-    ) -> Result<Self, crate::jenkins::JenkinsError> {
-        let client = crate::jenkins::JenkinsClient::new(crate::jenkins::JenkinsSettings {
-            base_url: cfg.url.clone(),
-            user: cfg.user.clone(),
-            token: cfg.token.value.as_ref().map(|s| s.expose().to_string()),
-            timeout: cfg.timeout,
-        })?;
+    ) -> Result<Self, crate::adapters::jobs::jenkins::JenkinsError> {
+        let client = crate::adapters::jobs::jenkins::JenkinsClient::new(
+            crate::adapters::jobs::jenkins::JenkinsSettings {
+                base_url: cfg.url.clone(),
+                user: cfg.user.clone(),
+                token: cfg.token.value.as_ref().map(|s| s.expose().to_string()),
+                timeout: cfg.timeout,
+            },
+        )?;
         Ok(Self {
             bot,
             client,
@@ -383,7 +387,7 @@ impl JenkinsRunner {
             ) else {
                 continue;
             };
-            if let crate::jobs::Backend::Jenkins(name) = &job.backend {
+            if let crate::config::jobs::Backend::Jenkins(name) = &job.backend {
                 // Spread the followers over one slow poll, so a restart
                 // with many runs in flight does not poll them in lockstep.
                 let offset = spread(run.id, self.poll * 4);
@@ -499,7 +503,10 @@ impl JenkinsRunner {
                     }
                 };
                 match res {
-                    Ok(Step::Queue(crate::jenkins::QueueState::Started { number: n, url })) => {
+                    Ok(Step::Queue(crate::adapters::jobs::jenkins::QueueState::Started {
+                        number: n,
+                        url,
+                    })) => {
                         number = Some(n);
                         delay = me.poll;
                         me.report(
@@ -511,7 +518,7 @@ impl JenkinsRunner {
                         .await;
                         continue;
                     }
-                    Ok(Step::Queue(crate::jenkins::QueueState::Cancelled)) => {
+                    Ok(Step::Queue(crate::adapters::jobs::jenkins::QueueState::Cancelled)) => {
                         me.report(
                             run,
                             RunUpdate::Finished {
@@ -524,8 +531,11 @@ impl JenkinsRunner {
                         break;
                     }
                     Ok(Step::Build(b)) if !b.building && b.result.is_some() => {
-                        let result = b.result.unwrap_or(crate::jenkins::BuildResult::Failure);
-                        let success = result == crate::jenkins::BuildResult::Success;
+                        let result = b
+                            .result
+                            .unwrap_or(crate::adapters::jobs::jenkins::BuildResult::Failure);
+                        let success =
+                            result == crate::adapters::jobs::jenkins::BuildResult::Success;
                         let tail = match (success, number) {
                             (false, Some(n)) => {
                                 let config = me.bot.engine().config();
@@ -621,8 +631,8 @@ impl JenkinsRunner {
 }
 
 enum Step {
-    Queue(crate::jenkins::QueueState),
-    Build(crate::jenkins::Build),
+    Queue(crate::adapters::jobs::jenkins::QueueState),
+    Build(crate::adapters::jobs::jenkins::Build),
 }
 
 /// Job orders to the backend each job names: the local runner or Jenkins.
@@ -668,10 +678,10 @@ impl Sink for JobRunner {
                     .get(job)
                     .map(|j| j.backend.clone());
                 match (backend, &self.jenkins) {
-                    (Some(crate::jobs::Backend::Jenkins(name)), Some(j)) => {
+                    (Some(crate::config::jobs::Backend::Jenkins(name)), Some(j)) => {
                         j.start(*run, &name, params).await
                     }
-                    (Some(crate::jobs::Backend::Jenkins(_)), None) => {
+                    (Some(crate::config::jobs::Backend::Jenkins(_)), None) => {
                         self.local
                             .report(*run, RunUpdate::Finished {
                                 success: false,

@@ -3,20 +3,29 @@
 //! write, the effects that follow (posts), and the answer to the user. It does
 //! no I/O and reads no clock; the store applies a decision in one transaction.
 
+mod alerts;
+mod builds;
+mod deploys;
+pub mod messages;
+pub mod oncall;
+pub mod sla;
+mod support;
+pub mod tickets;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertStatus, Silence};
 use crate::commands::{self, Command};
 use crate::config::Config;
+use crate::domain::alert::{Alert, AlertStatus, Silence};
+use crate::domain::rich::{one_line, Rich};
 use crate::domain::{
     Actor, ChannelName, EntryKind, Priority, TeamName, Ticket, TicketId, TicketState,
     TimelineEntry, Timestamp, UserName,
 };
+use crate::engine::tickets::Action;
 use crate::error::{EngineError, StoreError, UserError};
-use crate::render::{self, one_line, Rich};
-use crate::ticket::{self, Action};
 
 /// Something that happened, typed at the edge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,8 +58,8 @@ pub enum Event {
     MailSent { mail: Mail },
     /// A job backend reports on a run.
     RunUpdate {
-        run: crate::runs::RunId,
-        update: crate::runs::RunUpdate,
+        run: crate::domain::run::RunId,
+        update: crate::domain::run::RunUpdate,
     },
     /// The timer: tickets the due index says have a deadline or an
     /// escalation step due (the engine checks again), and the rotations'
@@ -73,13 +82,13 @@ impl Event {
 
     /// The event with every piece of untrusted text in it (chat text, alert
     /// labels and annotations, the customer's words, job output, a job's
-    /// parameter values) through [`crate::sanitize::clean_untrusted`], as it enters the
+    /// parameter values) through [`crate::domain::sanitize::clean_untrusted`], as it enters the
     /// engine: nothing stored or shown carries a terminal escape or a bidi
     /// override. Typed commands are cleaned as they are parsed
     /// ([`Command::from_args`](crate::commands::Command::from_args)).
     pub fn cleaned(self) -> Event {
-        let c = crate::sanitize::clean_owned;
-        let labels = |l: crate::alert::Labels| -> crate::alert::Labels {
+        let c = crate::domain::sanitize::clean_owned;
+        let labels = |l: crate::domain::alert::Labels| -> crate::domain::alert::Labels {
             l.into_iter().map(|(k, v)| (c(k), c(v))).collect()
         };
         match self {
@@ -107,7 +116,7 @@ impl Event {
             Event::Alerts { alerts } => Event::Alerts {
                 alerts: alerts
                     .into_iter()
-                    .map(|a| crate::alert::Alert {
+                    .map(|a| crate::domain::alert::Alert {
                         labels: labels(a.labels),
                         annotations: labels(a.annotations),
                         fingerprint: c(a.fingerprint),
@@ -131,7 +140,7 @@ impl Event {
                 idempotency_key,
             },
             Event::RunUpdate { run, update } => {
-                use crate::runs::RunUpdate as U;
+                use crate::domain::run::RunUpdate as U;
                 let update = match update {
                     U::Submitted { backend_ref } => U::Submitted {
                         backend_ref: c(backend_ref),
@@ -322,7 +331,7 @@ impl Card {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ask {
     /// Approve or deny this deploy (`/approve`, `/deny`).
-    Approval { run: crate::runs::RunId },
+    Approval { run: crate::domain::run::RunId },
 }
 
 /// What follows from a decision, delivered after commit by the outbox workers.
@@ -334,7 +343,7 @@ pub enum Effect {
     /// (Discord) edit it; the others show nothing (the posts said it).
     Card(Card),
     Mail(Mail),
-    Job(crate::runs::JobOrder),
+    Job(crate::domain::run::JobOrder),
 }
 
 /// An e-mail to a customer. Plain text; the adapter builds headers from
@@ -372,15 +381,15 @@ pub enum Write {
     /// Remember which ticket a support request's `Idempotency-Key` opened.
     Idempotency(String, TicketId),
     /// Insert or replace a run.
-    Run(crate::runs::Run),
+    Run(crate::domain::run::Run),
     /// The ticket open for a job that is failing on its main ref (None: fixed).
     Broken(String, Option<TicketId>),
     /// Who holds the deploy lock of `service/env` (None: free).
-    Lock(String, Option<crate::runs::RunId>),
+    Lock(String, Option<crate::domain::run::RunId>),
     /// The succeeded deploys of `service/env`, oldest first.
-    History(String, Vec<crate::runs::Deployed>),
+    History(String, Vec<crate::domain::run::Deployed>),
     /// Replace a team's on-call overrides.
-    Overrides(TeamName, Vec<crate::oncall::Override>),
+    Overrides(TeamName, Vec<crate::engine::oncall::Override>),
     /// A timer's mark (the last handoff posted, the last scheduled report).
     Marker(String, i64),
 }
@@ -463,17 +472,23 @@ pub trait View {
     fn silences(&self) -> Result<SilenceBook, StoreError>;
     /// The ticket a support request with this idempotency key opened.
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError>;
-    fn run(&self, id: crate::runs::RunId) -> Result<Option<crate::runs::Run>, StoreError>;
+    fn run(
+        &self,
+        id: crate::domain::run::RunId,
+    ) -> Result<Option<crate::domain::run::Run>, StoreError>;
     /// The highest run number ever allocated (0 when none).
     fn last_run_number(&self) -> Result<u64, StoreError>;
     /// The ticket open for a job failing on its main ref.
     fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError>;
     /// Who holds the deploy lock of `service/env`.
-    fn lock(&self, key: &str) -> Result<Option<crate::runs::RunId>, StoreError>;
+    fn lock(&self, key: &str) -> Result<Option<crate::domain::run::RunId>, StoreError>;
     /// The succeeded deploys of `service/env`, oldest first.
-    fn history(&self, key: &str) -> Result<Vec<crate::runs::Deployed>, StoreError>;
+    fn history(&self, key: &str) -> Result<Vec<crate::domain::run::Deployed>, StoreError>;
     /// A team's on-call overrides.
-    fn overrides(&self, team: &TeamName) -> Result<Vec<crate::oncall::Override>, StoreError>;
+    fn overrides(
+        &self,
+        team: &TeamName,
+    ) -> Result<Vec<crate::engine::oncall::Override>, StoreError>;
     /// A timer's mark.
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
     /// How many tickets are assigned to or in progress with `user`.
@@ -496,7 +511,7 @@ pub trait QueryView: View {
     /// total count.
     fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
     /// The newest runs, newest first.
-    fn recent_runs(&self, limit: usize) -> Result<Vec<crate::runs::Run>, StoreError>;
+    fn recent_runs(&self, limit: usize) -> Result<Vec<crate::domain::run::Run>, StoreError>;
     /// Every ticket (of `team`, when given) with its timeline, as a report
     /// reads them; tickets last touched before `from` may be left out.
     fn report_rows(
@@ -853,7 +868,7 @@ impl Engine {
             }
         };
         let before = self.load(view, id)?;
-        let tr = ticket::transition(&before, &action, &actor.name, org)?;
+        let tr = tickets::transition(&before, &action, &actor.name, org)?;
         let mut t = tr.ticket;
         t.updated_at = now;
         let mut out = Out::new();
@@ -977,7 +992,7 @@ impl Engine {
         }
         if let Some(team) = team {
             if org.team(team).is_none() {
-                return Err(ticket::unknown_team(team, org).into());
+                return Err(tickets::unknown_team(team, org).into());
             }
         }
         let num = view.last_ticket_number()? + 1;
@@ -1065,20 +1080,22 @@ impl Engine {
             Some(&id),
             Rich::new()
                 .text(headline)
-                .append(render::ticket_head(&t))
+                .append(messages::ticket_head(&t))
                 .text(format!(" — opened by {} ({})", actor.name, actor.source)),
         );
         let mut story = Rich::new()
             .text(format!("{} opened this ticket: ", actor.name))
             .quoted(one_line(title, 256));
         if let Some(d) = &t.description {
-            story = story.text("\n").quoted(render::clip_plain(d, 1500));
+            story = story
+                .text("\n")
+                .quoted(crate::domain::rich::clip_plain(d, 1500));
         }
         out.thread(self.ops(), &id, story);
         if let Some(team) = team {
             // Whoever opens a ticket may say which team owns it.
             let action = Action::AssignTeam(team.clone());
-            let mut tr = ticket::Transition {
+            let mut tr = tickets::Transition {
                 ticket: t.clone(),
                 entry: EntryKind::Assigned,
                 text: format!("assigned to team {team}"),
@@ -1105,7 +1122,7 @@ impl Engine {
         now: Timestamp,
     ) {
         if let Some(text) = self.after_move(t, kind, now) {
-            let actor = crate::sla::sla_actor();
+            let actor = crate::engine::sla::sla_actor();
             let e = self.entry(
                 t,
                 &actor,
@@ -1129,7 +1146,7 @@ impl Engine {
         action: Action,
         now: Timestamp,
     ) -> Result<Ticket, UserError> {
-        let tr = ticket::system_transition(t, &action, &self.config.org)?;
+        let tr = tickets::system_transition(t, &action, &self.config.org)?;
         let mut nt = tr.ticket;
         nt.updated_at = now;
         let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &tr.text, now);
@@ -1157,7 +1174,7 @@ impl Engine {
             .as_ref()
             .and_then(|n| org.team(n))
             .map(|tm| tm.channel.clone());
-        let head = render::ticket_head(t);
+        let head = messages::ticket_head(t);
         let cmd = |c: &str| format!("/ticket {c} id:{id}");
         match action {
             Action::AssignTeam(team) => {
@@ -1226,7 +1243,7 @@ impl Engine {
                     id,
                     Rich::new()
                         .text(format!("{who} resolved it: "))
-                        .quoted(render::clip_plain(note, 1500)),
+                        .quoted(crate::domain::rich::clip_plain(note, 1500)),
                 );
                 Rich::new().text(format!("{id} is resolved; an operator will verify it."))
             }
@@ -1289,7 +1306,7 @@ impl Engine {
                     id,
                     Rich::new()
                         .text(format!("{who} {verb} it: "))
-                        .quoted(render::clip_plain(reason, 1500)),
+                        .quoted(crate::domain::rich::clip_plain(reason, 1500)),
                 );
                 Rich::new().text(format!("{id} is {verb}; it went back to {back}."))
             }
@@ -1299,7 +1316,7 @@ impl Engine {
                     id,
                     Rich::new()
                         .text(format!("{who}: "))
-                        .quoted(render::clip_plain(text, 1500)),
+                        .quoted(crate::domain::rich::clip_plain(text, 1500)),
                 );
                 Rich::new().text(format!("Comment added to {id}."))
             }
@@ -1324,7 +1341,7 @@ impl Engine {
             Command::TicketShow { id } => {
                 let t = self.load(view, id)?;
                 let timeline = view.timeline(id)?;
-                Ok(Reply::private(render::ticket_detail(
+                Ok(Reply::private(messages::ticket_detail(
                     &t,
                     &timeline,
                     SHOW_ENTRIES,
@@ -1334,7 +1351,7 @@ impl Engine {
             Command::TicketList { state, team, mine } => {
                 if let Some(team) = team {
                     if org.team(team).is_none() {
-                        return Err(ticket::unknown_team(team, org).into());
+                        return Err(tickets::unknown_team(team, org).into());
                     }
                 }
                 let filter = ListFilter {
@@ -1354,7 +1371,7 @@ impl Engine {
                 if *mine {
                     words.push("assigned to you".to_string());
                 }
-                Ok(Reply::private(render::ticket_list(
+                Ok(Reply::private(messages::ticket_list(
                     &tickets,
                     total,
                     &words.join(", "),

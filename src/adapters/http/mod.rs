@@ -3,6 +3,8 @@
 //! into typed alerts, and hands them to the engine; it answers 2xx only after
 //! the commit is on disk.
 
+pub mod metrics;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,11 +21,11 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tracing::{info_span, Instrument};
 
-use crate::alert::{self, Alert, PayloadError};
+use crate::adapters::http::metrics::Metrics;
 use crate::config::Secret;
+use crate::domain::alert::{self, Alert, PayloadError};
 use crate::domain::TicketId;
 use crate::engine::{Event, QueryView, View};
-use crate::metrics::Metrics;
 use crate::runtime::{Bot, BotError};
 
 /// What the handlers share.
@@ -239,7 +241,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
             .to_string();
         format!(
             "{method} is not allowed on {}; use {}",
-            crate::render::one_line(&path, 200),
+            crate::domain::rich::one_line(&path, 200),
             if allow.is_empty() {
                 "another method"
             } else {
@@ -252,7 +254,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
             .unwrap_or("error")
             .to_ascii_lowercase()
     } else {
-        crate::sanitize::clean_untrusted(&crate::render::clip_plain(&text, 500))
+        crate::domain::sanitize::clean_untrusted(&crate::domain::rich::clip_plain(&text, 500))
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_TYPE);
@@ -628,7 +630,7 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
             StatusCode::UNAUTHORIZED,
             format!(
                 "bad timestamp: X-Opsbot-Timestamp must be the Unix time in whole seconds, such as 1767225600; got `{}`",
-                crate::render::one_line(&timestamp, 40)
+                crate::domain::rich::one_line(&timestamp, 40)
             ),
         )
         .into_response());
@@ -664,7 +666,7 @@ async fn support(State(s): State<HttpState>, req: Request) -> Result<Response, R
     if !valid_session_id(sid) {
         return Err(bad(format!(
             "`session_id` must be 1 to 256 ASCII letters, digits, `.`, `_`, `~` or `-`, and not `.` or `..` alone; got `{}`",
-            crate::render::one_line(sid, 60)
+            crate::domain::rich::one_line(sid, 60)
         )));
     }
     let subject_len = req.subject.trim().chars().count();

@@ -6,14 +6,14 @@
 //! those tickets for the operator to verify. Part of the engine: pure.
 
 use crate::commands::CommandName;
+use crate::config::jobs::{describe, Job};
 use crate::config::{Environment, Service};
+use crate::domain::rich::{one_line, Rich};
+use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
+use crate::engine::tickets::Action;
 use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::jobs::{describe, Job};
-use crate::render::{one_line, Rich};
-use crate::runs::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
-use crate::ticket::Action;
 
 /// What a deploy deploys: the service, its environment, the job that runs it.
 #[derive(Clone, Copy)]
@@ -384,8 +384,8 @@ impl Engine {
         };
         let approves = || envs().any(|e| e.protected && e.approves(user, org));
         let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
-        let ticket_move = |kind| crate::ticket::may_ever(kind, user, org);
-        use crate::ticket::Kind;
+        let ticket_move = |kind| crate::engine::tickets::may_ever(kind, user, org);
+        use crate::engine::tickets::Kind;
         match command {
             // Ticket moves: whom the ticket rules let make them.
             CommandName::TicketAssign => ticket_move(Kind::Assign),

@@ -4,15 +4,15 @@
 //! its main ref opens a ticket for its team; a green build notes it fixed).
 //! Part of the engine: pure.
 
+use crate::config::jobs::Job;
+use crate::domain::rich::{clip_plain, Rich};
+use crate::domain::run::{JobOrder, Run, RunEntry, RunId, RunState, RunUpdate};
 use crate::domain::{
     Actor, ChannelName, EntryKind, Priority, Source, TicketState, Timestamp, UserName,
 };
+use crate::engine::tickets::Action;
 use crate::engine::{Decision, Effect, Engine, NewTicket, Out, QueryView, Reply, View, Write};
 use crate::error::{EngineError, UserError};
-use crate::jobs::Job;
-use crate::render::{clip_plain, Rich};
-use crate::runs::{JobOrder, Run, RunEntry, RunId, RunState, RunUpdate};
-use crate::ticket::Action;
 
 /// Lines of output shown when a run fails.
 const TAIL_LINES: usize = 15;

@@ -23,13 +23,14 @@
 
 use chrono::Duration;
 
+use crate::domain::rich::Rich;
 use crate::domain::{
     Actor, ChannelName, EntryKind, Priority, Sla, Source, TeamName, Ticket, TicketId, TicketState,
     Timestamp, UserName,
 };
+use crate::engine::messages;
 use crate::engine::{Decision, Engine, Out, View, Write};
 use crate::error::EngineError;
-use crate::render::{self, Rich};
 
 /// The longest deadline or escalation wait `bot.toml` may set: beyond it a
 /// time is no deadline at all (and, far enough, overflows the calendar).
@@ -142,7 +143,7 @@ impl WeeklyReport {
                 break;
             };
             if chrono::Datelike::weekday(&day) == self.day {
-                let at = crate::oncall::local_instant(self.tz, day.and_time(self.time));
+                let at = crate::engine::oncall::local_instant(self.tz, day.and_time(self.time));
                 if at <= now {
                     return at;
                 }
@@ -157,7 +158,7 @@ impl WeeklyReport {
 pub struct Policy {
     pub deadlines: std::collections::BTreeMap<Priority, Deadline>,
     pub chains: Vec<Chain>,
-    pub oncall: std::collections::BTreeMap<TeamName, crate::oncall::Rotation>,
+    pub oncall: std::collections::BTreeMap<TeamName, crate::engine::oncall::Rotation>,
     pub weekly_report: Option<WeeklyReport>,
 }
 
@@ -407,7 +408,7 @@ impl Engine {
             Self::late(due, now)
         );
         self.record(t, out, EntryKind::Breached, text.clone(), now);
-        let mut body = render::ticket_head(t).text(format!(" — {text}."));
+        let mut body = messages::ticket_head(t).text(format!(" — {text}."));
         if let Some(a) = &t.assignee {
             body = body.text(" ").mention(a);
         }
@@ -487,9 +488,9 @@ impl Engine {
                 match (team, rotation) {
                     (Some(team), Some(rot)) => {
                         let overrides = view.overrides(&team)?;
-                        match crate::oncall::on_call(rot, &overrides, now) {
+                        match crate::engine::oncall::on_call(rot, &overrides, now) {
                             Some((who, _)) => {
-                                let body = render::ticket_head(t)
+                                let body = messages::ticket_head(t)
                                     .text(format!(" — not taken for {waited}. "))
                                     .mention(&who)
                                     .text(format!(", you are on call for {team}. {take}"));
@@ -560,7 +561,8 @@ impl Engine {
         let Some(team) = t.team.as_ref().and_then(|n| org.team(n)) else {
             return self.ping_operators(t, out, head, waited, late);
         };
-        let mut body = render::ticket_head(t).text(format!(" — nobody has taken it for {waited}."));
+        let mut body =
+            messages::ticket_head(t).text(format!(" — nobody has taken it for {waited}."));
         for m in &team.members {
             body = body.text(" ").mention(m);
         }
@@ -581,7 +583,7 @@ impl Engine {
         late: &str,
     ) -> String {
         let org = &self.config.org;
-        let mut body = render::ticket_head(t).text(format!(
+        let mut body = messages::ticket_head(t).text(format!(
             " — nobody has taken it for {waited}; operators, route it or take it."
         ));
         for o in &org.operators {
@@ -609,7 +611,7 @@ impl Engine {
                 continue;
             }
             let overrides = view.overrides(team)?;
-            let Some((who, by)) = crate::oncall::on_call(rot, &overrides, now) else {
+            let Some((who, by)) = crate::engine::oncall::on_call(rot, &overrides, now) else {
                 continue;
             };
             let Some(tm) = self.config.org.team(team) else {

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Org, Role};
+use crate::domain::rich::clip_plain;
+use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{Priority, TeamName, TicketId, TicketState, UserName, MAX_TEXT, MAX_TITLE};
 use crate::error::UserError;
-use crate::render::clip_plain;
-use crate::sanitize::clean_untrusted;
 
 /// Every command the bot knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -632,7 +632,7 @@ pub enum Command {
         reason: String,
     },
     AlertSilence {
-        matchers: Vec<crate::alert::Matcher>,
+        matchers: Vec<crate::domain::alert::Matcher>,
         duration: std::time::Duration,
         comment: Option<String>,
     },
@@ -646,7 +646,7 @@ pub enum Command {
         params: Vec<(String, String)>,
     },
     BuildCancel {
-        run: crate::runs::RunId,
+        run: crate::domain::run::RunId,
     },
     Runs,
     Deploy {
@@ -660,10 +660,10 @@ pub enum Command {
         env: String,
     },
     Approve {
-        run: crate::runs::RunId,
+        run: crate::domain::run::RunId,
     },
     Deny {
-        run: crate::runs::RunId,
+        run: crate::domain::run::RunId,
         reason: String,
     },
     Help {
@@ -841,7 +841,7 @@ impl Command {
                 reason: a.text("reason")?,
             },
             CommandName::AlertSilence => Command::AlertSilence {
-                matchers: crate::alert::parse_matchers(&a.text("matchers")?)?,
+                matchers: crate::domain::alert::parse_matchers(&a.text("matchers")?)?,
                 duration: a.duration("duration")?,
                 comment: a.opt_text("comment")?,
             },
@@ -855,7 +855,7 @@ impl Command {
                 }
             }
             CommandName::BuildCancel => Command::BuildCancel {
-                run: crate::runs::RunId::parse(&a.text("run")?)?,
+                run: crate::domain::run::RunId::parse(&a.text("run")?)?,
             },
             CommandName::Runs => Command::Runs,
             CommandName::Deploy => Command::Deploy {
@@ -869,10 +869,10 @@ impl Command {
                 env: a.text("env")?,
             },
             CommandName::Approve => Command::Approve {
-                run: crate::runs::RunId::parse(&a.text("run")?)?,
+                run: crate::domain::run::RunId::parse(&a.text("run")?)?,
             },
             CommandName::Deny => Command::Deny {
-                run: crate::runs::RunId::parse(&a.text("run")?)?,
+                run: crate::domain::run::RunId::parse(&a.text("run")?)?,
                 reason: a.text("reason")?,
             },
             CommandName::AlertUnsilence => Command::AlertUnsilence {
@@ -1212,7 +1212,7 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
 pub fn parse_with_jobs(
     line: &str,
     prefix: &str,
-    jobs: &std::collections::BTreeMap<String, crate::jobs::Job>,
+    jobs: &std::collections::BTreeMap<String, crate::config::jobs::Job>,
 ) -> Result<Command, UserError> {
     let line = &clean_untrusted(line);
     let body = line.trim().trim_start_matches('/');
@@ -1259,7 +1259,7 @@ pub fn help(
     user: &UserName,
     org: &Org,
     command: Option<CommandName>,
-    jobs: &BTreeMap<String, crate::jobs::Job>,
+    jobs: &BTreeMap<String, crate::config::jobs::Job>,
     may: &dyn Fn(CommandName) -> bool,
 ) -> String {
     match command {
@@ -1292,7 +1292,7 @@ pub fn help(
                     out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
                 }
             }
-            let mine: Vec<&crate::jobs::Job> =
+            let mine: Vec<&crate::config::jobs::Job> =
                 jobs.values().filter(|j| j.admits(user, org)).collect();
             if !mine.is_empty() {
                 out.push_str("\nJobs you may run (from commands/):");

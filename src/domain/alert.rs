@@ -357,7 +357,7 @@ impl Route {
 /// control characters and bidi overrides are removed.
 pub fn shown_group_key(key: &str) -> String {
     let joined = key.trim_end_matches('\u{1f}').replace('\u{1f}', ", ");
-    crate::sanitize::clean_untrusted(&joined)
+    crate::domain::sanitize::clean_untrusted(&joined)
 }
 
 /// A message rule: in `channel`, a regex whose named groups become labels.
@@ -451,7 +451,7 @@ fn time(i: usize, s: Option<&str>) -> Result<Option<Timestamp>, PayloadError> {
         .map_err(|_| {
             PayloadError(format!(
                 "alerts[{i}].startsAt is `{}`; it must be an RFC 3339 time such as 2026-03-30T09:00:00Z",
-                crate::render::clip_plain(s, 40)
+                crate::domain::rich::clip_plain(s, 40)
             ))
         })?
         .with_timezone(&Utc);
@@ -474,7 +474,7 @@ fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, Pa
             other => {
                 return Err(PayloadError(format!(
                     "alerts[{i}] has status `{}`; it must be `firing` or `resolved`",
-                    crate::render::clip_plain(other, 40)
+                    crate::domain::rich::clip_plain(other, 40)
                 )))
             }
         };
@@ -560,7 +560,7 @@ pub fn parse_generic(body: &[u8]) -> Result<Vec<Alert>, PayloadError> {
         }) else {
             return Err(PayloadError(format!(
                 "alerts[{i}] has status `{}`; it must be `firing` or `resolved`",
-                crate::render::clip_plain(g.status.as_deref().unwrap_or(""), 40)
+                crate::domain::rich::clip_plain(g.status.as_deref().unwrap_or(""), 40)
             )));
         };
         let mut labels = g.labels.unwrap_or_default();
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn the_alertmanager_fixture_parses() {
-        let body = include_bytes!("../tests/fixtures/alertmanager-firing.json");
+        let body = include_bytes!("../../tests/fixtures/alertmanager-firing.json");
         let alerts = parse_alertmanager(body).unwrap();
         assert_eq!(alerts.len(), 1);
         let a = &alerts[0];
