@@ -36,6 +36,7 @@
 //! - [`health`]: the health registry: workers up or down, the store taking writes, the
 //!   Discord gateway; what `/healthz`, `/readyz` and the `opsbot_worker_up` gauges say.
 
+
 pub mod adapters;
 pub mod commands;
 pub mod config;

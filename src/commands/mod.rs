@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{Org, Role};
+use crate::domain::error::UserError;
+use crate::domain::org::{Org, Role};
 use crate::domain::rich::clip_plain;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{Priority, TeamName, TicketId, TicketState, UserName, MAX_TEXT, MAX_TITLE};
-use crate::error::UserError;
 
 /// Every command the bot knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1212,7 +1212,7 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
 pub fn parse_with_jobs(
     line: &str,
     prefix: &str,
-    jobs: &std::collections::BTreeMap<String, crate::config::jobs::Job>,
+    jobs: &std::collections::BTreeMap<String, crate::domain::job::Job>,
 ) -> Result<Command, UserError> {
     let line = &clean_untrusted(line);
     let body = line.trim().trim_start_matches('/');
@@ -1259,7 +1259,7 @@ pub fn help(
     user: &UserName,
     org: &Org,
     command: Option<CommandName>,
-    jobs: &BTreeMap<String, crate::config::jobs::Job>,
+    jobs: &BTreeMap<String, crate::domain::job::Job>,
     may: &dyn Fn(CommandName) -> bool,
 ) -> String {
     match command {
@@ -1292,7 +1292,7 @@ pub fn help(
                     out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
                 }
             }
-            let mine: Vec<&crate::config::jobs::Job> =
+            let mine: Vec<&crate::domain::job::Job> =
                 jobs.values().filter(|j| j.admits(user, org)).collect();
             if !mine.is_empty() {
                 out.push_str("\nJobs you may run (from commands/):");

@@ -4,6 +4,10 @@
 
 pub mod jobs;
 
+pub(crate) use crate::domain::org::{did_you_mean, no_team};
+pub use crate::domain::org::{AssignPolicy, Org, Role, Team};
+pub use crate::domain::service::{Environment, Service};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -76,7 +80,7 @@ struct RawChain {
 #[serde(deny_unknown_fields)]
 struct RawRotation {
     members: Vec<String>,
-    period: crate::engine::oncall::Period,
+    period: crate::domain::rotation::Period,
     #[serde(default = "default_handoff")]
     handoff: String,
     #[serde(default = "default_time_zone")]
@@ -534,19 +538,6 @@ struct RawTeam {
     assign: AssignPolicy,
 }
 
-/// What assigning a ticket to a team does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AssignPolicy {
-    /// The team (its lead picks someone).
-    #[default]
-    Team,
-    /// The team's on-call person (the team's rotation decides).
-    Oncall,
-    /// The member with the fewest assigned or in-progress tickets.
-    LeastLoaded,
-}
-
 // ---------------------------------------------------------------------------
 // The validated configuration.
 
@@ -564,14 +555,14 @@ pub struct Config {
     pub support: SupportConfig,
     pub smtp: SmtpConfig,
     /// Jobs and custom commands from `commands/*.toml`, by name.
-    pub jobs: BTreeMap<String, crate::config::jobs::Job>,
+    pub jobs: BTreeMap<String, crate::domain::job::Job>,
     /// Services and their environments, by name.
     pub services: BTreeMap<String, Service>,
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
-    pub policy: crate::engine::sla::Policy,
+    pub policy: crate::domain::policy::Policy,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -656,31 +647,6 @@ pub struct JenkinsConfig {
     pub token: EnvSecret,
     pub timeout: std::time::Duration,
     pub poll: std::time::Duration,
-}
-
-/// A service that is deployed from chat.
-#[derive(Clone, Debug)]
-pub struct Service {
-    pub name: String,
-    pub team: Option<TeamName>,
-    pub environments: BTreeMap<String, Environment>,
-}
-
-/// One environment of a service.
-#[derive(Clone, Debug)]
-pub struct Environment {
-    pub name: String,
-    pub job: String,
-    pub protected: bool,
-    pub approvers: Vec<crate::config::jobs::Allowed>,
-}
-
-impl Environment {
-    /// Whether `user` is one of its approvers (the requester's own approval
-    /// is refused apart from this).
-    pub fn approves(&self, user: &UserName, org: &Org) -> bool {
-        self.approvers.iter().any(|a| a.admits(user, org))
-    }
 }
 
 /// The company app's intake: signature, session check, limits, mail texts.
@@ -804,104 +770,6 @@ pub struct TicketsConfig {
     /// The operations channel, where new tickets land.
     pub channel: ChannelName,
     pub default_priority: Priority,
-}
-
-/// People, roles and teams.
-#[derive(Clone, Debug, Default)]
-pub struct Org {
-    pub operators: Vec<UserName>,
-    pub qa_team: Option<TeamName>,
-    pub release_managers: Vec<UserName>,
-    pub teams: BTreeMap<TeamName, Team>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Team {
-    pub name: TeamName,
-    pub channel: ChannelName,
-    pub members: Vec<UserName>,
-    pub lead: Option<UserName>,
-    pub description: Option<String>,
-    pub assign: AssignPolicy,
-}
-
-/// A role a person holds, for permissions and `/help`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    Operator,
-    Qa,
-    ReleaseManager,
-    /// A member of any team.
-    Member,
-}
-
-impl Org {
-    pub fn is_operator(&self, u: &UserName) -> bool {
-        self.operators.contains(u)
-    }
-
-    pub fn is_release_manager(&self, u: &UserName) -> bool {
-        self.release_managers.contains(u)
-    }
-
-    pub fn qa(&self) -> Option<&Team> {
-        self.qa_team.as_ref().and_then(|t| self.teams.get(t))
-    }
-
-    pub fn is_qa(&self, u: &UserName) -> bool {
-        self.qa().is_some_and(|t| t.members.contains(u))
-    }
-
-    pub fn team(&self, name: &TeamName) -> Option<&Team> {
-        self.teams.get(name)
-    }
-
-    pub fn is_member(&self, u: &UserName, team: &TeamName) -> bool {
-        self.teams.get(team).is_some_and(|t| t.members.contains(u))
-    }
-
-    pub fn teams_of<'a>(&'a self, u: &'a UserName) -> impl Iterator<Item = &'a Team> + 'a {
-        self.teams.values().filter(move |t| t.members.contains(u))
-    }
-
-    pub fn has_role(&self, u: &UserName, role: Role) -> bool {
-        match role {
-            Role::Operator => self.is_operator(u),
-            Role::Qa => self.is_qa(u),
-            Role::ReleaseManager => self.is_release_manager(u),
-            Role::Member => self.teams_of(u).next().is_some(),
-        }
-    }
-
-    /// Everyone the configuration names, sorted.
-    pub fn people(&self) -> Vec<UserName> {
-        let mut all: Vec<UserName> = self
-            .operators
-            .iter()
-            .chain(self.release_managers.iter())
-            .chain(self.teams.values().flat_map(|t| t.members.iter()))
-            .cloned()
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    }
-
-    pub fn team_names(&self) -> String {
-        self.teams
-            .keys()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// Every channel the configuration uses.
-    pub fn channels(&self) -> Vec<ChannelName> {
-        let mut all: Vec<ChannelName> = self.teams.values().map(|t| t.channel.clone()).collect();
-        all.sort();
-        all.dedup();
-        all
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1034,7 +902,7 @@ impl Config {
             c.jobs = jobs;
             if c.jenkins.is_none() {
                 for job in c.jobs.values() {
-                    if let crate::config::jobs::Backend::Jenkins(_) = job.backend {
+                    if let crate::domain::job::Backend::Jenkins(_) = job.backend {
                         problems.push(Problem {
                             severity: Severity::Error,
                             file: job.file.clone(),
@@ -1068,10 +936,10 @@ impl Config {
                         v.error(&path, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
                     }
                     match raw_env.and_then(|e| e.approvers.as_ref()) {
-                        None => env.approvers = vec![crate::config::jobs::Allowed::ReleaseManagers],
+                        None => env.approvers = vec![crate::domain::job::Allowed::ReleaseManagers],
                         Some(list) => {
                             for (i, item) in list.iter().enumerate() {
-                                match crate::config::jobs::Allowed::parse(item, &c.org) {
+                                match crate::domain::job::Allowed::parse(item, &c.org) {
                                     Ok(a) => env.approvers.push(a),
                                     Err(e) => v.error(
                                         &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
@@ -1206,7 +1074,7 @@ impl Config {
                     .iter()
                     .map(|(prio, d)| {
                         let show = |x: Option<chrono::Duration>| {
-                            x.map_or("-".to_string(), crate::engine::sla::human)
+                            x.map_or("-".to_string(), crate::domain::policy::human)
                         };
                         format!(
                             "{prio} take {} resolve {}",
@@ -1300,28 +1168,6 @@ impl Config {
             d.defer_after.as_millis()
         )
     }
-}
-
-/// ` (did you mean `x`?)` when a known name is close enough to `name` to be
-/// a typo of it; empty otherwise.
-pub(crate) fn did_you_mean(name: &str, known: &[&str]) -> String {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
-        .filter(|(d, _)| *d > 0 && *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
-}
-
-/// A team name that names no team: what is known, and the likely one.
-pub(crate) fn no_team(name: &str, known: &[&str]) -> String {
-    format!(
-        "no team `{name}` is defined; known teams: {}{}",
-        known.join(", "),
-        did_you_mean(name, known)
-    )
 }
 
 /// 1-based line of a byte offset.
@@ -1952,7 +1798,7 @@ impl Validator<'_> {
     }
 
     fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
-        use crate::engine::sla::{MAX_SPAN, MAX_SPAN_WORDS};
+        use crate::domain::policy::{MAX_SPAN, MAX_SPAN_WORDS};
         match humantime::parse_duration(raw.trim()) {
             Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => chrono::Duration::from_std(d).ok(),
             Ok(d) if d > MAX_SPAN => {
@@ -2003,8 +1849,8 @@ impl Validator<'_> {
         &mut self,
         raw: &RawConfig,
         teams: &BTreeMap<TeamName, Team>,
-    ) -> Option<crate::engine::sla::Policy> {
-        use crate::engine::sla::{Chain, Deadline, Policy, Step, WeeklyReport};
+    ) -> Option<crate::domain::policy::Policy> {
+        use crate::domain::policy::{Chain, Deadline, Policy, Step, WeeklyReport};
         let mut ok = true;
         let mut deadlines = BTreeMap::new();
         for (name, d) in &raw.deadlines {
@@ -2197,7 +2043,7 @@ impl Validator<'_> {
                 if !members.is_empty() {
                     oncall.insert(
                         team.clone(),
-                        crate::engine::oncall::Rotation {
+                        crate::domain::rotation::Rotation {
                             team,
                             members,
                             period: r.period,
@@ -2771,13 +2617,13 @@ impl Validator<'_> {
         };
         let stale_after = match &policy.stale_after {
             Some(s) => match humantime::parse_duration(s) {
-                Ok(d) if d.as_secs() >= 60 && d <= crate::engine::sla::MAX_SPAN => Some(d),
-                Ok(d) if d > crate::engine::sla::MAX_SPAN => {
+                Ok(d) if d.as_secs() >= 60 && d <= crate::domain::policy::MAX_SPAN => Some(d),
+                Ok(d) if d > crate::domain::policy::MAX_SPAN => {
                     self.error(
                         &key("stale_after"),
                         format!(
                             "`{s}` is too long: a group goes stale after at most {}, such as \"6h\" or \"30m\"",
-                            crate::engine::sla::MAX_SPAN_WORDS
+                            crate::domain::policy::MAX_SPAN_WORDS
                         ),
                     );
                     ok = false;

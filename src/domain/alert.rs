@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::error::UserError;
 use crate::domain::{Priority, TeamName, Timestamp};
-use crate::error::UserError;
 
 /// Labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;

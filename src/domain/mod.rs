@@ -4,9 +4,15 @@
 //! than an adapter handles a raw string for them.
 
 pub mod alert;
+pub mod error;
+pub mod job;
+pub mod org;
+pub mod policy;
 pub mod rich;
+pub mod rotation;
 pub mod run;
 pub mod sanitize;
+pub mod service;
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +20,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::UserError;
+use crate::domain::error::UserError;
 
 /// Wall-clock time as the engine sees it (always passed in, never read inside).
 pub type Timestamp = DateTime<Utc>;

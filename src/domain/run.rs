@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::error::UserError;
 use crate::domain::{ChannelName, Source, TicketId, Timestamp, UserName};
-use crate::error::UserError;
 
 /// `RUN-N`, N counting from 1 and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

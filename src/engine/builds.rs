@@ -4,7 +4,7 @@
 //! its main ref opens a ticket for its team; a green build notes it fixed).
 //! Part of the engine: pure.
 
-use crate::config::jobs::Job;
+use crate::domain::job::Job;
 use crate::domain::rich::{clip_plain, Rich};
 use crate::domain::run::{JobOrder, Run, RunEntry, RunId, RunState, RunUpdate};
 use crate::domain::{

@@ -6,10 +6,10 @@
 //! those tickets for the operator to verify. Part of the engine: pure.
 
 use crate::commands::CommandName;
-use crate::config::jobs::{describe, Job};
-use crate::config::{Environment, Service};
+use crate::domain::job::{describe, Job};
 use crate::domain::rich::{one_line, Rich};
 use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
+use crate::domain::service::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
 use crate::engine::tickets::Action;
 use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};

@@ -8,6 +8,7 @@ mod builds;
 mod deploys;
 pub mod messages;
 pub mod oncall;
+pub mod report;
 pub mod sla;
 mod support;
 pub mod tickets;
@@ -389,7 +390,7 @@ pub enum Write {
     /// The succeeded deploys of `service/env`, oldest first.
     History(String, Vec<crate::domain::run::Deployed>),
     /// Replace a team's on-call overrides.
-    Overrides(TeamName, Vec<crate::engine::oncall::Override>),
+    Overrides(TeamName, Vec<crate::domain::rotation::Override>),
     /// A timer's mark (the last handoff posted, the last scheduled report).
     Marker(String, i64),
 }
@@ -488,7 +489,7 @@ pub trait View {
     fn overrides(
         &self,
         team: &TeamName,
-    ) -> Result<Vec<crate::engine::oncall::Override>, StoreError>;
+    ) -> Result<Vec<crate::domain::rotation::Override>, StoreError>;
     /// A timer's mark.
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
     /// How many tickets are assigned to or in progress with `user`.

@@ -11,7 +11,7 @@
 //! "Back to the team" is `assigned` (the assignee kept, to be taken again) when
 //! the ticket has a team, else `open`.
 
-use crate::config::Org;
+use crate::domain::org::Org;
 use crate::domain::{EntryKind, TeamName, Ticket, TicketState, UserName};
 use crate::error::UserError;
 

@@ -427,7 +427,8 @@ impl Bot {
                     let store = self.store();
                     let built = tokio::task::spawn_blocking(move || {
                         let store = store.map_err(|e| e.to_string())?;
-                        crate::report::build(&store, period, None, due).map_err(|e| e.to_string())
+                        crate::engine::report::build(&store, period, None, due)
+                            .map_err(|e| e.to_string())
                     })
                     .await
                     .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
@@ -465,7 +466,7 @@ impl Bot {
         // Jenkins keeps running what it was given: those are followed again.
         let local = |job: &str| {
             jobs.get(job)
-                .is_none_or(|j| j.backend == crate::config::jobs::Backend::Local)
+                .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
         };
         let Ok(store) = self.store() else {
             warn!("cannot settle the runs left in flight: the store is not open");

@@ -42,9 +42,9 @@ use sled::transaction::{
 use sled::{Transactional, Tree};
 
 use crate::domain::alert::Alert;
+use crate::domain::rotation::Override;
 use crate::domain::run::{Deployed, Run, RunId};
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
-use crate::engine::oncall::Override;
 use crate::engine::{Effect, GroupRecord, ListFilter, Member, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
 

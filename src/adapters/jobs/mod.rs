@@ -387,7 +387,7 @@ impl JenkinsRunner {
             ) else {
                 continue;
             };
-            if let crate::config::jobs::Backend::Jenkins(name) = &job.backend {
+            if let crate::domain::job::Backend::Jenkins(name) = &job.backend {
                 // Spread the followers over one slow poll, so a restart
                 // with many runs in flight does not poll them in lockstep.
                 let offset = spread(run.id, self.poll * 4);
@@ -678,10 +678,10 @@ impl Sink for JobRunner {
                     .get(job)
                     .map(|j| j.backend.clone());
                 match (backend, &self.jenkins) {
-                    (Some(crate::config::jobs::Backend::Jenkins(name)), Some(j)) => {
+                    (Some(crate::domain::job::Backend::Jenkins(name)), Some(j)) => {
                         j.start(*run, &name, params).await
                     }
-                    (Some(crate::config::jobs::Backend::Jenkins(_)), None) => {
+                    (Some(crate::domain::job::Backend::Jenkins(_)), None) => {
                         self.local
                             .report(*run, RunUpdate::Finished {
                                 success: false,

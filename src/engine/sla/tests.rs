@@ -8,7 +8,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::commands::parse_command;
 use crate::config::Config;
-use crate::domain::{ChannelName, Source, TicketId};
+use crate::domain::{ChannelName, Priority, Source, TeamName, TicketId};
 use crate::engine::{Decision, Effect, Event, Post, View};
 use crate::error::EngineError;
 use crate::store::Store;
