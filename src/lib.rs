@@ -36,6 +36,10 @@
 //! - [`health`]: the health registry: workers up or down, the store taking writes, the
 //!   Discord gateway; what `/healthz`, `/readyz` and the `opsbot_worker_up` gauges say.
 
+#[cfg(test)]
+mod architecture_test;
+#[cfg(test)]
+mod engine_tests;
 
 pub mod adapters;
 pub mod commands;

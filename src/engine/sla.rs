@@ -473,6 +473,3 @@ impl Engine {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests;

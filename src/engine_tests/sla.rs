@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use chrono::TimeZone;
+use chrono::{Duration, TimeZone};
 
-use super::*;
 use crate::commands::parse_command;
 use crate::config::Config;
+use crate::domain::{Actor, Ticket, TicketState, Timestamp, UserName};
 use crate::domain::{ChannelName, Priority, Source, TeamName, TicketId};
+use crate::engine::sla::*;
+use crate::engine::Engine;
 use crate::engine::{Decision, Effect, Event, Post, View};
 use crate::error::EngineError;
 use crate::store::Store;
