@@ -11,14 +11,14 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
+use opsbot::adapters::console::{self, ConsoleSink, Printer, Session};
+use opsbot::adapters::http::{self, HttpState};
+use opsbot::adapters::jobs::{JenkinsRunner, JobRunner, LocalRunner};
+use opsbot::adapters::smtp::SmtpSink;
 use opsbot::config::{self, Config, Loaded};
-use opsbot::console::{self, ConsoleSink, Printer, Session};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::engine::Engine;
-use opsbot::http::{self, HttpState};
-use opsbot::runner::{JenkinsRunner, JobRunner, LocalRunner};
 use opsbot::runtime::{Bot, SystemClock};
-use opsbot::smtp::SmtpSink;
 use opsbot::store::Queue;
 use opsbot::store::Store;
 
@@ -213,7 +213,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         )?);
         let chat = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
-            opsbot::discord::DiscordSink {
+            opsbot::adapters::discord::DiscordSink {
                 http: http.clone(),
                 bot: bot.clone(),
             },
@@ -245,7 +245,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
                 | serenity::all::GatewayIntents::MESSAGE_CONTENT;
         }
         let (ready_tx, _ready_rx) = watch::channel(false);
-        let handler = opsbot::discord::Handler {
+        let handler = opsbot::adapters::discord::Handler {
             bot: bot.clone(),
             ready: ready_tx,
         };
