@@ -37,9 +37,12 @@
 //!   ticket API), `jobs` (the local runner and Jenkins). May import every
 //!   other folder.
 //!
-//! `main.rs` is the command line. The old flat paths (`opsbot::alert`,
-//! `opsbot::discord`, …) are re-exported below for the tests and benches; code
-//! inside the crate names modules by their folder.
+//! Beside them: `main.rs`, the command line, and `app.rs`, the wiring that
+//! `run` and `console` share (both in the binary); `engine_tests/`, the
+//! engine's rules tested on the real store (tests only, so above every layer).
+//! The old flat paths (`opsbot::alert`, `opsbot::discord`, …) are re-exported
+//! below for the tests and benches; code inside the crate names modules by
+//! their folder.
 
 #[cfg(test)]
 mod architecture_test;
