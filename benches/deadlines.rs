@@ -253,14 +253,15 @@ fn report(t0: Timestamp) {
     let mut times = Vec::new();
     for _ in 0..3 {
         let s = Instant::now();
-        let (text, file) = opsbot::report::build(&store, period, None, now).expect("report");
+        let (text, file) =
+            opsbot::engine::report::build(&store, period, None, now).expect("report");
         times.push(s.elapsed());
         assert!(text.contains("opened 100000"), "{text}");
         assert!(file.is_some());
     }
     times.sort();
     let s = Instant::now();
-    let (_, _) = opsbot::report::build(
+    let (_, _) = opsbot::engine::report::build(
         &store,
         period,
         Some(&TeamName::parse("infra").expect("team")),

@@ -4,63 +4,68 @@
 //!
 //! # Layout
 //!
-//! - [`alert`]: alerts from every source, matchers, silences, routes, webhook parsers.
-//! - [`discord`]: the Discord adapter (serenity): commands, autocomplete, buttons and
-//!   modals, deferred answers, ticket cards and threads, the posting sink.
-//! - [`domain`]: ids and names (newtypes parsed at the edge), tickets, timelines.
-//! - [`ticket`]: the ticket state machine and who may make each move.
-//! - [`commands`]: every chat command declared once; the console parser and `/help`.
-//! - [`config`]: `bot.toml`, typed and validated, with file/line/key errors.
-//! - [`engine`]: the one place that decides: `Event` in, writes and effects out, no I/O
-//!   (its alert rules live in `alerting`).
-//! - [`render`]: rich text and the pure builders of what the bot posts.
-//! - [`smtp`]: customer mail over SMTP (lettre), an outbox sink.
-//! - `support`: the engine's customer-support rules (tickets from the app, customer mail).
-//! - [`store`]: the sled trees, the schema check, batches applied in one transaction.
-//! - [`runs`]: builds and deploys: run records, states, backend orders.
-//! - `builds`: the engine's build rules (runs, progress posts, the loop back to tickets);
-//!   `deploys`: services, environments, approvals, locks, rollback.
-//! - [`runner`]: the local job runner, an outbox sink.
-//! - [`jenkins`]: the Jenkins REST client (builds and deploys on Jenkins).
-//! - [`runtime`]: the commit thread (group commit) and the outbox workers; after a failed
-//!   flush, the store opened again and writes refused until a test write succeeds.
-//! - [`console`]: the terminal as the bot's chat.
-//! - [`http`]: the HTTP intake (axum): health, metrics, hooks, the ticket API.
-//! - [`jobs`]: jobs and custom commands from `commands/*.toml`.
-//! - [`metrics`]: counters and histograms, in Prometheus' text format.
-//! - [`sla`]: deadlines per priority and escalation chains (engine rules, timers).
-//! - [`oncall`]: on-call rotations (time zones, daylight saving), overrides, `/oncall`.
-//! - [`report`]: `/report` figures from the timelines, and the PNG chart (plotters).
-//! - [`error`]: the user's errors and ours.
-//! - [`sanitize`]: the one sanitiser of untrusted text (terminal escapes, bidi overrides).
-//! - [`health`]: the health registry: workers up or down, the store taking writes, the
-//!   Discord gateway; what `/healthz`, `/readyz` and the `opsbot_worker_up` gauges say.
+//! One folder per layer; each line says what the folder owns and what it may
+//! import (`src/architecture_test.rs` holds the rule for the pure folders and
+//! that no two folders import each other in a circle).
+//!
+//! - [`domain`]: the vocabulary, no rules and no I/O: ids and names (newtypes
+//!   parsed at the edge), tickets and timelines, alerts and matchers, runs, the
+//!   org (people, roles, teams), jobs, services, the policy and rotations with
+//!   their time maths, rich text, the sanitiser, the user's error. Imports no
+//!   other folder.
+//! - [`commands`]: the chat grammar, every command declared once: spec, options,
+//!   the console parser, `/help`. Imports `domain`.
+//! - [`report`]: `/report` figures from the timelines, and the PNG chart
+//!   (plotters). Imports `domain`.
+//! - [`config`]: `bot.toml` (serde schema, validation with file/line/key
+//!   problems, the `check` summary) and the jobs of `commands/*.toml`. Imports
+//!   `domain`, `commands`.
+//! - [`error`]: the bot's own errors (store, internal, with an id). Imports
+//!   `domain`.
+//! - [`engine`]: the one place that decides: `Event` in, writes and effects out,
+//!   the `View` trait it reads the store through, one module per feature
+//!   (tickets, alerts, builds, deploys, support, sla, oncall, report) and
+//!   `messages`, the words of every post. Imports `domain`, `commands`,
+//!   `config`, `report`, `error`; no I/O crate, nothing below.
+//! - [`store`]: the sled trees, the schema check, reads behind the engine's
+//!   `View`, batches applied in one transaction, the outbox queues, export.
+//!   Imports the layers above it in this list.
+//! - [`runtime`]: the commit thread (group commit), the outbox workers and their
+//!   pacing, timers, the health registry. Imports `store` and the layers above.
+//! - [`adapters`]: the edges, which translate and decide nothing: `console`,
+//!   `smtp`, `discord` (serenity), `http` (axum: health, metrics, hooks, the
+//!   ticket API), `jobs` (the local runner and Jenkins). May import every
+//!   other folder.
+//!
+//! Beside them: `main.rs`, the command line, and `app.rs`, the wiring that
+//! `run` and `console` share (both in the binary); `engine_tests/`, the
+//! engine's rules tested on the real store (tests only, so above every layer).
+//! The old flat paths (`opsbot::alert`, `opsbot::discord`, …) are re-exported
+//! below for the tests and benches; code inside the crate names modules by
+//! their folder.
 
-pub mod alert;
-mod alerting;
-mod builds;
+#[cfg(test)]
+mod architecture_test;
+#[cfg(test)]
+mod engine_tests;
+
+pub mod adapters;
 pub mod commands;
 pub mod config;
-pub mod console;
-mod deploys;
-pub mod discord;
 pub mod domain;
 pub mod engine;
 pub mod error;
-pub mod health;
-pub mod http;
-pub mod jenkins;
-pub mod jobs;
-pub mod metrics;
-pub mod oncall;
-pub mod render;
 pub mod report;
-pub mod runner;
-pub mod runs;
 pub mod runtime;
-pub mod sanitize;
-pub mod sla;
-pub mod smtp;
 pub mod store;
-mod support;
-pub mod ticket;
+
+// The paths the crate had before it was drawn in folders, kept for the
+// tests and benches.
+pub use adapters::http::metrics;
+pub use adapters::jobs as runner;
+pub use adapters::jobs::jenkins;
+pub use adapters::{console, discord, http, smtp};
+pub use config::jobs;
+pub use domain::{alert, rich as render, run as runs, sanitize};
+pub use engine::{oncall, sla, tickets as ticket};
+pub use runtime::health;

@@ -11,14 +11,9 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
+use opsbot::adapters::console::{self, ConsoleSink, Printer, Session};
 use opsbot::config::{self, Config, Loaded};
-use opsbot::console::{self, ConsoleSink, Printer, Session};
 use opsbot::domain::{ChannelName, UserName};
-use opsbot::engine::Engine;
-use opsbot::http::{self, HttpState};
-use opsbot::runner::{JenkinsRunner, JobRunner, LocalRunner};
-use opsbot::runtime::{Bot, SystemClock};
-use opsbot::smtp::SmtpSink;
 use opsbot::store::Queue;
 use opsbot::store::Store;
 
@@ -90,6 +85,8 @@ macro_rules! outln {
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
+
+mod app;
 
 /// Where the logs go: stderr, ignoring its errors (see [`errln`]).
 struct LogWriter;
@@ -187,10 +184,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         .build()
         .context("cannot start the async runtime")?;
     let config = Arc::new(config);
-    let clock = Arc::new(SystemClock);
-    // The bot holds the only handle: after a failed write it opens the
-    // files again (see `runtime::StoreSlot`).
-    let (bot, writer) = Bot::start(store, Engine::new(config.clone()), clock.clone())?;
+    let (bot, writer, clock) = app::open(store, &config)?;
     // Not ready until the gateway is connected.
     bot.health().watch_gateway(chrono::Utc::now());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -213,31 +207,30 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         )?);
         let chat = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
-            opsbot::discord::DiscordSink {
+            opsbot::adapters::discord::DiscordSink {
                 http: http.clone(),
                 bot: bot.clone(),
             },
             stop_worker_rx.clone(),
         ));
-        let smtp = SmtpSink::new(&config.smtp, bot.clone(), None)?;
-        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
-        let jenkins = match &config.jenkins {
-            Some(j) => Some(
-                JenkinsRunner::new(bot.clone(), j).context("cannot set up the Jenkins client")?,
-            ),
-            None => None,
-        };
-        bot.settle_lost_runs().await;
-        if let Some(j) = &jenkins {
-            j.resume();
-        }
-        let job_runner = JobRunner {
-            local: LocalRunner::new(bot.clone()),
-            jenkins,
-        };
-        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner, stop_worker_rx));
-        let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
-        let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
+        let app::Started {
+            mailer,
+            jobs,
+            job_runner,
+            ticker,
+            server,
+        } = app::start(
+            &bot,
+            &config,
+            clock,
+            None,
+            listen,
+            stop_rx.clone(),
+            stop_worker_rx,
+        )
+        .await?;
+        // The jobs worker holds the runners from here on.
+        drop(job_runner);
         // Ask for the message-content intent only when message rules need it.
         let mut intents = serenity::all::GatewayIntents::GUILDS;
         if !config.alerts.message_rules.is_empty() {
@@ -245,7 +238,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
                 | serenity::all::GatewayIntents::MESSAGE_CONTENT;
         }
         let (ready_tx, _ready_rx) = watch::channel(false);
-        let handler = opsbot::discord::Handler {
+        let handler = opsbot::adapters::discord::Handler {
             bot: bot.clone(),
             ready: ready_tx,
         };
@@ -405,32 +398,6 @@ const JOB_WAIT: Duration = Duration::from_secs(60);
 /// How often readiness looks at the Discord gateway's connection.
 const GATEWAY_CHECK: Duration = Duration::from_secs(1);
 
-/// How often quiet alert groups are looked for.
-const STALE_EVERY: Duration = Duration::from_secs(30);
-
-/// Binds the HTTP intake and serves it until `stop` turns true. Prints
-/// `listening on http://HOST:PORT` once requests are accepted.
-async fn start_http(
-    bot: &Bot,
-    config: &Config,
-    listen: Option<SocketAddr>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let addr = listen.unwrap_or(config.http.listen);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr}; pass --listen 127.0.0.1:0 for a free port, or change [http] listen")
-    })?;
-    let bound = listener.local_addr()?;
-    let state =
-        HttpState::from_config(bot.clone(), config).context("cannot set up the session checker")?;
-    let mut stop = stop;
-    let server = tokio::spawn(http::serve(listener, state, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }));
-    errln!("listening on http://{bound}");
-    Ok(server)
-}
-
 fn console_cmd(
     flag: Option<PathBuf>,
     as_user: Option<String>,
@@ -459,9 +426,7 @@ fn console_cmd(
         .build()
         .context("cannot start the async runtime")?;
     let config = Arc::new(config);
-    let engine = Engine::new(config.clone());
-    let clock = Arc::new(SystemClock);
-    let (bot, writer) = Bot::start(store, engine, clock.clone())?;
+    let (bot, writer, clock) = app::open(store, &config)?;
     let out = console::output(std::io::stdout());
     let printer = Printer::new(out, json).with_files(config.storage_path.join("reports"));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -472,28 +437,22 @@ fn console_cmd(
             ConsoleSink(printer.clone()),
             stop_worker_rx.clone(),
         ));
-        let smtp = SmtpSink::new(&config.smtp, bot.clone(), Some(printer.clone()))?;
-        let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_worker_rx.clone()));
-        let runner = LocalRunner::new(bot.clone());
-        let jenkins = match &config.jenkins {
-            Some(j) => Some(
-                JenkinsRunner::new(bot.clone(), j).context("cannot set up the Jenkins client")?,
-            ),
-            None => None,
-        };
-        // Local runs a previous process left running died with it; Jenkins
-        // runs are followed again.
-        bot.settle_lost_runs().await;
-        if let Some(j) = &jenkins {
-            j.resume();
-        }
-        let job_runner = JobRunner {
-            local: runner.clone(),
-            jenkins,
-        };
-        let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner.clone(), stop_worker_rx));
-        let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop_rx.clone()));
-        let server = start_http(&bot, &config, listen, stop_rx.clone()).await?;
+        let app::Started {
+            mailer,
+            jobs,
+            job_runner,
+            ticker,
+            server,
+        } = app::start(
+            &bot,
+            &config,
+            clock,
+            Some(printer.clone()),
+            listen,
+            stop_rx.clone(),
+            stop_worker_rx,
+        )
+        .await?;
         // Posts left undelivered by a previous run go out first.
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());

@@ -1,0 +1,156 @@
+//! Ticket cards: embeds, colours, buttons, and the asks (modals, approvals).
+
+use super::*;
+
+pub fn priority_colour(p: Priority) -> u32 {
+    match p {
+        Priority::P1 => 0xE0_31_31,
+        Priority::P2 => 0xF0_8C_00,
+        Priority::P3 => 0xF1_C4_0F,
+        Priority::P4 => 0x7F_8C_8D,
+    }
+}
+
+pub(super) fn person(config: &Config, u: &UserName) -> String {
+    // In an embed a mention shows the name and never pings.
+    match config.discord.user_id(u) {
+        Some(id) => format!("<@{id}>"),
+        None => escape(u.as_str()),
+    }
+}
+
+/// A ticket's card as an embed: colour by priority, the fields operators
+/// look at; the age is Discord's relative timestamp, always current.
+pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
+    let title = format!("{} · {}", card.ticket, escape(&card.title));
+    let mut e = CreateEmbed::new()
+        .title(cut(&title, MAX_EMBED_TITLE))
+        .colour(priority_colour(card.priority))
+        .field("State", card.state.to_string(), true)
+        .field("Priority", card.priority.as_str(), true)
+        .field(
+            "Team",
+            card.team
+                .as_ref()
+                .map(|t| escape(t.as_str()))
+                .unwrap_or_else(|| "—".into()),
+            true,
+        )
+        .field(
+            "Assignee",
+            card.assignee
+                .as_ref()
+                .map(|u| person(config, u))
+                .unwrap_or_else(|| "—".into()),
+            true,
+        )
+        .field(
+            "Source",
+            format!("{} · {}", card.source, person(config, &card.opened_by)),
+            true,
+        )
+        .field(
+            "Age",
+            format!("<t:{}:R>", card.created_at.timestamp()),
+            true,
+        );
+    if let Some(d) = &card.description {
+        e = e.description(cut(&escape(d), MAX_EMBED_DESCRIPTION));
+    }
+    if card.due.is_some() || !card.missed.is_empty() {
+        let mut due = card
+            .due
+            .filter(|_| card.state != TicketState::Closed)
+            .map(|d| format!("<t:{}:R>", d.timestamp()))
+            .unwrap_or_else(|| "—".into());
+        if !card.missed.is_empty() {
+            due.push_str(&format!(" · missed: {}", card.missed.join(", ")));
+        }
+        e = e.field("Due", due, true);
+    }
+    if let Some(n) = card.alerts {
+        e = e.field("Alerts", n.to_string(), true);
+    }
+    if card.customer {
+        e = e.field("Customer", "waits for an answer by mail", true);
+    }
+    if let Ok(ts) = serenity::model::Timestamp::from_unix_timestamp(card.created_at.timestamp()) {
+        e = e.timestamp(ts);
+    }
+    e
+}
+
+/// The buttons that fit a ticket's state (the engine still decides whether
+/// the one who presses may), and a menu of teams to assign it to.
+pub fn card_components(card: &Card, config: &Config) -> Vec<CreateActionRow> {
+    let id = &card.ticket;
+    let mut buttons = Vec::new();
+    let mut assign = false;
+    for word in crate::engine::tickets::allowed_from(card.state) {
+        let (press, label, style) = match word {
+            "take" => (Press::Take(id.clone()), "Take", ButtonStyle::Primary),
+            "resolve" => (Press::Resolve(id.clone()), "Resolve…", ButtonStyle::Success),
+            "qa" => (Press::Qa(id.clone()), "Send to QA", ButtonStyle::Secondary),
+            "verify" => (Press::Verify(id.clone()), "Verify", ButtonStyle::Success),
+            "reject" => (Press::Reject(id.clone()), "Reject…", ButtonStyle::Danger),
+            "reopen" => (Press::Reopen(id.clone()), "Reopen…", ButtonStyle::Secondary),
+            "assign" => {
+                assign = true;
+                continue;
+            }
+            _ => continue,
+        };
+        if matches!(press, Press::Qa(_)) && config.org.qa().is_none() {
+            continue;
+        }
+        buttons.push(
+            CreateButton::new(press.custom_id())
+                .label(label)
+                .style(style),
+        );
+    }
+    let mut rows = Vec::new();
+    if !buttons.is_empty() {
+        rows.push(CreateActionRow::Buttons(buttons));
+    }
+    if assign && !config.org.teams.is_empty() {
+        let options = config
+            .org
+            .teams
+            .values()
+            .filter(|t| Some(&t.name) != card.team.as_ref())
+            .take(25)
+            .map(|t| {
+                let mut o = CreateSelectMenuOption::new(t.name.as_str(), t.name.as_str());
+                if let Some(d) = &t.description {
+                    o = o.description(cut(d, 100));
+                }
+                o
+            })
+            .collect::<Vec<_>>();
+        if !options.is_empty() {
+            rows.push(CreateActionRow::SelectMenu(
+                CreateSelectMenu::new(
+                    Press::Assign(id.clone()).custom_id(),
+                    CreateSelectMenuKind::String { options },
+                )
+                .placeholder("Assign to a team…"),
+            ));
+        }
+    }
+    rows
+}
+
+/// The Approve and Deny buttons of a deploy waiting for approval.
+pub(super) fn ask_components(ask: &Ask) -> Vec<CreateActionRow> {
+    match ask {
+        Ask::Approval { run } => vec![CreateActionRow::Buttons(vec![
+            CreateButton::new(Press::Approve(*run).custom_id())
+                .label("Approve")
+                .style(ButtonStyle::Success),
+            CreateButton::new(Press::Deny(*run).custom_id())
+                .label("Deny…")
+                .style(ButtonStyle::Danger),
+        ])],
+    }
+}

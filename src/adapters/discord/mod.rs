@@ -1,0 +1,62 @@
+//! The Discord adapter (serenity 0.12): slash commands registered from the
+//! same declarations as the console, interactions turned into events and
+//! answered at once, and an outbox sink that posts with a nonce (so a retry
+//! never posts twice), allowed mentions limited to the people meant, text
+//! escaped and cut to Discord's limits, progress messages edited in place
+//! and each ticket's story in a thread under its card.
+
+mod autocomplete;
+mod cards;
+mod handler;
+mod sink;
+mod slash;
+mod text;
+
+pub use autocomplete::*;
+pub use cards::*;
+pub use handler::*;
+pub use sink::*;
+pub use slash::*;
+pub use text::*;
+
+use std::sync::Arc;
+
+use serenity::all::{
+    ActionRowComponent, AutocompleteChoice, ButtonStyle, ChannelId, CommandDataOptionValue,
+    CommandInteraction, CommandOptionType, ComponentInteraction, ComponentInteractionDataKind,
+    Context, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateAutocompleteResponse,
+    CreateButton, CreateCommand, CreateCommandOption, CreateEmbed, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage, CreateModal,
+    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, CreateThread,
+    EditInteractionResponse, EditMessage, EventHandler, GuildId, InputTextStyle, Interaction,
+    MessageId, ModalInteraction, Nonce, Ready, UserId,
+};
+use serenity::async_trait;
+use tracing::{debug, error, info, warn};
+
+use crate::commands::{Command, CommandName, OptKind};
+use crate::config::Config;
+use crate::domain::rich::{one_line, Rich, Seg};
+use crate::domain::run::RunId;
+use crate::domain::{Actor, ChannelName, Priority, Source, TicketId, TicketState, UserName};
+use crate::engine::{Ask, Card, Effect, Event, Post, Reply};
+use crate::error::UserError;
+use crate::runtime::{Bot, DeliveryError, Pace, Sink};
+use crate::store::OutboxItem;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_cannot_ping_or_format() {
+        assert_eq!(
+            escape("@everyone **hi** <@123>"),
+            "@\u{200b}everyone \\*\\*hi\\*\\* \\<@\u{200b}123\\>"
+        );
+        let long = "x".repeat(3000);
+        let c = cut(&long, MAX_CONTENT);
+        assert_eq!(c.chars().count(), MAX_CONTENT);
+        assert!(c.ends_with("(cut: too long for Discord)"));
+    }
+}

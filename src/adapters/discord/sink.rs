@@ -1,0 +1,239 @@
+//! The outbox sink of the chat queue: posts, edits and thread messages, sent
+//! with a nonce so a retry never posts twice.
+
+use super::*;
+
+/// Posts to Discord channels: the outbox sink of the chat queue.
+pub struct DiscordSink {
+    pub http: Arc<serenity::http::Http>,
+    pub bot: Bot,
+}
+
+pub(super) fn classify(e: serenity::Error) -> DeliveryError {
+    if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = &e {
+        let code = r.status_code.as_u16();
+        if code == 429 || code >= 500 {
+            return DeliveryError::Transient(format!("Discord answered {code}"));
+        }
+        return DeliveryError::Permanent(format!(
+            "Discord refused the post ({code}): {}",
+            r.error.message
+        ));
+    }
+    DeliveryError::Transient(e.to_string())
+}
+
+impl DiscordSink {
+    fn remember(&self, key: &str, id: u64) {
+        let set = self.bot.store().map_err(|e| e.to_string()).and_then(|s| {
+            s.adapter_set(key, &id.to_string())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = set {
+            warn!(key, error = %e, "cannot remember a Discord message id");
+        }
+    }
+
+    fn recall(&self, key: &str) -> Option<u64> {
+        self.bot
+            .store()
+            .ok()
+            .and_then(|s| s.adapter_get(key).ok().flatten())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+impl DiscordSink {
+    /// Posts (or, for a message that follows one thing, edits) a post.
+    async fn post(&self, seq: u64, p: &Post) -> Result<(), DeliveryError> {
+        let config = self.bot.engine().config();
+        let channel = self.channel_id(&p.channel)?;
+        let (text, pings) = render(&p.body, config);
+        let mentions = CreateAllowedMentions::new()
+            .everyone(false)
+            .all_roles(false)
+            .users(pings.into_iter().map(UserId::new));
+        let mut target = ChannelId::new(channel);
+        // A ticket's story goes in a thread under its card.
+        if let (true, Some(t)) = (p.thread, &p.ticket) {
+            let thread_key = format!("thread:{t}");
+            match (self.recall(&thread_key), self.recall(&format!("card:{t}"))) {
+                (Some(th), _) => target = ChannelId::new(th),
+                (None, Some(card)) => {
+                    let name: String = format!("{t}").chars().take(90).collect();
+                    match ChannelId::new(channel)
+                        .create_thread_from_message(
+                            &self.http,
+                            MessageId::new(card),
+                            CreateThread::new(name),
+                        )
+                        .await
+                    {
+                        Ok(th) => {
+                            self.remember(&thread_key, th.id.get());
+                            target = th.id;
+                        }
+                        Err(e) => return Err(classify(e)),
+                    }
+                }
+                (None, None) => {
+                    // Its card never reached Discord (merged into a storm's
+                    // summary, or refused): rather than spill the story
+                    // into the channel, leave it to the timeline
+                    // (`/ticket show`).
+                    debug!(ticket = %t, "no card to hang the thread on; the timeline keeps it");
+                    return Ok(());
+                }
+            }
+        }
+        let components = p.ask.as_ref().map(ask_components);
+        if let Some(key) = &p.replaces {
+            if let Some(mid) = self.recall(&format!("msg:{key}")) {
+                // The buttons go when the question is answered.
+                let edit = EditMessage::new()
+                    .content(text)
+                    .allowed_mentions(mentions)
+                    .components(components.unwrap_or_default());
+                return target
+                    .edit_message(&self.http, MessageId::new(mid), edit)
+                    .await
+                    .map(|_| ())
+                    .map_err(classify);
+            }
+        }
+        let mut msg = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(mentions)
+            .nonce(Nonce::String(format!("opsbot-{seq}")))
+            .enforce_nonce(true);
+        if let Some(card) = &p.card {
+            msg = msg
+                .embed(card_embed(card, config))
+                .components(card_components(card, config));
+        } else if let Some(rows) = components {
+            msg = msg.components(rows);
+        }
+        if let Some(f) = &p.file {
+            msg = msg.add_file(CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
+        }
+        let sent = target
+            .send_message(&self.http, msg)
+            .await
+            .map_err(classify)?;
+        if let Some(key) = &p.replaces {
+            self.remember(&format!("msg:{key}"), sent.id.get());
+        }
+        if let (false, Some(t)) = (p.thread, &p.ticket) {
+            if p.channel == config.tickets.channel && self.recall(&format!("card:{t}")).is_none() {
+                self.remember(&format!("card:{t}"), sent.id.get());
+            }
+        }
+        Ok(())
+    }
+
+    /// Edits a ticket's card to show it as it is now.
+    async fn edit_card(&self, card: &Card) -> Result<(), DeliveryError> {
+        let config = self.bot.engine().config();
+        let channel = self.channel_id(&card.channel)?;
+        let Some(mid) = self.recall(&format!("card:{}", card.ticket)) else {
+            // Its card was never posted (merged into a storm's summary, or
+            // refused for good): nothing to edit.
+            debug!(ticket = %card.ticket, "no card to update");
+            return Ok(());
+        };
+        let edit = EditMessage::new()
+            .embed(card_embed(card, config))
+            .components(card_components(card, config));
+        ChannelId::new(channel)
+            .edit_message(&self.http, MessageId::new(mid), edit)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    fn channel_id(&self, name: &ChannelName) -> Result<u64, DeliveryError> {
+        self.bot
+            .engine()
+            .config()
+            .discord
+            .channel_id(name)
+            .ok_or_else(|| {
+                DeliveryError::Permanent(format!(
+                    "#{name} has no Discord channel id in [discord.channels]"
+                ))
+            })
+    }
+
+    /// After a post was refused for good: the operations channel hears of
+    /// it once per channel (the post itself stays on record as a dead
+    /// letter).
+    async fn tell_ops_once(&self, channel: &ChannelName, why: &str) {
+        let config = self.bot.engine().config();
+        let ops = &config.tickets.channel;
+        let key = format!("broken:{channel}");
+        if channel == ops || self.recall(&key).is_some() {
+            return;
+        }
+        let Some(ops_id) = config.discord.channel_id(ops) else {
+            return;
+        };
+        let text = format!(
+            "I cannot post in #{}: {}. Give me access to that channel (View Channel, Send \
+             Messages, Create Public Threads) or fix its id in [discord.channels]. Its posts \
+             are kept on record; `opsbot export` shows them.",
+            escape(channel.as_str()),
+            escape(why)
+        );
+        let msg = CreateMessage::new()
+            .content(cut(&text, MAX_CONTENT))
+            .allowed_mentions(
+                CreateAllowedMentions::new()
+                    .everyone(false)
+                    .all_roles(false),
+            )
+            .nonce(Nonce::String(format!(
+                "opsbot-b{:016x}",
+                fnv1a(channel.as_str())
+            )))
+            .enforce_nonce(true);
+        match ChannelId::new(ops_id).send_message(&self.http, msg).await {
+            Ok(sent) => self.remember(&key, sent.id.get()),
+            Err(e) => warn!(channel = %channel, error = %e, "cannot tell the operations channel"),
+        }
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a), for nonces that must be the same after
+/// a restart and fit Discord's 25 characters.
+pub(super) fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Sink for DiscordSink {
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        let (channel, r) = match &item.effect {
+            Effect::Post(p) => (&p.channel, self.post(item.seq, p).await),
+            Effect::Card(c) => (&c.channel, self.edit_card(c).await),
+            Effect::Mail(_) | Effect::Job(_) => {
+                return Err(DeliveryError::Permanent("not a chat post".into()))
+            }
+        };
+        if let Err(DeliveryError::Permanent(why)) = &r {
+            error!(channel = %channel, seq = item.seq, error = %why, "a post was refused for good");
+            self.tell_ops_once(channel, why).await;
+        }
+        r
+    }
+
+    fn pace(&self) -> Option<Pace> {
+        Some(Pace::DISCORD)
+    }
+
+    /// Channels are paced apart; a slow answer in one (or a rate limit
+    /// the client waits out) must not hold back the others.
+    fn parallel(&self) -> usize {
+        4
+    }
+}

@@ -1,0 +1,293 @@
+//! The layers, held by a test: it reads the crate's own source.
+//!
+//! - Nothing under `domain/`, `commands/`, `engine/` or `report/` names an I/O
+//!   crate (or `std::net`, `std::fs`, `std::process`), nor anything in
+//!   `store/`, `runtime/` or `adapters/`.
+//! - Inside the crate, modules are named by their real path (`crate::domain::alert`,
+//!   not the `crate::alert` that `lib.rs` keeps for tests and benches), so that
+//!   the graph below is the true one.
+//! - The graph of imports between the top-level modules (one node per folder,
+//!   and `error`) has no cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The folders that decide and describe, and do no I/O.
+const PURE: &[&str] = &["domain", "commands", "engine", "report"];
+
+/// What a pure folder may not name.
+const FORBIDDEN_CRATES: &[&str] = &[
+    "tokio", "reqwest", "serenity", "axum", "sled", "lettre", "hyper", "tower",
+];
+const FORBIDDEN_STD: &[&str] = &["std::net", "std::fs", "std::process"];
+const FORBIDDEN_MODULES: &[&str] = &["store", "runtime", "adapters"];
+
+/// The crate's top-level modules, by their real names.
+const TOP: &[&str] = &[
+    "adapters", "commands", "config", "domain", "engine", "error", "report", "runtime", "store",
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a line: without its `//` comment (a crude cut, which may
+/// also cut a string holding `//`; that only ever hides text, never adds it).
+fn code(line: &str) -> &str {
+    let t = line.trim_start();
+    if t.starts_with("//") {
+        return "";
+    }
+    match line.find("//") {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// Whether `word` occurs in `text` as a path's first segment or a `use`d name:
+/// `word::`, `use word;`, `use word as`, `extern crate word`.
+fn names_crate(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word) {
+        let at = from + i;
+        from = at + word.len();
+        let before_ok = at == 0 || {
+            let c = bytes[at - 1] as char;
+            !(c.is_alphanumeric() || c == '_' || c == ':')
+        };
+        let rest = &text[at + word.len()..];
+        let after_ok = rest.starts_with("::")
+            || (text[..at].trim_end().ends_with("use") || text[..at].trim_end().ends_with("crate"))
+                && (rest.starts_with(';') || rest.starts_with(' '));
+        if before_ok && after_ok {
+            return true;
+        }
+    }
+    false
+}
+
+/// The top-level modules a line names through `crate::` (`crate::x::…`,
+/// `crate::{x, y}`), as written.
+fn crate_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("crate::") {
+        let at = from + i + "crate::".len();
+        from = at;
+        let rest = &text[at..];
+        if let Some(list) = rest.strip_prefix('{') {
+            let list = list.split('}').next().unwrap_or("");
+            for item in list.split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.push(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The top-level module a file belongs to (`None` for `lib.rs` and `main.rs`).
+fn node_of(file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src()).unwrap();
+    let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+    if rel.components().count() > 1 {
+        return Some(first);
+    }
+    let stem = first.trim_end_matches(".rs");
+    (TOP.contains(&stem)).then(|| stem.to_string())
+}
+
+fn place(file: &Path, n: usize) -> String {
+    format!(
+        "src/{}:{}",
+        file.strip_prefix(src()).unwrap().display(),
+        n + 1
+    )
+}
+
+/// Every breach of the layers in the given files, as `file:line: what`.
+fn breaches(files: &[PathBuf]) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in files {
+        let Some(node) = node_of(file) else { continue };
+        let text = std::fs::read_to_string(file).unwrap();
+        let pure = PURE.contains(&node.as_str());
+        for (n, line) in text.lines().enumerate() {
+            let c = code(line);
+            if pure {
+                for krate in FORBIDDEN_CRATES {
+                    if names_crate(c, krate) {
+                        found.push(format!(
+                            "{}: `{node}/` names the I/O crate `{krate}`: {}",
+                            place(file, n),
+                            line.trim()
+                        ));
+                    }
+                }
+                for std_mod in FORBIDDEN_STD {
+                    if c.contains(std_mod) {
+                        found.push(format!(
+                            "{}: `{node}/` names `{std_mod}`: {}",
+                            place(file, n),
+                            line.trim()
+                        ));
+                    }
+                }
+            }
+            for m in crate_paths(c) {
+                if pure && FORBIDDEN_MODULES.contains(&m.as_str()) {
+                    found.push(format!(
+                        "{}: `{node}/` imports `crate::{m}`, a layer above it: {}",
+                        place(file, n),
+                        line.trim()
+                    ));
+                } else if !TOP.contains(&m.as_str()) {
+                    found.push(format!(
+                        "{}: `crate::{m}` is an old path kept for tests; name the module by its folder: {}",
+                        place(file, n),
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The imports between top-level modules: `from → {to}`, with one place each.
+fn graph(files: &[PathBuf]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut g: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for file in files {
+        let Some(node) = node_of(file) else { continue };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for m in crate_paths(code(line)) {
+                if m != node && TOP.contains(&m.as_str()) {
+                    g.entry(node.clone())
+                        .or_default()
+                        .entry(m)
+                        .or_insert_with(|| place(file, n));
+                }
+            }
+        }
+    }
+    g
+}
+
+/// One cycle of the graph, as the path that closes it, if there is one.
+fn cycle(g: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Vec<String>> {
+    fn visit(
+        g: &BTreeMap<String, BTreeMap<String, String>>,
+        node: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            let mut c = path[i..].to_vec();
+            c.push(node.to_string());
+            return Some(c);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in g.get(node).into_iter().flat_map(|m| m.keys()) {
+            if let Some(c) = visit(g, next, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in g.keys() {
+        if let Some(c) = visit(g, node, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+fn all_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files
+}
+
+#[test]
+fn pure_folders_import_no_io_and_no_layer_above() {
+    let found = breaches(&all_files());
+    assert!(
+        found.is_empty(),
+        "the layers are breached:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn folders_import_each_other_without_a_cycle() {
+    let g = graph(&all_files());
+    if let Some(c) = cycle(&g) {
+        let steps: Vec<String> = c
+            .windows(2)
+            .map(|w| format!("{} → {} (at {})", w[0], w[1], g[&w[0]][&w[1]]))
+            .collect();
+        panic!("the folders import in a circle:\n{}", steps.join("\n"));
+    }
+}
+
+#[test]
+fn the_checks_see_what_they_look_for() {
+    assert!(names_crate("use tokio::sync::watch;", "tokio"));
+    assert!(names_crate("    let s = sled::open(p);", "sled"));
+    assert!(names_crate("use reqwest;", "reqwest"));
+    assert!(!names_crate("let tokio_like = 1;", "tokio"));
+    assert!(!names_crate("use crate::domain::sled_free::X;", "sled"));
+    assert_eq!(
+        crate_paths("use crate::{domain, store::Store}; crate::engine::X"),
+        vec!["domain", "store", "engine"]
+    );
+    assert_eq!(code("let a = 1; // use tokio::x"), "let a = 1; ");
+    let mut g: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    g.entry("a".into())
+        .or_default()
+        .insert("b".into(), "x".into());
+    g.entry("b".into())
+        .or_default()
+        .insert("a".into(), "y".into());
+    assert_eq!(
+        cycle(&g),
+        Some(vec!["a".to_string(), "b".to_string(), "a".to_string()])
+    );
+}

@@ -1,0 +1,413 @@
+//! Jobs and custom commands: one TOML file each in `commands/`. A job is a
+//! program and its arguments with typed, validated parameters, run by the
+//! local runner (never through a shell); each becomes a chat command too.
+//!
+//! ```toml
+//! # commands/build-web.toml
+//! description = "Build the web app"
+//! team = "backend"                 # the owning team
+//! program = "scripts/build-web.sh" # relative to commands/
+//! args = ["--ref", "{ref}"]        # {param} is replaced inside each argument
+//! timeout = "2m"
+//! who = ["operators", "team:backend"]
+//! [params.ref]
+//! description = "The git ref"
+//! pattern = '^[A-Za-z0-9._/-]{1,100}$'
+//! default = "main"
+//! ```
+//!
+//! A job starts with a cleared environment: the safe set [`SAFE_ENV`] passed
+//! through from the bot, what its file names (`env = ["JAVA_HOME"]` to pass
+//! through, or `[env]` with `NAME = true` to pass through, `NAME = false` to
+//! leave out, `NAME = "value"` to set), and `OPSBOT_RUN` and
+//! `OPSBOT_PARAM_*`. No secret the config names ever reaches it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::commands::CommandName;
+use crate::config::{Org, Problem, Seg, Severity, Validator};
+pub use crate::domain::job::{describe, Allowed, Backend, Job, JobEnv, Param, SAFE_ENV};
+use crate::domain::{TeamName, UserName};
+
+/// The longest a job may be given to run (`timeout`): a day.
+pub const MAX_TIMEOUT_SECS: u64 = 86400;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    description: String,
+    #[serde(default)]
+    team: Option<String>,
+    /// `local` (the default) or `jenkins`.
+    #[serde(default)]
+    backend: Option<String>,
+    /// For the local runner: the program.
+    #[serde(default)]
+    program: Option<String>,
+    /// For Jenkins: the job's full name, folders with `/`.
+    #[serde(default)]
+    jenkins_job: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    who: Option<Vec<String>>,
+    #[serde(default = "default_main_ref")]
+    main_ref: String,
+    #[serde(default)]
+    params: BTreeMap<String, RawParam>,
+    /// `env = ["NAME", …]` (passed through), or `[env]` with `NAME = true`
+    /// (passed through), `NAME = false` (left out) or `NAME = "value"`
+    /// (set); read by [`job_env`], which names a wrong entry.
+    #[serde(default)]
+    env: Option<toml::Value>,
+}
+
+/// One entry of a job's `env`.
+enum EnvEntry<'a> {
+    Pass,
+    Leave,
+    Set(&'a str),
+}
+
+fn default_timeout() -> String {
+    "10m".into()
+}
+fn default_main_ref() -> String {
+    "main".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    description: String,
+    pattern: String,
+    #[serde(default)]
+    default: Option<String>,
+}
+
+/// Names no job may take: the built-in commands.
+fn reserved(name: &str) -> bool {
+    CommandName::ALL.iter().any(|c| {
+        let s = c.spec();
+        s.group.unwrap_or(s.name) == name
+    }) || matches!(
+        name,
+        "build" | "runs" | "deploy" | "rollback" | "approve" | "deny"
+    )
+}
+
+/// Loads every `*.toml` in `dir` (a missing folder is no jobs).
+/// `secret_vars` are the env vars the config names as secrets: a job may not
+/// ask for one.
+pub fn load_dir(
+    dir: &Path,
+    org: &Org,
+    secret_vars: &[String],
+) -> (BTreeMap<String, Job>, Vec<Problem>) {
+    let mut jobs = BTreeMap::new();
+    let mut problems = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (jobs, problems);
+    };
+    // Programs and working folders must not depend on where the bot starts.
+    let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let src = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem {
+                    severity: Severity::Error,
+                    file: file.clone(),
+                    line: None,
+                    column: None,
+                    key: String::new(),
+                    message: format!("cannot read it: {e}"),
+                });
+                continue;
+            }
+        };
+        match load_one(dir, &file, &src, org, secret_vars) {
+            Ok(job) => {
+                jobs.insert(job.name.clone(), job);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    (jobs, problems)
+}
+
+fn load_one(
+    dir: &Path,
+    file: &Path,
+    src: &str,
+    org: &Org,
+    secret_vars: &[String],
+) -> Result<Job, Vec<Problem>> {
+    let raw: RawJob = crate::config::deserialize_all(file, src)?;
+    let mut v = Validator::new(file, src);
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if UserName::parse(&name).is_err() || reserved(&name) {
+        v.error(
+            &[],
+            format!("`{name}` cannot name a command: use lowercase letters, digits and `-`, and no built-in name (ticket, alert, help, build, runs, deploy, …)"),
+        );
+    }
+    let team = raw.team.as_ref().and_then(|t| match TeamName::parse(t) {
+        Ok(t) if org.teams.contains_key(&t) => Some(t),
+        _ => {
+            let known: Vec<&str> = org.teams.keys().map(|t| t.as_str()).collect();
+            v.error(&[Seg::Key("team")], crate::config::no_team(t, &known));
+            None
+        }
+    });
+    let timeout = match humantime::parse_duration(&raw.timeout) {
+        Ok(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIMEOUT_SECS => d,
+        _ => {
+            v.error(
+                &[Seg::Key("timeout")],
+                format!(
+                    "`{}` is not a duration from 1s to 1d, such as \"2m\"",
+                    raw.timeout
+                ),
+            );
+            Duration::from_secs(60)
+        }
+    };
+    let mut params = Vec::new();
+    for (pname, p) in &raw.params {
+        match crate::domain::alert::anchored(&p.pattern) {
+            Ok(re) => {
+                if let Some(d) = &p.default {
+                    if !re.is_match(d) {
+                        v.error(
+                            &[Seg::Key("params"), Seg::Key(pname), Seg::Key("default")],
+                            format!("the default `{d}` does not match the pattern"),
+                        );
+                    }
+                }
+                params.push(Param {
+                    name: pname.clone(),
+                    description: p.description.clone(),
+                    pattern: re,
+                    default: p.default.clone(),
+                });
+            }
+            Err(e) => v.error(
+                &[Seg::Key("params"), Seg::Key(pname), Seg::Key("pattern")],
+                format!("the regular expression does not compile: {e}"),
+            ),
+        }
+    }
+    for (i, a) in raw.args.iter().enumerate() {
+        let mut rest = a.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let pname = &rest[open + 1..open + close];
+            if !raw.params.contains_key(pname) {
+                v.error(
+                    &[Seg::Key("args"), Seg::Index(i)],
+                    format!("`{{{pname}}}` names no parameter; declare [params.{pname}]"),
+                );
+            }
+            rest = &rest[open + close + 1..];
+        }
+    }
+    let who = match &raw.who {
+        None => {
+            let mut w = vec![Allowed::Operators];
+            if let Some(t) = &team {
+                w.push(Allowed::Team(t.clone()));
+            }
+            w
+        }
+        Some(list) => {
+            let mut w = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                match Allowed::parse(item, org) {
+                    Ok(a) => w.push(a),
+                    Err(e) => v.error(&[Seg::Key("who"), Seg::Index(i)], e),
+                }
+            }
+            w
+        }
+    };
+    let backend = match (raw.backend.as_deref().unwrap_or("local"), &raw.jenkins_job) {
+        ("local", None) => Backend::Local,
+        ("jenkins", Some(j)) if !j.trim().is_empty() => {
+            Backend::Jenkins(j.trim().trim_matches('/').to_string())
+        }
+        ("jenkins", _) => {
+            v.error(
+                &[Seg::Key("jenkins_job")],
+                "a Jenkins job needs `jenkins_job`, its full name such as \"web/build\"".into(),
+            );
+            Backend::Local
+        }
+        ("local", Some(_)) => {
+            v.error(
+                &[Seg::Key("jenkins_job")],
+                "`jenkins_job` needs backend = \"jenkins\"".into(),
+            );
+            Backend::Local
+        }
+        (other, _) => {
+            v.error(
+                &[Seg::Key("backend")],
+                format!("`backend` must be local or jenkins; got `{other}`"),
+            );
+            Backend::Local
+        }
+    };
+    let raw_program = raw.program.clone().unwrap_or_default();
+    if backend == Backend::Local && raw_program.is_empty() {
+        v.error(
+            &[],
+            "a local job needs `program`, such as program = \"scripts/build.sh\"".into(),
+        );
+    }
+    let program = if raw_program.contains('/') {
+        dir.join(&raw_program)
+    } else {
+        PathBuf::from(&raw_program)
+    };
+    if raw_program.contains('/') && !program.exists() {
+        v.error(
+            &[Seg::Key("program")],
+            format!("{} does not exist", program.display()),
+        );
+    }
+    let env = job_env(&mut v, raw.env.as_ref(), secret_vars);
+    let workdir = raw
+        .workdir
+        .as_ref()
+        .map_or(dir.to_path_buf(), |w| dir.join(w));
+    let errors: Vec<Problem> = v.into_problems();
+    if errors.iter().any(|p| p.severity == Severity::Error) {
+        return Err(errors);
+    }
+    Ok(Job {
+        name,
+        description: raw.description,
+        team,
+        backend,
+        program,
+        args: raw.args,
+        timeout,
+        workdir,
+        who,
+        main_ref: raw.main_ref,
+        params,
+        env,
+        file: file.to_path_buf(),
+    })
+}
+
+/// A job's environment from its `env`: the safe set, then what the file
+/// passes through, leaves out or sets. Refuses a name that is not an env
+/// var name, one the bot sets itself, and any secret the config names.
+fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String]) -> JobEnv {
+    use toml::Value as V;
+    let mut env = JobEnv {
+        pass: SAFE_ENV.iter().map(|s| s.to_string()).collect(),
+        set: BTreeMap::new(),
+    };
+    let mut entries: Vec<(String, EnvEntry<'_>, Seg<'_>)> = Vec::new();
+    match raw {
+        None => {}
+        Some(V::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                match item {
+                    V::String(n) => entries.push((n.clone(), EnvEntry::Pass, Seg::Index(i))),
+                    _ => v.error(
+                        &[Seg::Key("env"), Seg::Index(i)],
+                        "each entry must be a variable's name in quotes, such as \"JAVA_HOME\"".into(),
+                    ),
+                }
+            }
+        }
+        Some(V::Table(t)) => {
+            for (n, val) in t {
+                let entry = match val {
+                    V::Boolean(true) => EnvEntry::Pass,
+                    V::Boolean(false) => EnvEntry::Leave,
+                    V::String(s) => EnvEntry::Set(s),
+                    _ => {
+                        v.error(
+                            &[Seg::Key("env"), Seg::Key(n)],
+                            "must be true (passed through from the bot), false (left out) or a string (its value)".into(),
+                        );
+                        continue;
+                    }
+                };
+                entries.push((n.clone(), entry, Seg::Key(n.as_str())));
+            }
+        }
+        Some(_) => v.error(
+            &[Seg::Key("env")],
+            "`env` must be a list of names to pass through, such as env = [\"JAVA_HOME\"], or a table [env] of NAME = true, false or \"value\"".into(),
+        ),
+    }
+    for (name, val, seg) in entries {
+        let at = [Seg::Key("env"), seg];
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            v.error(
+                &at,
+                format!(
+                    "`{}` is not an environment variable name: use letters, digits and `_`, not starting with a digit",
+                    crate::domain::rich::one_line(&name, 60)
+                ),
+            );
+            continue;
+        }
+        if name == "OPSBOT_RUN" || name.starts_with("OPSBOT_PARAM_") {
+            v.error(
+                &at,
+                format!("`{name}` is set by the bot itself (the run id and the job's parameters)"),
+            );
+            continue;
+        }
+        if matches!(val, EnvEntry::Pass) && secret_vars.iter().any(|s| s == &name) {
+            v.error(
+                &at,
+                format!(
+                    "`{name}` holds one of the bot's secrets (the config names it); a job never gets the bot's secrets: give the job its own credential under another name"
+                ),
+            );
+            continue;
+        }
+        env.pass.retain(|p| p != &name);
+        env.set.remove(&name);
+        match val {
+            EnvEntry::Pass => env.pass.push(name),
+            EnvEntry::Leave => {}
+            EnvEntry::Set(value) => {
+                env.set.insert(name, value.to_string());
+            }
+        }
+    }
+    env
+}

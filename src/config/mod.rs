@@ -1,0 +1,754 @@
+//! `bot.toml`: typed with serde (`deny_unknown_fields` everywhere), then a
+//! validation pass for what serde cannot check. Every problem names its file,
+//! line and key.
+
+pub mod jobs;
+mod problems;
+mod raw;
+mod validate;
+
+pub(crate) use problems::{deserialize_all, Seg, Validator};
+pub use problems::{ConfigError, Problem, Severity};
+
+use raw::*;
+
+pub(crate) use crate::domain::org::{did_you_mean, no_team};
+pub use crate::domain::org::{AssignPolicy, Org, Role, Team};
+pub use crate::domain::service::{Environment, Service};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::domain::{ChannelName, Priority, TeamName, UserName};
+
+// ---------------------------------------------------------------------------
+// The validated configuration.
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file itself.
+    pub file: PathBuf,
+    /// Where the sled database lives (resolved against the file's folder).
+    pub storage_path: PathBuf,
+    pub tickets: TicketsConfig,
+    pub org: Org,
+    pub http: HttpConfig,
+    pub alerts: AlertsConfig,
+    pub support: SupportConfig,
+    pub smtp: SmtpConfig,
+    /// Jobs and custom commands from `commands/*.toml`, by name.
+    pub jobs: BTreeMap<String, crate::domain::job::Job>,
+    /// Services and their environments, by name.
+    pub services: BTreeMap<String, Service>,
+    /// The Jenkins server, when jobs run there.
+    pub jenkins: Option<JenkinsConfig>,
+    pub discord: DiscordConfig,
+    /// Deadlines, escalation, on-call rotations, the report schedule.
+    pub policy: crate::domain::policy::Policy,
+}
+
+/// How long an interaction may take before it is deferred, unless set.
+pub const DEFAULT_DEFER_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
+/// The longest `defer_after` allowed: the deferral itself must reach
+/// Discord within its 3 s.
+pub const MAX_DEFER_AFTER: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// Where the bot meets its team on Discord.
+#[derive(Clone, Debug)]
+pub struct DiscordConfig {
+    /// Interactions the engine has not answered within this are deferred
+    /// ("thinking…") and the answer edited in when ready.
+    pub defer_after: std::time::Duration,
+    /// Discord role ids whose members act in a role of the organisation.
+    pub roles: Vec<(u64, RoleGrant)>,
+    pub token: EnvSecret,
+    /// Commands are registered in these guilds (none: globally).
+    pub guild_ids: Vec<u64>,
+    /// Set for tests and proxies; unset: Discord itself, ratelimiter on.
+    pub api_base: Option<String>,
+    /// Each channel name the config uses → its Discord channel id.
+    pub channels: BTreeMap<ChannelName, u64>,
+    /// Each person → their Discord user id.
+    pub users: BTreeMap<UserName, u64>,
+}
+
+/// What a mapped Discord role makes its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleGrant {
+    Operators,
+    ReleaseManagers,
+    Team(TeamName),
+}
+
+impl DiscordConfig {
+    /// The roles a member with these Discord role ids acts in.
+    pub fn grants(&self, role_ids: &[u64]) -> crate::domain::Grants {
+        let mut g = crate::domain::Grants::default();
+        for (id, grant) in &self.roles {
+            if !role_ids.contains(id) {
+                continue;
+            }
+            match grant {
+                RoleGrant::Operators => g.operator = true,
+                RoleGrant::ReleaseManagers => g.release_manager = true,
+                RoleGrant::Team(t) => {
+                    if !g.teams.contains(t) {
+                        g.teams.push(t.clone())
+                    }
+                }
+            }
+        }
+        g
+    }
+
+    pub fn channel_id(&self, name: &ChannelName) -> Option<u64> {
+        self.channels.get(name).copied()
+    }
+
+    pub fn channel_name(&self, id: u64) -> Option<&ChannelName> {
+        self.channels
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| k)
+    }
+
+    pub fn user_id(&self, name: &UserName) -> Option<u64> {
+        self.users.get(name).copied()
+    }
+
+    pub fn user_name(&self, id: u64) -> Option<&UserName> {
+        self.users.iter().find(|(_, v)| **v == id).map(|(k, _)| k)
+    }
+}
+
+/// Where Jenkins is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct JenkinsConfig {
+    pub url: String,
+    pub user: String,
+    pub token: EnvSecret,
+    pub timeout: std::time::Duration,
+    pub poll: std::time::Duration,
+}
+
+/// The company app's intake: signature, session check, limits, mail texts.
+#[derive(Clone, Debug)]
+pub struct SupportConfig {
+    pub secret: EnvSecret,
+    /// `GET {session_url}/{session_id}` says who the customer is.
+    pub session_url: String,
+    pub session_timeout: std::time::Duration,
+    pub per_customer_per_hour: u32,
+    pub per_minute: u32,
+    pub max_subject: usize,
+    pub max_message: usize,
+    pub priority: Priority,
+    pub mail: MailTemplates,
+}
+
+/// Customer mail texts; `{ticket}`, `{subject}`, `{message}` and `{note}`
+/// are filled in.
+#[derive(Clone, Debug)]
+pub struct MailTemplates {
+    pub ack_subject: String,
+    pub ack_body: String,
+    pub update_subject: String,
+    pub update_body: String,
+    pub closed_subject: String,
+    pub closed_body: String,
+}
+
+/// How mail leaves: the SMTP server.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub tls: SmtpTls,
+    pub user: Option<EnvSecret>,
+    pub password: Option<EnvSecret>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// A secret read from the environment variable the config names. It never
+/// prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A secret named by an environment variable, and its value if set.
+#[derive(Clone, Debug)]
+pub struct EnvSecret {
+    pub var: String,
+    pub value: Option<Secret>,
+}
+
+impl EnvSecret {
+    fn read(var: &str) -> Self {
+        let value = std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret);
+        Self {
+            var: var.to_string(),
+            value,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for the hooks.
+    pub token: EnvSecret,
+    /// Bearer token for the ticket API (customer data: not the hooks' token).
+    pub api_token: EnvSecret,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// Ordered routes; the last is the default route and matches everything.
+    pub routes: Vec<crate::domain::alert::Route>,
+    pub message_rules: Vec<crate::domain::alert::MessageRule>,
+    pub coalesce_after: usize,
+}
+
+impl AlertsConfig {
+    /// The first route that takes these labels (the default route last).
+    pub fn route_for(&self, labels: &crate::domain::alert::Labels) -> &crate::domain::alert::Route {
+        self.routes
+            .iter()
+            .find(|r| r.matches(labels))
+            .unwrap_or_else(|| &self.routes[self.routes.len() - 1])
+    }
+
+    pub fn route(&self, name: &str) -> Option<&crate::domain::alert::Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TicketsConfig {
+    pub prefix: String,
+    /// The operations channel, where new tickets land.
+    pub channel: ChannelName,
+    pub default_priority: Priority,
+}
+
+/// A loaded config, with the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+/// Where to find the config: the flag, then `$OPSBOT_CONFIG`, then `./bot.toml`.
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("OPSBOT_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("bot.toml"))
+}
+
+impl Config {
+    /// Every secret the config names (Discord token, hook token, support
+    /// secret, Jenkins token, SMTP credentials): none reaches a job, and a
+    /// job's output never shows one's value.
+    pub fn secrets(&self) -> Vec<&EnvSecret> {
+        let mut out = vec![
+            &self.discord.token,
+            &self.http.token,
+            &self.http.api_token,
+            &self.support.secret,
+        ];
+        out.extend(self.jenkins.as_ref().map(|j| &j.token));
+        out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
+        out
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+        let src = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line: None,
+                column: None,
+                key: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }],
+        })?;
+        Self::parse(file, &src)
+    }
+
+    /// Parses and validates config text; `file` names it in messages and
+    /// anchors relative paths.
+    pub fn parse(file: &Path, src: &str) -> Result<Loaded, ConfigError> {
+        let raw: RawConfig =
+            deserialize_all(file, src).map_err(|problems| ConfigError { problems })?;
+        let mut v = Validator {
+            file,
+            src,
+            doc: toml_edit::ImDocument::parse(src).ok(),
+            problems: Vec::new(),
+        };
+        let config = v.validate(raw);
+        let mut problems = v.problems;
+        let raw_services: BTreeMap<String, RawService> = toml::from_str::<RawConfig>(src)
+            .map(|r| r.services)
+            .unwrap_or_default();
+        let config = config.map(|mut c| {
+            let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
+            let (jobs, job_problems) =
+                crate::config::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
+            problems.extend(job_problems);
+            c.jobs = jobs;
+            if c.jenkins.is_none() {
+                for job in c.jobs.values() {
+                    if let crate::domain::job::Backend::Jenkins(_) = job.backend {
+                        problems.push(Problem {
+                            severity: Severity::Error,
+                            file: job.file.clone(),
+                            line: None,
+                            column: None,
+                            key: "backend".into(),
+                            message: "this job runs on Jenkins, but bot.toml has no [ci.jenkins] (url, user, token_env)".into(),
+                        });
+                    }
+                }
+            }
+            // What needs the jobs and the roles: deploy jobs, approvers.
+            let mut v = Validator::new(file, src);
+            let mut svc_reported: Vec<String> = Vec::new();
+            for (sname, svc) in c.services.iter_mut() {
+                for (ename, env) in svc.environments.iter_mut() {
+                    let raw_env = raw_services.get(sname).and_then(|r| r.environments.get(ename));
+                    let reported = raw_env.is_none_or(|e| e.job.is_none())
+                        && svc_reported.contains(sname);
+                    if !c.jobs.contains_key(&env.job) && !reported {
+                        if raw_env.is_none_or(|e| e.job.is_none()) {
+                            svc_reported.push(sname.clone());
+                        }
+                        let known = c.jobs.keys().cloned().collect::<Vec<_>>().join(", ");
+                        let explicit = raw_env.is_some_and(|e| e.job.is_some());
+                        let path: Vec<Seg<'_>> = if explicit {
+                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("job")]
+                        } else {
+                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("job")]
+                        };
+                        v.error(&path, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
+                    }
+                    match raw_env.and_then(|e| e.approvers.as_ref()) {
+                        None => env.approvers = vec![crate::domain::job::Allowed::ReleaseManagers],
+                        Some(list) => {
+                            for (i, item) in list.iter().enumerate() {
+                                match crate::domain::job::Allowed::parse(item, &c.org) {
+                                    Ok(a) => env.approvers.push(a),
+                                    Err(e) => v.error(
+                                        &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
+                                        e,
+                                    ),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            problems.extend(v.into_problems());
+            c
+        });
+        let (errors, warnings): (Vec<_>, Vec<_>) = problems
+            .into_iter()
+            .partition(|p| p.severity == Severity::Error);
+        match config {
+            Some(config) if errors.is_empty() => Ok(Loaded { config, warnings }),
+            _ => Err(ConfigError {
+                problems: errors.into_iter().chain(warnings).collect(),
+            }),
+        }
+    }
+
+    /// The folder of custom commands and jobs: `commands/` beside the config.
+    pub fn commands_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+            .join("commands")
+    }
+
+    /// A short summary of what the config defines, for `opsbot check`.
+    pub fn summary(&self) -> String {
+        let org = &self.org;
+        let names = |v: &[UserName]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let mut s = String::new();
+        s.push_str(&format!(
+            "tickets: ids {}-N, new tickets in #{}, default priority {}\n",
+            self.tickets.prefix, self.tickets.channel, self.tickets.default_priority
+        ));
+        s.push_str(&format!(
+            "people: {} (operators: {}; QA: {}; release managers: {})\n",
+            org.people().len(),
+            names(&org.operators),
+            org.qa()
+                .map(|t| format!("team {} ({})", t.name, names(&t.members)))
+                .unwrap_or_else(|| "none".into()),
+            names(&org.release_managers),
+        ));
+        s.push_str(&format!("teams: {}\n", org.teams.len()));
+        for t in org.teams.values() {
+            s.push_str(&format!(
+                "  {} in #{}: {}{}\n",
+                t.name,
+                t.channel,
+                names(&t.members),
+                t.lead
+                    .as_ref()
+                    .map(|l| format!(" (lead {l})"))
+                    .unwrap_or_default()
+            ));
+        }
+        s.push_str(&format!(
+            "http: {} (token from {}: {}; body limit {} bytes)\n",
+            self.http.listen,
+            self.http.token.var,
+            if self.http.token.value.is_some() {
+                "set"
+            } else {
+                "NOT SET, hooks refuse requests"
+            },
+            self.http.body_limit
+        ));
+        s.push_str(&format!(
+            "alert routes: {}\n",
+            self.alerts
+                .routes
+                .iter()
+                .map(|r| format!(
+                    "{} → {} {}",
+                    r.name,
+                    r.team.as_ref().map_or("operators", |t| t.as_str()),
+                    r.priority
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for r in &self.alerts.message_rules {
+            s.push_str(&format!(
+                "message rule in #{}: {}\n",
+                r.channel,
+                r.pattern.as_str()
+            ));
+        }
+        s.push_str(&format!(
+            "support: sessions checked at {} (secret from {}: {}); mail via {}:{} from {}\n",
+            self.support.session_url,
+            self.support.secret.var,
+            if self.support.secret.value.is_some() {
+                "set"
+            } else {
+                "NOT SET, the intake refuses requests"
+            },
+            self.smtp.host,
+            self.smtp.port,
+            self.smtp.from
+        ));
+        s.push_str(&format!(
+            "jobs (commands/): {}\n",
+            if self.jobs.is_empty() {
+                "none".to_string()
+            } else {
+                self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ));
+        let p = &self.policy;
+        s.push_str(&format!(
+            "deadlines: {}\n",
+            if p.deadlines.is_empty() {
+                "none".to_string()
+            } else {
+                p.deadlines
+                    .iter()
+                    .map(|(prio, d)| {
+                        let show = |x: Option<chrono::Duration>| {
+                            x.map_or("-".to_string(), crate::domain::policy::human)
+                        };
+                        format!(
+                            "{prio} take {} resolve {}",
+                            show(d.acknowledge),
+                            show(d.resolve)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        for c in &p.chains {
+            s.push_str(&format!(
+                "escalation {}: {}\n",
+                c.name,
+                c.steps
+                    .iter()
+                    .map(|st| st.describe())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ));
+        }
+        for r in p.oncall.values() {
+            s.push_str(&format!(
+                "on call for {}: {} ({}, handoff {} {})\n",
+                r.team,
+                names(&r.members),
+                r.period.as_str(),
+                r.handoff.format("%H:%M"),
+                r.tz
+            ));
+        }
+        if let Some(w) = &p.weekly_report {
+            s.push_str(&format!(
+                "weekly report: {} {} {} in #{}\n",
+                w.day,
+                w.time.format("%H:%M"),
+                w.tz,
+                self.tickets.channel
+            ));
+        }
+        s.push_str(&self.discord_summary());
+        s.push_str(&format!("storage: {}\n", self.storage_path.display()));
+        s
+    }
+
+    /// The channels the bot posts in or reads: the operations channel, the
+    /// teams' channels and the message rules' channels.
+    pub fn channels_used(&self) -> Vec<ChannelName> {
+        let mut all: Vec<ChannelName> = std::iter::once(self.tickets.channel.clone())
+            .chain(self.org.teams.values().map(|t| t.channel.clone()))
+            .chain(self.alerts.message_rules.iter().map(|r| r.channel.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn discord_summary(&self) -> String {
+        let d = &self.discord;
+        let token = match d.token.value {
+            Some(_) => "set",
+            None => "NOT SET, `opsbot run` refuses to start",
+        };
+        let guilds = if d.guild_ids.is_empty() {
+            "global commands".to_string()
+        } else {
+            let ids: Vec<String> = d.guild_ids.iter().map(u64::to_string).collect();
+            format!("commands in guild {}", ids.join(", "))
+        };
+        let missing: Vec<String> = self
+            .channels_used()
+            .into_iter()
+            .filter(|c| d.channel_id(c).is_none())
+            .map(|c| format!("#{c}"))
+            .collect();
+        let channels = if missing.is_empty() {
+            "every channel mapped".to_string()
+        } else {
+            format!(
+                "no channel id for {} (posts there are refused)",
+                missing.join(", ")
+            )
+        };
+        format!(
+            "discord: token from {} ({token}); {guilds}; {channels}; {} people, {} roles mapped; \
+             answers deferred after {} ms\n",
+            d.token.var,
+            d.users.len(),
+            d.roles.len(),
+            d.defer_after.as_millis()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Loaded, ConfigError> {
+        Config::parse(Path::new("/etc/opsbot/bot.toml"), src)
+    }
+
+    const GOOD: &str = r#"
+[roles]
+operators = ["olivia"]
+qa_team = "qa"
+
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+
+[teams.qa]
+channel = "qa"
+members = ["quinn"]
+"#;
+
+    #[test]
+    fn a_small_config_loads_with_defaults() {
+        let c = parse(GOOD).unwrap().config;
+        assert_eq!(c.tickets.prefix, "OPS");
+        assert_eq!(c.tickets.channel.as_str(), "ops");
+        assert_eq!(c.storage_path, PathBuf::from("/etc/opsbot/data"));
+        assert!(c.org.is_qa(&UserName::parse("quinn").unwrap()));
+        assert!(!c.org.is_qa(&UserName::parse("bob").unwrap()));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let src = GOOD.replace("channel = \"qa\"", "chanel = \"qa\"");
+        let err = parse(&src).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.line, Some(11), "{err}");
+        assert!(p.message.contains("unknown field `chanel`"), "{err}");
+        assert_eq!(p.key, "teams.qa.chanel");
+    }
+
+    #[test]
+    fn every_validation_error_is_reported_with_its_place() {
+        let src = r#"
+[tickets]
+prefix = "ops"
+
+[roles]
+operators = []
+qa_team = "testers"
+
+[teams.backend]
+channel = "Back End"
+members = ["bob", "bob"]
+lead = "zed"
+"#;
+        let err = parse(src).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| (p.line, p.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "tickets.prefix"),
+                (Some(10), "teams.backend.channel"),
+                (Some(11), "teams.backend.members[1]"),
+                (Some(12), "teams.backend.lead"),
+                (Some(6), "roles.operators"),
+                (Some(7), "roles.qa_team"),
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("known teams: backend"));
+    }
+
+    #[test]
+    fn alert_routes_and_message_rules_are_checked() {
+        let src = format!(
+            "{GOOD}{}",
+            r#"
+[[alerts.routes]]
+name = "db"
+match = { service = "db(" }
+team = "dba"
+
+[[alerts.routes]]
+name = "ok"
+match = { service = "web" }
+stale_after = "soon"
+
+[[alerts.message_rules]]
+channel = "alerts"
+pattern = '^(?P<status>\w+) (?P<service>\w+)'
+
+[[alerts.message_rules]]
+channel = "alerts"
+pattern = '^(?P<alertname>[a-z'
+"#
+        );
+        let err = parse(&src).unwrap_err();
+        let got: Vec<(&str, &str)> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| (p.key.as_str(), p.message.split(':').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "alerts.routes[0].match.service",
+                    "the regular expression does not compile"
+                ),
+                (
+                    "alerts.routes[0].team",
+                    "no team `dba` is defined; known teams"
+                ),
+                (
+                    "alerts.routes[1].stale_after",
+                    "`soon` is not a duration of a minute or more, such as \"6h\" or \"30m\""
+                ),
+                (
+                    "alerts.message_rules[0].pattern",
+                    "the pattern has no `(?P<alertname>…)` group"
+                ),
+                (
+                    "alerts.message_rules[1].pattern",
+                    "the regular expression does not compile"
+                ),
+            ],
+            "{err}"
+        );
+        let lines: Vec<Option<usize>> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.line)
+            .collect();
+        assert_eq!(
+            lines,
+            vec![Some(16), Some(17), Some(22), Some(26), Some(30)],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_team_without_channel_is_an_error() {
+        let src = "[roles]\noperators=[\"o\"]\n[teams.x]\nmembers=[\"a\"]\n";
+        let err = parse(src).unwrap_err();
+        assert!(
+            err.problems[0].message.contains("missing field `channel`"),
+            "{err}"
+        );
+        assert_eq!(err.problems[0].line, Some(3));
+    }
+}

@@ -1,0 +1,32 @@
+//! Services deployed from chat and their environments.
+
+use std::collections::BTreeMap;
+
+use crate::domain::job::Allowed;
+use crate::domain::org::Org;
+use crate::domain::{TeamName, UserName};
+
+/// A service that is deployed from chat.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    pub team: Option<TeamName>,
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// One environment of a service.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    pub job: String,
+    pub protected: bool,
+    pub approvers: Vec<Allowed>,
+}
+
+impl Environment {
+    /// Whether `user` is one of its approvers (the requester's own approval
+    /// is refused apart from this).
+    pub fn approves(&self, user: &UserName, org: &Org) -> bool {
+        self.approvers.iter().any(|a| a.admits(user, org))
+    }
+}

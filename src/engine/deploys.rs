@@ -1,0 +1,789 @@
+//! The engine's deploy rules: deploys of a service to an environment run its
+//! job; protected environments wait for an approval from the approvers the
+//! config names (never the requester's own); one deploy at a time per
+//! service and environment (a lock); a history of what succeeded, for
+//! rollback; and a deploy whose version or notes say `fixes OPS-12` resolves
+//! those tickets for the operator to verify. Part of the engine: pure.
+
+use crate::commands::CommandName;
+use crate::domain::job::{describe, Job};
+use crate::domain::rich::{one_line, Rich};
+use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
+use crate::domain::service::{Environment, Service};
+use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
+use crate::engine::tickets::Action;
+use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
+use crate::error::{EngineError, UserError};
+
+/// What a deploy deploys: the service, its environment, the job that runs it.
+#[derive(Clone, Copy)]
+pub(crate) struct DeployTarget<'a> {
+    pub svc: &'a Service,
+    pub environment: &'a Environment,
+    pub job: &'a Job,
+}
+
+impl Engine {
+    fn service(&self, name: &str) -> Result<&Service, UserError> {
+        self.config.services.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config.services.keys().map(String::as_str).collect();
+            UserError::new(format!(
+                "there is no service `{}`; services are: {}",
+                one_line(name, 40),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    fn environment<'a>(&self, svc: &'a Service, name: &str) -> Result<&'a Environment, UserError> {
+        svc.environments.get(name).ok_or_else(|| {
+            UserError::new(format!(
+                "{} has no environment `{}`; its environments are: {}",
+                svc.name,
+                one_line(name, 40),
+                svc.environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// `/deploy service:… env:… [version:…] [notes:…]`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deploy(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        service: &str,
+        env: &str,
+        version: Option<&str>,
+        notes: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        self.start_deploy(
+            view, actor, channel, service, env, version, notes, None, now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_deploy(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        service: &str,
+        env: &str,
+        version: Option<&str>,
+        notes: Option<&str>,
+        rollback_of: Option<RunId>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let svc = self.service(service)?;
+        let environment = self.environment(svc, env)?;
+        let Some(job) = self.config.jobs.get(&environment.job) else {
+            return Err(UserError::new(format!(
+                "the deploy job {} is missing from commands/",
+                environment.job
+            ))
+            .into());
+        };
+        let mut given: Vec<(String, String)> = Vec::new();
+        for (k, v) in [
+            ("service", Some(service)),
+            ("env", Some(env)),
+            ("version", version),
+        ] {
+            if let Some(v) = v {
+                if job.params.iter().any(|p| p.name == k) {
+                    given.push((k.to_string(), v.to_string()));
+                } else if k == "version" {
+                    return Err(UserError::new(format!(
+                        "the deploy job {} takes no version",
+                        job.name
+                    ))
+                    .into());
+                }
+            }
+        }
+        let target = DeployTarget {
+            svc,
+            environment,
+            job,
+        };
+        self.deploy_run(
+            view,
+            actor,
+            channel,
+            &target,
+            &given,
+            notes,
+            rollback_of,
+            now,
+        )
+    }
+
+    /// The service and environment a run of `job` with these parameters
+    /// deploys, when `job` is a deploy job (one a `[services]` environment
+    /// names). `None`: an ordinary build. A deploy job whose parameters name
+    /// no single environment is refused: it may only start as a deploy.
+    pub(crate) fn deploy_target<'a>(
+        &'a self,
+        job: &'a Job,
+        given: &[(String, String)],
+    ) -> Result<Option<DeployTarget<'a>>, EngineError> {
+        let all: Vec<(&Service, &Environment)> = self
+            .config
+            .services
+            .values()
+            .flat_map(|s| s.environments.values().map(move |e| (s, e)))
+            .filter(|(_, e)| e.job == job.name)
+            .collect();
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let names = all
+            .iter()
+            .map(|(s, e)| format!("{}/{}", s.name, e.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = job.check_params(given).map_err(|e| {
+            UserError::new(format!(
+                "{e}. {} is the deploy job of {names}: deploy with /deploy service:… env:… [version:…]",
+                job.name
+            ))
+        })?;
+        let fits: Vec<&(&Service, &Environment)> = all
+            .iter()
+            .filter(|(s, e)| {
+                params.get("service").is_none_or(|v| *v == s.name)
+                    && params.get("env").is_none_or(|v| *v == e.name)
+            })
+            .collect();
+        match fits.as_slice() {
+            [(svc, environment)] => Ok(Some(DeployTarget {
+                svc,
+                environment,
+                job,
+            })),
+            _ => Err(UserError::new(format!(
+                "{} is the deploy job of {names}, and these parameters name {} of them; \
+                     deploy with /deploy service:… env:… [version:…]",
+                job.name,
+                if fits.is_empty() {
+                    "none"
+                } else {
+                    "more than one"
+                }
+            ))
+            .into()),
+        }
+    }
+
+    /// Starts a deploy, whatever asked for it (`/deploy`, `/rollback`, the
+    /// deploy job's own command, `/build`): who may, the lock, the approval
+    /// gate, the history. Every deploy goes through here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deploy_run(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        target: &DeployTarget<'_>,
+        given: &[(String, String)],
+        notes: Option<&str>,
+        rollback_of: Option<RunId>,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let DeployTarget {
+            svc,
+            environment,
+            job,
+        } = *target;
+        if !job.admits(&actor.name, &self.config.org) {
+            return Err(UserError::new(format!(
+                "only {} may deploy {} to {}",
+                job.who_text(),
+                svc.name,
+                environment.name
+            ))
+            .into());
+        }
+        let params = job.check_params(given)?;
+        let key = format!("{}/{}", svc.name, environment.name);
+        if let Some(holder) = view.lock(&key)? {
+            if let Some(h) = view.run(holder)?.filter(|r| !r.state.is_final()) {
+                return Err(UserError::new(format!(
+                    "{key} is locked by {} ({}, {}): one deploy at a time; wait for it, or /build cancel run:{}",
+                    h.id, h.requester, h.state, h.id
+                ))
+                .into());
+            }
+        }
+        let id = RunId(view.last_run_number()? + 1);
+        let deploy = Deploy {
+            service: svc.name.clone(),
+            env: environment.name.clone(),
+            version: params
+                .get("version")
+                .cloned()
+                .unwrap_or_else(|| "default".into()),
+            notes: notes.map(str::to_string),
+            rollback_of,
+            approved_by: None,
+        };
+        let mut run = Run {
+            id,
+            job: job.name.clone(),
+            params: params.clone(),
+            requester: actor.name.clone(),
+            channel: channel.clone(),
+            state: RunState::Queued,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            backend_ref: None,
+            deploy: Some(deploy.clone()),
+            tickets: Vec::new(),
+            timeline: Vec::new(),
+        };
+        let what = match rollback_of {
+            Some(r) => format!("rollback of {key} to {} (as of {r})", deploy.version),
+            None => format!(
+                "deploy of {} {} to {}",
+                svc.name, deploy.version, environment.name
+            ),
+        };
+        let mut out = Out::new();
+        let reply;
+        if environment.protected {
+            Self::step_run(
+                &mut run,
+                actor,
+                RunState::WaitingApproval,
+                format!("{what} requested by {}; waiting for approval", actor.name),
+                now,
+            );
+            let mut body = Rich::new()
+                .bold(id.to_string())
+                .text(format!(
+                    " · {what} by {} needs an approval from {}: ",
+                    actor.name,
+                    describe(&environment.approvers, &self.config.org)
+                ))
+                .text(format!("/approve run:{id} or /deny run:{id} reason:…"));
+            for p in self.approver_people(environment) {
+                if p != actor.name {
+                    body = body.text(" ").mention(&p);
+                }
+            }
+            if let Some(n) = notes {
+                body = body.text(". Notes: ").quoted(one_line(n, 300));
+            }
+            for ch in self.deploy_channels(&run) {
+                out.post(&ch, None, body.clone());
+            }
+            reply = format!(
+                "{id} waits for an approval ({}).",
+                describe(&environment.approvers, &self.config.org)
+            );
+        } else {
+            Self::step_run(
+                &mut run,
+                actor,
+                RunState::Queued,
+                format!("{what} requested by {}", actor.name),
+                now,
+            );
+            out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
+                run: id,
+                job: job.name.clone(),
+                params,
+            })));
+            reply = format!("Started {id}: {what}. Cancel it with /build cancel run:{id}");
+        }
+        self.progress_of(&mut out, &run);
+        out.writes.push(Write::Lock(key, Some(id)));
+        out.writes.push(Write::Run(run));
+        Ok(Decision {
+            reply: Some(Reply::private(reply)),
+            accepted: None,
+            writes: out.writes,
+        })
+    }
+
+    /// The last word on every decision that starts a job: a deploy job
+    /// only starts as a deploy run (with its service and environment on
+    /// record), and in a protected environment only once approved. Whatever
+    /// entry point made the decision (a command, a button, a hook), a start
+    /// that skipped the deploy rules is refused here and nothing is written.
+    pub(crate) fn check_starts(&self, writes: &[Write]) -> Result<(), EngineError> {
+        for w in writes {
+            let Write::Effect(Effect::Job(JobOrder::Start { run, job, .. })) = w else {
+                continue;
+            };
+            let envs: Vec<&Environment> = self
+                .config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+                .filter(|e| e.job == *job)
+                .collect();
+            if envs.is_empty() {
+                continue;
+            }
+            let record = writes.iter().rev().find_map(|w| match w {
+                Write::Run(r) if r.id == *run => Some(r),
+                _ => None,
+            });
+            let gated = record.and_then(|r| r.deploy.as_ref()).is_some_and(|d| {
+                let env = self
+                    .config
+                    .services
+                    .get(&d.service)
+                    .and_then(|s| s.environments.get(&d.env));
+                env.is_some_and(|e| e.job == *job && (!e.protected || d.approved_by.is_some()))
+            });
+            if !gated {
+                return Err(UserError::new(format!(
+                    "{run} would start the deploy job {job} without the deploy rules; deploy with /deploy service:… env:…"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may run a command at all, as the rules that decide it
+    /// see it: for builds and deploys, the jobs' `who` and the environments'
+    /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
+    /// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
+    /// others the command's declaration (which `/alert` and `/oncall set`
+    /// check too). `/help` lists what this admits.
+    pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
+        let org = &self.config.org;
+        let envs = || {
+            self.config
+                .services
+                .values()
+                .flat_map(|s| s.environments.values())
+        };
+        let deploys = || {
+            envs().any(|e| {
+                self.config
+                    .jobs
+                    .get(&e.job)
+                    .is_some_and(|j| j.admits(user, org))
+            })
+        };
+        let approves = || envs().any(|e| e.protected && e.approves(user, org));
+        let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
+        let ticket_move = |kind| crate::engine::tickets::may_ever(kind, user, org);
+        use crate::engine::tickets::Kind;
+        match command {
+            // Ticket moves: whom the ticket rules let make them.
+            CommandName::TicketAssign => ticket_move(Kind::Assign),
+            CommandName::TicketTake => ticket_move(Kind::Take),
+            CommandName::TicketResolve => ticket_move(Kind::Resolve),
+            CommandName::TicketQa => ticket_move(Kind::Qa),
+            CommandName::TicketVerify => ticket_move(Kind::Verify),
+            CommandName::TicketReject => ticket_move(Kind::Reject),
+            CommandName::TicketReopen => ticket_move(Kind::Reopen),
+            CommandName::TicketComment => ticket_move(Kind::Comment),
+            CommandName::Build => builds(),
+            CommandName::BuildCancel => builds() || org.is_operator(user),
+            CommandName::Deploy | CommandName::Rollback => deploys(),
+            CommandName::Approve => approves(),
+            // Approvers deny; requesters withdraw their own.
+            CommandName::Deny => approves() || deploys(),
+            other => other.spec().who.admits(user, org),
+        }
+    }
+
+    /// The people an environment's approvers are.
+    fn approver_people(&self, env: &Environment) -> Vec<UserName> {
+        let org = &self.config.org;
+        let mut out: Vec<UserName> = org
+            .people()
+            .into_iter()
+            .filter(|p| env.approvers.iter().any(|a| a.admits(p, org)))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    fn deploy_channels(&self, run: &Run) -> Vec<ChannelName> {
+        let mut out = vec![run.channel.clone()];
+        let team = run
+            .deploy
+            .as_ref()
+            .and_then(|d| self.config.services.get(&d.service))
+            .and_then(|s| s.team.as_ref())
+            .and_then(|t| self.config.org.team(t));
+        if let Some(t) = team {
+            if !out.contains(&t.channel) {
+                out.push(t.channel.clone());
+            }
+        }
+        out
+    }
+
+    /// `/rollback service:… env:…`: the last version that succeeded before
+    /// the current one, deployed again (with approval where needed).
+    pub(crate) fn rollback(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        channel: &ChannelName,
+        service: &str,
+        env: &str,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let svc = self.service(service)?;
+        let environment = self.environment(svc, env)?;
+        let key = format!("{}/{}", svc.name, environment.name);
+        let history = view.history(&key)?;
+        let current = history.last();
+        let Some(target) = history
+            .iter()
+            .rev()
+            .find(|d| Some(&d.version) != current.map(|c| &c.version))
+        else {
+            return Err(UserError::new(format!(
+                "{key} has no earlier successful version to roll back to (deployed: {})",
+                if history.is_empty() {
+                    "nothing yet".to_string()
+                } else {
+                    history
+                        .iter()
+                        .map(|d| d.version.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ))
+            .into());
+        };
+        let version = target.version.clone();
+        let run = target.run;
+        self.start_deploy(
+            view,
+            actor,
+            channel,
+            service,
+            env,
+            Some(&version),
+            None,
+            Some(run),
+            now,
+        )
+    }
+
+    fn waiting(
+        &self,
+        view: &dyn View,
+        id: RunId,
+    ) -> Result<(Run, Deploy, Environment), EngineError> {
+        let Some(run) = view.run(id)? else {
+            return Err(UserError::new(format!("there is no run {id}; /runs lists them")).into());
+        };
+        let Some(deploy) = run.deploy.clone() else {
+            return Err(UserError::new(format!(
+                "{id} is a build, not a deploy: nothing to approve"
+            ))
+            .into());
+        };
+        if run.state != RunState::WaitingApproval {
+            return Err(UserError::new(format!(
+                "{id} is not waiting for approval; it is {}",
+                run.state
+            ))
+            .into());
+        }
+        let env = self
+            .config
+            .services
+            .get(&deploy.service)
+            .and_then(|s| s.environments.get(&deploy.env))
+            .cloned()
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "{}/{} is no longer configured",
+                    deploy.service, deploy.env
+                ))
+            })?;
+        Ok((run, deploy, env))
+    }
+
+    /// `/approve run:…`: an approver who is not the requester.
+    pub(crate) fn approve(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        id: RunId,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let (mut run, mut deploy, env) = self.waiting(view, id)?;
+        let org = &self.config.org;
+        let who = describe(&env.approvers, org);
+        if run.requester == actor.name {
+            return Err(UserError::new(format!(
+                "you asked for {id}: someone else must approve it ({who})"
+            ))
+            .into());
+        }
+        if !env.approves(&actor.name, org) {
+            return Err(UserError::new(format!(
+                "only {who} may approve deploys to {}/{}",
+                deploy.service, deploy.env
+            ))
+            .into());
+        }
+        deploy.approved_by = Some(actor.name.clone());
+        run.deploy = Some(deploy);
+        Self::step_run(
+            &mut run,
+            actor,
+            RunState::Queued,
+            format!("approved by {}", actor.name),
+            now,
+        );
+        let mut out = Out::new();
+        out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
+            run: id,
+            job: run.job.clone(),
+            params: run.params.clone(),
+        })));
+        self.progress_of(&mut out, &run);
+        out.writes.push(Write::Run(run));
+        Ok(Decision {
+            reply: Some(Reply::private(format!("{id} is approved and starts now."))),
+            accepted: None,
+            writes: out.writes,
+        })
+    }
+
+    /// `/deny run:… reason:…`: an approver, or the requester withdrawing it.
+    pub(crate) fn deny(
+        &self,
+        view: &dyn View,
+        actor: &Actor,
+        id: RunId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let (mut run, deploy, env) = self.waiting(view, id)?;
+        let org = &self.config.org;
+        if run.requester != actor.name && !env.approves(&actor.name, org) {
+            return Err(UserError::new(format!(
+                "only {} or {} who asked for it may deny {id}",
+                describe(&env.approvers, org),
+                run.requester
+            ))
+            .into());
+        }
+        Self::step_run(
+            &mut run,
+            actor,
+            RunState::Cancelled,
+            format!("denied by {}: {}", actor.name, one_line(reason, 300)),
+            now,
+        );
+        run.finished_at = Some(now);
+        let mut out = Out::new();
+        self.progress_of(&mut out, &run);
+        out.writes.push(Write::Lock(deploy.key(), None));
+        out.writes.push(Write::Run(run));
+        Ok(Decision {
+            reply: Some(Reply::private(format!("{id} is denied."))),
+            accepted: None,
+            writes: out.writes,
+        })
+    }
+
+    /// After a deploy ended: the lock is free; on success the history grows
+    /// and `fixes OPS-N` resolves those tickets.
+    pub(crate) fn after_deploy(
+        &self,
+        view: &dyn View,
+        out: &mut Out,
+        run: &mut Run,
+        success: bool,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(deploy) = run.deploy.clone() else {
+            return Ok(());
+        };
+        let key = deploy.key();
+        if view.lock(&key)? == Some(run.id) {
+            out.writes.push(Write::Lock(key.clone(), None));
+        }
+        if !success {
+            return Ok(());
+        }
+        let mut history = view.history(&key)?;
+        history.push(Deployed {
+            run: run.id,
+            version: deploy.version.clone(),
+            at: now,
+        });
+        if history.len() > 50 {
+            history.drain(..history.len() - 50);
+        }
+        out.writes.push(Write::History(key.clone(), history));
+        let text = format!(
+            "{} {}",
+            deploy.version,
+            deploy.notes.clone().unwrap_or_default()
+        );
+        let ci = Actor::new(UserName::system("ci"), Source::System);
+        for id in fixes(&text, &self.config.tickets.prefix) {
+            let Some(t) = view.ticket(&id)? else { continue };
+            if !matches!(
+                t.state,
+                TicketState::Open | TicketState::Assigned | TicketState::InProgress
+            ) {
+                continue;
+            }
+            let note = format!(
+                "fixed by {} ({} {} to {})",
+                run.id, deploy.service, deploy.version, deploy.env
+            );
+            let nt = self.system_move(out, &t, &ci, Action::Resolve { note }, now)?;
+            run.tickets.push(nt.id.clone());
+            out.writes.push(Write::Ticket(nt));
+        }
+        Ok(())
+    }
+}
+
+/// The tickets a text says it fixes: `fixes OPS-12`, `Fixed ops-3`.
+pub(crate) fn fixes(text: &str, prefix: &str) -> Vec<TicketId> {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '.' | ':'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out: Vec<TicketId> = Vec::new();
+    for pair in words.windows(2) {
+        let verb = pair[0].to_ascii_lowercase();
+        if matches!(
+            verb.as_str(),
+            "fix" | "fixes" | "fixed" | "closes" | "resolves"
+        ) {
+            if let Ok(id) = TicketId::parse(pair[1], prefix) {
+                if pair[1].contains('-') && !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Engine {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+        let loaded = crate::config::Config::load(&file).expect("the shipped config loads");
+        Engine::new(std::sync::Arc::new(loaded.config))
+    }
+
+    fn start(job: &str, deploy: Option<Deploy>) -> Vec<Write> {
+        let id = RunId(7);
+        let run = Run {
+            id,
+            job: job.into(),
+            params: Default::default(),
+            requester: UserName::parse("bob").expect("a name"),
+            channel: crate::domain::ChannelName::parse("ops").expect("a channel"),
+            state: RunState::Queued,
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            backend_ref: None,
+            deploy,
+            tickets: Vec::new(),
+            timeline: Vec::new(),
+        };
+        vec![
+            Write::Effect(Effect::Job(JobOrder::Start {
+                run: id,
+                job: job.into(),
+                params: Default::default(),
+            })),
+            Write::Run(run),
+        ]
+    }
+
+    fn deploy(env: &str, approved_by: Option<&str>) -> Option<Deploy> {
+        Some(Deploy {
+            service: "web".into(),
+            env: env.into(),
+            version: "1.0".into(),
+            notes: None,
+            rollback_of: None,
+            approved_by: approved_by.map(|u| UserName::parse(u).expect("a name")),
+        })
+    }
+
+    /// Whatever decision would start a deploy job past /deploy's gates (a
+    /// future entry point that forgot them), the engine refuses it.
+    #[test]
+    fn no_decision_starts_a_deploy_job_past_its_gates() {
+        let e = shipped();
+        let refused = |w: &[Write]| e.check_starts(w).is_err();
+        assert!(!refused(&start("build-web", None)));
+        assert!(refused(&start("deploy-web", None)));
+        assert!(refused(&start("deploy-web", deploy("production", None))));
+        assert!(!refused(&start(
+            "deploy-web",
+            deploy("production", Some("rita"))
+        )));
+        assert!(!refused(&start("deploy-web", deploy("staging", None))));
+        assert!(refused(&start("deploy-web", deploy("qa", None))));
+    }
+
+    /// For ticket moves, what the declarations say (shown by `/help
+    /// command:…`) is what the ticket rules let people do.
+    #[test]
+    fn ticket_declarations_say_what_the_ticket_rules_allow() {
+        let e = shipped();
+        let org = &e.config.org;
+        let mut people = org.people();
+        people.push(UserName::parse("zed").expect("a name"));
+        for c in CommandName::ALL {
+            if c.spec().group != Some("ticket") {
+                continue;
+            }
+            for u in &people {
+                assert_eq!(
+                    e.may_run(u, c),
+                    c.spec().who.admits(u, org),
+                    "{} for {u}",
+                    c.spec().full_name()
+                );
+            }
+        }
+        let bob = UserName::parse("bob").expect("a name");
+        assert!(e.may_run(&bob, CommandName::Deploy));
+        assert!(!e.may_run(&bob, CommandName::Approve));
+    }
+
+    #[test]
+    fn fixes_are_read_from_versions_and_notes() {
+        let ids = fixes(
+            "1.4.2 fixes OPS-12, Fixed ops-3; closes OPS-12 and mentions OPS-9",
+            "OPS",
+        );
+        let got: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        assert_eq!(got, vec!["OPS-12", "OPS-3"]);
+        assert!(fixes("fixes 12", "OPS").is_empty());
+    }
+}

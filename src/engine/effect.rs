@@ -1,0 +1,305 @@
+//! What a decision is made of: the direct reply, the effects delivered after
+//! commit (posts, cards, mails, job orders), and the writes to the store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::alert::{Alert, AlertStatus, Silence};
+use crate::domain::rich::Rich;
+use crate::domain::{
+    ChannelName, Priority, TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp,
+    UserName,
+};
+
+/// The direct answer to the person who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub body: Rich,
+    /// Seen only by the person who asked.
+    pub ephemeral: bool,
+    /// A file to attach (the chart of `/report`): Discord attaches it, the
+    /// console writes it under the data folder and prints its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Attachment>,
+}
+
+impl Reply {
+    pub fn private(body: impl Into<Rich>) -> Self {
+        Self {
+            body: body.into(),
+            ephemeral: true,
+            file: None,
+        }
+    }
+}
+
+/// A file that goes with a message: its name (such as `report.png`) and
+/// bytes (a PNG). Kept in the outbox as hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    #[serde(with = "hex_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attachment({}, {} bytes)", self.name, self.bytes.len())
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A message to post in a channel, or in a ticket's thread under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    pub channel: ChannelName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketId>,
+    /// Posted in the ticket's own thread rather than in the channel.
+    #[serde(default)]
+    pub thread: bool,
+    pub body: Rich,
+    /// Caused by monitoring: may be merged with others into one summary
+    /// when many wait for the same channel (storm control).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert: bool,
+    /// A message that follows one thing (a run's progress): later posts with
+    /// the same key replace it (Discord edits it in place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// This post is the ticket's card (its first post in the operations
+    /// channel): adapters that can show more (Discord) show the ticket's
+    /// state with it, with the buttons that fit, and keep it up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+    /// What the post asks of its readers, for adapters with buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<Ask>,
+    /// A file attached to the post (the scheduled report's chart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Attachment>,
+}
+
+/// What a ticket's card shows: the ticket as it stands after a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// The operations channel, where the card is.
+    pub channel: ChannelName,
+    pub ticket: TicketId,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub state: TicketState,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<UserName>,
+    pub source: crate::domain::Source,
+    pub opened_by: UserName,
+    pub created_at: Timestamp,
+    /// A customer waits for it (a support request).
+    #[serde(default)]
+    pub customer: bool,
+    /// Alerts received for it, for monitoring's tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<u64>,
+    /// The next deadline: to be taken, else to be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
+    /// Which deadlines it missed: `acknowledge`, `resolve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
+}
+
+impl Card {
+    pub fn of(t: &Ticket, channel: &ChannelName) -> Self {
+        Self {
+            channel: channel.clone(),
+            ticket: t.id.clone(),
+            title: t.title.clone(),
+            description: t.description.clone(),
+            state: t.state,
+            priority: t.priority,
+            team: t.team.clone(),
+            assignee: t.assignee.clone(),
+            source: t.source,
+            opened_by: t.opened_by.clone(),
+            created_at: t.created_at,
+            customer: t.customer.is_some(),
+            alerts: t.alerts.as_ref().map(|a| a.count),
+            due: t.sla.as_ref().and_then(|s| s.ack_due.or(s.resolve_due)),
+            missed: Self::missed(t),
+        }
+    }
+
+    fn missed(t: &Ticket) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(s) = &t.sla {
+            if s.ack_breached {
+                out.push("acknowledge".to_string());
+            }
+            if s.resolve_breached {
+                out.push("resolve".to_string());
+            }
+        }
+        out
+    }
+
+    /// Whether the card of `a` would look different from the card of `b`
+    /// (alert repeats are counted on the ticket, not shown as they come).
+    pub(crate) fn differs(a: &Ticket, b: &Ticket) -> bool {
+        a.state != b.state
+            || a.priority != b.priority
+            || a.team != b.team
+            || a.assignee != b.assignee
+            || a.title != b.title
+            || Self::missed(a) != Self::missed(b)
+    }
+}
+
+/// A question a post puts to its readers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ask {
+    /// Approve or deny this deploy (`/approve`, `/deny`).
+    Approval { run: crate::domain::run::RunId },
+}
+
+/// What follows from a decision, delivered after commit by the outbox workers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    Post(Post),
+    /// The ticket's card changed: adapters that keep a card up to date
+    /// (Discord) edit it; the others show nothing (the posts said it).
+    Card(Card),
+    Mail(Mail),
+    Job(crate::domain::run::JobOrder),
+}
+
+/// An e-mail to a customer. Plain text; the adapter builds headers from
+/// these fields, never from raw text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub ticket: TicketId,
+    /// Why it is sent: `acknowledgement`, `update` or `closed`.
+    pub purpose: String,
+}
+
+/// One record to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or replace a ticket (the store keeps its indexes).
+    Ticket(Ticket),
+    /// Append an entry to a ticket's timeline.
+    Timeline(TicketId, TimelineEntry),
+    /// Queue an effect in the outbox.
+    Effect(Effect),
+    /// Insert or replace an alert group (its members kept in the record,
+    /// if any, are written as members of their own).
+    Group(GroupRecord),
+    /// Insert or replace one alert of a group: (group key, fingerprint, alert).
+    /// Each is a record of its own, so that an alert costs the same whatever
+    /// the size of its group.
+    Member(String, String, Member),
+    /// Replace the silences.
+    Silences(SilenceBook),
+    /// Keep a silenced alert on record.
+    Silenced(Alert),
+    /// Remember which ticket a support request's `Idempotency-Key` opened.
+    Idempotency(String, TicketId),
+    /// Insert or replace a run.
+    Run(crate::domain::run::Run),
+    /// The ticket open for a job that is failing on its main ref (None: fixed).
+    Broken(String, Option<TicketId>),
+    /// Who holds the deploy lock of `service/env` (None: free).
+    Lock(String, Option<crate::domain::run::RunId>),
+    /// The succeeded deploys of `service/env`, oldest first.
+    History(String, Vec<crate::domain::run::Deployed>),
+    /// Replace a team's on-call overrides.
+    Overrides(TeamName, Vec<crate::domain::rotation::Override>),
+    /// A timer's mark (the last handoff posted, the last scheduled report).
+    Marker(String, i64),
+}
+
+/// What an alert batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub accepted: usize,
+    /// The tickets the batch opened or touched, in order, without repeats.
+    pub tickets: Vec<TicketId>,
+}
+
+/// One open alert group and its ticket. Its alerts are records of their
+/// own ([`Write::Member`], [`View::member`]); the group keeps their count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub key: String,
+    pub route: String,
+    pub ticket: TicketId,
+    /// Alerts in the group, by fingerprint: only in records written before
+    /// alerts had records of their own (the store splits them when it
+    /// opens), and as a way to write a group with its first alerts.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub members: std::collections::BTreeMap<String, Member>,
+    pub last_seen: Timestamp,
+    #[serde(default)]
+    pub stale: bool,
+    /// How many of its alerts are firing.
+    #[serde(default)]
+    pub firing: u64,
+    /// The firing episode, counted up when the ticket is reopened: an alert
+    /// last seen in an earlier episode counts as resolved.
+    #[serde(default)]
+    pub episode: u64,
+    /// The episode the group's ticket began in: alerts last seen before it
+    /// belong to an earlier ticket of the group, not to this one.
+    #[serde(default)]
+    pub first_episode: u64,
+}
+
+/// One alert of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub status: AlertStatus,
+    pub count: u64,
+    pub last_seen: Timestamp,
+    pub summary: String,
+    /// When the current firing episode started, as the source said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+    /// The group's episode when this alert was last seen.
+    #[serde(default)]
+    pub episode: u64,
+}
+
+/// The silences, with the next id to hand out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceBook {
+    pub next_id: u64,
+    pub silences: Vec<Silence>,
+}
+
+/// The engine's verdict on one event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub reply: Option<Reply>,
+    /// For alert batches: what was accepted.
+    pub accepted: Option<Accepted>,
+    pub writes: Vec<Write>,
+}

@@ -1,0 +1,147 @@
+//! Events: what happened, typed at the edge; the engine's only input.
+
+use crate::commands::Command;
+use crate::domain::alert::Alert;
+use crate::domain::rich::Rich;
+use crate::domain::{Actor, ChannelName, TicketId, Timestamp};
+use crate::engine::effect::{Attachment, Mail};
+
+/// Something that happened, typed at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A slash command run by a person in a channel.
+    Command {
+        actor: Actor,
+        channel: ChannelName,
+        command: Command,
+    },
+    /// An ordinary chat message in a channel.
+    ChatMessage {
+        author: Actor,
+        channel: ChannelName,
+        text: String,
+    },
+    /// A batch of alerts from a monitoring tool, accepted or refused whole.
+    Alerts { alerts: Vec<Alert> },
+    /// Alert groups the timer found quiet for longer than their route allows.
+    MarkStale { groups: Vec<String> },
+    /// A customer's request from the company app, signature and session
+    /// already checked by the adapter.
+    SupportRequest {
+        customer: crate::domain::Customer,
+        subject: String,
+        message: String,
+        idempotency_key: Option<String>,
+    },
+    /// The mail server took a mail: it goes on the ticket's record.
+    MailSent { mail: Mail },
+    /// A job backend reports on a run.
+    RunUpdate {
+        run: crate::domain::run::RunId,
+        update: crate::domain::run::RunUpdate,
+    },
+    /// The timer: tickets the due index says have a deadline or an
+    /// escalation step due (the engine checks again), and the rotations'
+    /// handoffs.
+    Tick { tickets: Vec<TicketId> },
+    /// The weekly report, computed by the timer from the store: posted once
+    /// for the scheduled instant `due`.
+    ScheduledReport {
+        due: Timestamp,
+        body: Rich,
+        file: Option<Attachment>,
+    },
+}
+
+impl Event {
+    /// Whether the event only reads.
+    pub fn is_query(&self) -> bool {
+        matches!(self, Event::Command { command, .. } if command.is_query())
+    }
+
+    /// The event with every piece of untrusted text in it (chat text, alert
+    /// labels and annotations, the customer's words, job output, a job's
+    /// parameter values) through [`crate::domain::sanitize::clean_untrusted`], as it enters the
+    /// engine: nothing stored or shown carries a terminal escape or a bidi
+    /// override. Typed commands are cleaned as they are parsed
+    /// ([`Command::from_args`](crate::commands::Command::from_args)).
+    pub fn cleaned(self) -> Event {
+        let c = crate::domain::sanitize::clean_owned;
+        let labels = |l: crate::domain::alert::Labels| -> crate::domain::alert::Labels {
+            l.into_iter().map(|(k, v)| (c(k), c(v))).collect()
+        };
+        match self {
+            Event::Command {
+                actor,
+                channel,
+                command: Command::Build { job, params },
+            } => Event::Command {
+                actor,
+                channel,
+                command: Command::Build {
+                    job: c(job),
+                    params: params.into_iter().map(|(k, v)| (c(k), c(v))).collect(),
+                },
+            },
+            Event::ChatMessage {
+                author,
+                channel,
+                text,
+            } => Event::ChatMessage {
+                author,
+                channel,
+                text: c(text),
+            },
+            Event::Alerts { alerts } => Event::Alerts {
+                alerts: alerts
+                    .into_iter()
+                    .map(|a| crate::domain::alert::Alert {
+                        labels: labels(a.labels),
+                        annotations: labels(a.annotations),
+                        fingerprint: c(a.fingerprint),
+                        generator_url: a.generator_url.map(c),
+                        ..a
+                    })
+                    .collect(),
+            },
+            Event::SupportRequest {
+                customer,
+                subject,
+                message,
+                idempotency_key,
+            } => Event::SupportRequest {
+                customer: crate::domain::Customer {
+                    id: c(customer.id),
+                    email: c(customer.email),
+                },
+                subject: c(subject),
+                message: c(message),
+                idempotency_key,
+            },
+            Event::RunUpdate { run, update } => {
+                use crate::domain::run::RunUpdate as U;
+                let update = match update {
+                    U::Submitted { backend_ref } => U::Submitted {
+                        backend_ref: c(backend_ref),
+                    },
+                    U::Waiting { reason } => U::Waiting { reason: c(reason) },
+                    U::Started { backend_ref } => U::Started {
+                        backend_ref: c(backend_ref),
+                    },
+                    U::Finished {
+                        success,
+                        reason,
+                        tail,
+                    } => U::Finished {
+                        success,
+                        reason: c(reason),
+                        tail: c(tail),
+                    },
+                    U::Lost { reason } => U::Lost { reason: c(reason) },
+                };
+                Event::RunUpdate { run, update }
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The seam with the store: the reads the engine makes while deciding
+//! ([`View`], inside the write transaction) and for queries ([`QueryView`]).
+
+use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp, UserName};
+use crate::engine::effect::{GroupRecord, Member, SilenceBook};
+use crate::error::StoreError;
+
+/// Reads the engine may make while deciding (inside the write transaction).
+pub trait View {
+    fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError>;
+    /// The highest ticket number ever allocated (0 when none).
+    fn last_ticket_number(&self) -> Result<u64, StoreError>;
+    fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError>;
+    /// One alert of a group, by fingerprint.
+    fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError>;
+    fn silences(&self) -> Result<SilenceBook, StoreError>;
+    /// The ticket a support request with this idempotency key opened.
+    fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError>;
+    fn run(
+        &self,
+        id: crate::domain::run::RunId,
+    ) -> Result<Option<crate::domain::run::Run>, StoreError>;
+    /// The highest run number ever allocated (0 when none).
+    fn last_run_number(&self) -> Result<u64, StoreError>;
+    /// The ticket open for a job failing on its main ref.
+    fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError>;
+    /// Who holds the deploy lock of `service/env`.
+    fn lock(&self, key: &str) -> Result<Option<crate::domain::run::RunId>, StoreError>;
+    /// The succeeded deploys of `service/env`, oldest first.
+    fn history(&self, key: &str) -> Result<Vec<crate::domain::run::Deployed>, StoreError>;
+    /// A team's on-call overrides.
+    fn overrides(
+        &self,
+        team: &TeamName,
+    ) -> Result<Vec<crate::domain::rotation::Override>, StoreError>;
+    /// A timer's mark.
+    fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
+    /// How many tickets are assigned to or in progress with `user`.
+    fn load(&self, user: &UserName) -> Result<u64, StoreError>;
+}
+
+/// What `/ticket list` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// `None`: every state but `closed`.
+    pub state: Option<TicketState>,
+    pub team: Option<TeamName>,
+    pub assignee: Option<UserName>,
+}
+
+/// Reads for queries, outside any transaction.
+pub trait QueryView: View {
+    fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// Matching tickets sorted by priority then id, at most `limit`, with the
+    /// total count.
+    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
+    /// The newest runs, newest first.
+    fn recent_runs(&self, limit: usize) -> Result<Vec<crate::domain::run::Run>, StoreError>;
+    /// Every ticket (of `team`, when given) with its timeline, as a report
+    /// reads them; tickets last touched before `from` may be left out.
+    fn report_rows(
+        &self,
+        from: Timestamp,
+        team: Option<&TeamName>,
+    ) -> Result<Vec<crate::report::Row>, StoreError>;
+}

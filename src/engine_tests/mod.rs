@@ -1,0 +1,7 @@
+//! The engine's alert and deadline rules, tested on the real sled store. They
+//! import `store`, a layer above the engine, so they live beside the folders
+//! instead of inside `engine/` (an in-memory view for the engine would let
+//! them move back).
+
+mod alerts;
+mod sla;

@@ -1,0 +1,198 @@
+//! Timers: the pass over due deadlines and reports, quiet alert groups, and
+//! the runs a previous process left behind.
+
+use super::*;
+
+impl Bot {
+    /// Every `every`, finds alert groups quiet for longer than their route
+    /// allows and has the engine mark them stale, until `shutdown`.
+    pub fn stale_ticker(
+        &self,
+        every: Duration,
+        clock: Arc<dyn Clock>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let bot = self.clone();
+        let up = self.health.worker("timers");
+        async move {
+            let _up = up;
+            loop {
+                let due = bot.stale_candidates(clock.now());
+                if !due.is_empty() {
+                    if let Err(e) = bot.submit(Event::MarkStale { groups: due }).await {
+                        warn!(error = %e, "marking stale alert groups failed");
+                    }
+                }
+                bot.timer_pass(clock.now()).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// One pass of the deadline timers: the tickets the due index says are
+    /// due (cut into events of at most [`MAX_BULK_WEIGHT`]), the rotations'
+    /// handoffs, and the weekly report when its time came. Returns how many
+    /// tickets were due.
+    pub async fn timer_pass(&self, now: Timestamp) -> usize {
+        let policy = &self.engine.config().policy;
+        let prefix = &self.engine.config().tickets.prefix;
+        let due = match self.store().map_err(|e| e.to_string()).and_then(|s| {
+            s.due_tickets(now, usize::MAX, prefix)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                error!(error = %e, "cannot read the due index");
+                Vec::new()
+            }
+        };
+        let n = due.len();
+        let mut chunks: Vec<Vec<crate::domain::TicketId>> =
+            due.chunks(MAX_BULK_WEIGHT).map(|c| c.to_vec()).collect();
+        if chunks.is_empty() && !policy.oncall.is_empty() {
+            chunks.push(Vec::new());
+        }
+        for tickets in chunks {
+            if let Err(e) = self.submit(Event::Tick { tickets }).await {
+                warn!(error = %e, "a timer pass failed");
+            }
+        }
+        if let Some(weekly) = policy.weekly_report {
+            let due = weekly.last_due(now);
+            let seen = self.store().map_err(|e| e.to_string()).and_then(|s| {
+                crate::engine::View::marker(&s, "weekly_report").map_err(|e| e.to_string())
+            });
+            let event = match seen {
+                Ok(Some(m)) if m >= due.timestamp() => None,
+                // A new database notes the schedule; it reports from the next one.
+                Ok(None) => Some(Event::ScheduledReport {
+                    due,
+                    body: crate::domain::rich::Rich::new(),
+                    file: None,
+                }),
+                Ok(Some(_)) => {
+                    let period = crate::commands::ReportPeriod::default();
+                    // Reading a week of timelines takes a while: off the
+                    // async workers, which answer people meanwhile.
+                    let store = self.store();
+                    let built = tokio::task::spawn_blocking(move || {
+                        let store = store.map_err(|e| e.to_string())?;
+                        crate::engine::report::build(&store, period, None, due)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
+                    match built {
+                        Ok((text, file)) => Some(Event::ScheduledReport {
+                            due,
+                            body: crate::domain::rich::Rich::new()
+                                .text(format!("Weekly report. {text}")),
+                            file,
+                        }),
+                        Err(e) => {
+                            warn!(error = %e, "the weekly report failed");
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the weekly report's mark");
+                    None
+                }
+            };
+            if let Some(ev) = event {
+                if let Err(e) = self.submit(ev).await {
+                    debug!(error = %e, "weekly report not posted");
+                }
+            }
+        }
+        n
+    }
+
+    /// Settles runs left in flight by an earlier process: a local process
+    /// died with it, so each is marked failed with the reason.
+    pub async fn settle_lost_runs(&self) {
+        let jobs = &self.engine.config().jobs;
+        // Jenkins keeps running what it was given: those are followed again.
+        let local = |job: &str| {
+            jobs.get(job)
+                .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
+        };
+        let Ok(store) = self.store() else {
+            warn!("cannot settle the runs left in flight: the store is not open");
+            return;
+        };
+        let lost: Vec<crate::domain::run::RunId> = store
+            .runs()
+            // A record that cannot be read is said, not skipped in silence.
+            .filter_map(|r| {
+                r.inspect_err(|e| error!(error = %e, "cannot read a run"))
+                    .ok()
+            })
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    crate::domain::run::RunState::Queued | crate::domain::run::RunState::Running
+                ) && local(&r.job)
+            })
+            .map(|r| r.id)
+            .collect();
+        // Their orders, if still queued, go with them.
+        if let Ok(pending) = store.pending(Queue::Jobs, usize::MAX) {
+            for item in pending {
+                let doomed = match &item.effect {
+                    crate::engine::Effect::Job(crate::domain::run::JobOrder::Start {
+                        run, ..
+                    })
+                    | crate::engine::Effect::Job(crate::domain::run::JobOrder::Cancel { run }) => {
+                        lost.contains(run)
+                    }
+                    _ => false,
+                };
+                if doomed {
+                    let _ = store.done(Queue::Jobs, item.seq);
+                }
+            }
+            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
+        }
+        drop(store);
+        for run in lost {
+            let update = crate::domain::run::RunUpdate::Lost {
+                reason: "the bot restarted while it ran; start it again".into(),
+            };
+            if let Err(e) = self.submit(Event::RunUpdate { run, update }).await {
+                warn!(%run, error = %e, "cannot settle a run left in flight");
+            }
+        }
+    }
+
+    /// Alert groups whose route's stale timeout has passed (the engine checks
+    /// again when it decides).
+    pub fn stale_candidates(&self, now: Timestamp) -> Vec<String> {
+        let alerts = &self.engine.config().alerts;
+        let mut due = Vec::new();
+        let Ok(store) = self.store() else {
+            return due;
+        };
+        for g in store.groups() {
+            let g = match g {
+                Ok(g) => g,
+                Err(e) => {
+                    error!(error = %e, "cannot read an alert group");
+                    continue;
+                }
+            };
+            let Some(after) = alerts.route(&g.route).and_then(|r| r.stale_after) else {
+                continue;
+            };
+            let quiet = (now - g.last_seen).to_std().unwrap_or_default();
+            if !g.stale && quiet >= after {
+                due.push(g.key);
+            }
+        }
+        due
+    }
+}
