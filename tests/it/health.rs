@@ -29,6 +29,33 @@ async fn get(url: &str) -> (u16, Value) {
     )
 }
 
+/// The shipped bot on its own store, with only the HTTP intake running (no
+/// outbox worker: each test starts the one it needs). Returns the bot, its
+/// commit thread, the intake's base URL, its stop switch and its task.
+async fn serve(
+    env: &Env,
+) -> (
+    opsbot::runtime::Bot,
+    opsbot::runtime::Writer,
+    String,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let config = env.config();
+    let (bot, writer, store) = env.bot();
+    drop(store);
+    let state = HttpState::from_config(bot.clone(), &config).expect("http state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    (bot, writer, base, stop_tx, server)
+}
+
 #[test]
 fn healthz_readyz_and_metrics_when_all_runs() {
     let env = Env::shipped();
@@ -98,18 +125,7 @@ impl Sink for Panicking {
 async fn a_dead_worker_makes_the_bot_not_ready_but_still_alive() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let env = Env::shipped();
-        let config = env.config();
-        let (bot, writer, store) = env.bot();
-        drop(store);
-        let state = HttpState::from_config(bot.clone(), &config).expect("http state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        }));
+        let (bot, writer, base, stop_tx, server) = serve(&env).await;
         assert_eq!(get(&format!("{base}/readyz")).await, (200, json!({"status": "ok"})));
         // The worker starts and dies at once.
         let (_worker_stop, worker_rx) = tokio::sync::watch::channel(false);
@@ -183,18 +199,7 @@ impl Sink for PanicsOnce {
 async fn a_delivery_that_panics_is_retried_and_the_worker_stays_up() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let env = Env::shipped();
-        let config = env.config();
-        let (bot, writer, store) = env.bot();
-        drop(store);
-        let state = HttpState::from_config(bot.clone(), &config).expect("http state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        }));
+        let (bot, writer, base, stop_tx, server) = serve(&env).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let sink = PanicsOnce {
             panicked: std::sync::atomic::AtomicBool::new(false),
