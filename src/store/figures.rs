@@ -222,3 +222,16 @@ impl super::Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl super::Store {
+    /// Overwrites every ticket record with bytes no reader can decode: what
+    /// reads one fails from then on.
+    pub(crate) fn spoil_ticket_records(&self) -> Result<usize, StoreError> {
+        let keys: Vec<sled::IVec> = self.tickets.iter().keys().collect::<Result<_, _>>()?;
+        for k in &keys {
+            self.tickets.insert(k, b"\xff not a ticket".as_slice())?;
+        }
+        Ok(keys.len())
+    }
+}

@@ -264,3 +264,255 @@ impl Collector for Snapshot {
         ConstGauge::new(self.dead as i64).encode(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone};
+
+    use super::Metrics;
+    use crate::commands::parse_command;
+    use crate::config::Config;
+    use crate::domain::{Actor, ChannelName, Source, Timestamp, UserName};
+    use crate::engine::{Engine, Event};
+    use crate::runtime::health::Health;
+    use crate::store::Store;
+
+    const CONFIG: &str = r#"
+[roles]
+operators = ["olivia"]
+[teams.backend]
+channel = "backend"
+members = ["bob", "bella"]
+[deadlines]
+p1 = { acknowledge = "15m", resolve = "4h" }
+"#;
+
+    /// The engine on a real store, a clock the test moves, and restarts.
+    struct Bot {
+        _dir: tempfile::TempDir,
+        config: Arc<Config>,
+        store: Option<Store>,
+        engine: Engine,
+        now: Timestamp,
+    }
+
+    impl Bot {
+        fn new() -> Bot {
+            let dir = tempfile::tempdir().unwrap();
+            let config = Config::parse(&dir.path().join("bot.toml"), CONFIG)
+                .unwrap()
+                .config;
+            let config = Arc::new(config);
+            Bot {
+                store: Some(Store::open(&config.storage_path).unwrap()),
+                engine: Engine::new(config.clone()),
+                config,
+                _dir: dir,
+                now: chrono::Utc.with_ymd_and_hms(2026, 3, 24, 10, 0, 0).unwrap(),
+            }
+        }
+
+        fn store(&self) -> &Store {
+            self.store.as_ref().unwrap()
+        }
+
+        fn at(&mut self, minutes: i64) {
+            self.now = chrono::Utc.with_ymd_and_hms(2026, 3, 24, 10, 0, 0).unwrap()
+                + Duration::minutes(minutes);
+        }
+
+        fn event(&self, ev: Event) {
+            let now = self.now;
+            let r = self
+                .store()
+                .apply_batch(
+                    &[ev],
+                    |view, ev| {
+                        let d = self.engine.decide(view, ev, now)?;
+                        Ok((d.writes.clone(), d))
+                    },
+                    || now,
+                )
+                .unwrap();
+            for d in r {
+                d.unwrap();
+            }
+        }
+
+        fn cmd(&self, who: &str, line: &str) {
+            let command = parse_command(line, "OPS").unwrap();
+            self.event(Event::Command {
+                actor: Actor::new(UserName::parse(who).unwrap(), Source::Console),
+                channel: ChannelName::parse("ops").unwrap(),
+                command,
+            });
+        }
+
+        /// The timer pass the runtime makes: the due index, then the engine.
+        fn tick(&self) {
+            let due = self
+                .store()
+                .due_tickets(self.now, usize::MAX, "OPS")
+                .unwrap();
+            self.event(Event::Tick { tickets: due });
+        }
+
+        fn restart(&mut self) {
+            self.store = None;
+            self.store = Some(Store::open(&self.config.storage_path).unwrap());
+        }
+
+        fn scrape(&self) -> String {
+            Metrics::new().render(self.store(), &Health::new()).unwrap()
+        }
+
+        /// The scrape's lines of the ticket series, sorted.
+        fn tickets(&self) -> Vec<String> {
+            let mut out: Vec<String> = self
+                .scrape()
+                .lines()
+                .filter(|l| {
+                    [
+                        "opsbot_tickets_open{",
+                        "opsbot_tickets_past_deadline{",
+                        "opsbot_deadline_breaches_total{",
+                        "opsbot_time_to_acknowledge_seconds_count",
+                        "opsbot_time_to_resolve_seconds_count",
+                    ]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+                })
+                .map(str::to_string)
+                .collect();
+            out.sort();
+            out
+        }
+    }
+
+    fn lines(expected: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    const ACK0: &str = "opsbot_time_to_acknowledge_seconds_count 0";
+    const RES0: &str = "opsbot_time_to_resolve_seconds_count 0";
+
+    #[test]
+    fn the_ticket_gauges_follow_open_take_breach_close_reopen_and_restarts() {
+        let mut b = Bot::new();
+        assert_eq!(b.tickets(), lines(&[ACK0, RES0]));
+        b.at(0);
+        b.cmd("olivia", "/ticket open title:one priority:p1 team:backend");
+        b.cmd("olivia", "/ticket open title:two");
+        assert_eq!(
+            b.tickets(),
+            lines(&[
+                "opsbot_tickets_open{state=\"assigned\",team=\"backend\",priority=\"p1\"} 1",
+                "opsbot_tickets_open{state=\"open\",team=\"\",priority=\"p3\"} 1",
+                ACK0,
+                RES0,
+            ])
+        );
+        // The acknowledge deadline passes: the timer pass records the breach.
+        b.at(20);
+        b.tick();
+        let late = [
+            "opsbot_tickets_open{state=\"assigned\",team=\"backend\",priority=\"p1\"} 1",
+            "opsbot_tickets_open{state=\"open\",team=\"\",priority=\"p3\"} 1",
+            "opsbot_tickets_past_deadline{team=\"backend\",priority=\"p1\"} 1",
+            "opsbot_deadline_breaches_total{team=\"backend\",priority=\"p1\",deadline=\"acknowledge\"} 1",
+            ACK0,
+            RES0,
+        ];
+        assert_eq!(b.tickets(), lines(&late));
+        b.restart();
+        assert_eq!(b.tickets(), lines(&late), "after a restart");
+        // Taken: no longer late; the breach stays on record.
+        b.at(30);
+        b.cmd("bob", "/ticket take id:OPS-1");
+        assert_eq!(
+            b.tickets(),
+            lines(&[
+                "opsbot_tickets_open{state=\"in_progress\",team=\"backend\",priority=\"p1\"} 1",
+                "opsbot_tickets_open{state=\"open\",team=\"\",priority=\"p3\"} 1",
+                "opsbot_deadline_breaches_total{team=\"backend\",priority=\"p1\",deadline=\"acknowledge\"} 1",
+                "opsbot_time_to_acknowledge_seconds_count 1",
+                RES0,
+            ])
+        );
+        assert!(
+            b.scrape()
+                .contains("opsbot_time_to_acknowledge_seconds_bucket{le=\"1800\"} 1"),
+            "{}",
+            b.scrape()
+        );
+        // The resolve deadline passes, then it is resolved and closed.
+        b.at(300);
+        b.tick();
+        assert!(b.tickets().contains(
+            &"opsbot_tickets_past_deadline{team=\"backend\",priority=\"p1\"} 1".to_string()
+        ));
+        b.at(310);
+        b.cmd("bob", "/ticket resolve id:OPS-1 note:fixed");
+        b.cmd("olivia", "/ticket verify id:OPS-1");
+        let closed = [
+            "opsbot_tickets_open{state=\"open\",team=\"\",priority=\"p3\"} 1",
+            "opsbot_deadline_breaches_total{team=\"backend\",priority=\"p1\",deadline=\"acknowledge\"} 1",
+            "opsbot_deadline_breaches_total{team=\"backend\",priority=\"p1\",deadline=\"resolve\"} 1",
+            "opsbot_time_to_acknowledge_seconds_count 1",
+            "opsbot_time_to_resolve_seconds_count 1",
+        ];
+        assert_eq!(b.tickets(), lines(&closed));
+        b.restart();
+        assert_eq!(b.tickets(), lines(&closed), "after a restart");
+        // Reopened: counted again, its deadlines (and their record) new.
+        b.at(320);
+        b.cmd("bob", "/ticket reopen id:OPS-1 reason:again");
+        let reopened = b.tickets();
+        assert!(
+            reopened
+                .iter()
+                .any(|l| l.starts_with("opsbot_tickets_open{")
+                    && l.contains("team=\"backend\",priority=\"p1\"")
+                    && l.ends_with(" 1")),
+            "{reopened:?}"
+        );
+        // What a store made before the figures were kept counts on opening.
+        b.store().forget_figures().unwrap();
+        assert_eq!(b.tickets(), lines(&[ACK0, RES0]));
+        b.restart();
+        assert_eq!(b.tickets(), reopened, "counted once from the tickets");
+        b.restart();
+        assert_eq!(b.tickets(), reopened, "and only once");
+    }
+
+    #[test]
+    fn a_scrape_reads_no_ticket_record() {
+        let mut b = Bot::new();
+        for i in 0..300 {
+            b.at(i);
+            let prio = ["p1", "p2", "p3", "p4"][i as usize % 4];
+            b.cmd(
+                "olivia",
+                &format!("/ticket open title:t{i} priority:{prio} team:backend"),
+            );
+            if i % 3 == 0 {
+                b.cmd("bob", &format!("/ticket take id:OPS-{}", i + 1));
+            }
+        }
+        b.at(600);
+        b.tick();
+        let before = b.scrape();
+        assert!(
+            before.contains("opsbot_tickets_opened_total 300"),
+            "{before}"
+        );
+        // Every ticket record unreadable: a scrape that decoded one would fail.
+        assert_eq!(b.store().spoil_ticket_records().unwrap(), 300);
+        assert!(b.store().tickets().all(|t| t.is_err()));
+        assert_eq!(b.scrape(), before);
+    }
+}
