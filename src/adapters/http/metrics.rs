@@ -141,6 +141,9 @@ struct Snapshot {
     dead: usize,
 }
 
+// The registry ends the help of what it holds with a full stop; a
+// collector's help is written as given, so it carries its own.
+
 fn gauge_family<S: EncodeLabelSet>(
     e: &mut DescriptorEncoder,
     name: &str,
@@ -180,27 +183,27 @@ impl Collector for Snapshot {
         gauge_family(
             &mut e,
             "opsbot_build_info",
-            "The running opsbot's version",
+            "The running opsbot's version.",
             [(label(&[("version", version)]), 1)],
         )?;
         gauge_family(
             &mut e,
             "opsbot_worker_up",
-            "Whether each worker runs (1) or has stopped (0)",
+            "Whether each worker runs (1) or has stopped (0).",
             self.workers
                 .iter()
                 .map(|(w, up)| (label(&[("worker", w)]), i64::from(*up))),
         )?;
         let m = e.encode_descriptor(
             "opsbot_store_writable",
-            "Whether the store takes writes (0 after the disk refused one)",
+            "Whether the store takes writes (0 after the disk refused one).",
             None,
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::from(self.store_ok)).encode(m)?;
         let m = e.encode_descriptor(
             "opsbot_tickets_opened",
-            "Tickets opened since the database was created",
+            "Tickets opened since the database was created.",
             None,
             MetricType::Counter,
         )?;
@@ -209,7 +212,7 @@ impl Collector for Snapshot {
         gauge_family(
             &mut e,
             "opsbot_tickets_open",
-            "Tickets not closed, by state, team and priority",
+            "Tickets not closed, by state, team and priority.",
             t.open.iter().map(|((s, team, p), n)| {
                 (
                     label(&[("state", s), ("team", team), ("priority", p)]),
@@ -220,14 +223,14 @@ impl Collector for Snapshot {
         gauge_family(
             &mut e,
             "opsbot_tickets_past_deadline",
-            "Tickets not taken or not resolved by their deadline, by team and priority",
+            "Tickets not taken or not resolved by their deadline, by team and priority.",
             t.past_deadline
                 .iter()
                 .map(|((team, p), n)| (label(&[("team", team), ("priority", p)]), *n as i64)),
         )?;
         let mut m = e.encode_descriptor(
             "opsbot_deadline_breaches",
-            "Deadlines missed (acknowledge or resolve), by team and priority",
+            "Deadlines missed (acknowledge or resolve), by team and priority.",
             None,
             MetricType::Counter,
         )?;
@@ -238,26 +241,26 @@ impl Collector for Snapshot {
         time_histogram(
             &mut e,
             "opsbot_time_to_acknowledge_seconds",
-            "Time from opening to the first take, per ticket",
+            "Time from opening to the first take, per ticket.",
             &t.time_to_acknowledge,
         )?;
         time_histogram(
             &mut e,
             "opsbot_time_to_resolve_seconds",
-            "Time from opening to the last resolve, per ticket",
+            "Time from opening to the last resolve, per ticket.",
             &t.time_to_resolve,
         )?;
         gauge_family(
             &mut e,
             "opsbot_outbox_depth",
-            "Effects committed and not yet delivered, by queue (chat posts, customer mail)",
+            "Effects committed and not yet delivered, by queue (chat posts, customer mail).",
             self.outbox
                 .iter()
                 .map(|(q, n)| (label(&[("queue", q)]), *n as i64)),
         )?;
         let m = e.encode_descriptor(
             "opsbot_dead_letters",
-            "Effects that could not be delivered",
+            "Effects that could not be delivered.",
             None,
             MetricType::Gauge,
         )?;
