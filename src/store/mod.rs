@@ -21,7 +21,9 @@
 //! `meta` also holds `silences`: the [`SilenceBook`], as JSON; `oncall:TEAM`:
 //! the team's on-call overrides, as JSON; `marker:KEY`: an i64 BE the timers
 //! keep (the last handoff posted, the last scheduled report); `load:PERSON`:
-//! how many tickets are assigned to or in progress with them, u64 BE.
+//! how many tickets are assigned to or in progress with them, u64 BE;
+//! `fig:…`: the tickets' figures that `/metrics` shows, i64 BE (see
+//! [`figures`]).
 //!
 //! `by_state` also holds the due index: `0xD0` ++ due time (ms since the
 //! epoch, u64 BE) ++ ticket number u64 BE, one key per ticket with a timer
@@ -47,6 +49,9 @@ use crate::domain::run::{Deployed, Run, RunId};
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
 use crate::engine::{Effect, GroupRecord, ListFilter, Member, QueryView, SilenceBook, View, Write};
 use crate::error::StoreError;
+
+pub mod figures;
+pub use figures::{TicketFigures, TimeHistogram, TIME_BUCKETS};
 
 /// The schema this binary writes. Bump it with a migration. 2: an alert
 /// group's alerts are records of their own (split out of the group when a
@@ -342,6 +347,7 @@ impl Store {
         };
         store.check_schema()?;
         store.count_loads_once()?;
+        store.count_figures_once()?;
         store.split_group_members()?;
         Ok(store)
     }
@@ -1174,6 +1180,7 @@ impl Tx<'_> {
                         self.by_state.insert(&due_key(d, num), &[])?;
                     }
                 }
+                figures::apply(self.meta, old.as_ref(), &t)?;
                 let old_load = old.as_ref().and_then(loads);
                 if old_load != loads(&t) {
                     if let Some(u) = old_load {
