@@ -3,7 +3,7 @@
 //! reads.
 
 use crate::domain::rich::{clip_plain, one_line, Rich};
-use crate::domain::{Ticket, TimelineEntry};
+use crate::domain::{Ticket, TicketId, TimelineEntry};
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
@@ -159,4 +159,25 @@ pub fn alerts_recovered(t: &Ticket, names: &[String], count: u64, still: u64) ->
     } else {
         r.text(format!("; {still} still firing"))
     }
+}
+
+/// Storm control: `updates` monitoring posts merged into one, with how many
+/// of them each ticket had (in the order they came).
+pub fn storm_summary(updates: usize, per_ticket: &[(TicketId, usize)]) -> Rich {
+    let shown: Vec<String> = per_ticket
+        .iter()
+        .take(10)
+        .map(|(id, n)| format!("{id} ({n})"))
+        .collect();
+    let mut text = format!(
+        "Alert storm: {} alert updates for {} tickets: {}",
+        updates,
+        per_ticket.len(),
+        shown.join(", ")
+    );
+    if per_ticket.len() > 10 {
+        text.push_str(&format!(" and {} more", per_ticket.len() - 10));
+    }
+    text.push_str(". /ticket list shows them; /ticket show id:… tells each one's story.");
+    Rich::new().text(text)
 }

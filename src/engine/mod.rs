@@ -10,6 +10,7 @@ pub mod messages;
 pub mod oncall;
 pub mod report;
 pub mod sla;
+pub mod storm;
 mod support;
 pub mod tickets;
 
