@@ -60,35 +60,7 @@ impl Engine {
 
     /// The progress message of a run, as it stands.
     pub(crate) fn progress_of(&self, out: &mut Out, run: &Run) {
-        let mut body = Rich::new()
-            .bold(run.id.to_string())
-            .text(format!(" · {} ", run.job))
-            .quoted(run.params_text())
-            .text(format!(" · {}", run.state));
-        match run.state {
-            RunState::Running => {
-                if let Some(at) = run.started_at {
-                    body = body.text(format!(" since {}", at.format("%H:%M:%S UTC")));
-                }
-                if let Some(r) = &run.backend_ref {
-                    body = body.text(format!(" ({r})"));
-                }
-            }
-            s if s.is_final() => {
-                if let Some(d) = run.duration_secs() {
-                    body = body.text(format!(" in {d:.1} s"));
-                }
-                if let Some(last) = run.timeline.last() {
-                    body = body.text(" — ").quoted(clip_plain(&last.text, 200));
-                }
-            }
-            _ => {
-                if let Some(last) = run.timeline.last().filter(|_| run.timeline.len() > 1) {
-                    body = body.text(" — ").quoted(clip_plain(&last.text, 200));
-                }
-            }
-        }
-        body = body.text(format!(" · requested by {}", run.requester));
+        let body = crate::engine::messages::run_progress(run);
         let ask = (run.state == RunState::WaitingApproval)
             .then_some(crate::engine::Ask::Approval { run: run.id });
         for ch in self.run_channels(run) {

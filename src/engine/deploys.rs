@@ -7,7 +7,7 @@
 
 use crate::commands::CommandName;
 use crate::domain::job::{describe, Job};
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::one_line;
 use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::domain::service::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
@@ -270,22 +270,19 @@ impl Engine {
                 format!("{what} requested by {}; waiting for approval", actor.name),
                 now,
             );
-            let mut body = Rich::new()
-                .bold(id.to_string())
-                .text(format!(
-                    " · {what} by {} needs an approval from {}: ",
-                    actor.name,
-                    describe(&environment.approvers, &self.config.org)
-                ))
-                .text(format!("/approve run:{id} or /deny run:{id} reason:…"));
-            for p in self.approver_people(environment) {
-                if p != actor.name {
-                    body = body.text(" ").mention(&p);
-                }
-            }
-            if let Some(n) = notes {
-                body = body.text(". Notes: ").quoted(one_line(n, 300));
-            }
+            let notify: Vec<UserName> = self
+                .approver_people(environment)
+                .into_iter()
+                .filter(|p| *p != actor.name)
+                .collect();
+            let body = crate::engine::messages::deploy_needs_approval(
+                id,
+                &what,
+                &actor.name,
+                &describe(&environment.approvers, &self.config.org),
+                &notify,
+                notes,
+            );
             for ch in self.deploy_channels(&run) {
                 out.post(&ch, None, body.clone());
             }

@@ -595,10 +595,7 @@ impl Engine {
         out.post(
             self.ops(),
             Some(&id),
-            Rich::new()
-                .text(headline)
-                .append(messages::ticket_head(&t))
-                .text(format!(" — opened by {} ({})", actor.name, actor.source)),
+            messages::ticket_opened(headline, &t, &actor.name, actor.source),
         );
         let mut story = Rich::new()
             .text(format!("{} opened this ticket: ", actor.name))
@@ -695,14 +692,8 @@ impl Engine {
         let cmd = |c: &str| format!("/ticket {c} id:{id}");
         match action {
             Action::AssignTeam(team) => {
-                let mut body = head.text(format!(" — assigned to team {team} by {who}."));
-                if let Some(lead) = org.team(team).and_then(|tm| tm.lead.as_ref()) {
-                    body = body.text(" ").mention(lead).text(", pick someone with ");
-                    body = body.text(format!("/ticket assign id:{id} user:…"));
-                    body = body.text(format!(", or take it: {}", cmd("take")));
-                } else {
-                    body = body.text(format!(" Take it: {}", cmd("take")));
-                }
+                let lead = org.team(team).and_then(|tm| tm.lead.as_ref());
+                let body = messages::ticket_assigned_team(t, team, who, lead);
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
@@ -714,10 +705,7 @@ impl Engine {
                 Rich::new().text(format!("{id} is now with team {team}."))
             }
             Action::AssignUser { team, user } => {
-                let body = head
-                    .text(" — assigned to ")
-                    .mention(user)
-                    .text(format!(" (team {team}) by {who}. Take it: {}", cmd("take")));
+                let body = messages::ticket_assigned_user(t, team, user, who);
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
@@ -740,20 +728,13 @@ impl Engine {
                 ))
             }
             Action::Resolve { note } => {
-                let mut body = head
-                    .text(format!(" — resolved by {who}: "))
-                    .quoted(one_line(note, 300));
-                body = body.text(format!(
-                    ". Operators, verify it ({}), send it to QA ({}) or reject it ({} reason:…).",
-                    cmd("verify"),
-                    cmd("qa"),
-                    cmd("reject")
-                ));
-                for o in &org.operators {
-                    if o != &actor.name {
-                        body = body.text(" ").mention(o);
-                    }
-                }
+                let notify: Vec<UserName> = org
+                    .operators
+                    .iter()
+                    .filter(|o| **o != actor.name)
+                    .cloned()
+                    .collect();
+                let body = messages::ticket_resolved(t, who, note, &notify);
                 out.post(&ops, Some(id), body);
                 out.thread(
                     &ops,
@@ -781,7 +762,7 @@ impl Engine {
                 if let Some(mail) = self.closing_mail(t) {
                     out.writes.push(Write::Effect(Effect::Mail(mail)));
                 }
-                let body = head.text(format!(" — verified by {who} and closed."));
+                let body = messages::ticket_verified(t, who);
                 out.post(&ops, Some(id), body.clone());
                 if let Some(ch) = team_channel.as_ref().filter(|c| **c != ops) {
                     out.post(ch, Some(id), body);
