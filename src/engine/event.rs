@@ -2,7 +2,6 @@
 
 use crate::commands::Command;
 use crate::domain::alert::Alert;
-use crate::domain::rich::Rich;
 use crate::domain::{Actor, ChannelName, TicketId, Timestamp};
 use crate::engine::effect::{Attachment, Mail};
 
@@ -48,7 +47,9 @@ pub enum Event {
     /// for the scheduled instant `due`.
     ScheduledReport {
         due: Timestamp,
-        body: Rich,
+        /// The report's figures (empty when the engine said only to note
+        /// the schedule).
+        figures: String,
         file: Option<Attachment>,
     },
 }

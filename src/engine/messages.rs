@@ -302,6 +302,11 @@ pub fn deploy_needs_approval(
     body
 }
 
+/// In the operations channel: the weekly report, over its figures.
+pub fn weekly_report(figures: &str) -> Rich {
+    Rich::new().text(format!("Weekly report. {figures}"))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a

@@ -272,8 +272,8 @@ impl Engine {
             Event::MailSent { mail } => self.mail_sent(view, mail, now),
             Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
             Event::Tick { tickets } => self.timers(view, tickets, now),
-            Event::ScheduledReport { due, body, file } => {
-                self.scheduled_report(view, *due, body, file.as_ref())
+            Event::ScheduledReport { due, figures, file } => {
+                self.scheduled_report(view, *due, figures, file.as_ref())
             }
         }
     }

@@ -60,53 +60,49 @@ impl Bot {
                 warn!(error = %e, "a timer pass failed");
             }
         }
-        if let Some(weekly) = policy.weekly_report {
-            let due = weekly.last_due(now);
-            let seen = self.store().map_err(|e| e.to_string()).and_then(|s| {
-                crate::engine::View::marker(&s, "weekly_report").map_err(|e| e.to_string())
-            });
-            let event = match seen {
-                Ok(Some(m)) if m >= due.timestamp() => None,
-                // A new database notes the schedule; it reports from the next one.
-                Ok(None) => Some(Event::ScheduledReport {
-                    due,
-                    body: crate::domain::rich::Rich::new(),
-                    file: None,
-                }),
-                Ok(Some(_)) => {
-                    let period = crate::commands::ReportPeriod::default();
-                    // Reading a week of timelines takes a while: off the
-                    // async workers, which answer people meanwhile.
-                    let store = self.store();
-                    let built = tokio::task::spawn_blocking(move || {
-                        let store = store.map_err(|e| e.to_string())?;
-                        crate::engine::report::build(&store, period, None, due)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
-                    match built {
-                        Ok((text, file)) => Some(Event::ScheduledReport {
-                            due,
-                            body: crate::domain::rich::Rich::new()
-                                .text(format!("Weekly report. {text}")),
-                            file,
-                        }),
-                        Err(e) => {
-                            warn!(error = %e, "the weekly report failed");
-                            None
-                        }
+        // The engine says whether the weekly report is due; the timer only
+        // computes its figures, which takes a while.
+        let weekly = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .weekly_report_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        let event = match weekly {
+            Ok(None) => None,
+            Ok(Some(w)) if !w.post => Some(Event::ScheduledReport {
+                due: w.due,
+                figures: String::new(),
+                file: None,
+            }),
+            Ok(Some(w)) => {
+                let period = crate::commands::ReportPeriod::default();
+                // Reading a week of timelines takes a while: off the
+                // async workers, which answer people meanwhile.
+                let store = self.store();
+                let due = w.due;
+                let built = tokio::task::spawn_blocking(move || {
+                    let store = store.map_err(|e| e.to_string())?;
+                    crate::engine::report::build(&store, period, None, due)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
+                match built {
+                    Ok((figures, file)) => Some(Event::ScheduledReport { due, figures, file }),
+                    Err(e) => {
+                        warn!(error = %e, "the weekly report failed");
+                        None
                     }
                 }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the weekly report's mark");
-                    None
-                }
-            };
-            if let Some(ev) = event {
-                if let Err(e) = self.submit(ev).await {
-                    debug!(error = %e, "weekly report not posted");
-                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the weekly report's mark");
+                None
+            }
+        };
+        if let Some(ev) = event {
+            if let Err(e) = self.submit(ev).await {
+                debug!(error = %e, "weekly report not posted");
             }
         }
         n
