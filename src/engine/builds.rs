@@ -210,6 +210,39 @@ impl Engine {
     }
 
     /// A backend's report on a run.
+    /// A run an earlier process left in flight: lost when its job runs
+    /// locally (the process died with it): marked failed, with the reason,
+    /// and its queued orders dropped. Jenkins keeps running what it was
+    /// given: those are followed again, and nothing changes.
+    pub(crate) fn lost_run(
+        &self,
+        view: &dyn View,
+        id: RunId,
+        orders: &[u64],
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let Some(run) = view.run(id)? else {
+            return Ok(Decision::default());
+        };
+        let local = self
+            .config
+            .jobs
+            .get(&run.job)
+            .is_none_or(|j| j.backend == crate::domain::job::Backend::Local);
+        if !local || !matches!(run.state, RunState::Queued | RunState::Running) {
+            return Ok(Decision::default());
+        }
+        let update = RunUpdate::Lost {
+            reason: "the bot restarted while it ran; start it again".into(),
+        };
+        let mut decision = self.run_update(view, id, &update, now)?;
+        // Its orders go with it.
+        decision
+            .writes
+            .extend(orders.iter().map(|seq| Write::DropJobOrder(*seq)));
+        Ok(decision)
+    }
+
     pub(crate) fn run_update(
         &self,
         view: &dyn View,

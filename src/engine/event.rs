@@ -39,6 +39,15 @@ pub enum Event {
         run: crate::domain::run::RunId,
         update: crate::domain::run::RunUpdate,
     },
+    /// At start: a run an earlier process left in flight, with the job
+    /// orders still queued for it (their outbox seqs). The engine decides
+    /// whether it is lost (a local process died with that process; Jenkins
+    /// keeps running what it was given) and then marks it failed and drops
+    /// its orders.
+    LostRun {
+        run: crate::domain::run::RunId,
+        orders: Vec<u64>,
+    },
     /// The timer: tickets the due index says have a deadline or an
     /// escalation step due (the engine checks again), and the rotations'
     /// handoffs.

@@ -272,6 +272,7 @@ impl Engine {
             Event::MailSent { mail } => self.mail_sent(view, mail, now),
             Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
             Event::Tick { tickets } => self.timers(view, tickets, now),
+            Event::LostRun { run, orders } => self.lost_run(view, *run, orders, now),
             Event::ScheduledReport { due, figures, file } => {
                 self.scheduled_report(view, *due, figures, file.as_ref())
             }

@@ -108,60 +108,52 @@ impl Bot {
         n
     }
 
-    /// Settles runs left in flight by an earlier process: a local process
-    /// died with it, so each is marked failed with the reason.
+    /// Runs left in flight by an earlier process: each goes to the engine,
+    /// with the job orders still queued for it, and the engine settles it
+    /// (a local process died with the earlier one).
     pub async fn settle_lost_runs(&self) {
-        let jobs = &self.engine.config().jobs;
-        // Jenkins keeps running what it was given: those are followed again.
-        let local = |job: &str| {
-            jobs.get(job)
-                .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
-        };
+        use crate::domain::run::{JobOrder, RunId, RunState};
         let Ok(store) = self.store() else {
             warn!("cannot settle the runs left in flight: the store is not open");
             return;
         };
-        let lost: Vec<crate::domain::run::RunId> = store
+        let in_flight: Vec<RunId> = store
             .runs()
             // A record that cannot be read is said, not skipped in silence.
             .filter_map(|r| {
                 r.inspect_err(|e| error!(error = %e, "cannot read a run"))
                     .ok()
             })
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    crate::domain::run::RunState::Queued | crate::domain::run::RunState::Running
-                ) && local(&r.job)
-            })
+            .filter(|r| matches!(r.state, RunState::Queued | RunState::Running))
             .map(|r| r.id)
             .collect();
-        // Their orders, if still queued, go with them.
-        if let Ok(pending) = store.pending(Queue::Jobs, usize::MAX) {
-            for item in pending {
-                let doomed = match &item.effect {
-                    crate::engine::Effect::Job(crate::domain::run::JobOrder::Start {
-                        run, ..
-                    })
-                    | crate::engine::Effect::Job(crate::domain::run::JobOrder::Cancel { run }) => {
-                        lost.contains(run)
+        let mut orders: std::collections::HashMap<RunId, Vec<u64>> =
+            std::collections::HashMap::new();
+        match store.pending(Queue::Jobs, usize::MAX) {
+            Ok(pending) => {
+                for item in pending {
+                    if let crate::engine::Effect::Job(
+                        JobOrder::Start { run, .. } | JobOrder::Cancel { run },
+                    ) = &item.effect
+                    {
+                        if in_flight.contains(run) {
+                            orders.entry(*run).or_default().push(item.seq);
+                        }
                     }
-                    _ => false,
-                };
-                if doomed {
-                    let _ = store.done(Queue::Jobs, item.seq);
                 }
             }
-            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
+            Err(e) => error!(error = %e, "cannot read the queued job orders"),
         }
         drop(store);
-        for run in lost {
-            let update = crate::domain::run::RunUpdate::Lost {
-                reason: "the bot restarted while it ran; start it again".into(),
-            };
-            if let Err(e) = self.submit(Event::RunUpdate { run, update }).await {
+        for run in in_flight {
+            let orders = orders.remove(&run).unwrap_or_default();
+            if let Err(e) = self.submit(Event::LostRun { run, orders }).await {
                 warn!(%run, error = %e, "cannot settle a run left in flight");
             }
+        }
+        // How far the jobs queue is delivered, without the dropped orders.
+        if let Ok(store) = self.store() {
+            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
         }
     }
 
