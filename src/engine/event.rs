@@ -39,6 +39,10 @@ pub enum Event {
         run: crate::domain::run::RunId,
         update: crate::domain::run::RunUpdate,
     },
+    /// A chat adapter reports that a channel refused a post for good (a
+    /// missing permission, an unknown channel): the operations channel
+    /// hears of it once per channel.
+    ChannelRefused { channel: ChannelName, why: String },
     /// At start: a run an earlier process left in flight, with the job
     /// orders still queued for it (their outbox seqs). The engine decides
     /// whether it is lost (a local process died with that process; Jenkins

@@ -4,7 +4,7 @@
 
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
-use crate::domain::{Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
+use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
@@ -307,6 +307,20 @@ pub fn weekly_report(figures: &str) -> Rich {
     Rich::new().text(format!("Weekly report. {figures}"))
 }
 
+/// To the operations channel: a channel refuses the bot's posts.
+pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
+    Rich::new()
+        .text("I cannot post in #")
+        .quoted(channel.as_str())
+        .text(": ")
+        .quoted(why)
+        .text(
+            ". Give me access to that channel (View Channel, Send Messages, Create Public \
+             Threads) or fix its id in [discord.channels]. Its posts are kept on record; \
+             `opsbot export` shows them.",
+        )
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -479,5 +493,21 @@ mod tests {
             Some("fixes the checkout 502"),
         )
         .to_plain());
+    }
+
+    #[test]
+    fn weekly_report_and_refused_channel_read() {
+        insta::assert_snapshot!(
+            "weekly_report",
+            weekly_report("Last 7 days: 4 tickets opened, 3 closed.").to_plain()
+        );
+        insta::assert_snapshot!(
+            "channel_refused",
+            channel_refused(
+                &ChannelName::parse("backend").unwrap(),
+                "Discord refused the post (403): Missing Permissions"
+            )
+            .to_plain()
+        );
     }
 }

@@ -273,10 +273,35 @@ impl Engine {
             Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
             Event::Tick { tickets } => self.timers(view, tickets, now),
             Event::LostRun { run, orders } => self.lost_run(view, *run, orders, now),
+            Event::ChannelRefused { channel, why } => self.channel_refused(view, channel, why, now),
             Event::ScheduledReport { due, figures, file } => {
                 self.scheduled_report(view, *due, figures, file.as_ref())
             }
         }
+    }
+
+    /// A channel refused a post for good: the operations channel hears of
+    /// it once per channel (the post itself stays on record as a dead
+    /// letter).
+    fn channel_refused(
+        &self,
+        view: &dyn View,
+        channel: &ChannelName,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let key = format!("refused:{channel}");
+        if channel == self.ops() || view.marker(&key)?.is_some() {
+            return Ok(Decision::default());
+        }
+        let mut out = Out::new();
+        out.writes.push(Write::Marker(key, now.timestamp()));
+        out.post(self.ops(), None, messages::channel_refused(channel, why));
+        Ok(Decision {
+            reply: None,
+            accepted: None,
+            writes: out.writes,
+        })
     }
 
     fn command(
