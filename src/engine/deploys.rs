@@ -261,8 +261,7 @@ impl Engine {
             ),
         };
         let mut out = Out::new();
-        let reply;
-        if environment.protected {
+        let reply = if environment.protected {
             Self::step_run(
                 &mut run,
                 actor,
@@ -286,10 +285,10 @@ impl Engine {
             for ch in self.deploy_channels(&run) {
                 out.post(&ch, None, body.clone());
             }
-            reply = format!(
+            format!(
                 "{id} waits for an approval ({}).",
                 describe(&environment.approvers, &self.config.org)
-            );
+            )
         } else {
             Self::step_run(
                 &mut run,
@@ -303,8 +302,8 @@ impl Engine {
                 job: job.name.clone(),
                 params,
             })));
-            reply = format!("Started {id}: {what}. Cancel it with /build cancel run:{id}");
-        }
+            format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
+        };
         self.progress_of(&mut out, &run);
         out.writes.push(Write::Lock(key, Some(id)));
         out.writes.push(Write::Run(run));

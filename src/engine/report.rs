@@ -69,7 +69,7 @@ impl Engine {
         let Some(weekly) = self.config.policy.weekly_report else {
             return Ok(None);
         };
-        Ok(weekly_step(view, weekly.last_due(now))?)
+        weekly_step(view, weekly.last_due(now))
     }
 
     /// The weekly report for the scheduled instant `due`, posted once, with
