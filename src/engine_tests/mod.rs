@@ -4,4 +4,5 @@
 //! them move back).
 
 mod alerts;
+mod decisions;
 mod sla;
