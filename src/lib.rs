@@ -24,8 +24,9 @@
 //!   `domain`.
 //! - [`engine`]: the one place that decides: `Event` in, writes and effects out,
 //!   the `View` trait it reads the store through, one module per feature
-//!   (tickets, alerts, builds, deploys, support, sla, oncall, report) and
-//!   `messages`, the words of every post. Imports `domain`, `commands`,
+//!   (tickets, alerts, builds, deploys, support, sla, oncall, report, storm:
+//!   which monitoring posts merge into a summary) and `messages`, the words
+//!   of every post (snapshot-tested in `engine/snapshots/`). Imports `domain`, `commands`,
 //!   `config`, `report`, `error`; no I/O crate, nothing below.
 //! - [`store`]: the sled trees, the schema check, reads behind the engine's
 //!   `View`, batches applied in one transaction, the outbox queues, export.

@@ -60,35 +60,7 @@ impl Engine {
 
     /// The progress message of a run, as it stands.
     pub(crate) fn progress_of(&self, out: &mut Out, run: &Run) {
-        let mut body = Rich::new()
-            .bold(run.id.to_string())
-            .text(format!(" · {} ", run.job))
-            .quoted(run.params_text())
-            .text(format!(" · {}", run.state));
-        match run.state {
-            RunState::Running => {
-                if let Some(at) = run.started_at {
-                    body = body.text(format!(" since {}", at.format("%H:%M:%S UTC")));
-                }
-                if let Some(r) = &run.backend_ref {
-                    body = body.text(format!(" ({r})"));
-                }
-            }
-            s if s.is_final() => {
-                if let Some(d) = run.duration_secs() {
-                    body = body.text(format!(" in {d:.1} s"));
-                }
-                if let Some(last) = run.timeline.last() {
-                    body = body.text(" — ").quoted(clip_plain(&last.text, 200));
-                }
-            }
-            _ => {
-                if let Some(last) = run.timeline.last().filter(|_| run.timeline.len() > 1) {
-                    body = body.text(" — ").quoted(clip_plain(&last.text, 200));
-                }
-            }
-        }
-        body = body.text(format!(" · requested by {}", run.requester));
+        let body = crate::engine::messages::run_progress(run);
         let ask = (run.state == RunState::WaitingApproval)
             .then_some(crate::engine::Ask::Approval { run: run.id });
         for ch in self.run_channels(run) {
@@ -238,6 +210,39 @@ impl Engine {
     }
 
     /// A backend's report on a run.
+    /// A run an earlier process left in flight: lost when its job runs
+    /// locally (the process died with it): marked failed, with the reason,
+    /// and its queued orders dropped. Jenkins keeps running what it was
+    /// given: those are followed again, and nothing changes.
+    pub(crate) fn lost_run(
+        &self,
+        view: &dyn View,
+        id: RunId,
+        orders: &[u64],
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let Some(run) = view.run(id)? else {
+            return Ok(Decision::default());
+        };
+        let local = self
+            .config
+            .jobs
+            .get(&run.job)
+            .is_none_or(|j| j.backend == crate::domain::job::Backend::Local);
+        if !local || !matches!(run.state, RunState::Queued | RunState::Running) {
+            return Ok(Decision::default());
+        }
+        let update = RunUpdate::Lost {
+            reason: "the bot restarted while it ran; start it again".into(),
+        };
+        let mut decision = self.run_update(view, id, &update, now)?;
+        // Its orders go with it.
+        decision
+            .writes
+            .extend(orders.iter().map(|seq| Write::DropJobOrder(*seq)));
+        Ok(decision)
+    }
+
     pub(crate) fn run_update(
         &self,
         view: &dyn View,

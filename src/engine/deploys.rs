@@ -7,7 +7,7 @@
 
 use crate::commands::CommandName;
 use crate::domain::job::{describe, Job};
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::one_line;
 use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::domain::service::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
@@ -261,8 +261,7 @@ impl Engine {
             ),
         };
         let mut out = Out::new();
-        let reply;
-        if environment.protected {
+        let reply = if environment.protected {
             Self::step_run(
                 &mut run,
                 actor,
@@ -270,29 +269,26 @@ impl Engine {
                 format!("{what} requested by {}; waiting for approval", actor.name),
                 now,
             );
-            let mut body = Rich::new()
-                .bold(id.to_string())
-                .text(format!(
-                    " · {what} by {} needs an approval from {}: ",
-                    actor.name,
-                    describe(&environment.approvers, &self.config.org)
-                ))
-                .text(format!("/approve run:{id} or /deny run:{id} reason:…"));
-            for p in self.approver_people(environment) {
-                if p != actor.name {
-                    body = body.text(" ").mention(&p);
-                }
-            }
-            if let Some(n) = notes {
-                body = body.text(". Notes: ").quoted(one_line(n, 300));
-            }
+            let notify: Vec<UserName> = self
+                .approver_people(environment)
+                .into_iter()
+                .filter(|p| *p != actor.name)
+                .collect();
+            let body = crate::engine::messages::deploy_needs_approval(
+                id,
+                &what,
+                &actor.name,
+                &describe(&environment.approvers, &self.config.org),
+                &notify,
+                notes,
+            );
             for ch in self.deploy_channels(&run) {
                 out.post(&ch, None, body.clone());
             }
-            reply = format!(
+            format!(
                 "{id} waits for an approval ({}).",
                 describe(&environment.approvers, &self.config.org)
-            );
+            )
         } else {
             Self::step_run(
                 &mut run,
@@ -306,8 +302,8 @@ impl Engine {
                 job: job.name.clone(),
                 params,
             })));
-            reply = format!("Started {id}: {what}. Cancel it with /build cancel run:{id}");
-        }
+            format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
+        };
         self.progress_of(&mut out, &run);
         out.writes.push(Write::Lock(key, Some(id)));
         out.writes.push(Write::Run(run));

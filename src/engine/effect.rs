@@ -235,6 +235,9 @@ pub enum Write {
     Overrides(TeamName, Vec<crate::domain::rotation::Override>),
     /// A timer's mark (the last handoff posted, the last scheduled report).
     Marker(String, i64),
+    /// Drop a job order still queued in the outbox (by its seq): the run it
+    /// was for is settled without it.
+    DropJobOrder(u64),
 }
 
 /// What an alert batch did.

@@ -2,7 +2,6 @@
 
 use crate::commands::Command;
 use crate::domain::alert::Alert;
-use crate::domain::rich::Rich;
 use crate::domain::{Actor, ChannelName, TicketId, Timestamp};
 use crate::engine::effect::{Attachment, Mail};
 
@@ -40,6 +39,19 @@ pub enum Event {
         run: crate::domain::run::RunId,
         update: crate::domain::run::RunUpdate,
     },
+    /// A chat adapter reports that a channel refused a post for good (a
+    /// missing permission, an unknown channel): the operations channel
+    /// hears of it once per channel.
+    ChannelRefused { channel: ChannelName, why: String },
+    /// At start: a run an earlier process left in flight, with the job
+    /// orders still queued for it (their outbox seqs). The engine decides
+    /// whether it is lost (a local process died with that process; Jenkins
+    /// keeps running what it was given) and then marks it failed and drops
+    /// its orders.
+    LostRun {
+        run: crate::domain::run::RunId,
+        orders: Vec<u64>,
+    },
     /// The timer: tickets the due index says have a deadline or an
     /// escalation step due (the engine checks again), and the rotations'
     /// handoffs.
@@ -48,7 +60,9 @@ pub enum Event {
     /// for the scheduled instant `due`.
     ScheduledReport {
         due: Timestamp,
-        body: Rich,
+        /// The report's figures (empty when the engine said only to note
+        /// the schedule).
+        figures: String,
         file: Option<Attachment>,
     },
 }

@@ -3,7 +3,8 @@
 //! reads.
 
 use crate::domain::rich::{clip_plain, one_line, Rich};
-use crate::domain::{Ticket, TimelineEntry};
+use crate::domain::run::{Run, RunId, RunState};
+use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
@@ -158,5 +159,355 @@ pub fn alerts_recovered(t: &Ticket, names: &[String], count: u64, still: u64) ->
         r.text("; no alert of this ticket is firing")
     } else {
         r.text(format!("; {still} still firing"))
+    }
+}
+
+/// Storm control: `updates` monitoring posts merged into one, with how many
+/// of them each ticket had (in the order they came).
+pub fn storm_summary(updates: usize, per_ticket: &[(TicketId, usize)]) -> Rich {
+    let shown: Vec<String> = per_ticket
+        .iter()
+        .take(10)
+        .map(|(id, n)| format!("{id} ({n})"))
+        .collect();
+    let mut text = format!(
+        "Alert storm: {} alert updates for {} tickets: {}",
+        updates,
+        per_ticket.len(),
+        shown.join(", ")
+    );
+    if per_ticket.len() > 10 {
+        text.push_str(&format!(" and {} more", per_ticket.len() - 10));
+    }
+    text.push_str(". /ticket list shows them; /ticket show id:… tells each one's story.");
+    Rich::new().text(text)
+}
+
+/// In the operations channel: a new ticket (`headline` says what kind).
+pub fn ticket_opened(headline: &str, t: &Ticket, by: &UserName, source: Source) -> Rich {
+    Rich::new()
+        .text(headline)
+        .append(ticket_head(t))
+        .text(format!(" — opened by {by} ({source})"))
+}
+
+/// To the team's channel: the ticket is the team's now; its lead (if it
+/// has one) picks someone.
+pub fn ticket_assigned_team(
+    t: &Ticket,
+    team: &TeamName,
+    who: &str,
+    lead: Option<&UserName>,
+) -> Rich {
+    let id = &t.id;
+    let body = ticket_head(t).text(format!(" — assigned to team {team} by {who}."));
+    match lead {
+        Some(lead) => body
+            .text(" ")
+            .mention(lead)
+            .text(", pick someone with ")
+            .text(format!("/ticket assign id:{id} user:…"))
+            .text(format!(", or take it: /ticket take id:{id}")),
+        None => body.text(format!(" Take it: /ticket take id:{id}")),
+    }
+}
+
+/// To the team's channel: the ticket is one member's now.
+pub fn ticket_assigned_user(t: &Ticket, team: &TeamName, user: &UserName, who: &str) -> Rich {
+    ticket_head(t)
+        .text(" — assigned to ")
+        .mention(user)
+        .text(format!(
+            " (team {team}) by {who}. Take it: /ticket take id:{}",
+            t.id
+        ))
+}
+
+/// In the operations channel: the fix is done; the operators (`notify`)
+/// verify it.
+pub fn ticket_resolved(t: &Ticket, who: &str, note: &str, notify: &[UserName]) -> Rich {
+    let id = &t.id;
+    let mut body = ticket_head(t)
+        .text(format!(" — resolved by {who}: "))
+        .quoted(one_line(note, 300))
+        .text(format!(
+            ". Operators, verify it (/ticket verify id:{id}), send it to QA (/ticket qa id:{id}) or reject it (/ticket reject id:{id} reason:…)."
+        ));
+    for o in notify {
+        body = body.text(" ").mention(o);
+    }
+    body
+}
+
+/// In the operations and the team's channel: verified, and closed.
+pub fn ticket_verified(t: &Ticket, who: &str) -> Rich {
+    ticket_head(t).text(format!(" — verified by {who} and closed."))
+}
+
+/// A run's progress message, as it stands.
+pub fn run_progress(run: &Run) -> Rich {
+    let mut body = Rich::new()
+        .bold(run.id.to_string())
+        .text(format!(" · {} ", run.job))
+        .quoted(run.params_text())
+        .text(format!(" · {}", run.state));
+    match run.state {
+        RunState::Running => {
+            if let Some(at) = run.started_at {
+                body = body.text(format!(" since {}", at.format("%H:%M:%S UTC")));
+            }
+            if let Some(r) = &run.backend_ref {
+                body = body.text(format!(" ({r})"));
+            }
+        }
+        s if s.is_final() => {
+            if let Some(d) = run.duration_secs() {
+                body = body.text(format!(" in {d:.1} s"));
+            }
+            if let Some(last) = run.timeline.last() {
+                body = body.text(" — ").quoted(clip_plain(&last.text, 200));
+            }
+        }
+        _ => {
+            if let Some(last) = run.timeline.last().filter(|_| run.timeline.len() > 1) {
+                body = body.text(" — ").quoted(clip_plain(&last.text, 200));
+            }
+        }
+    }
+    body.text(format!(" · requested by {}", run.requester))
+}
+
+/// To the deploy's channels: a deploy to a protected environment waits for
+/// one of `approvers` (the people among them named in `notify`).
+pub fn deploy_needs_approval(
+    id: RunId,
+    what: &str,
+    by: &UserName,
+    approvers: &str,
+    notify: &[UserName],
+    notes: Option<&str>,
+) -> Rich {
+    let mut body = Rich::new()
+        .bold(id.to_string())
+        .text(format!(
+            " · {what} by {by} needs an approval from {approvers}: "
+        ))
+        .text(format!("/approve run:{id} or /deny run:{id} reason:…"));
+    for p in notify {
+        body = body.text(" ").mention(p);
+    }
+    if let Some(n) = notes {
+        body = body.text(". Notes: ").quoted(one_line(n, 300));
+    }
+    body
+}
+
+/// In the operations channel: the weekly report, over its figures.
+pub fn weekly_report(figures: &str) -> Rich {
+    Rich::new().text(format!("Weekly report. {figures}"))
+}
+
+/// To the operations channel: a channel refuses the bot's posts.
+pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
+    Rich::new()
+        .text("I cannot post in #")
+        .quoted(channel.as_str())
+        .text(": ")
+        .quoted(why)
+        .text(
+            ". Give me access to that channel (View Channel, Send Messages, Create Public \
+             Threads) or fix its id in [discord.channels]. Its posts are kept on record; \
+             `opsbot export` shows them.",
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a person reads, as snapshots: a change of wording shows up as a
+    //! reviewed diff of `snapshots/`.
+
+    use super::*;
+
+    fn ticket() -> Ticket {
+        serde_json::from_value(serde_json::json!({
+            "id": "OPS-7",
+            "title": "Checkout returns 502 for some customers",
+            "description": "Since the 14:00 deploy, about 3% of checkouts fail.",
+            "priority": "p2",
+            "state": "open",
+            "opened_by": "olivia",
+            "source": "discord",
+            "channel": "ops",
+            "created_at": "2026-03-02T14:05:00Z",
+            "updated_at": "2026-03-02T14:05:00Z",
+            "timeline_len": 1,
+        }))
+        .unwrap()
+    }
+
+    fn user(name: &str) -> UserName {
+        UserName::parse(name).unwrap()
+    }
+
+    fn team(name: &str) -> TeamName {
+        TeamName::parse(name).unwrap()
+    }
+
+    fn run(state: &str, extra: serde_json::Value) -> Run {
+        let mut v = serde_json::json!({
+            "id": "RUN-12",
+            "job": "build-web",
+            "params": {"ref": "main"},
+            "requester": "bob",
+            "channel": "backend",
+            "state": state,
+            "created_at": "2026-03-02T14:05:00Z",
+            "timeline": [{
+                "at": "2026-03-02T14:05:00Z",
+                "actor": "bob",
+                "source": "discord",
+                "state": "queued",
+                "text": "requested by bob",
+            }],
+        });
+        if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn ticket_opened_reads() {
+        let t = ticket();
+        insta::assert_snapshot!(
+            ticket_opened("New ticket ", &t, &user("olivia"), Source::Discord).to_plain()
+        );
+    }
+
+    #[test]
+    fn ticket_assigned_reads() {
+        let t = ticket();
+        insta::assert_snapshot!(
+            "ticket_assigned_team_with_lead",
+            ticket_assigned_team(&t, &team("backend"), "olivia", Some(&user("bob"))).to_plain()
+        );
+        insta::assert_snapshot!(
+            "ticket_assigned_team_without_lead",
+            ticket_assigned_team(&t, &team("backend"), "olivia", None).to_plain()
+        );
+        insta::assert_snapshot!(
+            "ticket_assigned_user",
+            ticket_assigned_user(&t, &team("backend"), &user("bella"), "bob").to_plain()
+        );
+    }
+
+    #[test]
+    fn ticket_resolved_and_verified_read() {
+        let t = ticket();
+        insta::assert_snapshot!(
+            "ticket_resolved",
+            ticket_resolved(
+                &t,
+                "bella",
+                "rolled back the proxy config",
+                &[user("olivia")]
+            )
+            .to_plain()
+        );
+        insta::assert_snapshot!("ticket_verified", ticket_verified(&t, "olivia").to_plain());
+    }
+
+    #[test]
+    fn alert_joins_read() {
+        let t = ticket();
+        let one = ["DiskFull on web-1".to_string()];
+        let many = [
+            "DiskFull on web-1".to_string(),
+            "DiskFull on web-2".to_string(),
+        ];
+        insta::assert_snapshot!("alerts_joined_one", alerts_joined(&one, 1).to_plain());
+        insta::assert_snapshot!("alerts_joined_many", alerts_joined(&many, 5).to_plain());
+        insta::assert_snapshot!(
+            "alerts_fired_again",
+            alerts_fired_again(&t, &many, 2).to_plain()
+        );
+        insta::assert_snapshot!(
+            "alerts_recovered",
+            alerts_recovered(&t, &many, 2, 3).to_plain()
+        );
+    }
+
+    #[test]
+    fn storm_summary_reads() {
+        let few: Vec<(TicketId, usize)> = (1..=3).map(|n| (TicketId::new("OPS", n), 4)).collect();
+        let lots: Vec<(TicketId, usize)> = (1..=12).map(|n| (TicketId::new("OPS", n), 1)).collect();
+        insta::assert_snapshot!("storm_summary_few", storm_summary(12, &few).to_plain());
+        insta::assert_snapshot!("storm_summary_lots", storm_summary(12, &lots).to_plain());
+    }
+
+    #[test]
+    fn build_progress_reads() {
+        insta::assert_snapshot!(
+            "run_progress_queued",
+            run_progress(&run("queued", serde_json::json!({}))).to_plain()
+        );
+        insta::assert_snapshot!(
+            "run_progress_running",
+            run_progress(&run(
+                "running",
+                serde_json::json!({
+                    "started_at": "2026-03-02T14:05:02Z",
+                    "backend_ref": "pid 4242",
+                })
+            ))
+            .to_plain()
+        );
+        let mut done = run(
+            "succeeded",
+            serde_json::json!({
+                "started_at": "2026-03-02T14:05:02Z",
+                "finished_at": "2026-03-02T14:06:14Z",
+            }),
+        );
+        done.timeline.push(
+            serde_json::from_value(serde_json::json!({
+                "at": "2026-03-02T14:06:14Z",
+                "actor": "bob",
+                "source": "discord",
+                "state": "succeeded",
+                "text": "exit status 0",
+            }))
+            .unwrap(),
+        );
+        insta::assert_snapshot!("run_progress_succeeded", run_progress(&done).to_plain());
+    }
+
+    #[test]
+    fn deploy_approval_reads() {
+        insta::assert_snapshot!(deploy_needs_approval(
+            RunId(13),
+            "deploy of web 1.4.2 to production",
+            &user("bob"),
+            "release managers (rita)",
+            &[user("rita")],
+            Some("fixes the checkout 502"),
+        )
+        .to_plain());
+    }
+
+    #[test]
+    fn weekly_report_and_refused_channel_read() {
+        insta::assert_snapshot!(
+            "weekly_report",
+            weekly_report("Last 7 days: 4 tickets opened, 3 closed.").to_plain()
+        );
+        insta::assert_snapshot!(
+            "channel_refused",
+            channel_refused(
+                &ChannelName::parse("backend").unwrap(),
+                "Discord refused the post (403): Missing Permissions"
+            )
+            .to_plain()
+        );
     }
 }

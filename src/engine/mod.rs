@@ -10,6 +10,7 @@ pub mod messages;
 pub mod oncall;
 pub mod report;
 pub mod sla;
+pub mod storm;
 mod support;
 pub mod tickets;
 
@@ -271,10 +272,36 @@ impl Engine {
             Event::MailSent { mail } => self.mail_sent(view, mail, now),
             Event::RunUpdate { run, update } => self.run_update(view, *run, update, now),
             Event::Tick { tickets } => self.timers(view, tickets, now),
-            Event::ScheduledReport { due, body, file } => {
-                self.scheduled_report(view, *due, body, file.as_ref())
+            Event::LostRun { run, orders } => self.lost_run(view, *run, orders, now),
+            Event::ChannelRefused { channel, why } => self.channel_refused(view, channel, why, now),
+            Event::ScheduledReport { due, figures, file } => {
+                self.scheduled_report(view, *due, figures, file.as_ref())
             }
         }
+    }
+
+    /// A channel refused a post for good: the operations channel hears of
+    /// it once per channel (the post itself stays on record as a dead
+    /// letter).
+    fn channel_refused(
+        &self,
+        view: &dyn View,
+        channel: &ChannelName,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Decision, EngineError> {
+        let key = format!("refused:{channel}");
+        if channel == self.ops() || view.marker(&key)?.is_some() {
+            return Ok(Decision::default());
+        }
+        let mut out = Out::new();
+        out.writes.push(Write::Marker(key, now.timestamp()));
+        out.post(self.ops(), None, messages::channel_refused(channel, why));
+        Ok(Decision {
+            reply: None,
+            accepted: None,
+            writes: out.writes,
+        })
     }
 
     fn command(
@@ -594,10 +621,7 @@ impl Engine {
         out.post(
             self.ops(),
             Some(&id),
-            Rich::new()
-                .text(headline)
-                .append(messages::ticket_head(&t))
-                .text(format!(" — opened by {} ({})", actor.name, actor.source)),
+            messages::ticket_opened(headline, &t, &actor.name, actor.source),
         );
         let mut story = Rich::new()
             .text(format!("{} opened this ticket: ", actor.name))
@@ -694,14 +718,8 @@ impl Engine {
         let cmd = |c: &str| format!("/ticket {c} id:{id}");
         match action {
             Action::AssignTeam(team) => {
-                let mut body = head.text(format!(" — assigned to team {team} by {who}."));
-                if let Some(lead) = org.team(team).and_then(|tm| tm.lead.as_ref()) {
-                    body = body.text(" ").mention(lead).text(", pick someone with ");
-                    body = body.text(format!("/ticket assign id:{id} user:…"));
-                    body = body.text(format!(", or take it: {}", cmd("take")));
-                } else {
-                    body = body.text(format!(" Take it: {}", cmd("take")));
-                }
+                let lead = org.team(team).and_then(|tm| tm.lead.as_ref());
+                let body = messages::ticket_assigned_team(t, team, who, lead);
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
@@ -713,10 +731,7 @@ impl Engine {
                 Rich::new().text(format!("{id} is now with team {team}."))
             }
             Action::AssignUser { team, user } => {
-                let body = head
-                    .text(" — assigned to ")
-                    .mention(user)
-                    .text(format!(" (team {team}) by {who}. Take it: {}", cmd("take")));
+                let body = messages::ticket_assigned_user(t, team, user, who);
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
@@ -739,20 +754,13 @@ impl Engine {
                 ))
             }
             Action::Resolve { note } => {
-                let mut body = head
-                    .text(format!(" — resolved by {who}: "))
-                    .quoted(one_line(note, 300));
-                body = body.text(format!(
-                    ". Operators, verify it ({}), send it to QA ({}) or reject it ({} reason:…).",
-                    cmd("verify"),
-                    cmd("qa"),
-                    cmd("reject")
-                ));
-                for o in &org.operators {
-                    if o != &actor.name {
-                        body = body.text(" ").mention(o);
-                    }
-                }
+                let notify: Vec<UserName> = org
+                    .operators
+                    .iter()
+                    .filter(|o| **o != actor.name)
+                    .cloned()
+                    .collect();
+                let body = messages::ticket_resolved(t, who, note, &notify);
                 out.post(&ops, Some(id), body);
                 out.thread(
                     &ops,
@@ -780,7 +788,7 @@ impl Engine {
                 if let Some(mail) = self.closing_mail(t) {
                     out.writes.push(Write::Effect(Effect::Mail(mail)));
                 }
-                let body = head.text(format!(" — verified by {who} and closed."));
+                let body = messages::ticket_verified(t, who);
                 out.post(&ops, Some(id), body.clone());
                 if let Some(ch) = team_channel.as_ref().filter(|c| **c != ops) {
                     out.post(ch, Some(id), body);

@@ -6,6 +6,7 @@ use chrono::Duration;
 use crate::commands::ReportPeriod;
 use crate::domain::rich::Rich;
 use crate::domain::{TeamName, Timestamp};
+use crate::engine::messages;
 use crate::engine::{Attachment, Decision, Engine, Out, QueryView, Reply, View, Write};
 use crate::error::{EngineError, UserError};
 use crate::report::{chart, compute, render};
@@ -57,23 +58,36 @@ impl Engine {
         })
     }
 
-    /// The weekly report for the scheduled instant `due`, posted once.
+    /// On a timer tick: whether the weekly report's time came, and what is
+    /// then to do. The one place of the rule: the timer asks it before
+    /// computing the figures, and the decision asks it again.
+    pub fn weekly_report_due(
+        &self,
+        view: &dyn View,
+        now: Timestamp,
+    ) -> Result<Option<WeeklyDue>, EngineError> {
+        let Some(weekly) = self.config.policy.weekly_report else {
+            return Ok(None);
+        };
+        weekly_step(view, weekly.last_due(now))
+    }
+
+    /// The weekly report for the scheduled instant `due`, posted once, with
+    /// the figures the timer computed.
     pub(crate) fn scheduled_report(
         &self,
         view: &dyn View,
         due: Timestamp,
-        body: &Rich,
+        figures: &str,
         file: Option<&Attachment>,
     ) -> Result<Decision, EngineError> {
-        let key = "weekly_report".to_string();
-        let mark = due.timestamp();
-        if view.marker(&key)?.is_some_and(|m| m >= mark) {
+        let Some(step) = weekly_step(view, due)? else {
             return Err(UserError::new("this weekly report was already posted").into());
-        }
-        let first = view.marker(&key)?.is_none();
+        };
         let mut out = Out::new();
-        out.writes.push(Write::Marker(key, mark));
-        if first {
+        out.writes
+            .push(Write::Marker(WEEKLY_MARK.to_string(), due.timestamp()));
+        if !step.post {
             // A new database notes the schedule; it reports from the next one.
             return Ok(Decision {
                 reply: None,
@@ -81,7 +95,7 @@ impl Engine {
                 writes: out.writes,
             });
         }
-        out.post(self.ops(), None, body.clone());
+        out.post(self.ops(), None, messages::weekly_report(figures));
         if let Some(crate::engine::Write::Effect(crate::engine::Effect::Post(p))) =
             out.writes.last_mut()
         {
@@ -93,4 +107,26 @@ impl Engine {
             writes: out.writes,
         })
     }
+}
+
+/// The marker that keeps the last weekly report's scheduled instant.
+const WEEKLY_MARK: &str = "weekly_report";
+
+/// The weekly report's scheduled instant has come and is not yet posted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeeklyDue {
+    pub due: Timestamp,
+    /// Post the report (with figures); `false`: a new database only notes
+    /// the schedule, and reports from the next one.
+    pub post: bool,
+}
+
+/// The rule: a scheduled instant is reported once; the first one a store
+/// sees is only noted.
+fn weekly_step(view: &dyn View, due: Timestamp) -> Result<Option<WeeklyDue>, EngineError> {
+    Ok(match view.marker(WEEKLY_MARK)? {
+        Some(m) if m >= due.timestamp() => None,
+        Some(_) => Some(WeeklyDue { due, post: true }),
+        None => Some(WeeklyDue { due, post: false }),
+    })
 }

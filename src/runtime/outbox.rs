@@ -110,7 +110,7 @@ pub(super) struct Lanes {
 
 /// A monitoring post that storm control may merge with others of its channel.
 pub(super) fn mergeable(item: &OutboxItem) -> bool {
-    matches!(&item.effect, crate::engine::Effect::Post(p) if p.alert && !p.thread)
+    crate::engine::storm::mergeable(&item.effect)
 }
 
 impl Lanes {
@@ -318,86 +318,27 @@ pub(super) fn settle(store: &Store, queue: Queue, marks: &Marks) {
     }
 }
 
-/// Storm control: when more than `after` monitoring posts wait for the same
-/// channel, they are merged into one summary, delivered where the first one
-/// stood. Returns each delivery with the outbox entries it settles. Thread
-/// posts (each ticket's own story) and people's posts are never merged.
+/// Storm control: the engine decides which of these pending effects merge
+/// into a summary ([`crate::engine::storm::merge`]); this only maps its
+/// deliveries back onto the queued items. Returns each delivery with the
+/// outbox entries it settles.
 pub fn coalesce(items: Vec<OutboxItem>, after: usize) -> Vec<(Vec<u64>, OutboxItem)> {
-    use std::collections::BTreeMap;
-
-    use crate::domain::rich::Rich;
-    use crate::domain::{ChannelName, TicketId};
-    use crate::engine::Effect;
-
-    let mergeable = |i: &OutboxItem| -> Option<(ChannelName, Option<TicketId>)> {
-        match &i.effect {
-            Effect::Post(p) if p.alert && !p.thread => Some((p.channel.clone(), p.ticket.clone())),
-            _ => None,
-        }
-    };
-    let mut per_channel: BTreeMap<ChannelName, usize> = BTreeMap::new();
-    for i in &items {
-        if let Some((c, _)) = mergeable(i) {
-            *per_channel.entry(c).or_default() += 1;
-        }
-    }
-    // Deliveries, and for merged ones the tickets they cover.
-    let mut out: Vec<(Vec<u64>, OutboxItem, Vec<Option<TicketId>>)> = Vec::new();
-    let mut merged_at: BTreeMap<ChannelName, usize> = BTreeMap::new();
-    for item in items {
-        match mergeable(&item) {
-            Some((c, ticket)) if per_channel.get(&c).copied().unwrap_or(0) > after => {
-                match merged_at.get(&c) {
-                    Some(&at) => {
-                        out[at].0.push(item.seq);
-                        out[at].2.push(ticket);
-                    }
-                    None => {
-                        merged_at.insert(c, out.len());
-                        out.push((vec![item.seq], item, vec![ticket]));
-                    }
-                }
+    let window: Vec<&crate::engine::Effect> = items.iter().map(|i| &i.effect).collect();
+    let deliveries = crate::engine::storm::merge(&window, after);
+    let mut items: Vec<Option<OutboxItem>> = items.into_iter().map(Some).collect();
+    deliveries
+        .into_iter()
+        .filter_map(|d| {
+            let seqs: Vec<u64> = d
+                .settles
+                .iter()
+                .filter_map(|&i| items[i].as_ref().map(|it| it.seq))
+                .collect();
+            let mut item = items[*d.settles.first()?].take()?;
+            if let Some(summary) = d.summary {
+                item.effect = crate::engine::Effect::Post(summary);
             }
-            _ => out.push((vec![item.seq], item, Vec::new())),
-        }
-    }
-    out.into_iter()
-        .map(|(seqs, mut item, tickets)| {
-            if seqs.len() > 1 {
-                let mut counts: Vec<(String, usize)> = Vec::new();
-                for t in tickets.iter().flatten() {
-                    let id = t.to_string();
-                    match counts.iter_mut().find(|(k, _)| *k == id) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((id, 1)),
-                    }
-                }
-                let shown: Vec<String> = counts
-                    .iter()
-                    .take(10)
-                    .map(|(id, n)| format!("{id} ({n})"))
-                    .collect();
-                let mut text = format!(
-                    "Alert storm: {} alert updates for {} tickets: {}",
-                    seqs.len(),
-                    counts.len(),
-                    shown.join(", ")
-                );
-                if counts.len() > 10 {
-                    text.push_str(&format!(" and {} more", counts.len() - 10));
-                }
-                text.push_str(
-                    ". /ticket list shows them; /ticket show id:… tells each one's story.",
-                );
-                if let Effect::Post(p) = &mut item.effect {
-                    p.body = Rich::new().text(text);
-                    p.ticket = None;
-                    // A summary is nobody's card and asks nothing.
-                    p.card = None;
-                    p.ask = None;
-                }
-            }
-            (seqs, item)
+            Some((seqs, item))
         })
         .collect()
 }

@@ -60,112 +60,100 @@ impl Bot {
                 warn!(error = %e, "a timer pass failed");
             }
         }
-        if let Some(weekly) = policy.weekly_report {
-            let due = weekly.last_due(now);
-            let seen = self.store().map_err(|e| e.to_string()).and_then(|s| {
-                crate::engine::View::marker(&s, "weekly_report").map_err(|e| e.to_string())
-            });
-            let event = match seen {
-                Ok(Some(m)) if m >= due.timestamp() => None,
-                // A new database notes the schedule; it reports from the next one.
-                Ok(None) => Some(Event::ScheduledReport {
-                    due,
-                    body: crate::domain::rich::Rich::new(),
-                    file: None,
-                }),
-                Ok(Some(_)) => {
-                    let period = crate::commands::ReportPeriod::default();
-                    // Reading a week of timelines takes a while: off the
-                    // async workers, which answer people meanwhile.
-                    let store = self.store();
-                    let built = tokio::task::spawn_blocking(move || {
-                        let store = store.map_err(|e| e.to_string())?;
-                        crate::engine::report::build(&store, period, None, due)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
-                    match built {
-                        Ok((text, file)) => Some(Event::ScheduledReport {
-                            due,
-                            body: crate::domain::rich::Rich::new()
-                                .text(format!("Weekly report. {text}")),
-                            file,
-                        }),
-                        Err(e) => {
-                            warn!(error = %e, "the weekly report failed");
-                            None
-                        }
+        // The engine says whether the weekly report is due; the timer only
+        // computes its figures, which takes a while.
+        let weekly = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .weekly_report_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        let event = match weekly {
+            Ok(None) => None,
+            Ok(Some(w)) if !w.post => Some(Event::ScheduledReport {
+                due: w.due,
+                figures: String::new(),
+                file: None,
+            }),
+            Ok(Some(w)) => {
+                let period = crate::commands::ReportPeriod::default();
+                // Reading a week of timelines takes a while: off the
+                // async workers, which answer people meanwhile.
+                let store = self.store();
+                let due = w.due;
+                let built = tokio::task::spawn_blocking(move || {
+                    let store = store.map_err(|e| e.to_string())?;
+                    crate::engine::report::build(&store, period, None, due)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the report task failed: {e}")));
+                match built {
+                    Ok((figures, file)) => Some(Event::ScheduledReport { due, figures, file }),
+                    Err(e) => {
+                        warn!(error = %e, "the weekly report failed");
+                        None
                     }
                 }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the weekly report's mark");
-                    None
-                }
-            };
-            if let Some(ev) = event {
-                if let Err(e) = self.submit(ev).await {
-                    debug!(error = %e, "weekly report not posted");
-                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the weekly report's mark");
+                None
+            }
+        };
+        if let Some(ev) = event {
+            if let Err(e) = self.submit(ev).await {
+                debug!(error = %e, "weekly report not posted");
             }
         }
         n
     }
 
-    /// Settles runs left in flight by an earlier process: a local process
-    /// died with it, so each is marked failed with the reason.
+    /// Runs left in flight by an earlier process: each goes to the engine,
+    /// with the job orders still queued for it, and the engine settles it
+    /// (a local process died with the earlier one).
     pub async fn settle_lost_runs(&self) {
-        let jobs = &self.engine.config().jobs;
-        // Jenkins keeps running what it was given: those are followed again.
-        let local = |job: &str| {
-            jobs.get(job)
-                .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
-        };
+        use crate::domain::run::{JobOrder, RunId, RunState};
         let Ok(store) = self.store() else {
             warn!("cannot settle the runs left in flight: the store is not open");
             return;
         };
-        let lost: Vec<crate::domain::run::RunId> = store
+        let in_flight: Vec<RunId> = store
             .runs()
             // A record that cannot be read is said, not skipped in silence.
             .filter_map(|r| {
                 r.inspect_err(|e| error!(error = %e, "cannot read a run"))
                     .ok()
             })
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    crate::domain::run::RunState::Queued | crate::domain::run::RunState::Running
-                ) && local(&r.job)
-            })
+            .filter(|r| matches!(r.state, RunState::Queued | RunState::Running))
             .map(|r| r.id)
             .collect();
-        // Their orders, if still queued, go with them.
-        if let Ok(pending) = store.pending(Queue::Jobs, usize::MAX) {
-            for item in pending {
-                let doomed = match &item.effect {
-                    crate::engine::Effect::Job(crate::domain::run::JobOrder::Start {
-                        run, ..
-                    })
-                    | crate::engine::Effect::Job(crate::domain::run::JobOrder::Cancel { run }) => {
-                        lost.contains(run)
+        let mut orders: std::collections::HashMap<RunId, Vec<u64>> =
+            std::collections::HashMap::new();
+        match store.pending(Queue::Jobs, usize::MAX) {
+            Ok(pending) => {
+                for item in pending {
+                    if let crate::engine::Effect::Job(
+                        JobOrder::Start { run, .. } | JobOrder::Cancel { run },
+                    ) = &item.effect
+                    {
+                        if in_flight.contains(run) {
+                            orders.entry(*run).or_default().push(item.seq);
+                        }
                     }
-                    _ => false,
-                };
-                if doomed {
-                    let _ = store.done(Queue::Jobs, item.seq);
                 }
             }
-            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
+            Err(e) => error!(error = %e, "cannot read the queued job orders"),
         }
         drop(store);
-        for run in lost {
-            let update = crate::domain::run::RunUpdate::Lost {
-                reason: "the bot restarted while it ran; start it again".into(),
-            };
-            if let Err(e) = self.submit(Event::RunUpdate { run, update }).await {
+        for run in in_flight {
+            let orders = orders.remove(&run).unwrap_or_default();
+            if let Err(e) = self.submit(Event::LostRun { run, orders }).await {
                 warn!(%run, error = %e, "cannot settle a run left in flight");
             }
+        }
+        // How far the jobs queue is delivered, without the dropped orders.
+        if let Ok(store) = self.store() {
+            settle(&store, Queue::Jobs, self.marks(Queue::Jobs));
         }
     }
 

@@ -1279,6 +1279,9 @@ impl Tx<'_> {
                 self.meta
                     .insert(format!("marker:{key}").as_bytes(), &v.to_be_bytes())?;
             }
+            Write::DropJobOrder(seq) => {
+                self.job_outbox.remove(&be64(seq))?;
+            }
             Write::Silenced(alert) => {
                 let seq = self.counter(SILENCED_SEQ)? + 1;
                 self.meta.insert(SILENCED_SEQ, &be64(seq))?;

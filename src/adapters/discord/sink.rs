@@ -164,51 +164,18 @@ impl DiscordSink {
             })
     }
 
-    /// After a post was refused for good: the operations channel hears of
-    /// it once per channel (the post itself stays on record as a dead
-    /// letter).
-    async fn tell_ops_once(&self, channel: &ChannelName, why: &str) {
-        let config = self.bot.engine().config();
-        let ops = &config.tickets.channel;
-        let key = format!("broken:{channel}");
-        if channel == ops || self.recall(&key).is_some() {
-            return;
-        }
-        let Some(ops_id) = config.discord.channel_id(ops) else {
-            return;
+    /// After a post was refused for good: the engine decides whether the
+    /// operations channel hears of it (once per channel), and posts it
+    /// through the outbox.
+    async fn report_refusal(&self, channel: &ChannelName, why: &str) {
+        let event = Event::ChannelRefused {
+            channel: channel.clone(),
+            why: why.to_string(),
         };
-        let text = format!(
-            "I cannot post in #{}: {}. Give me access to that channel (View Channel, Send \
-             Messages, Create Public Threads) or fix its id in [discord.channels]. Its posts \
-             are kept on record; `opsbot export` shows them.",
-            escape(channel.as_str()),
-            escape(why)
-        );
-        let msg = CreateMessage::new()
-            .content(cut(&text, MAX_CONTENT))
-            .allowed_mentions(
-                CreateAllowedMentions::new()
-                    .everyone(false)
-                    .all_roles(false),
-            )
-            .nonce(Nonce::String(format!(
-                "opsbot-b{:016x}",
-                fnv1a(channel.as_str())
-            )))
-            .enforce_nonce(true);
-        match ChannelId::new(ops_id).send_message(&self.http, msg).await {
-            Ok(sent) => self.remember(&key, sent.id.get()),
-            Err(e) => warn!(channel = %channel, error = %e, "cannot tell the operations channel"),
+        if let Err(e) = self.bot.submit(event).await {
+            warn!(channel = %channel, error = %e, "cannot tell the operations channel");
         }
     }
-}
-
-/// A stable 64-bit hash (FNV-1a), for nonces that must be the same after
-/// a restart and fit Discord's 25 characters.
-pub(super) fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 impl Sink for DiscordSink {
@@ -222,7 +189,7 @@ impl Sink for DiscordSink {
         };
         if let Err(DeliveryError::Permanent(why)) = &r {
             error!(channel = %channel, seq = item.seq, error = %why, "a post was refused for good");
-            self.tell_ops_once(channel, why).await;
+            self.report_refusal(channel, why).await;
         }
         r
     }
