@@ -15,6 +15,7 @@ pub mod tickets;
 
 mod effect;
 mod event;
+mod memory;
 mod view;
 
 pub use effect::{
@@ -22,6 +23,7 @@ pub use effect::{
     SilenceBook, Write,
 };
 pub use event::Event;
+pub use memory::{MemoryView, Queued};
 pub use view::{ListFilter, QueryView, View};
 
 use std::sync::Arc;
