@@ -910,3 +910,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! The engine's rules, driven through `decide` and `query` on the
+//! in-memory view ([`super::MemoryView`]): no store, no sled.
+
+mod sla;
