@@ -5,4 +5,5 @@
 //! in-memory view in `engine/tests/`.
 
 mod alerts;
+mod parity;
 mod sla;

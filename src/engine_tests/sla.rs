@@ -14,7 +14,7 @@ use crate::engine::{Decision, Event, View};
 use crate::error::EngineError;
 use crate::store::Store;
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 [roles]
 operators = ["olivia"]
 [teams.backend]
