@@ -23,13 +23,16 @@
 //! - [`error`]: the bot's own errors (store, internal, with an id). Imports
 //!   `domain`.
 //! - [`engine`]: the one place that decides: `Event` in, writes and effects out,
-//!   the `View` trait it reads the store through, one module per feature
+//!   the `View` trait it reads the store through (and `MemoryView`, that
+//!   view in memory, for its tests), one module per feature
 //!   (tickets, alerts, builds, deploys, support, sla, oncall, report, storm:
 //!   which monitoring posts merge into a summary) and `messages`, the words
 //!   of every post (snapshot-tested in `engine/snapshots/`). Imports `domain`, `commands`,
 //!   `config`, `report`, `error`; no I/O crate, nothing below.
-//! - [`store`]: the sled trees, the schema check, reads behind the engine's
-//!   `View`, batches applied in one transaction, the outbox queues, export.
+//! - [`store`]: the sled trees and the schema check (`mod.rs`), keys, the
+//!   engine's `View` reads written once over plain and transactional trees
+//!   (`reads.rs`), batches applied in one transaction (`tx.rs`), queries,
+//!   the outbox queues, export.
 //!   Imports the layers above it in this list.
 //! - [`runtime`]: the commit thread (group commit), the outbox workers and their
 //!   pacing, timers, the health registry. Imports `store` and the layers above.
@@ -39,8 +42,10 @@
 //!   other folder.
 //!
 //! Beside them: `main.rs`, the command line, and `app.rs`, the wiring that
-//! `run` and `console` share (both in the binary); `engine_tests/`, the
-//! engine's rules tested on the real store (tests only, so above every layer).
+//! `run` and `console` share (both in the binary); `engine_tests/`, the few
+//! engine tests that are about the real store (a reopened store, an older
+//! one, and that `MemoryView` reads what the store reads; tests only, so
+//! above every layer).
 //! The old flat paths (`opsbot::alert`, `opsbot::discord`, …) are re-exported
 //! below for the tests and benches; code inside the crate names modules by
 //! their folder.

@@ -16,6 +16,7 @@ pub mod tickets;
 
 mod effect;
 mod event;
+mod memory;
 mod view;
 
 pub use effect::{
@@ -23,6 +24,7 @@ pub use effect::{
     SilenceBook, Write,
 };
 pub use event::Event;
+pub use memory::{MemoryView, Queued};
 pub use view::{ListFilter, QueryView, View};
 
 use std::sync::Arc;
@@ -916,3 +918,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

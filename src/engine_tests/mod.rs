@@ -1,9 +1,11 @@
-//! The engine's alert and deadline rules, and its decisions on lost runs and
-//! refusing channels, tested on the real sled store. They
+//! The engine's rules where what they prove is about the sled store itself
+//! (records across a reopened store, stores made by older versions), and its
+//! decisions on lost runs and refusing channels. They
 //! import `store`, a layer above the engine, so they live beside the folders
-//! instead of inside `engine/` (an in-memory view for the engine would let
-//! them move back).
+//! instead of inside `engine/`; every other engine test runs on the
+//! in-memory view in `engine/tests/`.
 
 mod alerts;
 mod decisions;
+mod parity;
 mod sla;

@@ -136,10 +136,10 @@ pub(super) fn apply(
     meta: &TransactionalTree,
     old: Option<&Ticket>,
     new: &Ticket,
-) -> Result<(), super::TxFail> {
+) -> Result<(), super::tx::TxFail> {
     for (k, v) in delta(old, Some(new)) {
         let n = match meta.get(&k)? {
-            Some(cur) => read_i64(&cur).map_err(super::TxFail::Store)?,
+            Some(cur) => read_i64(&cur).map_err(super::tx::TxFail::Store)?,
             None => 0,
         };
         let n = n.saturating_add(v);
@@ -156,7 +156,7 @@ impl super::Store {
     /// The figures, read from their counters: one key per series.
     pub fn ticket_figures(&self) -> Result<TicketFigures, StoreError> {
         let mut f = TicketFigures::default();
-        for r in self.meta.scan_prefix(PREFIX) {
+        for r in self.trees.meta.scan_prefix(PREFIX) {
             let (k, v) = r?;
             let n = read_i64(&v)?;
             let text = String::from_utf8_lossy(&k[PREFIX.len()..]).into_owned();
@@ -193,7 +193,7 @@ impl super::Store {
     /// Stores made before the figures were kept get them counted once, from
     /// the tickets.
     pub(crate) fn count_figures_once(&self) -> Result<(), StoreError> {
-        if self.meta.get(COUNTED)?.is_some() {
+        if self.trees.meta.get(COUNTED)?.is_some() {
             return Ok(());
         }
         let mut counts: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
@@ -205,20 +205,20 @@ impl super::Store {
         self.forget_figures()?;
         for (k, v) in counts {
             if v != 0 {
-                self.meta.insert(k, &v.to_be_bytes())?;
+                self.trees.meta.insert(k, &v.to_be_bytes())?;
             }
         }
-        self.meta.insert(COUNTED, b"1")?;
-        self.meta.flush()?;
+        self.trees.meta.insert(COUNTED, b"1")?;
+        self.trees.meta.flush()?;
         Ok(())
     }
 
     /// Makes this store look like one from before the figures were kept.
     pub(crate) fn forget_figures(&self) -> Result<(), StoreError> {
-        for r in self.meta.scan_prefix(PREFIX) {
-            self.meta.remove(r?.0)?;
+        for r in self.trees.meta.scan_prefix(PREFIX) {
+            self.trees.meta.remove(r?.0)?;
         }
-        self.meta.remove(COUNTED)?;
+        self.trees.meta.remove(COUNTED)?;
         Ok(())
     }
 }
@@ -228,9 +228,11 @@ impl super::Store {
     /// Overwrites every ticket record with bytes no reader can decode: what
     /// reads one fails from then on.
     pub(crate) fn spoil_ticket_records(&self) -> Result<usize, StoreError> {
-        let keys: Vec<sled::IVec> = self.tickets.iter().keys().collect::<Result<_, _>>()?;
+        let keys: Vec<sled::IVec> = self.trees.tickets.iter().keys().collect::<Result<_, _>>()?;
         for k in &keys {
-            self.tickets.insert(k, b"\xff not a ticket".as_slice())?;
+            self.trees
+                .tickets
+                .insert(k, b"\xff not a ticket".as_slice())?;
         }
         Ok(keys.len())
     }

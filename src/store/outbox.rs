@@ -1,0 +1,121 @@
+//! The delivery queues: pending effects, their retries, the dead letters.
+
+use sled::transaction::TransactionError;
+use sled::{Transactional, Tree};
+
+use super::keys::{be64, decode, encode, read_u64};
+use super::{OutboxItem, Queue, Store};
+use crate::error::StoreError;
+
+impl Store {
+    fn queue(&self, q: Queue) -> &Tree {
+        match q {
+            Queue::Chat => &self.trees.outbox,
+            Queue::Mail => &self.trees.mail_outbox,
+            Queue::Jobs => &self.trees.job_outbox,
+        }
+    }
+
+    /// The pending effects of a queue, oldest first, at most `limit`.
+    pub fn pending(&self, q: Queue, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.queue(q)
+            .iter()
+            .take(limit)
+            .map(|r| {
+                let (_, v) = r?;
+                decode(&v, "outbox")
+            })
+            .collect()
+    }
+
+    /// The pending effects of a queue committed after `seq`, oldest first,
+    /// at most `limit`: how a worker takes in what is new.
+    pub fn pending_after(
+        &self,
+        q: Queue,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let Some(from) = seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.queue(q)
+            .range(be64(from)..)
+            .take(limit)
+            .map(|r| {
+                let (_, v) = r?;
+                decode(&v, "outbox")
+            })
+            .collect()
+    }
+
+    /// The pending chat posts, oldest first, at most `limit`.
+    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.pending(Queue::Chat, limit)
+    }
+
+    pub fn queue_len(&self, q: Queue) -> usize {
+        self.queue(q).len()
+    }
+
+    /// Chat posts waiting for delivery.
+    pub fn outbox_len(&self) -> usize {
+        self.trees.outbox.len()
+    }
+
+    /// The highest sequence number a queue ever allocated.
+    pub fn last_seq(&self, q: Queue) -> Result<u64, StoreError> {
+        match self.trees.meta.get(q.seq_key())? {
+            Some(v) => read_u64(&v, "meta"),
+            None => Ok(0),
+        }
+    }
+
+    /// The highest chat outbox sequence number ever allocated.
+    pub fn outbox_last_seq(&self) -> Result<u64, StoreError> {
+        self.last_seq(Queue::Chat)
+    }
+
+    /// Removes a delivered effect.
+    pub fn done(&self, q: Queue, seq: u64) -> Result<(), StoreError> {
+        self.queue(q).remove(be64(seq))?;
+        Ok(())
+    }
+
+    /// Removes a delivered chat post.
+    pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
+        self.done(Queue::Chat, seq)
+    }
+
+    /// Records a failed attempt on an effect that will be retried.
+    pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        self.queue(q)
+            .insert(be64(item.seq), encode(item, "outbox")?)?;
+        Ok(())
+    }
+
+    /// Moves an effect that can never be delivered to the dead letters.
+    pub fn dead_letter(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        let value = encode(item, "dead_letters")?;
+        (self.queue(q), &self.dead)
+            .transaction(|(queue, dead)| {
+                queue.remove(&be64(item.seq))?;
+                // Dead letters of both queues share a tree: key by kind too.
+                let mut k = vec![q as u8];
+                k.extend_from_slice(&be64(item.seq));
+                dead.insert(k, value.clone())?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Storage(s) => StoreError::Sled(s),
+                TransactionError::Abort(()) => StoreError::Conflict,
+            })
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.dead
+            .iter()
+            .map(|r| decode(&r?.1, "dead_letters"))
+            .collect()
+    }
+}

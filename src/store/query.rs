@@ -1,0 +1,304 @@
+//! Reads outside any transaction: queries (lists, timelines, reports,
+//! autocomplete), the due index, and what adapters and exports walk.
+
+use super::keys::{be64, decode, due_key, member_prefix, num_suffix, DUE, MEMBER};
+use super::Store;
+use crate::domain::alert::Alert;
+use crate::domain::rotation::Override;
+use crate::domain::run::{Deployed, Run, RunId};
+use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
+use crate::engine::{GroupRecord, ListFilter, Member, QueryView, SilenceBook, View};
+use crate::error::StoreError;
+
+impl Store {
+    /// The numbers of the tickets not closed, from the state index.
+    fn not_closed(&self) -> Result<Vec<u64>, StoreError> {
+        let mut nums = Vec::new();
+        for state in TicketState::ALL {
+            if state == TicketState::Closed {
+                continue;
+            }
+            for r in self.trees.by_state.scan_prefix([state.code()]) {
+                nums.extend(num_suffix(&r?.0));
+            }
+        }
+        Ok(nums)
+    }
+
+    /// Tickets whose id or title contains `partial` (lowercase), for
+    /// autocomplete: open ones first, newest first, then a closed ticket
+    /// whose number was typed. Looks at no more than [`SUGGEST_SCAN`] open
+    /// tickets, so it stays quick with many open.
+    pub fn suggest_tickets(&self, partial: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        let mut nums = self.not_closed()?;
+        nums.sort_unstable_by(|a, b| b.cmp(a));
+        let hit = |t: &Ticket| {
+            partial.is_empty()
+                || t.id.to_string().to_lowercase().contains(partial)
+                || t.title.to_lowercase().contains(partial)
+        };
+        let mut out = Vec::new();
+        for n in nums.into_iter().take(SUGGEST_SCAN) {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(t) = self.trees.ticket_by_number(n)? {
+                if hit(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        let digits: String = partial.chars().filter(char::is_ascii_digit).collect();
+        if out.len() < limit {
+            if let Ok(n) = digits.parse::<u64>() {
+                if let Some(t) = self.trees.ticket_by_number(n)? {
+                    if t.state == TicketState::Closed {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// All tickets, in id order.
+    pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
+        self.trees.tickets.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "tickets"))
+        })
+    }
+
+    pub fn ticket_count(&self) -> usize {
+        self.trees.tickets.len()
+    }
+}
+
+/// How many open tickets autocomplete looks through at most.
+pub const SUGGEST_SCAN: usize = 2000;
+
+/// The engine's reads on committed state: those of [`Trees`], written once.
+impl View for Store {
+    fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.trees.ticket(id)
+    }
+
+    fn last_ticket_number(&self) -> Result<u64, StoreError> {
+        self.trees.last_ticket_number()
+    }
+
+    fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
+        self.trees.group(key)
+    }
+
+    fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError> {
+        self.trees.member(group, fingerprint)
+    }
+
+    fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
+        self.trees.idempotent(key)
+    }
+
+    fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        self.trees.run(id)
+    }
+
+    fn last_run_number(&self) -> Result<u64, StoreError> {
+        self.trees.last_run_number()
+    }
+
+    fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
+        self.trees.broken(job)
+    }
+
+    fn lock(&self, key: &str) -> Result<Option<RunId>, StoreError> {
+        self.trees.lock(key)
+    }
+
+    fn history(&self, key: &str) -> Result<Vec<Deployed>, StoreError> {
+        self.trees.history(key)
+    }
+
+    fn silences(&self) -> Result<SilenceBook, StoreError> {
+        self.trees.silences()
+    }
+
+    fn overrides(&self, team: &TeamName) -> Result<Vec<Override>, StoreError> {
+        self.trees.overrides(team)
+    }
+
+    fn marker(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.trees.marker(key)
+    }
+
+    fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
+        self.trees.load(user)
+    }
+}
+
+impl Store {
+    /// Tickets with a timer due at or before `now`, earliest first, at most
+    /// `limit`: a range scan of the due index, which reads only what is due.
+    pub fn due_tickets(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        prefix: &str,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let end = due_key(now, u64::MAX);
+        let mut out = Vec::new();
+        for r in self
+            .trees
+            .by_state
+            .range([DUE].as_slice()..=end.as_slice())
+            .take(limit)
+        {
+            let (k, _) = r?;
+            if let Some(n) = num_suffix(&k) {
+                out.push(TicketId::new(prefix, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many tickets have a timer still to fire.
+    pub fn timers_pending(&self) -> usize {
+        self.trees.by_state.scan_prefix([DUE]).count()
+    }
+}
+
+impl Store {
+    /// An adapter's record under `key` (such as a chat message id).
+    pub fn adapter_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .adapter
+            .get(key.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Keeps an adapter's record, durably.
+    pub fn adapter_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.adapter.insert(key.as_bytes(), value.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> impl Iterator<Item = Result<Run, StoreError>> + '_ {
+        self.trees.runs.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "runs"))
+        })
+    }
+
+    /// Every alert group (without its alerts: see [`Store::group_members`]).
+    pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
+        self.trees.groups.range(..[MEMBER].as_slice()).map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "groups"))
+        })
+    }
+
+    /// The alerts of group `key`, by fingerprint.
+    pub fn group_members(
+        &self,
+        key: &str,
+    ) -> impl Iterator<Item = Result<(String, Member), StoreError>> + '_ {
+        let prefix = member_prefix(key);
+        let skip = prefix.len();
+        self.trees.groups.scan_prefix(prefix).map(move |r| {
+            let (k, v) = r?;
+            let fp = String::from_utf8_lossy(k.get(skip..).unwrap_or_default()).into_owned();
+            Ok((fp, decode(&v, "groups")?))
+        })
+    }
+
+    /// Every silenced alert kept on record, oldest first.
+    pub fn silenced_alerts(&self) -> impl Iterator<Item = Result<Alert, StoreError>> + '_ {
+        self.trees.silenced.iter().map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(_, v)| decode(&v, "silenced"))
+        })
+    }
+}
+
+impl QueryView for Store {
+    fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.trees
+            .timeline
+            .scan_prefix(be64(id.num()))
+            .map(|r| decode(&r?.1, "timeline"))
+            .collect()
+    }
+
+    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError> {
+        let mut nums: Vec<u64> = Vec::new();
+        match (&filter.team, filter.state) {
+            (Some(team), _) => {
+                let mut prefix = team.as_str().as_bytes().to_vec();
+                prefix.push(0);
+                for r in self.trees.by_team.scan_prefix(prefix) {
+                    nums.extend(num_suffix(&r?.0));
+                }
+            }
+            (None, Some(state)) => {
+                for r in self.trees.by_state.scan_prefix([state.code()]) {
+                    nums.extend(num_suffix(&r?.0));
+                }
+            }
+            (None, None) => nums = self.not_closed()?,
+        }
+        let mut found = Vec::new();
+        for n in nums {
+            let Some(t) = self.trees.ticket_by_number(n)? else {
+                continue;
+            };
+            let state_ok = match filter.state {
+                Some(s) => t.state == s,
+                None => t.state != TicketState::Closed,
+            };
+            let assignee_ok = filter.assignee.is_none() || t.assignee == filter.assignee;
+            if state_ok && assignee_ok {
+                found.push(t);
+            }
+        }
+        found.sort_by_key(|t| (t.priority, t.id.num()));
+        let total = found.len();
+        found.truncate(limit);
+        Ok((found, total))
+    }
+
+    fn report_rows(
+        &self,
+        from: Timestamp,
+        team: Option<&TeamName>,
+    ) -> Result<Vec<crate::report::Row>, StoreError> {
+        let mut rows = Vec::new();
+        for t in self.tickets() {
+            let t = t?;
+            if team.is_some_and(|tm| t.team.as_ref() != Some(tm)) {
+                continue;
+            }
+            // Every entry is at or before the ticket's last update.
+            if t.updated_at < from {
+                continue;
+            }
+            let mut entries = Vec::with_capacity(t.timeline_len as usize);
+            for r in self.trees.timeline.scan_prefix(be64(t.id.num())) {
+                entries.push(decode::<crate::report::EntryLite>(&r?.1, "timeline")?);
+            }
+            rows.push(crate::report::Row::of(&t, entries));
+        }
+        Ok(rows)
+    }
+
+    fn recent_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.trees
+            .runs
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|r| decode(&r?.1, "runs"))
+            .collect()
+    }
+}
