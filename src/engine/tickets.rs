@@ -559,7 +559,7 @@ members = ["quinn"]
         ];
         let org = org();
         let mut checked = 0;
-        for from in TicketState::ALL {
+        for &from in TicketState::ALL {
             let t = ticket_in(from);
             for kind in Kind::ALL {
                 let rule = allowed.iter().find(|(s, k, _, _)| *s == from && *k == kind);
