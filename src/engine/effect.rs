@@ -120,7 +120,7 @@ pub struct Card {
     pub due: Option<Timestamp>,
     /// Which deadlines it missed, acknowledge before resolve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missed: Vec<Deadline>,
+    pub missed: Vec<DeadlineKind>,
 }
 
 /// One of a ticket's two deadlines. Stored (in a queued card) as
@@ -139,20 +139,20 @@ pub struct Card {
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
-pub enum Deadline {
+pub enum DeadlineKind {
     /// To be taken by someone.
     Acknowledge,
     /// To be resolved.
     Resolve,
 }
 
-impl Deadline {
+impl DeadlineKind {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
 }
 
-impl PartialEq<&str> for Deadline {
+impl PartialEq<&str> for DeadlineKind {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
@@ -179,14 +179,14 @@ impl Card {
         }
     }
 
-    fn missed(t: &Ticket) -> Vec<Deadline> {
+    fn missed(t: &Ticket) -> Vec<DeadlineKind> {
         let mut out = Vec::new();
         if let Some(s) = &t.sla {
             if s.ack_breached {
-                out.push(Deadline::Acknowledge);
+                out.push(DeadlineKind::Acknowledge);
             }
             if s.resolve_breached {
-                out.push(Deadline::Resolve);
+                out.push(DeadlineKind::Resolve);
             }
         }
         out
@@ -406,7 +406,7 @@ mod tests {
             customer: false,
             alerts: None,
             due: None,
-            missed: vec![Deadline::Acknowledge, Deadline::Resolve],
+            missed: vec![DeadlineKind::Acknowledge, DeadlineKind::Resolve],
         };
         let mut stored = serde_json::to_value(&card).unwrap();
         assert_eq!(
@@ -415,7 +415,7 @@ mod tests {
         );
         stored["missed"] = serde_json::json!(["resolve"]);
         let read: Card = serde_json::from_value(stored).unwrap();
-        assert_eq!(read.missed, [Deadline::Resolve]);
+        assert_eq!(read.missed, [DeadlineKind::Resolve]);
         assert_eq!(read.missed, ["resolve"]);
     }
 }

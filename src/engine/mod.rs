@@ -18,8 +18,8 @@ mod event;
 mod view;
 
 pub use effect::{
-    Accepted, Ask, Attachment, Card, Deadline, Decision, Effect, GroupRecord, Mail, MailPurpose,
-    Member, Post, Reply, SilenceBook, Write,
+    Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, Mail,
+    MailPurpose, Member, Post, Reply, SilenceBook, Write,
 };
 pub use event::Event;
 pub use view::{ListFilter, QueryView, View};
