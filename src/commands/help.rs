@@ -40,7 +40,7 @@ pub fn help(
         }
         None => {
             let mut out = String::from("Commands you may run:");
-            for c in CommandName::ALL {
+            for &c in CommandName::ALL {
                 let s = c.spec();
                 if may(c) {
                     out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));

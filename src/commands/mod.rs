@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn every_declaration_is_well_formed() {
-        for c in CommandName::ALL {
+        for &c in CommandName::ALL {
             let s = c.spec();
             assert_eq!(CommandName::lookup(&s.full_name()), Some(c));
             assert!(!s.summary.is_empty());

@@ -4,8 +4,10 @@
 use crate::domain::org::{Org, Role};
 use crate::domain::{Priority, TicketState, UserName, MAX_TEXT, MAX_TITLE};
 
-/// Every command the bot knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Every command the bot knows. [`CommandName::ALL`] is derived from this
+/// list, so a new variant is registered, parsed and in the help at once (and
+/// [`CommandName::spec`] does not compile until it is declared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum CommandName {
     TicketOpen,
     TicketShow,
@@ -207,33 +209,8 @@ pub(super) const TICKET_ID: Opt = req("id", OptKind::Ticket, "The ticket, such a
 pub(super) const MEMBERS: &[Role] = &[Role::Operator, Role::Member];
 
 impl CommandName {
-    pub const ALL: [CommandName; 25] = [
-        CommandName::TicketOpen,
-        CommandName::TicketShow,
-        CommandName::TicketList,
-        CommandName::TicketAssign,
-        CommandName::TicketTake,
-        CommandName::TicketComment,
-        CommandName::TicketResolve,
-        CommandName::TicketQa,
-        CommandName::TicketVerify,
-        CommandName::TicketReject,
-        CommandName::TicketReopen,
-        CommandName::AlertSilence,
-        CommandName::AlertSilences,
-        CommandName::AlertUnsilence,
-        CommandName::Build,
-        CommandName::BuildCancel,
-        CommandName::Runs,
-        CommandName::Deploy,
-        CommandName::Rollback,
-        CommandName::Approve,
-        CommandName::Deny,
-        CommandName::Help,
-        CommandName::Oncall,
-        CommandName::OncallSet,
-        CommandName::Report,
-    ];
+    /// Every command, in declaration order (the order of the help).
+    pub const ALL: &'static [CommandName] = <CommandName as strum::VariantArray>::VARIANTS;
 
     /// The declaration. Exhaustive on purpose.
     pub fn spec(self) -> Spec {
@@ -555,7 +532,8 @@ impl CommandName {
             .collect::<Vec<_>>()
             .join(" ");
         CommandName::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|c| c.spec().full_name() == norm)
     }
 

@@ -7,41 +7,26 @@ use serde::Deserialize;
 
 use crate::domain::org::AssignPolicy;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawConfig {
-    #[serde(default)]
     pub(super) storage: RawStorage,
-    #[serde(default)]
     pub(super) tickets: RawTickets,
-    #[serde(default)]
     pub(super) roles: RawRoles,
-    #[serde(default)]
     pub(super) teams: BTreeMap<String, RawTeam>,
-    #[serde(default)]
     pub(super) http: RawHttp,
-    #[serde(default)]
     pub(super) alerts: RawAlerts,
-    #[serde(default)]
     pub(super) support: RawSupport,
-    #[serde(default)]
     pub(super) smtp: RawSmtp,
-    #[serde(default)]
     pub(super) services: BTreeMap<String, RawService>,
-    #[serde(default)]
     pub(super) ci: RawCi,
-    #[serde(default)]
     pub(super) discord: RawDiscord,
     /// Per priority: time to acknowledge and to resolve.
-    #[serde(default)]
     pub(super) deadlines: BTreeMap<String, RawDeadline>,
     /// Escalation chains, tried in order.
-    #[serde(default)]
     pub(super) escalation: Vec<RawChain>,
     /// On-call rotations, by team.
-    #[serde(default)]
     pub(super) oncall: BTreeMap<String, RawRotation>,
-    #[serde(default)]
     pub(super) reports: RawReports,
 }
 
@@ -85,9 +70,8 @@ pub(super) fn default_time_zone() -> String {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawReports {
-    #[serde(default)]
     pub(super) weekly: Option<RawWeekly>,
 }
 
@@ -118,31 +102,24 @@ pub(super) enum Snowflakes {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawDiscord {
-    #[serde(default = "default_discord_token_env")]
     pub(super) token_env: String,
-    #[serde(default)]
     pub(super) guild_id: Option<Snowflakes>,
     /// Another base URL for Discord's API and gateway (tests, proxies).
-    #[serde(default)]
     pub(super) api_base: Option<String>,
-    #[serde(default)]
     pub(super) channels: BTreeMap<String, Snowflake>,
-    #[serde(default)]
     pub(super) users: BTreeMap<String, Snowflake>,
     /// Interactions not answered within this are deferred (Discord allows 3 s).
-    #[serde(default)]
     pub(super) defer_after: Option<String>,
     /// `operators`, `release_managers` or a team name → a Discord role id.
-    #[serde(default)]
     pub(super) roles: BTreeMap<String, Snowflake>,
 }
 
 impl Default for RawDiscord {
     fn default() -> Self {
         Self {
-            token_env: default_discord_token_env(),
+            token_env: "DISCORD_TOKEN".into(),
             guild_id: None,
             api_base: None,
             defer_after: None,
@@ -153,14 +130,9 @@ impl Default for RawDiscord {
     }
 }
 
-pub(super) fn default_discord_token_env() -> String {
-    "DISCORD_TOKEN".into()
-}
-
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawCi {
-    #[serde(default)]
     pub(super) jenkins: Option<RawJenkins>,
 }
 
@@ -199,221 +171,122 @@ pub(super) struct RawService {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawEnvironment {
-    #[serde(default)]
     pub(super) job: Option<String>,
     /// A deploy waits for an approval.
-    #[serde(default)]
     pub(super) protected: bool,
     /// Who may approve (default: release managers).
-    #[serde(default)]
     pub(super) approvers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawSupport {
-    #[serde(default = "default_support_secret_env")]
     pub(super) secret_env: String,
-    #[serde(default = "default_session_url")]
     pub(super) session_url: String,
-    #[serde(default = "default_session_timeout")]
     pub(super) session_timeout: String,
-    #[serde(default = "default_per_customer")]
     pub(super) per_customer_per_hour: u32,
-    #[serde(default = "default_per_minute")]
     pub(super) per_minute: u32,
-    #[serde(default = "default_max_subject")]
     pub(super) max_subject: usize,
-    #[serde(default = "default_max_message")]
     pub(super) max_message: usize,
-    #[serde(default)]
     pub(super) priority: Option<String>,
-    #[serde(default)]
     pub(super) mail: RawMailTemplates,
 }
 
 impl Default for RawSupport {
     fn default() -> Self {
         Self {
-            secret_env: default_support_secret_env(),
-            session_url: default_session_url(),
-            session_timeout: default_session_timeout(),
-            per_customer_per_hour: default_per_customer(),
-            per_minute: default_per_minute(),
-            max_subject: default_max_subject(),
-            max_message: default_max_message(),
+            secret_env: "OPSBOT_SUPPORT_SECRET".into(),
+            session_url: "http://127.0.0.1:8790/sessions".into(),
+            session_timeout: "2s".into(),
+            per_customer_per_hour: 10,
+            per_minute: 600,
+            max_subject: 200,
+            max_message: 10_000,
             priority: None,
             mail: RawMailTemplates::default(),
         }
     }
 }
 
-pub(super) fn default_support_secret_env() -> String {
-    "OPSBOT_SUPPORT_SECRET".into()
-}
-pub(super) fn default_session_url() -> String {
-    "http://127.0.0.1:8790/sessions".into()
-}
-pub(super) fn default_session_timeout() -> String {
-    "2s".into()
-}
-pub(super) fn default_per_customer() -> u32 {
-    10
-}
-pub(super) fn default_per_minute() -> u32 {
-    600
-}
-pub(super) fn default_max_subject() -> usize {
-    200
-}
-pub(super) fn default_max_message() -> usize {
-    10_000
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawMailTemplates {
-    #[serde(default = "t_ack_subject")]
     pub(super) ack_subject: String,
-    #[serde(default = "t_ack_body")]
     pub(super) ack_body: String,
-    #[serde(default = "t_update_subject")]
     pub(super) update_subject: String,
-    #[serde(default = "t_update_body")]
     pub(super) update_body: String,
-    #[serde(default = "t_closed_subject")]
     pub(super) closed_subject: String,
-    #[serde(default = "t_closed_body")]
     pub(super) closed_body: String,
 }
 
 impl Default for RawMailTemplates {
     fn default() -> Self {
         Self {
-            ack_subject: t_ack_subject(),
-            ack_body: t_ack_body(),
-            update_subject: t_update_subject(),
-            update_body: t_update_body(),
-            closed_subject: t_closed_subject(),
-            closed_body: t_closed_body(),
+            ack_subject: "[{ticket}] We received your request: {subject}".into(),
+            ack_body: "Hello,\n\nwe received your request and opened ticket {ticket} for it:\n\n{message}\n\nWe will write again when it is solved.\n".into(),
+            update_subject: "[{ticket}] Update on your request: {subject}".into(),
+            update_body: "Hello,\n\nan update on your request ({ticket}):\n\n{note}\n".into(),
+            closed_subject: "[{ticket}] Solved: {subject}".into(),
+            closed_body: "Hello,\n\nyour request ({ticket}) is solved and closed.\n\n{note}\n\nIf the problem comes back, just write to us again.\n".into(),
         }
     }
 }
 
-pub(super) fn t_ack_subject() -> String {
-    "[{ticket}] We received your request: {subject}".into()
-}
-pub(super) fn t_ack_body() -> String {
-    "Hello,\n\nwe received your request and opened ticket {ticket} for it:\n\n{message}\n\nWe will write again when it is solved.\n".into()
-}
-pub(super) fn t_update_subject() -> String {
-    "[{ticket}] Update on your request: {subject}".into()
-}
-pub(super) fn t_update_body() -> String {
-    "Hello,\n\nan update on your request ({ticket}):\n\n{note}\n".into()
-}
-pub(super) fn t_closed_subject() -> String {
-    "[{ticket}] Solved: {subject}".into()
-}
-pub(super) fn t_closed_body() -> String {
-    "Hello,\n\nyour request ({ticket}) is solved and closed.\n\n{note}\n\nIf the problem comes back, just write to us again.\n".into()
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawSmtp {
-    #[serde(default = "default_smtp_host")]
     pub(super) host: String,
-    #[serde(default = "default_smtp_port")]
     pub(super) port: u16,
-    #[serde(default = "default_smtp_from")]
     pub(super) from: String,
     /// `none` (plain SMTP, for loopback), `starttls` or `tls`.
-    #[serde(default = "default_smtp_tls")]
     pub(super) tls: String,
-    #[serde(default)]
     pub(super) user_env: Option<String>,
-    #[serde(default)]
     pub(super) password_env: Option<String>,
 }
 
 impl Default for RawSmtp {
     fn default() -> Self {
         Self {
-            host: default_smtp_host(),
-            port: default_smtp_port(),
-            from: default_smtp_from(),
-            tls: default_smtp_tls(),
+            host: "127.0.0.1".into(),
+            port: 2525,
+            from: "Support <support@example.com>".into(),
+            tls: "none".into(),
             user_env: None,
             password_env: None,
         }
     }
 }
 
-pub(super) fn default_smtp_host() -> String {
-    "127.0.0.1".into()
-}
-pub(super) fn default_smtp_port() -> u16 {
-    2525
-}
-pub(super) fn default_smtp_from() -> String {
-    "Support <support@example.com>".into()
-}
-pub(super) fn default_smtp_tls() -> String {
-    "none".into()
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
-    #[serde(default = "default_listen")]
     pub(super) listen: String,
-    #[serde(default = "default_token_env")]
     pub(super) token_env: String,
-    #[serde(default = "default_api_token_env")]
     pub(super) api_token_env: String,
-    #[serde(default = "default_body_limit")]
     pub(super) body_limit: usize,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         Self {
-            listen: default_listen(),
-            token_env: default_token_env(),
-            api_token_env: default_api_token_env(),
-            body_limit: default_body_limit(),
+            listen: "127.0.0.1:8787".into(),
+            token_env: "OPSBOT_HOOK_TOKEN".into(),
+            api_token_env: "OPSBOT_API_TOKEN".into(),
+            body_limit: 1024 * 1024,
         }
     }
 }
 
-pub(super) fn default_listen() -> String {
-    "127.0.0.1:8787".into()
-}
-pub(super) fn default_token_env() -> String {
-    "OPSBOT_HOOK_TOKEN".into()
-}
-pub(super) fn default_api_token_env() -> String {
-    "OPSBOT_API_TOKEN".into()
-}
-pub(super) fn default_body_limit() -> usize {
-    1024 * 1024
-}
-
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawAlerts {
     /// Route policy for alerts no route takes.
-    #[serde(default)]
     pub(super) default: RawPolicy,
-    #[serde(default)]
     pub(super) routes: Vec<RawRoute>,
-    #[serde(default)]
     pub(super) message_rules: Vec<RawMessageRule>,
     /// Pending alert posts to one channel beyond this are merged into one summary.
-    #[serde(default)]
     pub(super) coalesce_after: Option<usize>,
 }
 
@@ -450,63 +323,42 @@ pub(super) struct RawMessageRule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawStorage {
-    #[serde(default = "default_storage_path")]
     pub(super) path: String,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         Self {
-            path: default_storage_path(),
+            path: "data".into(),
         }
     }
 }
 
-pub(super) fn default_storage_path() -> String {
-    "data".into()
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawTickets {
-    #[serde(default = "default_prefix")]
     pub(super) prefix: String,
-    #[serde(default = "default_ops_channel")]
     pub(super) channel: String,
-    #[serde(default = "default_priority")]
     pub(super) default_priority: String,
 }
 
 impl Default for RawTickets {
     fn default() -> Self {
         Self {
-            prefix: default_prefix(),
-            channel: default_ops_channel(),
-            default_priority: default_priority(),
+            prefix: "OPS".into(),
+            channel: "ops".into(),
+            default_priority: "p3".into(),
         }
     }
 }
 
-pub(super) fn default_prefix() -> String {
-    "OPS".into()
-}
-pub(super) fn default_ops_channel() -> String {
-    "ops".into()
-}
-pub(super) fn default_priority() -> String {
-    "p3".into()
-}
-
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawRoles {
-    #[serde(default)]
     pub(super) operators: Vec<String>,
-    #[serde(default)]
     pub(super) qa_team: Option<String>,
-    #[serde(default)]
     pub(super) release_managers: Vec<String>,
 }
 
@@ -523,4 +375,97 @@ pub(super) struct RawTeam {
     /// on-call person or the least-loaded member.
     #[serde(default)]
     pub(super) assign: AssignPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawConfig;
+
+    fn raw(src: &str) -> RawConfig {
+        toml::from_str(src).unwrap()
+    }
+
+    /// The defaults, as they were when each was written twice (once per field
+    /// for serde, once in `impl Default`): an absent section, an empty one and
+    /// a section that sets one key all give them.
+    #[test]
+    fn defaults_are_the_same_for_absent_empty_and_partial_sections() {
+        let empty = raw("");
+        let sections = raw(
+            "[storage]\n[tickets]\n[roles]\n[http]\n[alerts]\n[support]\n\
+             [support.mail]\n[smtp]\n[ci]\n[discord]\n[reports]\n",
+        );
+        assert_eq!(format!("{empty:?}"), format!("{sections:?}"));
+
+        let c = &empty;
+        assert_eq!(c.storage.path, "data");
+        assert_eq!(c.tickets.prefix, "OPS");
+        assert_eq!(c.tickets.channel, "ops");
+        assert_eq!(c.tickets.default_priority, "p3");
+        assert_eq!(c.http.listen, "127.0.0.1:8787");
+        assert_eq!(c.http.token_env, "OPSBOT_HOOK_TOKEN");
+        assert_eq!(c.http.api_token_env, "OPSBOT_API_TOKEN");
+        assert_eq!(c.http.body_limit, 1024 * 1024);
+        assert_eq!(c.support.secret_env, "OPSBOT_SUPPORT_SECRET");
+        assert_eq!(c.support.session_url, "http://127.0.0.1:8790/sessions");
+        assert_eq!(c.support.session_timeout, "2s");
+        assert_eq!(c.support.per_customer_per_hour, 10);
+        assert_eq!(c.support.per_minute, 600);
+        assert_eq!(c.support.max_subject, 200);
+        assert_eq!(c.support.max_message, 10_000);
+        assert_eq!(c.support.priority, None);
+        let m = &c.support.mail;
+        assert_eq!(
+            m.ack_subject,
+            "[{ticket}] We received your request: {subject}"
+        );
+        assert!(m.ack_body.starts_with("Hello,\n\nwe received your request"));
+        assert_eq!(
+            m.update_subject,
+            "[{ticket}] Update on your request: {subject}"
+        );
+        assert_eq!(
+            m.update_body,
+            "Hello,\n\nan update on your request ({ticket}):\n\n{note}\n"
+        );
+        assert_eq!(m.closed_subject, "[{ticket}] Solved: {subject}");
+        assert!(m.closed_body.ends_with("just write to us again.\n"));
+        assert_eq!(c.smtp.host, "127.0.0.1");
+        assert_eq!(c.smtp.port, 2525);
+        assert_eq!(c.smtp.from, "Support <support@example.com>");
+        assert_eq!(c.smtp.tls, "none");
+        assert_eq!(c.discord.token_env, "DISCORD_TOKEN");
+        assert!(c.discord.guild_id.is_none() && c.discord.roles.is_empty());
+        assert!(c.ci.jenkins.is_none() && c.reports.weekly.is_none());
+        assert!(c.roles.operators.is_empty() && c.alerts.routes.is_empty());
+
+        let partial = raw("[tickets]\nprefix = \"X\"\n[support]\nper_minute = 5\n\
+             [support.mail]\nack_subject = \"s\"\n[smtp]\nport = 25\n\
+             [http]\nbody_limit = 9\n");
+        assert_eq!(partial.tickets.prefix, "X");
+        assert_eq!(partial.tickets.channel, "ops");
+        assert_eq!(partial.support.per_minute, 5);
+        assert_eq!(partial.support.per_customer_per_hour, 10);
+        assert_eq!(partial.support.mail.ack_subject, "s");
+        assert_eq!(partial.support.mail.closed_subject, m.closed_subject);
+        assert_eq!(partial.smtp.port, 25);
+        assert_eq!(partial.smtp.host, "127.0.0.1");
+        assert_eq!(partial.http.body_limit, 9);
+        assert_eq!(partial.http.listen, "127.0.0.1:8787");
+    }
+
+    /// The shipped `bot.toml` still reads, and what it leaves out is defaulted.
+    #[test]
+    fn shipped_config_keeps_the_defaults_it_does_not_set() {
+        let src =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml")).unwrap();
+        let c = raw(&src);
+        assert!(!c.teams.is_empty());
+        if !src.contains("body_limit") {
+            assert_eq!(c.http.body_limit, 1024 * 1024);
+        }
+        if !src.contains("max_message") {
+            assert_eq!(c.support.max_message, 10_000);
+        }
+    }
 }

@@ -345,7 +345,10 @@ impl Validator<'_> {
             let Ok(p) = name.parse::<Priority>() else {
                 self.error(
                     &path,
-                    format!("`{name}` is not a priority: use p1, p2, p3 or p4"),
+                    format!(
+                        "`{name}` is not a priority: use {}",
+                        or_list(Priority::NAMES)
+                    ),
                 );
                 ok = false;
                 continue;
@@ -1243,5 +1246,25 @@ impl Validator<'_> {
             message_rules: rules,
             coalesce_after: raw.coalesce_after.unwrap_or(3).max(1),
         })
+    }
+}
+
+/// `a, b, c or d`.
+fn or_list(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_priority_hint_lists_the_derived_names() {
+        assert_eq!(or_list(Priority::NAMES), "p1, p2, p3 or p4");
+        assert_eq!(or_list(&["a"]), "a");
     }
 }

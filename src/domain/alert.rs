@@ -16,8 +16,20 @@ use crate::domain::{Priority, TeamName, Timestamp};
 pub type Labels = BTreeMap<String, String>;
 
 /// Firing or resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AlertStatus {
     Firing,
     Resolved,
@@ -25,10 +37,7 @@ pub enum AlertStatus {
 
 impl AlertStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Firing => "firing",
-            AlertStatus::Resolved => "resolved",
-        }
+        self.into()
     }
 
     /// Reads a status as monitoring tools write it.
@@ -42,8 +51,21 @@ impl AlertStatus {
 }
 
 /// Which tool sent an alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AlertSource {
     Alertmanager,
     Grafana,
@@ -54,18 +76,7 @@ pub enum AlertSource {
 
 impl AlertSource {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSource::Alertmanager => "alertmanager",
-            AlertSource::Grafana => "grafana",
-            AlertSource::Generic => "generic",
-            AlertSource::Chat => "chat",
-        }
-    }
-}
-
-impl fmt::Display for AlertSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -144,26 +155,25 @@ pub fn fingerprint(labels: &Labels) -> String {
 // Matchers and silences.
 
 /// How a matcher compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum MatchOp {
     #[serde(rename = "=")]
+    #[strum(serialize = "=")]
     Eq,
     #[serde(rename = "!=")]
+    #[strum(serialize = "!=")]
     Ne,
     #[serde(rename = "=~")]
+    #[strum(serialize = "=~")]
     Re,
     #[serde(rename = "!~")]
+    #[strum(serialize = "!~")]
     NotRe,
 }
 
 impl MatchOp {
     fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Eq => "=",
-            MatchOp::Ne => "!=",
-            MatchOp::Re => "=~",
-            MatchOp::NotRe => "!~",
-        }
+        self.into()
     }
 }
 

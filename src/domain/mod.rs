@@ -193,9 +193,26 @@ impl TryFrom<String> for TicketId {
     }
 }
 
-/// Ticket priority, `p1` the highest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Ticket priority, `p1` the highest. Its names (`p1`…`p4`) are the serde
+/// names, the `Display` and the list in the parse error, all from the derives.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Priority {
     P1,
     P2,
@@ -204,8 +221,8 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub const ALL: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
-    pub const NAMES: &'static [&'static str] = &["p1", "p2", "p3", "p4"];
+    pub const ALL: &'static [Priority] = <Priority as strum::VariantArray>::VARIANTS;
+    pub const NAMES: &'static [&'static str] = <Priority as strum::VariantNames>::VARIANTS;
 
     /// One step more urgent (p1 stays p1).
     pub fn raised(self) -> Priority {
@@ -217,18 +234,7 @@ impl Priority {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::P1 => "p1",
-            Priority::P2 => "p2",
-            Priority::P3 => "p3",
-            Priority::P4 => "p4",
-        }
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -236,11 +242,13 @@ impl FromStr for Priority {
     type Err = UserError;
     fn from_str(s: &str) -> Result<Self, UserError> {
         Priority::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 UserError::new(format!(
-                    "`priority` must be one of p1, p2, p3, p4; got `{}`",
+                    "`priority` must be one of {}; got `{}`",
+                    Priority::NAMES.join(", "),
                     crate::domain::rich::clip_plain(s, 40)
                 ))
             })
@@ -248,8 +256,24 @@ impl FromStr for Priority {
 }
 
 /// The six states of a ticket. See [`crate::engine::tickets`] for the moves between them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TicketState {
     Open,
     Assigned,
@@ -260,32 +284,11 @@ pub enum TicketState {
 }
 
 impl TicketState {
-    pub const ALL: [TicketState; 6] = [
-        TicketState::Open,
-        TicketState::Assigned,
-        TicketState::InProgress,
-        TicketState::Resolved,
-        TicketState::Qa,
-        TicketState::Closed,
-    ];
-    pub const NAMES: &'static [&'static str] = &[
-        "open",
-        "assigned",
-        "in_progress",
-        "resolved",
-        "qa",
-        "closed",
-    ];
+    pub const ALL: &'static [TicketState] = <TicketState as strum::VariantArray>::VARIANTS;
+    pub const NAMES: &'static [&'static str] = <TicketState as strum::VariantNames>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            TicketState::Open => "open",
-            TicketState::Assigned => "assigned",
-            TicketState::InProgress => "in_progress",
-            TicketState::Resolved => "resolved",
-            TicketState::Qa => "qa",
-            TicketState::Closed => "closed",
-        }
+        self.into()
     }
 
     /// One byte per state, for index keys.
@@ -294,17 +297,12 @@ impl TicketState {
     }
 }
 
-impl fmt::Display for TicketState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl FromStr for TicketState {
     type Err = UserError;
     fn from_str(s: &str) -> Result<Self, UserError> {
         TicketState::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 UserError::new(format!(
@@ -317,8 +315,21 @@ impl FromStr for TicketState {
 }
 
 /// Where an action came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Source {
     Console,
     Discord,
@@ -330,20 +341,7 @@ pub enum Source {
 
 impl Source {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Console => "console",
-            Source::Discord => "discord",
-            Source::Http => "http",
-            Source::Alert => "alert",
-            Source::Support => "support",
-            Source::System => "system",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -487,8 +485,20 @@ pub struct AlertStats {
 }
 
 /// What happened on a ticket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EntryKind {
     Opened,
     /// Monitoring: an alert fired, repeated, joined or recovered.
@@ -515,23 +525,7 @@ pub enum EntryKind {
 
 impl EntryKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Opened => "opened",
-            EntryKind::Alert => "alert",
-            EntryKind::Stale => "stale",
-            EntryKind::Mailed => "mailed",
-            EntryKind::Assigned => "assigned",
-            EntryKind::Taken => "taken",
-            EntryKind::Commented => "commented",
-            EntryKind::Resolved => "resolved",
-            EntryKind::SentToQa => "sent_to_qa",
-            EntryKind::Verified => "verified",
-            EntryKind::Rejected => "rejected",
-            EntryKind::Reopened => "reopened",
-            EntryKind::Breached => "breached",
-            EntryKind::Escalated => "escalated",
-            EntryKind::Priority => "priority",
-        }
+        self.into()
     }
 }
 
@@ -582,12 +576,54 @@ mod tests {
         assert_eq!(ChannelName::parse("#ops").unwrap().as_str(), "ops");
     }
 
+    /// The derived names are the stored (serde) names, so `Display`, the
+    /// parse errors and the database agree.
+    #[test]
+    fn derived_names_are_the_serde_names() {
+        fn same<T: Serialize + Copy + Into<&'static str> + fmt::Display>(all: &[T]) {
+            for &v in all {
+                let serde = serde_json::to_value(v).unwrap();
+                let name: &'static str = v.into();
+                assert_eq!(serde, serde_json::Value::from(name));
+                assert_eq!(v.to_string(), name);
+            }
+        }
+        same(Priority::ALL);
+        same(TicketState::ALL);
+        same(<Source as strum::VariantArray>::VARIANTS);
+        same(<run::RunState as strum::VariantArray>::VARIANTS);
+        same(<alert::AlertSource as strum::VariantArray>::VARIANTS);
+        fn same_name<T: Serialize + Copy + Into<&'static str>>(all: &[T]) {
+            for &v in all {
+                let name: &'static str = v.into();
+                assert_eq!(
+                    serde_json::to_value(v).unwrap(),
+                    serde_json::Value::from(name)
+                );
+            }
+        }
+        same_name(<EntryKind as strum::VariantArray>::VARIANTS);
+        same_name(<alert::AlertStatus as strum::VariantArray>::VARIANTS);
+        assert_eq!(Priority::NAMES, ["p1", "p2", "p3", "p4"]);
+        assert_eq!(
+            TicketState::NAMES,
+            [
+                "open",
+                "assigned",
+                "in_progress",
+                "resolved",
+                "qa",
+                "closed"
+            ]
+        );
+    }
+
     #[test]
     fn priorities_and_states_round_trip() {
-        for p in Priority::ALL {
+        for &p in Priority::ALL {
             assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
         }
-        for s in TicketState::ALL {
+        for &s in TicketState::ALL {
             assert_eq!(s.as_str().parse::<TicketState>().unwrap(), s);
         }
         let err = "urgent".parse::<Priority>().unwrap_err().to_string();

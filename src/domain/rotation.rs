@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{TeamName, Timestamp, UserName};
 
 /// How long one person's shift lasts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Period {
     Daily,
     Weekly,
@@ -32,10 +33,7 @@ impl Period {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Daily => "daily",
-            Period::Weekly => "weekly",
-        }
+        self.into()
     }
 }
 

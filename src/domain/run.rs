@@ -51,8 +51,21 @@ impl TryFrom<String> for RunId {
 }
 
 /// The states of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunState {
     Queued,
     WaitingApproval,
@@ -64,14 +77,7 @@ pub enum RunState {
 
 impl RunState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Queued => "queued",
-            RunState::WaitingApproval => "waiting_approval",
-            RunState::Running => "running",
-            RunState::Succeeded => "succeeded",
-            RunState::Failed => "failed",
-            RunState::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     pub fn is_final(self) -> bool {
@@ -79,12 +85,6 @@ impl RunState {
             self,
             RunState::Succeeded | RunState::Failed | RunState::Cancelled
         )
-    }
-}
-
-impl fmt::Display for RunState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -115,7 +115,7 @@ pub struct Run {
     pub finished_at: Option<Timestamp>,
     /// Where the backend runs it: a local process id, a Jenkins build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend_ref: Option<String>,
+    pub backend_ref: Option<BackendRef>,
     /// For deploys: what goes where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
@@ -143,20 +143,93 @@ impl Run {
     }
 }
 
+/// Where a backend runs a run. Stored, and shown in posts and on the
+/// timeline, as the text it always was: `local pid 42` (or `local`),
+/// `jenkins queue 12`, `jenkins build #7 https://ci/job/web/7/`. A stored text
+/// of any other form reads as [`BackendRef::Other`] and is kept as it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum BackendRef {
+    /// A process of the local runner (its id, when the system gave one).
+    Local { pid: Option<u32> },
+    /// A Jenkins queue item, not started yet.
+    JenkinsQueue(u64),
+    /// A Jenkins build, with its page.
+    JenkinsBuild { number: u64, url: Option<String> },
+    /// A text no backend writes today.
+    Other(String),
+}
+
+impl fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendRef::Local { pid: None } => f.write_str("local"),
+            BackendRef::Local { pid: Some(p) } => write!(f, "local pid {p}"),
+            BackendRef::JenkinsQueue(q) => write!(f, "jenkins queue {q}"),
+            BackendRef::JenkinsBuild { number, url: None } => write!(f, "jenkins build #{number}"),
+            BackendRef::JenkinsBuild {
+                number,
+                url: Some(u),
+            } => write!(f, "jenkins build #{number} {u}"),
+            BackendRef::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<String> for BackendRef {
+    fn from(s: String) -> Self {
+        /// Digits only, so that the text reads back the same.
+        fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
+            s.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| s.parse().ok())
+                .flatten()
+        }
+        if s == "local" {
+            return BackendRef::Local { pid: None };
+        }
+        if let Some(pid) = s.strip_prefix("local pid ").and_then(num) {
+            return BackendRef::Local { pid: Some(pid) };
+        }
+        if let Some(q) = s.strip_prefix("jenkins queue ").and_then(num) {
+            return BackendRef::JenkinsQueue(q);
+        }
+        if let Some(rest) = s.strip_prefix("jenkins build #") {
+            let (n, url) = match rest.split_once(' ') {
+                Some((n, u)) => (n, Some(u.to_string())),
+                None => (rest, None),
+            };
+            if let Some(number) = num(n) {
+                return BackendRef::JenkinsBuild { number, url };
+            }
+        }
+        BackendRef::Other(s)
+    }
+}
+
+impl From<BackendRef> for String {
+    fn from(r: BackendRef) -> String {
+        match r {
+            BackendRef::Other(s) => s,
+            r => r.to_string(),
+        }
+    }
+}
+
 /// What a backend reports about a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunUpdate {
     /// Handed to the backend (a Jenkins queue item); not started yet.
     Submitted {
-        backend_ref: String,
+        backend_ref: BackendRef,
     },
     /// The backend cannot be reached; the order is retried.
     Waiting {
         reason: String,
     },
     Started {
-        backend_ref: String,
+        backend_ref: BackendRef,
     },
     Finished {
         success: bool,
@@ -214,4 +287,74 @@ pub struct Deployed {
     pub run: RunId,
     pub version: String,
     pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs, and run updates in the commit log, stored before the reference
+    /// was typed still read, as the same variant and the same text.
+    #[test]
+    fn backend_refs_read_from_the_stored_text() {
+        let cases = [
+            ("local pid 42", BackendRef::Local { pid: Some(42) }),
+            ("local", BackendRef::Local { pid: None }),
+            ("jenkins queue 12", BackendRef::JenkinsQueue(12)),
+            (
+                "jenkins build #7 http://j/job/a/7/",
+                BackendRef::JenkinsBuild {
+                    number: 7,
+                    url: Some("http://j/job/a/7/".into()),
+                },
+            ),
+            (
+                "jenkins build #7",
+                BackendRef::JenkinsBuild {
+                    number: 7,
+                    url: None,
+                },
+            ),
+            (
+                "jenkins queue x",
+                BackendRef::Other("jenkins queue x".into()),
+            ),
+            ("pid 3", BackendRef::Other("pid 3".into())),
+        ];
+        for (text, want) in cases {
+            let json = serde_json::Value::from(text);
+            let got: BackendRef = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(got.to_string(), text);
+            assert_eq!(serde_json::to_value(&got).unwrap(), json);
+        }
+
+        let old_run = r#"{"id":"RUN-3","job":"web","params":{"ref":"main"},
+            "requester":"bella","channel":"ops","state":"running",
+            "created_at":"2026-03-24T10:00:00Z","started_at":"2026-03-24T10:00:01Z",
+            "backend_ref":"jenkins build #7 http://j/job/web/7/","timeline":[]}"#;
+        let run: Run = serde_json::from_str(old_run).unwrap();
+        assert_eq!(
+            run.backend_ref,
+            Some(BackendRef::JenkinsBuild {
+                number: 7,
+                url: Some("http://j/job/web/7/".into())
+            })
+        );
+        let again = serde_json::to_value(&run).unwrap();
+        assert_eq!(again["backend_ref"], "jenkins build #7 http://j/job/web/7/");
+
+        let old_update = r#"{"kind":"submitted","backend_ref":"jenkins queue 12"}"#;
+        let update: RunUpdate = serde_json::from_str(old_update).unwrap();
+        assert_eq!(
+            update,
+            RunUpdate::Submitted {
+                backend_ref: BackendRef::JenkinsQueue(12)
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old_update).unwrap()
+        );
+    }
 }

@@ -754,7 +754,7 @@ mod tests {
         let org = &e.config.org;
         let mut people = org.people();
         people.push(UserName::parse("zed").expect("a name"));
-        for c in CommandName::ALL {
+        for &c in CommandName::ALL {
             if c.spec().group != Some("ticket") {
                 continue;
             }

@@ -118,9 +118,44 @@ pub struct Card {
     /// The next deadline: to be taken, else to be resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<Timestamp>,
-    /// Which deadlines it missed: `acknowledge`, `resolve`.
+    /// Which deadlines it missed, acknowledge before resolve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missed: Vec<String>,
+    pub missed: Vec<DeadlineKind>,
+}
+
+/// One of a ticket's two deadlines. Stored (in a queued card) as
+/// `acknowledge` / `resolve`, the words the card shows.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum DeadlineKind {
+    /// To be taken by someone.
+    Acknowledge,
+    /// To be resolved.
+    Resolve,
+}
+
+impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl PartialEq<&str> for DeadlineKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 impl Card {
@@ -144,14 +179,14 @@ impl Card {
         }
     }
 
-    fn missed(t: &Ticket) -> Vec<String> {
+    fn missed(t: &Ticket) -> Vec<DeadlineKind> {
         let mut out = Vec::new();
         if let Some(s) = &t.sla {
             if s.ack_breached {
-                out.push("acknowledge".to_string());
+                out.push(DeadlineKind::Acknowledge);
             }
             if s.resolve_breached {
-                out.push("resolve".to_string());
+                out.push(DeadlineKind::Resolve);
             }
         }
         out
@@ -197,8 +232,33 @@ pub struct Mail {
     pub subject: String,
     pub body: String,
     pub ticket: TicketId,
-    /// Why it is sent: `acknowledgement`, `update` or `closed`.
-    pub purpose: String,
+    /// Why it is sent.
+    pub purpose: MailPurpose,
+}
+
+/// Why a mail to a customer is sent. Stored (in the outbox) and written on
+/// the timeline as `acknowledgement`, `update` or `closed`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum MailPurpose {
+    /// The request was received and a ticket opened.
+    Acknowledgement,
+    /// A note on the ticket for the customer.
+    Update,
+    /// The ticket was closed.
+    Closed,
 }
 
 /// One record to write.
@@ -305,4 +365,60 @@ pub struct Decision {
     /// For alert batches: what was accepted.
     pub accepted: Option<Accepted>,
     pub writes: Vec<Write>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChannelName, Priority, Source, TicketState, UserName};
+
+    /// Mails and cards queued in the outbox before `purpose` and `missed`
+    /// were typed still read, and are written the same way.
+    #[test]
+    fn mail_purpose_and_missed_deadlines_read_the_stored_words() {
+        for (word, purpose) in [
+            ("acknowledgement", MailPurpose::Acknowledgement),
+            ("update", MailPurpose::Update),
+            ("closed", MailPurpose::Closed),
+        ] {
+            let old = format!(
+                r#"{{"to":"ann@example.com","subject":"s","body":"b","ticket":"OPS-1","purpose":"{word}"}}"#
+            );
+            let mail: Mail = serde_json::from_str(&old).unwrap();
+            assert_eq!(mail.purpose, purpose);
+            assert_eq!(mail.purpose.to_string(), word);
+            let again = serde_json::to_value(&mail).unwrap();
+            assert_eq!(
+                again,
+                serde_json::from_str::<serde_json::Value>(&old).unwrap()
+            );
+        }
+
+        let card = Card {
+            channel: ChannelName::parse("ops").unwrap(),
+            ticket: TicketId::new("OPS", 1),
+            title: "Checkout down".into(),
+            description: None,
+            state: TicketState::Open,
+            priority: Priority::P1,
+            team: None,
+            assignee: None,
+            source: Source::Console,
+            opened_by: UserName::parse("bella").unwrap(),
+            created_at: chrono::DateTime::from_timestamp(1_774_000_000, 0).unwrap(),
+            customer: false,
+            alerts: None,
+            due: None,
+            missed: vec![DeadlineKind::Acknowledge, DeadlineKind::Resolve],
+        };
+        let mut stored = serde_json::to_value(&card).unwrap();
+        assert_eq!(
+            stored["missed"],
+            serde_json::json!(["acknowledge", "resolve"])
+        );
+        stored["missed"] = serde_json::json!(["resolve"]);
+        let read: Card = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.missed, [DeadlineKind::Resolve]);
+        assert_eq!(read.missed, ["resolve"]);
+    }
 }

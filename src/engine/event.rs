@@ -136,11 +136,11 @@ impl Event {
                 use crate::domain::run::RunUpdate as U;
                 let update = match update {
                     U::Submitted { backend_ref } => U::Submitted {
-                        backend_ref: c(backend_ref),
+                        backend_ref: c(backend_ref.into()).into(),
                     },
                     U::Waiting { reason } => U::Waiting { reason: c(reason) },
                     U::Started { backend_ref } => U::Started {
-                        backend_ref: c(backend_ref),
+                        backend_ref: c(backend_ref.into()).into(),
                     },
                     U::Finished {
                         success,

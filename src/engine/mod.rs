@@ -20,8 +20,8 @@ mod memory;
 mod view;
 
 pub use effect::{
-    Accepted, Ask, Attachment, Card, Decision, Effect, GroupRecord, Mail, Member, Post, Reply,
-    SilenceBook, Write,
+    Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, Mail,
+    MailPurpose, Member, Post, Reply, SilenceBook, Write,
 };
 pub use event::Event;
 pub use memory::{MemoryView, Queued};

@@ -7,7 +7,9 @@ use crate::domain::rich::{one_line, Rich};
 use crate::domain::{
     Actor, Customer, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp, UserName,
 };
-use crate::engine::{Accepted, Decision, Effect, Engine, Mail, NewTicket, Out, Reply, View, Write};
+use crate::engine::{
+    Accepted, Decision, Effect, Engine, Mail, MailPurpose, NewTicket, Out, Reply, View, Write,
+};
 use crate::error::{EngineError, UserError};
 
 /// Fills `{ticket}`, `{subject}`, `{message}` and `{note}` in a template.
@@ -80,7 +82,7 @@ impl Engine {
             subject: subject_line(&fill(&tpl.ack_subject, &t, message, "")),
             body: fill(&tpl.ack_body, &t, message, ""),
             ticket: id.clone(),
-            purpose: "acknowledgement".into(),
+            purpose: MailPurpose::Acknowledgement,
         })));
         if let Some(key) = idempotency_key {
             out.writes
@@ -107,7 +109,7 @@ impl Engine {
             subject: subject_line(&fill(&tpl.closed_subject, t, "", note)),
             body: fill(&tpl.closed_body, t, "", note),
             ticket: t.id.clone(),
-            purpose: "closed".into(),
+            purpose: MailPurpose::Closed,
         })
     }
 
@@ -162,7 +164,7 @@ impl Engine {
             subject: subject_line(&fill(&tpl.update_subject, &t, "", text)),
             body: fill(&tpl.update_body, &t, "", text),
             ticket: t.id.clone(),
-            purpose: "update".into(),
+            purpose: MailPurpose::Update,
         })));
         t.updated_at = now;
         let reply = Rich::new().text(format!("Comment added to {id} and mailed to the customer."));

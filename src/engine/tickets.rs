@@ -41,8 +41,10 @@ pub enum Action {
     },
 }
 
-/// The kind of a move, without its data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The kind of a move, without its data. Its name is the command word, as
+/// in `/ticket resolve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
 pub enum Kind {
     Assign,
     Take,
@@ -55,29 +57,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Assign,
-        Kind::Take,
-        Kind::Resolve,
-        Kind::Qa,
-        Kind::Verify,
-        Kind::Reject,
-        Kind::Reopen,
-        Kind::Comment,
-    ];
+    pub const ALL: &'static [Kind] = <Kind as strum::VariantArray>::VARIANTS;
 
     /// The command word, as in `/ticket resolve`.
     pub fn word(self) -> &'static str {
-        match self {
-            Kind::Assign => "assign",
-            Kind::Take => "take",
-            Kind::Resolve => "resolve",
-            Kind::Qa => "qa",
-            Kind::Verify => "verify",
-            Kind::Reject => "reject",
-            Kind::Reopen => "reopen",
-            Kind::Comment => "comment",
-        }
+        self.into()
     }
 }
 
@@ -146,9 +130,9 @@ fn rules(state: TicketState) -> &'static [(Kind, &'static [Party])] {
     }
 }
 
-/// The moves allowed from `state`, as command words.
-pub fn allowed_from(state: TicketState) -> Vec<&'static str> {
-    rules(state).iter().map(|(k, _)| k.word()).collect()
+/// The moves allowed from `state` ([`Kind::word`] gives the command words).
+pub fn allowed_from(state: TicketState) -> Vec<Kind> {
+    rules(state).iter().map(|(k, _)| *k).collect()
 }
 
 /// The result of a move: the ticket as it becomes (timeline untouched) and
@@ -273,7 +257,11 @@ fn apply(
             ticket.id,
             from,
             from,
-            allowed_from(from).join(", ")
+            allowed_from(from)
+                .iter()
+                .map(|k| k.word())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     let target = match action {
@@ -559,9 +547,9 @@ members = ["quinn"]
         ];
         let org = org();
         let mut checked = 0;
-        for from in TicketState::ALL {
+        for &from in TicketState::ALL {
             let t = ticket_in(from);
-            for kind in Kind::ALL {
+            for &kind in Kind::ALL {
                 let rule = allowed.iter().find(|(s, k, _, _)| *s == from && *k == kind);
                 for who in everyone {
                     let got = transition(&t, &action(kind), &u(who), &org);

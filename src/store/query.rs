@@ -14,7 +14,7 @@ impl Store {
     /// The numbers of the tickets not closed, from the state index.
     fn not_closed(&self) -> Result<Vec<u64>, StoreError> {
         let mut nums = Vec::new();
-        for state in TicketState::ALL {
+        for &state in TicketState::ALL {
             if state == TicketState::Closed {
                 continue;
             }

@@ -517,7 +517,7 @@ fn plain(kind: OptKind, name: &str) -> &'static str {
 fn every_edge_at_every_option_of_every_command_is_answered_without_a_change_when_refused() {
     let w = World::new();
     let mut tried = 0;
-    for name in CommandName::ALL {
+    for &name in CommandName::ALL {
         let spec = name.spec();
         for (i, opt) in spec.options.iter().enumerate() {
             let aimed_here = match aimed(Some(opt.kind), opt.name) {

@@ -64,7 +64,8 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
             .map(|d| format!("<t:{}:R>", d.timestamp()))
             .unwrap_or_else(|| "—".into());
         if !card.missed.is_empty() {
-            due.push_str(&format!(" · missed: {}", card.missed.join(", ")));
+            let missed: Vec<&str> = card.missed.iter().map(|d| d.as_str()).collect();
+            due.push_str(&format!(" · missed: {}", missed.join(", ")));
         }
         e = e.field("Due", due, true);
     }
@@ -86,19 +87,20 @@ pub fn card_components(card: &Card, config: &Config) -> Vec<CreateActionRow> {
     let id = &card.ticket;
     let mut buttons = Vec::new();
     let mut assign = false;
-    for word in crate::engine::tickets::allowed_from(card.state) {
-        let (press, label, style) = match word {
-            "take" => (Press::Take(id.clone()), "Take", ButtonStyle::Primary),
-            "resolve" => (Press::Resolve(id.clone()), "Resolve…", ButtonStyle::Success),
-            "qa" => (Press::Qa(id.clone()), "Send to QA", ButtonStyle::Secondary),
-            "verify" => (Press::Verify(id.clone()), "Verify", ButtonStyle::Success),
-            "reject" => (Press::Reject(id.clone()), "Reject…", ButtonStyle::Danger),
-            "reopen" => (Press::Reopen(id.clone()), "Reopen…", ButtonStyle::Secondary),
-            "assign" => {
+    for kind in crate::engine::tickets::allowed_from(card.state) {
+        use crate::engine::tickets::Kind;
+        let (press, label, style) = match kind {
+            Kind::Take => (Press::Take(id.clone()), "Take", ButtonStyle::Primary),
+            Kind::Resolve => (Press::Resolve(id.clone()), "Resolve…", ButtonStyle::Success),
+            Kind::Qa => (Press::Qa(id.clone()), "Send to QA", ButtonStyle::Secondary),
+            Kind::Verify => (Press::Verify(id.clone()), "Verify", ButtonStyle::Success),
+            Kind::Reject => (Press::Reject(id.clone()), "Reject…", ButtonStyle::Danger),
+            Kind::Reopen => (Press::Reopen(id.clone()), "Reopen…", ButtonStyle::Secondary),
+            Kind::Assign => {
                 assign = true;
                 continue;
             }
-            _ => continue,
+            Kind::Comment => continue,
         };
         if matches!(press, Press::Qa(_)) && config.org.qa().is_none() {
             continue;

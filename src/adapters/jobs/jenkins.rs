@@ -88,7 +88,10 @@ impl JenkinsError {
 }
 
 /// How a build ended, as Jenkins says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::IntoStaticStr, strum::EnumString,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum BuildResult {
     Success,
     Failure,
@@ -100,30 +103,11 @@ pub enum BuildResult {
 impl BuildResult {
     /// Jenkins' word for it: `SUCCESS`, `FAILURE`, `UNSTABLE`, `ABORTED`, `NOT_BUILT`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            BuildResult::Success => "SUCCESS",
-            BuildResult::Failure => "FAILURE",
-            BuildResult::Unstable => "UNSTABLE",
-            BuildResult::Aborted => "ABORTED",
-            BuildResult::NotBuilt => "NOT_BUILT",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<BuildResult> {
-        Some(match s {
-            "SUCCESS" => BuildResult::Success,
-            "FAILURE" => BuildResult::Failure,
-            "UNSTABLE" => BuildResult::Unstable,
-            "ABORTED" => BuildResult::Aborted,
-            "NOT_BUILT" => BuildResult::NotBuilt,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for BuildResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        s.parse().ok()
     }
 }
 

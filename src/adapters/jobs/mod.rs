@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
-use crate::domain::run::{JobOrder, RunId, RunUpdate};
+use crate::domain::run::{BackendRef, JobOrder, RunId, RunUpdate};
 use crate::engine::{Effect, Event};
 use crate::runtime::{Bot, DeliveryError, Sink};
 use crate::store::OutboxItem;
@@ -201,9 +201,7 @@ impl LocalRunner {
                 return;
             }
         };
-        let pid = child
-            .id()
-            .map_or("local".to_string(), |p| format!("local pid {p}"));
+        let pid = BackendRef::Local { pid: child.id() };
         let (cancel_tx, cancel_rx) = oneshot::channel();
         self.lock().insert(run, cancel_tx);
         self.count.send_modify(|n| *n += 1);
@@ -311,21 +309,18 @@ enum JenkinsRef {
     Build(u64),
 }
 
-fn parse_ref(s: &str) -> Option<JenkinsRef> {
-    if let Some(rest) = s.strip_prefix("jenkins queue ") {
-        return rest
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-            .map(JenkinsRef::Queue);
+fn jenkins_ref(r: &BackendRef) -> Option<JenkinsRef> {
+    match r {
+        BackendRef::JenkinsQueue(q) => Some(JenkinsRef::Queue(*q)),
+        BackendRef::JenkinsBuild { number, .. } => Some(JenkinsRef::Build(*number)),
+        BackendRef::Local { .. } | BackendRef::Other(_) => None,
     }
-    let rest = s.strip_prefix("jenkins build #")?;
-    rest.split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-        .map(JenkinsRef::Build)
+}
+
+/// [`jenkins_ref`] of a stored text.
+#[cfg(test)]
+fn parse_ref(s: &str) -> Option<JenkinsRef> {
+    jenkins_ref(&BackendRef::from(s.to_string()))
 }
 
 impl JenkinsRunner {
@@ -382,7 +377,7 @@ impl JenkinsRunner {
                 continue;
             }
             let (Some(r), Some(job)) = (
-                run.backend_ref.as_deref().and_then(parse_ref),
+                run.backend_ref.as_ref().and_then(jenkins_ref),
                 config.jobs.get(&run.job),
             ) else {
                 continue;
@@ -409,7 +404,7 @@ impl JenkinsRunner {
             .ok()
             .and_then(|s| crate::engine::View::run(&s, run).ok())
             .flatten()
-            .and_then(|r| r.backend_ref.as_deref().and_then(parse_ref));
+            .and_then(|r| r.backend_ref.as_ref().and_then(jenkins_ref));
         if let Some(r) = known {
             if !self.lock().contains_key(&run) {
                 self.follow(run, jenkins_job.to_string(), r);
@@ -424,7 +419,7 @@ impl JenkinsRunner {
                 self.report(
                     run,
                     RunUpdate::Submitted {
-                        backend_ref: format!("jenkins queue {queue}"),
+                        backend_ref: BackendRef::JenkinsQueue(queue),
                     },
                 )
                 .await;
@@ -512,7 +507,10 @@ impl JenkinsRunner {
                         me.report(
                             run,
                             RunUpdate::Started {
-                                backend_ref: format!("jenkins build #{n} {url}"),
+                                backend_ref: BackendRef::JenkinsBuild {
+                                    number: n,
+                                    url: Some(url),
+                                },
                             },
                         )
                         .await;
