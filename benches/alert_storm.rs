@@ -470,10 +470,10 @@ fn engine_storm(senders: usize, alerts: usize) {
         Arc::new(SystemClock),
     )
     .expect("bot");
-    let batches: Arc<Vec<Vec<opsbot::alert::Alert>>> = Arc::new(
+    let batches: Arc<Vec<Vec<opsbot::domain::alert::Alert>>> = Arc::new(
         (0..alerts.div_ceil(BATCH))
             .map(|b| {
-                opsbot::alert::parse_alertmanager(
+                opsbot::domain::alert::parse_alertmanager(
                     body(b * BATCH, BATCH.min(alerts - b * BATCH)).as_bytes(),
                 )
                 .expect("alerts")

@@ -173,7 +173,7 @@ fn breaches(files: &[PathBuf]) -> Vec<String> {
                     ));
                 } else if !TOP.contains(&m.as_str()) {
                     found.push(format!(
-                        "{}: `crate::{m}` is an old path kept for tests; name the module by its folder: {}",
+                        "{}: `crate::{m}` is no module of the crate; name a module by its folder: {}",
                         place(file, n),
                         line.trim()
                     ));

@@ -46,9 +46,8 @@
 //! engine tests that are about the real store (a reopened store, an older
 //! one, and that `MemoryView` reads what the store reads; tests only, so
 //! above every layer).
-//! The old flat paths (`opsbot::alert`, `opsbot::discord`, …) are re-exported
-//! below for the tests and benches; code inside the crate names modules by
-//! their folder.
+//! Every module is named by its folder, inside the crate as in the tests and
+//! benches.
 
 #[cfg(test)]
 mod architecture_test;
@@ -64,14 +63,3 @@ pub mod error;
 pub mod report;
 pub mod runtime;
 pub mod store;
-
-// The paths the crate had before it was drawn in folders, kept for the
-// tests and benches.
-pub use adapters::http::metrics;
-pub use adapters::jobs as runner;
-pub use adapters::jobs::jenkins;
-pub use adapters::{console, discord, http, smtp};
-pub use config::jobs;
-pub use domain::{alert, rich as render, run as runs, sanitize};
-pub use engine::{oncall, sla, tickets as ticket};
-pub use runtime::health;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use opsbot::commands::parse_command;
 use opsbot::domain::{Actor, ChannelName, Source, TicketState, UserName};
+use opsbot::engine::tickets::check_invariants;
 use opsbot::engine::{Event, QueryView};
 use opsbot::runtime::BotError;
-use opsbot::ticket::check_invariants;
 
 use crate::harness::Env;
 

@@ -160,8 +160,8 @@ fn timers_due_during_downtime_fire_once_after_a_restart() {
 
     // /metrics says so too.
     let store = Store::open(&env.config().storage_path).unwrap();
-    let text = opsbot::metrics::Metrics::new()
-        .render(&store, &opsbot::health::Health::new())
+    let text = opsbot::adapters::http::metrics::Metrics::new()
+        .render(&store, &opsbot::runtime::health::Health::new())
         .unwrap();
     let series =
         |prefix: &str| -> Vec<&str> { text.lines().filter(|l| l.starts_with(prefix)).collect() };

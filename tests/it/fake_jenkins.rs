@@ -186,8 +186,8 @@ impl FakeJenkins {
     }
 
     /// Client settings for this Jenkins with the right credentials.
-    pub fn settings(&self) -> opsbot::jenkins::JenkinsSettings {
-        opsbot::jenkins::JenkinsSettings {
+    pub fn settings(&self) -> opsbot::adapters::jobs::jenkins::JenkinsSettings {
+        opsbot::adapters::jobs::jenkins::JenkinsSettings {
             base_url: self.base.clone(),
             user: USER.into(),
             token: Some(TOKEN.into()),

@@ -482,7 +482,7 @@ pub fn backend_on_call() -> String {
         .oncall
         .get(&team)
         .expect("backend has a rotation");
-    opsbot::oncall::on_call(rotation, &[], chrono::Utc::now())
+    opsbot::engine::oncall::on_call(rotation, &[], chrono::Utc::now())
         .expect("someone is on call")
         .0
         .to_string()

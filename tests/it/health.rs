@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use opsbot::adapters::http::HttpState;
 use opsbot::domain::{Actor, ChannelName, Source, UserName};
 use opsbot::engine::Event;
-use opsbot::http::HttpState;
 use opsbot::runtime::{DeliveryError, Sink};
 use opsbot::store::{OutboxItem, Queue};
 use serde_json::{json, Value};
@@ -50,7 +50,7 @@ async fn serve(
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(opsbot::http::serve(listener, state, async move {
+    let server = tokio::spawn(opsbot::adapters::http::serve(listener, state, async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
     (bot, writer, base, stop_tx, server)

@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use opsbot::jenkins::{tail, Build, BuildResult, JenkinsClient, JenkinsError, QueueState};
+use opsbot::adapters::jobs::jenkins::{
+    tail, Build, BuildResult, JenkinsClient, JenkinsError, QueueState,
+};
 
 use crate::fake_jenkins::{FakeJenkins, TOKEN, USER};
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chrono::TimeZone;
 use opsbot::commands::Command;
 use opsbot::domain::{Actor, ChannelName, Source, TeamName, TicketId, UserName};
+use opsbot::engine::tickets::check_invariants;
 use opsbot::engine::{Engine, Event, QueryView};
 use opsbot::store::Store;
-use opsbot::ticket::check_invariants;
 use proptest::prelude::*;
 
 use crate::harness::Env;

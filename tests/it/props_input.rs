@@ -395,12 +395,13 @@ fn payload() -> impl Strategy<Value = Value> {
     ]
 }
 
-type Parser = fn(&[u8]) -> Result<Vec<opsbot::alert::Alert>, opsbot::alert::PayloadError>;
+type Parser =
+    fn(&[u8]) -> Result<Vec<opsbot::domain::alert::Alert>, opsbot::domain::alert::PayloadError>;
 
 const HOOKS: &[(&str, Parser)] = &[
-    ("alertmanager", opsbot::alert::parse_alertmanager),
-    ("grafana", opsbot::alert::parse_grafana),
-    ("generic", opsbot::alert::parse_generic),
+    ("alertmanager", opsbot::domain::alert::parse_alertmanager),
+    ("grafana", opsbot::domain::alert::parse_grafana),
+    ("generic", opsbot::domain::alert::parse_generic),
 ];
 
 proptest! {
