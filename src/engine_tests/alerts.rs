@@ -16,42 +16,8 @@ use crate::engine::{Effect, Event, Post};
 use crate::error::EngineError;
 use crate::store::Store;
 
-const CONFIG: &str = r#"
-[roles]
-operators = ["olivia"]
-qa_team = "qa"
-[teams.backend]
-channel = "backend"
-members = ["bob", "bella"]
-[teams.infra]
-channel = "infra"
-members = ["ivan"]
-[teams.qa]
-channel = "qa"
-members = ["quinn"]
-
-[alerts.default]
-stale_after = "2h"
-
-[[alerts.routes]]
-name = "web-critical"
-match = { service = "web|checkout", severity = "critical" }
-team = "backend"
-priority = "p1"
-group_by = ["alertname", "service"]
-resolve_on_recovery = true
-
-[[alerts.routes]]
-name = "db"
-match = { service = "db.*" }
-team = "infra"
-priority = "p2"
-on_refire = "new"
-
-[[alerts.message_rules]]
-channel = "alerts"
-pattern = '^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) (?P<service>\S+)'
-"#;
+/// The same organisation and routes as the in-memory alert tests.
+use crate::engine::tests::alerts::CONFIG;
 
 /// The engine on a real store, with a clock the test moves.
 struct Bench {

@@ -14,54 +14,8 @@ use crate::engine::{Decision, Event, View};
 use crate::error::EngineError;
 use crate::store::Store;
 
-pub(super) const CONFIG: &str = r#"
-[roles]
-operators = ["olivia"]
-[teams.backend]
-channel = "backend"
-members = ["bob", "bella", "bert"]
-[teams.infra]
-channel = "infra"
-members = ["ivan", "inga"]
-assign = "least_loaded"
-[teams.web]
-channel = "web"
-members = ["wim", "wanda"]
-assign = "oncall"
-
-[deadlines]
-p1 = { acknowledge = "15m", resolve = "4h" }
-p3 = { acknowledge = "4h" }
-
-[[escalation]]
-name = "urgent"
-priorities = ["p1"]
-steps = ["remind", "wait 10m", "oncall", "wait 15m", "team", "wait 30m", "operators", "raise"]
-
-[[escalation]]
-name = "infra"
-teams = ["infra"]
-steps = ["operators"]
-
-[oncall.backend]
-members = ["bob", "bella", "bert"]
-period = "daily"
-handoff = "09:00"
-time_zone = "Europe/Berlin"
-start = "2026-03-23"
-
-[oncall.web]
-members = ["wim", "wanda"]
-period = "weekly"
-time_zone = "UTC"
-start = "2026-03-02"
-
-[[alerts.routes]]
-name = "web"
-match = { service = "web" }
-team = "web"
-priority = "p1"
-"#;
+/// The same organisation and policy as the in-memory deadline tests.
+pub(super) use crate::engine::tests::sla::CONFIG;
 
 struct Bench {
     _dir: tempfile::TempDir,

@@ -17,7 +17,7 @@ use crate::engine::{Accepted, Decision, Engine, MemoryView, View, Write};
 use crate::engine::{Effect, Event, Post};
 use crate::error::EngineError;
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [roles]
 operators = ["olivia"]
 qa_team = "qa"

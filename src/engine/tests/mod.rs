@@ -1,5 +1,5 @@
 //! The engine's rules, driven through `decide` and `query` on the
 //! in-memory view ([`super::MemoryView`]): no store, no sled.
 
-mod alerts;
-mod sla;
+pub(crate) mod alerts;
+pub(crate) mod sla;

@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::engine::{Decision, Effect, Event, MemoryView, Post, View};
 use crate::error::EngineError;
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [roles]
 operators = ["olivia"]
 [teams.backend]
