@@ -70,6 +70,9 @@ pub enum BotError {
 /// store refuses writes, to find out whether the disk takes them again.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
+/// How often, at most, an outbox worker flushes what it delivered.
+const FLUSH_DELIVERED_EVERY: Duration = Duration::from_millis(100);
+
 /// The store the bot reads and writes, which the commit thread may open
 /// again.
 ///
@@ -421,6 +424,7 @@ impl Bot {
                 std::collections::HashMap::new();
             // Deliveries settled since the last flush.
             let mut unflushed = false;
+            let mut last_flush = Instant::now();
             loop {
                 let Some(store) = slot.get() else {
                     // Being opened again after a failed write.
@@ -489,8 +493,16 @@ impl Bot {
                 }
                 // What was delivered stays delivered, also if a later flush
                 // fails and the files are opened again.
-                if unflushed {
+                // Once the worker is idle, at most every FLUSH_DELIVERED_EVERY:
+                // a flush per delivery would pace the queue by the disk, and
+                // while it is busy the commit thread's flushes (and sled's
+                // own, every half second) write these too.
+                if unflushed
+                    && inflight.is_empty()
+                    && last_flush.elapsed() >= FLUSH_DELIVERED_EVERY
+                {
                     unflushed = false;
+                    last_flush = Instant::now();
                     if let Err(e) = store.flush() {
                         error!(error = %e, "cannot record deliveries on disk; the store takes no writes until a test write succeeds");
                         health.set_store(Some(e.to_string()), chrono::Utc::now());
@@ -500,7 +512,14 @@ impl Bot {
                 drop(store);
                 // Out of pace or backing off: more posts gather meanwhile,
                 // and the next pass merges them into summaries.
-                let sleep = wait.unwrap_or(Duration::from_secs(3600));
+                // Deliveries not yet flushed are flushed soon, even if
+                // nothing else happens.
+                let wake = match (wait, unflushed) {
+                    (Some(w), true) => Some(w.min(FLUSH_DELIVERED_EVERY)),
+                    (None, true) => Some(FLUSH_DELIVERED_EVERY),
+                    (w, false) => w,
+                };
+                let sleep = wake.unwrap_or(Duration::from_secs(3600));
                 tokio::select! {
                     Some(r) = inflight.join_next_with_id(), if !inflight.is_empty() => match r {
                         Ok((id, a)) => {
@@ -524,7 +543,7 @@ impl Bot {
                             lanes.failed(&dest, std::time::Instant::now());
                         }
                     },
-                    _ = tokio::time::sleep(sleep), if wait.is_some() => {}
+                    _ = tokio::time::sleep(sleep), if wake.is_some() => {}
                     _ = marks.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }
