@@ -497,9 +497,7 @@ impl Bot {
                 // a flush per delivery would pace the queue by the disk, and
                 // while it is busy the commit thread's flushes (and sled's
                 // own, every half second) write these too.
-                if unflushed
-                    && inflight.is_empty()
-                    && last_flush.elapsed() >= FLUSH_DELIVERED_EVERY
+                if unflushed && inflight.is_empty() && last_flush.elapsed() >= FLUSH_DELIVERED_EVERY
                 {
                     unflushed = false;
                     last_flush = Instant::now();
