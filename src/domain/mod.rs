@@ -241,18 +241,28 @@ impl Priority {
 impl FromStr for Priority {
     type Err = UserError;
     fn from_str(s: &str) -> Result<Self, UserError> {
-        Priority::ALL
-            .iter()
-            .copied()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                UserError::new(format!(
-                    "`priority` must be one of {}; got `{}`",
-                    Priority::NAMES.join(", "),
-                    crate::domain::rich::clip_plain(s, 40)
-                ))
-            })
+        one_of("priority", Priority::ALL, Priority::NAMES, s)
     }
+}
+
+/// The variant of `all` whose name is `s` (any case, spaces around), or an
+/// error naming `key` and every name it may take.
+fn one_of<T: Copy + Into<&'static str>>(
+    key: &str,
+    all: &[T],
+    names: &[&str],
+    s: &str,
+) -> Result<T, UserError> {
+    all.iter()
+        .copied()
+        .find(|v| (*v).into().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            UserError::new(format!(
+                "`{key}` must be one of {}; got `{}`",
+                names.join(", "),
+                crate::domain::rich::clip_plain(s, 40)
+            ))
+        })
 }
 
 /// The six states of a ticket. See [`crate::engine::tickets`] for the moves between them.
@@ -300,17 +310,7 @@ impl TicketState {
 impl FromStr for TicketState {
     type Err = UserError;
     fn from_str(s: &str) -> Result<Self, UserError> {
-        TicketState::ALL
-            .iter()
-            .copied()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                UserError::new(format!(
-                    "`state` must be one of {}; got `{}`",
-                    TicketState::NAMES.join(", "),
-                    crate::domain::rich::clip_plain(s, 40)
-                ))
-            })
+        one_of("state", TicketState::ALL, TicketState::NAMES, s)
     }
 }
 

@@ -209,7 +209,6 @@ impl Engine {
         })
     }
 
-    /// A backend's report on a run.
     /// A run an earlier process left in flight: lost when its job runs
     /// locally (the process died with it): marked failed, with the reason,
     /// and its queued orders dropped. Jenkins keeps running what it was
@@ -243,6 +242,7 @@ impl Engine {
         Ok(decision)
     }
 
+    /// A backend's report on a run.
     pub(crate) fn run_update(
         &self,
         view: &dyn View,
