@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::raw::Written;
 use crate::commands::CommandName;
-use crate::config::{Org, Problem, Seg, Severity, Validator};
+use crate::config::{Org, Problem, Severity, Validator};
 pub use crate::domain::job::{describe, Allowed, Backend, Job, JobEnv, Param, SAFE_ENV};
 use crate::domain::{TeamName, UserName};
 
@@ -41,24 +42,24 @@ pub const MAX_TIMEOUT_SECS: u64 = 86400;
 struct RawJob {
     description: String,
     #[serde(default)]
-    team: Option<String>,
+    team: Option<Written<String>>,
     /// `local` (the default) or `jenkins`.
     #[serde(default)]
-    backend: Option<String>,
+    backend: Option<Written<String>>,
     /// For the local runner: the program.
     #[serde(default)]
-    program: Option<String>,
+    program: Option<Written<String>>,
     /// For Jenkins: the job's full name, folders with `/`.
     #[serde(default)]
-    jenkins_job: Option<String>,
+    jenkins_job: Option<Written<String>>,
     #[serde(default)]
-    args: Vec<String>,
+    args: Vec<Written<String>>,
     #[serde(default = "default_timeout")]
-    timeout: String,
+    timeout: Written<String>,
     #[serde(default)]
     workdir: Option<String>,
     #[serde(default)]
-    who: Option<Vec<String>>,
+    who: Option<Vec<Written<String>>>,
     #[serde(default = "default_main_ref")]
     main_ref: String,
     #[serde(default)]
@@ -67,7 +68,59 @@ struct RawJob {
     /// (passed through), `NAME = false` (left out) or `NAME = "value"`
     /// (set); read by [`job_env`], which names a wrong entry.
     #[serde(default)]
-    env: Option<toml::Value>,
+    env: Option<Written<RawEnv>>,
+}
+
+/// A job's `env` as written: a list, a table, or something else (which
+/// [`job_env`] refuses with its own words rather than serde's). Each entry
+/// keeps its place, which an untagged enum would lose.
+#[derive(Debug)]
+enum RawEnv {
+    List(Vec<Written<toml::Value>>),
+    Table(BTreeMap<Written<String>, Written<toml::Value>>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawEnv;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of names or a table")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawEnv, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = a.next_element()? {
+                    list.push(item);
+                }
+                Ok(RawEnv::List(list))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawEnv, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((k, v)) = a.next_entry()? {
+                    table.insert(k, v);
+                }
+                Ok(RawEnv::Table(table))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawEnv, E> {
+                Ok(RawEnv::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawEnv, E> {
+                Ok(RawEnv::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawEnv, E> {
+                Ok(RawEnv::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawEnv, E> {
+                Ok(RawEnv::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawEnv, E> {
+                Ok(RawEnv::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One entry of a job's `env`.
@@ -77,8 +130,8 @@ enum EnvEntry<'a> {
     Set(&'a str),
 }
 
-fn default_timeout() -> String {
-    "10m".into()
+fn default_timeout() -> Written<String> {
+    String::from("10m").into()
 }
 fn default_main_ref() -> String {
     "main".into()
@@ -88,9 +141,9 @@ fn default_main_ref() -> String {
 #[serde(deny_unknown_fields)]
 struct RawParam {
     description: String,
-    pattern: String,
+    pattern: Written<String>,
     #[serde(default)]
-    default: Option<String>,
+    default: Option<Written<String>>,
 }
 
 /// Names no job may take: the built-in commands.
@@ -165,7 +218,8 @@ fn load_one(
         .unwrap_or_default();
     if UserName::parse(&name).is_err() || reserved(&name) {
         v.error(
-            &[],
+            "",
+            None,
             format!("`{name}` cannot name a command: use lowercase letters, digits and `-`, and no built-in name (ticket, alert, help, build, runs, deploy, …)"),
         );
     }
@@ -173,7 +227,7 @@ fn load_one(
         Ok(t) if org.teams.contains_key(&t) => Some(t),
         _ => {
             let known: Vec<&str> = org.teams.keys().map(|t| t.as_str()).collect();
-            v.error(&[Seg::Key("team")], crate::config::no_team(t, &known));
+            v.error("team", t.span(), crate::config::no_team(t, &known));
             None
         }
     });
@@ -181,7 +235,8 @@ fn load_one(
         Ok(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIMEOUT_SECS => d,
         _ => {
             v.error(
-                &[Seg::Key("timeout")],
+                "timeout",
+                raw.timeout.span(),
                 format!(
                     "`{}` is not a duration from 1s to 1d, such as \"2m\"",
                     raw.timeout
@@ -197,7 +252,8 @@ fn load_one(
                 if let Some(d) = &p.default {
                     if !re.is_match(d) {
                         v.error(
-                            &[Seg::Key("params"), Seg::Key(pname), Seg::Key("default")],
+                            format!("params.{pname}.default"),
+                            d.span(),
                             format!("the default `{d}` does not match the pattern"),
                         );
                     }
@@ -206,11 +262,12 @@ fn load_one(
                     name: pname.clone(),
                     description: p.description.clone(),
                     pattern: re,
-                    default: p.default.clone(),
+                    default: p.default.as_ref().map(|d| d.to_string()),
                 });
             }
             Err(e) => v.error(
-                &[Seg::Key("params"), Seg::Key(pname), Seg::Key("pattern")],
+                format!("params.{pname}.pattern"),
+                p.pattern.span(),
                 format!("the regular expression does not compile: {e}"),
             ),
         }
@@ -224,7 +281,8 @@ fn load_one(
             let pname = &rest[open + 1..open + close];
             if !raw.params.contains_key(pname) {
                 v.error(
-                    &[Seg::Key("args"), Seg::Index(i)],
+                    format!("args[{i}]"),
+                    a.span(),
                     format!("`{{{pname}}}` names no parameter; declare [params.{pname}]"),
                 );
             }
@@ -244,43 +302,56 @@ fn load_one(
             for (i, item) in list.iter().enumerate() {
                 match Allowed::parse(item, org) {
                     Ok(a) => w.push(a),
-                    Err(e) => v.error(&[Seg::Key("who"), Seg::Index(i)], e),
+                    Err(e) => v.error(format!("who[{i}]"), item.span(), e),
                 }
             }
             w
         }
     };
-    let backend = match (raw.backend.as_deref().unwrap_or("local"), &raw.jenkins_job) {
+    let backend_at = raw.backend.as_ref().and_then(|b| b.span());
+    let jenkins_job_at = raw.jenkins_job.as_ref().and_then(|j| j.span());
+    let backend = match (
+        raw.backend.as_ref().map_or("local", |b| b.as_str()),
+        &raw.jenkins_job,
+    ) {
         ("local", None) => Backend::Local,
         ("jenkins", Some(j)) if !j.trim().is_empty() => {
             Backend::Jenkins(j.trim().trim_matches('/').to_string())
         }
         ("jenkins", _) => {
             v.error(
-                &[Seg::Key("jenkins_job")],
+                "jenkins_job",
+                jenkins_job_at,
                 "a Jenkins job needs `jenkins_job`, its full name such as \"web/build\"".into(),
             );
             Backend::Local
         }
         ("local", Some(_)) => {
             v.error(
-                &[Seg::Key("jenkins_job")],
+                "jenkins_job",
+                jenkins_job_at,
                 "`jenkins_job` needs backend = \"jenkins\"".into(),
             );
             Backend::Local
         }
         (other, _) => {
             v.error(
-                &[Seg::Key("backend")],
+                "backend",
+                backend_at,
                 format!("`backend` must be local or jenkins; got `{other}`"),
             );
             Backend::Local
         }
     };
-    let raw_program = raw.program.clone().unwrap_or_default();
+    let raw_program = raw
+        .program
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     if backend == Backend::Local && raw_program.is_empty() {
         v.error(
-            &[],
+            "",
+            None,
             "a local job needs `program`, such as program = \"scripts/build.sh\"".into(),
         );
     }
@@ -291,7 +362,8 @@ fn load_one(
     };
     if raw_program.contains('/') && !program.exists() {
         v.error(
-            &[Seg::Key("program")],
+            "program",
+            raw.program.as_ref().and_then(|p| p.span()),
             format!("{} does not exist", program.display()),
         );
     }
@@ -310,7 +382,7 @@ fn load_one(
         team,
         backend,
         program,
-        args: raw.args,
+        args: raw.args.into_iter().map(Written::into_inner).collect(),
         timeout,
         workdir,
         who,
@@ -324,50 +396,56 @@ fn load_one(
 /// A job's environment from its `env`: the safe set, then what the file
 /// passes through, leaves out or sets. Refuses a name that is not an env
 /// var name, one the bot sets itself, and any secret the config names.
-fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String]) -> JobEnv {
+fn job_env(v: &mut Validator, raw: Option<&Written<RawEnv>>, secret_vars: &[String]) -> JobEnv {
     use toml::Value as V;
     let mut env = JobEnv {
         pass: SAFE_ENV.iter().map(|s| s.to_string()).collect(),
         set: BTreeMap::new(),
     };
-    let mut entries: Vec<(String, EnvEntry<'_>, Seg<'_>)> = Vec::new();
-    match raw {
+    // Each entry: its name, what it asks, its key and its place.
+    let mut entries: Vec<(String, EnvEntry<'_>, String, Option<std::ops::Range<usize>>)> =
+        Vec::new();
+    match raw.map(|r| (&**r, r.span())) {
         None => {}
-        Some(V::Array(list)) => {
+        Some((RawEnv::List(list), _)) => {
             for (i, item) in list.iter().enumerate() {
-                match item {
-                    V::String(n) => entries.push((n.clone(), EnvEntry::Pass, Seg::Index(i))),
+                match &**item {
+                    V::String(n) => {
+                        entries.push((n.clone(), EnvEntry::Pass, format!("env[{i}]"), item.span()))
+                    }
                     _ => v.error(
-                        &[Seg::Key("env"), Seg::Index(i)],
+                        format!("env[{i}]"),
+                        item.span(),
                         "each entry must be a variable's name in quotes, such as \"JAVA_HOME\"".into(),
                     ),
                 }
             }
         }
-        Some(V::Table(t)) => {
+        Some((RawEnv::Table(t), _)) => {
             for (n, val) in t {
-                let entry = match val {
+                let entry = match &**val {
                     V::Boolean(true) => EnvEntry::Pass,
                     V::Boolean(false) => EnvEntry::Leave,
                     V::String(s) => EnvEntry::Set(s),
                     _ => {
                         v.error(
-                            &[Seg::Key("env"), Seg::Key(n)],
+                            format!("env.{n}"),
+                            n.span(),
                             "must be true (passed through from the bot), false (left out) or a string (its value)".into(),
                         );
                         continue;
                     }
                 };
-                entries.push((n.clone(), entry, Seg::Key(n.as_str())));
+                entries.push((n.to_string(), entry, format!("env.{n}"), n.span()));
             }
         }
-        Some(_) => v.error(
-            &[Seg::Key("env")],
+        Some((RawEnv::Other, at)) => v.error(
+            "env",
+            at,
             "`env` must be a list of names to pass through, such as env = [\"JAVA_HOME\"], or a table [env] of NAME = true, false or \"value\"".into(),
         ),
     }
-    for (name, val, seg) in entries {
-        let at = [Seg::Key("env"), seg];
+    for (name, val, key, at) in entries {
         let valid = name
             .chars()
             .next()
@@ -375,7 +453,8 @@ fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String])
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             v.error(
-                &at,
+                key,
+                at,
                 format!(
                     "`{}` is not an environment variable name: use letters, digits and `_`, not starting with a digit",
                     crate::domain::rich::one_line(&name, 60)
@@ -385,14 +464,16 @@ fn job_env(v: &mut Validator, raw: Option<&toml::Value>, secret_vars: &[String])
         }
         if name == "OPSBOT_RUN" || name.starts_with("OPSBOT_PARAM_") {
             v.error(
-                &at,
+                key,
+                at,
                 format!("`{name}` is set by the bot itself (the run id and the job's parameters)"),
             );
             continue;
         }
         if matches!(val, EnvEntry::Pass) && secret_vars.iter().any(|s| s == &name) {
             v.error(
-                &at,
+                key,
+                at,
                 format!(
                     "`{name}` holds one of the bot's secrets (the config names it); a job never gets the bot's secrets: give the job its own credential under another name"
                 ),

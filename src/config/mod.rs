@@ -1,13 +1,13 @@
 //! `bot.toml`: typed with serde (`deny_unknown_fields` everywhere), then a
 //! validation pass for what serde cannot check. Every problem names its file,
-//! line and key.
+//! line and key; the line comes from the span toml read the value from.
 
 pub mod jobs;
 mod problems;
 mod raw;
 mod validate;
 
-pub(crate) use problems::{deserialize_all, Seg, Validator};
+pub(crate) use problems::{deserialize_all, Validator};
 pub use problems::{ConfigError, Problem, Severity};
 
 use raw::*;
@@ -305,17 +305,9 @@ impl Config {
     pub fn parse(file: &Path, src: &str) -> Result<Loaded, ConfigError> {
         let raw: RawConfig =
             deserialize_all(file, src).map_err(|problems| ConfigError { problems })?;
-        let mut v = Validator {
-            file,
-            src,
-            doc: toml_edit::ImDocument::parse(src).ok(),
-            problems: Vec::new(),
-        };
-        let config = v.validate(raw);
-        let mut problems = v.problems;
-        let raw_services: BTreeMap<String, RawService> = toml::from_str::<RawConfig>(src)
-            .map(|r| r.services)
-            .unwrap_or_default();
+        let mut v = Validator::new(file, src);
+        let config = v.validate(&raw);
+        let mut problems = v.into_problems();
         let config = config.map(|mut c| {
             let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
             let (jobs, job_problems) =
@@ -340,22 +332,21 @@ impl Config {
             let mut v = Validator::new(file, src);
             let mut svc_reported: Vec<String> = Vec::new();
             for (sname, svc) in c.services.iter_mut() {
+                let raw_svc = raw.services.get(sname.as_str());
                 for (ename, env) in svc.environments.iter_mut() {
-                    let raw_env = raw_services.get(sname).and_then(|r| r.environments.get(ename));
-                    let reported = raw_env.is_none_or(|e| e.job.is_none())
-                        && svc_reported.contains(sname);
+                    let raw_env = raw_svc.and_then(|r| r.environments.get(ename.as_str()));
+                    let explicit = raw_env.and_then(|e| e.job.as_ref());
+                    let reported = explicit.is_none() && svc_reported.contains(sname);
                     if !c.jobs.contains_key(&env.job) && !reported {
-                        if raw_env.is_none_or(|e| e.job.is_none()) {
+                        if explicit.is_none() {
                             svc_reported.push(sname.clone());
                         }
                         let known = c.jobs.keys().cloned().collect::<Vec<_>>().join(", ");
-                        let explicit = raw_env.is_some_and(|e| e.job.is_some());
-                        let path: Vec<Seg<'_>> = if explicit {
-                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("job")]
-                        } else {
-                            vec![Seg::Key("services"), Seg::Key(sname), Seg::Key("job")]
+                        let (key, at) = match explicit {
+                            Some(job) => (format!("services.{sname}.environments.{ename}.job"), job.span()),
+                            None => (format!("services.{sname}.job"), raw_svc.and_then(|r| r.job.span())),
                         };
-                        v.error(&path, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
+                        v.error(key, at, format!("there is no job `{}` in commands/; jobs are: {known}", env.job));
                     }
                     match raw_env.and_then(|e| e.approvers.as_ref()) {
                         None => env.approvers = vec![crate::domain::job::Allowed::ReleaseManagers],
@@ -364,7 +355,8 @@ impl Config {
                                 match crate::domain::job::Allowed::parse(item, &c.org) {
                                     Ok(a) => env.approvers.push(a),
                                     Err(e) => v.error(
-                                        &[Seg::Key("services"), Seg::Key(sname), Seg::Key("environments"), Seg::Key(ename), Seg::Key("approvers"), Seg::Index(i)],
+                                        format!("services.{sname}.environments.{ename}.approvers[{i}]"),
+                                        item.span(),
                                         e,
                                     ),
                                 }

@@ -1,10 +1,12 @@
-//! Problems with their place: file, line, column and key, found in the TOML
-//! text; the validator that collects them.
+//! Problems with their place: file, line, column and key. Serde's own
+//! errors are placed by toml and named from the text around them; the
+//! validator's by the span each [`Written`] value was read from.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::raw::Written;
 use crate::domain::{ChannelName, UserName};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,20 +68,14 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// 1-based line of a byte offset.
-pub(crate) fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes()[..offset.min(src.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
-/// 1-based column (in characters) of a byte offset.
-pub(crate) fn column_of(src: &str, offset: usize) -> usize {
+/// The 1-based line and column (in characters) of a byte offset: the one
+/// way a place read by toml becomes a place a person reads.
+pub(crate) fn line_column(src: &str, offset: usize) -> (usize, usize) {
     let before = src.get(..offset.min(src.len())).unwrap_or(src);
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let start = before.rfind('\n').map_or(0, |i| i + 1);
-    before.get(start..).map_or(0, |s| s.chars().count()) + 1
+    let column = before.get(start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
 }
 
 /// The most mistakes one file reports at once.
@@ -125,11 +121,12 @@ pub(crate) fn deserialize_all<T: serde::de::DeserializeOwned>(
         // Blanking a wrong value can make it missing: said once.
         let again = !key.is_empty() && problems.iter().any(|p| p.key == key);
         if !again {
+            let place = span.as_ref().map(|s| line_column(src, s.start));
             problems.push(Problem {
                 severity: Severity::Error,
                 file: file.to_path_buf(),
-                line: span.as_ref().map(|s| line_of(src, s.start)),
-                column: span.as_ref().map(|s| column_of(src, s.start)),
+                line: place.map(|(line, _)| line),
+                column: place.map(|(_, column)| column),
                 key,
                 message,
             });
@@ -296,33 +293,11 @@ pub(super) fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<Str
     }
 }
 
-/// A step of a key path.
-#[derive(Clone, Debug)]
-pub(crate) enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-pub(super) fn path_string(path: &[Seg<'_>]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
+/// Collects the problems that validation finds: each is placed where the
+/// file writes the value at fault (its [`Written`] span), named by its key.
 pub(crate) struct Validator<'a> {
     pub(super) file: &'a Path,
     pub(super) src: &'a str,
-    pub(super) doc: Option<toml_edit::ImDocument<&'a str>>,
     pub(super) problems: Vec<Problem>,
 }
 
@@ -331,7 +306,6 @@ impl<'a> Validator<'a> {
         Validator {
             file,
             src,
-            doc: toml_edit::ImDocument::parse(src).ok(),
             problems: Vec::new(),
         }
     }
@@ -340,77 +314,67 @@ impl<'a> Validator<'a> {
         self.problems
     }
 
-    /// The line of the deepest part of `path` that the document has.
-    pub(super) fn locate(&self, path: &[Seg<'_>]) -> Option<usize> {
-        use toml_edit::{Item, TableLike};
-        enum Node<'d> {
-            Table(&'d dyn TableLike),
-            Item(&'d Item),
-        }
-        let doc = self.doc.as_ref()?;
-        let mut best: Option<Range<usize>> = None;
-        let mut cur = Node::Table(doc.as_table());
-        for seg in path {
-            match seg {
-                Seg::Key(k) => {
-                    let table = match cur {
-                        Node::Table(t) => Some(t),
-                        Node::Item(it) => it.as_table_like(),
-                    };
-                    let Some((key, it)) = table.and_then(|t| t.get_key_value(k)) else {
-                        break;
-                    };
-                    best = key.span().or_else(|| it.span()).or(best);
-                    cur = Node::Item(it);
-                }
-                Seg::Index(i) => {
-                    let Node::Item(it) = cur else { break };
-                    if let Some(t) = it.as_array_of_tables().and_then(|a| a.get(*i)) {
-                        best = t.span().or(best);
-                        cur = Node::Table(t);
-                        continue;
-                    }
-                    if let Some(v) = it.as_array().and_then(|a| a.get(*i)) {
-                        best = v.span().or(best);
-                    }
-                    break;
-                }
-            }
-        }
-        best.map(|s| line_of(self.src, s.start))
-    }
-
-    pub(super) fn problem(&mut self, severity: Severity, path: &[Seg<'_>], message: String) {
-        let line = self.locate(path);
+    /// A problem with `key`, on the line where `at` starts (none: a value
+    /// the file does not write).
+    pub(super) fn problem(
+        &mut self,
+        severity: Severity,
+        key: impl Into<String>,
+        at: Option<Range<usize>>,
+        message: String,
+    ) {
+        let line = at.map(|s| line_column(self.src, s.start).0);
         self.problems.push(Problem {
             severity,
             file: self.file.to_path_buf(),
             line,
             column: None,
-            key: path_string(path),
+            key: key.into(),
             message,
         });
     }
 
-    pub(crate) fn error(&mut self, path: &[Seg<'_>], message: String) {
-        self.problem(Severity::Error, path, message)
+    pub(crate) fn error(
+        &mut self,
+        key: impl Into<String>,
+        at: Option<Range<usize>>,
+        message: String,
+    ) {
+        self.problem(Severity::Error, key, at, message)
     }
 
-    pub(super) fn user(&mut self, path: &[Seg<'_>], raw: &str) -> Option<UserName> {
+    pub(crate) fn warn(
+        &mut self,
+        key: impl Into<String>,
+        at: Option<Range<usize>>,
+        message: String,
+    ) {
+        self.problem(Severity::Warning, key, at, message)
+    }
+
+    pub(super) fn user(
+        &mut self,
+        key: impl Into<String>,
+        raw: &Written<String>,
+    ) -> Option<UserName> {
         match UserName::parse(raw) {
             Ok(u) => Some(u),
             Err(e) => {
-                self.error(path, e.to_string());
+                self.error(key, raw.span(), e.to_string());
                 None
             }
         }
     }
 
-    pub(super) fn channel(&mut self, path: &[Seg<'_>], raw: &str) -> Option<ChannelName> {
+    pub(super) fn channel(
+        &mut self,
+        key: impl Into<String>,
+        raw: &Written<String>,
+    ) -> Option<ChannelName> {
         match ChannelName::parse(raw) {
             Ok(c) => Some(c),
             Err(e) => {
-                self.error(path, e.to_string());
+                self.error(key, raw.span(), e.to_string());
                 None
             }
         }

@@ -1,11 +1,103 @@
 //! `bot.toml` as written: the serde schema (`deny_unknown_fields` on every
-//! section) and its defaults. `config` validates it into the model.
+//! section) and its defaults. `config` validates it into the model. A value
+//! the validation may find fault with is [`Written`]: it keeps the place it
+//! was read from, so a problem names its line without reading the text again.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Deref, Range};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::domain::org::AssignPolicy;
+
+/// A value and the bytes of the file it was read from (`toml::Spanned`),
+/// or no place when it is a default the file does not write. Compared,
+/// ordered and borrowed by its value only, so it can key a map.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Written<T> {
+    value: T,
+    span: Option<Range<usize>>,
+}
+
+impl<T> Written<T> {
+    /// Where the file writes it (the key, for a table's key).
+    pub(crate) fn span(&self) -> Option<Range<usize>> {
+        self.span.clone()
+    }
+
+    pub(crate) fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+/// A default: written nowhere.
+impl<T> From<T> for Written<T> {
+    fn from(value: T) -> Self {
+        Written { value, span: None }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Written<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = toml::Spanned::<T>::deserialize(d)?;
+        Ok(Written {
+            span: Some(s.span()),
+            value: s.into_inner(),
+        })
+    }
+}
+
+impl<T> Deref for Written<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Written<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: PartialEq> PartialEq for Written<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<T: PartialEq> PartialEq<T> for Written<T> {
+    fn eq(&self, other: &T) -> bool {
+        self.value == *other
+    }
+}
+
+impl PartialEq<&str> for Written<String> {
+    fn eq(&self, other: &&str) -> bool {
+        self.value == *other
+    }
+}
+
+impl<T: Eq> Eq for Written<T> {}
+
+impl<T: Ord> PartialOrd for Written<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Ord> Ord for Written<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl std::borrow::Borrow<str> for Written<String> {
+    fn borrow(&self) -> &str {
+        &self.value
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -13,60 +105,60 @@ pub(super) struct RawConfig {
     pub(super) storage: RawStorage,
     pub(super) tickets: RawTickets,
     pub(super) roles: RawRoles,
-    pub(super) teams: BTreeMap<String, RawTeam>,
+    pub(super) teams: BTreeMap<Written<String>, RawTeam>,
     pub(super) http: RawHttp,
     pub(super) alerts: RawAlerts,
     pub(super) support: RawSupport,
     pub(super) smtp: RawSmtp,
-    pub(super) services: BTreeMap<String, RawService>,
+    pub(super) services: BTreeMap<Written<String>, RawService>,
     pub(super) ci: RawCi,
     pub(super) discord: RawDiscord,
     /// Per priority: time to acknowledge and to resolve.
-    pub(super) deadlines: BTreeMap<String, RawDeadline>,
+    pub(super) deadlines: BTreeMap<Written<String>, RawDeadline>,
     /// Escalation chains, tried in order.
     pub(super) escalation: Vec<RawChain>,
     /// On-call rotations, by team.
-    pub(super) oncall: BTreeMap<String, RawRotation>,
+    pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDeadline {
-    pub(super) acknowledge: Option<String>,
-    pub(super) resolve: Option<String>,
+    pub(super) acknowledge: Option<Written<String>>,
+    pub(super) resolve: Option<Written<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawChain {
-    pub(super) name: String,
+    pub(super) name: Written<String>,
     #[serde(default)]
-    pub(super) teams: Vec<String>,
+    pub(super) teams: Vec<Written<String>>,
     #[serde(default)]
-    pub(super) priorities: Vec<String>,
-    pub(super) steps: Vec<String>,
+    pub(super) priorities: Vec<Written<String>>,
+    pub(super) steps: Written<Vec<Written<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRotation {
-    pub(super) members: Vec<String>,
+    pub(super) members: Written<Vec<Written<String>>>,
     pub(super) period: crate::domain::rotation::Period,
     #[serde(default = "default_handoff")]
-    pub(super) handoff: String,
+    pub(super) handoff: Written<String>,
     #[serde(default = "default_time_zone")]
-    pub(super) time_zone: String,
-    pub(super) start: String,
+    pub(super) time_zone: Written<String>,
+    pub(super) start: Written<String>,
     #[serde(default)]
     pub(super) overlapping_overrides: bool,
 }
 
-pub(super) fn default_handoff() -> String {
-    "09:00".into()
+pub(super) fn default_handoff() -> Written<String> {
+    String::from("09:00").into()
 }
-pub(super) fn default_time_zone() -> String {
-    "UTC".into()
+pub(super) fn default_time_zone() -> Written<String> {
+    String::from("UTC").into()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,11 +170,11 @@ pub(super) struct RawReports {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWeekly {
-    pub(super) day: String,
+    pub(super) day: Written<String>,
     #[serde(default = "default_handoff")]
-    pub(super) time: String,
+    pub(super) time: Written<String>,
     #[serde(default = "default_time_zone")]
-    pub(super) time_zone: String,
+    pub(super) time_zone: Written<String>,
 }
 
 /// A Discord id, written as a string or an integer.
@@ -105,15 +197,17 @@ pub(super) enum Snowflakes {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDiscord {
     pub(super) token_env: String,
-    pub(super) guild_id: Option<Snowflakes>,
+    /// An untagged value keeps no places inside: a list's ids are placed
+    /// at `guild_id`.
+    pub(super) guild_id: Option<Written<Snowflakes>>,
     /// Another base URL for Discord's API and gateway (tests, proxies).
-    pub(super) api_base: Option<String>,
-    pub(super) channels: BTreeMap<String, Snowflake>,
-    pub(super) users: BTreeMap<String, Snowflake>,
+    pub(super) api_base: Option<Written<String>>,
+    pub(super) channels: BTreeMap<Written<String>, Snowflake>,
+    pub(super) users: BTreeMap<Written<String>, Snowflake>,
     /// Interactions not answered within this are deferred (Discord allows 3 s).
-    pub(super) defer_after: Option<String>,
+    pub(super) defer_after: Option<Written<String>>,
     /// `operators`, `release_managers` or a team name → a Discord role id.
-    pub(super) roles: BTreeMap<String, Snowflake>,
+    pub(super) roles: BTreeMap<Written<String>, Snowflake>,
 }
 
 impl Default for RawDiscord {
@@ -139,69 +233,69 @@ pub(super) struct RawCi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJenkins {
-    pub(super) url: String,
+    pub(super) url: Written<String>,
     pub(super) user: String,
     #[serde(default = "default_jenkins_token_env")]
-    pub(super) token_env: String,
+    pub(super) token_env: Written<String>,
     #[serde(default = "default_jenkins_timeout")]
-    pub(super) timeout: String,
+    pub(super) timeout: Written<String>,
     /// How often a running build is looked at (it backs off to 4× this).
     #[serde(default = "default_jenkins_poll")]
-    pub(super) poll: String,
+    pub(super) poll: Written<String>,
 }
 
-pub(super) fn default_jenkins_token_env() -> String {
-    "JENKINS_TOKEN".into()
+pub(super) fn default_jenkins_token_env() -> Written<String> {
+    String::from("JENKINS_TOKEN").into()
 }
-pub(super) fn default_jenkins_timeout() -> String {
-    "10s".into()
+pub(super) fn default_jenkins_timeout() -> Written<String> {
+    String::from("10s").into()
 }
-pub(super) fn default_jenkins_poll() -> String {
-    "2s".into()
+pub(super) fn default_jenkins_poll() -> Written<String> {
+    String::from("2s").into()
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
     #[serde(default)]
-    pub(super) team: Option<String>,
+    pub(super) team: Option<Written<String>>,
     /// The job (in commands/) that deploys it, unless an environment says.
-    pub(super) job: String,
-    pub(super) environments: BTreeMap<String, RawEnvironment>,
+    pub(super) job: Written<String>,
+    pub(super) environments: BTreeMap<Written<String>, RawEnvironment>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawEnvironment {
-    pub(super) job: Option<String>,
+    pub(super) job: Option<Written<String>>,
     /// A deploy waits for an approval.
     pub(super) protected: bool,
     /// Who may approve (default: release managers).
-    pub(super) approvers: Option<Vec<String>>,
+    pub(super) approvers: Option<Vec<Written<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSupport {
-    pub(super) secret_env: String,
-    pub(super) session_url: String,
-    pub(super) session_timeout: String,
-    pub(super) per_customer_per_hour: u32,
-    pub(super) per_minute: u32,
+    pub(super) secret_env: Written<String>,
+    pub(super) session_url: Written<String>,
+    pub(super) session_timeout: Written<String>,
+    pub(super) per_customer_per_hour: Written<u32>,
+    pub(super) per_minute: Written<u32>,
     pub(super) max_subject: usize,
     pub(super) max_message: usize,
-    pub(super) priority: Option<String>,
+    pub(super) priority: Option<Written<String>>,
     pub(super) mail: RawMailTemplates,
 }
 
 impl Default for RawSupport {
     fn default() -> Self {
         Self {
-            secret_env: "OPSBOT_SUPPORT_SECRET".into(),
-            session_url: "http://127.0.0.1:8790/sessions".into(),
-            session_timeout: "2s".into(),
-            per_customer_per_hour: 10,
-            per_minute: 600,
+            secret_env: String::from("OPSBOT_SUPPORT_SECRET").into(),
+            session_url: String::from("http://127.0.0.1:8790/sessions").into(),
+            session_timeout: String::from("2s").into(),
+            per_customer_per_hour: 10.into(),
+            per_minute: 600.into(),
             max_subject: 200,
             max_message: 10_000,
             priority: None,
@@ -213,22 +307,22 @@ impl Default for RawSupport {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMailTemplates {
-    pub(super) ack_subject: String,
+    pub(super) ack_subject: Written<String>,
     pub(super) ack_body: String,
-    pub(super) update_subject: String,
+    pub(super) update_subject: Written<String>,
     pub(super) update_body: String,
-    pub(super) closed_subject: String,
+    pub(super) closed_subject: Written<String>,
     pub(super) closed_body: String,
 }
 
 impl Default for RawMailTemplates {
     fn default() -> Self {
         Self {
-            ack_subject: "[{ticket}] We received your request: {subject}".into(),
+            ack_subject: String::from("[{ticket}] We received your request: {subject}").into(),
             ack_body: "Hello,\n\nwe received your request and opened ticket {ticket} for it:\n\n{message}\n\nWe will write again when it is solved.\n".into(),
-            update_subject: "[{ticket}] Update on your request: {subject}".into(),
+            update_subject: String::from("[{ticket}] Update on your request: {subject}").into(),
             update_body: "Hello,\n\nan update on your request ({ticket}):\n\n{note}\n".into(),
-            closed_subject: "[{ticket}] Solved: {subject}".into(),
+            closed_subject: String::from("[{ticket}] Solved: {subject}").into(),
             closed_body: "Hello,\n\nyour request ({ticket}) is solved and closed.\n\n{note}\n\nIf the problem comes back, just write to us again.\n".into(),
         }
     }
@@ -237,22 +331,22 @@ impl Default for RawMailTemplates {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSmtp {
-    pub(super) host: String,
+    pub(super) host: Written<String>,
     pub(super) port: u16,
-    pub(super) from: String,
+    pub(super) from: Written<String>,
     /// `none` (plain SMTP, for loopback), `starttls` or `tls`.
-    pub(super) tls: String,
-    pub(super) user_env: Option<String>,
-    pub(super) password_env: Option<String>,
+    pub(super) tls: Written<String>,
+    pub(super) user_env: Option<Written<String>>,
+    pub(super) password_env: Option<Written<String>>,
 }
 
 impl Default for RawSmtp {
     fn default() -> Self {
         Self {
-            host: "127.0.0.1".into(),
+            host: String::from("127.0.0.1").into(),
             port: 2525,
-            from: "Support <support@example.com>".into(),
-            tls: "none".into(),
+            from: String::from("Support <support@example.com>").into(),
+            tls: String::from("none").into(),
             user_env: None,
             password_env: None,
         }
@@ -262,19 +356,19 @@ impl Default for RawSmtp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
-    pub(super) listen: String,
-    pub(super) token_env: String,
-    pub(super) api_token_env: String,
-    pub(super) body_limit: usize,
+    pub(super) listen: Written<String>,
+    pub(super) token_env: Written<String>,
+    pub(super) api_token_env: Written<String>,
+    pub(super) body_limit: Written<usize>,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8787".into(),
-            token_env: "OPSBOT_HOOK_TOKEN".into(),
-            api_token_env: "OPSBOT_API_TOKEN".into(),
-            body_limit: 1024 * 1024,
+            listen: String::from("127.0.0.1:8787").into(),
+            token_env: String::from("OPSBOT_HOOK_TOKEN").into(),
+            api_token_env: String::from("OPSBOT_API_TOKEN").into(),
+            body_limit: (1024 * 1024).into(),
         }
     }
 }
@@ -290,48 +384,48 @@ pub(super) struct RawAlerts {
     pub(super) coalesce_after: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPolicy {
-    pub(super) team: Option<String>,
-    pub(super) priority: Option<String>,
+    pub(super) team: Option<Written<String>>,
+    pub(super) priority: Option<Written<String>>,
     pub(super) group_by: Option<Vec<String>>,
     pub(super) resolve_on_recovery: Option<bool>,
-    pub(super) stale_after: Option<String>,
+    pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
-    pub(super) name: String,
+    pub(super) name: Written<String>,
     #[serde(rename = "match", default)]
-    pub(super) matchers: BTreeMap<String, String>,
-    pub(super) team: Option<String>,
-    pub(super) priority: Option<String>,
+    pub(super) matchers: BTreeMap<Written<String>, String>,
+    pub(super) team: Option<Written<String>>,
+    pub(super) priority: Option<Written<String>>,
     pub(super) group_by: Option<Vec<String>>,
     pub(super) resolve_on_recovery: Option<bool>,
-    pub(super) stale_after: Option<String>,
+    pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMessageRule {
-    pub(super) channel: String,
-    pub(super) pattern: String,
+    pub(super) channel: Written<String>,
+    pub(super) pattern: Written<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStorage {
-    pub(super) path: String,
+    pub(super) path: Written<String>,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         Self {
-            path: "data".into(),
+            path: String::from("data").into(),
         }
     }
 }
@@ -339,17 +433,17 @@ impl Default for RawStorage {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawTickets {
-    pub(super) prefix: String,
-    pub(super) channel: String,
-    pub(super) default_priority: String,
+    pub(super) prefix: Written<String>,
+    pub(super) channel: Written<String>,
+    pub(super) default_priority: Written<String>,
 }
 
 impl Default for RawTickets {
     fn default() -> Self {
         Self {
-            prefix: "OPS".into(),
-            channel: "ops".into(),
-            default_priority: "p3".into(),
+            prefix: String::from("OPS").into(),
+            channel: String::from("ops").into(),
+            default_priority: String::from("p3").into(),
         }
     }
 }
@@ -357,24 +451,24 @@ impl Default for RawTickets {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawRoles {
-    pub(super) operators: Vec<String>,
-    pub(super) qa_team: Option<String>,
-    pub(super) release_managers: Vec<String>,
+    pub(super) operators: Written<Vec<Written<String>>>,
+    pub(super) qa_team: Option<Written<String>>,
+    pub(super) release_managers: Vec<Written<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTeam {
-    pub(super) channel: String,
-    pub(super) members: Vec<String>,
+    pub(super) channel: Written<String>,
+    pub(super) members: Written<Vec<Written<String>>>,
     #[serde(default)]
-    pub(super) lead: Option<String>,
+    pub(super) lead: Option<Written<String>>,
     #[serde(default)]
     pub(super) description: Option<String>,
     /// What `/ticket assign team:…` does: leave it to the team, or pick the
     /// on-call person or the least-loaded member.
     #[serde(default)]
-    pub(super) assign: AssignPolicy,
+    pub(super) assign: Written<AssignPolicy>,
 }
 
 #[cfg(test)]

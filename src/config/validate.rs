@@ -2,12 +2,13 @@
 //! (names, regexes, references between sections, env vars).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn validate(&mut self, raw: RawConfig) -> Option<Config> {
+    pub(super) fn validate(&mut self, raw: &RawConfig) -> Option<Config> {
         let dir = self
             .file
             .parent()
@@ -22,42 +23,38 @@ impl Validator<'_> {
         // [storage]
         if raw.storage.path.trim().is_empty() {
             self.error(
-                &[Seg::Key("storage"), Seg::Key("path")],
+                "storage.path",
+                raw.storage.path.span(),
                 "must name a directory for the database, such as \"data\"".into(),
             );
         }
-        let storage_path = dir.join(&raw.storage.path);
+        let storage_path = dir.join(&*raw.storage.path);
 
         // [tickets]
-        let prefix_ok = !raw.tickets.prefix.is_empty()
-            && raw.tickets.prefix.len() <= 10
-            && raw
-                .tickets
-                .prefix
-                .starts_with(|c: char| c.is_ascii_uppercase())
-            && raw
-                .tickets
-                .prefix
+        let prefix = &raw.tickets.prefix;
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 10
+            && prefix.starts_with(|c: char| c.is_ascii_uppercase())
+            && prefix
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !prefix_ok {
             self.error(
-                &[Seg::Key("tickets"), Seg::Key("prefix")],
+                "tickets.prefix",
+                prefix.span(),
                 format!(
                     "must be 1 to 10 capital letters or digits, starting with a letter, such as \"OPS\"; got {:?}",
-                    raw.tickets.prefix
+                    **prefix
                 ),
             );
         }
-        let ops_channel = self.channel(
-            &[Seg::Key("tickets"), Seg::Key("channel")],
-            &raw.tickets.channel,
-        );
+        let ops_channel = self.channel("tickets.channel", &raw.tickets.channel);
         let default_priority = match raw.tickets.default_priority.parse::<Priority>() {
             Ok(p) => Some(p),
             Err(e) => {
                 self.error(
-                    &[Seg::Key("tickets"), Seg::Key("default_priority")],
+                    "tickets.default_priority",
+                    raw.tickets.default_priority.span(),
                     e.to_string(),
                 );
                 None
@@ -67,35 +64,27 @@ impl Validator<'_> {
         // [teams]
         let mut teams = BTreeMap::new();
         for (name, t) in &raw.teams {
-            let tpath = [Seg::Key("teams"), Seg::Key(name)];
             let team_name = match TeamName::parse(name) {
                 Ok(n) => n,
                 Err(e) => {
-                    self.error(&tpath, e.to_string());
+                    self.error(format!("teams.{name}"), name.span(), e.to_string());
                     continue;
                 }
             };
-            let channel = self.channel(
-                &[Seg::Key("teams"), Seg::Key(name), Seg::Key("channel")],
-                &t.channel,
-            );
+            let channel = self.channel(format!("teams.{name}.channel"), &t.channel);
             let mut members = Vec::new();
             if t.members.is_empty() {
                 self.error(
-                    &[Seg::Key("teams"), Seg::Key(name), Seg::Key("members")],
+                    format!("teams.{name}.members"),
+                    t.members.span(),
                     format!("team `{name}` has no members: list at least one person, such as members = [\"bob\"]"),
                 );
             }
             for (i, m) in t.members.iter().enumerate() {
-                let path = [
-                    Seg::Key("teams"),
-                    Seg::Key(name),
-                    Seg::Key("members"),
-                    Seg::Index(i),
-                ];
-                if let Some(u) = self.user(&path, m) {
+                let key = format!("teams.{name}.members[{i}]");
+                if let Some(u) = self.user(key.as_str(), m) {
                     if members.contains(&u) {
-                        self.error(&path, format!("`{u}` is listed twice"));
+                        self.error(key, m.span(), format!("`{u}` is listed twice"));
                     } else {
                         members.push(u);
                     }
@@ -103,19 +92,18 @@ impl Validator<'_> {
             }
             let lead = match &t.lead {
                 Some(l) => {
-                    let path = [Seg::Key("teams"), Seg::Key(name), Seg::Key("lead")];
-                    match self.user(&path, l) {
+                    let key = format!("teams.{name}.lead");
+                    match self.user(key.as_str(), l) {
                         Some(u) if members.contains(&u) => Some(u),
                         Some(u) => {
+                            let written: Vec<&str> = t.members.iter().map(|m| m.as_str()).collect();
                             self.error(
-                                &path,
+                                key,
+                                l.span(),
                                 format!(
                                     "`{u}` is not a member of team `{name}`; the lead must be one of: {}{}",
-                                    t.members.join(", "),
-                                    did_you_mean(
-                                        u.as_str(),
-                                        &t.members.iter().map(String::as_str).collect::<Vec<_>>()
-                                    )
+                                    written.join(", "),
+                                    did_you_mean(u.as_str(), &written)
                                 ),
                             );
                             None
@@ -134,7 +122,7 @@ impl Validator<'_> {
                         members,
                         lead,
                         description: t.description.clone(),
-                        assign: t.assign,
+                        assign: *t.assign,
                     },
                 );
             }
@@ -144,51 +132,39 @@ impl Validator<'_> {
         let mut operators = Vec::new();
         if raw.roles.operators.is_empty() {
             self.error(
-                &[Seg::Key("roles"), Seg::Key("operators")],
+                "roles.operators",
+                raw.roles.operators.span(),
                 "name at least one service operator, such as operators = [\"olivia\"]: operators triage new tickets".into(),
             );
         }
         for (i, o) in raw.roles.operators.iter().enumerate() {
-            if let Some(u) = self.user(
-                &[Seg::Key("roles"), Seg::Key("operators"), Seg::Index(i)],
-                o,
-            ) {
+            if let Some(u) = self.user(format!("roles.operators[{i}]"), o) {
                 operators.push(u);
             }
         }
         let mut release_managers = Vec::new();
         for (i, o) in raw.roles.release_managers.iter().enumerate() {
-            if let Some(u) = self.user(
-                &[
-                    Seg::Key("roles"),
-                    Seg::Key("release_managers"),
-                    Seg::Index(i),
-                ],
-                o,
-            ) {
+            if let Some(u) = self.user(format!("roles.release_managers[{i}]"), o) {
                 release_managers.push(u);
             }
         }
         let qa_team = match &raw.roles.qa_team {
-            Some(q) => {
-                let path = [Seg::Key("roles"), Seg::Key("qa_team")];
-                match TeamName::parse(q) {
-                    Ok(t) if raw.teams.contains_key(t.as_str()) => Some(t),
-                    Ok(t) => {
-                        let known: Vec<&str> = raw.teams.keys().map(String::as_str).collect();
-                        self.error(&path, no_team(t.as_str(), &known));
-                        None
-                    }
-                    Err(e) => {
-                        self.error(&path, e.to_string());
-                        None
-                    }
+            Some(q) => match TeamName::parse(q) {
+                Ok(t) if raw.teams.contains_key(t.as_str()) => Some(t),
+                Ok(t) => {
+                    let known: Vec<&str> = raw.teams.keys().map(|k| k.as_str()).collect();
+                    self.error("roles.qa_team", q.span(), no_team(t.as_str(), &known));
+                    None
                 }
-            }
+                Err(e) => {
+                    self.error("roles.qa_team", q.span(), e.to_string());
+                    None
+                }
+            },
             None => None,
         };
 
-        let services = self.validate_services(&raw.services, &teams_for_services(&raw, &dir));
+        let services = self.validate_services(&raw.services, &teams_for_services(raw, &dir));
         let http = self.validate_http(&raw.http);
         let support = self.validate_support(&raw.support);
         let smtp = self.validate_smtp(&raw.smtp);
@@ -199,7 +175,7 @@ impl Validator<'_> {
             .filter_map(|n| TeamName::parse(n).ok())
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
-        let policy = self.validate_policy(&raw, &teams);
+        let policy = self.validate_policy(raw, &teams);
         let org = Org {
             operators,
             qa_team,
@@ -207,7 +183,7 @@ impl Validator<'_> {
             teams,
         };
         let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
-        self.lone_names(&raw);
+        self.lone_names(raw);
 
         Some(Config {
             policy: policy?,
@@ -222,7 +198,7 @@ impl Validator<'_> {
             file: self.file.to_path_buf(),
             storage_path,
             tickets: TicketsConfig {
-                prefix: raw.tickets.prefix.clone(),
+                prefix: raw.tickets.prefix.to_string(),
                 channel: ops_channel?,
                 default_priority: default_priority?,
             },
@@ -236,68 +212,61 @@ impl Validator<'_> {
     /// named once, and a letter or two away from someone else, is most
     /// likely a typo of them. Said as a warning.
     pub(super) fn lone_names(&mut self, raw: &RawConfig) {
-        let mut places: Vec<(&str, Vec<Seg<'_>>)> = Vec::new();
+        let mut places: Vec<(&Written<String>, String)> = Vec::new();
         for (i, o) in raw.roles.operators.iter().enumerate() {
-            places.push((
-                o,
-                vec![Seg::Key("roles"), Seg::Key("operators"), Seg::Index(i)],
-            ));
+            places.push((o, format!("roles.operators[{i}]")));
         }
         for (i, o) in raw.roles.release_managers.iter().enumerate() {
-            places.push((
-                o,
-                vec![
-                    Seg::Key("roles"),
-                    Seg::Key("release_managers"),
-                    Seg::Index(i),
-                ],
-            ));
+            places.push((o, format!("roles.release_managers[{i}]")));
         }
         for (name, t) in &raw.teams {
             for (i, m) in t.members.iter().enumerate() {
-                places.push((
-                    m,
-                    vec![
-                        Seg::Key("teams"),
-                        Seg::Key(name),
-                        Seg::Key("members"),
-                        Seg::Index(i),
-                    ],
-                ));
+                places.push((m, format!("teams.{name}.members[{i}]")));
             }
         }
-        let mut names: Vec<&str> = places.iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<&str> = places.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        for (name, path) in &places {
+        for (name, key) in &places {
             if places.iter().filter(|(n, _)| n == name).count() != 1 {
                 continue;
             }
-            let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
+            let others: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| *n != name.as_str())
+                .collect();
             let hint = did_you_mean(name, &others);
             if !hint.is_empty() {
                 self.warn(
-                    path,
+                    key.as_str(),
+                    name.span(),
                     format!("`{name}` is named only here, and so is a person of its own{hint}"),
                 );
             }
         }
     }
 
-    pub(super) fn duration_at(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::Duration> {
+    pub(super) fn duration_at(
+        &mut self,
+        key: String,
+        raw: &Written<String>,
+    ) -> Option<chrono::Duration> {
         use crate::domain::policy::{MAX_SPAN, MAX_SPAN_WORDS};
         match humantime::parse_duration(raw.trim()) {
             Ok(d) if d.as_secs() >= 60 && d <= MAX_SPAN => chrono::Duration::from_std(d).ok(),
             Ok(d) if d > MAX_SPAN => {
                 self.error(
-                    path,
+                    key,
+                    raw.span(),
                     format!("`{raw}` is too long: a deadline is at most {MAX_SPAN_WORDS}, such as \"4h\" or \"14d\""),
                 );
                 None
             }
             _ => {
                 self.error(
-                    path,
+                    key,
+                    raw.span(),
                     format!("`{raw}` is not a duration of a minute or more, such as \"15m\", \"4h\" or \"2d\""),
                 );
                 None
@@ -305,12 +274,17 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn time_zone(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono_tz::Tz> {
+    pub(super) fn time_zone(
+        &mut self,
+        key: String,
+        raw: &Written<String>,
+    ) -> Option<chrono_tz::Tz> {
         match raw.trim().parse::<chrono_tz::Tz>() {
             Ok(tz) => Some(tz),
             Err(_) => {
                 self.error(
-                    path,
+                    key,
+                    raw.span(),
                     format!("`{raw}` is not a time zone: use an IANA name such as \"Europe/Berlin\" or \"UTC\""),
                 );
                 None
@@ -318,12 +292,17 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn time_of_day(&mut self, path: &[Seg<'_>], raw: &str) -> Option<chrono::NaiveTime> {
+    pub(super) fn time_of_day(
+        &mut self,
+        key: String,
+        raw: &Written<String>,
+    ) -> Option<chrono::NaiveTime> {
         match chrono::NaiveTime::parse_from_str(raw.trim(), "%H:%M") {
             Ok(t) => Some(t),
             Err(_) => {
                 self.error(
-                    path,
+                    key,
+                    raw.span(),
                     format!("`{raw}` is not a time of day: write HH:MM, such as \"09:00\""),
                 );
                 None
@@ -341,10 +320,10 @@ impl Validator<'_> {
         let mut ok = true;
         let mut deadlines = BTreeMap::new();
         for (name, d) in &raw.deadlines {
-            let path = [Seg::Key("deadlines"), Seg::Key(name)];
             let Ok(p) = name.parse::<Priority>() else {
                 self.error(
-                    &path,
+                    format!("deadlines.{name}"),
+                    name.span(),
                     format!(
                         "`{name}` is not a priority: use {}",
                         or_list(Priority::NAMES)
@@ -353,11 +332,11 @@ impl Validator<'_> {
                 ok = false;
                 continue;
             };
-            let mut one = |v: &mut Self, key: &'static str, raw: &Option<String>| match raw {
+            let mut one = |v: &mut Self, key: &'static str, raw: &Option<Written<String>>| match raw
+            {
                 None => None,
                 Some(r) => {
-                    let d =
-                        v.duration_at(&[Seg::Key("deadlines"), Seg::Key(name), Seg::Key(key)], r);
+                    let d = v.duration_at(format!("deadlines.{name}.{key}"), r);
                     if d.is_none() {
                         ok = false;
                     }
@@ -374,9 +353,10 @@ impl Validator<'_> {
                 },
             );
         }
+        let known_teams = || teams.keys().map(|t| t.as_str()).collect::<Vec<_>>();
         let mut chains = Vec::new();
         for (i, c) in raw.escalation.iter().enumerate() {
-            let base = [Seg::Key("escalation"), Seg::Index(i)];
+            let base = format!("escalation[{i}]");
             let mut chain = Chain {
                 name: c.name.trim().to_string(),
                 teams: Vec::new(),
@@ -385,7 +365,8 @@ impl Validator<'_> {
             };
             if chain.name.is_empty() || chains.iter().any(|x: &Chain| x.name == chain.name) {
                 self.error(
-                    &[base[0].clone(), base[1].clone(), Seg::Key("name")],
+                    format!("{base}.name"),
+                    c.name.span(),
                     format!(
                         "each chain needs its own name; `{}` is empty or used twice",
                         c.name
@@ -398,13 +379,9 @@ impl Validator<'_> {
                     Ok(n) if teams.contains_key(&n) => chain.teams.push(n),
                     _ => {
                         self.error(
-                            &[
-                                base[0].clone(),
-                                base[1].clone(),
-                                Seg::Key("teams"),
-                                Seg::Index(j),
-                            ],
-                            no_team(t, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
+                            format!("{base}.teams[{j}]"),
+                            t.span(),
+                            no_team(t, &known_teams()),
                         );
                         ok = false;
                     }
@@ -414,22 +391,15 @@ impl Validator<'_> {
                 match p.parse::<Priority>() {
                     Ok(p) => chain.priorities.push(p),
                     Err(e) => {
-                        self.error(
-                            &[
-                                base[0].clone(),
-                                base[1].clone(),
-                                Seg::Key("priorities"),
-                                Seg::Index(j),
-                            ],
-                            e.to_string(),
-                        );
+                        self.error(format!("{base}.priorities[{j}]"), p.span(), e.to_string());
                         ok = false;
                     }
                 }
             }
             if c.steps.is_empty() {
                 self.error(
-                    &[base[0].clone(), base[1].clone(), Seg::Key("steps")],
+                    format!("{base}.steps"),
+                    c.steps.span(),
                     "a chain needs at least one step".into(),
                 );
                 ok = false;
@@ -438,15 +408,7 @@ impl Validator<'_> {
                 match Step::parse(st) {
                     Ok(s) => chain.steps.push(s),
                     Err(e) => {
-                        self.error(
-                            &[
-                                base[0].clone(),
-                                base[1].clone(),
-                                Seg::Key("steps"),
-                                Seg::Index(j),
-                            ],
-                            e,
-                        );
+                        self.error(format!("{base}.steps[{j}]"), st.span(), e);
                         ok = false;
                     }
                 }
@@ -455,13 +417,14 @@ impl Validator<'_> {
         }
         let mut oncall = BTreeMap::new();
         for (name, r) in &raw.oncall {
-            let key = |k: &'static str| [Seg::Key("oncall"), Seg::Key(name), Seg::Key(k)];
+            let key = |k: &str| format!("oncall.{name}.{k}");
             let team = match TeamName::parse(name) {
                 Ok(t) if teams.contains_key(&t) => t,
                 _ => {
                     self.error(
-                        &[Seg::Key("oncall"), Seg::Key(name)],
-                        no_team(name, &teams.keys().map(|t| t.as_str()).collect::<Vec<_>>()),
+                        format!("oncall.{name}"),
+                        name.span(),
+                        no_team(name, &known_teams()),
                     );
                     ok = false;
                     continue;
@@ -470,19 +433,15 @@ impl Validator<'_> {
             let mut members = Vec::new();
             if r.members.is_empty() {
                 self.error(
-                    &key("members"),
+                    key("members"),
+                    r.members.span(),
                     format!("the rotation of `{name}` has no members: list the team's people in the order they take turns"),
                 );
                 ok = false;
             }
             for (j, m) in r.members.iter().enumerate() {
-                let path = [
-                    Seg::Key("oncall"),
-                    Seg::Key(name),
-                    Seg::Key("members"),
-                    Seg::Index(j),
-                ];
-                match self.user(&path, m) {
+                let path = format!("oncall.{name}.members[{j}]");
+                match self.user(path.as_str(), m) {
                     Some(u) if teams.get(&team).is_some_and(|t| t.members.contains(&u)) => {
                         members.push(u)
                     }
@@ -492,7 +451,8 @@ impl Validator<'_> {
                             .map(|t| t.members.iter().map(|m| m.as_str()).collect())
                             .unwrap_or_default();
                         self.error(
-                            &path,
+                            path,
+                            m.span(),
                             format!(
                                 "`{u}` is not a member of team `{name}`; its members are: {}{}",
                                 known.join(", "),
@@ -504,13 +464,14 @@ impl Validator<'_> {
                     None => ok = false,
                 }
             }
-            let tz = self.time_zone(&key("time_zone"), &r.time_zone);
-            let handoff = self.time_of_day(&key("handoff"), &r.handoff);
+            let tz = self.time_zone(key("time_zone"), &r.time_zone);
+            let handoff = self.time_of_day(key("handoff"), &r.handoff);
             let start = match chrono::NaiveDate::parse_from_str(r.start.trim(), "%Y-%m-%d") {
                 Ok(d) if (1970..2200).contains(&chrono::Datelike::year(&d)) => Some(d),
                 Ok(_) => {
                     self.error(
-                        &key("start"),
+                        key("start"),
+                        r.start.span(),
                         format!(
                             "`{}` is out of range: the day of the first handoff must be from 1970-01-01 to 2199-12-31",
                             r.start
@@ -520,7 +481,8 @@ impl Validator<'_> {
                 }
                 Err(_) => {
                     self.error(
-                        &key("start"),
+                        key("start"),
+                        r.start.span(),
                         format!(
                             "`{}` is not a date: write YYYY-MM-DD, the day of the first handoff",
                             r.start
@@ -553,8 +515,10 @@ impl Validator<'_> {
                 && !oncall.contains_key(name)
                 && !raw.oncall.contains_key(name.as_str())
             {
+                let at = raw.teams.get(name.as_str()).and_then(|t| t.assign.span());
                 self.error(
-                    &[Seg::Key("teams"), Seg::Key(name.as_str()), Seg::Key("assign")],
+                    format!("teams.{name}.assign"),
+                    at,
                     format!("team `{name}` assigns to its on-call person, but has no [oncall.{name}] rotation"),
                 );
                 ok = false;
@@ -563,19 +527,20 @@ impl Validator<'_> {
         let weekly_report = match &raw.reports.weekly {
             None => None,
             Some(w) => {
-                let key = |k: &'static str| [Seg::Key("reports"), Seg::Key("weekly"), Seg::Key(k)];
+                let key = |k: &str| format!("reports.weekly.{k}");
                 let day = match w.day.trim().parse::<chrono::Weekday>() {
                     Ok(d) => Some(d),
                     Err(_) => {
                         self.error(
-                            &key("day"),
+                            key("day"),
+                            w.day.span(),
                             format!("`{}` is not a weekday, such as \"monday\"", w.day),
                         );
                         None
                     }
                 };
-                let time = self.time_of_day(&key("time"), &w.time);
-                let tz = self.time_zone(&key("time_zone"), &w.time_zone);
+                let time = self.time_of_day(key("time"), &w.time);
+                let tz = self.time_zone(key("time_zone"), &w.time_zone);
                 match (day, time, tz) {
                     (Some(day), Some(time), Some(tz)) => Some(WeeklyReport { day, time, tz }),
                     _ => {
@@ -603,7 +568,12 @@ pub(super) fn teams_for_services(raw: &RawConfig, _dir: &Path) -> Vec<TeamName> 
 }
 
 impl Validator<'_> {
-    pub(super) fn snowflake(&mut self, path: &[Seg<'_>], v: &Snowflake) -> Option<u64> {
+    pub(super) fn snowflake(
+        &mut self,
+        key: &str,
+        at: Option<Range<usize>>,
+        v: &Snowflake,
+    ) -> Option<u64> {
         let n = match v {
             Snowflake::Number(n) => Some(*n),
             Snowflake::Text(t) => t.trim().parse::<u64>().ok(),
@@ -612,7 +582,8 @@ impl Validator<'_> {
             Some(n) if n > 0 => Some(n),
             _ => {
                 self.error(
-                    path,
+                    key,
+                    at,
                     "a Discord id is a number such as \"123456789012345678\"".into(),
                 );
                 None
@@ -628,41 +599,47 @@ impl Validator<'_> {
     ) -> DiscordConfig {
         let guild_ids: Vec<u64> = match &raw.guild_id {
             None => Vec::new(),
-            Some(Snowflakes::One(g)) => self
-                .snowflake(&[Seg::Key("discord"), Seg::Key("guild_id")], g)
-                .into_iter()
-                .collect(),
-            Some(Snowflakes::Many(gs)) => gs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| {
-                    self.snowflake(
-                        &[Seg::Key("discord"), Seg::Key("guild_id"), Seg::Index(i)],
-                        g,
-                    )
-                })
-                .collect(),
+            Some(g) => match &**g {
+                Snowflakes::One(one) => self
+                    .snowflake("discord.guild_id", g.span(), one)
+                    .into_iter()
+                    .collect(),
+                Snowflakes::Many(gs) => gs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, one)| {
+                        self.snowflake(&format!("discord.guild_id[{i}]"), g.span(), one)
+                    })
+                    .collect(),
+            },
         };
         if let Some(base) = &raw.api_base {
             if !(base.starts_with("http://") || base.starts_with("https://")) {
                 self.error(
-                    &[Seg::Key("discord"), Seg::Key("api_base")],
+                    "discord.api_base",
+                    base.span(),
                     format!("`{base}` is not an http(s) URL"),
                 );
             }
         }
         let mut channels = BTreeMap::new();
         for (name, id) in &raw.channels {
-            let path = [Seg::Key("discord"), Seg::Key("channels"), Seg::Key(name)];
-            let (Some(c), Some(id)) = (self.channel(&path, name), self.snowflake(&path, id)) else {
+            let key = format!("discord.channels.{name}");
+            let (Some(c), Some(id)) = (
+                self.channel(key.as_str(), name),
+                self.snowflake(&key, name.span(), id),
+            ) else {
                 continue;
             };
             channels.insert(c, id);
         }
         let mut users = BTreeMap::new();
         for (name, id) in &raw.users {
-            let path = [Seg::Key("discord"), Seg::Key("users"), Seg::Key(name)];
-            let (Some(u), Some(id)) = (self.user(&path, name), self.snowflake(&path, id)) else {
+            let key = format!("discord.users.{name}");
+            let (Some(u), Some(id)) = (
+                self.user(key.as_str(), name),
+                self.snowflake(&key, name.span(), id),
+            ) else {
                 continue;
             };
             if !people.contains(&u) {
@@ -673,12 +650,13 @@ impl Validator<'_> {
                     did_you_mean(u.as_str(), &known)
                 );
                 if raw.roles.is_empty() {
-                    self.error(&path, message);
+                    self.error(key, name.span(), message);
                     continue;
                 }
                 // A Discord role may make them a member or an operator.
                 self.warn(
-                    &path,
+                    key,
+                    name.span(),
                     format!("{message}; fine if a role in [discord.roles] is what makes them one"),
                 );
             }
@@ -686,7 +664,7 @@ impl Validator<'_> {
         }
         let mut roles = Vec::new();
         for (name, id) in &raw.roles {
-            let path = [Seg::Key("discord"), Seg::Key("roles"), Seg::Key(name)];
+            let key = format!("discord.roles.{name}");
             let grant = match name.as_str() {
                 "operators" => Some(RoleGrant::Operators),
                 "release_managers" => Some(RoleGrant::ReleaseManagers),
@@ -699,7 +677,8 @@ impl Validator<'_> {
                             .chain(known.iter().copied())
                             .collect();
                         self.error(
-                            &path,
+                            key.as_str(),
+                            name.span(),
                             format!(
                                 "`{other}` is not operators, release_managers or a team ({}){}",
                                 known.join(", "),
@@ -710,7 +689,7 @@ impl Validator<'_> {
                     }
                 },
             };
-            if let (Some(g), Some(id)) = (grant, self.snowflake(&path, id)) {
+            if let (Some(g), Some(id)) = (grant, self.snowflake(&key, name.span(), id)) {
                 roles.push((id, g));
             }
         }
@@ -720,7 +699,8 @@ impl Validator<'_> {
                 Ok(d) if d <= MAX_DEFER_AFTER => d,
                 _ => {
                     self.error(
-                        &[Seg::Key("discord"), Seg::Key("defer_after")],
+                        "discord.defer_after",
+                        s.span(),
                         format!(
                             "`{s}` is not a duration of at most 2500ms (Discord wants an \
                              answer within 3 s), such as \"1500ms\""
@@ -746,15 +726,20 @@ impl Validator<'_> {
 
     pub(super) fn validate_jenkins(&mut self, raw: Option<&RawJenkins>) -> Option<JenkinsConfig> {
         let raw = raw?;
-        let key = |k: &'static str| [Seg::Key("ci"), Seg::Key("jenkins"), Seg::Key(k)];
+        let key = |k: &str| format!("ci.jenkins.{k}");
         if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
-            self.error(&key("url"), format!("`{}` is not an http(s) URL", raw.url));
+            self.error(
+                key("url"),
+                raw.url.span(),
+                format!("`{}` is not an http(s) URL", raw.url),
+            );
         }
-        let dur = |v: &mut Self, k: &'static str, s: &str| match humantime::parse_duration(s) {
+        let dur = |v: &mut Self, k: &str, s: &Written<String>| match humantime::parse_duration(s) {
             Ok(d) if d.as_millis() >= 10 && d.as_secs() <= 3600 => d,
             _ => {
                 v.error(
-                    &key(k),
+                    key(k),
+                    s.span(),
                     format!("`{s}` is not a duration from 10ms to 1h, such as \"2s\""),
                 );
                 std::time::Duration::from_secs(2)
@@ -765,7 +750,8 @@ impl Validator<'_> {
         let token = EnvSecret::read(&raw.token_env);
         if token.value.is_none() {
             self.warn(
-                &key("token_env"),
+                key("token_env"),
+                raw.token_env.span(),
                 format!(
                     "{} is not set: requests to Jenkins go without credentials",
                     raw.token_env
@@ -783,7 +769,7 @@ impl Validator<'_> {
 
     pub(super) fn validate_services(
         &mut self,
-        raw: &BTreeMap<String, RawService>,
+        raw: &BTreeMap<Written<String>, RawService>,
         teams: &[TeamName],
     ) -> BTreeMap<String, Service> {
         let mut out = BTreeMap::new();
@@ -792,7 +778,8 @@ impl Validator<'_> {
                 Ok(t) if teams.contains(&t) => Some(t),
                 _ => {
                     self.error(
-                        &[Seg::Key("services"), Seg::Key(name), Seg::Key("team")],
+                        format!("services.{name}.team"),
+                        t.span(),
                         no_team(t, &teams.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
                     );
                     None
@@ -800,17 +787,18 @@ impl Validator<'_> {
             });
             if svc.environments.is_empty() {
                 self.error(
-                    &[Seg::Key("services"), Seg::Key(name)],
+                    format!("services.{name}"),
+                    name.span(),
                     "a service needs at least one environment, such as [services.NAME.environments.staging]".into(),
                 );
             }
             let mut envs = BTreeMap::new();
             for (ename, e) in &svc.environments {
                 envs.insert(
-                    ename.clone(),
+                    ename.to_string(),
                     Environment {
-                        name: ename.clone(),
-                        job: e.job.clone().unwrap_or_else(|| svc.job.clone()),
+                        name: ename.to_string(),
+                        job: e.job.as_ref().unwrap_or(&svc.job).to_string(),
                         protected: e.protected,
                         // Checked against the org once roles are known.
                         approvers: Vec::new(),
@@ -818,9 +806,9 @@ impl Validator<'_> {
                 );
             }
             out.insert(
-                name.clone(),
+                name.to_string(),
                 Service {
-                    name: name.clone(),
+                    name: name.to_string(),
                     team,
                     environments: envs,
                 },
@@ -834,7 +822,8 @@ impl Validator<'_> {
         let secret = EnvSecret::read(&raw.secret_env);
         if secret.value.is_none() {
             self.warn(
-                &[Seg::Key("support"), Seg::Key("secret_env")],
+                "support.secret_env",
+                raw.secret_env.span(),
                 format!(
                     "{} is not set: the support intake will refuse every request",
                     raw.secret_env
@@ -846,7 +835,8 @@ impl Validator<'_> {
             && raw.session_url.len() > "http://".len();
         if !url_ok {
             self.error(
-                &[Seg::Key("support"), Seg::Key("session_url")],
+                "support.session_url",
+                raw.session_url.span(),
                 format!(
                     "`{}` is not an http(s) URL, such as \"https://app.example.com/api/sessions\"",
                     raw.session_url
@@ -858,7 +848,8 @@ impl Validator<'_> {
             Ok(d) if d.as_millis() >= 10 && d.as_secs() <= 60 => d,
             _ => {
                 self.error(
-                    &[Seg::Key("support"), Seg::Key("session_timeout")],
+                    "support.session_timeout",
+                    raw.session_timeout.span(),
                     format!(
                         "`{}` is not a duration from 10ms to 60s, such as \"2s\"",
                         raw.session_timeout
@@ -869,12 +860,13 @@ impl Validator<'_> {
             }
         };
         for (key, v) in [
-            ("per_customer_per_hour", raw.per_customer_per_hour),
-            ("per_minute", raw.per_minute),
+            ("per_customer_per_hour", &raw.per_customer_per_hour),
+            ("per_minute", &raw.per_minute),
         ] {
-            if v == 0 {
+            if **v == 0 {
                 self.error(
-                    &[Seg::Key("support"), Seg::Key(key)],
+                    format!("support.{key}"),
+                    v.span(),
                     "must be at least 1".into(),
                 );
                 ok = false;
@@ -884,7 +876,7 @@ impl Validator<'_> {
             Some(p) => match p.parse::<Priority>() {
                 Ok(p) => p,
                 Err(e) => {
-                    self.error(&[Seg::Key("support"), Seg::Key("priority")], e.to_string());
+                    self.error("support.priority", p.span(), e.to_string());
                     ok = false;
                     Priority::P3
                 }
@@ -899,7 +891,8 @@ impl Validator<'_> {
         ] {
             if text.contains('\n') || text.contains('\r') {
                 self.error(
-                    &[Seg::Key("support"), Seg::Key("mail"), Seg::Key(key)],
+                    format!("support.mail.{key}"),
+                    text.span(),
                     "a subject is one line: remove the line break".into(),
                 );
                 ok = false;
@@ -912,17 +905,17 @@ impl Validator<'_> {
             secret,
             session_url: raw.session_url.trim_end_matches('/').to_string(),
             session_timeout,
-            per_customer_per_hour: raw.per_customer_per_hour,
-            per_minute: raw.per_minute,
+            per_customer_per_hour: *raw.per_customer_per_hour,
+            per_minute: *raw.per_minute,
             max_subject: raw.max_subject.max(1),
             max_message: raw.max_message.max(1),
             priority,
             mail: MailTemplates {
-                ack_subject: m.ack_subject.clone(),
+                ack_subject: m.ack_subject.to_string(),
                 ack_body: m.ack_body.clone(),
-                update_subject: m.update_subject.clone(),
+                update_subject: m.update_subject.to_string(),
                 update_body: m.update_body.clone(),
-                closed_subject: m.closed_subject.clone(),
+                closed_subject: m.closed_subject.to_string(),
                 closed_body: m.closed_body.clone(),
             },
         })
@@ -932,14 +925,16 @@ impl Validator<'_> {
         let mut ok = true;
         if raw.host.trim().is_empty() {
             self.error(
-                &[Seg::Key("smtp"), Seg::Key("host")],
+                "smtp.host",
+                raw.host.span(),
                 "name the mail server, such as \"127.0.0.1\"".into(),
             );
             ok = false;
         }
         if raw.from.parse::<lettre::message::Mailbox>().is_err() {
             self.error(
-                &[Seg::Key("smtp"), Seg::Key("from")],
+                "smtp.from",
+                raw.from.span(),
                 format!(
                     "`{}` is not a mail address, such as \"Support <support@example.com>\"",
                     raw.from
@@ -953,19 +948,21 @@ impl Validator<'_> {
             "tls" => SmtpTls::Tls,
             other => {
                 self.error(
-                    &[Seg::Key("smtp"), Seg::Key("tls")],
+                    "smtp.tls",
+                    raw.tls.span(),
                     format!("`tls` must be one of none, starttls, tls; got `{other}`"),
                 );
                 ok = false;
                 SmtpTls::None
             }
         };
-        let mut cred = |key: &'static str, var: &Option<String>| -> Option<EnvSecret> {
+        let mut cred = |key: &str, var: &Option<Written<String>>| -> Option<EnvSecret> {
             let var = var.as_ref()?;
             let s = EnvSecret::read(var);
             if s.value.is_none() {
                 self.warn(
-                    &[Seg::Key("smtp"), Seg::Key(key)],
+                    format!("smtp.{key}"),
+                    var.span(),
                     format!("{var} is not set: mail is sent without logging in"),
                 );
             }
@@ -977,17 +974,13 @@ impl Validator<'_> {
             return None;
         }
         Some(SmtpConfig {
-            host: raw.host.clone(),
+            host: raw.host.to_string(),
             port: raw.port,
-            from: raw.from.clone(),
+            from: raw.from.to_string(),
             tls,
             user,
             password,
         })
-    }
-
-    pub(crate) fn warn(&mut self, path: &[Seg<'_>], message: String) {
-        self.problem(Severity::Warning, path, message)
     }
 
     pub(super) fn validate_http(&mut self, raw: &RawHttp) -> Option<HttpConfig> {
@@ -995,7 +988,8 @@ impl Validator<'_> {
             Ok(a) => Some(a),
             Err(_) => {
                 self.error(
-                    &[Seg::Key("http"), Seg::Key("listen")],
+                    "http.listen",
+                    raw.listen.span(),
                     format!(
                         "`{}` is not an address: write HOST:PORT, such as \"127.0.0.1:8787\"",
                         raw.listen
@@ -1004,9 +998,10 @@ impl Validator<'_> {
                 None
             }
         };
-        if raw.body_limit < 1024 {
+        if *raw.body_limit < 1024 {
             self.error(
-                &[Seg::Key("http"), Seg::Key("body_limit")],
+                "http.body_limit",
+                raw.body_limit.span(),
                 format!(
                     "{} bytes is too small for any webhook; use at least 1024",
                     raw.body_limit
@@ -1016,7 +1011,8 @@ impl Validator<'_> {
         let token = EnvSecret::read(&raw.token_env);
         if token.value.is_none() {
             self.warn(
-                &[Seg::Key("http"), Seg::Key("token_env")],
+                "http.token_env",
+                raw.token_env.span(),
                 format!(
                     "{} is not set: the hooks will refuse every request",
                     raw.token_env
@@ -1026,7 +1022,8 @@ impl Validator<'_> {
         let api_token = EnvSecret::read(&raw.api_token_env);
         if api_token.value.is_none() {
             self.warn(
-                &[Seg::Key("http"), Seg::Key("api_token_env")],
+                "http.api_token_env",
+                raw.api_token_env.span(),
                 format!(
                     "{} is not set: the ticket API (/api/v1/tickets) will refuse every request",
                     raw.api_token_env
@@ -1036,7 +1033,8 @@ impl Validator<'_> {
         if let (Some(a), Some(h)) = (&api_token.value, &token.value) {
             if a.expose() == h.expose() {
                 self.warn(
-                    &[Seg::Key("http"), Seg::Key("api_token_env")],
+                    "http.api_token_env",
+                    raw.api_token_env.span(),
                     format!(
                         "{} holds the same token as {}: whoever holds the hook token reads every ticket; give the ticket API a token of its own",
                         raw.api_token_env, raw.token_env
@@ -1048,36 +1046,38 @@ impl Validator<'_> {
             listen: listen?,
             token,
             api_token,
-            body_limit: raw.body_limit,
+            body_limit: *raw.body_limit,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One route as written, `[alerts.default]` or one of
+    /// `[[alerts.routes]]`; `base` is the default route, whose policy a
+    /// route inherits where it is silent.
     pub(super) fn route(
         &mut self,
-        path: &[Seg<'_>],
-        name: &str,
-        matchers: &BTreeMap<String, String>,
-        policy: &RawPolicy,
+        written: &RouteWritten<'_>,
         base: Option<&crate::domain::alert::Route>,
         teams: &[TeamName],
     ) -> Option<crate::domain::alert::Route> {
         use crate::domain::alert::{anchored, OnRefire, Route};
-        let key = |k: &'static str| -> Vec<Seg<'_>> {
-            let mut p = path.to_vec();
-            p.push(Seg::Key(k));
-            p
-        };
+        let RouteWritten {
+            key: path,
+            name,
+            matchers,
+            policy,
+        } = written;
+        let key = |k: &str| format!("{path}.{k}");
         let mut ok = true;
         let mut compiled = Vec::new();
-        for (label, pattern) in matchers {
+        for (label, pattern) in *matchers {
             match anchored(pattern) {
-                Ok(r) => compiled.push((label.clone(), r)),
+                Ok(r) => compiled.push((label.to_string(), r)),
                 Err(e) => {
-                    let mut p = path.to_vec();
-                    p.push(Seg::Key("match"));
-                    p.push(Seg::Key(label));
-                    self.error(&p, format!("the regular expression does not compile: {e}"));
+                    self.error(
+                        format!("{path}.match.{label}"),
+                        label.span(),
+                        format!("the regular expression does not compile: {e}"),
+                    );
                     ok = false;
                 }
             }
@@ -1087,7 +1087,7 @@ impl Validator<'_> {
                 Ok(t) if teams.contains(&t) => Some(t),
                 _ => {
                     let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
-                    self.error(&key("team"), no_team(t, &known));
+                    self.error(key("team"), t.span(), no_team(t, &known));
                     ok = false;
                     None
                 }
@@ -1098,7 +1098,7 @@ impl Validator<'_> {
             Some(p) => match p.parse::<Priority>() {
                 Ok(p) => p,
                 Err(e) => {
-                    self.error(&key("priority"), e.to_string());
+                    self.error(key("priority"), p.span(), e.to_string());
                     ok = false;
                     Priority::P3
                 }
@@ -1110,7 +1110,8 @@ impl Validator<'_> {
                 Ok(d) if d.as_secs() >= 60 && d <= crate::domain::policy::MAX_SPAN => Some(d),
                 Ok(d) if d > crate::domain::policy::MAX_SPAN => {
                     self.error(
-                        &key("stale_after"),
+                        key("stale_after"),
+                        s.span(),
                         format!(
                             "`{s}` is too long: a group goes stale after at most {}, such as \"6h\" or \"30m\"",
                             crate::domain::policy::MAX_SPAN_WORDS
@@ -1121,7 +1122,8 @@ impl Validator<'_> {
                 }
                 _ => {
                     self.error(
-                        &key("stale_after"),
+                        key("stale_after"),
+                        s.span(),
                         format!("`{s}` is not a duration of a minute or more, such as \"6h\" or \"30m\""),
                     );
                     ok = false;
@@ -1160,10 +1162,12 @@ impl Validator<'_> {
     ) -> Option<AlertsConfig> {
         let empty = BTreeMap::new();
         let default = self.route(
-            &[Seg::Key("alerts"), Seg::Key("default")],
-            "default",
-            &empty,
-            &raw.default,
+            &RouteWritten {
+                key: "alerts.default".into(),
+                name: "default",
+                matchers: &empty,
+                policy: &raw.default,
+            },
             None,
             teams,
         );
@@ -1171,12 +1175,11 @@ impl Validator<'_> {
         let mut names: Vec<&str> = vec!["default"];
         let mut ok = default.is_some();
         for (i, r) in raw.routes.iter().enumerate() {
-            let path = [Seg::Key("alerts"), Seg::Key("routes"), Seg::Index(i)];
+            let path = format!("alerts.routes[{i}]");
             if r.name.trim().is_empty() || names.contains(&r.name.as_str()) {
-                let mut p = path.to_vec();
-                p.push(Seg::Key("name"));
                 self.error(
-                    &p,
+                    format!("{path}.name"),
+                    r.name.span(),
                     format!(
                         "route names must be unique and not empty; `{}` is taken",
                         r.name
@@ -1194,26 +1197,21 @@ impl Validator<'_> {
                 on_refire: r.on_refire,
             };
             // A route inherits the default route's policy where it is silent.
-            match self.route(
-                &path,
-                &r.name,
-                &r.matchers,
-                &policy,
-                default.as_ref(),
-                teams,
-            ) {
+            let written = RouteWritten {
+                key: path,
+                name: &r.name,
+                matchers: &r.matchers,
+                policy: &policy,
+            };
+            match self.route(&written, default.as_ref(), teams) {
                 Some(route) => routes.push(route),
                 None => ok = false,
             }
         }
         let mut rules = Vec::new();
         for (i, m) in raw.message_rules.iter().enumerate() {
-            let path = [Seg::Key("alerts"), Seg::Key("message_rules"), Seg::Index(i)];
-            let mut pp = path.to_vec();
-            pp.push(Seg::Key("pattern"));
-            let mut pc = path.to_vec();
-            pc.push(Seg::Key("channel"));
-            let channel = self.channel(&pc, &m.channel);
+            let path = format!("alerts.message_rules[{i}]");
+            let channel = self.channel(format!("{path}.channel"), &m.channel);
             match regex::Regex::new(&m.pattern) {
                 Ok(r) if r.capture_names().flatten().any(|n| n == "alertname") => {
                     if let Some(channel) = channel {
@@ -1225,14 +1223,19 @@ impl Validator<'_> {
                 }
                 Ok(_) => {
                     self.error(
-                        &pp,
+                        format!("{path}.pattern"),
+                        m.pattern.span(),
                         "the pattern has no `(?P<alertname>…)` group: it must name the alert"
                             .into(),
                     );
                     ok = false;
                 }
                 Err(e) => {
-                    self.error(&pp, format!("the regular expression does not compile: {e}"));
+                    self.error(
+                        format!("{path}.pattern"),
+                        m.pattern.span(),
+                        format!("the regular expression does not compile: {e}"),
+                    );
                     ok = false;
                 }
             }
@@ -1247,6 +1250,15 @@ impl Validator<'_> {
             coalesce_after: raw.coalesce_after.unwrap_or(3).max(1),
         })
     }
+}
+
+/// A route as the file writes it: its key (`alerts.routes[2]`), name,
+/// matchers and policy.
+pub(super) struct RouteWritten<'r> {
+    pub(super) key: String,
+    pub(super) name: &'r str,
+    pub(super) matchers: &'r BTreeMap<Written<String>, String>,
+    pub(super) policy: &'r RawPolicy,
 }
 
 /// `a, b, c or d`.
