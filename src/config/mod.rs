@@ -734,6 +734,39 @@ pattern = '^(?P<alertname>[a-z'
     }
 
     #[test]
+    fn a_key_the_file_leaves_out_is_placed_at_its_section() {
+        let src = GOOD.replace("operators = [\"olivia\"]\n", "");
+        let err = parse(&src).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(
+            (p.key.as_str(), p.line),
+            ("roles.operators", Some(2)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_section_written_as_dotted_keys_places_its_values_and_refuses_unknown_keys() {
+        let src = format!("http.body_limit = 5\n{GOOD}");
+        let err = parse(&src).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(
+            (p.key.as_str(), p.line),
+            ("http.body_limit", Some(1)),
+            "{err}"
+        );
+        let src = format!("http.bogus = 1\n{GOOD}");
+        let err = parse(&src).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(
+            (p.key.as_str(), p.line, p.column),
+            ("http.bogus", Some(1), Some(6)),
+            "{err}"
+        );
+        assert!(p.message.starts_with("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
     fn a_team_without_channel_is_an_error() {
         let src = "[roles]\noperators=[\"o\"]\n[teams.x]\nmembers=[\"a\"]\n";
         let err = parse(src).unwrap_err();

@@ -133,7 +133,7 @@ impl Validator<'_> {
         if raw.roles.operators.is_empty() {
             self.error(
                 "roles.operators",
-                raw.roles.operators.span(),
+                raw.roles.operators.span().or(raw.roles.span()),
                 "name at least one service operator, such as operators = [\"olivia\"]: operators triage new tickets".into(),
             );
         }
@@ -724,7 +724,10 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn validate_jenkins(&mut self, raw: Option<&RawJenkins>) -> Option<JenkinsConfig> {
+    pub(super) fn validate_jenkins(
+        &mut self,
+        raw: Option<&Written<RawJenkins>>,
+    ) -> Option<JenkinsConfig> {
         let raw = raw?;
         let key = |k: &str| format!("ci.jenkins.{k}");
         if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
@@ -751,7 +754,7 @@ impl Validator<'_> {
         if token.value.is_none() {
             self.warn(
                 key("token_env"),
-                raw.token_env.span(),
+                raw.token_env.span().or(raw.span()),
                 format!(
                     "{} is not set: requests to Jenkins go without credentials",
                     raw.token_env
@@ -817,13 +820,13 @@ impl Validator<'_> {
         out
     }
 
-    pub(super) fn validate_support(&mut self, raw: &RawSupport) -> Option<SupportConfig> {
+    pub(super) fn validate_support(&mut self, raw: &Written<RawSupport>) -> Option<SupportConfig> {
         let mut ok = true;
         let secret = EnvSecret::read(&raw.secret_env);
         if secret.value.is_none() {
             self.warn(
                 "support.secret_env",
-                raw.secret_env.span(),
+                raw.secret_env.span().or(raw.span()),
                 format!(
                     "{} is not set: the support intake will refuse every request",
                     raw.secret_env
@@ -983,7 +986,7 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn validate_http(&mut self, raw: &RawHttp) -> Option<HttpConfig> {
+    pub(super) fn validate_http(&mut self, raw: &Written<RawHttp>) -> Option<HttpConfig> {
         let listen = match raw.listen.parse::<std::net::SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -1012,7 +1015,7 @@ impl Validator<'_> {
         if token.value.is_none() {
             self.warn(
                 "http.token_env",
-                raw.token_env.span(),
+                raw.token_env.span().or(raw.span()),
                 format!(
                     "{} is not set: the hooks will refuse every request",
                     raw.token_env
@@ -1023,7 +1026,7 @@ impl Validator<'_> {
         if api_token.value.is_none() {
             self.warn(
                 "http.api_token_env",
-                raw.api_token_env.span(),
+                raw.api_token_env.span().or(raw.span()),
                 format!(
                     "{} is not set: the ticket API (/api/v1/tickets) will refuse every request",
                     raw.api_token_env
@@ -1034,7 +1037,7 @@ impl Validator<'_> {
             if a.expose() == h.expose() {
                 self.warn(
                     "http.api_token_env",
-                    raw.api_token_env.span(),
+                    raw.api_token_env.span().or(raw.span()),
                     format!(
                         "{} holds the same token as {}: whoever holds the hook token reads every ticket; give the ticket API a token of its own",
                         raw.api_token_env, raw.token_env
