@@ -98,10 +98,17 @@ impl<'de> Deserialize<'de> for RawEnv {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawEnv, A::Error> {
                 let mut table = BTreeMap::new();
-                while let Some((k, v)) = a.next_entry()? {
+                let mut placed = true;
+                while let Some((k, v)) = a.next_entry::<Written<String>, _>()? {
+                    placed &= k.span().is_some();
                     table.insert(k, v);
                 }
-                Ok(RawEnv::Table(table))
+                // Keys toml cannot place are no table of the file: a date.
+                Ok(if placed {
+                    RawEnv::Table(table)
+                } else {
+                    RawEnv::Other
+                })
             }
             fn visit_bool<E>(self, _: bool) -> Result<RawEnv, E> {
                 Ok(RawEnv::Other)
@@ -491,4 +498,30 @@ fn job_env(v: &mut Validator, raw: Option<&Written<RawEnv>>, secret_vars: &[Stri
         }
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(src: &str) -> RawEnv {
+        let job: RawJob = toml::from_str(&format!("description = \"x\"\n{src}")).unwrap();
+        job.env.unwrap().into_inner()
+    }
+
+    #[test]
+    fn env_is_read_as_a_list_a_table_or_something_else_with_its_places() {
+        let RawEnv::List(list) = env_of("env = [\"A\", 5]") else {
+            panic!("a list")
+        };
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|e| e.span().is_some()));
+        let RawEnv::Table(t) = env_of("[env]\nA = true\nB = \"b\"") else {
+            panic!("a table")
+        };
+        assert!(t.keys().all(|k| k.span().is_some()) && t.contains_key("B"));
+        for other in ["env = 5", "env = \"A\"", "env = true", "env = 1979-05-27"] {
+            assert!(matches!(env_of(other), RawEnv::Other), "{other}");
+        }
+    }
 }
