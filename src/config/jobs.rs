@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::Written;
+use super::written::Written;
 use crate::commands::CommandName;
 use crate::config::{Org, Problem, Severity, Validator};
 pub use crate::domain::job::{describe, Allowed, Backend, Job, JobEnv, Param, SAFE_ENV};

@@ -6,6 +6,7 @@ pub mod jobs;
 mod problems;
 mod raw;
 mod validate;
+mod written;
 
 pub(crate) use problems::{deserialize_all, Validator};
 pub use problems::{ConfigError, Problem, Severity};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::raw::Written;
+use super::written::Written;
 use crate::domain::{ChannelName, UserName};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
