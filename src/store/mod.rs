@@ -39,6 +39,7 @@ pub mod figures;
 mod keys;
 pub mod kv;
 mod outbox;
+mod postgres;
 mod query;
 mod reads;
 mod sled_backend;
@@ -67,6 +68,7 @@ use keys::{
     MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
 };
 use kv::{scan_prefix, Backend, TreeName};
+use postgres::PgBackend;
 use reads::Reads;
 use sled_backend::SledBackend;
 
@@ -133,11 +135,48 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
 }
 
+/// Where the records are kept.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// sled's files in this data directory.
+    Dir(PathBuf),
+    /// A PostgreSQL database, by its libpq URL (it may hold a password:
+    /// never shown).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(p) => write!(f, "Dir({})", p.display()),
+            Location::Postgres(_) => write!(f, "Postgres(***)"),
+        }
+    }
+}
+
+impl Location {
+    /// Sets aside the disk space a reopen needs (see [`Store::keep_reserve`]);
+    /// nothing for a database server.
+    pub fn keep_reserve(&self) -> std::io::Result<()> {
+        match self {
+            Location::Dir(p) => Store::keep_reserve(p),
+            Location::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Gives the reserve's space back (the disk is full).
+    pub fn release_reserve(&self) {
+        if let Location::Dir(p) = self {
+            Store::release_reserve(p)
+        }
+    }
+}
+
 /// The database: the records, over the backend that keeps them.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Arc<dyn Backend>,
-    path: PathBuf,
+    at: Location,
     /// Counts this handle's clones, so that the runtime knows when the last
     /// one is gone before it reopens the files (see `runtime::StoreSlot`).
     handles: std::sync::Arc<()>,
@@ -177,7 +216,7 @@ impl Store {
         }
         let store = Store {
             db: Arc::new(SledBackend::open(path)?),
-            path: path.to_path_buf(),
+            at: Location::Dir(path.to_path_buf()),
             handles: std::sync::Arc::new(()),
         };
         store.check_schema()?;
@@ -185,6 +224,34 @@ impl Store {
         store.count_figures_once()?;
         store.split_group_members()?;
         Ok(store)
+    }
+
+    /// Connects to the PostgreSQL database at `url` (a libpq URL), creating
+    /// the tables in an empty database and refusing a newer schema.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Store {
+            db: Arc::new(PgBackend::connect(url)?),
+            at: Location::Postgres(url.to_string()),
+            handles: std::sync::Arc::new(()),
+        };
+        store.check_schema()?;
+        store.count_loads_once()?;
+        store.count_figures_once()?;
+        store.split_group_members()?;
+        Ok(store)
+    }
+
+    /// Opens the store at `at`.
+    pub fn open_at(at: &Location) -> Result<Store, StoreError> {
+        match at {
+            Location::Dir(p) => Store::open(p),
+            Location::Postgres(url) => Store::connect(url),
+        }
+    }
+
+    /// Where the records are kept.
+    pub fn location(&self) -> &Location {
+        &self.at
     }
 
     /// Sets aside [`RESERVE_BYTES`] of disk in the data directory at `path`
@@ -309,7 +376,11 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let shown = self.path.display().to_string();
+        let (shown, dir) = match &self.at {
+            Location::Dir(p) => (p.display().to_string(), Some(p.as_path())),
+            Location::Postgres(_) => (self.db.describe(), None),
+        };
+        let marked = dir.is_some_and(|d| d.join(MARKER).exists());
         match self.db.get(TreeName::Meta, SCHEMA_KEY)? {
             Some(v) => {
                 let found = read_u64(&v, "meta")?;
@@ -320,13 +391,13 @@ impl Store {
                         known: SCHEMA_VERSION as u32,
                     });
                 }
-                if !self.path.join(MARKER).exists() {
-                    self.write_marker()?;
+                if let (Some(d), false) = (dir, marked) {
+                    Self::write_marker(d)?;
                 }
                 Ok(())
             }
             None => {
-                if self.path.join(MARKER).exists() {
+                if marked {
                     return Err(StoreError::NotOurs {
                         path: shown,
                         reason: "opsbot created it, but its records are unreadable: the database files are damaged".into(),
@@ -341,14 +412,17 @@ impl Store {
                 self.db
                     .put(TreeName::Meta, SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
                 self.db.flush()?;
-                self.write_marker()
+                match dir {
+                    Some(d) => Self::write_marker(d),
+                    None => Ok(()),
+                }
             }
         }
     }
 
-    fn write_marker(&self) -> Result<(), StoreError> {
+    fn write_marker(dir: &Path) -> Result<(), StoreError> {
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(self.path.join(MARKER))?;
+            let mut f = std::fs::File::create(dir.join(MARKER))?;
             std::io::Write::write_all(
                 &mut f,
                 b"This folder is an opsbot database (sled). Back it up with `opsbot export`.\n",
@@ -379,8 +453,12 @@ impl Store {
         self.db.describe()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The data directory, for the embedded backend.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.at {
+            Location::Dir(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
     }
 
     /// Forces everything committed so far to disk.
