@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod health;
+pub mod lease;
 mod outbox;
 mod pacing;
 mod timers;

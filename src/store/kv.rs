@@ -157,6 +157,20 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
 
     /// Which database this is, for `check`, logs and `/readyz`.
     fn describe(&self) -> String;
+
+    /// Takes or keeps the lease `name` for `holder` until `ttl` from now by
+    /// the database's clock, unless another holder's lease is still
+    /// running. The token it returns grows each time the lease changes
+    /// hands (a fencing token); `None`: another holder has it.
+    fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Gives the lease up at once, if `holder` has it (a clean stop).
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// The records of `tree` whose keys start with `prefix`.

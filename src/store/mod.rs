@@ -453,6 +453,27 @@ impl Store {
         self.db.describe()
     }
 
+    /// Takes or keeps a lease (see [`kv::Backend::lease`]).
+    pub fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        self.db.lease(name, holder, ttl)
+    }
+
+    /// Gives a lease up.
+    pub fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.db.release(name, holder)
+    }
+
+    /// Whether the store is one process's alone (sled's locked files), so
+    /// that no lease needs keeping.
+    pub fn is_exclusive(&self) -> bool {
+        matches!(self.at, Location::Dir(_))
+    }
+
     /// The data directory, for the embedded backend.
     pub fn path(&self) -> Option<&Path> {
         match &self.at {

@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS opsbot_kv (
     value bytea NOT NULL,
     PRIMARY KEY (tree, key)
 );
+CREATE TABLE IF NOT EXISTS opsbot_lease (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    token bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
 ";
 
 /// A connection pool on PostgreSQL, and the runtime its calls run on.
@@ -475,6 +481,51 @@ impl Backend for PgBackend {
 
     fn describe(&self) -> String {
         format!("postgres {}", self.shown)
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        let pool = self.pool.clone();
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.block(async move {
+            let c = pool.get().await.map_err(pool_error)?;
+            // The database's clock decides, so instances' clocks need not
+            // agree; the row is locked while one instance decides.
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO opsbot_lease AS l (name, holder, token, expires_at) \
+                     VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond') \
+                     ON CONFLICT (name) DO UPDATE SET \
+                       holder = excluded.holder, \
+                       token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END, \
+                       expires_at = excluded.expires_at \
+                     WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp() \
+                     RETURNING token",
+                )
+                .await
+                .map_err(|e| db_error(&e))?;
+            let row = c
+                .query_opt(&st, &[&name, &holder, &(ms as f64)])
+                .await
+                .map_err(|e| db_error(&e))?;
+            Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
+        })
+    }
+
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.block(async move {
+            let c = pool.get().await.map_err(pool_error)?;
+            c.execute(
+                "UPDATE opsbot_lease SET expires_at = clock_timestamp() - interval '1 second' \
+                 WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+            Ok(())
+        })
     }
 }
 

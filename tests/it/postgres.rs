@@ -83,7 +83,11 @@ fn records_committed_on_postgres_are_there_after_a_reconnect() {
         .expect("the ticket is there");
     assert_eq!(t.title, "disk full");
     assert_eq!(t.state, TicketState::InProgress);
-    assert_eq!(again.timeline(&t.id).unwrap().len(), 3, "opened, assigned, taken");
+    assert_eq!(
+        again.timeline(&t.id).unwrap().len(),
+        3,
+        "opened, assigned, taken"
+    );
     assert_eq!(again.last_ticket_number().unwrap(), 1);
     assert!(again.outbox_len() > 0, "the posts that followed are queued");
     assert!(again.backend().starts_with("postgres"));
@@ -263,4 +267,47 @@ fn while_postgres_is_down_commands_are_refused_and_the_bot_goes_on_when_it_retur
     assert_eq!(titles, ["before", "after"]);
     drop(bot);
     writer.join();
+}
+
+#[test]
+fn one_instance_holds_the_lease_and_another_takes_it_when_it_runs_out_or_is_given_up() {
+    use opsbot::runtime::lease::Lease;
+    let pg = Pg::start();
+    let url = pg.database("lease");
+    let (s1, s2) = (Store::connect(&url).unwrap(), Store::connect(&url).unwrap());
+    let ttl = Duration::from_millis(1500);
+    let one = Lease::shared("one".into(), ttl);
+    let two = Lease::shared("two".into(), ttl);
+    assert!(one.try_take(&s1).unwrap());
+    let first = one.token().unwrap();
+    assert!(!two.try_take(&s2).unwrap(), "the lease is running");
+    assert!(!two.held());
+    // Renewing keeps the token.
+    assert!(one.try_take(&s1).unwrap());
+    assert_eq!(one.token(), Some(first));
+    // The holder stops renewing (it died or hangs): its own view runs out
+    // first, then the database's, and the other takes it with a new token.
+    std::thread::sleep(ttl - Duration::from_millis(200));
+    assert!(
+        !one.held(),
+        "the holder stops acting before the database lets go"
+    );
+    assert!(
+        !two.try_take(&s2).unwrap(),
+        "the database has not let go yet"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(two.try_take(&s2).unwrap());
+    let second = two.token().unwrap();
+    assert!(
+        second > first,
+        "the fencing token grows: {first} then {second}"
+    );
+    // The old holder, back, cannot take it while it runs.
+    assert!(!one.try_take(&s1).unwrap());
+    // Given up, it can be taken at once.
+    two.release(&s2);
+    assert!(!two.held());
+    assert!(one.try_take(&s1).unwrap());
+    assert!(one.token().unwrap() > second);
 }
