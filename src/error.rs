@@ -31,6 +31,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("transaction conflict")]
     Conflict,
+    /// The database server failed or cannot be reached (PostgreSQL).
+    #[error("the database failed: {detail}")]
+    Database { detail: String },
     /// A bug (a panic) while deciding or writing one event: the event was
     /// refused and nothing of it stored; the log says more under `id`.
     #[error("internal error {id} while {doing} an event; nothing of it was stored")]
@@ -41,7 +44,7 @@ impl StoreError {
     /// Whether the disk (or sled's log on it) failed, rather than one
     /// record: the store must stop taking writes until a write succeeds.
     pub fn is_storage(&self) -> bool {
-        matches!(self, StoreError::Sled(_))
+        matches!(self, StoreError::Sled(_) | StoreError::Database { .. })
     }
 }
 

@@ -200,7 +200,7 @@ fn silences_keep_alerts_on_record_without_tickets_and_expire() {
         .body
         .to_plain();
     assert!(listed.starts_with("1 silence in force:\n  1 · until 2026-03-01 13:00 UTC · by bob · alertname=Flappy service=~web.*"), "{listed}");
-    let path = b.store.path().to_path_buf();
+    let path = b.store.path().expect("a sled store").to_path_buf();
     let Bench {
         _dir,
         store,
@@ -267,7 +267,7 @@ fn a_group_stored_with_its_alerts_inside_is_split_when_the_store_opens() {
     let key = g.key.clone();
     b.store.put_legacy_group(&g).unwrap();
     b.store.set_schema_version(1).unwrap();
-    let path = b.store.path().to_path_buf();
+    let path = b.store.path().expect("a sled store").to_path_buf();
     let Bench {
         _dir,
         store,

@@ -9,7 +9,7 @@ use super::*;
 pub(super) fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
     // No room for the reserve: no room for writes either, and sled is not
     // touched (a write that fails there needs the files opened again).
-    if let (Some(_), Err(e)) = (slot.get(), Store::keep_reserve(&slot.path)) {
+    if let (Some(_), Err(e)) = (slot.get(), slot.at.keep_reserve()) {
         debug!(error = %e, "the disk is still full");
         return;
     }

@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod health;
+pub mod lease;
 mod outbox;
 mod pacing;
 mod timers;
@@ -18,7 +19,6 @@ pub use pacing::Pace;
 use pacing::*;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -92,7 +92,7 @@ const FLUSH_DELIVERED_EVERY: Duration = Duration::from_millis(100);
 /// set aside again (so space is really back).
 pub(crate) struct StoreSlot {
     current: RwLock<Option<Store>>,
-    path: PathBuf,
+    at: crate::store::Location,
 }
 
 /// How long a reopen waits for the other handles on the old files to go.
@@ -118,7 +118,7 @@ impl StoreSlot {
             Err(p) => p.into_inner(),
         };
         let deadline = Instant::now() + REOPEN_WAIT;
-        Store::release_reserve(&self.path);
+        self.at.release_reserve();
         if let Some(old) = g.take() {
             // Readers and workers hold clones for one read or one delivery.
             while old.handles() > 1 && Instant::now() < deadline {
@@ -127,7 +127,7 @@ impl StoreSlot {
             drop(old);
         }
         loop {
-            match Store::open(&self.path) {
+            match Store::open_at(&self.at) {
                 Ok(s) => {
                     *g = Some(s);
                     return Ok(());
@@ -275,11 +275,11 @@ impl Bot {
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
         let marks = [chat.clone(), mail.clone(), jobs.clone()];
-        if let Err(e) = Store::keep_reserve(store.path()) {
+        if let Err(e) = store.location().keep_reserve() {
             warn!(error = %e, "cannot set aside the reserve for a full disk");
         }
         let slot = Arc::new(StoreSlot {
-            path: store.path().to_path_buf(),
+            at: store.location().clone(),
             current: RwLock::new(Some(store)),
         });
         let health = Health::new();
@@ -1015,7 +1015,7 @@ mod tests {
         // The commit thread's loop, here; it returns once the queue is
         // closed and empty, so it survived the bugs.
         let slot = Arc::new(StoreSlot {
-            path: store.path().to_path_buf(),
+            at: store.location().clone(),
             current: RwLock::new(Some(store.clone())),
         });
         commit_loop(

@@ -4,6 +4,9 @@
 use crate::engine::QueryView;
 use crate::error::StoreError;
 
+use std::ops::Bound::Unbounded;
+
+use super::kv::TreeName;
 use super::Store;
 
 /// One record as stored: its tree, key and value.
@@ -15,12 +18,12 @@ impl Store {
     #[doc(hidden)]
     pub fn contents(&self) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
-        let mut names = self.db.tree_names();
-        names.sort();
-        for name in names {
-            for kv in self.db.open_tree(&name)?.iter() {
+        let mut trees = TreeName::ALL;
+        trees.sort_by_key(|t| t.as_str());
+        for tree in trees {
+            for kv in self.db.scan(tree, Unbounded, Unbounded, false) {
                 let (k, v) = kv?;
-                out.push((name.to_vec(), k.to_vec(), v.to_vec()));
+                out.push((tree.as_str().as_bytes().to_vec(), k, v));
             }
         }
         Ok(out)

@@ -11,8 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use sled::transaction::TransactionalTree;
-
+use super::kv::{scan_prefix, TreeName, Tx};
 use crate::domain::{Ticket, TicketState};
 use crate::error::StoreError;
 
@@ -132,21 +131,17 @@ fn read_i64(v: &[u8]) -> Result<i64, StoreError> {
 }
 
 /// Applies a ticket write's change to the figures, inside its transaction.
-pub(super) fn apply(
-    meta: &TransactionalTree,
-    old: Option<&Ticket>,
-    new: &Ticket,
-) -> Result<(), super::tx::TxFail> {
+pub(super) fn apply(tx: &dyn Tx, old: Option<&Ticket>, new: &Ticket) -> Result<(), StoreError> {
     for (k, v) in delta(old, Some(new)) {
-        let n = match meta.get(&k)? {
-            Some(cur) => read_i64(&cur).map_err(super::tx::TxFail::Store)?,
+        let n = match tx.get(TreeName::Meta, &k)? {
+            Some(cur) => read_i64(&cur)?,
             None => 0,
         };
         let n = n.saturating_add(v);
         if n == 0 {
-            meta.remove(k)?;
+            tx.delete(TreeName::Meta, &k)?;
         } else {
-            meta.insert(k, &n.to_be_bytes())?;
+            tx.put(TreeName::Meta, &k, &n.to_be_bytes())?;
         }
     }
     Ok(())
@@ -156,7 +151,7 @@ impl super::Store {
     /// The figures, read from their counters: one key per series.
     pub fn ticket_figures(&self) -> Result<TicketFigures, StoreError> {
         let mut f = TicketFigures::default();
-        for r in self.trees.meta.scan_prefix(PREFIX) {
+        for r in scan_prefix(&*self.db, TreeName::Meta, PREFIX) {
             let (k, v) = r?;
             let n = read_i64(&v)?;
             let text = String::from_utf8_lossy(&k[PREFIX.len()..]).into_owned();
@@ -193,7 +188,7 @@ impl super::Store {
     /// Stores made before the figures were kept get them counted once, from
     /// the tickets.
     pub(crate) fn count_figures_once(&self) -> Result<(), StoreError> {
-        if self.trees.meta.get(COUNTED)?.is_some() {
+        if self.db.get(TreeName::Meta, COUNTED)?.is_some() {
             return Ok(());
         }
         let mut counts: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
@@ -205,34 +200,43 @@ impl super::Store {
         self.forget_figures()?;
         for (k, v) in counts {
             if v != 0 {
-                self.trees.meta.insert(k, &v.to_be_bytes())?;
+                self.db.put(TreeName::Meta, &k, &v.to_be_bytes())?;
             }
         }
-        self.trees.meta.insert(COUNTED, b"1")?;
-        self.trees.meta.flush()?;
+        self.db.put(TreeName::Meta, COUNTED, b"1")?;
+        self.db.flush()?;
         Ok(())
     }
 
     /// Makes this store look like one from before the figures were kept.
     pub(crate) fn forget_figures(&self) -> Result<(), StoreError> {
-        for r in self.trees.meta.scan_prefix(PREFIX) {
-            self.trees.meta.remove(r?.0)?;
+        let keys: Vec<Vec<u8>> = scan_prefix(&*self.db, TreeName::Meta, PREFIX)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            self.db.delete(TreeName::Meta, &k)?;
         }
-        self.trees.meta.remove(COUNTED)?;
+        self.db.delete(TreeName::Meta, COUNTED)?;
         Ok(())
     }
 }
+
+#[cfg(test)]
+use std::ops::Bound::Unbounded;
 
 #[cfg(test)]
 impl super::Store {
     /// Overwrites every ticket record with bytes no reader can decode: what
     /// reads one fails from then on.
     pub(crate) fn spoil_ticket_records(&self) -> Result<usize, StoreError> {
-        let keys: Vec<sled::IVec> = self.trees.tickets.iter().keys().collect::<Result<_, _>>()?;
+        let keys: Vec<Vec<u8>> = self
+            .db
+            .scan(TreeName::Tickets, Unbounded, Unbounded, false)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
         for k in &keys {
-            self.trees
-                .tickets
-                .insert(k, b"\xff not a ticket".as_slice())?;
+            self.db
+                .put(TreeName::Tickets, k, b"\xff not a ticket".as_slice())?;
         }
         Ok(keys.len())
     }

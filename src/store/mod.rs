@@ -1,5 +1,6 @@
-//! The sled store: trees, keys, the schema check, and applying a batch of
-//! engine decisions in one transaction.
+//! The store: the records and their keys, the schema check, and applying a
+//! batch of engine decisions in one transaction, written once over the
+//! [`kv`] seam; the embedded sled backend keeps them in the data directory.
 //!
 //! Trees (all values JSON unless said):
 //!
@@ -28,8 +29,7 @@
 //! `by_state` also holds the due index: `0xD0` ++ due time (ms since the
 //! epoch, u64 BE) ++ ticket number u64 BE, one key per ticket with a timer
 //! to fire (the earliest of its deadlines and its next escalation step).
-//! (A batch's transaction takes the 14 trees of `Trees`: all but
-//! `dead_letters` and `adapter`.)
+//! (Every tree is one of [`kv::TreeName`]; a transaction may touch any.)
 //!
 //! One writer (the runtime's commit thread) applies decisions; readers read
 //! committed state. Durability comes from one `flush` per batch (group commit).
@@ -37,17 +37,21 @@
 mod export;
 pub mod figures;
 mod keys;
+pub mod kv;
 mod outbox;
+mod postgres;
 mod query;
 mod reads;
+mod sled_backend;
 mod tx;
 
 pub use figures::{TicketFigures, TimeHistogram, TIME_BUCKETS};
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use crate::domain::Timestamp;
 use crate::engine::{Effect, GroupRecord};
@@ -63,7 +67,10 @@ use keys::{
     be64, decode, encode, load_key, loads, member_key, read_u64, JOB_SEQ, LOADS_COUNTED, MAIL_SEQ,
     MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
 };
-use reads::Trees;
+use kv::{scan_prefix, Backend, TreeName};
+use postgres::PgBackend;
+use reads::Reads;
+use sled_backend::SledBackend;
 
 /// The schema this binary writes. Bump it with a migration. 2: an alert
 /// group's alerts are records of their own (split out of the group when a
@@ -98,6 +105,15 @@ impl Queue {
         }
     }
 
+    /// The queue's tree.
+    fn tree(self) -> TreeName {
+        match self {
+            Queue::Chat => TreeName::Outbox,
+            Queue::Mail => TreeName::MailOutbox,
+            Queue::Jobs => TreeName::JobOutbox,
+        }
+    }
+
     fn of(effect: &Effect) -> Queue {
         match effect {
             Effect::Post(_) | Effect::Card(_) => Queue::Chat,
@@ -119,16 +135,48 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
 }
 
-/// The database.
+/// Where the records are kept.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// sled's files in this data directory.
+    Dir(PathBuf),
+    /// A PostgreSQL database, by its libpq URL (it may hold a password:
+    /// never shown).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(p) => write!(f, "Dir({})", p.display()),
+            Location::Postgres(_) => write!(f, "Postgres(***)"),
+        }
+    }
+}
+
+impl Location {
+    /// Sets aside the disk space a reopen needs (see [`Store::keep_reserve`]);
+    /// nothing for a database server.
+    pub fn keep_reserve(&self) -> std::io::Result<()> {
+        match self {
+            Location::Dir(p) => Store::keep_reserve(p),
+            Location::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Gives the reserve's space back (the disk is full).
+    pub fn release_reserve(&self) {
+        if let Location::Dir(p) = self {
+            Store::release_reserve(p)
+        }
+    }
+}
+
+/// The database: the records, over the backend that keeps them.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: sled::Db,
-    path: PathBuf,
-    /// The trees the engine reads and a batch writes.
-    trees: Trees<Tree>,
-    dead: Tree,
-    /// Adapters' own small records (chat message ids for edits and threads).
-    adapter: Tree,
+    db: Arc<dyn Backend>,
+    at: Location,
     /// Counts this handle's clones, so that the runtime knows when the last
     /// one is gone before it reopens the files (see `runtime::StoreSlot`).
     handles: std::sync::Arc<()>,
@@ -166,74 +214,44 @@ impl Store {
                 });
             }
         }
-        let config = sled::Config::new().path(path);
-        // sled may panic on some corrupt files rather than return an error.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-            .map_err(|_| StoreError::NotOurs {
-                path: shown.clone(),
-                reason: "sled could not read it (the files are corrupt)".into(),
-            })?;
-        let db = opened.map_err(|e| match &e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    path: shown.clone(),
-                }
-            }
-            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::NotOurs {
-                path: shown.clone(),
-                reason: e.to_string(),
-            },
-            _ => StoreError::Open {
-                path: shown.clone(),
-                source: e,
-            },
-        })?;
-        let tree = |name: &str| db.open_tree(name);
-        // Opened in the order stores have always opened them.
-        let meta = tree("meta")?;
-        let tickets = tree("tickets")?;
-        let timeline = tree("timeline")?;
-        let by_state = tree("by_state")?;
-        let by_team = tree("by_team")?;
-        let outbox = tree("outbox")?;
-        let mail_outbox = tree("mail_outbox")?;
-        let idempotency = tree("idempotency")?;
-        let job_outbox = tree("job_outbox")?;
-        let adapter = tree("adapter")?;
-        let runs = tree("runs")?;
-        let broken = tree("broken")?;
-        let deploys = tree("deploys")?;
-        let dead = tree("dead_letters")?;
-        let groups = tree("groups")?;
-        let silenced = tree("silenced")?;
         let store = Store {
-            trees: Trees {
-                meta,
-                tickets,
-                timeline,
-                by_state,
-                by_team,
-                outbox,
-                groups,
-                silenced,
-                mail_outbox,
-                idempotency,
-                job_outbox,
-                runs,
-                broken,
-                deploys,
-            },
-            dead,
-            adapter,
-            path: path.to_path_buf(),
+            db: Arc::new(SledBackend::open(path)?),
+            at: Location::Dir(path.to_path_buf()),
             handles: std::sync::Arc::new(()),
-            db,
         };
         store.check_schema()?;
         store.count_loads_once()?;
         store.count_figures_once()?;
         store.split_group_members()?;
         Ok(store)
+    }
+
+    /// Connects to the PostgreSQL database at `url` (a libpq URL), creating
+    /// the tables in an empty database and refusing a newer schema.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Store {
+            db: Arc::new(PgBackend::connect(url)?),
+            at: Location::Postgres(url.to_string()),
+            handles: std::sync::Arc::new(()),
+        };
+        store.check_schema()?;
+        store.count_loads_once()?;
+        store.count_figures_once()?;
+        store.split_group_members()?;
+        Ok(store)
+    }
+
+    /// Opens the store at `at`.
+    pub fn open_at(at: &Location) -> Result<Store, StoreError> {
+        match at {
+            Location::Dir(p) => Store::open(p),
+            Location::Postgres(url) => Store::connect(url),
+        }
+    }
+
+    /// Where the records are kept.
+    pub fn location(&self) -> &Location {
+        &self.at
     }
 
     /// Sets aside [`RESERVE_BYTES`] of disk in the data directory at `path`
@@ -268,7 +286,7 @@ impl Store {
     /// Stores made before people's loads were counted get them counted
     /// once, from the tickets, so the least-loaded pick starts right.
     pub(crate) fn count_loads_once(&self) -> Result<(), StoreError> {
-        if self.trees.meta.get(LOADS_COUNTED)?.is_some() {
+        if self.db.get(TreeName::Meta, LOADS_COUNTED)?.is_some() {
             return Ok(());
         }
         let mut counts: std::collections::BTreeMap<crate::domain::UserName, u64> =
@@ -278,14 +296,12 @@ impl Store {
                 *counts.entry(u.clone()).or_default() += 1;
             }
         }
-        for r in self.trees.meta.scan_prefix(b"load:") {
-            self.trees.meta.remove(r?.0)?;
-        }
+        self.delete_prefix(TreeName::Meta, b"load:")?;
         for (u, n) in counts {
-            self.trees.meta.insert(load_key(&u), &be64(n))?;
+            self.db.put(TreeName::Meta, &load_key(&u), &be64(n))?;
         }
-        self.trees.meta.insert(LOADS_COUNTED, b"1")?;
-        self.trees.meta.flush()?;
+        self.db.put(TreeName::Meta, LOADS_COUNTED, b"1")?;
+        self.db.flush()?;
         Ok(())
     }
 
@@ -293,32 +309,46 @@ impl Store {
     /// them split out, each group in one atomic batch.
     pub(crate) fn split_group_members(&self) -> Result<(), StoreError> {
         let mut split = false;
-        for r in self.trees.groups.range(..[MEMBER].as_slice()) {
-            let (k, v) = r?;
+        let groups: Vec<kv::Pair> = self
+            .db
+            .scan(
+                TreeName::Groups,
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Excluded(&[MEMBER]),
+                false,
+            )
+            .collect::<Result<_, _>>()?;
+        for (k, v) in groups {
             let mut g: GroupRecord = decode(&v, "groups")?;
             if g.members.is_empty() {
                 continue;
             }
-            let mut batch = sled::Batch::default();
             let members = std::mem::take(&mut g.members);
             g.firing = members
                 .values()
                 .filter(|m| m.status == crate::domain::alert::AlertStatus::Firing)
                 .count() as u64;
+            let mut records = Vec::with_capacity(members.len() + 1);
             for (fp, mut m) in members {
                 m.episode = g.episode;
-                batch.insert(member_key(&g.key, &fp), encode(&m, "groups")?);
+                records.push((member_key(&g.key, &fp), encode(&m, "groups")?));
             }
-            batch.insert(k, encode(&g, "groups")?);
-            self.trees.groups.apply_batch(batch)?;
+            records.push((k, encode(&g, "groups")?));
+            self.db.transact(&mut |tx| {
+                for (k, v) in &records {
+                    tx.put(TreeName::Groups, k, v)?;
+                }
+                Ok(())
+            })?;
             split = true;
         }
-        let found = match self.trees.meta.get(SCHEMA_KEY)? {
+        let found = match self.db.get(TreeName::Meta, SCHEMA_KEY)? {
             Some(v) => read_u64(&v, "meta")?,
             None => 0,
         };
         if found < SCHEMA_VERSION {
-            self.trees.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+            self.db
+                .put(TreeName::Meta, SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
             split = true;
         }
         if split {
@@ -331,28 +361,27 @@ impl Store {
     /// their own (its alerts inside it).
     #[cfg(test)]
     pub(crate) fn put_legacy_group(&self, g: &GroupRecord) -> Result<(), StoreError> {
-        for r in self.trees.groups.scan_prefix(member_prefix(&g.key)) {
-            self.trees.groups.remove(r?.0)?;
-        }
-        self.trees
-            .groups
-            .insert(g.key.as_bytes(), encode(g, "groups")?)?;
+        self.delete_prefix(TreeName::Groups, &member_prefix(&g.key))?;
+        self.db
+            .put(TreeName::Groups, g.key.as_bytes(), &encode(g, "groups")?)?;
         Ok(())
     }
 
     /// Makes this store look like one from before loads were counted.
     #[cfg(test)]
     pub(crate) fn forget_loads(&self) -> Result<(), StoreError> {
-        for r in self.trees.meta.scan_prefix(b"load:") {
-            self.trees.meta.remove(r?.0)?;
-        }
-        self.trees.meta.remove(LOADS_COUNTED)?;
+        self.delete_prefix(TreeName::Meta, b"load:")?;
+        self.db.delete(TreeName::Meta, LOADS_COUNTED)?;
         Ok(())
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let shown = self.path.display().to_string();
-        match self.trees.meta.get(SCHEMA_KEY)? {
+        let (shown, dir) = match &self.at {
+            Location::Dir(p) => (p.display().to_string(), Some(p.as_path())),
+            Location::Postgres(_) => (self.db.describe(), None),
+        };
+        let marked = dir.is_some_and(|d| d.join(MARKER).exists());
+        match self.db.get(TreeName::Meta, SCHEMA_KEY)? {
             Some(v) => {
                 let found = read_u64(&v, "meta")?;
                 if found > SCHEMA_VERSION {
@@ -362,34 +391,38 @@ impl Store {
                         known: SCHEMA_VERSION as u32,
                     });
                 }
-                if !self.path.join(MARKER).exists() {
-                    self.write_marker()?;
+                if let (Some(d), false) = (dir, marked) {
+                    Self::write_marker(d)?;
                 }
                 Ok(())
             }
             None => {
-                if self.path.join(MARKER).exists() {
+                if marked {
                     return Err(StoreError::NotOurs {
                         path: shown,
                         reason: "opsbot created it, but its records are unreadable: the database files are damaged".into(),
                     });
                 }
-                if !self.trees.tickets.is_empty() || !self.trees.outbox.is_empty() {
+                if self.db.count(TreeName::Tickets)? > 0 || self.db.count(TreeName::Outbox)? > 0 {
                     return Err(StoreError::NotOurs {
                         path: shown,
                         reason: "it has records but no schema version".into(),
                     });
                 }
-                self.trees.meta.insert(SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+                self.db
+                    .put(TreeName::Meta, SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
                 self.db.flush()?;
-                self.write_marker()
+                match dir {
+                    Some(d) => Self::write_marker(d),
+                    None => Ok(()),
+                }
             }
         }
     }
 
-    fn write_marker(&self) -> Result<(), StoreError> {
+    fn write_marker(dir: &Path) -> Result<(), StoreError> {
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(self.path.join(MARKER))?;
+            let mut f = std::fs::File::create(dir.join(MARKER))?;
             std::io::Write::write_all(
                 &mut f,
                 b"This folder is an opsbot database (sled). Back it up with `opsbot export`.\n",
@@ -399,8 +432,54 @@ impl Store {
         write().map_err(|e| StoreError::Sled(sled::Error::Io(e)))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The engine's reads on committed state.
+    fn reads(&self) -> Reads<'_, dyn Backend> {
+        Reads(&*self.db)
+    }
+
+    /// Removes every record of `tree` whose key starts with `prefix`.
+    fn delete_prefix(&self, tree: TreeName, prefix: &[u8]) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = scan_prefix(&*self.db, tree, prefix)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            self.db.delete(tree, &k)?;
+        }
+        Ok(())
+    }
+
+    /// Which database keeps the records.
+    pub fn backend(&self) -> String {
+        self.db.describe()
+    }
+
+    /// Takes or keeps a lease (see [`kv::Backend::lease`]).
+    pub fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        self.db.lease(name, holder, ttl)
+    }
+
+    /// Gives a lease up.
+    pub fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.db.release(name, holder)
+    }
+
+    /// Whether the store is one process's alone (sled's locked files), so
+    /// that no lease needs keeping.
+    pub fn is_exclusive(&self) -> bool {
+        matches!(self.at, Location::Dir(_))
+    }
+
+    /// The data directory, for the embedded backend.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.at {
+            Location::Dir(p) => Some(p),
+            Location::Postgres(_) => None,
+        }
     }
 
     /// Forces everything committed so far to disk.
@@ -416,16 +495,18 @@ impl Store {
 
     /// A small write and a flush: whether the disk takes writes again.
     pub fn probe(&self, now: Timestamp) -> Result<(), StoreError> {
-        self.trees
-            .meta
-            .insert(b"probe", &now.timestamp_millis().to_be_bytes())?;
+        self.db.put(
+            TreeName::Meta,
+            b"probe",
+            &now.timestamp_millis().to_be_bytes(),
+        )?;
         self.flush()
     }
 
     /// Marks the schema as `version` (for tests of the schema check).
     #[doc(hidden)]
     pub fn set_schema_version(&self, version: u64) -> Result<(), StoreError> {
-        self.trees.meta.insert(SCHEMA_KEY, &be64(version))?;
+        self.db.put(TreeName::Meta, SCHEMA_KEY, &be64(version))?;
         self.flush()
     }
 }

@@ -1,25 +1,17 @@
 //! The delivery queues: pending effects, their retries, the dead letters.
 
-use sled::transaction::TransactionError;
-use sled::{Transactional, Tree};
+use std::ops::Bound::{Included, Unbounded};
 
 use super::keys::{be64, decode, encode, read_u64};
+use super::kv::TreeName;
 use super::{OutboxItem, Queue, Store};
 use crate::error::StoreError;
 
 impl Store {
-    fn queue(&self, q: Queue) -> &Tree {
-        match q {
-            Queue::Chat => &self.trees.outbox,
-            Queue::Mail => &self.trees.mail_outbox,
-            Queue::Jobs => &self.trees.job_outbox,
-        }
-    }
-
     /// The pending effects of a queue, oldest first, at most `limit`.
     pub fn pending(&self, q: Queue, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.queue(q)
-            .iter()
+        self.db
+            .scan(q.tree(), Unbounded, Unbounded, false)
             .take(limit)
             .map(|r| {
                 let (_, v) = r?;
@@ -39,8 +31,8 @@ impl Store {
         let Some(from) = seq.checked_add(1) else {
             return Ok(Vec::new());
         };
-        self.queue(q)
-            .range(be64(from)..)
+        self.db
+            .scan(q.tree(), Included(&be64(from)), Unbounded, false)
             .take(limit)
             .map(|r| {
                 let (_, v) = r?;
@@ -55,17 +47,17 @@ impl Store {
     }
 
     pub fn queue_len(&self, q: Queue) -> usize {
-        self.queue(q).len()
+        self.db.count(q.tree()).unwrap_or(0)
     }
 
     /// Chat posts waiting for delivery.
     pub fn outbox_len(&self) -> usize {
-        self.trees.outbox.len()
+        self.queue_len(Queue::Chat)
     }
 
     /// The highest sequence number a queue ever allocated.
     pub fn last_seq(&self, q: Queue) -> Result<u64, StoreError> {
-        match self.trees.meta.get(q.seq_key())? {
+        match self.db.get(TreeName::Meta, q.seq_key())? {
             Some(v) => read_u64(&v, "meta"),
             None => Ok(0),
         }
@@ -78,7 +70,7 @@ impl Store {
 
     /// Removes a delivered effect.
     pub fn done(&self, q: Queue, seq: u64) -> Result<(), StoreError> {
-        self.queue(q).remove(be64(seq))?;
+        self.db.delete(q.tree(), &be64(seq))?;
         Ok(())
     }
 
@@ -89,32 +81,26 @@ impl Store {
 
     /// Records a failed attempt on an effect that will be retried.
     pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
-        self.queue(q)
-            .insert(be64(item.seq), encode(item, "outbox")?)?;
+        self.db
+            .put(q.tree(), &be64(item.seq), &encode(item, "outbox")?)?;
         Ok(())
     }
 
     /// Moves an effect that can never be delivered to the dead letters.
     pub fn dead_letter(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
         let value = encode(item, "dead_letters")?;
-        (self.queue(q), &self.dead)
-            .transaction(|(queue, dead)| {
-                queue.remove(&be64(item.seq))?;
-                // Dead letters of both queues share a tree: key by kind too.
-                let mut k = vec![q as u8];
-                k.extend_from_slice(&be64(item.seq));
-                dead.insert(k, value.clone())?;
-                Ok(())
-            })
-            .map_err(|e: TransactionError<()>| match e {
-                TransactionError::Storage(s) => StoreError::Sled(s),
-                TransactionError::Abort(()) => StoreError::Conflict,
-            })
+        // Dead letters of every queue share a tree: key by kind too.
+        let mut k = vec![q as u8];
+        k.extend_from_slice(&be64(item.seq));
+        self.db.transact(&mut |tx| {
+            tx.delete(q.tree(), &be64(item.seq))?;
+            tx.put(TreeName::DeadLetters, &k, &value)
+        })
     }
 
     pub fn dead_letters(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.dead
-            .iter()
+        self.db
+            .scan(TreeName::DeadLetters, Unbounded, Unbounded, false)
             .map(|r| decode(&r?.1, "dead_letters"))
             .collect()
     }

@@ -1,7 +1,10 @@
 //! Reads outside any transaction: queries (lists, timelines, reports,
 //! autocomplete), the due index, and what adapters and exports walk.
 
+use std::ops::Bound::{Excluded, Included, Unbounded};
+
 use super::keys::{be64, decode, due_key, member_prefix, num_suffix, DUE, MEMBER};
+use super::kv::{scan_prefix, TreeName};
 use super::Store;
 use crate::domain::alert::Alert;
 use crate::domain::rotation::Override;
@@ -18,7 +21,7 @@ impl Store {
             if state == TicketState::Closed {
                 continue;
             }
-            for r in self.trees.by_state.scan_prefix([state.code()]) {
+            for r in scan_prefix(&*self.db, TreeName::ByState, &[state.code()]) {
                 nums.extend(num_suffix(&r?.0));
             }
         }
@@ -42,7 +45,7 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            if let Some(t) = self.trees.ticket_by_number(n)? {
+            if let Some(t) = self.reads().ticket_by_number(n)? {
                 if hit(&t) {
                     out.push(t);
                 }
@@ -51,7 +54,7 @@ impl Store {
         let digits: String = partial.chars().filter(char::is_ascii_digit).collect();
         if out.len() < limit {
             if let Ok(n) = digits.parse::<u64>() {
-                if let Some(t) = self.trees.ticket_by_number(n)? {
+                if let Some(t) = self.reads().ticket_by_number(n)? {
                     if t.state == TicketState::Closed {
                         out.push(t);
                     }
@@ -63,14 +66,13 @@ impl Store {
 
     /// All tickets, in id order.
     pub fn tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
-        self.trees.tickets.iter().map(|r| {
-            r.map_err(StoreError::from)
-                .and_then(|(_, v)| decode(&v, "tickets"))
-        })
+        self.db
+            .scan(TreeName::Tickets, Unbounded, Unbounded, false)
+            .map(|r| r.and_then(|(_, v)| decode(&v, "tickets")))
     }
 
     pub fn ticket_count(&self) -> usize {
-        self.trees.tickets.len()
+        self.db.count(TreeName::Tickets).unwrap_or(0)
     }
 }
 
@@ -80,59 +82,59 @@ pub const SUGGEST_SCAN: usize = 2000;
 /// The engine's reads on committed state: those of [`Trees`], written once.
 impl View for Store {
     fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
-        self.trees.ticket(id)
+        self.reads().ticket(id)
     }
 
     fn last_ticket_number(&self) -> Result<u64, StoreError> {
-        self.trees.last_ticket_number()
+        self.reads().last_ticket_number()
     }
 
     fn group(&self, key: &str) -> Result<Option<GroupRecord>, StoreError> {
-        self.trees.group(key)
+        self.reads().group(key)
     }
 
     fn member(&self, group: &str, fingerprint: &str) -> Result<Option<Member>, StoreError> {
-        self.trees.member(group, fingerprint)
+        self.reads().member(group, fingerprint)
     }
 
     fn idempotent(&self, key: &str) -> Result<Option<TicketId>, StoreError> {
-        self.trees.idempotent(key)
+        self.reads().idempotent(key)
     }
 
     fn run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        self.trees.run(id)
+        self.reads().run(id)
     }
 
     fn last_run_number(&self) -> Result<u64, StoreError> {
-        self.trees.last_run_number()
+        self.reads().last_run_number()
     }
 
     fn broken(&self, job: &str) -> Result<Option<TicketId>, StoreError> {
-        self.trees.broken(job)
+        self.reads().broken(job)
     }
 
     fn lock(&self, key: &str) -> Result<Option<RunId>, StoreError> {
-        self.trees.lock(key)
+        self.reads().lock(key)
     }
 
     fn history(&self, key: &str) -> Result<Vec<Deployed>, StoreError> {
-        self.trees.history(key)
+        self.reads().history(key)
     }
 
     fn silences(&self) -> Result<SilenceBook, StoreError> {
-        self.trees.silences()
+        self.reads().silences()
     }
 
     fn overrides(&self, team: &TeamName) -> Result<Vec<Override>, StoreError> {
-        self.trees.overrides(team)
+        self.reads().overrides(team)
     }
 
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        self.trees.marker(key)
+        self.reads().marker(key)
     }
 
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
-        self.trees.load(user)
+        self.reads().load(user)
     }
 }
 
@@ -148,9 +150,8 @@ impl Store {
         let end = due_key(now, u64::MAX);
         let mut out = Vec::new();
         for r in self
-            .trees
-            .by_state
-            .range([DUE].as_slice()..=end.as_slice())
+            .db
+            .scan(TreeName::ByState, Included(&[DUE]), Included(&end), false)
             .take(limit)
         {
             let (k, _) = r?;
@@ -163,7 +164,7 @@ impl Store {
 
     /// How many tickets have a timer still to fire.
     pub fn timers_pending(&self) -> usize {
-        self.trees.by_state.scan_prefix([DUE]).count()
+        scan_prefix(&*self.db, TreeName::ByState, &[DUE]).count()
     }
 }
 
@@ -171,32 +172,31 @@ impl Store {
     /// An adapter's record under `key` (such as a chat message id).
     pub fn adapter_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .adapter
-            .get(key.as_bytes())?
+            .db
+            .get(TreeName::Adapter, key.as_bytes())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Keeps an adapter's record, durably.
     pub fn adapter_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.adapter.insert(key.as_bytes(), value.as_bytes())?;
+        self.db
+            .put(TreeName::Adapter, key.as_bytes(), value.as_bytes())?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Every run, oldest first.
     pub fn runs(&self) -> impl Iterator<Item = Result<Run, StoreError>> + '_ {
-        self.trees.runs.iter().map(|r| {
-            r.map_err(StoreError::from)
-                .and_then(|(_, v)| decode(&v, "runs"))
-        })
+        self.db
+            .scan(TreeName::Runs, Unbounded, Unbounded, false)
+            .map(|r| r.and_then(|(_, v)| decode(&v, "runs")))
     }
 
     /// Every alert group (without its alerts: see [`Store::group_members`]).
     pub fn groups(&self) -> impl Iterator<Item = Result<GroupRecord, StoreError>> + '_ {
-        self.trees.groups.range(..[MEMBER].as_slice()).map(|r| {
-            r.map_err(StoreError::from)
-                .and_then(|(_, v)| decode(&v, "groups"))
-        })
+        self.db
+            .scan(TreeName::Groups, Unbounded, Excluded(&[MEMBER]), false)
+            .map(|r| r.and_then(|(_, v)| decode(&v, "groups")))
     }
 
     /// The alerts of group `key`, by fingerprint.
@@ -206,7 +206,7 @@ impl Store {
     ) -> impl Iterator<Item = Result<(String, Member), StoreError>> + '_ {
         let prefix = member_prefix(key);
         let skip = prefix.len();
-        self.trees.groups.scan_prefix(prefix).map(move |r| {
+        scan_prefix(&*self.db, TreeName::Groups, &prefix).map(move |r| {
             let (k, v) = r?;
             let fp = String::from_utf8_lossy(k.get(skip..).unwrap_or_default()).into_owned();
             Ok((fp, decode(&v, "groups")?))
@@ -215,18 +215,15 @@ impl Store {
 
     /// Every silenced alert kept on record, oldest first.
     pub fn silenced_alerts(&self) -> impl Iterator<Item = Result<Alert, StoreError>> + '_ {
-        self.trees.silenced.iter().map(|r| {
-            r.map_err(StoreError::from)
-                .and_then(|(_, v)| decode(&v, "silenced"))
-        })
+        self.db
+            .scan(TreeName::Silenced, Unbounded, Unbounded, false)
+            .map(|r| r.and_then(|(_, v)| decode(&v, "silenced")))
     }
 }
 
 impl QueryView for Store {
     fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError> {
-        self.trees
-            .timeline
-            .scan_prefix(be64(id.num()))
+        scan_prefix(&*self.db, TreeName::Timeline, &be64(id.num()))
             .map(|r| decode(&r?.1, "timeline"))
             .collect()
     }
@@ -237,12 +234,12 @@ impl QueryView for Store {
             (Some(team), _) => {
                 let mut prefix = team.as_str().as_bytes().to_vec();
                 prefix.push(0);
-                for r in self.trees.by_team.scan_prefix(prefix) {
+                for r in scan_prefix(&*self.db, TreeName::ByTeam, &prefix) {
                     nums.extend(num_suffix(&r?.0));
                 }
             }
             (None, Some(state)) => {
-                for r in self.trees.by_state.scan_prefix([state.code()]) {
+                for r in scan_prefix(&*self.db, TreeName::ByState, &[state.code()]) {
                     nums.extend(num_suffix(&r?.0));
                 }
             }
@@ -250,7 +247,7 @@ impl QueryView for Store {
         }
         let mut found = Vec::new();
         for n in nums {
-            let Some(t) = self.trees.ticket_by_number(n)? else {
+            let Some(t) = self.reads().ticket_by_number(n)? else {
                 continue;
             };
             let state_ok = match filter.state {
@@ -284,7 +281,7 @@ impl QueryView for Store {
                 continue;
             }
             let mut entries = Vec::with_capacity(t.timeline_len as usize);
-            for r in self.trees.timeline.scan_prefix(be64(t.id.num())) {
+            for r in scan_prefix(&*self.db, TreeName::Timeline, &be64(t.id.num())) {
                 entries.push(decode::<crate::report::EntryLite>(&r?.1, "timeline")?);
             }
             rows.push(crate::report::Row::of(&t, entries));
@@ -293,10 +290,8 @@ impl QueryView for Store {
     }
 
     fn recent_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
-        self.trees
-            .runs
-            .iter()
-            .rev()
+        self.db
+            .scan(TreeName::Runs, Unbounded, Unbounded, true)
             .take(limit)
             .map(|r| decode(&r?.1, "runs"))
             .collect()

@@ -2,20 +2,16 @@
 //! transaction's view of the trees, and its writes applied in the same
 //! transaction.
 
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::Transactional;
 
 use super::keys::{
     be64, decode, due_key, encode, load_key, loads, member_key, next_due, read_u64, state_key,
     team_key, timeline_key, RUN_SEQ, SILENCED_SEQ, SILENCES, TICKET_SEQ,
 };
-use super::reads::{InTx, Trees};
+use super::kv::{TreeName, Tx};
+use super::reads::Reads;
 use super::{figures, OutboxItem, Queue, Store};
 use crate::domain::{Ticket, Timestamp};
 use crate::engine::{View, Write};
@@ -36,25 +32,23 @@ fn panicked(index: usize, doing: &'static str, panic: &(dyn std::any::Any + Send
 impl Store {
     /// Runs `decide` for each event of a batch inside one transaction, and
     /// applies the writes of those it accepts. A refused event writes nothing.
-    /// The batch is not flushed; call [`Store::flush`] before acknowledging.
+    /// The batch is not made durable; call [`Store::flush`] before
+    /// acknowledging.
     pub fn apply_batch<E, R>(
         &self,
         events: &[E],
         decide: impl Fn(&dyn View, &E) -> EventResult<(Vec<Write>, R)>,
         now: impl Fn() -> Timestamp,
     ) -> Result<Vec<EventResult<R>>, StoreError> {
-        let trees = self.trees.each();
-        let res = trees[..].transaction(|views: &Vec<TransactionalTree>| {
-            let failure = RefCell::new(None);
-            let tx = Trees::collect(views.iter().map(|tree| InTx {
-                tree,
-                failure: &failure,
-            }));
-            let mut results = Vec::with_capacity(events.len());
+        let mut results: Vec<EventResult<R>> = Vec::with_capacity(events.len());
+        self.db.transact(&mut |tx: &dyn Tx| {
+            // The body runs again after a conflict: start afresh.
+            results.clear();
+            let view = Reads(tx);
             for (i, ev) in events.iter().enumerate() {
                 // A bug in one decision refuses that event alone: the
                 // decision only reads, so nothing of it is written.
-                let out = match catch_unwind(AssertUnwindSafe(|| decide(&tx, ev))) {
+                let out = match catch_unwind(AssertUnwindSafe(|| decide(&view, ev))) {
                     Ok(out) => out,
                     Err(panic) => Err(crate::error::EngineError::Store(panicked(
                         i,
@@ -62,8 +56,11 @@ impl Store {
                         panic.as_ref(),
                     ))),
                 };
-                if let Some(e) = failure.borrow_mut().take() {
-                    return Err(ConflictableTransactionError::from(e));
+                // A read the database failed (a conflict, storage) fails
+                // the transaction, whatever the decision made of it: the
+                // backend retries it or reports its failure.
+                if let Err(crate::error::EngineError::Store(StoreError::Conflict)) = &out {
+                    return Err(StoreError::Conflict);
                 }
                 match out {
                     Ok((writes, r)) => {
@@ -72,203 +69,193 @@ impl Store {
                         // applies the events one by one then).
                         let wrote = catch_unwind(AssertUnwindSafe(|| {
                             for w in writes {
-                                tx.write(w, now())?;
+                                write(tx, w, now())?;
                             }
-                            Ok::<(), TxFail>(())
+                            Ok::<(), StoreError>(())
                         }));
                         match wrote {
                             Ok(Ok(())) => {}
-                            Ok(Err(TxFail::Sled(u))) => {
-                                return Err(ConflictableTransactionError::from(u))
-                            }
-                            Ok(Err(TxFail::Store(s))) => {
-                                return Err(ConflictableTransactionError::Abort(s))
-                            }
-                            Err(panic) => {
-                                return Err(ConflictableTransactionError::Abort(panicked(
-                                    i,
-                                    "writing",
-                                    panic.as_ref(),
-                                )))
-                            }
+                            Ok(Err(e)) => return Err(e),
+                            Err(panic) => return Err(panicked(i, "writing", panic.as_ref())),
                         }
                         results.push(Ok(r));
                     }
                     Err(e) => results.push(Err(e)),
                 }
             }
-            Ok(results)
-        });
-        match res {
-            Ok(r) => Ok(r),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
-        }
-    }
-}
-
-/// Why a write inside the transaction failed.
-pub(super) enum TxFail {
-    Sled(UnabortableTransactionError),
-    Store(StoreError),
-}
-
-impl From<UnabortableTransactionError> for TxFail {
-    fn from(e: UnabortableTransactionError) -> Self {
-        TxFail::Sled(e)
+            Ok(())
+        })?;
+        Ok(results)
     }
 }
 
 /// [`encode`] inside a transaction: a record that cannot be encoded aborts
 /// the transaction (the event is refused), it never writes an empty value.
-fn enc<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, TxFail> {
-    encode(v, tree).map_err(TxFail::Store)
+fn enc<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, StoreError> {
+    encode(v, tree)
 }
 
-impl Trees<InTx<'_>> {
-    fn counter(&self, key: &[u8]) -> Result<u64, TxFail> {
-        match self.meta.get(key)? {
-            Some(v) => read_u64(&v, "meta").map_err(TxFail::Store),
-            None => Ok(0),
-        }
+fn counter(tx: &dyn Tx, key: &[u8]) -> Result<u64, StoreError> {
+    match tx.get(TreeName::Meta, key)? {
+        Some(v) => read_u64(&v, "meta"),
+        None => Ok(0),
     }
+}
 
-    fn write(&self, w: Write, now: Timestamp) -> Result<(), TxFail> {
-        match w {
-            Write::Ticket(t) => {
-                let num = t.id.num();
-                let old: Option<Ticket> = match self.tickets.get(be64(num))? {
-                    Some(v) => Some(decode(&v, "tickets").map_err(TxFail::Store)?),
-                    None => None,
-                };
-                if let Some(old) = &old {
-                    if old.state != t.state {
-                        self.by_state.remove(state_key(old.state, num))?;
-                    }
-                    if let Some(team) = &old.team {
-                        if old.team != t.team {
-                            self.by_team.remove(team_key(team, num))?;
-                        }
-                    }
+/// Applies one write of a decision inside its transaction.
+fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreError> {
+    match w {
+        Write::Ticket(t) => {
+            let num = t.id.num();
+            let old: Option<Ticket> = match tx.get(TreeName::Tickets, &be64(num))? {
+                Some(v) => Some(decode(&v, "tickets")?),
+                None => None,
+            };
+            if let Some(old) = &old {
+                if old.state != t.state {
+                    tx.delete(TreeName::ByState, &state_key(old.state, num))?;
                 }
-                let old_due = old.as_ref().and_then(next_due);
-                let new_due = next_due(&t);
-                if old_due != new_due {
-                    if let Some(d) = old_due {
-                        self.by_state.remove(&due_key(d, num))?;
-                    }
-                    if let Some(d) = new_due {
-                        self.by_state.insert(&due_key(d, num), &[])?;
+                if let Some(team) = &old.team {
+                    if old.team != t.team {
+                        tx.delete(TreeName::ByTeam, &team_key(team, num))?;
                     }
                 }
-                figures::apply(self.meta.tree, old.as_ref(), &t)?;
-                let old_load = old.as_ref().and_then(loads);
-                if old_load != loads(&t) {
-                    if let Some(u) = old_load {
-                        let n = self.counter(&load_key(u))?;
-                        self.meta.insert(load_key(u), &be64(n.saturating_sub(1)))?;
-                    }
-                    if let Some(u) = loads(&t) {
-                        let n = self.counter(&load_key(u))?;
-                        self.meta.insert(load_key(u), &be64(n + 1))?;
-                    }
+            }
+            let old_due = old.as_ref().and_then(next_due);
+            let new_due = next_due(&t);
+            if old_due != new_due {
+                if let Some(d) = old_due {
+                    tx.delete(TreeName::ByState, &due_key(d, num))?;
                 }
-                self.by_state.insert(state_key(t.state, num), &[])?;
-                if let Some(team) = &t.team {
-                    self.by_team.insert(team_key(team, num), &[])?;
+                if let Some(d) = new_due {
+                    tx.put(TreeName::ByState, &due_key(d, num), &[])?;
                 }
-                if self.counter(TICKET_SEQ)? < num {
-                    self.meta.insert(TICKET_SEQ, &be64(num))?;
+            }
+            figures::apply(tx, old.as_ref(), &t)?;
+            let old_load = old.as_ref().and_then(loads);
+            if old_load != loads(&t) {
+                if let Some(u) = old_load {
+                    let n = counter(tx, &load_key(u))?;
+                    tx.put(TreeName::Meta, &load_key(u), &be64(n.saturating_sub(1)))?;
                 }
-                self.tickets.insert(&be64(num), enc(&t, "tickets")?)?;
-            }
-            Write::Timeline(id, e) => {
-                // Tests plant a bug here: a panic halfway through an event's
-                // writes (its ticket written, its timeline not).
-                #[cfg(test)]
-                if e.text.contains("panic while writing") {
-                    panic!("a planted bug while writing");
+                if let Some(u) = loads(&t) {
+                    let n = counter(tx, &load_key(u))?;
+                    tx.put(TreeName::Meta, &load_key(u), &be64(n + 1))?;
                 }
-                self.timeline
-                    .insert(&timeline_key(id.num(), e.seq), enc(&e, "timeline")?)?;
             }
-            Write::Effect(effect) => {
-                let q = Queue::of(&effect);
-                let seq = self.counter(q.seq_key())? + 1;
-                self.meta.insert(q.seq_key(), &be64(seq))?;
-                let item = OutboxItem {
-                    seq,
-                    created_at: now,
-                    effect,
-                    attempts: 0,
-                    last_error: None,
-                };
-                let tree = match q {
-                    Queue::Chat => &self.outbox,
-                    Queue::Mail => &self.mail_outbox,
-                    Queue::Jobs => &self.job_outbox,
-                };
-                tree.insert(&be64(seq), enc(&item, "outbox")?)?;
+            tx.put(TreeName::ByState, &state_key(t.state, num), &[])?;
+            if let Some(team) = &t.team {
+                tx.put(TreeName::ByTeam, &team_key(team, num), &[])?;
             }
-            Write::Run(run) => {
-                if self.counter(RUN_SEQ)? < run.id.0 {
-                    self.meta.insert(RUN_SEQ, &be64(run.id.0))?;
-                }
-                self.runs.insert(&be64(run.id.0), enc(&run, "runs")?)?;
+            if counter(tx, TICKET_SEQ)? < num {
+                tx.put(TreeName::Meta, TICKET_SEQ, &be64(num))?;
             }
-            Write::Broken(job, Some(id)) => {
-                self.broken
-                    .insert(job.as_bytes(), id.to_string().as_bytes())?;
-            }
-            Write::Broken(job, None) => {
-                self.broken.remove(job.as_bytes())?;
-            }
-            Write::Lock(key, Some(run)) => {
-                self.deploys
-                    .insert(format!("lock:{key}").as_bytes(), enc(&run, "deploys")?)?;
-            }
-            Write::Lock(key, None) => {
-                self.deploys.remove(format!("lock:{key}").as_bytes())?;
-            }
-            Write::History(key, list) => {
-                self.deploys
-                    .insert(format!("hist:{key}").as_bytes(), enc(&list, "deploys")?)?;
-            }
-            Write::Idempotency(key, id) => {
-                self.idempotency
-                    .insert(key.as_bytes(), id.to_string().as_bytes())?;
-            }
-            Write::Group(mut g) => {
-                for (fp, m) in std::mem::take(&mut g.members) {
-                    self.groups
-                        .insert(member_key(&g.key, &fp), enc(&m, "groups")?)?;
-                }
-                self.groups.insert(g.key.as_bytes(), enc(&g, "groups")?)?;
-            }
-            Write::Member(group, fp, m) => {
-                self.groups
-                    .insert(member_key(&group, &fp), enc(&m, "groups")?)?;
-            }
-            Write::Silences(book) => {
-                self.meta.insert(SILENCES, enc(&book, "meta")?)?;
-            }
-            Write::Overrides(team, list) => {
-                self.meta
-                    .insert(format!("oncall:{team}").as_bytes(), enc(&list, "meta")?)?;
-            }
-            Write::Marker(key, v) => {
-                self.meta
-                    .insert(format!("marker:{key}").as_bytes(), &v.to_be_bytes())?;
-            }
-            Write::DropJobOrder(seq) => {
-                self.job_outbox.remove(&be64(seq))?;
-            }
-            Write::Silenced(alert) => {
-                let seq = self.counter(SILENCED_SEQ)? + 1;
-                self.meta.insert(SILENCED_SEQ, &be64(seq))?;
-                self.silenced.insert(&be64(seq), enc(&alert, "silenced")?)?;
-            }
+            tx.put(TreeName::Tickets, &be64(num), &enc(&t, "tickets")?)?;
         }
-        Ok(())
+        Write::Timeline(id, e) => {
+            // Tests plant a bug here: a panic halfway through an event's
+            // writes (its ticket written, its timeline not).
+            #[cfg(test)]
+            if e.text.contains("panic while writing") {
+                panic!("a planted bug while writing");
+            }
+            tx.put(
+                TreeName::Timeline,
+                &timeline_key(id.num(), e.seq),
+                &enc(&e, "timeline")?,
+            )?;
+        }
+        Write::Effect(effect) => {
+            let q = Queue::of(&effect);
+            let seq = counter(tx, q.seq_key())? + 1;
+            tx.put(TreeName::Meta, q.seq_key(), &be64(seq))?;
+            let item = OutboxItem {
+                seq,
+                created_at: now,
+                effect,
+                attempts: 0,
+                last_error: None,
+            };
+            tx.put(q.tree(), &be64(seq), &enc(&item, "outbox")?)?;
+        }
+        Write::Run(run) => {
+            if counter(tx, RUN_SEQ)? < run.id.0 {
+                tx.put(TreeName::Meta, RUN_SEQ, &be64(run.id.0))?;
+            }
+            tx.put(TreeName::Runs, &be64(run.id.0), &enc(&run, "runs")?)?;
+        }
+        Write::Broken(job, Some(id)) => {
+            tx.put(TreeName::Broken, job.as_bytes(), id.to_string().as_bytes())?;
+        }
+        Write::Broken(job, None) => {
+            tx.delete(TreeName::Broken, job.as_bytes())?;
+        }
+        Write::Lock(key, Some(run)) => {
+            tx.put(
+                TreeName::Deploys,
+                format!("lock:{key}").as_bytes(),
+                &enc(&run, "deploys")?,
+            )?;
+        }
+        Write::Lock(key, None) => {
+            tx.delete(TreeName::Deploys, format!("lock:{key}").as_bytes())?;
+        }
+        Write::History(key, list) => {
+            tx.put(
+                TreeName::Deploys,
+                format!("hist:{key}").as_bytes(),
+                &enc(&list, "deploys")?,
+            )?;
+        }
+        Write::Idempotency(key, id) => {
+            tx.put(
+                TreeName::Idempotency,
+                key.as_bytes(),
+                id.to_string().as_bytes(),
+            )?;
+        }
+        Write::Group(mut g) => {
+            for (fp, m) in std::mem::take(&mut g.members) {
+                tx.put(
+                    TreeName::Groups,
+                    &member_key(&g.key, &fp),
+                    &enc(&m, "groups")?,
+                )?;
+            }
+            tx.put(TreeName::Groups, g.key.as_bytes(), &enc(&g, "groups")?)?;
+        }
+        Write::Member(group, fp, m) => {
+            tx.put(
+                TreeName::Groups,
+                &member_key(&group, &fp),
+                &enc(&m, "groups")?,
+            )?;
+        }
+        Write::Silences(book) => {
+            tx.put(TreeName::Meta, SILENCES, &enc(&book, "meta")?)?;
+        }
+        Write::Overrides(team, list) => {
+            tx.put(
+                TreeName::Meta,
+                format!("oncall:{team}").as_bytes(),
+                &enc(&list, "meta")?,
+            )?;
+        }
+        Write::Marker(key, v) => {
+            tx.put(
+                TreeName::Meta,
+                format!("marker:{key}").as_bytes(),
+                &v.to_be_bytes(),
+            )?;
+        }
+        Write::DropJobOrder(seq) => {
+            tx.delete(TreeName::JobOutbox, &be64(seq))?;
+        }
+        Write::Silenced(alert) => {
+            let seq = counter(tx, SILENCED_SEQ)? + 1;
+            tx.put(TreeName::Meta, SILENCED_SEQ, &be64(seq))?;
+            tx.put(TreeName::Silenced, &be64(seq), &enc(&alert, "silenced")?)?;
+        }
     }
+    Ok(())
 }

@@ -28,6 +28,8 @@ mod jenkins;
 mod jenkins_runs;
 mod job_env;
 mod kit;
+mod pg;
+mod postgres;
 mod props;
 mod props_input;
 mod restart;

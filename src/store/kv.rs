@@ -1,0 +1,224 @@
+//! The seam between the store's records and the database that keeps them:
+//! ordered trees of byte keys and values, read and written one key at a
+//! time inside a transaction, and scanned in key order outside one.
+//!
+//! Everything above this file (the keys, the engine's reads, applying a
+//! batch, the outbox, queries, figures, export) is written once over these
+//! traits; a backend ([`super::sled`], or PostgreSQL) only implements them.
+//! Keys compare as unsigned bytes, shortest first on a common prefix, as
+//! sled's do and as PostgreSQL's `bytea` does.
+
+use std::ops::Bound;
+
+use crate::error::StoreError;
+
+/// The trees of the store. Their names are those of sled's trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TreeName {
+    Meta,
+    Tickets,
+    Timeline,
+    ByState,
+    ByTeam,
+    Outbox,
+    Groups,
+    Silenced,
+    MailOutbox,
+    Idempotency,
+    JobOutbox,
+    Runs,
+    Broken,
+    Deploys,
+    DeadLetters,
+    Adapter,
+}
+
+impl TreeName {
+    /// Every tree, in the order stores have always opened them.
+    pub const ALL: [TreeName; 16] = [
+        TreeName::Meta,
+        TreeName::Tickets,
+        TreeName::Timeline,
+        TreeName::ByState,
+        TreeName::ByTeam,
+        TreeName::Outbox,
+        TreeName::MailOutbox,
+        TreeName::Idempotency,
+        TreeName::JobOutbox,
+        TreeName::Adapter,
+        TreeName::Runs,
+        TreeName::Broken,
+        TreeName::Deploys,
+        TreeName::DeadLetters,
+        TreeName::Groups,
+        TreeName::Silenced,
+    ];
+
+    /// The tree's name, as sled calls it and as export and errors show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreeName::Meta => "meta",
+            TreeName::Tickets => "tickets",
+            TreeName::Timeline => "timeline",
+            TreeName::ByState => "by_state",
+            TreeName::ByTeam => "by_team",
+            TreeName::Outbox => "outbox",
+            TreeName::Groups => "groups",
+            TreeName::Silenced => "silenced",
+            TreeName::MailOutbox => "mail_outbox",
+            TreeName::Idempotency => "idempotency",
+            TreeName::JobOutbox => "job_outbox",
+            TreeName::Runs => "runs",
+            TreeName::Broken => "broken",
+            TreeName::Deploys => "deploys",
+            TreeName::DeadLetters => "dead_letters",
+            TreeName::Adapter => "adapter",
+        }
+    }
+
+    /// A small number for the tree, stable across versions (PostgreSQL
+    /// keeps it in each row).
+    pub fn code(self) -> i16 {
+        match self {
+            TreeName::Meta => 0,
+            TreeName::Tickets => 1,
+            TreeName::Timeline => 2,
+            TreeName::ByState => 3,
+            TreeName::ByTeam => 4,
+            TreeName::Outbox => 5,
+            TreeName::Groups => 6,
+            TreeName::Silenced => 7,
+            TreeName::MailOutbox => 8,
+            TreeName::Idempotency => 9,
+            TreeName::JobOutbox => 10,
+            TreeName::Runs => 11,
+            TreeName::Broken => 12,
+            TreeName::Deploys => 13,
+            TreeName::DeadLetters => 14,
+            TreeName::Adapter => 15,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<TreeName> {
+        TreeName::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    pub fn from_name(name: &[u8]) -> Option<TreeName> {
+        TreeName::ALL
+            .into_iter()
+            .find(|t| t.as_str().as_bytes() == name)
+    }
+}
+
+/// One record: key and value.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// Records in key order (or reverse), read lazily.
+pub type Scan<'a> = Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + 'a>;
+
+/// Reads one key. Inside a transaction, a failure of the database is kept
+/// by the transaction (which retries a conflict or gives up) and shown to
+/// the reader as [`StoreError::Conflict`].
+pub trait Read {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Reads and writes one key at a time: a transaction's view of the trees.
+pub trait Tx: Read {
+    fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The body of a transaction: it may run more than once (a conflict is
+/// retried from the start), so it keeps no state between runs but what it
+/// resets itself. Its error aborts the transaction and is returned.
+pub type TxBody<'a> = dyn FnMut(&dyn Tx) -> Result<(), StoreError> + 'a;
+
+/// A database that keeps the trees.
+pub trait Backend: Read + Send + Sync + std::fmt::Debug {
+    /// The records of `tree` between `from` and `to`, in key order, or in
+    /// reverse order when `reverse`.
+    fn scan(&self, tree: TreeName, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool)
+        -> Scan<'_>;
+
+    /// Writes outside a transaction (each write atomic on its own).
+    fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError>;
+
+    /// How many records `tree` holds.
+    fn count(&self, tree: TreeName) -> Result<usize, StoreError>;
+
+    /// Runs `body` in one serialisable transaction over every tree, and
+    /// commits what it wrote, or nothing when it fails.
+    fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError>;
+
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Which database this is, for `check`, logs and `/readyz`.
+    fn describe(&self) -> String;
+
+    /// Takes or keeps the lease `name` for `holder` until `ttl` from now by
+    /// the database's clock, unless another holder's lease is still
+    /// running. The token it returns grows each time the lease changes
+    /// hands (a fencing token); `None`: another holder has it.
+    fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Gives the lease up at once, if `holder` has it (a clean stop).
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// The records of `tree` whose keys start with `prefix`.
+pub fn scan_prefix<'a>(db: &'a dyn Backend, tree: TreeName, prefix: &[u8]) -> Scan<'a> {
+    match prefix_end(prefix) {
+        Some(end) => {
+            let from = prefix.to_vec();
+            // The bounds borrow only for the call: a backend copies them.
+            db.scan(tree, Bound::Included(&from), Bound::Excluded(&end), false)
+        }
+        None => db.scan(tree, Bound::Included(prefix), Bound::Unbounded, false),
+    }
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there
+/// is none, the prefix is empty or all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_codes_and_names_are_unique_and_round_trip() {
+        let mut codes: Vec<i16> = TreeName::ALL.iter().map(|t| t.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), TreeName::ALL.len());
+        for t in TreeName::ALL {
+            assert_eq!(TreeName::from_code(t.code()), Some(t));
+            assert_eq!(TreeName::from_name(t.as_str().as_bytes()), Some(t));
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_prefix_is_past_every_key_with_it() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! The PostgreSQL backend on a real PostgreSQL (a throwaway cluster per
+//! test, see [`crate::pg`]): the same records and guarantees as on sled,
+//! several instances on one database, and the database going away.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opsbot::commands::parse_command;
+use opsbot::domain::{Actor, ChannelName, Source, TicketState, UserName};
+use opsbot::engine::tickets::check_invariants;
+use opsbot::engine::{Engine, Event, QueryView, View};
+use opsbot::runtime::{Bot, BotError, SystemClock, Writer};
+use opsbot::store::Store;
+
+use crate::harness::Env;
+use crate::pg::Pg;
+
+fn event(who: &str, line: &str) -> Event {
+    Event::Command {
+        actor: Actor::new(UserName::parse(who).unwrap(), Source::Console),
+        channel: ChannelName::parse("ops").unwrap(),
+        command: parse_command(line, "OPS").unwrap(),
+    }
+}
+
+/// One opsbot instance (a commit thread and its pool) on the database.
+fn instance(env: &Env, url: &str) -> (Bot, Writer, Store) {
+    let store = Store::connect(url).expect("the store connects to PostgreSQL");
+    let (bot, writer) = Bot::start(
+        store.clone(),
+        Engine::new(Arc::new(env.config())),
+        Arc::new(SystemClock),
+    )
+    .expect("bot starts");
+    (bot, writer, store)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn opened_id(reply: &opsbot::engine::Reply) -> String {
+    let text = reply.body.to_plain();
+    text.strip_prefix("Opened ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no id in {text}"))
+        .to_string()
+}
+
+#[test]
+fn records_committed_on_postgres_are_there_after_a_reconnect() {
+    let pg = Pg::start();
+    let url = pg.database("reconnect");
+    let env = Env::shipped();
+    let (bot, writer, store) = instance(&env, &url);
+    let rt = runtime();
+    rt.block_on(async {
+        let r = bot
+            .handle(event(
+                "olivia",
+                "/ticket open title:\"disk full\" team:backend",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened_id(&r), "OPS-1");
+        bot.handle(event("bob", "/ticket take id:OPS-1"))
+            .await
+            .unwrap();
+    });
+    drop((bot, store));
+    writer.join();
+
+    let again = Store::connect(&url).expect("connects again");
+    let t = again
+        .ticket(&opsbot::domain::TicketId::new("OPS", 1))
+        .unwrap()
+        .expect("the ticket is there");
+    assert_eq!(t.title, "disk full");
+    assert_eq!(t.state, TicketState::InProgress);
+    assert_eq!(
+        again.timeline(&t.id).unwrap().len(),
+        3,
+        "opened, assigned, taken"
+    );
+    assert_eq!(again.last_ticket_number().unwrap(), 1);
+    assert!(again.outbox_len() > 0, "the posts that followed are queued");
+    assert!(again.backend().starts_with("postgres"));
+    assert!(!again.backend().contains("password"));
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused() {
+    let pg = Pg::start();
+    let url = pg.database("newer");
+    let store = Store::connect(&url).unwrap();
+    store.set_schema_version(99).unwrap();
+    drop(store);
+    let err = Store::connect(&url).unwrap_err().to_string();
+    assert!(err.contains("newer opsbot (schema 99)"), "{err}");
+
+    // The backend's own tables refuse a newer version too.
+    let url2 = pg.database("newer_tables");
+    drop(Store::connect(&url2).unwrap());
+    Command::psql_on(&url2, "UPDATE opsbot_schema SET version = 7");
+    let err = Store::connect(&url2).unwrap_err().to_string();
+    assert!(err.contains("newer version (7)"), "{err}");
+}
+
+/// psql on a given database URL.
+struct Command;
+impl Command {
+    fn psql_on(url: &str, sql: &str) {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql, url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn two_instances_on_one_database_hand_out_unique_contiguous_ids_and_lose_nothing() {
+    let pg = Pg::start();
+    let url = pg.database("two");
+    let env = Env::shipped();
+    let (a, wa, store) = instance(&env, &url);
+    let (b, wb, _) = instance(&env, &url);
+    let rt = runtime();
+    const TASKS: usize = 8;
+    const EACH: usize = 15;
+    let opened: Vec<String> = rt.block_on(async {
+        let mut handles = Vec::new();
+        for task in 0..TASKS {
+            // Half the people on each instance.
+            let bot = if task % 2 == 0 { a.clone() } else { b.clone() };
+            let other = if task % 2 == 0 { b.clone() } else { a.clone() };
+            handles.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..EACH {
+                    let reply = bot
+                        .handle(event(
+                            "olivia",
+                            &format!("/ticket open title:\"t{task}-{i}\" team:backend"),
+                        ))
+                        .await
+                        .expect("open")
+                        .expect("reply");
+                    let id = opened_id(&reply);
+                    // Every other ticket moved along on the other instance.
+                    if i % 2 == 0 {
+                        for line in [
+                            format!("/ticket take id:{id}"),
+                            format!("/ticket comment id:{id} text:\"on it\""),
+                            format!("/ticket resolve id:{id} note:fixed"),
+                        ] {
+                            other.handle(event("bob", &line)).await.expect("move");
+                        }
+                    }
+                    mine.push(id);
+                }
+                mine
+            }));
+        }
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all
+    });
+    let unique: BTreeSet<&String> = opened.iter().collect();
+    assert_eq!(unique.len(), TASKS * EACH, "duplicate ids handed out");
+    let want: BTreeSet<String> = (1..=TASKS * EACH).map(|n| format!("OPS-{n}")).collect();
+    assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), want);
+
+    let org = env.config().org;
+    let mut resolved = 0;
+    for t in store.tickets() {
+        let t = t.unwrap();
+        check_invariants(&t, &org).unwrap();
+        let timeline = store.timeline(&t.id).unwrap();
+        assert_eq!(timeline.len() as u32, t.timeline_len, "{}", t.id);
+        let seqs: Vec<u32> = timeline.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..t.timeline_len).collect::<Vec<_>>());
+        if t.state == TicketState::Resolved {
+            assert_eq!(t.timeline_len, 5);
+            resolved += 1;
+        } else {
+            assert_eq!(t.state, TicketState::Assigned);
+            assert_eq!(t.timeline_len, 2);
+        }
+    }
+    assert_eq!(resolved, TASKS * EACH.div_ceil(2));
+    // The outbox's numbers are unique and contiguous too.
+    let seqs: Vec<u64> = store
+        .outbox_pending(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|i| i.seq)
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(seqs.len(), TASKS * EACH * 4 + resolved * (4 + 2));
+    drop((a, b));
+    wa.join();
+    wb.join();
+}
+
+#[test]
+fn while_postgres_is_down_commands_are_refused_and_the_bot_goes_on_when_it_returns() {
+    let pg = Pg::start();
+    let url = pg.url();
+    let env = Env::shipped();
+    let (bot, writer, store) = instance(&env, &url);
+    // A reopen waits for other handles to go: hold none.
+    drop(store);
+    let rt = runtime();
+    rt.block_on(async {
+        bot.handle(event("olivia", "/ticket open title:before"))
+            .await
+            .unwrap();
+    });
+    pg.kill();
+    let refused = rt.block_on(bot.handle(event("olivia", "/ticket open title:during")));
+    match &refused {
+        Err(BotError::Unavailable(why)) => {
+            assert!(why.contains("database"), "{why}");
+            let said = refused.as_ref().unwrap_err().to_string();
+            assert!(said.contains("nothing was changed"), "{said}");
+        }
+        other => panic!("expected a refusal while the database is down, got {other:?}"),
+    }
+    let problems = bot.health().readiness(chrono::Utc::now());
+    assert!(
+        problems.iter().any(|p| p.contains("database")),
+        "readiness names the database: {problems:?}"
+    );
+    pg.restart();
+    // Without a restart of the bot, it takes commands again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let reply = loop {
+        match rt.block_on(bot.handle(event("olivia", "/ticket open title:after"))) {
+            Ok(r) => break r.unwrap(),
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("still refused 30 s after PostgreSQL returned: {e}"),
+        }
+    };
+    assert_eq!(
+        opened_id(&reply),
+        "OPS-2",
+        "nothing of the refused command was kept"
+    );
+    let store = bot.store().unwrap();
+    let titles: Vec<String> = store.tickets().map(|t| t.unwrap().title).collect();
+    drop(store);
+    assert_eq!(titles, ["before", "after"]);
+    drop(bot);
+    writer.join();
+}
+
+#[test]
+fn one_instance_holds_the_lease_and_another_takes_it_when_it_runs_out_or_is_given_up() {
+    use opsbot::runtime::lease::Lease;
+    let pg = Pg::start();
+    let url = pg.database("lease");
+    let (s1, s2) = (Store::connect(&url).unwrap(), Store::connect(&url).unwrap());
+    let ttl = Duration::from_millis(1500);
+    let one = Lease::shared("one".into(), ttl);
+    let two = Lease::shared("two".into(), ttl);
+    assert!(one.try_take(&s1).unwrap());
+    let first = one.token().unwrap();
+    assert!(!two.try_take(&s2).unwrap(), "the lease is running");
+    assert!(!two.held());
+    // Renewing keeps the token.
+    assert!(one.try_take(&s1).unwrap());
+    assert_eq!(one.token(), Some(first));
+    // The holder stops renewing (it died or hangs): its own view runs out
+    // first, then the database's, and the other takes it with a new token.
+    std::thread::sleep(ttl - Duration::from_millis(200));
+    assert!(
+        !one.held(),
+        "the holder stops acting before the database lets go"
+    );
+    assert!(
+        !two.try_take(&s2).unwrap(),
+        "the database has not let go yet"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(two.try_take(&s2).unwrap());
+    let second = two.token().unwrap();
+    assert!(
+        second > first,
+        "the fencing token grows: {first} then {second}"
+    );
+    // The old holder, back, cannot take it while it runs.
+    assert!(!one.try_take(&s1).unwrap());
+    // Given up, it can be taken at once.
+    two.release(&s2);
+    assert!(!two.held());
+    assert!(one.try_take(&s1).unwrap());
+    assert!(one.token().unwrap() > second);
+}
