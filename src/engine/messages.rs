@@ -321,6 +321,20 @@ pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
         )
 }
 
+/// Fills `{ticket}`, `{subject}`, `{message}` and `{note}` in a template.
+pub(crate) fn fill(template: &str, t: &Ticket, message: &str, note: &str) -> String {
+    template
+        .replace("{ticket}", &t.id.to_string())
+        .replace("{subject}", &t.title)
+        .replace("{message}", message)
+        .replace("{note}", note)
+}
+
+/// A subject is one line, whatever the template and the customer wrote.
+pub(crate) fn subject_line(s: &str) -> String {
+    one_line(s, 250)
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
