@@ -7,7 +7,7 @@ use crate::commands::ReportPeriod;
 use crate::domain::rich::Rich;
 use crate::domain::{TeamName, Timestamp};
 use crate::engine::context::{Cx, Out};
-use crate::engine::effect::{Attachment, Decision, Reply, Write};
+use crate::engine::effect::{Attachment, Decision, Effect, Reply, Write};
 use crate::engine::messages;
 use crate::engine::view::{QueryView, View};
 use crate::error::{EngineError, UserError};
@@ -91,9 +91,7 @@ pub(crate) fn scheduled_report(
         });
     }
     out.post(cx.ops(), None, messages::weekly_report(figures));
-    if let Some(crate::engine::Write::Effect(crate::engine::Effect::Post(p))) =
-        out.writes.last_mut()
-    {
+    if let Some(Write::Effect(Effect::Post(p))) = out.writes.last_mut() {
         p.file = file.cloned();
     }
     Ok(Decision {

@@ -24,10 +24,8 @@
 use chrono::Duration;
 
 use crate::domain::rich::Rich;
-use crate::domain::{
-    Actor, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp, UserName,
-};
-use crate::engine::context::{Cx, Out};
+use crate::domain::{ChannelName, EntryKind, Ticket, TicketId, TicketState, Timestamp};
+use crate::engine::context::{sla_actor, Cx, Out};
 use crate::engine::effect::{Decision, Write};
 use crate::engine::messages;
 use crate::error::EngineError;
@@ -35,11 +33,6 @@ use crate::error::EngineError;
 pub use crate::domain::policy::{
     clock, human, later, Chain, Deadline, Policy, Step, WeeklyReport, MAX_SPAN, MAX_SPAN_WORDS,
 };
-
-/// The bot's name on the timeline for what deadlines do.
-pub(crate) fn sla_actor() -> Actor {
-    Actor::new(UserName::system("opsbot"), Source::System)
-}
 
 /// Whether a state counts as still waiting for someone to take it.
 fn unacknowledged(state: TicketState) -> bool {
