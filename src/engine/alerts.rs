@@ -208,7 +208,7 @@ fn describe_alert(alert: &Alert) -> String {
 fn team_channel(cx: &Cx<'_>, t: &Ticket) -> ChannelName {
     t.team
         .as_ref()
-        .and_then(|n| cx.config.org.team(n))
+        .and_then(|n| cx.org.team(n))
         .map(|tm| tm.channel.clone())
         .unwrap_or_else(|| cx.ops().clone())
 }
@@ -727,7 +727,7 @@ pub(crate) fn alert_command(
     actor: &Actor,
     command: &Command,
 ) -> Result<Decision, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let spec = command.name().spec();
     if !spec.who.admits(&actor.name, org) {
         return Err(UserError::new(format!(

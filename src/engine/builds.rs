@@ -52,7 +52,7 @@ pub(crate) fn build(
     if let Some(target) = deploy_target(cx, job, given)? {
         return deploy_run(cx, actor, channel, &target, given, None, None);
     }
-    if !job.admits(&actor.name, &cx.config.org) {
+    if !job.admits(&actor.name, cx.org) {
         return Err(UserError::new(format!("only {} may run {}", job.who_text(), job.name)).into());
     }
     let params = job.check_params(given)?;
@@ -105,7 +105,7 @@ pub(crate) fn cancel_run(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decisi
     let Some(mut run) = cx.view.run(id)? else {
         return Err(UserError::new(format!("there is no run {id}; /runs lists them")).into());
     };
-    let org = &cx.config.org;
+    let org = &cx.org;
     let may = run.requester == actor.name
         || org.is_operator(&actor.name)
         || cx

@@ -6,6 +6,7 @@
 //! files: it imports no feature.
 
 use crate::config::Config;
+use crate::domain::org::Org;
 use crate::domain::policy::later;
 use crate::domain::rich::{one_line, Rich};
 use crate::domain::run::{Run, RunEntry, RunState};
@@ -19,10 +20,14 @@ use crate::engine::tickets::{self, Action};
 use crate::engine::view::View;
 use crate::error::{EngineError, UserError};
 
-/// The context of one decision: what it reads, and when it happens.
+/// The context of one decision: what it reads, who is who, and when it
+/// happens.
 #[derive(Clone, Copy)]
 pub(crate) struct Cx<'a> {
     pub(crate) config: &'a Config,
+    /// The organisation as this decision sees it: the config's, with the
+    /// acting person in the roles chat granted them (see `Engine::decide`).
+    pub(crate) org: &'a Org,
     pub(crate) view: &'a dyn View,
     pub(crate) now: Timestamp,
 }
@@ -261,7 +266,7 @@ impl<'a> Cx<'a> {
         actor: &Actor,
         action: Action,
     ) -> Result<Ticket, UserError> {
-        let tr = tickets::system_transition(t, &action, &self.config.org)?;
+        let tr = tickets::system_transition(t, &action, self.org)?;
         let mut nt = tr.ticket;
         nt.updated_at = self.now;
         let e = self.entry(&mut nt, actor, tr.entry, tr.from, tr.to, &tr.text);
@@ -280,7 +285,7 @@ impl<'a> Cx<'a> {
         actor: &Actor,
         action: &Action,
     ) -> Rich {
-        let org = &self.config.org;
+        let org = &self.org;
         let ops = self.ops().clone();
         let id = &t.id;
         let who = actor.name.as_str();
@@ -500,7 +505,7 @@ impl<'a> Cx<'a> {
                 .and_then(|s| s.team.as_ref()),
             None => self.config.jobs.get(&run.job).and_then(|j| j.team.as_ref()),
         }
-        .and_then(|t| self.config.org.team(t));
+        .and_then(|t| self.org.team(t));
         if let Some(t) = team {
             if !out.contains(&t.channel) {
                 out.push(t.channel.clone());

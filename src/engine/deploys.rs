@@ -8,6 +8,7 @@
 use crate::commands::CommandName;
 use crate::config::Config;
 use crate::domain::job::{describe, Job};
+use crate::domain::org::Org;
 use crate::domain::rich::one_line;
 use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::domain::service::{Environment, Service};
@@ -207,7 +208,7 @@ pub(crate) fn deploy_run(
         environment,
         job,
     } = *target;
-    if !job.admits(&actor.name, &cx.config.org) {
+    if !job.admits(&actor.name, cx.org) {
         return Err(UserError::new(format!(
             "only {} may deploy {} to {}",
             job.who_text(),
@@ -278,7 +279,7 @@ pub(crate) fn deploy_run(
             id,
             &what,
             &actor.name,
-            &describe(&environment.approvers, &cx.config.org),
+            &describe(&environment.approvers, cx.org),
             &notify,
             notes,
         );
@@ -287,7 +288,7 @@ pub(crate) fn deploy_run(
         }
         format!(
             "{id} waits for an approval ({}).",
-            describe(&environment.approvers, &cx.config.org)
+            describe(&environment.approvers, cx.org)
         )
     } else {
         step_run(
@@ -360,8 +361,7 @@ pub(crate) fn check_starts(config: &Config, writes: &[Write]) -> Result<(), Engi
 /// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
 /// others the command's declaration (which `/alert` and `/oncall set`
 /// check too). `/help` lists what this admits.
-pub(crate) fn may_run(config: &Config, user: &UserName, command: CommandName) -> bool {
-    let org = &config.org;
+pub(crate) fn may_run(config: &Config, org: &Org, user: &UserName, command: CommandName) -> bool {
     let envs = || {
         config
             .services
@@ -395,7 +395,7 @@ pub(crate) fn may_run(config: &Config, user: &UserName, command: CommandName) ->
 
 /// The people an environment's approvers are.
 fn approver_people(cx: &Cx<'_>, env: &Environment) -> Vec<UserName> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let mut out: Vec<UserName> = org
         .people()
         .into_iter()
@@ -412,7 +412,7 @@ fn deploy_channels(cx: &Cx<'_>, run: &Run) -> Vec<ChannelName> {
         .as_ref()
         .and_then(|d| cx.config.services.get(&d.service))
         .and_then(|s| s.team.as_ref())
-        .and_then(|t| cx.config.org.team(t));
+        .and_then(|t| cx.org.team(t));
     if let Some(t) = team {
         if !out.contains(&t.channel) {
             out.push(t.channel.clone());
@@ -500,7 +500,7 @@ fn waiting(cx: &Cx<'_>, id: RunId) -> Result<(Run, Deploy, Environment), EngineE
 /// `/approve run:…`: an approver who is not the requester.
 pub(crate) fn approve(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decision, EngineError> {
     let (mut run, mut deploy, env) = waiting(cx, id)?;
-    let org = &cx.config.org;
+    let org = &cx.org;
     let who = describe(&env.approvers, org);
     if run.requester == actor.name {
         return Err(UserError::new(format!(
@@ -533,9 +533,7 @@ pub(crate) fn approve(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decision,
     cx.progress_of(&mut out, &run);
     out.writes.push(Write::Run(run));
     Ok(Decision {
-        reply: Some(Reply::private(format!(
-            "{id} is approved and starts cx.now."
-        ))),
+        reply: Some(Reply::private(format!("{id} is approved and starts now."))),
         accepted: None,
         writes: out.writes,
     })
@@ -549,7 +547,7 @@ pub(crate) fn deny(
     reason: &str,
 ) -> Result<Decision, EngineError> {
     let (mut run, deploy, env) = waiting(cx, id)?;
-    let org = &cx.config.org;
+    let org = &cx.org;
     if run.requester != actor.name && !env.approves(&actor.name, org) {
         return Err(UserError::new(format!(
             "only {} or {} who asked for it may deny {id}",
@@ -735,7 +733,7 @@ mod tests {
             }
             for u in &people {
                 assert_eq!(
-                    e.may_run(u, c),
+                    may_run(&e.config, org, u, c),
                     c.spec().who.admits(u, org),
                     "{} for {u}",
                     c.spec().full_name()
@@ -743,8 +741,13 @@ mod tests {
             }
         }
         let bob = UserName::parse("bob").expect("a name");
-        assert!(e.may_run(&bob, CommandName::Deploy));
-        assert!(!e.may_run(&bob, CommandName::Approve));
+        assert!(may_run(&e.config, &e.config.org, &bob, CommandName::Deploy));
+        assert!(!may_run(
+            &e.config,
+            &e.config.org,
+            &bob,
+            CommandName::Approve
+        ));
     }
 
     #[test]

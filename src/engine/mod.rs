@@ -36,11 +36,13 @@ pub use event::Event;
 pub use memory::{MemoryView, Queued};
 pub use view::{ListFilter, QueryView, View};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::commands::{self, Command, CommandName};
+use crate::commands::{self, Command};
 use crate::config::Config;
-use crate::domain::{Actor, ChannelName, Timestamp, UserName};
+use crate::domain::org::Org;
+use crate::domain::{Actor, ChannelName, Timestamp};
 use crate::engine::context::{Cx, Out};
 use crate::engine::tickets::Action;
 use crate::error::{EngineError, UserError};
@@ -65,43 +67,6 @@ impl Engine {
         &self.config
     }
 
-    /// For a command by someone chat granted roles to: an engine whose
-    /// organisation has them in those roles (every rule then sees them as
-    /// it sees people named in `bot.toml`). `None`: no grants beyond the
-    /// config's.
-    fn granting(&self, event: &Event) -> Option<Engine> {
-        let Event::Command { actor, .. } = event else {
-            return None;
-        };
-        let g = &actor.grants;
-        let org = &self.config.org;
-        let name = &actor.name;
-        let adds = (g.operator && !org.is_operator(name))
-            || (g.release_manager && !org.is_release_manager(name))
-            || g.teams
-                .iter()
-                .any(|t| org.team(t).is_some_and(|tm| !tm.members.contains(name)));
-        if !adds {
-            return None;
-        }
-        let mut config = (*self.config).clone();
-        let org = &mut config.org;
-        if g.operator && !org.operators.contains(name) {
-            org.operators.push(name.clone());
-        }
-        if g.release_manager && !org.release_managers.contains(name) {
-            org.release_managers.push(name.clone());
-        }
-        for t in &g.teams {
-            if let Some(team) = org.teams.get_mut(t) {
-                if !team.members.contains(name) {
-                    team.members.push(name.clone());
-                }
-            }
-        }
-        Some(Engine::new(Arc::new(config)))
-    }
-
     /// Decides a writing event. Read-only commands are answered by [`Engine::query`].
     pub fn decide(
         &self,
@@ -109,11 +74,10 @@ impl Engine {
         event: &Event,
         now: Timestamp,
     ) -> Result<Decision, EngineError> {
-        if let Some(engine) = self.granting(event) {
-            return engine.decide(view, event, now);
-        }
+        let org = granted_org(&self.config.org, event);
         let cx = Cx {
             config: &self.config,
+            org: &org,
             view,
             now,
         };
@@ -130,18 +94,17 @@ impl Engine {
         event: &Event,
         now: Timestamp,
     ) -> Result<Reply, EngineError> {
-        if let Some(engine) = self.granting(event) {
-            return engine.query(view, event, now);
-        }
+        let org = granted_org(&self.config.org, event);
         let cx = &Cx {
             config: &self.config,
+            org: &org,
             view,
             now,
         };
         let Event::Command { actor, command, .. } = event else {
             return Err(UserError::new("not a query").into());
         };
-        let org = &cx.config.org;
+        let org = &cx.org;
         match command {
             Command::TicketShow { id } => {
                 let t = cx.load(id)?;
@@ -191,7 +154,7 @@ impl Engine {
                 org,
                 *command,
                 &cx.config.jobs,
-                &|c| self.may_run(&actor.name, c),
+                &|c| deploys::may_run(&self.config, cx.org, &actor.name, c),
             ))),
             _ => Err(UserError::new("not a query").into()),
         }
@@ -206,15 +169,47 @@ impl Engine {
     ) -> Result<Option<report::WeeklyDue>, EngineError> {
         report::weekly_report_due(&Cx {
             config: &self.config,
+            org: &self.config.org,
             view,
             now,
         })
     }
+}
 
-    /// Whether `user` may run `command` at all (help lists only those).
-    pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
-        deploys::may_run(&self.config, user, command)
+/// The organisation a decision sees. For a command by someone chat granted
+/// roles to, a copy of the config's organisation with them in those roles
+/// (every rule then sees them as it sees people named in `bot.toml`, in the
+/// lists it shows too); otherwise the config's own. Only the organisation is
+/// copied, and only when the grants add to it.
+fn granted_org<'a>(org: &'a Org, event: &Event) -> Cow<'a, Org> {
+    let Event::Command { actor, .. } = event else {
+        return Cow::Borrowed(org);
+    };
+    let g = &actor.grants;
+    let name = &actor.name;
+    let adds = (g.operator && !org.is_operator(name))
+        || (g.release_manager && !org.is_release_manager(name))
+        || g.teams
+            .iter()
+            .any(|t| org.team(t).is_some_and(|tm| !tm.members.contains(name)));
+    if !adds {
+        return Cow::Borrowed(org);
     }
+    let mut org = org.clone();
+    if g.operator && !org.operators.contains(name) {
+        org.operators.push(name.clone());
+    }
+    if g.release_manager && !org.release_managers.contains(name) {
+        org.release_managers.push(name.clone());
+    }
+    for t in &g.teams {
+        if let Some(team) = org.teams.get_mut(t) {
+            if !team.members.contains(name) {
+                team.members.push(name.clone());
+            }
+        }
+    }
+    Cow::Owned(org)
 }
 
 /// Keeps each ticket's card in step with the ticket: a new ticket's

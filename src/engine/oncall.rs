@@ -56,7 +56,7 @@ fn too_far(raw: &str) -> UserError {
 }
 
 pub(crate) fn rotation<'a>(cx: &Cx<'a>, team: &TeamName) -> Result<&'a Rotation, UserError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     if org.team(team).is_none() {
         return Err(tickets::unknown_team(team, org));
     }
@@ -76,7 +76,7 @@ pub(crate) fn rotation<'a>(cx: &Cx<'a>, team: &TeamName) -> Result<&'a Rotation,
 /// `/ticket assign team:…`: the team, its on-call person, or its
 /// least-loaded member, as the team's `assign` says.
 pub(crate) fn assign_to_team(cx: &Cx<'_>, team: &TeamName) -> Result<Action, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let Some(tm) = org.team(team) else {
         return Err(tickets::unknown_team(team, org).into());
     };
@@ -138,7 +138,7 @@ pub(crate) fn oncall_show(cx: &Cx<'_>, team: Option<&TeamName>) -> Result<Reply,
         let Some((who, by)) = on_call(rot, &overrides, cx.now) else {
             continue;
         };
-        let mut line = format!("{}: {who} is on call cx.now", rot.team);
+        let mut line = format!("{}: {who} is on call now", rot.team);
         if let Some(o) = by {
             line.push_str(&format!(" (override set by {})", o.by));
         }
@@ -183,7 +183,7 @@ pub(crate) fn oncall_set(
     user: &UserName,
     until: &str,
 ) -> Result<Decision, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let rot = rotation(cx, team)?.clone();
     let Some(tm) = org.team(team) else {
         return Err(tickets::unknown_team(team, org).into());
@@ -236,7 +236,7 @@ pub(crate) fn oncall_set(
     });
     let mut out = Out::new();
     let body = Rich::new()
-        .text(format!("On call for {team} cx.now: "))
+        .text(format!("On call for {team} now: "))
         .mention(user)
         .text(format!(
             " until {} (override set by {}).",

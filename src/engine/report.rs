@@ -46,8 +46,8 @@ pub(crate) fn report(
     team: Option<&TeamName>,
 ) -> Result<Reply, EngineError> {
     if let Some(t) = team {
-        if cx.config.org.team(t).is_none() {
-            return Err(crate::engine::tickets::unknown_team(t, &cx.config.org).into());
+        if cx.org.team(t).is_none() {
+            return Err(crate::engine::tickets::unknown_team(t, cx.org).into());
         }
     }
     let (text, file) = build(view, period, team, cx.now)?;

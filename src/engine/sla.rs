@@ -171,7 +171,7 @@ fn resolve_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
 fn team_or_ops(cx: &Cx<'_>, t: &Ticket) -> ChannelName {
     t.team
         .as_ref()
-        .and_then(|n| cx.config.org.team(n))
+        .and_then(|n| cx.org.team(n))
         .map(|tm| tm.channel.clone())
         .unwrap_or_else(|| cx.ops().clone())
 }
@@ -314,7 +314,7 @@ fn ping_team(
     waited: &str,
     late: &str,
 ) -> String {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let Some(team) = t.team.as_ref().and_then(|n| org.team(n)) else {
         return ping_operators(cx, t, out, head, waited, late);
     };
@@ -338,7 +338,7 @@ fn ping_operators(
     waited: &str,
     late: &str,
 ) -> String {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let mut body = messages::ticket_head(t).text(format!(
         " — nobody has taken it for {waited}; operators, route it or take it."
     ));
@@ -370,10 +370,10 @@ fn handoffs(cx: &Cx<'_>, out: &mut Out) -> Result<(), EngineError> {
         let Some((who, by)) = crate::domain::rotation::on_call(rot, &overrides, cx.now) else {
             continue;
         };
-        let Some(tm) = cx.config.org.team(team) else {
+        let Some(tm) = cx.org.team(team) else {
             continue;
         };
-        let mut body = Rich::new().text(format!("On call for {team} cx.now: "));
+        let mut body = Rich::new().text(format!("On call for {team} now: "));
         body = body.mention(&who);
         body = body.text(format!(" until {}", clock(shift.end)));
         if by.is_some() {

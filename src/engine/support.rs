@@ -86,7 +86,7 @@ pub(crate) fn comment_to_customer(
     id: &TicketId,
     text: &str,
 ) -> Result<Decision, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     if !org.is_operator(&actor.name) {
         return Err(UserError::new(format!(
             "only operators ({}) may write to a customer",

@@ -17,7 +17,7 @@ pub(crate) fn open(
     priority: Option<Priority>,
     team: Option<&TeamName>,
 ) -> Result<Decision, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let title = title.trim();
     if title.is_empty() {
         return Err(UserError::new("`title` must not be empty").into());
@@ -74,7 +74,7 @@ pub(crate) fn team_for(
     team: Option<&TeamName>,
     user: &UserName,
 ) -> Result<TeamName, UserError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     if let Some(team) = team {
         return Ok(team.clone());
     }
@@ -108,7 +108,7 @@ pub(crate) fn act(
     id: &TicketId,
     action: &Action,
 ) -> Result<Decision, EngineError> {
-    let org = &cx.config.org;
+    let org = &cx.org;
     let before = cx.load(id)?;
     let tr = tickets::transition(&before, action, &actor.name, org)?;
     let mut t = tr.ticket;
