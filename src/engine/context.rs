@@ -294,8 +294,6 @@ impl<'a> Cx<'a> {
             .as_ref()
             .and_then(|n| org.team(n))
             .map(|tm| tm.channel.clone());
-        let head = messages::ticket_head(t);
-        let cmd = |c: &str| format!("/ticket {c} id:{id}");
         match action {
             Action::AssignTeam(team) => {
                 let lead = org.team(team).and_then(|tm| tm.lead.as_ref());
@@ -303,36 +301,14 @@ impl<'a> Cx<'a> {
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new().text(format!("{who} assigned it to team {team}.")),
-                );
-                Rich::new().text(format!("{id} is now with team {team}."))
             }
             Action::AssignUser { team, user } => {
                 let body = messages::ticket_assigned_user(t, team, user, who);
                 if let Some(ch) = &team_channel {
                     out.post(ch, Some(id), body);
                 }
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new().text(format!("{who} assigned it to {user} of team {team}.")),
-                );
-                Rich::new().text(format!("{id} is now assigned to {user}."))
             }
-            Action::Take => {
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new().text(format!("{who} took it; it is in progress.")),
-                );
-                Rich::new().text(format!(
-                    "You have {id}. When it is fixed: {} note:\"…\"",
-                    cmd("resolve")
-                ))
-            }
+            Action::Take | Action::Comment { .. } => {}
             Action::Resolve { note } => {
                 let notify: Vec<UserName> = org
                     .operators
@@ -342,27 +318,10 @@ impl<'a> Cx<'a> {
                     .collect();
                 let body = messages::ticket_resolved(t, who, note, &notify);
                 out.post(&ops, Some(id), body);
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new()
-                        .text(format!("{who} resolved it: "))
-                        .quoted(crate::domain::rich::clip_plain(note, 1500)),
-                );
-                Rich::new().text(format!("{id} is resolved; an operator will verify it."))
             }
             Action::SendToQa => {
                 let qa_channel = org.qa().map(|q| q.channel.clone()).unwrap_or(ops.clone());
-                let mut body = head.text(format!(" — sent to QA by {who}. Fix: "));
-                body = body.quoted(one_line(t.resolution.as_deref().unwrap_or(""), 300));
-                body = body.text(format!(
-                    ". Test it, then {} or {} reason:…",
-                    cmd("verify"),
-                    cmd("reject")
-                ));
-                out.post(&qa_channel, Some(id), body);
-                out.thread(&ops, id, Rich::new().text(format!("{who} sent it to QA.")));
-                Rich::new().text(format!("{id} is with QA now."))
+                out.post(&qa_channel, Some(id), messages::ticket_sent_to_qa(t, who));
             }
             Action::Verify => {
                 if let Some(mail) = self.closing_mail(t) {
@@ -373,58 +332,19 @@ impl<'a> Cx<'a> {
                 if let Some(ch) = team_channel.as_ref().filter(|c| **c != ops) {
                     out.post(ch, Some(id), body);
                 }
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new().text(format!("{who} verified the fix; the ticket is closed.")),
-                );
-                Rich::new().text(format!("{id} is closed."))
             }
             Action::Reject { reason } | Action::Reopen { reason } => {
-                let verb = if matches!(action, Action::Reject { .. }) {
-                    "rejected"
-                } else {
-                    "reopened"
-                };
-                let mut body = head
-                    .text(format!(" — {verb} by {who}: "))
-                    .quoted(one_line(reason, 300));
-                let back = match (&t.team, &t.assignee) {
-                    (Some(team), Some(a)) => {
-                        body = body.text(format!(". Back to team {team}: ")).mention(a);
-                        body = body.text(format!(", take it again with {}", cmd("take")));
-                        format!("team {team} ({a})")
-                    }
-                    (Some(team), None) => {
-                        body = body.text(format!(". Back to team {team}: {}", cmd("take")));
-                        format!("team {team}")
-                    }
-                    _ => {
-                        body = body.text(". It is open again, for the operators to route.");
-                        "the operators".to_string()
-                    }
-                };
+                let body = messages::ticket_sent_back(
+                    t,
+                    who,
+                    matches!(action, Action::Reopen { .. }),
+                    reason,
+                );
                 out.post(team_channel.as_ref().unwrap_or(&ops), Some(id), body);
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new()
-                        .text(format!("{who} {verb} it: "))
-                        .quoted(crate::domain::rich::clip_plain(reason, 1500)),
-                );
-                Rich::new().text(format!("{id} is {verb}; it went back to {back}."))
-            }
-            Action::Comment { text } => {
-                out.thread(
-                    &ops,
-                    id,
-                    Rich::new()
-                        .text(format!("{who}: "))
-                        .quoted(crate::domain::rich::clip_plain(text, 1500)),
-                );
-                Rich::new().text(format!("Comment added to {id}."))
             }
         }
+        out.thread(&ops, id, messages::ticket_move_story(who, action));
+        messages::ticket_move_reply(t, action)
     }
 
     /// Sets the deadlines of a ticket that opens or is reopened at `now`.

@@ -5,6 +5,7 @@
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
 use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
+use crate::engine::tickets::Action;
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
@@ -321,6 +322,112 @@ pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
         )
 }
 
+/// A ticket command as a person types it.
+fn ticket_cmd(id: &TicketId, c: &str) -> String {
+    format!("/ticket {c} id:{id}")
+}
+
+/// The word for a move that sends a ticket back.
+fn back_verb(reopened: bool) -> &'static str {
+    if reopened {
+        "reopened"
+    } else {
+        "rejected"
+    }
+}
+
+/// The post in QA's channel for a ticket sent to QA.
+pub fn ticket_sent_to_qa(t: &Ticket, who: &str) -> Rich {
+    ticket_head(t)
+        .text(format!(" — sent to QA by {who}. Fix: "))
+        .quoted(one_line(t.resolution.as_deref().unwrap_or(""), 300))
+        .text(format!(
+            ". Test it, then {} or {} reason:…",
+            ticket_cmd(&t.id, "verify"),
+            ticket_cmd(&t.id, "reject")
+        ))
+}
+
+/// The post for a ticket rejected or reopened (`reopened`): who it went
+/// back to, and how they take it again.
+pub fn ticket_sent_back(t: &Ticket, who: &str, reopened: bool, reason: &str) -> Rich {
+    let verb = back_verb(reopened);
+    let body = ticket_head(t)
+        .text(format!(" — {verb} by {who}: "))
+        .quoted(one_line(reason, 300));
+    match (&t.team, &t.assignee) {
+        (Some(team), Some(a)) => body
+            .text(format!(". Back to team {team}: "))
+            .mention(a)
+            .text(format!(
+                ", take it again with {}",
+                ticket_cmd(&t.id, "take")
+            )),
+        (Some(team), None) => body.text(format!(
+            ". Back to team {team}: {}",
+            ticket_cmd(&t.id, "take")
+        )),
+        _ => body.text(". It is open again, for the operators to route."),
+    }
+}
+
+/// The line in a ticket's thread for a move by `who`.
+pub fn ticket_move_story(who: &str, action: &Action) -> Rich {
+    match action {
+        Action::AssignTeam(team) => Rich::new().text(format!("{who} assigned it to team {team}.")),
+        Action::AssignUser { team, user } => {
+            Rich::new().text(format!("{who} assigned it to {user} of team {team}."))
+        }
+        Action::Take => Rich::new().text(format!("{who} took it; it is in progress.")),
+        Action::Resolve { note } => Rich::new()
+            .text(format!("{who} resolved it: "))
+            .quoted(clip_plain(note, 1500)),
+        Action::SendToQa => Rich::new().text(format!("{who} sent it to QA.")),
+        Action::Verify => {
+            Rich::new().text(format!("{who} verified the fix; the ticket is closed."))
+        }
+        Action::Reject { reason } | Action::Reopen { reason } => {
+            let verb = back_verb(matches!(action, Action::Reopen { .. }));
+            Rich::new()
+                .text(format!("{who} {verb} it: "))
+                .quoted(clip_plain(reason, 1500))
+        }
+        Action::Comment { text } => Rich::new()
+            .text(format!("{who}: "))
+            .quoted(clip_plain(text, 1500)),
+    }
+}
+
+/// The answer to whoever made a move, from the ticket as the move left it.
+pub fn ticket_move_reply(t: &Ticket, action: &Action) -> Rich {
+    let id = &t.id;
+    match action {
+        Action::AssignTeam(team) => Rich::new().text(format!("{id} is now with team {team}.")),
+        Action::AssignUser { user, .. } => {
+            Rich::new().text(format!("{id} is now assigned to {user}."))
+        }
+        Action::Take => Rich::new().text(format!(
+            "You have {id}. When it is fixed: {} note:\"…\"",
+            ticket_cmd(id, "resolve")
+        )),
+        Action::Resolve { .. } => {
+            Rich::new().text(format!("{id} is resolved; an operator will verify it."))
+        }
+        Action::SendToQa => Rich::new().text(format!("{id} is with QA now.")),
+        Action::Verify => Rich::new().text(format!("{id} is closed.")),
+        Action::Reject { .. } | Action::Reopen { .. } => {
+            let verb = back_verb(matches!(action, Action::Reopen { .. }));
+            let back = match (&t.team, &t.assignee) {
+                (Some(team), Some(a)) => format!("team {team} ({a})"),
+                (Some(team), None) => format!("team {team}"),
+                _ => "the operators".to_string(),
+            };
+            Rich::new().text(format!("{id} is {verb}; it went back to {back}."))
+        }
+        Action::Comment { .. } => Rich::new().text(format!("Comment added to {id}.")),
+    }
+}
+
 /// Fills `{ticket}`, `{subject}`, `{message}` and `{note}` in a template.
 pub(crate) fn fill(template: &str, t: &Ticket, message: &str, note: &str) -> String {
     template
@@ -388,6 +495,67 @@ mod tests {
             v.extend(extra);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    /// Every move's words: the thread's line, the answer, and the posts of
+    /// QA and of a ticket sent back.
+    #[test]
+    fn ticket_moves_read() {
+        let mut t = ticket();
+        t.team = Some(team("backend"));
+        t.assignee = Some(user("bella"));
+        t.resolution = Some("Pinned the pool size back to 20.".into());
+        let note = "Pinned the pool size back to 20.".to_string();
+        let reason = "Still 502s under load".to_string();
+        let moves = [
+            Action::AssignTeam(team("backend")),
+            Action::AssignUser {
+                team: team("backend"),
+                user: user("bella"),
+            },
+            Action::Take,
+            Action::Resolve { note },
+            Action::SendToQa,
+            Action::Verify,
+            Action::Reject {
+                reason: reason.clone(),
+            },
+            Action::Reopen {
+                reason: reason.clone(),
+            },
+            Action::Comment {
+                text: "Looking at the pool metrics now.".into(),
+            },
+        ];
+        let lines: Vec<String> = moves
+            .iter()
+            .map(|a| {
+                format!(
+                    "{:?}\n  thread: {}\n  reply: {}",
+                    a.kind(),
+                    ticket_move_story("bob", a).to_plain(),
+                    ticket_move_reply(&t, a).to_plain()
+                )
+            })
+            .collect();
+        insta::assert_snapshot!("ticket_moves", lines.join("\n"));
+        insta::assert_snapshot!("ticket_sent_to_qa", ticket_sent_to_qa(&t, "bob").to_plain());
+        let mut back = vec![ticket_sent_back(&t, "quinn", false, &reason).to_plain()];
+        t.assignee = None;
+        back.push(ticket_sent_back(&t, "olivia", true, &reason).to_plain());
+        back.push(
+            ticket_move_reply(
+                &t,
+                &Action::Reopen {
+                    reason: reason.clone(),
+                },
+            )
+            .to_plain(),
+        );
+        t.team = None;
+        back.push(ticket_sent_back(&t, "olivia", true, &reason).to_plain());
+        back.push(ticket_move_reply(&t, &Action::Reopen { reason }).to_plain());
+        insta::assert_snapshot!("ticket_sent_back", back.join("\n"));
     }
 
     #[test]
