@@ -5,12 +5,13 @@
 //! Part of the engine: pure.
 
 use crate::domain::job::Job;
-use crate::domain::rich::{clip_plain, Rich};
+use crate::domain::rich::clip_plain;
 use crate::domain::run::{JobOrder, Run, RunId, RunState, RunUpdate};
 use crate::domain::{Actor, ChannelName, EntryKind, Priority, Source, TicketState, UserName};
 use crate::engine::context::{step_run, Cx, NewTicket, Out};
 use crate::engine::deploys::{after_deploy, deploy_run, deploy_target};
 use crate::engine::effect::{Decision, Effect, Reply, Write};
+use crate::engine::messages;
 use crate::engine::tickets::Action;
 use crate::engine::view::QueryView;
 use crate::error::{EngineError, UserError};
@@ -86,12 +87,7 @@ pub(crate) fn build(
         params,
     })));
     cx.progress_of(&mut out, &run);
-    let reply = Rich::new()
-        .text("Started ")
-        .bold(id.to_string())
-        .text(format!(": {} ", job.name))
-        .quoted(run.params_text())
-        .text(format!(". Cancel it with /build cancel run:{id}"));
+    let reply = messages::run_started_reply(id, &job.name, &run.params_text());
     out.writes.push(Write::Run(run));
     Ok(Decision {
         reply: Some(Reply::private(reply)),
@@ -239,12 +235,12 @@ pub(crate) fn run_update(
                 out.post(
                     &run.channel,
                     None,
-                    Rich::new()
-                        .text(format!(
-                            "{} {} failed ({reason}). The output ends with:\n",
-                            run.id, run.job
-                        ))
-                        .quoted(clip_plain(&last_lines(tail, TAIL_LINES), 1500)),
+                    messages::run_failed_output(
+                        run.id,
+                        &run.job,
+                        reason,
+                        &last_lines(tail, TAIL_LINES),
+                    ),
                 );
             }
             if run.deploy.is_some() {
@@ -326,11 +322,7 @@ fn after_build(
             let text = format!("failed again: {}", run.id);
             let e = cx.entry(&mut t, &ci, EntryKind::Commented, st, st, &text);
             out.writes.push(Write::Timeline(t.id.clone(), e));
-            out.thread(
-                cx.ops(),
-                &t.id,
-                Rich::new().text(format!("{} failed again.", run.id)),
-            );
+            out.thread(cx.ops(), &t.id, messages::run_failed_again(run.id));
             t.updated_at = cx.now;
             run.tickets.push(t.id.clone());
             out.writes.push(Write::Ticket(t));
@@ -340,11 +332,7 @@ fn after_build(
             let text = format!("fixed: {} passed", run.id);
             let e = cx.entry(&mut t, &ci, EntryKind::Commented, st, st, &text);
             out.writes.push(Write::Timeline(t.id.clone(), e));
-            out.thread(
-                cx.ops(),
-                &t.id,
-                Rich::new().text(format!("{} passed: fixed.", run.id)),
-            );
+            out.thread(cx.ops(), &t.id, messages::run_passed_fixed(run.id));
             // Resolved for the operator to verify, unless it already is.
             if let Ok(nt) = cx.system_move(out, &t, &ci, Action::Resolve { note: text }) {
                 t = nt;
@@ -365,17 +353,5 @@ pub(crate) fn list_runs(view: &dyn QueryView) -> Result<Reply, EngineError> {
     if runs.is_empty() {
         return Ok(Reply::private("No runs yet; start one with /build job:…"));
     }
-    let mut r = Rich::new().text("Recent runs:");
-    for run in &runs {
-        r = r
-            .text("\n  ")
-            .bold(run.id.to_string())
-            .text(format!(" · {} · {} · ", run.job, run.state))
-            .quoted(run.params_text())
-            .text(format!(" · by {}", run.requester));
-        if let Some(d) = run.duration_secs() {
-            r = r.text(format!(" · {d:.1} s"));
-        }
-    }
-    Ok(Reply::private(r))
+    Ok(Reply::private(messages::runs_list(&runs)))
 }

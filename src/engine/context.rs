@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::domain::org::Org;
 use crate::domain::policy::later;
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::Rich;
 use crate::domain::run::{Run, RunEntry, RunState};
 use crate::domain::{
     Actor, ChannelName, EntryKind, Priority, Sla, Source, TeamName, Ticket, TicketId, TicketState,
@@ -218,14 +218,7 @@ impl<'a> Cx<'a> {
             Some(&id),
             messages::ticket_opened(headline, &t, &actor.name, actor.source),
         );
-        let mut story = Rich::new()
-            .text(format!("{} opened this ticket: ", actor.name))
-            .quoted(one_line(title, 256));
-        if let Some(d) = &t.description {
-            story = story
-                .text("\n")
-                .quoted(crate::domain::rich::clip_plain(d, 1500));
-        }
+        let story = messages::ticket_opened_story(&actor.name, title, t.description.as_deref());
         out.thread(self.ops(), &id, story);
         if let Some(team) = team {
             // Whoever opens a ticket may say which team owns it.

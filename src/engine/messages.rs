@@ -322,6 +322,87 @@ pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
         )
 }
 
+/// The first line of a new ticket's thread: who opened it, and what they
+/// wrote.
+pub fn ticket_opened_story(by: &UserName, title: &str, description: Option<&str>) -> Rich {
+    let story = Rich::new()
+        .text(format!("{by} opened this ticket: "))
+        .quoted(one_line(title, 256));
+    match description {
+        Some(d) => story.text("\n").quoted(clip_plain(d, 1500)),
+        None => story,
+    }
+}
+
+/// The answer to whoever opened a ticket.
+pub fn ticket_opened_reply(id: &TicketId, team: Option<&TeamName>, ops: &ChannelName) -> Rich {
+    Rich::new()
+        .text("Opened ")
+        .bold(id.to_string())
+        .text(match team {
+            Some(team) => format!(" for team {team}."),
+            None => format!(" in #{ops}."),
+        })
+}
+
+/// The answer to whoever started a run.
+pub fn run_started_reply(id: RunId, job: &str, params: &str) -> Rich {
+    Rich::new()
+        .text("Started ")
+        .bold(id.to_string())
+        .text(format!(": {job} "))
+        .quoted(params.to_string())
+        .text(format!(". Cancel it with /build cancel run:{id}"))
+}
+
+/// A failed run's last lines of output, in the channel it was asked in.
+pub fn run_failed_output(id: RunId, job: &str, reason: &str, last_lines: &str) -> Rich {
+    Rich::new()
+        .text(format!(
+            "{id} {job} failed ({reason}). The output ends with:\n"
+        ))
+        .quoted(clip_plain(last_lines, 1500))
+}
+
+/// In the thread of the ticket a job's failure opened: it failed again.
+pub fn run_failed_again(id: RunId) -> Rich {
+    Rich::new().text(format!("{id} failed again."))
+}
+
+/// In the thread of the ticket a job's failure opened: it passed.
+pub fn run_passed_fixed(id: RunId) -> Rich {
+    Rich::new().text(format!("{id} passed: fixed."))
+}
+
+/// `/runs`: the newest runs, one a line.
+pub fn runs_list(runs: &[Run]) -> Rich {
+    let mut r = Rich::new().text("Recent runs:");
+    for run in runs {
+        r = r
+            .text("\n  ")
+            .bold(run.id.to_string())
+            .text(format!(" · {} · {} · ", run.job, run.state))
+            .quoted(run.params_text())
+            .text(format!(" · by {}", run.requester));
+        if let Some(d) = run.duration_secs() {
+            r = r.text(format!(" · {d:.1} s"));
+        }
+    }
+    r
+}
+
+/// In a ticket's thread: what an operator mailed its customer.
+pub fn customer_comment_story(who: &UserName, text: &str) -> Rich {
+    Rich::new()
+        .text(format!("{who} wrote to the customer: "))
+        .quoted(clip_plain(text, 1500))
+}
+
+/// The answer to whoever wrote to a ticket's customer.
+pub fn customer_comment_reply(id: &TicketId) -> Rich {
+    Rich::new().text(format!("Comment added to {id} and mailed to the customer."))
+}
+
 /// A ticket command as a person types it.
 fn ticket_cmd(id: &TicketId, c: &str) -> String {
     format!("/ticket {c} id:{id}")
@@ -495,6 +576,26 @@ mod tests {
             v.extend(extra);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn opening_runs_and_customer_comments_read() {
+        let t = ticket();
+        let ops = ChannelName::parse("ops").unwrap();
+        let lines = [
+            ticket_opened_story(&user("olivia"), &t.title, t.description.as_deref()).to_plain(),
+            ticket_opened_story(&user("olivia"), &t.title, None).to_plain(),
+            ticket_opened_reply(&t.id, Some(&team("backend")), &ops).to_plain(),
+            ticket_opened_reply(&t.id, None, &ops).to_plain(),
+            run_started_reply(RunId(12), "build-web", "ref=main").to_plain(),
+            run_failed_output(RunId(12), "build-web", "exit 1", "error[E0308]: mismatched types\nbuild failed").to_plain(),
+            run_failed_again(RunId(12)).to_plain(),
+            run_passed_fixed(RunId(12)).to_plain(),
+            runs_list(&[run("running", serde_json::json!({})), run("succeeded", serde_json::json!({"started_at": "2026-03-02T14:05:10Z", "finished_at": "2026-03-02T14:06:40Z"}))]).to_plain(),
+            customer_comment_story(&user("olivia"), "We found the cause and are rolling out a fix.").to_plain(),
+            customer_comment_reply(&t.id).to_plain(),
+        ];
+        insta::assert_snapshot!("opening_runs_and_customer_comments", lines.join("\n---\n"));
     }
 
     /// Every move's words: the thread's line, the answer, and the posts of

@@ -3,11 +3,11 @@
 //! the customer; closing the ticket tells the customer; every mail sent goes
 //! on the ticket's record. Part of the engine: pure.
 
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::one_line;
 use crate::domain::{Actor, Customer, EntryKind, Source, TicketId, TicketState, UserName};
 use crate::engine::context::{Cx, NewTicket, Out};
 use crate::engine::effect::{Accepted, Decision, Effect, Mail, MailPurpose, Reply, Write};
-use crate::engine::messages::{fill, subject_line};
+use crate::engine::messages::{self, fill, subject_line};
 use crate::error::{EngineError, UserError};
 
 pub(crate) fn support_request(
@@ -118,9 +118,7 @@ pub(crate) fn comment_to_customer(
     out.thread(
         cx.ops(),
         &t.id,
-        Rich::new()
-            .text(format!("{} wrote to the customer: ", actor.name))
-            .quoted(crate::domain::rich::clip_plain(text, 1500)),
+        messages::customer_comment_story(&actor.name, text),
     );
     let tpl = &cx.config.support.mail;
     out.writes.push(Write::Effect(Effect::Mail(Mail {
@@ -131,7 +129,7 @@ pub(crate) fn comment_to_customer(
         purpose: MailPurpose::Update,
     })));
     t.updated_at = cx.now;
-    let reply = Rich::new().text(format!("Comment added to {id} and mailed to the customer."));
+    let reply = messages::customer_comment_reply(id);
     out.writes.push(Write::Ticket(t));
     Ok(Decision {
         reply: Some(Reply::private(reply)),

@@ -1,10 +1,10 @@
 //! The ticket commands: opening a ticket, and moving one as a person asks
 //! (the rules of who may are in [`tickets`](crate::engine::tickets)).
 
-use crate::domain::rich::Rich;
 use crate::domain::{Actor, ChannelName, Priority, TeamName, Ticket, TicketId, UserName};
 use crate::engine::context::{Cx, NewTicket, Out};
 use crate::engine::effect::{Decision, Reply, Write};
+use crate::engine::messages;
 use crate::engine::tickets::{self, Action};
 use crate::error::{EngineError, UserError};
 
@@ -51,13 +51,7 @@ pub(crate) fn open(
         },
     );
     let id = t.id.clone();
-    let reply = Rich::new()
-        .text("Opened ")
-        .bold(id.to_string())
-        .text(match &t.team {
-            Some(team) => format!(" for team {team}."),
-            None => format!(" in #{}.", cx.ops()),
-        });
+    let reply = messages::ticket_opened_reply(&id, t.team.as_ref(), cx.ops());
     out.writes.push(Write::Ticket(t));
     Ok(Decision {
         reply: Some(Reply::private(reply)),
