@@ -13,7 +13,7 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{
     Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, UserName,
@@ -760,26 +760,10 @@ pub(crate) fn alert_command(
                 created_at: cx.now,
                 comment: comment.clone(),
             };
-            let what = matchers_text(&s);
-            let mut body = Rich::new()
-                .text(format!("{who} silenced alerts matching "))
-                .quoted(what.clone())
-                .text(format!(
-                    " for {} (until {}): silence {}",
-                    humantime::format_duration(*duration),
-                    until.format("%Y-%m-%d %H:%M UTC"),
-                    s.id
-                ));
-            if let Some(c) = comment {
-                body = body.text(" — ").quoted(one_line(c, 200));
-            }
-            out.post(cx.ops(), None, body);
-            let id = s.id;
+            out.post(cx.ops(), None, messages::silence_set(who, &s, *duration));
+            let reply = messages::silence_set_reply(&s);
             book.silences.push(s);
-            Rich::new().text(format!(
-                "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
-                until.format("%Y-%m-%d %H:%M UTC")
-            ))
+            reply
         }
         Command::AlertUnsilence { id } => {
             let Some(pos) = book.silences.iter().position(|s| s.id == *id) else {
@@ -789,15 +773,8 @@ pub(crate) fn alert_command(
                 .into());
             };
             let s = book.silences.remove(pos);
-            out.post(
-                cx.ops(),
-                None,
-                Rich::new()
-                    .text(format!("{who} ended silence {id} ("))
-                    .quoted(matchers_text(&s))
-                    .text(")."),
-            );
-            Rich::new().text(format!("Silence {id} ended."))
+            out.post(cx.ops(), None, messages::silence_ended(who, &s));
+            messages::silence_ended_reply(s.id)
         }
         _ => return Ok(Decision::default()),
     };
@@ -816,29 +793,5 @@ pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
     if active.is_empty() {
         return Ok(Reply::private("No silences in force."));
     }
-    let noun = if active.len() == 1 {
-        "silence"
-    } else {
-        "silences"
-    };
-    let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
-    for s in active {
-        r = r
-            .text(format!(
-                "\n  {} · until {} · by {} · ",
-                s.id,
-                s.until.format("%Y-%m-%d %H:%M UTC"),
-                s.created_by
-            ))
-            .quoted(matchers_text(s));
-    }
-    Ok(Reply::private(r))
-}
-
-fn matchers_text(s: &Silence) -> String {
-    s.matchers
-        .iter()
-        .map(|m| m.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+    Ok(Reply::private(messages::silences_list(&active)))
 }

@@ -2,8 +2,11 @@
 //! `comment.rs`): each takes the state and returns the [`Rich`] text a person
 //! reads.
 
+use crate::domain::alert::Silence;
+use crate::domain::policy::clock;
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
+use crate::domain::Timestamp;
 use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
 use crate::engine::tickets::Action;
 
@@ -403,6 +406,88 @@ pub fn customer_comment_reply(id: &TicketId) -> Rich {
     Rich::new().text(format!("Comment added to {id} and mailed to the customer."))
 }
 
+/// The matchers of a silence, as typed.
+fn matchers_text(s: &Silence) -> String {
+    s.matchers
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// In the operations channel: someone silenced alerts.
+pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Rich {
+    let body = Rich::new()
+        .text(format!("{who} silenced alerts matching "))
+        .quoted(matchers_text(s))
+        .text(format!(
+            " for {} (until {}): silence {}",
+            humantime::format_duration(duration),
+            s.until.format("%Y-%m-%d %H:%M UTC"),
+            s.id
+        ));
+    match &s.comment {
+        Some(c) => body.text(" — ").quoted(one_line(c, 200)),
+        None => body,
+    }
+}
+
+/// The answer to whoever set a silence.
+pub fn silence_set_reply(s: &Silence) -> Rich {
+    let id = s.id;
+    Rich::new().text(format!(
+        "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
+        s.until.format("%Y-%m-%d %H:%M UTC")
+    ))
+}
+
+/// In the operations channel: someone ended a silence.
+pub fn silence_ended(who: &str, s: &Silence) -> Rich {
+    Rich::new()
+        .text(format!("{who} ended silence {} (", s.id))
+        .quoted(matchers_text(s))
+        .text(").")
+}
+
+/// The answer to whoever ended a silence.
+pub fn silence_ended_reply(id: u64) -> Rich {
+    Rich::new().text(format!("Silence {id} ended."))
+}
+
+/// `/alert silences`, when some are in force.
+pub fn silences_list(active: &[&Silence]) -> Rich {
+    let noun = if active.len() == 1 {
+        "silence"
+    } else {
+        "silences"
+    };
+    let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
+    for s in active {
+        r = r
+            .text(format!(
+                "\n  {} · until {} · by {} · ",
+                s.id,
+                s.until.format("%Y-%m-%d %H:%M UTC"),
+                s.created_by
+            ))
+            .quoted(matchers_text(s));
+    }
+    r
+}
+
+/// In a team's channel: someone stands in on call.
+pub fn oncall_override_set(
+    team: &TeamName,
+    user: &UserName,
+    until: Timestamp,
+    by: &UserName,
+) -> Rich {
+    Rich::new()
+        .text(format!("On call for {team} now: "))
+        .mention(user)
+        .text(format!(" until {} (override set by {by}).", clock(until)))
+}
+
 /// A ticket command as a person types it.
 fn ticket_cmd(id: &TicketId, c: &str) -> String {
     format!("/ticket {c} id:{id}")
@@ -596,6 +681,38 @@ mod tests {
             customer_comment_reply(&t.id).to_plain(),
         ];
         insta::assert_snapshot!("opening_runs_and_customer_comments", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn silences_and_overrides_read() {
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut s: Silence = serde_json::from_value(serde_json::json!({
+            "id": 3,
+            "matchers": ["alertname=DiskFull", "env=~prod|staging"],
+            "until": "2026-03-02T16:05:00Z",
+            "created_by": "olivia",
+            "created_at": "2026-03-02T14:05:00Z",
+        }))
+        .unwrap();
+        let two_hours = std::time::Duration::from_secs(2 * 3600);
+        let mut lines = vec![silence_set("olivia", &s, two_hours).to_plain()];
+        s.comment = Some("DB failover drill".into());
+        lines.push(silence_set("olivia", &s, two_hours).to_plain());
+        lines.push(silence_set_reply(&s).to_plain());
+        lines.push(silence_ended("bob", &s).to_plain());
+        lines.push(silence_ended_reply(3).to_plain());
+        lines.push(silences_list(&[&s]).to_plain());
+        lines.push(silences_list(&[&s, &s]).to_plain());
+        lines.push(
+            oncall_override_set(
+                &team("backend"),
+                &user("bella"),
+                at("2026-03-03T08:00:00Z"),
+                &user("bob"),
+            )
+            .to_plain(),
+        );
+        insta::assert_snapshot!("silences_and_overrides", lines.join("\n---\n"));
     }
 
     /// Every move's words: the thread's line, the answer, and the posts of

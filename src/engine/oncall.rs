@@ -6,7 +6,6 @@ use chrono_tz::Tz;
 
 use crate::domain::org::AssignPolicy;
 use crate::domain::policy::clock;
-use crate::domain::rich::Rich;
 pub use crate::domain::rotation::{
     live, local_instant, next_change, on_call, Override, Period, Rotation, Shift,
 };
@@ -14,6 +13,7 @@ use crate::domain::{Actor, ChannelName};
 use crate::domain::{TeamName, Timestamp, UserName};
 use crate::engine::context::{Cx, Out};
 use crate::engine::effect::{Decision, Reply, Write};
+use crate::engine::messages;
 use crate::engine::tickets::{self, Action};
 use crate::error::{EngineError, UserError};
 
@@ -235,14 +235,7 @@ pub(crate) fn oncall_set(
         at: cx.now,
     });
     let mut out = Out::new();
-    let body = Rich::new()
-        .text(format!("On call for {team} now: "))
-        .mention(user)
-        .text(format!(
-            " until {} (override set by {}).",
-            clock(until),
-            actor.name
-        ));
+    let body = messages::oncall_override_set(team, user, until, &actor.name);
     let channel: ChannelName = tm.channel.clone();
     out.post(&channel, None, body);
     out.writes.push(Write::Overrides(team.clone(), overrides));
