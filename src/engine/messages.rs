@@ -6,8 +6,8 @@ use crate::domain::alert::Silence;
 use crate::domain::policy::clock;
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
-use crate::domain::Timestamp;
 use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
+use crate::domain::{Priority, Timestamp};
 use crate::engine::tickets::Action;
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
@@ -488,6 +488,51 @@ pub fn oncall_override_set(
         .text(format!(" until {} (override set by {by}).", clock(until)))
 }
 
+/// In a ticket's thread: an escalation's reminder that nobody took it.
+pub fn deadline_reminder(
+    id: &TicketId,
+    waited: &str,
+    take: &str,
+    assignee: Option<&UserName>,
+) -> Rich {
+    let body = Rich::new().text(format!(
+        "Reminder: nobody has taken {id} for {waited}. {take}"
+    ));
+    match assignee {
+        Some(a) => body.text(" ").mention(a),
+        None => body,
+    }
+}
+
+/// In a ticket's thread: an escalation raised its priority.
+pub fn priority_raised(before: Priority, after: Priority, waited: &str) -> Rich {
+    Rich::new().text(format!(
+        "Priority raised from {before} to {after}: nobody has taken it for {waited}."
+    ))
+}
+
+/// In a team's channel: who is on call from this handoff, until when,
+/// for whom they stand in, and who is next.
+pub fn oncall_handoff(
+    team: &TeamName,
+    who: &UserName,
+    until: Timestamp,
+    standing_in_for: Option<&UserName>,
+    next: Option<&UserName>,
+) -> Rich {
+    let mut body = Rich::new()
+        .text(format!("On call for {team} now: "))
+        .mention(who)
+        .text(format!(" until {}", clock(until)));
+    if let Some(u) = standing_in_for {
+        body = body.text(format!(" (standing in for {u})"));
+    }
+    if let Some(next) = next {
+        body = body.text(format!("; next: {next}."));
+    }
+    body
+}
+
 /// A ticket command as a person types it.
 fn ticket_cmd(id: &TicketId, c: &str) -> String {
     format!("/ticket {c} id:{id}")
@@ -713,6 +758,35 @@ mod tests {
             .to_plain(),
         );
         insta::assert_snapshot!("silences_and_overrides", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn escalations_and_handoffs_read() {
+        let t = ticket();
+        let until: Timestamp = "2026-03-03T08:00:00Z".parse().unwrap();
+        let take = "Take it with /ticket take id:OPS-7";
+        let lines = [
+            deadline_reminder(&t.id, "2h", take, None).to_plain(),
+            deadline_reminder(&t.id, "2h", take, Some(&user("bella"))).to_plain(),
+            priority_raised(Priority::P3, Priority::P2, "4h").to_plain(),
+            oncall_handoff(
+                &team("backend"),
+                &user("bert"),
+                until,
+                None,
+                Some(&user("bob")),
+            )
+            .to_plain(),
+            oncall_handoff(
+                &team("backend"),
+                &user("bella"),
+                until,
+                Some(&user("bert")),
+                None,
+            )
+            .to_plain(),
+        ];
+        insta::assert_snapshot!("escalations_and_handoffs", lines.join("\n---\n"));
     }
 
     /// Every move's words: the thread's line, the answer, and the posts of

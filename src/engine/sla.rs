@@ -223,12 +223,7 @@ fn escalation_step(
             }
         }
         Step::Remind => {
-            let mut body = Rich::new().text(format!(
-                "Reminder: nobody has taken {id} for {waited}. {take}"
-            ));
-            if let Some(a) = &t.assignee {
-                body = body.text(" ").mention(a);
-            }
+            let body = messages::deadline_reminder(&id, &waited, &take, t.assignee.as_ref());
             out.thread(cx.ops(), &id, body);
             format!("{head}: reminded in the thread{late}")
         }
@@ -281,9 +276,7 @@ fn escalation_step(
                 out.thread(
                     cx.ops(),
                     &id,
-                    Rich::new().text(format!(
-                        "Priority raised from {before} to {after}: nobody has taken it for {waited}."
-                    )),
+                    messages::priority_raised(before, after, &waited),
                 );
                 format!("{head}: priority raised from {before} to {after}{late}")
             }
@@ -373,15 +366,9 @@ fn handoffs(cx: &Cx<'_>, out: &mut Out) -> Result<(), EngineError> {
         let Some(tm) = cx.org.team(team) else {
             continue;
         };
-        let mut body = Rich::new().text(format!("On call for {team} now: "));
-        body = body.mention(&who);
-        body = body.text(format!(" until {}", clock(shift.end)));
-        if by.is_some() {
-            body = body.text(format!(" (standing in for {})", shift.user));
-        }
-        if let Some(next) = rot.next_shift(cx.now) {
-            body = body.text(format!("; next: {}.", next.user));
-        }
+        let standing_in_for = by.is_some().then_some(&shift.user);
+        let next = rot.next_shift(cx.now).map(|n| n.user);
+        let body = messages::oncall_handoff(team, &who, shift.end, standing_in_for, next.as_ref());
         out.post(&tm.channel, None, body);
     }
     Ok(())
