@@ -133,7 +133,7 @@ pub enum Who {
     Anyone,
     Roles(&'static [Role]),
     /// Set by the config (jobs' `who`, environments' approvers), in words:
-    /// the engine decides (`Engine::may_run`); this admits no one by itself.
+    /// the engine decides (`may_run` in `engine/deploys.rs`); this admits no one by itself.
     Config(&'static str),
 }
 

@@ -13,17 +13,17 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
-use crate::domain::rich::{one_line, Rich};
+use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{
-    Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, Timestamp,
-    UserName,
+    Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, UserName,
 };
+use crate::engine::context::{Cx, NewTicket, Out};
+use crate::engine::effect::{Accepted, Decision, GroupRecord, Member, Reply, Write};
 use crate::engine::messages;
+use crate::engine::oncall::on_call_now;
 use crate::engine::tickets::Action;
-use crate::engine::{
-    Accepted, Decision, Engine, GroupRecord, Member, NewTicket, Out, Reply, View, Write,
-};
+use crate::engine::view::View;
 use crate::error::{EngineError, StoreError, UserError};
 
 /// What happened to alerts of one ticket, gathered into one post.
@@ -204,654 +204,594 @@ fn describe_alert(alert: &Alert) -> String {
     clean_untrusted(&d)
 }
 
-impl Engine {
-    /// The channel where a ticket's team works, or the operations channel.
-    fn team_channel(&self, t: &Ticket) -> ChannelName {
-        t.team
-            .as_ref()
-            .and_then(|n| self.config.org.team(n))
-            .map(|tm| tm.channel.clone())
-            .unwrap_or_else(|| self.ops().clone())
-    }
+/// The channel where a ticket's team works, or the operations channel.
+fn team_channel(cx: &Cx<'_>, t: &Ticket) -> ChannelName {
+    t.team
+        .as_ref()
+        .and_then(|n| cx.org.team(n))
+        .map(|tm| tm.channel.clone())
+        .unwrap_or_else(|| cx.ops().clone())
+}
 
-    /// A chat message: an alert when a message rule of its channel reads it.
-    pub(crate) fn chat_message(
-        &self,
-        view: &dyn View,
-        author: &Actor,
-        channel: &ChannelName,
-        text: &str,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let alert = self
-            .config
-            .alerts
-            .message_rules
+/// A chat message: an alert when a message rule of its channel reads it.
+pub(crate) fn chat_message(
+    cx: &Cx<'_>,
+    author: &Actor,
+    channel: &ChannelName,
+    text: &str,
+) -> Result<Decision, EngineError> {
+    let alert = cx
+        .config
+        .alerts
+        .message_rules
+        .iter()
+        .filter(|r| &r.channel == channel)
+        .find_map(|r| r.read(text));
+    match alert {
+        Some(mut a) => {
+            a.annotations.insert(
+                "description".into(),
+                format!(
+                    "posted by {} in #{channel}: {}",
+                    author.name,
+                    one_line(text, 500)
+                ),
+            );
+            let mut d = alerts(cx, &[a])?;
+            d.accepted = None;
+            Ok(d)
+        }
+        None => Ok(Decision::default()),
+    }
+}
+
+/// A batch of alerts, applied whole.
+pub(crate) fn alerts(cx: &Cx<'_>, alerts: &[Alert]) -> Result<Decision, EngineError> {
+    let mut ov = Overlay::new(cx.view)?;
+    let mut out = Out::new();
+    out.alert = true;
+    let book = cx.view.silences()?;
+    let mut acc = Accepted::default();
+    let mut touched_set = BTreeSet::new();
+    for alert in alerts {
+        acc.accepted += 1;
+        if book
+            .silences
             .iter()
-            .filter(|r| &r.channel == channel)
-            .find_map(|r| r.read(text));
-        match alert {
-            Some(mut a) => {
-                a.annotations.insert(
-                    "description".into(),
-                    format!(
-                        "posted by {} in #{channel}: {}",
-                        author.name,
-                        one_line(text, 500)
-                    ),
-                );
-                let mut d = self.alerts(view, &[a], now)?;
-                d.accepted = None;
-                Ok(d)
+            .any(|s| s.active(cx.now) && s.silences(alert))
+        {
+            out.writes.push(Write::Silenced(alert.clone()));
+            continue;
+        }
+        let actor = monitor(alert.source);
+        let route = cx.config.alerts.route_for(&alert.labels);
+        let key = route.group_key(alert);
+        let touched = match ov.take_group(&key)? {
+            None if alert.status == AlertStatus::Firing => {
+                let (id, g) = open_alert_ticket(
+                    cx,
+                    &mut ov,
+                    &mut out,
+                    Routed {
+                        alert,
+                        route,
+                        actor: &actor,
+                    },
+                    key,
+                    0,
+                )?;
+                ov.put_group(g);
+                Some(id)
             }
-            None => Ok(Decision::default()),
-        }
-    }
-
-    /// A batch of alerts, applied whole.
-    pub(crate) fn alerts(
-        &self,
-        view: &dyn View,
-        alerts: &[Alert],
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let mut ov = Overlay::new(view)?;
-        let mut out = Out::new();
-        out.alert = true;
-        let book = view.silences()?;
-        let mut acc = Accepted::default();
-        let mut touched_set = BTreeSet::new();
-        for alert in alerts {
-            acc.accepted += 1;
-            if book
-                .silences
-                .iter()
-                .any(|s| s.active(now) && s.silences(alert))
-            {
-                out.writes.push(Write::Silenced(alert.clone()));
-                continue;
+            None => None,
+            Some(mut g) => {
+                let id = alert_on_group(cx, &mut ov, &mut out, &mut g, alert, route, &actor)?;
+                ov.put_group(g);
+                id
             }
-            let actor = monitor(alert.source);
-            let route = self.config.alerts.route_for(&alert.labels);
-            let key = route.group_key(alert);
-            let touched = match ov.take_group(&key)? {
-                None if alert.status == AlertStatus::Firing => {
-                    let (id, g) = self
-                        .open_alert_ticket(&mut ov, &mut out, alert, route, key, 0, &actor, now)?;
-                    ov.put_group(g);
-                    Some(id)
-                }
-                None => None,
-                Some(mut g) => {
-                    let id =
-                        self.alert_on_group(&mut ov, &mut out, &mut g, alert, route, &actor, now)?;
-                    ov.put_group(g);
-                    id
-                }
-            };
-            if let Some(id) = touched {
-                if touched_set.insert(id.num()) {
-                    acc.tickets.push(id);
-                }
-            }
-        }
-        for (num, g) in std::mem::take(&mut ov.gathered) {
-            if let Some(t) = ov.tickets.get(&num) {
-                self.post_gathered(&mut out, t, g);
-            }
-        }
-        ov.finish(&mut out);
-        Ok(Decision {
-            reply: None,
-            accepted: Some(acc),
-            writes: out.writes,
-        })
-    }
-
-    /// Adds an alert to the post gathered for its ticket; a run of another
-    /// kind is posted first, so that the posts keep the alerts' order.
-    fn gather(
-        &self,
-        ov: &mut Overlay<'_>,
-        out: &mut Out,
-        t: &Ticket,
-        kind: Burst,
-        name: &str,
-        still: u64,
-    ) {
-        let num = t.id.num();
-        if let Some(g) = ov.gathered.get_mut(&num).filter(|g| g.kind == kind) {
-            g.count += 1;
-            if g.names.len() < NAMED {
-                g.names.push(name.to_string());
-            }
-            g.still = still;
-            return;
-        }
-        self.flush_gathered(ov, out, t);
-        ov.gathered.insert(
-            num,
-            Gathered {
-                kind,
-                count: 1,
-                names: vec![name.to_string()],
-                still,
-            },
-        );
-    }
-
-    /// Makes the post gathered for a ticket, before anything else is said
-    /// about it.
-    fn flush_gathered(&self, ov: &mut Overlay<'_>, out: &mut Out, t: &Ticket) {
-        if let Some(g) = ov.gathered.remove(&t.id.num()) {
-            self.post_gathered(out, t, g);
-        }
-    }
-
-    fn post_gathered(&self, out: &mut Out, t: &Ticket, g: Gathered) {
-        match g.kind {
-            Burst::Joined => out.thread(
-                self.ops(),
-                &t.id,
-                messages::alerts_joined(&g.names, g.count),
-            ),
-            Burst::FiredAgain => out.post(
-                &self.team_channel(t),
-                Some(&t.id),
-                messages::alerts_fired_again(t, &g.names, g.count),
-            ),
-            Burst::Recovered => out.post(
-                &self.team_channel(t),
-                Some(&t.id),
-                messages::alerts_recovered(t, &g.names, g.count, g.still),
-            ),
-        }
-    }
-
-    /// Opens a ticket for a group's first alert; returns it and the group,
-    /// which starts at `episode` (its alerts of earlier tickets are not
-    /// members).
-    #[allow(clippy::too_many_arguments)]
-    fn open_alert_ticket(
-        &self,
-        ov: &mut Overlay<'_>,
-        out: &mut Out,
-        alert: &Alert,
-        route: &Route,
-        key: String,
-        episode: u64,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<(TicketId, GroupRecord), EngineError> {
-        let num = ov.allocate();
-        let summary = clean_untrusted(&alert.summary());
-        let title = one_line(&summary, crate::domain::MAX_TITLE);
-        let description = describe_alert(alert);
-        let mut t = self.open_ticket(
-            out,
-            NewTicket {
-                num,
-                actor,
-                channel: self.ops(),
-                title: &title,
-                description: Some(&description),
-                priority: route.priority,
-                team: route.team.as_ref(),
-                headline: "New alert ticket ",
-            },
-            now,
-        );
-        t.alerts = Some(AlertStats {
-            group: shown_group_key(&key),
-            count: 1,
-            last_seen: now,
-        });
-        // A team with an on-call rotation: the alert goes to whoever is on call.
-        if let Some(team) = route.team.as_ref() {
-            if let Some(user) = self.on_call_now(ov.view, team, now)? {
-                let action = Action::AssignUser {
-                    team: team.clone(),
-                    user,
-                };
-                t = self.system_move(out, &t, actor, action, now)?;
-            }
-        }
-        let id = t.id.clone();
-        let g = GroupRecord {
-            key,
-            route: route.name.clone(),
-            ticket: id.clone(),
-            members: BTreeMap::new(),
-            last_seen: now,
-            stale: false,
-            firing: 1,
-            episode,
-            first_episode: episode,
         };
-        ov.put_member(
-            &g,
-            &alert.fingerprint,
-            Member {
-                status: AlertStatus::Firing,
-                count: 1,
-                last_seen: now,
-                summary,
-                starts_at: alert.starts_at,
-                episode,
-            },
-        );
-        ov.put_ticket(t);
-        Ok((id, g))
+        if let Some(id) = touched {
+            if touched_set.insert(id.num()) {
+                acc.tickets.push(id);
+            }
+        }
     }
-
-    fn note(
-        &self,
-        t: &mut Ticket,
-        out: &mut Out,
-        actor: &Actor,
-        kind: EntryKind,
-        text: String,
-        now: Timestamp,
-    ) {
-        let e = self.entry(t, actor, kind, t.state, t.state, &text, now);
-        out.writes.push(Write::Timeline(t.id.clone(), e));
-        t.updated_at = now;
+    for (num, g) in std::mem::take(&mut ov.gathered) {
+        if let Some(t) = ov.tickets.get(&num) {
+            post_gathered(cx, &mut out, t, g);
+        }
     }
+    ov.finish(&mut out);
+    Ok(Decision {
+        reply: None,
+        accepted: Some(acc),
+        writes: out.writes,
+    })
+}
 
-    /// An alert of a group that exists: `g` is changed in place (or
-    /// replaced by a new group when a new ticket opens).
-    #[allow(clippy::too_many_arguments)]
-    fn alert_on_group(
-        &self,
-        ov: &mut Overlay<'_>,
-        out: &mut Out,
-        g: &mut GroupRecord,
-        alert: &Alert,
-        route: &Route,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<Option<TicketId>, EngineError> {
-        let Some(mut t) = ov.ticket(&g.ticket)? else {
-            // The group points at a ticket that is gone: start afresh.
-            if alert.status == AlertStatus::Firing {
-                let (id, fresh) = self.open_alert_ticket(
-                    ov,
-                    out,
+/// Adds an alert to the post gathered for its ticket; a run of another
+/// kind is posted first, so that the posts keep the alerts' order.
+fn gather(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    t: &Ticket,
+    kind: Burst,
+    name: &str,
+    still: u64,
+) {
+    let num = t.id.num();
+    if let Some(g) = ov.gathered.get_mut(&num).filter(|g| g.kind == kind) {
+        g.count += 1;
+        if g.names.len() < NAMED {
+            g.names.push(name.to_string());
+        }
+        g.still = still;
+        return;
+    }
+    flush_gathered(cx, ov, out, t);
+    ov.gathered.insert(
+        num,
+        Gathered {
+            kind,
+            count: 1,
+            names: vec![name.to_string()],
+            still,
+        },
+    );
+}
+
+/// Makes the post gathered for a ticket, before anything else is said
+/// about it.
+fn flush_gathered(cx: &Cx<'_>, ov: &mut Overlay<'_>, out: &mut Out, t: &Ticket) {
+    if let Some(g) = ov.gathered.remove(&t.id.num()) {
+        post_gathered(cx, out, t, g);
+    }
+}
+
+fn post_gathered(cx: &Cx<'_>, out: &mut Out, t: &Ticket, g: Gathered) {
+    match g.kind {
+        Burst::Joined => out.thread(cx.ops(), &t.id, messages::alerts_joined(&g.names, g.count)),
+        Burst::FiredAgain => out.post(
+            &team_channel(cx, t),
+            Some(&t.id),
+            messages::alerts_fired_again(t, &g.names, g.count),
+        ),
+        Burst::Recovered => out.post(
+            &team_channel(cx, t),
+            Some(&t.id),
+            messages::alerts_recovered(t, &g.names, g.count, g.still),
+        ),
+    }
+}
+
+/// An alert as routed: what fired, the route it matched, and the monitor
+/// it comes from.
+#[derive(Clone, Copy)]
+struct Routed<'a> {
+    alert: &'a Alert,
+    route: &'a Route,
+    actor: &'a Actor,
+}
+
+/// Opens a ticket for a group's first alert; returns it and the group,
+/// which starts at `episode` (its alerts of earlier tickets are not
+/// members).
+fn open_alert_ticket(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    routed: Routed<'_>,
+    key: String,
+    episode: u64,
+) -> Result<(TicketId, GroupRecord), EngineError> {
+    let Routed {
+        alert,
+        route,
+        actor,
+    } = routed;
+    let num = ov.allocate();
+    let summary = clean_untrusted(&alert.summary());
+    let title = one_line(&summary, crate::domain::MAX_TITLE);
+    let description = describe_alert(alert);
+    let mut t = cx.open_ticket(
+        out,
+        NewTicket {
+            num,
+            actor,
+            channel: cx.ops(),
+            title: &title,
+            description: Some(&description),
+            priority: route.priority,
+            team: route.team.as_ref(),
+            headline: "New alert ticket ",
+        },
+    );
+    t.alerts = Some(AlertStats {
+        group: shown_group_key(&key),
+        count: 1,
+        last_seen: cx.now,
+    });
+    // A team with an on-call rotation: the alert goes to whoever is on call.
+    if let Some(team) = route.team.as_ref() {
+        if let Some(user) = on_call_now(cx, team)? {
+            let action = Action::AssignUser {
+                team: team.clone(),
+                user,
+            };
+            t = cx.system_move(out, &t, actor, action)?;
+        }
+    }
+    let id = t.id.clone();
+    let g = GroupRecord {
+        key,
+        route: route.name.clone(),
+        ticket: id.clone(),
+        members: BTreeMap::new(),
+        last_seen: cx.now,
+        stale: false,
+        firing: 1,
+        episode,
+        first_episode: episode,
+    };
+    ov.put_member(
+        &g,
+        &alert.fingerprint,
+        Member {
+            status: AlertStatus::Firing,
+            count: 1,
+            last_seen: cx.now,
+            summary,
+            starts_at: alert.starts_at,
+            episode,
+        },
+    );
+    ov.put_ticket(t);
+    Ok((id, g))
+}
+
+fn note(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, actor: &Actor, kind: EntryKind, text: String) {
+    let e = cx.entry(t, actor, kind, t.state, t.state, &text);
+    out.writes.push(Write::Timeline(t.id.clone(), e));
+    t.updated_at = cx.now;
+}
+
+/// An alert of a group that exists: `g` is changed in place (or
+/// replaced by a new group when a new ticket opens).
+fn alert_on_group(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    g: &mut GroupRecord,
+    alert: &Alert,
+    route: &Route,
+    actor: &Actor,
+) -> Result<Option<TicketId>, EngineError> {
+    let Some(mut t) = ov.ticket(&g.ticket)? else {
+        // The group points at a ticket that is gone: start afresh.
+        if alert.status == AlertStatus::Firing {
+            let (id, fresh) = open_alert_ticket(
+                cx,
+                ov,
+                out,
+                Routed {
                     alert,
                     route,
-                    g.key.clone(),
-                    g.episode + 1,
                     actor,
-                    now,
-                )?;
-                *g = fresh;
-                return Ok(Some(id));
-            }
-            return Ok(None);
-        };
-        let summary = clean_untrusted(&alert.detail());
-        let fp = alert.fingerprint.as_str();
-        let mut member = ov.member(g, fp)?;
-        if alert.status == AlertStatus::Resolved {
-            // A resolve of an earlier firing episode, arriving late: old news.
-            let member_start = member.as_ref().and_then(|m| m.starts_at);
-            if let (Some(theirs), Some(ours)) = (alert.starts_at, member_start) {
-                if theirs < ours {
-                    return Ok(None);
-                }
+                },
+                g.key.clone(),
+                g.episode + 1,
+            )?;
+            *g = fresh;
+            return Ok(Some(id));
+        }
+        return Ok(None);
+    };
+    let summary = clean_untrusted(&alert.detail());
+    let fp = alert.fingerprint.as_str();
+    let mut member = ov.member(g, fp)?;
+    if alert.status == AlertStatus::Resolved {
+        // A resolve of an earlier firing episode, arriving late: old news.
+        let member_start = member.as_ref().and_then(|m| m.starts_at);
+        if let (Some(theirs), Some(ours)) = (alert.starts_at, member_start) {
+            if theirs < ours {
+                return Ok(None);
             }
         }
-        let stats = t.alerts.get_or_insert_with(|| AlertStats {
-            group: shown_group_key(&g.key),
-            count: 0,
-            last_seen: now,
-        });
-        stats.count += 1;
-        stats.last_seen = now;
-        match alert.status {
-            AlertStatus::Firing => {
-                g.last_seen = now;
-                if t.state == TicketState::Closed {
-                    if route.on_refire == OnRefire::New {
-                        ov.put_ticket(t);
-                        let (id, fresh) = self.open_alert_ticket(
-                            ov,
-                            out,
+    }
+    let stats = t.alerts.get_or_insert_with(|| AlertStats {
+        group: shown_group_key(&g.key),
+        count: 0,
+        last_seen: cx.now,
+    });
+    stats.count += 1;
+    stats.last_seen = cx.now;
+    match alert.status {
+        AlertStatus::Firing => {
+            g.last_seen = cx.now;
+            if t.state == TicketState::Closed {
+                if route.on_refire == OnRefire::New {
+                    ov.put_ticket(t);
+                    let (id, fresh) = open_alert_ticket(
+                        cx,
+                        ov,
+                        out,
+                        Routed {
                             alert,
                             route,
-                            g.key.clone(),
-                            g.episode + 1,
                             actor,
-                            now,
-                        )?;
-                        *g = fresh;
-                        return Ok(Some(id));
-                    }
-                    self.flush_gathered(ov, out, &t);
-                    let reason = format!("the alert fired again: {summary}");
-                    t = self.system_move(out, &t, actor, Action::Reopen { reason }, now)?;
-                    // A new episode: every alert of the group counts as
-                    // resolved until it fires again.
-                    g.episode += 1;
-                    g.firing = 0;
-                    if let Some(m) = member.as_mut() {
-                        m.status = AlertStatus::Resolved;
-                    }
+                        },
+                        g.key.clone(),
+                        g.episode + 1,
+                    )?;
+                    *g = fresh;
+                    return Ok(Some(id));
                 }
-                if g.stale {
-                    g.stale = false;
-                    self.note(
-                        &mut t,
-                        out,
-                        actor,
-                        EntryKind::Alert,
-                        "alerts arrive again; no longer stale".into(),
-                        now,
-                    );
+                flush_gathered(cx, ov, out, &t);
+                let reason = format!("the alert fired again: {summary}");
+                t = cx.system_move(out, &t, actor, Action::Reopen { reason })?;
+                // A new episode: every alert of the group counts as
+                // resolved until it fires again.
+                g.episode += 1;
+                g.firing = 0;
+                if let Some(m) = member.as_mut() {
+                    m.status = AlertStatus::Resolved;
                 }
-                let comes_back = member
-                    .as_ref()
-                    .is_none_or(|m| m.status == AlertStatus::Resolved);
-                if comes_back && matches!(t.state, TicketState::Resolved | TicketState::Qa) {
-                    // The fix did not hold: back to the team before anyone closes it.
-                    self.flush_gathered(ov, out, &t);
-                    t = self.refired_while_resolved(t, out, actor, &summary, now)?;
-                }
-                let m = match member {
-                    Some(mut m) if m.status == AlertStatus::Firing => {
-                        m.count += 1;
-                        m.last_seen = now;
-                        if alert.starts_at.is_some() {
-                            m.starts_at = m.starts_at.max(alert.starts_at);
-                        }
-                        let n = m.count;
-                        // A repeat: on the record, no post.
-                        self.note(
-                            &mut t,
-                            out,
-                            actor,
-                            EntryKind::Alert,
-                            format!("repeat #{n}: {summary}"),
-                            now,
-                        );
-                        m
-                    }
-                    Some(mut m) => {
-                        m.status = AlertStatus::Firing;
-                        m.count += 1;
-                        m.last_seen = now;
-                        m.starts_at = alert.starts_at.or(m.starts_at);
-                        g.firing += 1;
-                        self.note(
-                            &mut t,
-                            out,
-                            actor,
-                            EntryKind::Alert,
-                            format!("fired again: {summary}"),
-                            now,
-                        );
-                        self.gather(ov, out, &t, Burst::FiredAgain, &summary, g.firing);
-                        m
-                    }
-                    None => {
-                        g.firing += 1;
-                        self.note(
-                            &mut t,
-                            out,
-                            actor,
-                            EntryKind::Alert,
-                            format!("joined: {summary}"),
-                            now,
-                        );
-                        self.gather(ov, out, &t, Burst::Joined, &summary, g.firing);
-                        Member {
-                            status: AlertStatus::Firing,
-                            count: 1,
-                            last_seen: now,
-                            summary,
-                            starts_at: alert.starts_at,
-                            episode: g.episode,
-                        }
-                    }
-                };
-                ov.put_member(g, fp, m);
             }
-            AlertStatus::Resolved => {
-                let Some(mut m) = member.filter(|m| m.status == AlertStatus::Firing) else {
-                    // A resolve we already have, or of an alert never seen firing.
-                    ov.put_ticket(t);
-                    return Ok(None);
-                };
-                m.status = AlertStatus::Resolved;
-                m.last_seen = now;
-                ov.put_member(g, fp, m);
-                g.firing = g.firing.saturating_sub(1);
-                let still = g.firing;
-                self.note(
+            if g.stale {
+                g.stale = false;
+                note(
+                    cx,
                     &mut t,
                     out,
                     actor,
                     EntryKind::Alert,
-                    format!("recovered: {summary}"),
-                    now,
+                    "alerts arrive again; no longer stale".into(),
                 );
-                self.gather(ov, out, &t, Burst::Recovered, &summary, still);
-                let open = matches!(
-                    t.state,
-                    TicketState::Open | TicketState::Assigned | TicketState::InProgress
-                );
-                if still == 0 && route.resolve_on_recovery && open {
-                    self.flush_gathered(ov, out, &t);
-                    let note = "all alerts recovered".to_string();
-                    t = self.system_move(out, &t, actor, Action::Resolve { note }, now)?;
+            }
+            let comes_back = member
+                .as_ref()
+                .is_none_or(|m| m.status == AlertStatus::Resolved);
+            if comes_back && matches!(t.state, TicketState::Resolved | TicketState::Qa) {
+                // The fix did not hold: back to the team before anyone closes it.
+                flush_gathered(cx, ov, out, &t);
+                t = refired_while_resolved(cx, t, out, actor, &summary)?;
+            }
+            let m = match member {
+                Some(mut m) if m.status == AlertStatus::Firing => {
+                    m.count += 1;
+                    m.last_seen = cx.now;
+                    if alert.starts_at.is_some() {
+                        m.starts_at = m.starts_at.max(alert.starts_at);
+                    }
+                    let n = m.count;
+                    // A repeat: on the record, no post.
+                    note(
+                        cx,
+                        &mut t,
+                        out,
+                        actor,
+                        EntryKind::Alert,
+                        format!("repeat #{n}: {summary}"),
+                    );
+                    m
                 }
-            }
+                Some(mut m) => {
+                    m.status = AlertStatus::Firing;
+                    m.count += 1;
+                    m.last_seen = cx.now;
+                    m.starts_at = alert.starts_at.or(m.starts_at);
+                    g.firing += 1;
+                    note(
+                        cx,
+                        &mut t,
+                        out,
+                        actor,
+                        EntryKind::Alert,
+                        format!("fired again: {summary}"),
+                    );
+                    gather(cx, ov, out, &t, Burst::FiredAgain, &summary, g.firing);
+                    m
+                }
+                None => {
+                    g.firing += 1;
+                    note(
+                        cx,
+                        &mut t,
+                        out,
+                        actor,
+                        EntryKind::Alert,
+                        format!("joined: {summary}"),
+                    );
+                    gather(cx, ov, out, &t, Burst::Joined, &summary, g.firing);
+                    Member {
+                        status: AlertStatus::Firing,
+                        count: 1,
+                        last_seen: cx.now,
+                        summary,
+                        starts_at: alert.starts_at,
+                        episode: g.episode,
+                    }
+                }
+            };
+            ov.put_member(g, fp, m);
         }
-        let id = t.id.clone();
-        ov.put_ticket(t);
-        Ok(Some(id))
-    }
-
-    /// An alert of a resolved ticket fires again: the ticket goes back to
-    /// its team (the operator must not close it on a fix that did not hold).
-    fn refired_while_resolved(
-        &self,
-        t: Ticket,
-        out: &mut Out,
-        actor: &Actor,
-        summary: &str,
-        now: Timestamp,
-    ) -> Result<Ticket, EngineError> {
-        let reason = format!("the alert fired again: {summary}");
-        Ok(self.system_move(out, &t, actor, Action::Reject { reason }, now)?)
-    }
-
-    /// Marks quiet alert groups stale (their route says after how long).
-    pub(crate) fn mark_stale(
-        &self,
-        view: &dyn View,
-        keys: &[String],
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let mut out = Out::new();
-        out.alert = true;
-        for key in keys {
-            let Some(mut g) = view.group(key)? else {
-                continue;
+        AlertStatus::Resolved => {
+            let Some(mut m) = member.filter(|m| m.status == AlertStatus::Firing) else {
+                // A resolve we already have, or of an alert never seen firing.
+                ov.put_ticket(t);
+                return Ok(None);
             };
-            let Some(route) = self.config.alerts.route(&g.route) else {
-                continue;
-            };
-            let Some(after) = route.stale_after else {
-                continue;
-            };
-            let quiet = (now - g.last_seen).to_std().unwrap_or_default();
-            let firing = g.firing > 0;
-            if g.stale || quiet < after || !firing {
-                continue;
-            }
-            let Some(mut t) = view.ticket(&g.ticket)? else {
-                continue;
-            };
-            if t.state == TicketState::Closed {
-                continue;
-            }
-            g.stale = true;
-            let actor = monitor(AlertSource::Alertmanager);
-            let took = humantime::format_duration(std::time::Duration::from_secs(after.as_secs()));
-            self.note(
+            m.status = AlertStatus::Resolved;
+            m.last_seen = cx.now;
+            ov.put_member(g, fp, m);
+            g.firing = g.firing.saturating_sub(1);
+            let still = g.firing;
+            note(
+                cx,
                 &mut t,
-                &mut out,
-                &actor,
-                EntryKind::Stale,
-                format!(
-                    "no alert for over {took} (route {}): marked stale",
-                    route.name
-                ),
-                now,
+                out,
+                actor,
+                EntryKind::Alert,
+                format!("recovered: {summary}"),
             );
-            out.post(
-                &self.team_channel(&t),
-                Some(&t.id),
-                messages::ticket_head(&t).text(format!(
-                    " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
-                )),
+            gather(cx, ov, out, &t, Burst::Recovered, &summary, still);
+            let open = matches!(
+                t.state,
+                TicketState::Open | TicketState::Assigned | TicketState::InProgress
             );
-            out.writes.push(Write::Ticket(t));
-            out.writes.push(Write::Group(g));
-        }
-        Ok(Decision {
-            reply: None,
-            accepted: None,
-            writes: out.writes,
-        })
-    }
-
-    /// `/alert silence` and `/alert unsilence`.
-    pub(crate) fn alert_command(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        command: &Command,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let org = &self.config.org;
-        let spec = command.name().spec();
-        if !spec.who.admits(&actor.name, org) {
-            return Err(UserError::new(format!(
-                "only {} may run /{}",
-                spec.who.describe(),
-                spec.full_name()
-            ))
-            .into());
-        }
-        let mut book = view.silences()?;
-        book.silences.retain(|s| s.active(now));
-        let mut out = Out::new();
-        let who = actor.name.as_str();
-        let reply = match command {
-            Command::AlertSilence {
-                matchers,
-                duration,
-                comment,
-            } => {
-                book.next_id += 1;
-                let until = chrono::Duration::from_std(*duration)
-                    .ok()
-                    .and_then(|d| now.checked_add_signed(d))
-                    .ok_or_else(|| UserError::new("`duration` is too long: at most 30d"))?;
-                let s = Silence {
-                    id: book.next_id,
-                    matchers: matchers.clone(),
-                    until,
-                    created_by: who.to_string(),
-                    created_at: now,
-                    comment: comment.clone(),
-                };
-                let what = matchers_text(&s);
-                let mut body = Rich::new()
-                    .text(format!("{who} silenced alerts matching "))
-                    .quoted(what.clone())
-                    .text(format!(
-                        " for {} (until {}): silence {}",
-                        humantime::format_duration(*duration),
-                        until.format("%Y-%m-%d %H:%M UTC"),
-                        s.id
-                    ));
-                if let Some(c) = comment {
-                    body = body.text(" — ").quoted(one_line(c, 200));
-                }
-                out.post(self.ops(), None, body);
-                let id = s.id;
-                book.silences.push(s);
-                Rich::new().text(format!(
-                    "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
-                    until.format("%Y-%m-%d %H:%M UTC")
-                ))
+            if still == 0 && route.resolve_on_recovery && open {
+                flush_gathered(cx, ov, out, &t);
+                let note = "all alerts recovered".to_string();
+                t = cx.system_move(out, &t, actor, Action::Resolve { note })?;
             }
-            Command::AlertUnsilence { id } => {
-                let Some(pos) = book.silences.iter().position(|s| s.id == *id) else {
-                    return Err(UserError::new(format!(
-                        "there is no silence {id} in force; /alert silences lists them"
-                    ))
-                    .into());
-                };
-                let s = book.silences.remove(pos);
-                out.post(
-                    self.ops(),
-                    None,
-                    Rich::new()
-                        .text(format!("{who} ended silence {id} ("))
-                        .quoted(matchers_text(&s))
-                        .text(")."),
-                );
-                Rich::new().text(format!("Silence {id} ended."))
-            }
-            _ => return Ok(Decision::default()),
-        };
-        out.writes.push(Write::Silences(book));
-        Ok(Decision {
-            reply: Some(Reply::private(reply)),
-            accepted: None,
-            writes: out.writes,
-        })
-    }
-
-    /// `/alert silences`.
-    pub(crate) fn list_silences(
-        &self,
-        view: &dyn View,
-        now: Timestamp,
-    ) -> Result<Reply, EngineError> {
-        let book = view.silences()?;
-        let active: Vec<&Silence> = book.silences.iter().filter(|s| s.active(now)).collect();
-        if active.is_empty() {
-            return Ok(Reply::private("No silences in force."));
         }
-        let noun = if active.len() == 1 {
-            "silence"
-        } else {
-            "silences"
-        };
-        let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
-        for s in active {
-            r = r
-                .text(format!(
-                    "\n  {} · until {} · by {} · ",
-                    s.id,
-                    s.until.format("%Y-%m-%d %H:%M UTC"),
-                    s.created_by
-                ))
-                .quoted(matchers_text(s));
-        }
-        Ok(Reply::private(r))
     }
+    let id = t.id.clone();
+    ov.put_ticket(t);
+    Ok(Some(id))
 }
 
-fn matchers_text(s: &Silence) -> String {
-    s.matchers
-        .iter()
-        .map(|m| m.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An alert of a resolved ticket fires again: the ticket goes back to
+/// its team (the operator must not close it on a fix that did not hold).
+fn refired_while_resolved(
+    cx: &Cx<'_>,
+    t: Ticket,
+    out: &mut Out,
+    actor: &Actor,
+    summary: &str,
+) -> Result<Ticket, EngineError> {
+    let reason = format!("the alert fired again: {summary}");
+    Ok(cx.system_move(out, &t, actor, Action::Reject { reason })?)
+}
+
+/// Marks quiet alert groups stale (their route says after how long).
+pub(crate) fn mark_stale(cx: &Cx<'_>, keys: &[String]) -> Result<Decision, EngineError> {
+    let mut out = Out::new();
+    out.alert = true;
+    for key in keys {
+        let Some(mut g) = cx.view.group(key)? else {
+            continue;
+        };
+        let Some(route) = cx.config.alerts.route(&g.route) else {
+            continue;
+        };
+        let Some(after) = route.stale_after else {
+            continue;
+        };
+        let quiet = (cx.now - g.last_seen).to_std().unwrap_or_default();
+        let firing = g.firing > 0;
+        if g.stale || quiet < after || !firing {
+            continue;
+        }
+        let Some(mut t) = cx.view.ticket(&g.ticket)? else {
+            continue;
+        };
+        if t.state == TicketState::Closed {
+            continue;
+        }
+        g.stale = true;
+        let actor = monitor(AlertSource::Alertmanager);
+        let took = humantime::format_duration(std::time::Duration::from_secs(after.as_secs()));
+        note(
+            cx,
+            &mut t,
+            &mut out,
+            &actor,
+            EntryKind::Stale,
+            format!(
+                "no alert for over {took} (route {}): marked stale",
+                route.name
+            ),
+        );
+        out.post(
+            &team_channel(cx, &t),
+            Some(&t.id),
+            messages::ticket_head(&t).text(format!(
+                " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
+            )),
+        );
+        out.writes.push(Write::Ticket(t));
+        out.writes.push(Write::Group(g));
+    }
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// `/alert silence` and `/alert unsilence`.
+pub(crate) fn alert_command(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    command: &Command,
+) -> Result<Decision, EngineError> {
+    let org = &cx.org;
+    let spec = command.name().spec();
+    if !spec.who.admits(&actor.name, org) {
+        return Err(UserError::new(format!(
+            "only {} may run /{}",
+            spec.who.describe(),
+            spec.full_name()
+        ))
+        .into());
+    }
+    let mut book = cx.view.silences()?;
+    book.silences.retain(|s| s.active(cx.now));
+    let mut out = Out::new();
+    let who = actor.name.as_str();
+    let reply = match command {
+        Command::AlertSilence {
+            matchers,
+            duration,
+            comment,
+        } => {
+            book.next_id += 1;
+            let until = chrono::Duration::from_std(*duration)
+                .ok()
+                .and_then(|d| cx.now.checked_add_signed(d))
+                .ok_or_else(|| UserError::new("`duration` is too long: at most 30d"))?;
+            let s = Silence {
+                id: book.next_id,
+                matchers: matchers.clone(),
+                until,
+                created_by: who.to_string(),
+                created_at: cx.now,
+                comment: comment.clone(),
+            };
+            out.post(cx.ops(), None, messages::silence_set(who, &s, *duration));
+            let reply = messages::silence_set_reply(&s);
+            book.silences.push(s);
+            reply
+        }
+        Command::AlertUnsilence { id } => {
+            let Some(pos) = book.silences.iter().position(|s| s.id == *id) else {
+                return Err(UserError::new(format!(
+                    "there is no silence {id} in force; /alert silences lists them"
+                ))
+                .into());
+            };
+            let s = book.silences.remove(pos);
+            out.post(cx.ops(), None, messages::silence_ended(who, &s));
+            messages::silence_ended_reply(s.id)
+        }
+        _ => return Ok(Decision::default()),
+    };
+    out.writes.push(Write::Silences(book));
+    Ok(Decision {
+        reply: Some(Reply::private(reply)),
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// `/alert silences`.
+pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
+    let book = cx.view.silences()?;
+    let active: Vec<&Silence> = book.silences.iter().filter(|s| s.active(cx.now)).collect();
+    if active.is_empty() {
+        return Ok(Reply::private("No silences in force."));
+    }
+    Ok(Reply::private(messages::silences_list(&active)))
 }

@@ -6,13 +6,16 @@
 //! those tickets for the operator to verify. Part of the engine: pure.
 
 use crate::commands::CommandName;
+use crate::config::Config;
 use crate::domain::job::{describe, Job};
+use crate::domain::org::Org;
 use crate::domain::rich::one_line;
 use crate::domain::run::{Deploy, Deployed, JobOrder, Run, RunId, RunState};
 use crate::domain::service::{Environment, Service};
-use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, Timestamp, UserName};
+use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, UserName};
+use crate::engine::context::{step_run, Cx, Out};
+use crate::engine::effect::{Decision, Effect, Reply, Write};
 use crate::engine::tickets::Action;
-use crate::engine::{Decision, Effect, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
 
 /// What a deploy deploys: the service, its environment, the job that runs it.
@@ -23,639 +26,608 @@ pub(crate) struct DeployTarget<'a> {
     pub job: &'a Job,
 }
 
-impl Engine {
-    fn service(&self, name: &str) -> Result<&Service, UserError> {
-        self.config.services.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.config.services.keys().map(String::as_str).collect();
-            UserError::new(format!(
-                "there is no service `{}`; services are: {}",
-                one_line(name, 40),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ))
-        })
-    }
-
-    fn environment<'a>(&self, svc: &'a Service, name: &str) -> Result<&'a Environment, UserError> {
-        svc.environments.get(name).ok_or_else(|| {
-            UserError::new(format!(
-                "{} has no environment `{}`; its environments are: {}",
-                svc.name,
-                one_line(name, 40),
-                svc.environments
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-    }
-
-    /// `/deploy service:… env:… [version:…] [notes:…]`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn deploy(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        channel: &ChannelName,
-        service: &str,
-        env: &str,
-        version: Option<&str>,
-        notes: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        self.start_deploy(
-            view, actor, channel, service, env, version, notes, None, now,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start_deploy(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        channel: &ChannelName,
-        service: &str,
-        env: &str,
-        version: Option<&str>,
-        notes: Option<&str>,
-        rollback_of: Option<RunId>,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let svc = self.service(service)?;
-        let environment = self.environment(svc, env)?;
-        let Some(job) = self.config.jobs.get(&environment.job) else {
-            return Err(UserError::new(format!(
-                "the deploy job {} is missing from commands/",
-                environment.job
-            ))
-            .into());
-        };
-        let mut given: Vec<(String, String)> = Vec::new();
-        for (k, v) in [
-            ("service", Some(service)),
-            ("env", Some(env)),
-            ("version", version),
-        ] {
-            if let Some(v) = v {
-                if job.params.iter().any(|p| p.name == k) {
-                    given.push((k.to_string(), v.to_string()));
-                } else if k == "version" {
-                    return Err(UserError::new(format!(
-                        "the deploy job {} takes no version",
-                        job.name
-                    ))
-                    .into());
-                }
+fn service_named<'a>(cx: &Cx<'a>, name: &str) -> Result<&'a Service, UserError> {
+    cx.config.services.get(name).ok_or_else(|| {
+        let known: Vec<&str> = cx.config.services.keys().map(String::as_str).collect();
+        UserError::new(format!(
+            "there is no service `{}`; services are: {}",
+            one_line(name, 40),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
             }
-        }
-        let target = DeployTarget {
-            svc,
-            environment,
-            job,
-        };
-        self.deploy_run(
-            view,
-            actor,
-            channel,
-            &target,
-            &given,
-            notes,
-            rollback_of,
-            now,
-        )
-    }
+        ))
+    })
+}
 
-    /// The service and environment a run of `job` with these parameters
-    /// deploys, when `job` is a deploy job (one a `[services]` environment
-    /// names). `None`: an ordinary build. A deploy job whose parameters name
-    /// no single environment is refused: it may only start as a deploy.
-    pub(crate) fn deploy_target<'a>(
-        &'a self,
-        job: &'a Job,
-        given: &[(String, String)],
-    ) -> Result<Option<DeployTarget<'a>>, EngineError> {
-        let all: Vec<(&Service, &Environment)> = self
-            .config
-            .services
-            .values()
-            .flat_map(|s| s.environments.values().map(move |e| (s, e)))
-            .filter(|(_, e)| e.job == job.name)
-            .collect();
-        if all.is_empty() {
-            return Ok(None);
-        }
-        let names = all
-            .iter()
-            .map(|(s, e)| format!("{}/{}", s.name, e.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let params = job.check_params(given).map_err(|e| {
-            UserError::new(format!(
-                "{e}. {} is the deploy job of {names}: deploy with /deploy service:… env:… [version:…]",
-                job.name
-            ))
-        })?;
-        let fits: Vec<&(&Service, &Environment)> = all
-            .iter()
-            .filter(|(s, e)| {
-                params.get("service").is_none_or(|v| *v == s.name)
-                    && params.get("env").is_none_or(|v| *v == e.name)
-            })
-            .collect();
-        match fits.as_slice() {
-            [(svc, environment)] => Ok(Some(DeployTarget {
-                svc,
-                environment,
-                job,
-            })),
-            _ => Err(UserError::new(format!(
-                "{} is the deploy job of {names}, and these parameters name {} of them; \
-                     deploy with /deploy service:… env:… [version:…]",
-                job.name,
-                if fits.is_empty() {
-                    "none"
-                } else {
-                    "more than one"
-                }
-            ))
-            .into()),
-        }
-    }
-
-    /// Starts a deploy, whatever asked for it (`/deploy`, `/rollback`, the
-    /// deploy job's own command, `/build`): who may, the lock, the approval
-    /// gate, the history. Every deploy goes through here.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn deploy_run(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        channel: &ChannelName,
-        target: &DeployTarget<'_>,
-        given: &[(String, String)],
-        notes: Option<&str>,
-        rollback_of: Option<RunId>,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let DeployTarget {
-            svc,
-            environment,
-            job,
-        } = *target;
-        if !job.admits(&actor.name, &self.config.org) {
-            return Err(UserError::new(format!(
-                "only {} may deploy {} to {}",
-                job.who_text(),
-                svc.name,
-                environment.name
-            ))
-            .into());
-        }
-        let params = job.check_params(given)?;
-        let key = format!("{}/{}", svc.name, environment.name);
-        if let Some(holder) = view.lock(&key)? {
-            if let Some(h) = view.run(holder)?.filter(|r| !r.state.is_final()) {
-                return Err(UserError::new(format!(
-                    "{key} is locked by {} ({}, {}): one deploy at a time; wait for it, or /build cancel run:{}",
-                    h.id, h.requester, h.state, h.id
-                ))
-                .into());
-            }
-        }
-        let id = RunId(view.last_run_number()? + 1);
-        let deploy = Deploy {
-            service: svc.name.clone(),
-            env: environment.name.clone(),
-            version: params
-                .get("version")
+fn environment_named<'a>(svc: &'a Service, name: &str) -> Result<&'a Environment, UserError> {
+    svc.environments.get(name).ok_or_else(|| {
+        UserError::new(format!(
+            "{} has no environment `{}`; its environments are: {}",
+            svc.name,
+            one_line(name, 40),
+            svc.environments
+                .keys()
                 .cloned()
-                .unwrap_or_else(|| "default".into()),
-            notes: notes.map(str::to_string),
-            rollback_of,
-            approved_by: None,
-        };
-        let mut run = Run {
-            id,
-            job: job.name.clone(),
-            params: params.clone(),
-            requester: actor.name.clone(),
-            channel: channel.clone(),
-            state: RunState::Queued,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            backend_ref: None,
-            deploy: Some(deploy.clone()),
-            tickets: Vec::new(),
-            timeline: Vec::new(),
-        };
-        let what = match rollback_of {
-            Some(r) => format!("rollback of {key} to {} (as of {r})", deploy.version),
-            None => format!(
-                "deploy of {} {} to {}",
-                svc.name, deploy.version, environment.name
-            ),
-        };
-        let mut out = Out::new();
-        let reply = if environment.protected {
-            Self::step_run(
-                &mut run,
-                actor,
-                RunState::WaitingApproval,
-                format!("{what} requested by {}; waiting for approval", actor.name),
-                now,
-            );
-            let notify: Vec<UserName> = self
-                .approver_people(environment)
-                .into_iter()
-                .filter(|p| *p != actor.name)
-                .collect();
-            let body = crate::engine::messages::deploy_needs_approval(
-                id,
-                &what,
-                &actor.name,
-                &describe(&environment.approvers, &self.config.org),
-                &notify,
-                notes,
-            );
-            for ch in self.deploy_channels(&run) {
-                out.post(&ch, None, body.clone());
-            }
-            format!(
-                "{id} waits for an approval ({}).",
-                describe(&environment.approvers, &self.config.org)
-            )
-        } else {
-            Self::step_run(
-                &mut run,
-                actor,
-                RunState::Queued,
-                format!("{what} requested by {}", actor.name),
-                now,
-            );
-            out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
-                run: id,
-                job: job.name.clone(),
-                params,
-            })));
-            format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
-        };
-        self.progress_of(&mut out, &run);
-        out.writes.push(Write::Lock(key, Some(id)));
-        out.writes.push(Write::Run(run));
-        Ok(Decision {
-            reply: Some(Reply::private(reply)),
-            accepted: None,
-            writes: out.writes,
-        })
-    }
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
 
-    /// The last word on every decision that starts a job: a deploy job
-    /// only starts as a deploy run (with its service and environment on
-    /// record), and in a protected environment only once approved. Whatever
-    /// entry point made the decision (a command, a button, a hook), a start
-    /// that skipped the deploy rules is refused here and nothing is written.
-    pub(crate) fn check_starts(&self, writes: &[Write]) -> Result<(), EngineError> {
-        for w in writes {
-            let Write::Effect(Effect::Job(JobOrder::Start { run, job, .. })) = w else {
-                continue;
-            };
-            let envs: Vec<&Environment> = self
-                .config
-                .services
-                .values()
-                .flat_map(|s| s.environments.values())
-                .filter(|e| e.job == *job)
-                .collect();
-            if envs.is_empty() {
-                continue;
-            }
-            let record = writes.iter().rev().find_map(|w| match w {
-                Write::Run(r) if r.id == *run => Some(r),
-                _ => None,
-            });
-            let gated = record.and_then(|r| r.deploy.as_ref()).is_some_and(|d| {
-                let env = self
-                    .config
-                    .services
-                    .get(&d.service)
-                    .and_then(|s| s.environments.get(&d.env));
-                env.is_some_and(|e| e.job == *job && (!e.protected || d.approved_by.is_some()))
-            });
-            if !gated {
+/// `/deploy service:… env:… [version:…] [notes:…]`.
+pub(crate) fn deploy(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    channel: &ChannelName,
+    service: &str,
+    env: &str,
+    version: Option<&str>,
+    notes: Option<&str>,
+) -> Result<Decision, EngineError> {
+    let ask = DeployAsk {
+        service,
+        env,
+        version,
+        notes,
+        rollback_of: None,
+    };
+    start_deploy(cx, actor, channel, ask)
+}
+
+/// What a person asked to deploy (`/deploy`, or `/rollback` naming the run
+/// it rolls back).
+struct DeployAsk<'a> {
+    service: &'a str,
+    env: &'a str,
+    version: Option<&'a str>,
+    notes: Option<&'a str>,
+    rollback_of: Option<RunId>,
+}
+
+fn start_deploy(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    channel: &ChannelName,
+    ask: DeployAsk<'_>,
+) -> Result<Decision, EngineError> {
+    let DeployAsk {
+        service,
+        env,
+        version,
+        notes,
+        rollback_of,
+    } = ask;
+    let svc = service_named(cx, service)?;
+    let environment = environment_named(svc, env)?;
+    let Some(job) = cx.config.jobs.get(&environment.job) else {
+        return Err(UserError::new(format!(
+            "the deploy job {} is missing from commands/",
+            environment.job
+        ))
+        .into());
+    };
+    let mut given: Vec<(String, String)> = Vec::new();
+    for (k, v) in [
+        ("service", Some(service)),
+        ("env", Some(env)),
+        ("version", version),
+    ] {
+        if let Some(v) = v {
+            if job.params.iter().any(|p| p.name == k) {
+                given.push((k.to_string(), v.to_string()));
+            } else if k == "version" {
                 return Err(UserError::new(format!(
-                    "{run} would start the deploy job {job} without the deploy rules; deploy with /deploy service:… env:…"
+                    "the deploy job {} takes no version",
+                    job.name
                 ))
                 .into());
             }
         }
-        Ok(())
     }
+    let target = DeployTarget {
+        svc,
+        environment,
+        job,
+    };
+    deploy_run(cx, actor, channel, &target, &given, notes, rollback_of)
+}
 
-    /// Whether `user` may run a command at all, as the rules that decide it
-    /// see it: for builds and deploys, the jobs' `who` and the environments'
-    /// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
-    /// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
-    /// others the command's declaration (which `/alert` and `/oncall set`
-    /// check too). `/help` lists what this admits.
-    pub(crate) fn may_run(&self, user: &UserName, command: CommandName) -> bool {
-        let org = &self.config.org;
-        let envs = || {
-            self.config
-                .services
-                .values()
-                .flat_map(|s| s.environments.values())
-        };
-        let deploys = || {
-            envs().any(|e| {
-                self.config
-                    .jobs
-                    .get(&e.job)
-                    .is_some_and(|j| j.admits(user, org))
-            })
-        };
-        let approves = || envs().any(|e| e.protected && e.approves(user, org));
-        let builds = || self.config.jobs.values().any(|j| j.admits(user, org));
-        let ticket_move = |kind| crate::engine::tickets::may_ever(kind, user, org);
-        use crate::engine::tickets::Kind;
-        match command {
-            // Ticket moves: whom the ticket rules let make them.
-            CommandName::TicketAssign => ticket_move(Kind::Assign),
-            CommandName::TicketTake => ticket_move(Kind::Take),
-            CommandName::TicketResolve => ticket_move(Kind::Resolve),
-            CommandName::TicketQa => ticket_move(Kind::Qa),
-            CommandName::TicketVerify => ticket_move(Kind::Verify),
-            CommandName::TicketReject => ticket_move(Kind::Reject),
-            CommandName::TicketReopen => ticket_move(Kind::Reopen),
-            CommandName::TicketComment => ticket_move(Kind::Comment),
-            CommandName::Build => builds(),
-            CommandName::BuildCancel => builds() || org.is_operator(user),
-            CommandName::Deploy | CommandName::Rollback => deploys(),
-            CommandName::Approve => approves(),
-            // Approvers deny; requesters withdraw their own.
-            CommandName::Deny => approves() || deploys(),
-            other => other.spec().who.admits(user, org),
-        }
+/// The service and environment a run of `job` with these parameters
+/// deploys, when `job` is a deploy job (one a `[services]` environment
+/// names). `None`: an ordinary build. A deploy job whose parameters name
+/// no single environment is refused: it may only start as a deploy.
+pub(crate) fn deploy_target<'a>(
+    cx: &Cx<'a>,
+    job: &'a Job,
+    given: &[(String, String)],
+) -> Result<Option<DeployTarget<'a>>, EngineError> {
+    let all: Vec<(&Service, &Environment)> = cx
+        .config
+        .services
+        .values()
+        .flat_map(|s| s.environments.values().map(move |e| (s, e)))
+        .filter(|(_, e)| e.job == job.name)
+        .collect();
+    if all.is_empty() {
+        return Ok(None);
     }
-
-    /// The people an environment's approvers are.
-    fn approver_people(&self, env: &Environment) -> Vec<UserName> {
-        let org = &self.config.org;
-        let mut out: Vec<UserName> = org
-            .people()
-            .into_iter()
-            .filter(|p| env.approvers.iter().any(|a| a.admits(p, org)))
-            .collect();
-        out.dedup();
-        out
-    }
-
-    fn deploy_channels(&self, run: &Run) -> Vec<ChannelName> {
-        let mut out = vec![run.channel.clone()];
-        let team = run
-            .deploy
-            .as_ref()
-            .and_then(|d| self.config.services.get(&d.service))
-            .and_then(|s| s.team.as_ref())
-            .and_then(|t| self.config.org.team(t));
-        if let Some(t) = team {
-            if !out.contains(&t.channel) {
-                out.push(t.channel.clone());
+    let names = all
+        .iter()
+        .map(|(s, e)| format!("{}/{}", s.name, e.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let params = job.check_params(given).map_err(|e| {
+        UserError::new(format!(
+            "{e}. {} is the deploy job of {names}: deploy with /deploy service:… env:… [version:…]",
+            job.name
+        ))
+    })?;
+    let fits: Vec<&(&Service, &Environment)> = all
+        .iter()
+        .filter(|(s, e)| {
+            params.get("service").is_none_or(|v| *v == s.name)
+                && params.get("env").is_none_or(|v| *v == e.name)
+        })
+        .collect();
+    match fits.as_slice() {
+        [(svc, environment)] => Ok(Some(DeployTarget {
+            svc,
+            environment,
+            job,
+        })),
+        _ => Err(UserError::new(format!(
+            "{} is the deploy job of {names}, and these parameters name {} of them; \
+                 deploy with /deploy service:… env:… [version:…]",
+            job.name,
+            if fits.is_empty() {
+                "none"
+            } else {
+                "more than one"
             }
-        }
-        out
+        ))
+        .into()),
     }
+}
 
-    /// `/rollback service:… env:…`: the last version that succeeded before
-    /// the current one, deployed again (with approval where needed).
-    pub(crate) fn rollback(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        channel: &ChannelName,
-        service: &str,
-        env: &str,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let svc = self.service(service)?;
-        let environment = self.environment(svc, env)?;
-        let key = format!("{}/{}", svc.name, environment.name);
-        let history = view.history(&key)?;
-        let current = history.last();
-        let Some(target) = history
-            .iter()
-            .rev()
-            .find(|d| Some(&d.version) != current.map(|c| &c.version))
-        else {
-            return Err(UserError::new(format!(
-                "{key} has no earlier successful version to roll back to (deployed: {})",
-                if history.is_empty() {
-                    "nothing yet".to_string()
-                } else {
-                    history
-                        .iter()
-                        .map(|d| d.version.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ))
-            .into());
-        };
-        let version = target.version.clone();
-        let run = target.run;
-        self.start_deploy(
-            view,
-            actor,
-            channel,
-            service,
-            env,
-            Some(&version),
-            None,
-            Some(run),
-            now,
-        )
+/// Starts a deploy, whatever asked for it (`/deploy`, `/rollback`, the
+/// deploy job's own command, `/build`): who may, the lock, the approval
+/// gate, the history. Every deploy goes through here.
+pub(crate) fn deploy_run(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    channel: &ChannelName,
+    target: &DeployTarget<'_>,
+    given: &[(String, String)],
+    notes: Option<&str>,
+    rollback_of: Option<RunId>,
+) -> Result<Decision, EngineError> {
+    let DeployTarget {
+        svc,
+        environment,
+        job,
+    } = *target;
+    if !job.admits(&actor.name, cx.org) {
+        return Err(UserError::new(format!(
+            "only {} may deploy {} to {}",
+            job.who_text(),
+            svc.name,
+            environment.name
+        ))
+        .into());
     }
-
-    fn waiting(
-        &self,
-        view: &dyn View,
-        id: RunId,
-    ) -> Result<(Run, Deploy, Environment), EngineError> {
-        let Some(run) = view.run(id)? else {
-            return Err(UserError::new(format!("there is no run {id}; /runs lists them")).into());
-        };
-        let Some(deploy) = run.deploy.clone() else {
+    let params = job.check_params(given)?;
+    let key = format!("{}/{}", svc.name, environment.name);
+    if let Some(holder) = cx.view.lock(&key)? {
+        if let Some(h) = cx.view.run(holder)?.filter(|r| !r.state.is_final()) {
             return Err(UserError::new(format!(
-                "{id} is a build, not a deploy: nothing to approve"
-            ))
-            .into());
-        };
-        if run.state != RunState::WaitingApproval {
-            return Err(UserError::new(format!(
-                "{id} is not waiting for approval; it is {}",
-                run.state
+                "{key} is locked by {} ({}, {}): one deploy at a time; wait for it, or /build cancel run:{}",
+                h.id, h.requester, h.state, h.id
             ))
             .into());
         }
-        let env = self
-            .config
-            .services
-            .get(&deploy.service)
-            .and_then(|s| s.environments.get(&deploy.env))
+    }
+    let id = RunId(cx.view.last_run_number()? + 1);
+    let deploy = Deploy {
+        service: svc.name.clone(),
+        env: environment.name.clone(),
+        version: params
+            .get("version")
             .cloned()
-            .ok_or_else(|| {
-                UserError::new(format!(
-                    "{}/{} is no longer configured",
-                    deploy.service, deploy.env
-                ))
-            })?;
-        Ok((run, deploy, env))
-    }
-
-    /// `/approve run:…`: an approver who is not the requester.
-    pub(crate) fn approve(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        id: RunId,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let (mut run, mut deploy, env) = self.waiting(view, id)?;
-        let org = &self.config.org;
-        let who = describe(&env.approvers, org);
-        if run.requester == actor.name {
-            return Err(UserError::new(format!(
-                "you asked for {id}: someone else must approve it ({who})"
-            ))
-            .into());
+            .unwrap_or_else(|| "default".into()),
+        notes: notes.map(str::to_string),
+        rollback_of,
+        approved_by: None,
+    };
+    let mut run = Run {
+        id,
+        job: job.name.clone(),
+        params: params.clone(),
+        requester: actor.name.clone(),
+        channel: channel.clone(),
+        state: RunState::Queued,
+        created_at: cx.now,
+        started_at: None,
+        finished_at: None,
+        backend_ref: None,
+        deploy: Some(deploy.clone()),
+        tickets: Vec::new(),
+        timeline: Vec::new(),
+    };
+    let what = match rollback_of {
+        Some(r) => format!("rollback of {key} to {} (as of {r})", deploy.version),
+        None => format!(
+            "deploy of {} {} to {}",
+            svc.name, deploy.version, environment.name
+        ),
+    };
+    let mut out = Out::new();
+    let reply = if environment.protected {
+        step_run(
+            &mut run,
+            actor,
+            RunState::WaitingApproval,
+            format!("{what} requested by {}; waiting for approval", actor.name),
+            cx.now,
+        );
+        let notify: Vec<UserName> = approver_people(cx, environment)
+            .into_iter()
+            .filter(|p| *p != actor.name)
+            .collect();
+        let body = crate::engine::messages::deploy_needs_approval(
+            id,
+            &what,
+            &actor.name,
+            &describe(&environment.approvers, cx.org),
+            &notify,
+            notes,
+        );
+        for ch in deploy_channels(cx, &run) {
+            out.post(&ch, None, body.clone());
         }
-        if !env.approves(&actor.name, org) {
-            return Err(UserError::new(format!(
-                "only {who} may approve deploys to {}/{}",
-                deploy.service, deploy.env
-            ))
-            .into());
-        }
-        deploy.approved_by = Some(actor.name.clone());
-        run.deploy = Some(deploy);
-        Self::step_run(
+        format!(
+            "{id} waits for an approval ({}).",
+            describe(&environment.approvers, cx.org)
+        )
+    } else {
+        step_run(
             &mut run,
             actor,
             RunState::Queued,
-            format!("approved by {}", actor.name),
-            now,
+            format!("{what} requested by {}", actor.name),
+            cx.now,
         );
-        let mut out = Out::new();
         out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
             run: id,
-            job: run.job.clone(),
-            params: run.params.clone(),
+            job: job.name.clone(),
+            params,
         })));
-        self.progress_of(&mut out, &run);
-        out.writes.push(Write::Run(run));
-        Ok(Decision {
-            reply: Some(Reply::private(format!("{id} is approved and starts now."))),
-            accepted: None,
-            writes: out.writes,
-        })
-    }
+        format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
+    };
+    cx.progress_of(&mut out, &run);
+    out.writes.push(Write::Lock(key, Some(id)));
+    out.writes.push(Write::Run(run));
+    Ok(Decision {
+        reply: Some(Reply::private(reply)),
+        accepted: None,
+        writes: out.writes,
+    })
+}
 
-    /// `/deny run:… reason:…`: an approver, or the requester withdrawing it.
-    pub(crate) fn deny(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        id: RunId,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let (mut run, deploy, env) = self.waiting(view, id)?;
-        let org = &self.config.org;
-        if run.requester != actor.name && !env.approves(&actor.name, org) {
+/// The last word on every decision that starts a job: a deploy job
+/// only starts as a deploy run (with its service and environment on
+/// record), and in a protected environment only once approved. Whatever
+/// entry point made the decision (a command, a button, a hook), a start
+/// that skipped the deploy rules is refused here and nothing is written.
+pub(crate) fn check_starts(config: &Config, writes: &[Write]) -> Result<(), EngineError> {
+    for w in writes {
+        let Write::Effect(Effect::Job(JobOrder::Start { run, job, .. })) = w else {
+            continue;
+        };
+        let envs: Vec<&Environment> = config
+            .services
+            .values()
+            .flat_map(|s| s.environments.values())
+            .filter(|e| e.job == *job)
+            .collect();
+        if envs.is_empty() {
+            continue;
+        }
+        let record = writes.iter().rev().find_map(|w| match w {
+            Write::Run(r) if r.id == *run => Some(r),
+            _ => None,
+        });
+        let gated = record.and_then(|r| r.deploy.as_ref()).is_some_and(|d| {
+            let env = config
+                .services
+                .get(&d.service)
+                .and_then(|s| s.environments.get(&d.env));
+            env.is_some_and(|e| e.job == *job && (!e.protected || d.approved_by.is_some()))
+        });
+        if !gated {
             return Err(UserError::new(format!(
-                "only {} or {} who asked for it may deny {id}",
-                describe(&env.approvers, org),
-                run.requester
+                "{run} would start the deploy job {job} without the deploy rules; deploy with /deploy service:… env:…"
             ))
             .into());
         }
-        Self::step_run(
-            &mut run,
-            actor,
-            RunState::Cancelled,
-            format!("denied by {}: {}", actor.name, one_line(reason, 300)),
-            now,
-        );
-        run.finished_at = Some(now);
-        let mut out = Out::new();
-        self.progress_of(&mut out, &run);
-        out.writes.push(Write::Lock(deploy.key(), None));
-        out.writes.push(Write::Run(run));
-        Ok(Decision {
-            reply: Some(Reply::private(format!("{id} is denied."))),
-            accepted: None,
-            writes: out.writes,
-        })
     }
+    Ok(())
+}
 
-    /// After a deploy ended: the lock is free; on success the history grows
-    /// and `fixes OPS-N` resolves those tickets.
-    pub(crate) fn after_deploy(
-        &self,
-        view: &dyn View,
-        out: &mut Out,
-        run: &mut Run,
-        success: bool,
-        now: Timestamp,
-    ) -> Result<(), EngineError> {
-        let Some(deploy) = run.deploy.clone() else {
-            return Ok(());
-        };
-        let key = deploy.key();
-        if view.lock(&key)? == Some(run.id) {
-            out.writes.push(Write::Lock(key.clone(), None));
-        }
-        if !success {
-            return Ok(());
-        }
-        let mut history = view.history(&key)?;
-        history.push(Deployed {
-            run: run.id,
-            version: deploy.version.clone(),
-            at: now,
-        });
-        if history.len() > 50 {
-            history.drain(..history.len() - 50);
-        }
-        out.writes.push(Write::History(key.clone(), history));
-        let text = format!(
-            "{} {}",
-            deploy.version,
-            deploy.notes.clone().unwrap_or_default()
-        );
-        let ci = Actor::new(UserName::system("ci"), Source::System);
-        for id in fixes(&text, &self.config.tickets.prefix) {
-            let Some(t) = view.ticket(&id)? else { continue };
-            if !matches!(
-                t.state,
-                TicketState::Open | TicketState::Assigned | TicketState::InProgress
-            ) {
-                continue;
-            }
-            let note = format!(
-                "fixed by {} ({} {} to {})",
-                run.id, deploy.service, deploy.version, deploy.env
-            );
-            let nt = self.system_move(out, &t, &ci, Action::Resolve { note }, now)?;
-            run.tickets.push(nt.id.clone());
-            out.writes.push(Write::Ticket(nt));
-        }
-        Ok(())
+/// Whether `user` may run a command at all, as the rules that decide it
+/// see it: for builds and deploys, the jobs' `who` and the environments'
+/// approvers (the checks [`Engine::deploy_run`], `approve` and `build`
+/// make), for ticket moves the ticket rules (`ticket::may_ever`), for the
+/// others the command's declaration (which `/alert` and `/oncall set`
+/// check too). `/help` lists what this admits.
+pub(crate) fn may_run(config: &Config, org: &Org, user: &UserName, command: CommandName) -> bool {
+    let envs = || {
+        config
+            .services
+            .values()
+            .flat_map(|s| s.environments.values())
+    };
+    let deploys = || envs().any(|e| config.jobs.get(&e.job).is_some_and(|j| j.admits(user, org)));
+    let approves = || envs().any(|e| e.protected && e.approves(user, org));
+    let builds = || config.jobs.values().any(|j| j.admits(user, org));
+    let ticket_move = |kind| crate::engine::tickets::may_ever(kind, user, org);
+    use crate::engine::tickets::Kind;
+    match command {
+        // Ticket moves: whom the ticket rules let make them.
+        CommandName::TicketAssign => ticket_move(Kind::Assign),
+        CommandName::TicketTake => ticket_move(Kind::Take),
+        CommandName::TicketResolve => ticket_move(Kind::Resolve),
+        CommandName::TicketQa => ticket_move(Kind::Qa),
+        CommandName::TicketVerify => ticket_move(Kind::Verify),
+        CommandName::TicketReject => ticket_move(Kind::Reject),
+        CommandName::TicketReopen => ticket_move(Kind::Reopen),
+        CommandName::TicketComment => ticket_move(Kind::Comment),
+        CommandName::Build => builds(),
+        CommandName::BuildCancel => builds() || org.is_operator(user),
+        CommandName::Deploy | CommandName::Rollback => deploys(),
+        CommandName::Approve => approves(),
+        // Approvers deny; requesters withdraw their own.
+        CommandName::Deny => approves() || deploys(),
+        other => other.spec().who.admits(user, org),
     }
+}
+
+/// The people an environment's approvers are.
+fn approver_people(cx: &Cx<'_>, env: &Environment) -> Vec<UserName> {
+    let org = &cx.org;
+    let mut out: Vec<UserName> = org
+        .people()
+        .into_iter()
+        .filter(|p| env.approvers.iter().any(|a| a.admits(p, org)))
+        .collect();
+    out.dedup();
+    out
+}
+
+fn deploy_channels(cx: &Cx<'_>, run: &Run) -> Vec<ChannelName> {
+    let mut out = vec![run.channel.clone()];
+    let team = run
+        .deploy
+        .as_ref()
+        .and_then(|d| cx.config.services.get(&d.service))
+        .and_then(|s| s.team.as_ref())
+        .and_then(|t| cx.org.team(t));
+    if let Some(t) = team {
+        if !out.contains(&t.channel) {
+            out.push(t.channel.clone());
+        }
+    }
+    out
+}
+
+/// `/rollback service:… env:…`: the last version that succeeded before
+/// the current one, deployed again (with approval where needed).
+pub(crate) fn rollback(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    channel: &ChannelName,
+    service: &str,
+    env: &str,
+) -> Result<Decision, EngineError> {
+    let svc = service_named(cx, service)?;
+    let environment = environment_named(svc, env)?;
+    let key = format!("{}/{}", svc.name, environment.name);
+    let history = cx.view.history(&key)?;
+    let current = history.last();
+    let Some(target) = history
+        .iter()
+        .rev()
+        .find(|d| Some(&d.version) != current.map(|c| &c.version))
+    else {
+        return Err(UserError::new(format!(
+            "{key} has no earlier successful version to roll back to (deployed: {})",
+            if history.is_empty() {
+                "nothing yet".to_string()
+            } else {
+                history
+                    .iter()
+                    .map(|d| d.version.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ))
+        .into());
+    };
+    let version = target.version.clone();
+    let run = target.run;
+    let ask = DeployAsk {
+        service,
+        env,
+        version: Some(&version),
+        notes: None,
+        rollback_of: Some(run),
+    };
+    start_deploy(cx, actor, channel, ask)
+}
+
+fn waiting(cx: &Cx<'_>, id: RunId) -> Result<(Run, Deploy, Environment), EngineError> {
+    let Some(run) = cx.view.run(id)? else {
+        return Err(UserError::new(format!("there is no run {id}; /runs lists them")).into());
+    };
+    let Some(deploy) = run.deploy.clone() else {
+        return Err(
+            UserError::new(format!("{id} is a build, not a deploy: nothing to approve")).into(),
+        );
+    };
+    if run.state != RunState::WaitingApproval {
+        return Err(UserError::new(format!(
+            "{id} is not waiting for approval; it is {}",
+            run.state
+        ))
+        .into());
+    }
+    let env = cx
+        .config
+        .services
+        .get(&deploy.service)
+        .and_then(|s| s.environments.get(&deploy.env))
+        .cloned()
+        .ok_or_else(|| {
+            UserError::new(format!(
+                "{}/{} is no longer configured",
+                deploy.service, deploy.env
+            ))
+        })?;
+    Ok((run, deploy, env))
+}
+
+/// `/approve run:…`: an approver who is not the requester.
+pub(crate) fn approve(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decision, EngineError> {
+    let (mut run, mut deploy, env) = waiting(cx, id)?;
+    let org = &cx.org;
+    let who = describe(&env.approvers, org);
+    if run.requester == actor.name {
+        return Err(UserError::new(format!(
+            "you asked for {id}: someone else must approve it ({who})"
+        ))
+        .into());
+    }
+    if !env.approves(&actor.name, org) {
+        return Err(UserError::new(format!(
+            "only {who} may approve deploys to {}/{}",
+            deploy.service, deploy.env
+        ))
+        .into());
+    }
+    deploy.approved_by = Some(actor.name.clone());
+    run.deploy = Some(deploy);
+    step_run(
+        &mut run,
+        actor,
+        RunState::Queued,
+        format!("approved by {}", actor.name),
+        cx.now,
+    );
+    let mut out = Out::new();
+    out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
+        run: id,
+        job: run.job.clone(),
+        params: run.params.clone(),
+    })));
+    cx.progress_of(&mut out, &run);
+    out.writes.push(Write::Run(run));
+    Ok(Decision {
+        reply: Some(Reply::private(format!("{id} is approved and starts now."))),
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// `/deny run:… reason:…`: an approver, or the requester withdrawing it.
+pub(crate) fn deny(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    id: RunId,
+    reason: &str,
+) -> Result<Decision, EngineError> {
+    let (mut run, deploy, env) = waiting(cx, id)?;
+    let org = &cx.org;
+    if run.requester != actor.name && !env.approves(&actor.name, org) {
+        return Err(UserError::new(format!(
+            "only {} or {} who asked for it may deny {id}",
+            describe(&env.approvers, org),
+            run.requester
+        ))
+        .into());
+    }
+    step_run(
+        &mut run,
+        actor,
+        RunState::Cancelled,
+        format!("denied by {}: {}", actor.name, one_line(reason, 300)),
+        cx.now,
+    );
+    run.finished_at = Some(cx.now);
+    let mut out = Out::new();
+    cx.progress_of(&mut out, &run);
+    out.writes.push(Write::Lock(deploy.key(), None));
+    out.writes.push(Write::Run(run));
+    Ok(Decision {
+        reply: Some(Reply::private(format!("{id} is denied."))),
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// After a deploy ended: the lock is free; on success the history grows
+/// and `fixes OPS-N` resolves those tickets.
+pub(crate) fn after_deploy(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    run: &mut Run,
+    success: bool,
+) -> Result<(), EngineError> {
+    let Some(deploy) = run.deploy.clone() else {
+        return Ok(());
+    };
+    let key = deploy.key();
+    if cx.view.lock(&key)? == Some(run.id) {
+        out.writes.push(Write::Lock(key.clone(), None));
+    }
+    if !success {
+        return Ok(());
+    }
+    let mut history = cx.view.history(&key)?;
+    history.push(Deployed {
+        run: run.id,
+        version: deploy.version.clone(),
+        at: cx.now,
+    });
+    if history.len() > 50 {
+        history.drain(..history.len() - 50);
+    }
+    out.writes.push(Write::History(key.clone(), history));
+    let text = format!(
+        "{} {}",
+        deploy.version,
+        deploy.notes.clone().unwrap_or_default()
+    );
+    let ci = Actor::new(UserName::system("ci"), Source::System);
+    for id in fixes(&text, &cx.config.tickets.prefix) {
+        let Some(t) = cx.view.ticket(&id)? else {
+            continue;
+        };
+        if !matches!(
+            t.state,
+            TicketState::Open | TicketState::Assigned | TicketState::InProgress
+        ) {
+            continue;
+        }
+        let note = format!(
+            "fixed by {} ({} {} to {})",
+            run.id, deploy.service, deploy.version, deploy.env
+        );
+        let nt = cx.system_move(out, &t, &ci, Action::Resolve { note })?;
+        run.tickets.push(nt.id.clone());
+        out.writes.push(Write::Ticket(nt));
+    }
+    Ok(())
 }
 
 /// The tickets a text says it fixes: `fixes OPS-12`, `Fixed ops-3`.
@@ -684,6 +656,7 @@ pub(crate) fn fixes(text: &str, prefix: &str) -> Vec<TicketId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
 
     fn shipped() -> Engine {
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
@@ -734,7 +707,7 @@ mod tests {
     #[test]
     fn no_decision_starts_a_deploy_job_past_its_gates() {
         let e = shipped();
-        let refused = |w: &[Write]| e.check_starts(w).is_err();
+        let refused = |w: &[Write]| check_starts(&e.config, w).is_err();
         assert!(!refused(&start("build-web", None)));
         assert!(refused(&start("deploy-web", None)));
         assert!(refused(&start("deploy-web", deploy("production", None))));
@@ -760,7 +733,7 @@ mod tests {
             }
             for u in &people {
                 assert_eq!(
-                    e.may_run(u, c),
+                    may_run(&e.config, org, u, c),
                     c.spec().who.admits(u, org),
                     "{} for {u}",
                     c.spec().full_name()
@@ -768,8 +741,13 @@ mod tests {
             }
         }
         let bob = UserName::parse("bob").expect("a name");
-        assert!(e.may_run(&bob, CommandName::Deploy));
-        assert!(!e.may_run(&bob, CommandName::Approve));
+        assert!(may_run(&e.config, &e.config.org, &bob, CommandName::Deploy));
+        assert!(!may_run(
+            &e.config,
+            &e.config.org,
+            &bob,
+            CommandName::Approve
+        ));
     }
 
     #[test]

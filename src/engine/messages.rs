@@ -2,9 +2,13 @@
 //! `comment.rs`): each takes the state and returns the [`Rich`] text a person
 //! reads.
 
+use crate::domain::alert::Silence;
+use crate::domain::policy::clock;
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
 use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
+use crate::domain::{Priority, Timestamp};
+use crate::engine::tickets::Action;
 
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
@@ -321,6 +325,334 @@ pub fn channel_refused(channel: &ChannelName, why: &str) -> Rich {
         )
 }
 
+/// The first line of a new ticket's thread: who opened it, and what they
+/// wrote.
+pub fn ticket_opened_story(by: &UserName, title: &str, description: Option<&str>) -> Rich {
+    let story = Rich::new()
+        .text(format!("{by} opened this ticket: "))
+        .quoted(one_line(title, 256));
+    match description {
+        Some(d) => story.text("\n").quoted(clip_plain(d, 1500)),
+        None => story,
+    }
+}
+
+/// The answer to whoever opened a ticket.
+pub fn ticket_opened_reply(id: &TicketId, team: Option<&TeamName>, ops: &ChannelName) -> Rich {
+    Rich::new()
+        .text("Opened ")
+        .bold(id.to_string())
+        .text(match team {
+            Some(team) => format!(" for team {team}."),
+            None => format!(" in #{ops}."),
+        })
+}
+
+/// The answer to whoever started a run.
+pub fn run_started_reply(id: RunId, job: &str, params: &str) -> Rich {
+    Rich::new()
+        .text("Started ")
+        .bold(id.to_string())
+        .text(format!(": {job} "))
+        .quoted(params.to_string())
+        .text(format!(". Cancel it with /build cancel run:{id}"))
+}
+
+/// A failed run's last lines of output, in the channel it was asked in.
+pub fn run_failed_output(id: RunId, job: &str, reason: &str, last_lines: &str) -> Rich {
+    Rich::new()
+        .text(format!(
+            "{id} {job} failed ({reason}). The output ends with:\n"
+        ))
+        .quoted(clip_plain(last_lines, 1500))
+}
+
+/// In the thread of the ticket a job's failure opened: it failed again.
+pub fn run_failed_again(id: RunId) -> Rich {
+    Rich::new().text(format!("{id} failed again."))
+}
+
+/// In the thread of the ticket a job's failure opened: it passed.
+pub fn run_passed_fixed(id: RunId) -> Rich {
+    Rich::new().text(format!("{id} passed: fixed."))
+}
+
+/// `/runs`: the newest runs, one a line.
+pub fn runs_list(runs: &[Run]) -> Rich {
+    let mut r = Rich::new().text("Recent runs:");
+    for run in runs {
+        r = r
+            .text("\n  ")
+            .bold(run.id.to_string())
+            .text(format!(" · {} · {} · ", run.job, run.state))
+            .quoted(run.params_text())
+            .text(format!(" · by {}", run.requester));
+        if let Some(d) = run.duration_secs() {
+            r = r.text(format!(" · {d:.1} s"));
+        }
+    }
+    r
+}
+
+/// In a ticket's thread: what an operator mailed its customer.
+pub fn customer_comment_story(who: &UserName, text: &str) -> Rich {
+    Rich::new()
+        .text(format!("{who} wrote to the customer: "))
+        .quoted(clip_plain(text, 1500))
+}
+
+/// The answer to whoever wrote to a ticket's customer.
+pub fn customer_comment_reply(id: &TicketId) -> Rich {
+    Rich::new().text(format!("Comment added to {id} and mailed to the customer."))
+}
+
+/// The matchers of a silence, as typed.
+fn matchers_text(s: &Silence) -> String {
+    s.matchers
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// In the operations channel: someone silenced alerts.
+pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Rich {
+    let body = Rich::new()
+        .text(format!("{who} silenced alerts matching "))
+        .quoted(matchers_text(s))
+        .text(format!(
+            " for {} (until {}): silence {}",
+            humantime::format_duration(duration),
+            s.until.format("%Y-%m-%d %H:%M UTC"),
+            s.id
+        ));
+    match &s.comment {
+        Some(c) => body.text(" — ").quoted(one_line(c, 200)),
+        None => body,
+    }
+}
+
+/// The answer to whoever set a silence.
+pub fn silence_set_reply(s: &Silence) -> Rich {
+    let id = s.id;
+    Rich::new().text(format!(
+        "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
+        s.until.format("%Y-%m-%d %H:%M UTC")
+    ))
+}
+
+/// In the operations channel: someone ended a silence.
+pub fn silence_ended(who: &str, s: &Silence) -> Rich {
+    Rich::new()
+        .text(format!("{who} ended silence {} (", s.id))
+        .quoted(matchers_text(s))
+        .text(").")
+}
+
+/// The answer to whoever ended a silence.
+pub fn silence_ended_reply(id: u64) -> Rich {
+    Rich::new().text(format!("Silence {id} ended."))
+}
+
+/// `/alert silences`, when some are in force.
+pub fn silences_list(active: &[&Silence]) -> Rich {
+    let noun = if active.len() == 1 {
+        "silence"
+    } else {
+        "silences"
+    };
+    let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
+    for s in active {
+        r = r
+            .text(format!(
+                "\n  {} · until {} · by {} · ",
+                s.id,
+                s.until.format("%Y-%m-%d %H:%M UTC"),
+                s.created_by
+            ))
+            .quoted(matchers_text(s));
+    }
+    r
+}
+
+/// In a team's channel: someone stands in on call.
+pub fn oncall_override_set(
+    team: &TeamName,
+    user: &UserName,
+    until: Timestamp,
+    by: &UserName,
+) -> Rich {
+    Rich::new()
+        .text(format!("On call for {team} now: "))
+        .mention(user)
+        .text(format!(" until {} (override set by {by}).", clock(until)))
+}
+
+/// In a ticket's thread: an escalation's reminder that nobody took it.
+pub fn deadline_reminder(
+    id: &TicketId,
+    waited: &str,
+    take: &str,
+    assignee: Option<&UserName>,
+) -> Rich {
+    let body = Rich::new().text(format!(
+        "Reminder: nobody has taken {id} for {waited}. {take}"
+    ));
+    match assignee {
+        Some(a) => body.text(" ").mention(a),
+        None => body,
+    }
+}
+
+/// In a ticket's thread: an escalation raised its priority.
+pub fn priority_raised(before: Priority, after: Priority, waited: &str) -> Rich {
+    Rich::new().text(format!(
+        "Priority raised from {before} to {after}: nobody has taken it for {waited}."
+    ))
+}
+
+/// In a team's channel: who is on call from this handoff, until when,
+/// for whom they stand in, and who is next.
+pub fn oncall_handoff(
+    team: &TeamName,
+    who: &UserName,
+    until: Timestamp,
+    standing_in_for: Option<&UserName>,
+    next: Option<&UserName>,
+) -> Rich {
+    let mut body = Rich::new()
+        .text(format!("On call for {team} now: "))
+        .mention(who)
+        .text(format!(" until {}", clock(until)));
+    if let Some(u) = standing_in_for {
+        body = body.text(format!(" (standing in for {u})"));
+    }
+    if let Some(next) = next {
+        body = body.text(format!("; next: {next}."));
+    }
+    body
+}
+
+/// A ticket command as a person types it.
+fn ticket_cmd(id: &TicketId, c: &str) -> String {
+    format!("/ticket {c} id:{id}")
+}
+
+/// The word for a move that sends a ticket back.
+fn back_verb(reopened: bool) -> &'static str {
+    if reopened {
+        "reopened"
+    } else {
+        "rejected"
+    }
+}
+
+/// The post in QA's channel for a ticket sent to QA.
+pub fn ticket_sent_to_qa(t: &Ticket, who: &str) -> Rich {
+    ticket_head(t)
+        .text(format!(" — sent to QA by {who}. Fix: "))
+        .quoted(one_line(t.resolution.as_deref().unwrap_or(""), 300))
+        .text(format!(
+            ". Test it, then {} or {} reason:…",
+            ticket_cmd(&t.id, "verify"),
+            ticket_cmd(&t.id, "reject")
+        ))
+}
+
+/// The post for a ticket rejected or reopened (`reopened`): who it went
+/// back to, and how they take it again.
+pub fn ticket_sent_back(t: &Ticket, who: &str, reopened: bool, reason: &str) -> Rich {
+    let verb = back_verb(reopened);
+    let body = ticket_head(t)
+        .text(format!(" — {verb} by {who}: "))
+        .quoted(one_line(reason, 300));
+    match (&t.team, &t.assignee) {
+        (Some(team), Some(a)) => body
+            .text(format!(". Back to team {team}: "))
+            .mention(a)
+            .text(format!(
+                ", take it again with {}",
+                ticket_cmd(&t.id, "take")
+            )),
+        (Some(team), None) => body.text(format!(
+            ". Back to team {team}: {}",
+            ticket_cmd(&t.id, "take")
+        )),
+        _ => body.text(". It is open again, for the operators to route."),
+    }
+}
+
+/// The line in a ticket's thread for a move by `who`.
+pub fn ticket_move_story(who: &str, action: &Action) -> Rich {
+    match action {
+        Action::AssignTeam(team) => Rich::new().text(format!("{who} assigned it to team {team}.")),
+        Action::AssignUser { team, user } => {
+            Rich::new().text(format!("{who} assigned it to {user} of team {team}."))
+        }
+        Action::Take => Rich::new().text(format!("{who} took it; it is in progress.")),
+        Action::Resolve { note } => Rich::new()
+            .text(format!("{who} resolved it: "))
+            .quoted(clip_plain(note, 1500)),
+        Action::SendToQa => Rich::new().text(format!("{who} sent it to QA.")),
+        Action::Verify => {
+            Rich::new().text(format!("{who} verified the fix; the ticket is closed."))
+        }
+        Action::Reject { reason } | Action::Reopen { reason } => {
+            let verb = back_verb(matches!(action, Action::Reopen { .. }));
+            Rich::new()
+                .text(format!("{who} {verb} it: "))
+                .quoted(clip_plain(reason, 1500))
+        }
+        Action::Comment { text } => Rich::new()
+            .text(format!("{who}: "))
+            .quoted(clip_plain(text, 1500)),
+    }
+}
+
+/// The answer to whoever made a move, from the ticket as the move left it.
+pub fn ticket_move_reply(t: &Ticket, action: &Action) -> Rich {
+    let id = &t.id;
+    match action {
+        Action::AssignTeam(team) => Rich::new().text(format!("{id} is now with team {team}.")),
+        Action::AssignUser { user, .. } => {
+            Rich::new().text(format!("{id} is now assigned to {user}."))
+        }
+        Action::Take => Rich::new().text(format!(
+            "You have {id}. When it is fixed: {} note:\"…\"",
+            ticket_cmd(id, "resolve")
+        )),
+        Action::Resolve { .. } => {
+            Rich::new().text(format!("{id} is resolved; an operator will verify it."))
+        }
+        Action::SendToQa => Rich::new().text(format!("{id} is with QA now.")),
+        Action::Verify => Rich::new().text(format!("{id} is closed.")),
+        Action::Reject { .. } | Action::Reopen { .. } => {
+            let verb = back_verb(matches!(action, Action::Reopen { .. }));
+            let back = match (&t.team, &t.assignee) {
+                (Some(team), Some(a)) => format!("team {team} ({a})"),
+                (Some(team), None) => format!("team {team}"),
+                _ => "the operators".to_string(),
+            };
+            Rich::new().text(format!("{id} is {verb}; it went back to {back}."))
+        }
+        Action::Comment { .. } => Rich::new().text(format!("Comment added to {id}.")),
+    }
+}
+
+/// Fills `{ticket}`, `{subject}`, `{message}` and `{note}` in a template.
+pub(crate) fn fill(template: &str, t: &Ticket, message: &str, note: &str) -> String {
+    template
+        .replace("{ticket}", &t.id.to_string())
+        .replace("{subject}", &t.title)
+        .replace("{message}", message)
+        .replace("{note}", note)
+}
+
+/// A subject is one line, whatever the template and the customer wrote.
+pub(crate) fn subject_line(s: &str) -> String {
+    one_line(s, 250)
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -374,6 +706,148 @@ mod tests {
             v.extend(extra);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn opening_runs_and_customer_comments_read() {
+        let t = ticket();
+        let ops = ChannelName::parse("ops").unwrap();
+        let lines = [
+            ticket_opened_story(&user("olivia"), &t.title, t.description.as_deref()).to_plain(),
+            ticket_opened_story(&user("olivia"), &t.title, None).to_plain(),
+            ticket_opened_reply(&t.id, Some(&team("backend")), &ops).to_plain(),
+            ticket_opened_reply(&t.id, None, &ops).to_plain(),
+            run_started_reply(RunId(12), "build-web", "ref=main").to_plain(),
+            run_failed_output(RunId(12), "build-web", "exit 1", "error[E0308]: mismatched types\nbuild failed").to_plain(),
+            run_failed_again(RunId(12)).to_plain(),
+            run_passed_fixed(RunId(12)).to_plain(),
+            runs_list(&[run("running", serde_json::json!({})), run("succeeded", serde_json::json!({"started_at": "2026-03-02T14:05:10Z", "finished_at": "2026-03-02T14:06:40Z"}))]).to_plain(),
+            customer_comment_story(&user("olivia"), "We found the cause and are rolling out a fix.").to_plain(),
+            customer_comment_reply(&t.id).to_plain(),
+        ];
+        insta::assert_snapshot!("opening_runs_and_customer_comments", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn silences_and_overrides_read() {
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut s: Silence = serde_json::from_value(serde_json::json!({
+            "id": 3,
+            "matchers": ["alertname=DiskFull", "env=~prod|staging"],
+            "until": "2026-03-02T16:05:00Z",
+            "created_by": "olivia",
+            "created_at": "2026-03-02T14:05:00Z",
+        }))
+        .unwrap();
+        let two_hours = std::time::Duration::from_secs(2 * 3600);
+        let mut lines = vec![silence_set("olivia", &s, two_hours).to_plain()];
+        s.comment = Some("DB failover drill".into());
+        lines.push(silence_set("olivia", &s, two_hours).to_plain());
+        lines.push(silence_set_reply(&s).to_plain());
+        lines.push(silence_ended("bob", &s).to_plain());
+        lines.push(silence_ended_reply(3).to_plain());
+        lines.push(silences_list(&[&s]).to_plain());
+        lines.push(silences_list(&[&s, &s]).to_plain());
+        lines.push(
+            oncall_override_set(
+                &team("backend"),
+                &user("bella"),
+                at("2026-03-03T08:00:00Z"),
+                &user("bob"),
+            )
+            .to_plain(),
+        );
+        insta::assert_snapshot!("silences_and_overrides", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn escalations_and_handoffs_read() {
+        let t = ticket();
+        let until: Timestamp = "2026-03-03T08:00:00Z".parse().unwrap();
+        let take = "Take it with /ticket take id:OPS-7";
+        let lines = [
+            deadline_reminder(&t.id, "2h", take, None).to_plain(),
+            deadline_reminder(&t.id, "2h", take, Some(&user("bella"))).to_plain(),
+            priority_raised(Priority::P3, Priority::P2, "4h").to_plain(),
+            oncall_handoff(
+                &team("backend"),
+                &user("bert"),
+                until,
+                None,
+                Some(&user("bob")),
+            )
+            .to_plain(),
+            oncall_handoff(
+                &team("backend"),
+                &user("bella"),
+                until,
+                Some(&user("bert")),
+                None,
+            )
+            .to_plain(),
+        ];
+        insta::assert_snapshot!("escalations_and_handoffs", lines.join("\n---\n"));
+    }
+
+    /// Every move's words: the thread's line, the answer, and the posts of
+    /// QA and of a ticket sent back.
+    #[test]
+    fn ticket_moves_read() {
+        let mut t = ticket();
+        t.team = Some(team("backend"));
+        t.assignee = Some(user("bella"));
+        t.resolution = Some("Pinned the pool size back to 20.".into());
+        let note = "Pinned the pool size back to 20.".to_string();
+        let reason = "Still 502s under load".to_string();
+        let moves = [
+            Action::AssignTeam(team("backend")),
+            Action::AssignUser {
+                team: team("backend"),
+                user: user("bella"),
+            },
+            Action::Take,
+            Action::Resolve { note },
+            Action::SendToQa,
+            Action::Verify,
+            Action::Reject {
+                reason: reason.clone(),
+            },
+            Action::Reopen {
+                reason: reason.clone(),
+            },
+            Action::Comment {
+                text: "Looking at the pool metrics now.".into(),
+            },
+        ];
+        let lines: Vec<String> = moves
+            .iter()
+            .map(|a| {
+                format!(
+                    "{:?}\n  thread: {}\n  reply: {}",
+                    a.kind(),
+                    ticket_move_story("bob", a).to_plain(),
+                    ticket_move_reply(&t, a).to_plain()
+                )
+            })
+            .collect();
+        insta::assert_snapshot!("ticket_moves", lines.join("\n"));
+        insta::assert_snapshot!("ticket_sent_to_qa", ticket_sent_to_qa(&t, "bob").to_plain());
+        let mut back = vec![ticket_sent_back(&t, "quinn", false, &reason).to_plain()];
+        t.assignee = None;
+        back.push(ticket_sent_back(&t, "olivia", true, &reason).to_plain());
+        back.push(
+            ticket_move_reply(
+                &t,
+                &Action::Reopen {
+                    reason: reason.clone(),
+                },
+            )
+            .to_plain(),
+        );
+        t.team = None;
+        back.push(ticket_sent_back(&t, "olivia", true, &reason).to_plain());
+        back.push(ticket_move_reply(&t, &Action::Reopen { reason }).to_plain());
+        insta::assert_snapshot!("ticket_sent_back", back.join("\n"));
     }
 
     #[test]

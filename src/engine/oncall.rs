@@ -6,14 +6,15 @@ use chrono_tz::Tz;
 
 use crate::domain::org::AssignPolicy;
 use crate::domain::policy::clock;
-use crate::domain::rich::Rich;
 pub use crate::domain::rotation::{
     live, local_instant, next_change, on_call, Override, Period, Rotation, Shift,
 };
 use crate::domain::{Actor, ChannelName};
 use crate::domain::{TeamName, Timestamp, UserName};
+use crate::engine::context::{Cx, Out};
+use crate::engine::effect::{Decision, Reply, Write};
+use crate::engine::messages;
 use crate::engine::tickets::{self, Action};
-use crate::engine::{Decision, Engine, Out, Reply, View, Write};
 use crate::error::{EngineError, UserError};
 
 /// The longest an override may last.
@@ -54,230 +55,198 @@ fn too_far(raw: &str) -> UserError {
     ))
 }
 
-impl Engine {
-    pub(crate) fn rotation(&self, team: &TeamName) -> Result<&Rotation, UserError> {
-        let org = &self.config.org;
-        if org.team(team).is_none() {
-            return Err(tickets::unknown_team(team, org));
-        }
-        self.config.policy.oncall.get(team).ok_or_else(|| {
-            let with: Vec<&str> = self
-                .config
-                .policy
-                .oncall
-                .keys()
-                .map(|t| t.as_str())
-                .collect();
-            UserError::new(format!(
-                "team {team} has no on-call rotation; teams with one: {}",
-                if with.is_empty() {
-                    "none (add [oncall.TEAM] to bot.toml)".to_string()
-                } else {
-                    with.join(", ")
-                }
-            ))
-        })
+pub(crate) fn rotation<'a>(cx: &Cx<'a>, team: &TeamName) -> Result<&'a Rotation, UserError> {
+    let org = &cx.org;
+    if org.team(team).is_none() {
+        return Err(tickets::unknown_team(team, org));
     }
-
-    /// `/ticket assign team:…`: the team, its on-call person, or its
-    /// least-loaded member, as the team's `assign` says.
-    pub(crate) fn assign_to_team(
-        &self,
-        view: &dyn View,
-        team: &TeamName,
-        now: Timestamp,
-    ) -> Result<Action, EngineError> {
-        let org = &self.config.org;
-        let Some(tm) = org.team(team) else {
-            return Err(tickets::unknown_team(team, org).into());
-        };
-        match tm.assign {
-            AssignPolicy::Team => Ok(Action::AssignTeam(team.clone())),
-            AssignPolicy::Oncall => {
-                let rot = self.rotation(team)?;
-                let overrides = view.overrides(team)?;
-                match on_call(rot, &overrides, now) {
-                    Some((user, _)) => Ok(Action::AssignUser {
-                        team: team.clone(),
-                        user,
-                    }),
-                    None => Ok(Action::AssignTeam(team.clone())),
-                }
+    cx.config.policy.oncall.get(team).ok_or_else(|| {
+        let with: Vec<&str> = cx.config.policy.oncall.keys().map(|t| t.as_str()).collect();
+        UserError::new(format!(
+            "team {team} has no on-call rotation; teams with one: {}",
+            if with.is_empty() {
+                "none (add [oncall.TEAM] to bot.toml)".to_string()
+            } else {
+                with.join(", ")
             }
-            AssignPolicy::LeastLoaded => {
-                let mut best: Option<(u64, &UserName)> = None;
-                for m in &tm.members {
-                    let load = view.load(m)?;
-                    if best.is_none_or(|(b, _)| load < b) {
-                        best = Some((load, m));
-                    }
-                }
-                Ok(match best {
-                    Some((_, user)) => Action::AssignUser {
-                        team: team.clone(),
-                        user: user.clone(),
-                    },
-                    None => Action::AssignTeam(team.clone()),
-                })
+        ))
+    })
+}
+
+/// `/ticket assign team:…`: the team, its on-call person, or its
+/// least-loaded member, as the team's `assign` says.
+pub(crate) fn assign_to_team(cx: &Cx<'_>, team: &TeamName) -> Result<Action, EngineError> {
+    let org = &cx.org;
+    let Some(tm) = org.team(team) else {
+        return Err(tickets::unknown_team(team, org).into());
+    };
+    match tm.assign {
+        AssignPolicy::Team => Ok(Action::AssignTeam(team.clone())),
+        AssignPolicy::Oncall => {
+            let rot = rotation(cx, team)?;
+            let overrides = cx.view.overrides(team)?;
+            match on_call(rot, &overrides, cx.now) {
+                Some((user, _)) => Ok(Action::AssignUser {
+                    team: team.clone(),
+                    user,
+                }),
+                None => Ok(Action::AssignTeam(team.clone())),
             }
         }
-    }
-
-    /// The on-call person of a team with a rotation, at `now`.
-    pub(crate) fn on_call_now(
-        &self,
-        view: &dyn View,
-        team: &TeamName,
-        now: Timestamp,
-    ) -> Result<Option<UserName>, EngineError> {
-        let Some(rot) = self.config.policy.oncall.get(team) else {
-            return Ok(None);
-        };
-        let overrides = view.overrides(team)?;
-        Ok(on_call(rot, &overrides, now).map(|(u, _)| u))
-    }
-
-    /// `/oncall [team:…]`: who is on call now and next.
-    pub(crate) fn oncall_show(
-        &self,
-        view: &dyn View,
-        team: Option<&TeamName>,
-        now: Timestamp,
-    ) -> Result<Reply, EngineError> {
-        let teams: Vec<&Rotation> = match team {
-            Some(t) => vec![self.rotation(t)?],
-            None => self.config.policy.oncall.values().collect(),
-        };
-        if teams.is_empty() {
-            return Ok(Reply::private(
-                "No team has an on-call rotation; add [oncall.TEAM] to bot.toml.",
-            ));
+        AssignPolicy::LeastLoaded => {
+            let mut best: Option<(u64, &UserName)> = None;
+            for m in &tm.members {
+                let load = cx.view.load(m)?;
+                if best.is_none_or(|(b, _)| load < b) {
+                    best = Some((load, m));
+                }
+            }
+            Ok(match best {
+                Some((_, user)) => Action::AssignUser {
+                    team: team.clone(),
+                    user: user.clone(),
+                },
+                None => Action::AssignTeam(team.clone()),
+            })
         }
-        let mut lines = Vec::new();
-        for rot in teams {
-            let overrides = view.overrides(&rot.team)?;
-            let Some((who, by)) = on_call(rot, &overrides, now) else {
-                continue;
-            };
-            let mut line = format!("{}: {who} is on call now", rot.team);
-            if let Some(o) = by {
-                line.push_str(&format!(" (override set by {})", o.by));
-            }
-            match next_change(rot, &overrides, now) {
-                Some((at, next)) => line.push_str(&format!(
-                    " until {} ({}); next: {next}",
-                    clock(at),
-                    at.with_timezone(&rot.tz).format("%a %H:%M %Z")
-                )),
-                None => line.push_str("; nobody else takes over"),
-            }
+    }
+}
+
+/// The on-call person of a team with a rotation, at `now`.
+pub(crate) fn on_call_now(cx: &Cx<'_>, team: &TeamName) -> Result<Option<UserName>, EngineError> {
+    let Some(rot) = cx.config.policy.oncall.get(team) else {
+        return Ok(None);
+    };
+    let overrides = cx.view.overrides(team)?;
+    Ok(on_call(rot, &overrides, cx.now).map(|(u, _)| u))
+}
+
+/// `/oncall [team:…]`: who is on call now and next.
+pub(crate) fn oncall_show(cx: &Cx<'_>, team: Option<&TeamName>) -> Result<Reply, EngineError> {
+    let teams: Vec<&Rotation> = match team {
+        Some(t) => vec![rotation(cx, t)?],
+        None => cx.config.policy.oncall.values().collect(),
+    };
+    if teams.is_empty() {
+        return Ok(Reply::private(
+            "No team has an on-call rotation; add [oncall.TEAM] to bot.toml.",
+        ));
+    }
+    let mut lines = Vec::new();
+    for rot in teams {
+        let overrides = cx.view.overrides(&rot.team)?;
+        let Some((who, by)) = on_call(rot, &overrides, cx.now) else {
+            continue;
+        };
+        let mut line = format!("{}: {who} is on call now", rot.team);
+        if let Some(o) = by {
+            line.push_str(&format!(" (override set by {})", o.by));
+        }
+        match next_change(rot, &overrides, cx.now) {
+            Some((at, next)) => line.push_str(&format!(
+                " until {} ({}); next: {next}",
+                clock(at),
+                at.with_timezone(&rot.tz).format("%a %H:%M %Z")
+            )),
+            None => line.push_str("; nobody else takes over"),
+        }
+        line.push_str(&format!(
+            ". Rotation: {} ({}, handoff {} {}).",
+            rot.members
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" → "),
+            rot.period.as_str(),
+            rot.handoff.format("%H:%M"),
+            rot.tz
+        ));
+        for o in live(&overrides, cx.now) {
             line.push_str(&format!(
-                ". Rotation: {} ({}, handoff {} {}).",
-                rot.members
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → "),
-                rot.period.as_str(),
-                rot.handoff.format("%H:%M"),
-                rot.tz
+                "\n  override: {} from {} until {} (by {})",
+                o.user,
+                clock(o.from),
+                clock(o.until),
+                o.by
             ));
-            for o in live(&overrides, now) {
-                line.push_str(&format!(
-                    "\n  override: {} from {} until {} (by {})",
-                    o.user,
-                    clock(o.from),
-                    clock(o.until),
-                    o.by
-                ));
-            }
-            lines.push(line);
         }
-        Ok(Reply::private(lines.join("\n")))
+        lines.push(line);
     }
+    Ok(Reply::private(lines.join("\n")))
+}
 
-    /// `/oncall set team:… user:… until:…`: an override from now.
-    pub(crate) fn oncall_set(
-        &self,
-        view: &dyn View,
-        actor: &Actor,
-        team: &TeamName,
-        user: &UserName,
-        until: &str,
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let org = &self.config.org;
-        let rot = self.rotation(team)?.clone();
-        let Some(tm) = org.team(team) else {
-            return Err(tickets::unknown_team(team, org).into());
-        };
-        if !org.is_operator(&actor.name) && !tm.members.contains(&actor.name) {
-            return Err(UserError::new(format!(
-                "only operators ({}) or members of {team} ({}) may set who is on call for {team}",
-                names(&org.operators),
-                names(&tm.members)
-            ))
-            .into());
-        }
-        if !tm.members.contains(user) {
-            return Err(UserError::new(format!(
-                "{user} is not a member of {team}; its members are: {}",
-                names(&tm.members)
-            ))
-            .into());
-        }
-        let until_raw = until;
-        let until = parse_until(until, rot.tz, now)?;
-        if until <= now {
-            return Err(UserError::new(format!(
-                "`until` is {}, which is not in the future; give a later time",
-                clock(until)
-            ))
-            .into());
-        }
-        if Duration::try_days(MAX_OVERRIDE_DAYS).is_none_or(|max| until - now > max) {
-            return Err(too_far(until_raw).into());
-        }
-        let mut overrides = live(&view.overrides(team)?, now);
-        if !rot.overlapping_overrides {
-            if let Some(o) = overrides.iter().find(|o| o.overlaps(now, until)) {
-                return Err(UserError::new(format!(
-                    "{team} already has an override for {} from {} until {}; overrides of {team} may not overlap (oncall.{team}.overlapping_overrides = false)",
-                    o.user,
-                    clock(o.from),
-                    clock(o.until)
-                ))
-                .into());
-            }
-        }
-        overrides.push(Override {
-            user: user.clone(),
-            from: now,
-            until,
-            by: actor.name.clone(),
-            at: now,
-        });
-        let mut out = Out::new();
-        let body = Rich::new()
-            .text(format!("On call for {team} now: "))
-            .mention(user)
-            .text(format!(
-                " until {} (override set by {}).",
-                clock(until),
-                actor.name
-            ));
-        let channel: ChannelName = tm.channel.clone();
-        out.post(&channel, None, body);
-        out.writes.push(Write::Overrides(team.clone(), overrides));
-        Ok(Decision {
-            reply: Some(Reply::private(format!(
-                "{user} is on call for {team} until {}.",
-                clock(until)
-            ))),
-            accepted: None,
-            writes: out.writes,
-        })
+/// `/oncall set team:… user:… until:…`: an override from now.
+pub(crate) fn oncall_set(
+    cx: &Cx<'_>,
+    actor: &Actor,
+    team: &TeamName,
+    user: &UserName,
+    until: &str,
+) -> Result<Decision, EngineError> {
+    let org = &cx.org;
+    let rot = rotation(cx, team)?.clone();
+    let Some(tm) = org.team(team) else {
+        return Err(tickets::unknown_team(team, org).into());
+    };
+    if !org.is_operator(&actor.name) && !tm.members.contains(&actor.name) {
+        return Err(UserError::new(format!(
+            "only operators ({}) or members of {team} ({}) may set who is on call for {team}",
+            names(&org.operators),
+            names(&tm.members)
+        ))
+        .into());
     }
+    if !tm.members.contains(user) {
+        return Err(UserError::new(format!(
+            "{user} is not a member of {team}; its members are: {}",
+            names(&tm.members)
+        ))
+        .into());
+    }
+    let until_raw = until;
+    let until = parse_until(until, rot.tz, cx.now)?;
+    if until <= cx.now {
+        return Err(UserError::new(format!(
+            "`until` is {}, which is not in the future; give a later time",
+            clock(until)
+        ))
+        .into());
+    }
+    if Duration::try_days(MAX_OVERRIDE_DAYS).is_none_or(|max| until - cx.now > max) {
+        return Err(too_far(until_raw).into());
+    }
+    let mut overrides = live(&cx.view.overrides(team)?, cx.now);
+    if !rot.overlapping_overrides {
+        if let Some(o) = overrides.iter().find(|o| o.overlaps(cx.now, until)) {
+            return Err(UserError::new(format!(
+                "{team} already has an override for {} from {} until {}; overrides of {team} may not overlap (oncall.{team}.overlapping_overrides = false)",
+                o.user,
+                clock(o.from),
+                clock(o.until)
+            ))
+            .into());
+        }
+    }
+    overrides.push(Override {
+        user: user.clone(),
+        from: cx.now,
+        until,
+        by: actor.name.clone(),
+        at: cx.now,
+    });
+    let mut out = Out::new();
+    let body = messages::oncall_override_set(team, user, until, &actor.name);
+    let channel: ChannelName = tm.channel.clone();
+    out.post(&channel, None, body);
+    out.writes.push(Write::Overrides(team.clone(), overrides));
+    Ok(Decision {
+        reply: Some(Reply::private(format!(
+            "{user} is on call for {team} until {}.",
+            clock(until)
+        ))),
+        accepted: None,
+        writes: out.writes,
+    })
 }
 
 fn names(v: &[UserName]) -> String {

@@ -6,8 +6,10 @@ use chrono::Duration;
 use crate::commands::ReportPeriod;
 use crate::domain::rich::Rich;
 use crate::domain::{TeamName, Timestamp};
+use crate::engine::context::{Cx, Out};
+use crate::engine::effect::{Attachment, Decision, Effect, Reply, Write};
 use crate::engine::messages;
-use crate::engine::{Attachment, Decision, Engine, Out, QueryView, Reply, View, Write};
+use crate::engine::view::{QueryView, View};
 use crate::error::{EngineError, UserError};
 use crate::report::{chart, compute, render};
 
@@ -36,77 +38,67 @@ pub fn build(
     Ok((text, file))
 }
 
-impl Engine {
-    /// `/report [period:…] [team:…]`.
-    pub(crate) fn report(
-        &self,
-        view: &dyn QueryView,
-        period: ReportPeriod,
-        team: Option<&TeamName>,
-        now: Timestamp,
-    ) -> Result<Reply, EngineError> {
-        if let Some(t) = team {
-            if self.config.org.team(t).is_none() {
-                return Err(crate::engine::tickets::unknown_team(t, &self.config.org).into());
-            }
+/// `/report [period:…] [team:…]`.
+pub(crate) fn report(
+    cx: &Cx<'_>,
+    view: &dyn QueryView,
+    period: ReportPeriod,
+    team: Option<&TeamName>,
+) -> Result<Reply, EngineError> {
+    if let Some(t) = team {
+        if cx.org.team(t).is_none() {
+            return Err(crate::engine::tickets::unknown_team(t, cx.org).into());
         }
-        let (text, file) = build(view, period, team, now)?;
-        Ok(Reply {
-            body: Rich::new().text(text),
-            ephemeral: true,
-            file,
-        })
     }
+    let (text, file) = build(view, period, team, cx.now)?;
+    Ok(Reply {
+        body: Rich::new().text(text),
+        ephemeral: true,
+        file,
+    })
+}
 
-    /// On a timer tick: whether the weekly report's time came, and what is
-    /// then to do. The one place of the rule: the timer asks it before
-    /// computing the figures, and the decision asks it again.
-    pub fn weekly_report_due(
-        &self,
-        view: &dyn View,
-        now: Timestamp,
-    ) -> Result<Option<WeeklyDue>, EngineError> {
-        let Some(weekly) = self.config.policy.weekly_report else {
-            return Ok(None);
-        };
-        weekly_step(view, weekly.last_due(now))
-    }
+/// On a timer tick: whether the weekly report's time came, and what is
+/// then to do. The one place of the rule: the timer asks it before
+/// computing the figures, and the decision asks it again.
+pub(crate) fn weekly_report_due(cx: &Cx<'_>) -> Result<Option<WeeklyDue>, EngineError> {
+    let Some(weekly) = cx.config.policy.weekly_report else {
+        return Ok(None);
+    };
+    weekly_step(cx.view, weekly.last_due(cx.now))
+}
 
-    /// The weekly report for the scheduled instant `due`, posted once, with
-    /// the figures the timer computed.
-    pub(crate) fn scheduled_report(
-        &self,
-        view: &dyn View,
-        due: Timestamp,
-        figures: &str,
-        file: Option<&Attachment>,
-    ) -> Result<Decision, EngineError> {
-        let Some(step) = weekly_step(view, due)? else {
-            return Err(UserError::new("this weekly report was already posted").into());
-        };
-        let mut out = Out::new();
-        out.writes
-            .push(Write::Marker(WEEKLY_MARK.to_string(), due.timestamp()));
-        if !step.post {
-            // A new database notes the schedule; it reports from the next one.
-            return Ok(Decision {
-                reply: None,
-                accepted: None,
-                writes: out.writes,
-            });
-        }
-        out.post(self.ops(), None, messages::weekly_report(figures));
-        if let Some(crate::engine::Write::Effect(crate::engine::Effect::Post(p))) =
-            out.writes.last_mut()
-        {
-            p.file = file.cloned();
-        }
-        Ok(Decision {
+/// The weekly report for the scheduled instant `due`, posted once, with
+/// the figures the timer computed.
+pub(crate) fn scheduled_report(
+    cx: &Cx<'_>,
+    due: Timestamp,
+    figures: &str,
+    file: Option<&Attachment>,
+) -> Result<Decision, EngineError> {
+    let Some(step) = weekly_step(cx.view, due)? else {
+        return Err(UserError::new("this weekly report was already posted").into());
+    };
+    let mut out = Out::new();
+    out.writes
+        .push(Write::Marker(WEEKLY_MARK.to_string(), due.timestamp()));
+    if !step.post {
+        // A new database notes the schedule; it reports from the next one.
+        return Ok(Decision {
             reply: None,
             accepted: None,
             writes: out.writes,
-        })
+        });
     }
+    out.post(cx.ops(), None, messages::weekly_report(figures));
+    if let Some(Write::Effect(Effect::Post(p))) = out.writes.last_mut() {
+        p.file = file.cloned();
+    }
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
 }
 
 /// The marker that keeps the last weekly report's scheduled instant.

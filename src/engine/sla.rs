@@ -24,21 +24,15 @@
 use chrono::Duration;
 
 use crate::domain::rich::Rich;
-use crate::domain::{
-    Actor, ChannelName, EntryKind, Sla, Source, Ticket, TicketId, TicketState, Timestamp, UserName,
-};
+use crate::domain::{ChannelName, EntryKind, Ticket, TicketId, TicketState, Timestamp};
+use crate::engine::context::{sla_actor, Cx, Out};
+use crate::engine::effect::{Decision, Write};
 use crate::engine::messages;
-use crate::engine::{Decision, Engine, Out, View, Write};
 use crate::error::EngineError;
 
 pub use crate::domain::policy::{
     clock, human, later, Chain, Deadline, Policy, Step, WeeklyReport, MAX_SPAN, MAX_SPAN_WORDS,
 };
-
-/// The bot's name on the timeline for what deadlines do.
-pub(crate) fn sla_actor() -> Actor {
-    Actor::new(UserName::system("opsbot"), Source::System)
-}
 
 /// Whether a state counts as still waiting for someone to take it.
 fn unacknowledged(state: TicketState) -> bool {
@@ -52,424 +46,330 @@ fn unresolved(state: TicketState) -> bool {
     )
 }
 
-impl Engine {
-    /// Sets the deadlines of a ticket that opens or is reopened at `now`.
-    pub(crate) fn arm(&self, t: &mut Ticket, now: Timestamp) {
-        let d = self
-            .config
-            .policy
-            .deadlines
-            .get(&t.priority)
-            .copied()
-            .unwrap_or_default();
-        t.sla = Some(Sla {
-            ack_due: d.acknowledge.and_then(|x| later(now, x)),
-            resolve_due: d.resolve.and_then(|x| later(now, x)),
-            ..Sla::default()
-        });
-    }
-
-    /// Keeps the deadlines in step with a move; returns the text of a
-    /// timeline entry when the move stopped a running chain.
-    pub(crate) fn after_move(
-        &self,
-        t: &mut Ticket,
-        kind: EntryKind,
-        now: Timestamp,
-    ) -> Option<String> {
-        let d = self
-            .config
-            .policy
-            .deadlines
-            .get(&t.priority)
-            .copied()
-            .unwrap_or_default();
-        let mut stopped = None;
-        let sla = t.sla.get_or_insert_with(Sla::default);
-        let mut stop = |sla: &mut Sla, why: &str| {
-            if sla.step_due.take().is_some() {
-                stopped = Some(format!(
-                    "escalation {} stopped: {why}",
-                    sla.chain.as_deref().unwrap_or("")
-                ));
-            }
+/// A timer pass over tickets the store found due: breaches and
+/// escalation steps, each once, in the order they fell due.
+pub(crate) fn timers(cx: &Cx<'_>, tickets: &[TicketId]) -> Result<Decision, EngineError> {
+    let mut out = Out::new();
+    for id in tickets {
+        let Some(mut t) = cx.view.ticket(id)? else {
+            continue;
         };
-        match kind {
-            EntryKind::Taken => {
-                sla.acked_at.get_or_insert(now);
-                sla.ack_due = None;
-                stop(sla, "the ticket was taken");
-            }
-            EntryKind::Resolved => {
-                sla.acked_at.get_or_insert(now);
-                sla.resolved_at = Some(now);
-                sla.ack_due = None;
-                sla.resolve_due = None;
-                stop(sla, "the ticket was resolved");
-            }
-            EntryKind::Rejected => {
-                // The fix did not hold: the time to resolve starts again.
-                sla.resolved_at = None;
-                sla.resolve_due = d.resolve.and_then(|x| later(now, x));
-                sla.resolve_breached = false;
-            }
-            EntryKind::Reopened => {
-                *sla = Sla {
-                    ack_due: d.acknowledge.and_then(|x| later(now, x)),
-                    resolve_due: d.resolve.and_then(|x| later(now, x)),
-                    ..Sla::default()
-                };
-            }
-            _ => {}
-        }
-        stopped
-    }
-
-    /// A timer pass over tickets the store found due: breaches and
-    /// escalation steps, each once, in the order they fell due.
-    pub(crate) fn timers(
-        &self,
-        view: &dyn View,
-        tickets: &[TicketId],
-        now: Timestamp,
-    ) -> Result<Decision, EngineError> {
-        let mut out = Out::new();
-        for id in tickets {
-            let Some(mut t) = view.ticket(id)? else {
-                continue;
-            };
-            if self.run_timers(view, &mut t, &mut out, now)? {
-                out.writes.push(Write::Ticket(t));
-            }
-        }
-        self.handoffs(view, &mut out, now)?;
-        Ok(Decision {
-            reply: None,
-            accepted: None,
-            writes: out.writes,
-        })
-    }
-
-    /// Fires what is due on one ticket; returns whether it changed.
-    fn run_timers(
-        &self,
-        view: &dyn View,
-        t: &mut Ticket,
-        out: &mut Out,
-        now: Timestamp,
-    ) -> Result<bool, EngineError> {
-        let mut changed = false;
-        // Bounded: each turn fires one timer and moves it on.
-        for _ in 0..256 {
-            let Some(sla) = t.sla.clone() else {
-                break;
-            };
-            let ack = sla
-                .ack_due
-                .filter(|d| !sla.ack_breached && *d <= now && unacknowledged(t.state));
-            let res = sla
-                .resolve_due
-                .filter(|d| !sla.resolve_breached && *d <= now && unresolved(t.state));
-            let step = sla.step_due.filter(|d| *d <= now);
-            // The earliest first; at equal times, the breach before its chain.
-            let next = [(ack, 0u8), (step, 1), (res, 2)]
-                .into_iter()
-                .filter_map(|(d, k)| d.map(|d| (d, k)))
-                .min();
-            let Some((due, which)) = next else {
-                // Timers that can no longer fire (a state they do not apply
-                // to) leave the index.
-                if let Some(s) = t.sla.as_mut() {
-                    let stale_ack = s.ack_due.is_some_and(|d| d <= now) && !s.ack_breached;
-                    let stale_res = s.resolve_due.is_some_and(|d| d <= now) && !s.resolve_breached;
-                    if stale_ack {
-                        s.ack_due = None;
-                        changed = true;
-                    }
-                    if stale_res {
-                        s.resolve_due = None;
-                        changed = true;
-                    }
-                }
-                break;
-            };
-            changed = true;
-            match which {
-                0 => self.ack_breach(t, out, due, now),
-                1 => self.step(view, t, out, due, now)?,
-                _ => self.resolve_breach(t, out, due, now),
-            }
-        }
-        Ok(changed)
-    }
-
-    fn late(due: Timestamp, now: Timestamp) -> String {
-        if now - due > Duration::minutes(1) {
-            format!(" (due {}, {} late)", clock(due), human(now - due))
-        } else {
-            String::new()
+        if run_timers(cx, &mut t, &mut out)? {
+            out.writes.push(Write::Ticket(t));
         }
     }
+    handoffs(cx, &mut out)?;
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}
 
-    fn record(&self, t: &mut Ticket, out: &mut Out, kind: EntryKind, text: String, now: Timestamp) {
-        let e = self.entry(t, &sla_actor(), kind, t.state, t.state, &text, now);
-        out.writes.push(Write::Timeline(t.id.clone(), e));
-        t.updated_at = now;
-    }
-
-    fn ack_breach(&self, t: &mut Ticket, out: &mut Out, due: Timestamp, now: Timestamp) {
-        let waited = human(due - t.created_at);
-        let chain = self.config.policy.chain_for(t).cloned();
-        if let Some(s) = t.sla.as_mut() {
-            s.ack_breached = true;
-            if let Some(c) = &chain {
-                s.chain = Some(c.name.clone());
-                s.step = 0;
-                s.step_due = Some(due);
-            }
-        }
-        let text = format!(
-            "deadline missed: not taken within {waited}{}{}",
-            Self::late(due, now),
-            match &chain {
-                Some(c) => format!("; escalation {} starts", c.name),
-                None => String::new(),
-            }
-        );
-        self.record(t, out, EntryKind::Breached, text.clone(), now);
-        out.thread(self.ops(), &t.id, Rich::new().text(text));
-    }
-
-    fn resolve_breach(&self, t: &mut Ticket, out: &mut Out, due: Timestamp, now: Timestamp) {
-        if let Some(s) = t.sla.as_mut() {
-            s.resolve_breached = true;
-        }
-        let text = format!(
-            "deadline missed: not resolved by {}{}",
-            clock(due),
-            Self::late(due, now)
-        );
-        self.record(t, out, EntryKind::Breached, text.clone(), now);
-        let mut body = messages::ticket_head(t).text(format!(" — {text}."));
-        if let Some(a) = &t.assignee {
-            body = body.text(" ").mention(a);
-        }
-        let channel = self.team_or_ops(t);
-        out.post(&channel, Some(&t.id), body);
-    }
-
-    fn team_or_ops(&self, t: &Ticket) -> ChannelName {
-        t.team
-            .as_ref()
-            .and_then(|n| self.config.org.team(n))
-            .map(|tm| tm.channel.clone())
-            .unwrap_or_else(|| self.ops().clone())
-    }
-
-    /// Runs the chain's next step, due at `due`.
-    fn step(
-        &self,
-        view: &dyn View,
-        t: &mut Ticket,
-        out: &mut Out,
-        due: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), EngineError> {
+/// Fires what is due on one ticket; returns whether it changed.
+fn run_timers(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out) -> Result<bool, EngineError> {
+    let mut changed = false;
+    // Bounded: each turn fires one timer and moves it on.
+    for _ in 0..256 {
         let Some(sla) = t.sla.clone() else {
-            return Ok(());
+            break;
         };
-        let policy = &self.config.policy;
-        let chain = sla.chain.as_deref().and_then(|c| policy.chain(c));
-        let Some(chain) = chain else {
-            // The chain left the config: stop it, on the record.
+        let ack = sla
+            .ack_due
+            .filter(|d| !sla.ack_breached && *d <= cx.now && unacknowledged(t.state));
+        let res = sla
+            .resolve_due
+            .filter(|d| !sla.resolve_breached && *d <= cx.now && unresolved(t.state));
+        let step = sla.step_due.filter(|d| *d <= cx.now);
+        // The earliest first; at equal times, the breach before its chain.
+        let next = [(ack, 0u8), (step, 1), (res, 2)]
+            .into_iter()
+            .filter_map(|(d, k)| d.map(|d| (d, k)))
+            .min();
+        let Some((due, which)) = next else {
+            // Timers that can no longer fire (a state they do not apply
+            // to) leave the index.
             if let Some(s) = t.sla.as_mut() {
-                s.step_due = None;
+                let stale_ack = s.ack_due.is_some_and(|d| d <= cx.now) && !s.ack_breached;
+                let stale_res = s.resolve_due.is_some_and(|d| d <= cx.now) && !s.resolve_breached;
+                if stale_ack {
+                    s.ack_due = None;
+                    changed = true;
+                }
+                if stale_res {
+                    s.resolve_due = None;
+                    changed = true;
+                }
             }
-            let text = format!(
-                "escalation {} stopped: the chain is no longer in bot.toml",
-                sla.chain.as_deref().unwrap_or("")
-            );
-            self.record(t, out, EntryKind::Escalated, text, now);
-            return Ok(());
+            break;
         };
-        let idx = sla.step as usize;
-        let Some(step) = chain.steps.get(idx).copied() else {
-            if let Some(s) = t.sla.as_mut() {
-                s.step_due = None;
-            }
-            return Ok(());
-        };
-        let n = chain.steps.len();
-        let late = Self::late(due, now);
-        let waited = human(now.min(due) - t.created_at);
-        let head = format!("escalation {} step {}/{n}", chain.name, idx + 1);
-        let id = t.id.clone();
-        let take = format!("Take it: /ticket take id:{id}");
-        let mut next_due = Some(due);
-        let text = match step {
-            Step::Wait(d) => {
-                next_due = later(due, d);
-                match next_due {
-                    Some(until) => format!("{head}: wait {} (until {})", human(d), clock(until)),
-                    None => format!("{head}: wait {} (past the calendar's end)", human(d)),
-                }
-            }
-            Step::Remind => {
-                let mut body = Rich::new().text(format!(
-                    "Reminder: nobody has taken {id} for {waited}. {take}"
-                ));
-                if let Some(a) = &t.assignee {
-                    body = body.text(" ").mention(a);
-                }
-                out.thread(self.ops(), &id, body);
-                format!("{head}: reminded in the thread{late}")
-            }
-            Step::Oncall => {
-                let team = t.team.clone();
-                let rotation = team.as_ref().and_then(|n| policy.oncall.get(n));
-                match (team, rotation) {
-                    (Some(team), Some(rot)) => {
-                        let overrides = view.overrides(&team)?;
-                        match crate::domain::rotation::on_call(rot, &overrides, now) {
-                            Some((who, _)) => {
-                                let body = messages::ticket_head(t)
-                                    .text(format!(" — not taken for {waited}. "))
-                                    .mention(&who)
-                                    .text(format!(", you are on call for {team}. {take}"));
-                                out.post(&self.team_or_ops(t), Some(&id), body);
-                                format!("{head}: paged {who} (on call for {team}){late}")
-                            }
-                            None => self.ping_operators(t, out, &head, &waited, &late),
-                        }
-                    }
-                    (Some(team), None) => {
-                        let text = self.ping_team(t, out, &head, &waited, &late);
-                        format!("{text}; team {team} has no on-call rotation")
-                    }
-                    (None, _) => self.ping_operators(t, out, &head, &waited, &late),
-                }
-            }
-            Step::Team => self.ping_team(t, out, &head, &waited, &late),
-            Step::Operators => self.ping_operators(t, out, &head, &waited, &late),
-            Step::Raise => {
-                let before = t.priority;
-                let after = before.raised();
-                if after == before {
-                    format!("{head}: priority stays {before} (the highest){late}")
-                } else {
-                    t.priority = after;
-                    // The higher priority's time to resolve counts from the
-                    // opening: the deadline only ever comes sooner.
-                    let sooner = policy
-                        .deadlines
-                        .get(&after)
-                        .and_then(|d| d.resolve)
-                        .and_then(|r| later(t.created_at, r));
-                    if let (Some(sooner), Some(s)) = (sooner, t.sla.as_mut()) {
-                        if s.resolved_at.is_none() && !s.resolve_breached {
-                            s.resolve_due = Some(s.resolve_due.map_or(sooner, |d| d.min(sooner)));
-                        }
-                    }
-                    out.thread(
-                        self.ops(),
-                        &id,
-                        Rich::new().text(format!(
-                            "Priority raised from {before} to {after}: nobody has taken it for {waited}."
-                        )),
-                    );
-                    format!("{head}: priority raised from {before} to {after}{late}")
-                }
-            }
-        };
+        changed = true;
+        match which {
+            0 => ack_breach(cx, t, out, due),
+            1 => escalation_step(cx, t, out, due)?,
+            _ => resolve_breach(cx, t, out, due),
+        }
+    }
+    Ok(changed)
+}
+
+fn late(due: Timestamp, now: Timestamp) -> String {
+    if now - due > Duration::minutes(1) {
+        format!(" (due {}, {} late)", clock(due), human(now - due))
+    } else {
+        String::new()
+    }
+}
+
+fn record(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, kind: EntryKind, text: String) {
+    let e = cx.entry(t, &sla_actor(), kind, t.state, t.state, &text);
+    out.writes.push(Write::Timeline(t.id.clone(), e));
+    t.updated_at = cx.now;
+}
+
+fn ack_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
+    let waited = human(due - t.created_at);
+    let chain = cx.config.policy.chain_for(t).cloned();
+    if let Some(s) = t.sla.as_mut() {
+        s.ack_breached = true;
+        if let Some(c) = &chain {
+            s.chain = Some(c.name.clone());
+            s.step = 0;
+            s.step_due = Some(due);
+        }
+    }
+    let text = format!(
+        "deadline missed: not taken within {waited}{}{}",
+        late(due, cx.now),
+        match &chain {
+            Some(c) => format!("; escalation {} starts", c.name),
+            None => String::new(),
+        }
+    );
+    record(cx, t, out, EntryKind::Breached, text.clone());
+    out.thread(cx.ops(), &t.id, Rich::new().text(text));
+}
+
+fn resolve_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
+    if let Some(s) = t.sla.as_mut() {
+        s.resolve_breached = true;
+    }
+    let text = format!(
+        "deadline missed: not resolved by {}{}",
+        clock(due),
+        late(due, cx.now)
+    );
+    record(cx, t, out, EntryKind::Breached, text.clone());
+    let mut body = messages::ticket_head(t).text(format!(" — {text}."));
+    if let Some(a) = &t.assignee {
+        body = body.text(" ").mention(a);
+    }
+    let channel = team_or_ops(cx, t);
+    out.post(&channel, Some(&t.id), body);
+}
+
+fn team_or_ops(cx: &Cx<'_>, t: &Ticket) -> ChannelName {
+    t.team
+        .as_ref()
+        .and_then(|n| cx.org.team(n))
+        .map(|tm| tm.channel.clone())
+        .unwrap_or_else(|| cx.ops().clone())
+}
+
+/// Runs the chain's next step, due at `due`.
+fn escalation_step(
+    cx: &Cx<'_>,
+    t: &mut Ticket,
+    out: &mut Out,
+    due: Timestamp,
+) -> Result<(), EngineError> {
+    let Some(sla) = t.sla.clone() else {
+        return Ok(());
+    };
+    let policy = &cx.config.policy;
+    let chain = sla.chain.as_deref().and_then(|c| policy.chain(c));
+    let Some(chain) = chain else {
+        // The chain left the config: stop it, on the record.
         if let Some(s) = t.sla.as_mut() {
-            s.step = sla.step + 1;
-            s.step_due = if (s.step as usize) < n {
-                next_due
+            s.step_due = None;
+        }
+        let text = format!(
+            "escalation {} stopped: the chain is no longer in bot.toml",
+            sla.chain.as_deref().unwrap_or("")
+        );
+        record(cx, t, out, EntryKind::Escalated, text);
+        return Ok(());
+    };
+    let idx = sla.step as usize;
+    let Some(step) = chain.steps.get(idx).copied() else {
+        if let Some(s) = t.sla.as_mut() {
+            s.step_due = None;
+        }
+        return Ok(());
+    };
+    let n = chain.steps.len();
+    let late = late(due, cx.now);
+    let waited = human(cx.now.min(due) - t.created_at);
+    let head = format!("escalation {} step {}/{n}", chain.name, idx + 1);
+    let id = t.id.clone();
+    let take = format!("Take it: /ticket take id:{id}");
+    let mut next_due = Some(due);
+    let text = match step {
+        Step::Wait(d) => {
+            next_due = later(due, d);
+            match next_due {
+                Some(until) => format!("{head}: wait {} (until {})", human(d), clock(until)),
+                None => format!("{head}: wait {} (past the calendar's end)", human(d)),
+            }
+        }
+        Step::Remind => {
+            let body = messages::deadline_reminder(&id, &waited, &take, t.assignee.as_ref());
+            out.thread(cx.ops(), &id, body);
+            format!("{head}: reminded in the thread{late}")
+        }
+        Step::Oncall => {
+            let team = t.team.clone();
+            let rotation = team.as_ref().and_then(|n| policy.oncall.get(n));
+            match (team, rotation) {
+                (Some(team), Some(rot)) => {
+                    let overrides = cx.view.overrides(&team)?;
+                    match crate::domain::rotation::on_call(rot, &overrides, cx.now) {
+                        Some((who, _)) => {
+                            let body = messages::ticket_head(t)
+                                .text(format!(" — not taken for {waited}. "))
+                                .mention(&who)
+                                .text(format!(", you are on call for {team}. {take}"));
+                            out.post(&team_or_ops(cx, t), Some(&id), body);
+                            format!("{head}: paged {who} (on call for {team}){late}")
+                        }
+                        None => ping_operators(cx, t, out, &head, &waited, &late),
+                    }
+                }
+                (Some(team), None) => {
+                    let text = ping_team(cx, t, out, &head, &waited, &late);
+                    format!("{text}; team {team} has no on-call rotation")
+                }
+                (None, _) => ping_operators(cx, t, out, &head, &waited, &late),
+            }
+        }
+        Step::Team => ping_team(cx, t, out, &head, &waited, &late),
+        Step::Operators => ping_operators(cx, t, out, &head, &waited, &late),
+        Step::Raise => {
+            let before = t.priority;
+            let after = before.raised();
+            if after == before {
+                format!("{head}: priority stays {before} (the highest){late}")
             } else {
-                None
-            };
+                t.priority = after;
+                // The higher priority's time to resolve counts from the
+                // opening: the deadline only ever comes sooner.
+                let sooner = policy
+                    .deadlines
+                    .get(&after)
+                    .and_then(|d| d.resolve)
+                    .and_then(|r| later(t.created_at, r));
+                if let (Some(sooner), Some(s)) = (sooner, t.sla.as_mut()) {
+                    if s.resolved_at.is_none() && !s.resolve_breached {
+                        s.resolve_due = Some(s.resolve_due.map_or(sooner, |d| d.min(sooner)));
+                    }
+                }
+                out.thread(
+                    cx.ops(),
+                    &id,
+                    messages::priority_raised(before, after, &waited),
+                );
+                format!("{head}: priority raised from {before} to {after}{late}")
+            }
         }
-        let kind = if matches!(step, Step::Raise) {
-            EntryKind::Priority
+    };
+    if let Some(s) = t.sla.as_mut() {
+        s.step = sla.step + 1;
+        s.step_due = if (s.step as usize) < n {
+            next_due
         } else {
-            EntryKind::Escalated
+            None
         };
-        self.record(t, out, kind, text, now);
-        Ok(())
     }
+    let kind = if matches!(step, Step::Raise) {
+        EntryKind::Priority
+    } else {
+        EntryKind::Escalated
+    };
+    record(cx, t, out, kind, text);
+    Ok(())
+}
 
-    fn ping_team(&self, t: &Ticket, out: &mut Out, head: &str, waited: &str, late: &str) -> String {
-        let org = &self.config.org;
-        let Some(team) = t.team.as_ref().and_then(|n| org.team(n)) else {
-            return self.ping_operators(t, out, head, waited, late);
+fn ping_team(
+    cx: &Cx<'_>,
+    t: &Ticket,
+    out: &mut Out,
+    head: &str,
+    waited: &str,
+    late: &str,
+) -> String {
+    let org = &cx.org;
+    let Some(team) = t.team.as_ref().and_then(|n| org.team(n)) else {
+        return ping_operators(cx, t, out, head, waited, late);
+    };
+    let mut body = messages::ticket_head(t).text(format!(" — nobody has taken it for {waited}."));
+    for m in &team.members {
+        body = body.text(" ").mention(m);
+    }
+    body = body.text(format!(" Take it: /ticket take id:{}", t.id));
+    out.post(&team.channel, Some(&t.id), body);
+    format!(
+        "{head}: pinged team {} in #{}{late}",
+        team.name, team.channel
+    )
+}
+
+fn ping_operators(
+    cx: &Cx<'_>,
+    t: &Ticket,
+    out: &mut Out,
+    head: &str,
+    waited: &str,
+    late: &str,
+) -> String {
+    let org = &cx.org;
+    let mut body = messages::ticket_head(t).text(format!(
+        " — nobody has taken it for {waited}; operators, route it or take it."
+    ));
+    for o in &org.operators {
+        body = body.text(" ").mention(o);
+    }
+    out.post(cx.ops(), Some(&t.id), body);
+    let names: Vec<&str> = org.operators.iter().map(|o| o.as_str()).collect();
+    format!("{head}: pinged the operators ({}){late}", names.join(", "))
+}
+
+/// Posts each team's handoff once, when the person on call changes at a
+/// shift boundary. The first pass of a new database only notes the shift.
+fn handoffs(cx: &Cx<'_>, out: &mut Out) -> Result<(), EngineError> {
+    for (team, rot) in &cx.config.policy.oncall {
+        let Some(shift) = rot.shift_at(cx.now) else {
+            continue;
         };
-        let mut body =
-            messages::ticket_head(t).text(format!(" — nobody has taken it for {waited}."));
-        for m in &team.members {
-            body = body.text(" ").mention(m);
+        let key = format!("handoff:{team}");
+        let seen = cx.view.marker(&key)?;
+        if seen == Some(shift.index) {
+            continue;
         }
-        body = body.text(format!(" Take it: /ticket take id:{}", t.id));
-        out.post(&team.channel, Some(&t.id), body);
-        format!(
-            "{head}: pinged team {} in #{}{late}",
-            team.name, team.channel
-        )
-    }
-
-    fn ping_operators(
-        &self,
-        t: &Ticket,
-        out: &mut Out,
-        head: &str,
-        waited: &str,
-        late: &str,
-    ) -> String {
-        let org = &self.config.org;
-        let mut body = messages::ticket_head(t).text(format!(
-            " — nobody has taken it for {waited}; operators, route it or take it."
-        ));
-        for o in &org.operators {
-            body = body.text(" ").mention(o);
+        out.writes.push(Write::Marker(key, shift.index));
+        if seen.is_none() {
+            continue;
         }
-        out.post(self.ops(), Some(&t.id), body);
-        let names: Vec<&str> = org.operators.iter().map(|o| o.as_str()).collect();
-        format!("{head}: pinged the operators ({}){late}", names.join(", "))
+        let overrides = cx.view.overrides(team)?;
+        let Some((who, by)) = crate::domain::rotation::on_call(rot, &overrides, cx.now) else {
+            continue;
+        };
+        let Some(tm) = cx.org.team(team) else {
+            continue;
+        };
+        let standing_in_for = by.is_some().then_some(&shift.user);
+        let next = rot.next_shift(cx.now).map(|n| n.user);
+        let body = messages::oncall_handoff(team, &who, shift.end, standing_in_for, next.as_ref());
+        out.post(&tm.channel, None, body);
     }
-
-    /// Posts each team's handoff once, when the person on call changes at a
-    /// shift boundary. The first pass of a new database only notes the shift.
-    fn handoffs(&self, view: &dyn View, out: &mut Out, now: Timestamp) -> Result<(), EngineError> {
-        for (team, rot) in &self.config.policy.oncall {
-            let Some(shift) = rot.shift_at(now) else {
-                continue;
-            };
-            let key = format!("handoff:{team}");
-            let seen = view.marker(&key)?;
-            if seen == Some(shift.index) {
-                continue;
-            }
-            out.writes.push(Write::Marker(key, shift.index));
-            if seen.is_none() {
-                continue;
-            }
-            let overrides = view.overrides(team)?;
-            let Some((who, by)) = crate::domain::rotation::on_call(rot, &overrides, now) else {
-                continue;
-            };
-            let Some(tm) = self.config.org.team(team) else {
-                continue;
-            };
-            let mut body = Rich::new().text(format!("On call for {team} now: "));
-            body = body.mention(&who);
-            body = body.text(format!(" until {}", clock(shift.end)));
-            if by.is_some() {
-                body = body.text(format!(" (standing in for {})", shift.user));
-            }
-            if let Some(next) = rot.next_shift(now) {
-                body = body.text(format!("; next: {}.", next.user));
-            }
-            out.post(&tm.channel, None, body);
-        }
-        Ok(())
-    }
+    Ok(())
 }
