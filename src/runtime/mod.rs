@@ -482,6 +482,7 @@ impl Bot {
                             a.settle(&store, queue, &marks, &mut lanes);
                         }
                     }
+                    lanes.remove_delivered(&store, queue);
                     if let Err(e) = store.flush() {
                         error!(error = %e, "cannot record deliveries on disk");
                     }
@@ -535,8 +536,12 @@ impl Bot {
                 // a flush per delivery would pace the queue by the disk, and
                 // while it is busy the commit thread's flushes (and sled's
                 // own, every half second) write these too.
+                if lanes.last_removed.elapsed() >= FLUSH_DELIVERED_EVERY {
+                    lanes.remove_delivered(&store, queue);
+                }
                 if unflushed && inflight.is_empty() && last_flush.elapsed() >= FLUSH_DELIVERED_EVERY
                 {
+                    lanes.remove_delivered(&store, queue);
                     unflushed = false;
                     last_flush = Instant::now();
                     if let Err(e) = store.flush() {

@@ -82,6 +82,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes delivered effects, in one write (one wait for sled's lock,
+    /// not one per effect).
+    pub fn done_all(&self, q: Queue, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for seq in seqs {
+            batch.remove(&be64(*seq));
+        }
+        self.queue(q).apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Removes a delivered chat post.
     pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
         self.done(Queue::Chat, seq)
