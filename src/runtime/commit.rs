@@ -36,7 +36,7 @@ pub(super) fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
 }
 
 pub(super) fn commit_loop(
-    rx: std_mpsc::Receiver<Job>,
+    rx: std_mpsc::Receiver<Work>,
     slot: Arc<StoreSlot>,
     engine: Engine,
     clock: Arc<dyn Clock>,
@@ -49,22 +49,25 @@ pub(super) fn commit_loop(
     // command never waits behind an alert storm for long.
     let mut people: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     let mut bulk: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    // Adapters' notes: each batch writes all that wait, and flushes them
+    // with its events.
+    let mut notes: Vec<Note> = Vec::new();
     let mut open = true;
     loop {
-        if people.is_empty() && bulk.is_empty() {
+        if people.is_empty() && bulk.is_empty() && notes.is_empty() {
             if !open {
                 return;
             }
             if health.store_ok() {
                 match rx.recv() {
-                    Ok(j) => sort_job(j, &mut people, &mut bulk),
+                    Ok(j) => sort_job(j, &mut people, &mut bulk, &mut notes),
                     Err(_) => return,
                 }
             } else {
                 // Refusing writes: try one now and then, to know when the
                 // disk takes them again.
                 match rx.recv_timeout(PROBE_EVERY) {
-                    Ok(j) => sort_job(j, &mut people, &mut bulk),
+                    Ok(j) => sort_job(j, &mut people, &mut bulk, &mut notes),
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {
                         probe(&slot, &health, clock.as_ref());
                         last_probe = Some(Instant::now());
@@ -76,7 +79,7 @@ pub(super) fn commit_loop(
         }
         loop {
             match rx.try_recv() {
-                Ok(j) => sort_job(j, &mut people, &mut bulk),
+                Ok(j) => sort_job(j, &mut people, &mut bulk, &mut notes),
                 Err(std_mpsc::TryRecvError::Empty) => break,
                 Err(std_mpsc::TryRecvError::Disconnected) => {
                     open = false;
@@ -100,13 +103,14 @@ pub(super) fn commit_loop(
             }
             bulk.drain(..take).collect()
         };
-        let span = info_span!("batch", events = batch.len());
+        let batch_notes = std::mem::take(&mut notes);
+        let span = info_span!("batch", events = batch.len(), notes = batch_notes.len());
         let _g = span.enter();
         // The wall clock: liveness is judged by it, whatever the engine reads.
         health.set_busy(Some(chrono::Utc::now()));
         let mut results: Vec<Option<Result<Outcome, BotError>>> =
             (0..batch.len()).map(|_| None).collect();
-        let writes = batch.iter().any(|j| !j.event.is_query());
+        let writes = !batch_notes.is_empty() || batch.iter().any(|j| !j.event.is_query());
         if writes && !health.store_ok() && last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
             // A retry after space came back should not wait for the timer.
             probe(&slot, &health, clock.as_ref());
@@ -114,10 +118,12 @@ pub(super) fn commit_loop(
         }
         let refusing = !health.store_ok();
         let Some(store) = slot.get() else {
+            let why = "the database is being opened again after a failed write";
             for job in batch {
-                let _ = job.done.send(Err(BotError::Unavailable(
-                    "the database is being opened again after a failed write".into(),
-                )));
+                let _ = job.done.send(Err(BotError::Unavailable(why.into())));
+            }
+            for note in batch_notes {
+                let _ = note.done.send(Err(BotError::Unavailable(why.into())));
             }
             health.set_busy(None);
             continue;
@@ -194,10 +200,28 @@ pub(super) fn commit_loop(
             }
             i = end;
         }
+        if !batch_notes.is_empty() && !refusing && failed.is_none() {
+            for note in &batch_notes {
+                if let Err(e) = store.adapter_put(&note.key, &note.value) {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                wrote = true;
+            }
+        }
         if wrote && failed.is_none() {
             if let Err(e) = store.flush() {
                 failed = Some(e.to_string());
             }
+        }
+        // The notes are durable with the flush, or not stored at all.
+        let noted: Result<(), String> = match &failed {
+            Some(why) => Err(why.clone()),
+            None if refusing => Err(store_problem(&health)),
+            None => Ok(()),
+        };
+        for note in batch_notes {
+            let _ = note.done.send(noted.clone().map_err(BotError::Unavailable));
         }
         if let Some(why) = failed {
             // Nothing of this batch is stored: no answer says it is, no

@@ -165,14 +165,15 @@ fn job_weight(e: &Event) -> usize {
 }
 
 fn sort_job(
-    j: Job,
+    w: Work,
     people: &mut std::collections::VecDeque<Job>,
     bulk: &mut std::collections::VecDeque<Job>,
+    notes: &mut Vec<Note>,
 ) {
-    if from_people(&j.event) {
-        people.push_back(j);
-    } else {
-        bulk.push_back(j);
+    match w {
+        Work::Event(j) if from_people(&j.event) => people.push_back(j),
+        Work::Event(j) => bulk.push_back(j),
+        Work::Note(n) => notes.push(n),
     }
 }
 
@@ -189,10 +190,29 @@ struct Job {
     done: oneshot::Sender<Result<Outcome, BotError>>,
 }
 
+/// What the commit thread is sent.
+enum Work {
+    /// An event for the engine.
+    Event(Job),
+    /// An adapter's note, written alongside the next batch.
+    Note(Note),
+}
+
+/// An adapter's own small record (the Discord message id a card or a
+/// thread got), which the commit thread writes alongside its next batch and
+/// flushes with it: one flush for all the notes and events of a batch, not
+/// one for each note.
+struct Note {
+    key: String,
+    value: String,
+    /// Answered once the note is on disk (or could not be written).
+    done: oneshot::Sender<Result<(), BotError>>,
+}
+
 /// A handle on the running bot. Cheap to clone.
 #[derive(Clone)]
 pub struct Bot {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: std_mpsc::Sender<Work>,
     slot: Arc<StoreSlot>,
     health: Arc<Health>,
     engine: Engine,
@@ -270,7 +290,7 @@ impl Bot {
         engine: Engine,
         clock: Arc<dyn Clock>,
     ) -> Result<(Bot, Writer), crate::error::StoreError> {
-        let (tx, rx) = std_mpsc::channel::<Job>();
+        let (tx, rx) = std_mpsc::channel::<Work>();
         let chat = Arc::new(Marks::new(&store, Queue::Chat)?);
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
@@ -354,7 +374,25 @@ impl Bot {
         }
         let (done, rx) = oneshot::channel();
         self.jobs
-            .send(Job { event, done })
+            .send(Work::Event(Job { event, done }))
+            .map_err(|_| BotError::Stopped)?;
+        rx.await.unwrap_or(Err(BotError::Stopped))
+    }
+
+    /// Keeps an adapter's record under `key` (such as the Discord message id
+    /// a ticket's card was posted as). Written by the commit thread with its
+    /// next batch and flushed with it (group commit: many notes and events,
+    /// one flush). Returns once the record is durable on disk, so a read of
+    /// it ([`Store::adapter_get`]) sees it from then on, also after a
+    /// restart.
+    pub async fn note(&self, key: &str, value: &str) -> Result<(), BotError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs
+            .send(Work::Note(Note {
+                key: key.to_string(),
+                value: value.to_string(),
+                done,
+            }))
             .map_err(|_| BotError::Stopped)?;
         rx.await.unwrap_or(Err(BotError::Stopped))
     }
@@ -444,6 +482,7 @@ impl Bot {
                             a.settle(&store, queue, &marks, &mut lanes);
                         }
                     }
+                    lanes.remove_delivered(&store, queue);
                     if let Err(e) = store.flush() {
                         error!(error = %e, "cannot record deliveries on disk");
                     }
@@ -497,8 +536,12 @@ impl Bot {
                 // a flush per delivery would pace the queue by the disk, and
                 // while it is busy the commit thread's flushes (and sled's
                 // own, every half second) write these too.
+                if lanes.last_removed.elapsed() >= FLUSH_DELIVERED_EVERY {
+                    lanes.remove_delivered(&store, queue);
+                }
                 if unflushed && inflight.is_empty() && last_flush.elapsed() >= FLUSH_DELIVERED_EVERY
                 {
+                    lanes.remove_delivered(&store, queue);
                     unflushed = false;
                     last_flush = Instant::now();
                     if let Err(e) = store.flush() {
@@ -1002,10 +1045,10 @@ mod tests {
         let mut answers = Vec::new();
         for line in lines {
             let (done, answer) = oneshot::channel();
-            tx.send(Job {
+            tx.send(Work::Event(Job {
                 event: olivia(line),
                 done,
-            })
+            }))
             .unwrap();
             answers.push(answer);
         }

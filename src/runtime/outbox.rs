@@ -25,13 +25,11 @@ impl Attempt {
         lanes.set_busy(&dest, false);
         match result {
             Ok(()) => {
-                for seq in &seqs {
-                    if let Err(e) = store.done(queue, *seq) {
-                        error!(seq, error = %e, "cannot mark an effect delivered");
-                    }
-                }
+                // Taken out of the store a little later, many at once (see
+                // `Lanes::remove_delivered`).
+                lanes.gone.extend_from_slice(&seqs);
                 lanes.delivered(&dest, &seqs);
-                settle(store, queue, marks);
+                settle_held(store, queue, marks, lanes);
             }
             Err(DeliveryError::Permanent(why)) => {
                 warn!(seq = item.seq, reason = %why, "effect cannot be delivered; kept in dead letters");
@@ -43,7 +41,7 @@ impl Attempt {
                         error!(seq = orig.seq, error = %e, "cannot move an effect to the dead letters");
                     }
                 }
-                settle(store, queue, marks);
+                settle_held(store, queue, marks, lanes);
             }
             Err(DeliveryError::Transient(why)) => {
                 let backoff = lanes.failed(&dest, std::time::Instant::now());
@@ -106,6 +104,13 @@ pub(super) struct Lanes {
     pub(super) held: usize,
     pub(super) pacer: Option<Pacer>,
     pub(super) coalesce_after: usize,
+    /// The seqs the lanes hold: the oldest is the oldest pending effect
+    /// (what is not taken in yet comes after it).
+    pub(super) held_seqs: std::collections::BTreeSet<u64>,
+    /// Delivered effects still to be taken out of the store.
+    pub(super) gone: Vec<u64>,
+    /// When `gone` was last written to the store.
+    pub(super) last_removed: std::time::Instant,
 }
 
 /// A monitoring post that storm control may merge with others of its channel.
@@ -125,7 +130,34 @@ impl Lanes {
                 recent: std::collections::HashMap::new(),
             }),
             coalesce_after,
+            held_seqs: std::collections::BTreeSet::new(),
+            gone: Vec::new(),
+            last_removed: std::time::Instant::now(),
         }
+    }
+
+    /// Takes what was delivered out of the store, in one write.
+    ///
+    /// Not one write per delivery: every write to sled (and every read)
+    /// waits while a transaction runs, and the commit thread's batches hold
+    /// sled's transaction lock for as long as the engine decides a batch
+    /// (up to ~20 ms in an alert storm). A removal per post held the
+    /// console's outbox to a few hundred posts a second. Called every
+    /// [`super::FLUSH_DELIVERED_EVERY`] at most while deliveries go on,
+    /// before each flush of the worker, and once nothing is held. A
+    /// delivery is only durable once a flush writes its removal anyway: if
+    /// the bot dies before, the effect is delivered again after the restart
+    /// (Discord posts carry a nonce for that); this adds at most that
+    /// period to the window.
+    pub(super) fn remove_delivered(&mut self, store: &Store, queue: Queue) {
+        self.last_removed = std::time::Instant::now();
+        if self.gone.is_empty() {
+            return;
+        }
+        if let Err(e) = store.done_all(queue, &self.gone) {
+            error!(error = %e, effects = self.gone.len(), "cannot mark effects delivered");
+        }
+        self.gone.clear();
     }
 
     /// Takes in what was committed (flushed: at most `upto`) since the last
@@ -145,6 +177,7 @@ impl Lanes {
         self.held += items.len();
         for item in items {
             self.scanned = self.scanned.max(item.seq);
+            self.held_seqs.insert(item.seq);
             if let Some(t) = ticket_of(&item) {
                 self.tickets.entry(t).or_default().insert(item.seq);
             }
@@ -257,6 +290,9 @@ impl Lanes {
             .mergeable
             .saturating_sub(gone.iter().filter(|i| mergeable(i)).count());
         self.held = self.held.saturating_sub(gone.len());
+        for i in &gone {
+            self.held_seqs.remove(&i.seq);
+        }
         if lane.items.is_empty() {
             self.lanes.remove(dest);
         }
@@ -303,8 +339,25 @@ impl Lanes {
     }
 }
 
+/// Publishes how far a queue is delivered after a delivery of this worker:
+/// everything before its oldest pending effect. While the lanes hold some,
+/// that is the oldest they hold (no read of the store per delivery); once
+/// they hold none, the store says.
+fn settle_held(store: &Store, queue: Queue, marks: &Marks, lanes: &mut Lanes) {
+    let Some(first) = lanes.held_seqs.first() else {
+        // What the store still holds is pending, so first what was
+        // delivered leaves it.
+        lanes.remove_delivered(store, queue);
+        return settle(store, queue, marks);
+    };
+    let upto = first.saturating_sub(1);
+    if upto > *marks.delivered.borrow() {
+        marks.delivered.send_replace(upto);
+    }
+}
+
 /// Publishes how far a queue is delivered: everything before its oldest
-/// pending effect.
+/// pending effect in the store.
 pub(super) fn settle(store: &Store, queue: Queue, marks: &Marks) {
     let upto = match store.pending(queue, 1) {
         Ok(p) => match p.first() {

@@ -145,6 +145,9 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
     fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError>;
 
+    /// Removes many keys in one write (atomic as a whole).
+    fn delete_many(&self, tree: TreeName, keys: &[&[u8]]) -> Result<(), StoreError>;
+
     /// How many records `tree` holds.
     fn count(&self, tree: TreeName) -> Result<usize, StoreError>;
 

@@ -74,6 +74,14 @@ impl Store {
         Ok(())
     }
 
+    /// Removes delivered effects, in one write (one wait for sled's lock,
+    /// not one per effect).
+    pub fn done_all(&self, q: Queue, seqs: &[u64]) -> Result<(), StoreError> {
+        let keys: Vec<[u8; 8]> = seqs.iter().map(|s| be64(*s)).collect();
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        self.db.delete_many(q.tree(), &keys)
+    }
+
     /// Removes a delivered chat post.
     pub fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
         self.done(Queue::Chat, seq)

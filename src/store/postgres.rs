@@ -446,6 +446,25 @@ impl Backend for PgBackend {
         })
     }
 
+    fn delete_many(&self, tree: TreeName, keys: &[&[u8]]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        self.block(async move {
+            let c = pool.get().await.map_err(pool_error)?;
+            let st = c
+                .prepare_cached("DELETE FROM opsbot_kv WHERE tree = $1 AND key = ANY($2)")
+                .await
+                .map_err(|e| db_error(&e))?;
+            c.execute(&st, &[&tree.code(), &keys])
+                .await
+                .map_err(|e| db_error(&e))?;
+            Ok(())
+        })
+    }
+
     fn count(&self, tree: TreeName) -> Result<usize, StoreError> {
         let pool = self.pool.clone();
         self.block(async move {

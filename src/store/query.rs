@@ -177,11 +177,12 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Keeps an adapter's record, durably.
-    pub fn adapter_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    /// Keeps an adapter's record; durable with the next flush (the commit
+    /// thread writes these alongside a batch and flushes them with it: see
+    /// `Bot::note`).
+    pub fn adapter_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.db
             .put(TreeName::Adapter, key.as_bytes(), value.as_bytes())?;
-        self.db.flush()?;
         Ok(())
     }
 

@@ -111,6 +111,16 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    fn delete_many(&self, tree: TreeName, keys: &[&[u8]]) -> Result<(), StoreError> {
+        // One batch: one wait for sled's lock, not one per key.
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(*k);
+        }
+        self.tree(tree).apply_batch(batch)?;
+        Ok(())
+    }
+
     fn count(&self, tree: TreeName) -> Result<usize, StoreError> {
         Ok(self.tree(tree).len())
     }

@@ -636,6 +636,45 @@ fn undelivered_posts_are_delivered_once_after_a_restart() {
     assert_eq!(live.fake.threads(OPS).len(), 1);
 }
 
+/// The ids of a card and its thread are noted through the commit thread's
+/// group commit (no flush of their own): they are on disk all the same, so
+/// after a restart the card is edited in place and the story goes on in its
+/// thread.
+#[test]
+fn a_cards_message_and_thread_are_found_again_after_a_restart() {
+    let mut live = Live::start();
+    open(&live, "Disk full on db-1", "backend");
+    live.card_in("OPS-1", "assigned");
+    let thread = live
+        .fake
+        .wait_until("a thread", WAIT, |f| f.threads(OPS).pop());
+    let thread: u64 = thread["id"].as_str().unwrap().parse().unwrap();
+    live.fake.wait_messages(thread, 2, WAIT);
+    live.stop();
+    live.spawn();
+    let r = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "resolve"],
+        &[("id", json!("OPS-1")), ("note", json!("space freed"))],
+    );
+    assert!(content(&r).contains("resolved"), "{r}");
+    live.card_in("OPS-1", "resolved");
+    live.fake.wait_messages(thread, 3, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        card_ids(&live.fake),
+        ["OPS-1"],
+        "the card edited, not posted again"
+    );
+    assert_eq!(live.fake.threads(OPS).len(), 1, "the thread found again");
+    assert!(
+        content(&live.fake.messages(thread)[2]).contains("resolved"),
+        "{:?}",
+        live.fake.messages(thread)
+    );
+}
+
 #[test]
 fn a_channel_that_refuses_posts_is_reported_to_ops_once_and_kept_on_record() {
     let mut live = Live::start();

@@ -24,12 +24,24 @@ pub(super) fn classify(e: serenity::Error) -> DeliveryError {
 }
 
 impl DiscordSink {
-    fn remember(&self, key: &str, id: u64) {
-        let set = self.bot.store().map_err(|e| e.to_string()).and_then(|s| {
-            s.adapter_set(key, &id.to_string())
-                .map_err(|e| e.to_string())
-        });
-        if let Err(e) = set {
+    /// Remembers the id Discord gave a card, a thread or a message that
+    /// later posts replace. It goes through the commit thread's group
+    /// commit (flushed with its next batch, not one flush per id), and this
+    /// returns once it is on disk: a recall from then on finds it, in this
+    /// process and after a restart.
+    ///
+    /// If the bot dies between the post and that flush, the post's outbox
+    /// entry is still pending too (an entry is settled only after
+    /// [`Sink::deliver`] returns, so after this), and it is delivered again
+    /// after the restart: a post goes with the nonce `opsbot-{seq}` and
+    /// `enforce_nonce`, so Discord answers with the message it already made
+    /// (within its nonce window of a few minutes) and its id is remembered
+    /// then. A thread has no nonce: created again for a card that already
+    /// has one, Discord refuses it. That window (between Discord's answer
+    /// and the flush) was there when each id was flushed on its own too;
+    /// it is now at most one batch of the commit thread longer.
+    async fn remember(&self, key: &str, id: u64) {
+        if let Err(e) = self.bot.note(key, &id.to_string()).await {
             warn!(key, error = %e, "cannot remember a Discord message id");
         }
     }
@@ -70,7 +82,7 @@ impl DiscordSink {
                         .await
                     {
                         Ok(th) => {
-                            self.remember(&thread_key, th.id.get());
+                            self.remember(&thread_key, th.id.get()).await;
                             target = th.id;
                         }
                         Err(e) => return Err(classify(e)),
@@ -121,11 +133,11 @@ impl DiscordSink {
             .await
             .map_err(classify)?;
         if let Some(key) = &p.replaces {
-            self.remember(&format!("msg:{key}"), sent.id.get());
+            self.remember(&format!("msg:{key}"), sent.id.get()).await;
         }
         if let (false, Some(t)) = (p.thread, &p.ticket) {
             if p.channel == config.tickets.channel && self.recall(&format!("card:{t}")).is_none() {
-                self.remember(&format!("card:{t}"), sent.id.get());
+                self.remember(&format!("card:{t}"), sent.id.get()).await;
             }
         }
         Ok(())
