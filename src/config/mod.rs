@@ -26,6 +26,25 @@ use crate::domain::{ChannelName, Priority, TeamName, UserName};
 // ---------------------------------------------------------------------------
 // The validated configuration.
 
+/// Which database keeps the records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// Embedded, in the data directory: one process.
+    Sled,
+    /// A PostgreSQL server: one or more instances.
+    Postgres,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// The PostgreSQL URL's variable and value (for `postgres`).
+    pub url: EnvSecret,
+    /// How long the lease on once-only work lasts between renewals.
+    pub lease: std::time::Duration,
+}
+
 /// The whole validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -33,6 +52,8 @@ pub struct Config {
     pub file: PathBuf,
     /// Where the sled database lives (resolved against the file's folder).
     pub storage_path: PathBuf,
+    /// Which database keeps the records, and where.
+    pub storage: StorageConfig,
     pub tickets: TicketsConfig,
     pub org: Org,
     pub http: HttpConfig,
@@ -532,7 +553,22 @@ impl Config {
             ));
         }
         s.push_str(&self.discord_summary());
-        s.push_str(&format!("storage: {}\n", self.storage_path.display()));
+        match self.storage.backend {
+            StorageBackend::Sled => s.push_str(&format!(
+                "storage: {} (sled)\n",
+                self.storage_path.display()
+            )),
+            StorageBackend::Postgres => s.push_str(&format!(
+                "storage: postgres at ${} ({}), lease {}\n",
+                self.storage.url.var,
+                if self.storage.url.value.is_some() {
+                    "set"
+                } else {
+                    "NOT SET, the bot refuses to start"
+                },
+                humantime::format_duration(self.storage.lease)
+            )),
+        }
         s
     }
 

@@ -332,13 +332,22 @@ pub(super) struct RawMessageRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStorage {
+    /// `sled` (the data directory `path`) or `postgres` (the database the
+    /// variable `url_env` names).
+    pub(super) backend: Written<String>,
     pub(super) path: Written<String>,
+    pub(super) url_env: Written<String>,
+    /// How long the lease on once-only work lasts (several instances).
+    pub(super) lease: Written<String>,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         Self {
+            backend: String::from("sled").into(),
             path: String::from("data").into(),
+            url_env: String::from("OPSBOT_DATABASE_URL").into(),
+            lease: String::from("10s").into(),
         }
     }
 }

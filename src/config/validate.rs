@@ -29,6 +29,53 @@ impl Validator<'_> {
             );
         }
         let storage_path = dir.join(&*raw.storage.path);
+        let backend = match raw.storage.backend.trim() {
+            "sled" => StorageBackend::Sled,
+            "postgres" => StorageBackend::Postgres,
+            other => {
+                self.error(
+                    "storage.backend",
+                    raw.storage.backend.span(),
+                    format!(
+                        "must be \"sled\" (a data directory, one process) or \"postgres\" (a PostgreSQL database, one or more instances); got {:?}",
+                        crate::domain::rich::clip_plain(other, 40)
+                    ),
+                );
+                StorageBackend::Sled
+            }
+        };
+        let url = EnvSecret::read(&raw.storage.url_env);
+        let lease = match humantime::parse_duration(raw.storage.lease.trim()) {
+            Ok(d)
+                if d >= std::time::Duration::from_secs(1)
+                    && d <= std::time::Duration::from_secs(300) =>
+            {
+                d
+            }
+            _ => {
+                self.error(
+                    "storage.lease",
+                    raw.storage.lease.span(),
+                    format!(
+                        "`{}` is not a lease length between 1s and 5m, such as \"10s\"",
+                        crate::domain::rich::clip_plain(&raw.storage.lease, 40)
+                    ),
+                );
+                std::time::Duration::from_secs(10)
+            }
+        };
+        if backend == StorageBackend::Postgres && raw.storage.url_env.trim().is_empty() {
+            self.error(
+                "storage.url_env",
+                raw.storage.url_env.span(),
+                "must name the environment variable that holds the PostgreSQL URL, such as \"OPSBOT_DATABASE_URL\"".into(),
+            );
+        }
+        let storage = StorageConfig {
+            backend,
+            url,
+            lease,
+        };
 
         // [tickets]
         let prefix = &raw.tickets.prefix;
@@ -197,6 +244,7 @@ impl Validator<'_> {
             discord,
             file: self.file.to_path_buf(),
             storage_path,
+            storage,
             tickets: TicketsConfig {
                 prefix: raw.tickets.prefix.to_string(),
                 channel: ops_channel?,
