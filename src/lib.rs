@@ -1,6 +1,7 @@
 //! opsbot: a chat-ops bot. Tickets from slash commands, alerts and support
 //! requests; builds and deploys from chat; every change posted to the team
-//! channel that owns it; all state in an embedded sled database.
+//! channel that owns it; all state in an embedded sled database, or in
+//! PostgreSQL for several instances.
 //!
 //! # Layout
 //!
@@ -29,13 +30,17 @@
 //!   which monitoring posts merge into a summary) and `messages`, the words
 //!   of every post (snapshot-tested in `engine/snapshots/`). Imports `domain`, `commands`,
 //!   `config`, `report`, `error`; no I/O crate, nothing below.
-//! - [`store`]: the sled trees and the schema check (`mod.rs`), keys, the
-//!   engine's `View` reads written once over plain and transactional trees
-//!   (`reads.rs`), batches applied in one transaction (`tx.rs`), queries,
-//!   the outbox queues, export.
+//! - [`store`]: the records, written once over a narrow key-value seam
+//!   (`kv.rs`: ordered trees read and written a key at a time in a
+//!   transaction, scanned outside one) that two backends implement: sled in
+//!   the data directory (`sled_backend.rs`) and PostgreSQL (`postgres.rs`,
+//!   several instances on one database). Above the seam: the schema check
+//!   (`mod.rs`), keys, the engine's `View` reads (`reads.rs`), batches applied
+//!   in one transaction (`tx.rs`), queries, the outbox queues, export.
 //!   Imports the layers above it in this list.
 //! - [`runtime`]: the commit thread (group commit), the outbox workers and their
-//!   pacing, timers, the health registry. Imports `store` and the layers above.
+//!   pacing, timers, the health registry, the lease on once-only work when
+//!   several instances share a database. Imports `store` and the layers above.
 //! - [`adapters`]: the edges, which translate and decide nothing: `console`,
 //!   `smtp`, `discord` (serenity), `http` (axum: health, metrics, hooks, the
 //!   ticket API), `jobs` (the local runner and Jenkins). May import every
