@@ -23,6 +23,118 @@ use opsbot::store::{Queue, Store};
 /// How often quiet alert groups are looked for.
 const STALE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Opens the store the config names: sled's data directory, or the
+/// PostgreSQL database whose URL is in `[storage] url_env`.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    use opsbot::config::StorageBackend;
+    match config.storage.backend {
+        StorageBackend::Sled => Ok(Store::open(&config.storage_path)?),
+        StorageBackend::Postgres => {
+            let Some(url) = &config.storage.url.value else {
+                anyhow::bail!(
+                    "{} is not set: [storage] backend = \"postgres\" reads the database's URL from it, such as postgresql://opsbot@localhost/opsbot",
+                    config.storage.url.var
+                );
+            };
+            let store =
+                Store::connect(url.expose()).context("cannot open the PostgreSQL database")?;
+            Ok(store)
+        }
+    }
+}
+
+/// How often an instance that shares its database takes in the others'
+/// commits to the delivery queues.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until this instance holds the lease on once-only work (at once on
+/// sled, whose files are this process's alone), saying once that it waits;
+/// then keeps it from a task of its own. An instance that loses the lease
+/// (another took it: this one was paused or cut off from the database for
+/// longer than the lease) ends the process at once, so that only the new
+/// holder acts; its supervisor starts it again as a standby. `None`: `stop`
+/// came first. The lease is given up when `done` turns true: once the
+/// workers have stopped, after the last deliveries.
+pub async fn lead(
+    bot: &Bot,
+    mut stop: watch::Receiver<bool>,
+    mut done: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    let lease = bot.lease().clone();
+    let mut said = false;
+    loop {
+        let taken = match bot.store() {
+            Ok(store) => {
+                let l = lease.clone();
+                tokio::task::spawn_blocking(move || l.try_take(&store))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match taken {
+            Ok(true) => break,
+            Ok(false) if !said => {
+                errln!(
+                    "standby: another instance holds the lease; this one serves HTTP and commands, and takes over when the lease runs out"
+                );
+                said = true;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot take the lease"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(lease.every()) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+    if said {
+        errln!("took over the lease: delivering, timers and the runners run here now");
+    }
+    let bot = bot.clone();
+    Some(tokio::spawn(async move {
+        // Another instance's commits are delivered here too.
+        tokio::spawn(bot.follow_commits(FOLLOW_EVERY, done.clone()));
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(lease.every()) => false,
+                _ = done.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                // A clean stop hands over at once.
+                if let Ok(store) = bot.store() {
+                    let l = lease.clone();
+                    let _ = tokio::task::spawn_blocking(move || l.release(&store)).await;
+                }
+                return;
+            }
+            let renewed = match bot.store() {
+                Ok(store) => {
+                    let l = lease.clone();
+                    tokio::task::spawn_blocking(move || l.try_take(&store))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => lost("another instance holds the lease now"),
+                Err(e) if !lease.held() => lost(&format!("it could not be renewed in time: {e}")),
+                Err(e) => tracing::warn!(error = %e, "cannot renew the lease; trying again"),
+            }
+        }
+    }))
+}
+
+/// Ends the process: this instance lost the lease.
+fn lost(why: &str) -> ! {
+    errln!("lost the lease ({why}): stopping at once so that only the new holder delivers and fires timers; start again to stand by");
+    std::process::exit(3)
+}
+
 /// Opens the store and starts the commit thread. The bot holds the only
 /// handle to the store: after a failed write it opens the files again (see
 /// `runtime::StoreSlot`).
@@ -40,6 +152,8 @@ pub struct Started {
     pub job_runner: JobRunner,
     pub ticker: JoinHandle<()>,
     pub server: JoinHandle<std::io::Result<()>>,
+    /// Keeps the lease.
+    pub keeper: JoinHandle<()>,
 }
 
 /// Starts everything after the chat worker. `printer`: the console's, to show
@@ -52,7 +166,13 @@ pub async fn start(
     listen: Option<SocketAddr>,
     stop: watch::Receiver<bool>,
     stop_workers: watch::Receiver<bool>,
-) -> anyhow::Result<Started> {
+) -> anyhow::Result<Option<Started>> {
+    // Every instance serves HTTP; the rest runs where the lease is.
+    let server = start_http(bot, config, listen, stop.clone()).await?;
+    let Some(keeper) = lead(bot, stop.clone(), stop_workers.clone()).await else {
+        let _ = server.await;
+        return Ok(None);
+    };
     let smtp = SmtpSink::new(&config.smtp, bot.clone(), printer)?;
     let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_workers.clone()));
     let local = LocalRunner::new(bot.clone());
@@ -71,14 +191,14 @@ pub async fn start(
     let job_runner = JobRunner { local, jenkins };
     let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner.clone(), stop_workers));
     let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop.clone()));
-    let server = start_http(bot, config, listen, stop).await?;
-    Ok(Started {
+    Ok(Some(Started {
         mailer,
         jobs,
         job_runner,
         ticker,
         server,
-    })
+        keeper,
+    }))
 }
 
 /// Binds the HTTP intake and serves it until `stop` turns true. Prints

@@ -15,7 +15,6 @@ use opsbot::adapters::console::{self, ConsoleSink, Printer, Session};
 use opsbot::config::{self, Config, Loaded};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::store::Queue;
-use opsbot::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +62,11 @@ enum Cmd {
     },
     /// Write every ticket and timeline as JSON lines to stdout.
     Export {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Restores an export (JSON lines on stdin) into an empty store, of either backend.
+    Import {
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
             listen,
         } => console_cmd(config, as_user, channel, json, listen),
         Cmd::Export { config } => export(config),
+        Cmd::Import { config } => import(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,7 +183,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             config.discord.token.var
         );
     };
-    let store = Store::open(&config.storage_path)?;
+    let store = app::open_store(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,22 +218,40 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             },
             stop_worker_rx.clone(),
         ));
-        let app::Started {
+        // A standby waits here for the lease, serving HTTP; SIGTERM stops it.
+        let started = {
+            let starting = app::start(
+                &bot,
+                &config,
+                clock,
+                None,
+                listen,
+                stop_rx.clone(),
+                stop_worker_rx,
+            );
+            tokio::pin!(starting);
+            tokio::select! {
+                s = &mut starting => s?,
+                _ = &mut signalled => {
+                    let _ = stop_tx.send(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(3), starting).await;
+                    None
+                }
+            }
+        };
+        let Some(app::Started {
             mailer,
             jobs,
             job_runner,
             ticker,
             server,
-        } = app::start(
-            &bot,
-            &config,
-            clock,
-            None,
-            listen,
-            stop_rx.clone(),
-            stop_worker_rx,
-        )
-        .await?;
+            keeper,
+        }) = started
+        else {
+            errln!("stopping");
+            chat.abort();
+            return anyhow::Ok(());
+        };
         // The jobs worker holds the runners from here on.
         drop(job_runner);
         // Ask for the message-content intent only when message rules need it.
@@ -325,6 +348,8 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         for w in &workers {
             w.abort();
         }
+        // The workers stopped: the lease is given up for a standby.
+        finish(keeper, upto(Duration::from_secs(1))).await;
         anyhow::Ok(())
     });
     // Tasks still running (a hung request, the gateway) are dropped here.
@@ -419,7 +444,7 @@ fn console_cmd(
         Some(c) => ChannelName::parse(&c)?,
         None => config.tickets.channel.clone(),
     };
-    let store = Store::open(&config.storage_path)?;
+    let store = app::open_store(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -437,13 +462,14 @@ fn console_cmd(
             ConsoleSink(printer.clone()),
             stop_worker_rx.clone(),
         ));
-        let app::Started {
+        let Some(app::Started {
             mailer,
             jobs,
             job_runner,
             ticker,
             server,
-        } = app::start(
+            keeper,
+        }) = app::start(
             &bot,
             &config,
             clock,
@@ -452,7 +478,10 @@ fn console_cmd(
             stop_rx.clone(),
             stop_worker_rx,
         )
-        .await?;
+        .await?
+        else {
+            return Ok(());
+        };
         // Posts left undelivered by a previous run go out first.
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -474,6 +503,7 @@ fn console_cmd(
         let _ = worker.await;
         let _ = mailer.await;
         let _ = jobs.await;
+        let _ = keeper.await;
         res.map_err(anyhow::Error::from)
     })?;
     let store = bot.store();
@@ -493,9 +523,18 @@ fn console_cmd(
     Ok(())
 }
 
+fn import(flag: Option<PathBuf>) -> anyhow::Result<()> {
+    let Loaded { config, .. } = load(flag)?;
+    let store = app::open_store(&config)?;
+    let stdin = std::io::stdin();
+    let n = store.import_jsonl(&mut stdin.lock())?;
+    errln!("imported {n} tickets into {}", store.backend());
+    Ok(())
+}
+
 fn export(flag: Option<PathBuf>) -> anyhow::Result<()> {
     let Loaded { config, .. } = load(flag)?;
-    let store = Store::open(&config.storage_path)?;
+    let store = app::open_store(&config)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = store.export_jsonl(&mut out)?;

@@ -70,6 +70,9 @@ pub enum BotError {
 /// store refuses writes, to find out whether the disk takes them again.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
+/// How often a worker without the lease looks whether it holds it now.
+const LEASE_POLL: Duration = Duration::from_millis(100);
+
 /// How often, at most, an outbox worker flushes what it delivered.
 const FLUSH_DELIVERED_EVERY: Duration = Duration::from_millis(100);
 
@@ -220,6 +223,8 @@ pub struct Bot {
     mail: Arc<Marks>,
     job_marks: Arc<Marks>,
     clock: Arc<dyn Clock>,
+    /// The lease on once-only work (always held on sled).
+    lease: Arc<lease::Lease>,
 }
 
 /// How far one delivery queue got.
@@ -295,6 +300,10 @@ impl Bot {
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
         let marks = [chat.clone(), mail.clone(), jobs.clone()];
+        let lease = Arc::new(lease::Lease::for_store(
+            &store,
+            engine.config().storage.lease,
+        ));
         if let Err(e) = store.location().keep_reserve() {
             warn!(error = %e, "cannot set aside the reserve for a full disk");
         }
@@ -323,6 +332,7 @@ impl Bot {
                 mail,
                 job_marks: jobs,
                 clock,
+                lease,
             },
             Writer {
                 thread: Some(thread),
@@ -402,6 +412,46 @@ impl Bot {
         Ok(self.submit(event).await?.reply)
     }
 
+    /// The lease on once-only work: deliveries and timers run only while
+    /// it is held.
+    pub fn lease(&self) -> &Arc<lease::Lease> {
+        &self.lease
+    }
+
+    /// While this instance shares its database with others: every `every`,
+    /// takes in what the others committed to the delivery queues, so that
+    /// the outbox workers (this instance's, while it holds the lease)
+    /// deliver it too. Until `shutdown`.
+    pub fn follow_commits(
+        &self,
+        every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let bot = self.clone();
+        async move {
+            loop {
+                if let Ok(store) = bot.store() {
+                    for m in [&bot.chat, &bot.mail, &bot.job_marks] {
+                        // Committed by whoever: a database server's reads
+                        // are of committed state only.
+                        match store.last_seq(m.queue) {
+                            Ok(seq) if seq > *m.committed.borrow() => {
+                                m.committed.send_replace(seq);
+                                m.wake.notify_one();
+                            }
+                            Ok(_) => {}
+                            Err(e) => debug!(error = %e, "cannot read an outbox counter"),
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
     fn marks(&self, q: Queue) -> &Arc<Marks> {
         match q {
             Queue::Chat => &self.chat,
@@ -451,6 +501,7 @@ impl Bot {
         });
         let marks = self.marks(queue).clone();
         let coalesce_after = self.engine.config().alerts.coalesce_after;
+        let lease = self.lease.clone();
         async move {
             let _up = up;
             let mut lanes = Lanes::new(sink.pace(), coalesce_after);
@@ -487,6 +538,16 @@ impl Bot {
                         error!(error = %e, "cannot record deliveries on disk");
                     }
                     return;
+                }
+                // Another instance delivers while it holds the lease; this
+                // one, paused past its lease and woken, delivers nothing.
+                if !lease.held() {
+                    drop(store);
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE_POLL) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
                 }
                 // Only what is on disk: effects past the committed mark may
                 // belong to a batch whose flush is still to come, or failed.

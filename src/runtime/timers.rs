@@ -17,6 +17,14 @@ impl Bot {
         async move {
             let _up = up;
             loop {
+                // Timers fire on the instance that holds the lease.
+                if !bot.lease.held() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every.min(Duration::from_secs(1))) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
                 let due = bot.stale_candidates(clock.now());
                 if !due.is_empty() {
                     if let Err(e) = bot.submit(Event::MarkStale { groups: due }).await {

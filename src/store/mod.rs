@@ -57,7 +57,7 @@ use crate::domain::Timestamp;
 use crate::engine::{Effect, GroupRecord};
 use crate::error::StoreError;
 
-pub use export::{ExportError, Record};
+pub use export::{ExportError, ImportError, Record};
 pub use query::SUGGEST_SCAN;
 pub use tx::EventResult;
 

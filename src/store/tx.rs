@@ -103,7 +103,7 @@ fn counter(tx: &dyn Tx, key: &[u8]) -> Result<u64, StoreError> {
 }
 
 /// Applies one write of a decision inside its transaction.
-fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreError> {
+pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreError> {
     match w {
         Write::Ticket(t) => {
             let num = t.id.num();

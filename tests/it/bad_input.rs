@@ -5,7 +5,16 @@ use crate::harness::Env;
 
 #[test]
 fn bad_input_is_answered_and_changes_nothing() {
-    let env = Env::shipped();
+    bad_input_is_answered_and_changes_nothing_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn bad_input_is_answered_and_changes_nothing_on_postgres() {
+    bad_input_is_answered_and_changes_nothing_on(Env::on_postgres());
+}
+
+fn bad_input_is_answered_and_changes_nothing_on(env: Env) {
     env.console(&[
         "/ticket open title:\"Login loop\" team:backend",
         ":as bella",

@@ -22,7 +22,16 @@ fn event(who: &str, line: &str) -> Event {
 
 #[test]
 fn concurrent_opens_and_moves_keep_every_record() {
-    let env = Env::shipped();
+    concurrent_opens_and_moves_keep_every_record_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn concurrent_opens_and_moves_keep_every_record_on_postgres() {
+    concurrent_opens_and_moves_keep_every_record_on(Env::on_postgres());
+}
+
+fn concurrent_opens_and_moves_keep_every_record_on(env: Env) {
     let (bot, writer, store) = env.bot();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -116,7 +125,16 @@ fn concurrent_opens_and_moves_keep_every_record() {
 
 #[test]
 fn a_race_to_verify_has_exactly_one_winner() {
-    let env = Env::shipped();
+    a_race_to_verify_has_exactly_one_winner_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn a_race_to_verify_has_exactly_one_winner_on_postgres() {
+    a_race_to_verify_has_exactly_one_winner_on(Env::on_postgres());
+}
+
+fn a_race_to_verify_has_exactly_one_winner_on(env: Env) {
     let (bot, writer, store) = env.bot();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

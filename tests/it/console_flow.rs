@@ -5,7 +5,16 @@ use crate::harness::Env;
 
 #[test]
 fn the_support_flow_end_to_end() {
-    let env = Env::shipped();
+    the_support_flow_end_to_end_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn the_support_flow_end_to_end_on_postgres() {
+    the_support_flow_end_to_end_on(Env::on_postgres());
+}
+
+fn the_support_flow_end_to_end_on(env: Env) {
     let run = env.console(&[
         // 1-2. A customer's problem becomes a ticket in #ops.
         r#"/ticket open title:"Checkout fails on submit" priority:p2 description:"500 when paying""#,

@@ -179,8 +179,17 @@ fn crash_round(env: &Env, round: usize, seen: &Arc<Mutex<Seen>>) {
 
 #[test]
 fn alerts_acknowledged_before_a_kill_9_survive_it() {
+    alerts_acknowledged_before_a_kill_9_survive_it_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn alerts_acknowledged_before_a_kill_9_survive_it_on_postgres() {
+    alerts_acknowledged_before_a_kill_9_survive_it_on(Env::on_postgres());
+}
+
+fn alerts_acknowledged_before_a_kill_9_survive_it_on(env: Env) {
     let started = Instant::now();
-    let env = Env::shipped();
     let seen = Arc::new(Mutex::new(Seen::default()));
     // Crash, restart, crash again: the groups of the pool carry over.
     for round in 0..ROUNDS {

@@ -25,6 +25,10 @@ pub use crate::kit::shipped_config;
 pub struct Env {
     pub dir: TempDir,
     pub config: PathBuf,
+    /// Variables every process of this env gets (the database's URL).
+    pub vars: Vec<(String, String)>,
+    /// The PostgreSQL cluster the env's records are in, if not sled.
+    pub pg: Option<std::sync::Arc<crate::pg::Pg>>,
 }
 
 /// What one run printed.
@@ -107,7 +111,50 @@ impl Env {
     pub fn with_config(text: &str) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = kit::write_config(dir.path(), text);
-        Env { dir, config }
+        Env {
+            dir,
+            config,
+            vars: Vec::new(),
+            pg: None,
+        }
+    }
+
+    /// `text` (the shipped config or a variant) with the records in a new
+    /// database of a throwaway PostgreSQL cluster instead of sled.
+    pub fn on_postgres_with(text: &str) -> Env {
+        let pg = std::sync::Arc::new(crate::pg::Pg::start());
+        Env::on_cluster(text, pg, "opsbot")
+    }
+
+    /// The shipped config on PostgreSQL.
+    pub fn on_postgres() -> Env {
+        Env::on_postgres_with(&shipped_config())
+    }
+
+    /// `text` on a new database `db` of `pg` (several envs may share a
+    /// cluster, or a database).
+    pub fn on_cluster(text: &str, pg: std::sync::Arc<crate::pg::Pg>, db: &str) -> Env {
+        let exists = pg.psql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{db}'"
+        ));
+        let url = if exists == "0" {
+            pg.database(db)
+        } else {
+            format!("postgresql://opsbot@127.0.0.1:{}/{db}", pg.port)
+        };
+        let text = kit::in_section(text, "[storage]", "backend = \"postgres\"\n");
+        let mut env = Env::shipped_with(&text);
+        env.vars.push(("OPSBOT_DATABASE_URL".into(), url));
+        env.pg = Some(pg);
+        env
+    }
+
+    /// The database's URL, on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == "OPSBOT_DATABASE_URL")
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -129,11 +176,13 @@ impl Env {
         let cfg = self.config.to_string_lossy().to_string();
         full.push("--config");
         full.push(&cfg);
-        if vars.is_empty() {
-            run_bin(&full, input, self.dir.path())
-        } else {
-            run_bin_env(&full, input, self.dir.path(), vars)
-        }
+        let mut all: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.extend(vars.iter().copied());
+        run_bin_env(&full, input, self.dir.path(), &all)
     }
 
     /// `opsbot console` as `--as USER` (or the default) fed with `lines`.
@@ -168,7 +217,10 @@ impl Env {
     /// worker: posts stay queued).
     pub fn bot(&self) -> (Bot, Writer, Store) {
         let config = self.config();
-        let store = Store::open(&config.storage_path).expect("store opens");
+        let store = match self.database_url() {
+            Some(url) => Store::connect(url).expect("store connects"),
+            None => Store::open(&config.storage_path).expect("store opens"),
+        };
         let (bot, writer) = Bot::start(
             store.clone(),
             Engine::new(Arc::new(config)),
@@ -177,11 +229,6 @@ impl Env {
         .expect("bot starts");
         (bot, writer, store)
     }
-}
-
-/// Runs the binary with a timeout.
-pub fn run_bin(args: &[&str], input: &str, cwd: &Path) -> Run {
-    run_bin_env(args, input, cwd, &[])
 }
 
 /// Runs the binary with a timeout, these variables added to its environment.
@@ -257,7 +304,8 @@ impl Env {
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
             .env("OPSBOT_API_TOKEN", API_TOKEN)
             .env("OPSBOT_SUPPORT_SECRET", SUPPORT_SECRET)
-            .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN);
+            .env("JENKINS_TOKEN", crate::fake_jenkins::TOKEN)
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         for var in unset {
             cmd.env_remove(var);
         }

@@ -15,7 +15,16 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn alertmanager_payloads_open_route_and_recover_a_ticket() {
-    let env = Env::shipped();
+    alertmanager_payloads_open_route_and_recover_a_ticket_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn alertmanager_payloads_open_route_and_recover_a_ticket_on_postgres() {
+    alertmanager_payloads_open_route_and_recover_a_ticket_on(Env::on_postgres());
+}
+
+fn alertmanager_payloads_open_route_and_recover_a_ticket_on(env: Env) {
     let bot = env.live(&[]);
     let (code, body) = bot.post("/hooks/alertmanager", &fixture("alertmanager-firing.json"));
     assert_eq!(code, 202, "{body}");
@@ -151,7 +160,16 @@ fn health_and_metrics() {
 
 #[test]
 fn bad_requests_get_the_right_status_and_store_nothing() {
-    let env = Env::shipped();
+    bad_requests_get_the_right_status_and_store_nothing_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn bad_requests_get_the_right_status_and_store_nothing_on_postgres() {
+    bad_requests_get_the_right_status_and_store_nothing_on(Env::on_postgres());
+}
+
+fn bad_requests_get_the_right_status_and_store_nothing_on(env: Env) {
     let limit = 1024 * 1024;
     let bot = env.live(&[]);
     let good = fixture("alertmanager-firing.json");

@@ -311,3 +311,65 @@ fn one_instance_holds_the_lease_and_another_takes_it_when_it_runs_out_or_is_give
     assert!(one.try_take(&s1).unwrap());
     assert!(one.token().unwrap() > second);
 }
+
+#[test]
+fn an_export_from_sled_imports_into_postgres_and_exports_the_same() {
+    let sled = Env::shipped();
+    sled.console(&[
+        r#"/ticket open title:"Checkout fails" priority:p2 team:backend"#,
+        "/ticket open title:\"Disk full on db-2\" team:infra",
+        ":as bob",
+        "/ticket take id:OPS-1",
+        r#"/ticket comment id:OPS-1 text:"looking""#,
+        r#"/ticket resolve id:OPS-1 note:"fixed""#,
+    ]);
+    let exported = sled.opsbot(&["export"], "");
+    assert_eq!(exported.code, Some(0), "{}", exported.stderr);
+    assert!(exported.stdout.lines().count() > 5);
+
+    let pg = Env::on_postgres();
+    let imported = pg.opsbot(&["import"], &exported.stdout);
+    assert_eq!(imported.code, Some(0), "{}", imported.stderr);
+    assert!(
+        imported.stderr.contains("imported 2 tickets"),
+        "{}",
+        imported.stderr
+    );
+    let again = pg.opsbot(&["export"], "");
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(
+        again.stdout, exported.stdout,
+        "the round trip keeps every record"
+    );
+
+    // The restored store goes on where the old one stopped.
+    let run = pg.console(&["/ticket open title:\"after the move\""]);
+    assert!(run.stdout.contains("OPS-3"), "{}", run.stdout);
+    let listed = pg.console(&["/ticket list state:resolved"]);
+    assert!(listed.stdout.contains("OPS-1"), "{}", listed.stdout);
+
+    // Importing into a store that has records is refused, and changes nothing.
+    let refused = pg.opsbot(&["import"], &exported.stdout);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("is not empty"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(pg.tickets().len(), 3);
+}
+
+#[test]
+fn an_import_names_the_line_that_is_not_a_record() {
+    let env = Env::on_postgres();
+    let input = "{\"type\":\"ticket\",\"nonsense\":1}\n";
+    let run = env.opsbot(&["import"], input);
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("line 1 is not a record"),
+        "{}",
+        run.stderr
+    );
+    let run = env.opsbot(&["import"], "not json\n");
+    assert!(run.stderr.contains("line 1"), "{}", run.stderr);
+}

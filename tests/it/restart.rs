@@ -9,7 +9,16 @@ use crate::harness::Env;
 
 #[test]
 fn tickets_timelines_and_numbering_survive_a_restart() {
-    let env = Env::shipped();
+    tickets_timelines_and_numbering_survive_a_restart_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn tickets_timelines_and_numbering_survive_a_restart_on_postgres() {
+    tickets_timelines_and_numbering_survive_a_restart_on(Env::on_postgres());
+}
+
+fn tickets_timelines_and_numbering_survive_a_restart_on(env: Env) {
     env.console(&[
         "/ticket open title:first team:backend",
         "/ticket open title:second",
@@ -54,7 +63,16 @@ fn tickets_timelines_and_numbering_survive_a_restart() {
 /// next start delivers them, and the one after does not repeat them.
 #[test]
 fn undelivered_posts_are_delivered_after_a_restart_once() {
-    let env = Env::shipped();
+    undelivered_posts_are_delivered_after_a_restart_once_on(Env::shipped());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn undelivered_posts_are_delivered_after_a_restart_once_on_postgres() {
+    undelivered_posts_are_delivered_after_a_restart_once_on(Env::on_postgres());
+}
+
+fn undelivered_posts_are_delivered_after_a_restart_once_on(env: Env) {
     {
         // The library commits without an outbox worker: as if the process
         // died right after the commit.

@@ -364,7 +364,19 @@ p1 = { acknowledge = "15m", resolve = "4h" }
 
         fn restart(&mut self) {
             self.store = None;
-            self.store = Some(Store::open(&self.config.storage_path).unwrap());
+            // sled's own threads may hold the files' lock a moment longer.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match Store::open(&self.config.storage_path) {
+                    Ok(s) => break self.store = Some(s),
+                    Err(crate::error::StoreError::Locked { .. })
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("the store does not open again: {e}"),
+                }
+            }
         }
 
         fn scrape(&self) -> String {
