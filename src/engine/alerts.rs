@@ -456,6 +456,21 @@ fn note(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, actor: &Actor, kind: EntryKi
     t.updated_at = cx.now;
 }
 
+/// Opens a new ticket for the next episode of group `g` (its ticket is gone,
+/// or closed with a route that opens anew on refiring); `g` becomes the new
+/// group.
+fn open_next_episode(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    g: &mut GroupRecord,
+    routed: Routed<'_>,
+) -> Result<TicketId, EngineError> {
+    let (id, fresh) = open_alert_ticket(cx, ov, out, routed, g.key.clone(), g.episode + 1)?;
+    *g = fresh;
+    Ok(id)
+}
+
 /// An alert of a group that exists: `g` is changed in place (or
 /// replaced by a new group when a new ticket opens).
 fn alert_on_group(
@@ -470,20 +485,12 @@ fn alert_on_group(
     let Some(mut t) = ov.ticket(&g.ticket)? else {
         // The group points at a ticket that is gone: start afresh.
         if alert.status == AlertStatus::Firing {
-            let (id, fresh) = open_alert_ticket(
-                cx,
-                ov,
-                out,
-                Routed {
-                    alert,
-                    route,
-                    actor,
-                },
-                g.key.clone(),
-                g.episode + 1,
-            )?;
-            *g = fresh;
-            return Ok(Some(id));
+            let routed = Routed {
+                alert,
+                route,
+                actor,
+            };
+            return open_next_episode(cx, ov, out, g, routed).map(Some);
         }
         return Ok(None);
     };
@@ -512,20 +519,12 @@ fn alert_on_group(
             if t.state == TicketState::Closed {
                 if route.on_refire == OnRefire::New {
                     ov.put_ticket(t);
-                    let (id, fresh) = open_alert_ticket(
-                        cx,
-                        ov,
-                        out,
-                        Routed {
-                            alert,
-                            route,
-                            actor,
-                        },
-                        g.key.clone(),
-                        g.episode + 1,
-                    )?;
-                    *g = fresh;
-                    return Ok(Some(id));
+                    let routed = Routed {
+                        alert,
+                        route,
+                        actor,
+                    };
+                    return open_next_episode(cx, ov, out, g, routed).map(Some);
                 }
                 flush_gathered(cx, ov, out, &t);
                 let reason = format!("the alert fired again: {summary}");

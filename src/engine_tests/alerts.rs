@@ -8,16 +8,17 @@ use chrono::TimeZone;
 
 use crate::commands::parse_command;
 use crate::config::Config;
-use crate::domain::alert::Labels;
-use crate::domain::alert::{Alert, AlertSource, AlertStatus};
+use crate::domain::alert::Alert;
 use crate::domain::{Actor, ChannelName, Source, TicketId, Timestamp, UserName};
+use crate::engine::tests::post_line;
+use crate::engine::Event;
 use crate::engine::{Accepted, Decision, Engine};
-use crate::engine::{Effect, Event, Post};
 use crate::error::EngineError;
 use crate::store::Store;
 
-/// The same organisation and routes as the in-memory alert tests.
-use crate::engine::tests::alerts::CONFIG;
+/// The same organisation and routes, and the same alerts, as the in-memory
+/// alert tests.
+use crate::engine::tests::alerts::{firing, web, CONFIG};
 
 /// The engine on a real store, with a clock the test moves.
 struct Bench {
@@ -25,30 +26,6 @@ struct Bench {
     store: Store,
     engine: Engine,
     now: Timestamp,
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn alert(status: AlertStatus, pairs: &[(&str, &str)]) -> Alert {
-    let l = labels(pairs);
-    Alert {
-        source: AlertSource::Alertmanager,
-        status,
-        fingerprint: crate::domain::alert::fingerprint(&l),
-        labels: l,
-        annotations: Labels::new(),
-        starts_at: None,
-        generator_url: None,
-    }
-}
-
-fn firing(pairs: &[(&str, &str)]) -> Alert {
-    alert(AlertStatus::Firing, pairs)
 }
 
 impl Bench {
@@ -127,21 +104,7 @@ impl Bench {
         let mut out = Vec::new();
         for i in items {
             self.store.outbox_done(i.seq).unwrap();
-            let Effect::Post(Post {
-                channel,
-                ticket,
-                thread,
-                body,
-                ..
-            }) = i.effect
-            else {
-                continue;
-            };
-            let place = match (thread, ticket) {
-                (true, Some(t)) => format!("#{channel}›{t}"),
-                _ => format!("#{channel}"),
-            };
-            out.push(format!("{place} {}", body.to_plain()));
+            out.extend(post_line(i.effect));
         }
         out
     }
@@ -242,16 +205,6 @@ fn silences_keep_alerts_on_record_without_tickets_and_expire() {
         e.to_string(),
         "there is no silence 1 in force; /alert silences lists them"
     );
-}
-
-fn web(i: usize) -> Alert {
-    let instance = format!("web-{i}");
-    firing(&[
-        ("alertname", "Latency"),
-        ("service", "web"),
-        ("severity", "critical"),
-        ("instance", instance.as_str()),
-    ])
 }
 
 #[test]

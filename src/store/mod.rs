@@ -214,24 +214,27 @@ impl Store {
                 });
             }
         }
-        let store = Store {
-            db: Arc::new(SledBackend::open(path)?),
-            at: Location::Dir(path.to_path_buf()),
-            handles: std::sync::Arc::new(()),
-        };
-        store.check_schema()?;
-        store.count_loads_once()?;
-        store.count_figures_once()?;
-        store.split_group_members()?;
-        Ok(store)
+        Store::ready(
+            Arc::new(SledBackend::open(path)?),
+            Location::Dir(path.to_path_buf()),
+        )
     }
 
     /// Connects to the PostgreSQL database at `url` (a libpq URL), creating
     /// the tables in an empty database and refusing a newer schema.
     pub fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::ready(
+            Arc::new(PgBackend::connect(url)?),
+            Location::Postgres(url.to_string()),
+        )
+    }
+
+    /// The store on an opened backend, once its schema is checked (tables made
+    /// in an empty one) and the one-time upgrades of older records are done.
+    fn ready(db: Arc<dyn Backend>, at: Location) -> Result<Store, StoreError> {
         let store = Store {
-            db: Arc::new(PgBackend::connect(url)?),
-            at: Location::Postgres(url.to_string()),
+            db,
+            at,
             handles: std::sync::Arc::new(()),
         };
         store.check_schema()?;

@@ -468,19 +468,7 @@ impl LiveBot {
                 panic!("the bot did not exit after its input ended");
             }
         };
-        Run {
-            code: status.code(),
-            stdout: self
-                .stdout
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default(),
-            stderr: self
-                .stderr
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default(),
-        }
+        self.exited(status.code())
     }
 
     /// Kills the bot with SIGKILL, as a crash would.
@@ -490,18 +478,18 @@ impl LiveBot {
             .status();
         let _ = self.child.wait();
         drop(self.stdin.take());
+        self.exited(None)
+    }
+
+    /// What the bot printed (its output threads joined), with exit code `code`.
+    fn exited(&mut self, code: Option<i32>) -> Run {
+        let joined = |h: Option<std::thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
         Run {
-            code: None,
-            stdout: self
-                .stdout
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default(),
-            stderr: self
-                .stderr
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default(),
+            code,
+            stdout: joined(self.stdout.take()),
+            stderr: joined(self.stderr.take()),
         }
     }
 }

@@ -13,8 +13,9 @@ use crate::domain::alert::{Alert, AlertSource, AlertStatus};
 use crate::domain::{
     Actor, ChannelName, Source, Ticket, TicketId, TicketState, Timestamp, UserName,
 };
+use crate::engine::tests::post_line;
+use crate::engine::Event;
 use crate::engine::{Accepted, Decision, Engine, MemoryView, View, Write};
-use crate::engine::{Effect, Event, Post};
 use crate::error::EngineError;
 
 pub(crate) const CONFIG: &str = r#"
@@ -61,14 +62,14 @@ struct Bench {
     now: Timestamp,
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Labels {
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-fn alert(status: AlertStatus, pairs: &[(&str, &str)]) -> Alert {
+pub(crate) fn alert(status: AlertStatus, pairs: &[(&str, &str)]) -> Alert {
     let l = labels(pairs);
     Alert {
         source: AlertSource::Alertmanager,
@@ -81,7 +82,7 @@ fn alert(status: AlertStatus, pairs: &[(&str, &str)]) -> Alert {
     }
 }
 
-fn firing(pairs: &[(&str, &str)]) -> Alert {
+pub(crate) fn firing(pairs: &[(&str, &str)]) -> Alert {
     alert(AlertStatus::Firing, pairs)
 }
 
@@ -164,21 +165,7 @@ impl Bench {
         let mut out = Vec::new();
         for i in items {
             self.view.borrow_mut().outbox_done(i.seq).unwrap();
-            let Effect::Post(Post {
-                channel,
-                ticket,
-                thread,
-                body,
-                ..
-            }) = i.effect
-            else {
-                continue;
-            };
-            let place = match (thread, ticket) {
-                (true, Some(t)) => format!("#{channel}›{t}"),
-                _ => format!("#{channel}"),
-            };
-            out.push(format!("{place} {}", body.to_plain()));
+            out.extend(post_line(i.effect));
         }
         out
     }
@@ -482,7 +469,7 @@ fn a_chat_line_in_a_ruled_channel_is_an_alert() {
     );
 }
 
-fn web(i: usize) -> Alert {
+pub(crate) fn web(i: usize) -> Alert {
     let instance = format!("web-{i}");
     firing(&[
         ("alertname", "Latency"),

@@ -11,8 +11,9 @@ use crate::config::Config;
 use crate::domain::{Actor, Ticket, TicketState, Timestamp, UserName};
 use crate::domain::{ChannelName, Priority, Source, TeamName, TicketId};
 use crate::engine::sla::*;
+use crate::engine::tests::post_line;
 use crate::engine::Engine;
-use crate::engine::{Decision, Effect, Event, MemoryView, Post, View};
+use crate::engine::{Decision, Effect, Event, MemoryView, View};
 use crate::error::EngineError;
 
 pub(crate) const CONFIG: &str = r#"
@@ -157,21 +158,7 @@ impl Bench {
         let mut out = Vec::new();
         for i in items {
             self.view.borrow_mut().outbox_done(i.seq).unwrap();
-            let Effect::Post(Post {
-                channel,
-                ticket,
-                thread,
-                body,
-                ..
-            }) = i.effect
-            else {
-                continue;
-            };
-            let place = match (thread, ticket) {
-                (true, Some(t)) => format!("#{channel}›{t}"),
-                _ => format!("#{channel}"),
-            };
-            out.push(format!("{place} {}", body.to_plain()));
+            out.extend(post_line(i.effect));
         }
         out
     }
