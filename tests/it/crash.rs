@@ -28,7 +28,7 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 /// An Alertmanager v4 payload of firing alerts that all take the default
 /// route (no service, no severity), so each is grouped by its fingerprint.
-fn payload(fingerprints: &[String]) -> String {
+pub fn payload(fingerprints: &[String]) -> String {
     let alerts: Vec<Value> = fingerprints
         .iter()
         .map(|fp| {
@@ -82,7 +82,7 @@ struct Seen {
     unexpected: Vec<String>,
 }
 
-fn group(fp: &str) -> String {
+pub fn group(fp: &str) -> String {
     format!("default/fp:{fp}")
 }
 

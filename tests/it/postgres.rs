@@ -373,3 +373,159 @@ fn an_import_names_the_line_that_is_not_a_record() {
     let run = env.opsbot(&["import"], "not json\n");
     assert!(run.stderr.contains("line 1"), "{}", run.stderr);
 }
+
+/// PostgreSQL killed (as a crash would) while alerts keep arriving, then
+/// started again: nothing was answered 2xx that is not on record, nothing
+/// is there twice, and the bot takes alerts again without a restart.
+#[test]
+fn postgres_killed_and_restarted_under_load_answers_no_2xx_it_did_not_commit() {
+    use crate::crash::{group, payload};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    let env = Env::on_postgres();
+    let pg = env.pg.clone().expect("a cluster");
+    let bot = env.live(&[]);
+    let url = bot.url("/hooks/alertmanager");
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let statuses: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let retry_after: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..3)
+        .map(|sender| {
+            let (url, acked, statuses, retry_after, stop) = (
+                url.clone(),
+                acked.clone(),
+                statuses.clone(),
+                retry_after.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .unwrap();
+                let mut req = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    // Half the alerts of a request in a shared pool of groups.
+                    let fps: Vec<String> = (0..6)
+                        .map(|i| {
+                            if i % 2 == 0 {
+                                format!("pool-{:02}", (req * 7 + i + sender) % 40)
+                            } else {
+                                format!("once-{sender}-{req}-{i}")
+                            }
+                        })
+                        .collect();
+                    req += 1;
+                    let r = http
+                        .post(&url)
+                        .bearer_auth(crate::harness::TOKEN)
+                        .header("Content-Type", "application/json")
+                        .body(payload(&fps))
+                        .send();
+                    match r {
+                        Ok(r) => {
+                            let code = r.status().as_u16();
+                            if code == 503 {
+                                if let Some(v) = r.headers().get("retry-after") {
+                                    retry_after
+                                        .lock()
+                                        .unwrap()
+                                        .push(v.to_str().unwrap_or("").to_string());
+                                }
+                            }
+                            statuses.lock().unwrap().push(code);
+                            if (200..300).contains(&code) {
+                                acked.lock().unwrap().extend(fps);
+                            }
+                        }
+                        Err(_) => statuses.lock().unwrap().push(0),
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    let count = |pred: &dyn Fn(u16) -> bool| {
+        statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| pred(**c))
+            .count()
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("accepted alerts", &|| count(&|c| c == 202) >= 30);
+    pg.kill();
+    let before = count(&|c| c == 503);
+    wait("refusals while the database is down", &|| {
+        count(&|c| c == 503) >= before + 5
+    });
+    let accepted_down = count(&|c| c == 202);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        count(&|c| c == 202) <= accepted_down + 3,
+        "alerts were still answered 202 with the database down"
+    );
+    pg.restart();
+    let back = count(&|c| c == 202);
+    wait("accepted alerts after the database is back", &|| {
+        count(&|c| c == 202) >= back + 30
+    });
+    stop.store(true, Ordering::SeqCst);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let retry = retry_after.lock().unwrap().clone();
+    assert!(!retry.is_empty(), "503s carry Retry-After");
+
+    let acked = acked.lock().unwrap().clone();
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let tickets = env.tickets();
+    // Every acknowledged alert is on record, in its group's only open ticket.
+    let mut open_by_group: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut groups: BTreeSet<String> = BTreeSet::new();
+    for t in &tickets {
+        let g = t["alerts"]["group"]
+            .as_str()
+            .expect("alert group")
+            .to_string();
+        if t["state"] != "closed" {
+            *open_by_group.entry(g.clone()).or_default() += 1;
+        }
+        groups.insert(g);
+    }
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|fp| !groups.contains(&group(fp)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} alerts answered 2xx are not on record, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let doubled: Vec<_> = open_by_group.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "groups with more than one open ticket: {doubled:?}"
+    );
+    // Numbering has no holes: every id from 1 to the highest is there once.
+    let mut nums: Vec<u64> = tickets
+        .iter()
+        .filter_map(|t| t["id"].as_str()?.strip_prefix("OPS-")?.parse().ok())
+        .collect();
+    nums.sort();
+    assert_eq!(nums, (1..=nums.len() as u64).collect::<Vec<_>>());
+}
