@@ -523,6 +523,52 @@ fn console_cmd(
     Ok(())
 }
 
+/// `opsbot export` while the bot runs on the data directory: the running
+/// bot's `GET /api/v1/export` at `[http] listen`, with the API token.
+fn export_from_running(config: &Config) -> anyhow::Result<()> {
+    let Some(token) = &config.http.api_token.value else {
+        bail!(
+            "the bot is running and holds the data directory; `opsbot export` then asks it over HTTP, which needs {} set (the ticket API's token)",
+            config.http.api_token.var
+        );
+    };
+    let url = format!("http://{}/api/v1/export", config.http.listen);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let body = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token.expose())
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .with_context(|| {
+                format!("the bot holds the data directory, but {url} does not answer")
+            })?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "the running bot refused the export ({status}): {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        anyhow::Ok(body)
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    out.write_all(&body)?;
+    out.flush()?;
+    let n = body
+        .split(|b| *b == b'\n')
+        .filter(|l| l.windows(15).any(|w| w == b"\"type\":\"ticket\""))
+        .count();
+    errln!("exported {n} tickets (from the running bot at {url})");
+    Ok(())
+}
+
 fn import(flag: Option<PathBuf>) -> anyhow::Result<()> {
     let Loaded { config, .. } = load(flag)?;
     let store = app::open_store(&config)?;
@@ -534,7 +580,19 @@ fn import(flag: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn export(flag: Option<PathBuf>) -> anyhow::Result<()> {
     let Loaded { config, .. } = load(flag)?;
-    let store = app::open_store(&config)?;
+    let store = match app::open_store(&config) {
+        Ok(s) => s,
+        // The bot runs and holds sled's files: ask it.
+        Err(e)
+            if matches!(
+                e.downcast_ref::<opsbot::error::StoreError>(),
+                Some(opsbot::error::StoreError::Locked { .. })
+            ) =>
+        {
+            return export_from_running(&config);
+        }
+        Err(e) => return Err(e),
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = store.export_jsonl(&mut out)?;

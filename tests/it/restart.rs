@@ -114,3 +114,52 @@ fn undelivered_posts_are_delivered_after_a_restart_once_on(env: Env) {
         second.stdout
     );
 }
+
+/// `opsbot export` while the bot runs on sled (which locks its files): the
+/// export comes from the running bot, the same as from a stopped one.
+#[test]
+fn export_works_while_the_bot_runs() {
+    let env = Env::shipped();
+    env.console(&["/ticket open title:\"first\"", "/ticket open title:second"]);
+    let stopped = env.export();
+
+    let bot = env.live(&[]);
+    // The export is the ticket API's: no token or the hook token read nothing.
+    assert_eq!(bot.get_with("/api/v1/export", None).0, 401);
+    assert_eq!(
+        bot.get_with("/api/v1/export", Some(crate::harness::TOKEN))
+            .0,
+        401
+    );
+    // The export finds the running bot where the config says it listens.
+    let listen = bot.base.trim_start_matches("http://").to_string();
+    env.write(
+        "bot.toml",
+        &crate::harness::shipped_config().replace(
+            "listen = \"127.0.0.1:8787\"",
+            &format!("listen = \"{listen}\""),
+        ),
+    );
+    let run = env.opsbot_env(
+        &["export"],
+        "",
+        &[("OPSBOT_API_TOKEN", crate::harness::API_TOKEN)],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("from the running bot"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("exported 2 tickets"), "{}", run.stderr);
+    assert_eq!(run.json(), stopped);
+    // Without the API token it says what it needs.
+    let refused = env.opsbot(&["export"], "");
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("OPSBOT_API_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+    bot.finish();
+}

@@ -176,6 +176,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/hooks/grafana", post(hook_grafana))
         .route("/hooks/generic", post(hook_generic))
         .route("/api/v1/tickets/{id}", get(ticket))
+        .route("/api/v1/export", get(export))
         .route("/api/v1/support", post(support))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -264,7 +265,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
 async fn not_found() -> ApiError {
     err(
         StatusCode::NOT_FOUND,
-        "no such route; see /healthz, /readyz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets/{id}",
+        "no such route; see /healthz, /readyz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets/{id}, /api/v1/export",
     )
 }
 
@@ -509,6 +510,33 @@ async fn ticket(
             format!("there is no ticket {}", raw.trim()),
         )),
     }
+}
+
+/// The JSON lines export of every ticket, its timeline and every run, as
+/// `opsbot export` prints it, read from committed state while the bot runs
+/// (`opsbot export` asks here when the bot holds the data directory).
+async fn export(State(s): State<HttpState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    bearer(s.api_token.as_ref(), &s.api_token_var, &headers)?;
+    let store = s.bot.store().map_err(read_error)?;
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        store.export_jsonl(&mut out).map(|_| out)
+    })
+    .await
+    .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+    .map_err(|e| {
+        let id = crate::error::ErrorId::fresh();
+        tracing::error!(error_id = %id, error = %e, "the export failed");
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error {id}"),
+        )
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    )
+        .into_response())
 }
 
 /// A session id the app can have issued: 1 to 256 of `A-Z a-z 0-9 . _ ~ -`,
