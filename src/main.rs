@@ -528,7 +528,7 @@ fn console_cmd(
 fn export_from_running(config: &Config) -> anyhow::Result<()> {
     let Some(token) = &config.http.api_token.value else {
         bail!(
-            "the bot is running and holds the data directory; `opsbot export` then asks it over HTTP, which needs {} set (the ticket API's token)",
+            "`opsbot export` then asks the running bot over HTTP, which needs {} set (the ticket API's token)",
             config.http.api_token.var
         );
     };
@@ -589,7 +589,7 @@ fn export(flag: Option<PathBuf>) -> anyhow::Result<()> {
                 Some(opsbot::error::StoreError::Locked { .. })
             ) =>
         {
-            return export_from_running(&config);
+            return export_from_running(&config).map_err(|why| anyhow::anyhow!("{e}; {why:#}"));
         }
         Err(e) => return Err(e),
     };
