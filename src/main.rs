@@ -16,10 +16,18 @@ use opsbot::config::{self, Config, Loaded};
 use opsbot::domain::{ChannelName, UserName};
 use opsbot::store::Queue;
 
+/// The version and the git commit the binary was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OPSBOT_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "opsbot",
-    version,
+    version = VERSION,
     about = "A chat-ops bot: tickets, alerts, support, builds and deploys from chat"
 )]
 struct Cli {
@@ -70,6 +78,13 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Prints the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the man page (roff), e.g. `opsbot man > /usr/local/share/man/man1/opsbot.1`.
+    Man,
 }
 
 /// A line to stderr. A closed or broken stderr (`2>&-`, a log pipe whose
@@ -143,6 +158,18 @@ fn main() -> ExitCode {
         } => console_cmd(config, as_user, channel, json, listen),
         Cmd::Export { config } => export(config),
         Cmd::Import { config } => import(config),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "opsbot", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,8 +71,9 @@ fn healthz_readyz_and_metrics_when_all_runs() {
     assert_eq!(code, 200);
     assert!(
         metrics.contains(&format!(
-            "opsbot_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "opsbot_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("OPSBOT_GIT_COMMIT")
         )),
         "{metrics}"
     );

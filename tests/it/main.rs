@@ -7,6 +7,7 @@ mod bad_input;
 mod builds;
 mod check_cmd;
 mod check_places;
+mod cli;
 mod concurrency;
 mod config_names;
 mod console_flow;

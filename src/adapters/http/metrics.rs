@@ -183,8 +183,11 @@ impl Collector for Snapshot {
         gauge_family(
             &mut e,
             "opsbot_build_info",
-            "The running opsbot's version.",
-            [(label(&[("version", version)]), 1)],
+            "The running opsbot's version and the git commit it was built from.",
+            [(
+                label(&[("version", version), ("commit", env!("OPSBOT_GIT_COMMIT"))]),
+                1,
+            )],
         )?;
         gauge_family(
             &mut e,
