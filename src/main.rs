@@ -122,21 +122,33 @@ impl std::io::Write for LogWriter {
     }
 }
 
-fn init_logs() {
+/// Starts the log on stderr, filtered by `RUST_LOG` (default `warn`), as
+/// text or as one JSON object per line (`[log] format`).
+fn init_logs(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
         // Its own complaints about a failed write go to stderr with
         // `eprintln!`, which panics on a broken stderr.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    // `try_init`: a second call (never made) would be a no-op, not a panic.
+    let _ = match format {
+        config::LogFormat::Text => fmt.try_init(),
+        config::LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn load(flag: Option<PathBuf>) -> anyhow::Result<Loaded> {
     let path = config::resolve_path(flag);
     let loaded = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The log starts once its format is known.
+    init_logs(loaded.config.log_format);
     for w in &loaded.warnings {
         errln!("{w}");
     }
@@ -145,7 +157,13 @@ fn load(flag: Option<PathBuf>) -> anyhow::Result<Loaded> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    // Commands that read the config start the log in `load`.
+    if !matches!(
+        cli.cmd,
+        Cmd::Run { .. } | Cmd::Console { .. } | Cmd::Export { .. } | Cmd::Import { .. }
+    ) {
+        init_logs(config::LogFormat::Text);
+    }
     let result = match cli.cmd {
         Cmd::Check { config } => return check(config),
         Cmd::Run { config, listen } => run(config, listen),

@@ -26,6 +26,15 @@ use crate::domain::{ChannelName, Priority, TeamName, UserName};
 // ---------------------------------------------------------------------------
 // The validated configuration.
 
+/// How log lines are written (`[log] format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// Which database keeps the records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageBackend {
@@ -54,6 +63,8 @@ pub struct Config {
     pub storage_path: PathBuf,
     /// Which database keeps the records, and where.
     pub storage: StorageConfig,
+    /// How the log is written.
+    pub log_format: LogFormat,
     pub tickets: TicketsConfig,
     pub org: Org,
     pub http: HttpConfig,

@@ -16,6 +16,7 @@ use crate::domain::org::AssignPolicy;
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawConfig {
     pub(super) storage: RawStorage,
+    pub(super) log: RawLog,
     pub(super) tickets: RawTickets,
     pub(super) roles: Written<RawRoles>,
     pub(super) teams: BTreeMap<Written<String>, RawTeam>,
@@ -339,6 +340,22 @@ pub(super) struct RawStorage {
     pub(super) url_env: Written<String>,
     /// How long the lease on once-only work lasts (several instances).
     pub(super) lease: Written<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLog {
+    /// `text` (for people) or `json` (one object per line, for collectors).
+    pub(super) format: Written<String>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: String::from("text").into(),
+        }
+    }
 }
 
 impl Default for RawStorage {

@@ -76,6 +76,21 @@ impl Validator<'_> {
             url,
             lease,
         };
+        let log_format = match raw.log.format.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                self.error(
+                    "log.format",
+                    raw.log.format.span(),
+                    format!(
+                        "must be \"text\" (for people) or \"json\" (one object per line, for log collectors); got {:?}",
+                        crate::domain::rich::clip_plain(other, 40)
+                    ),
+                );
+                LogFormat::Text
+            }
+        };
 
         // [tickets]
         let prefix = &raw.tickets.prefix;
@@ -245,6 +260,7 @@ impl Validator<'_> {
             file: self.file.to_path_buf(),
             storage_path,
             storage,
+            log_format,
             tickets: TicketsConfig {
                 prefix: raw.tickets.prefix.to_string(),
                 channel: ops_channel?,

@@ -68,6 +68,46 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event's kind, a word for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Command { .. } => "command",
+            Event::ChatMessage { .. } => "chat_message",
+            Event::Alerts { .. } => "alerts",
+            Event::MarkStale { .. } => "mark_stale",
+            Event::SupportRequest { .. } => "support_request",
+            Event::MailSent { .. } => "mail_sent",
+            Event::RunUpdate { .. } => "run_update",
+            Event::ChannelRefused { .. } => "channel_refused",
+            Event::LostRun { .. } => "lost_run",
+            Event::Tick { .. } => "tick",
+            Event::ScheduledReport { .. } => "scheduled_report",
+        }
+    }
+
+    /// Who acted, where and through what, for logs: `(person, channel,
+    /// source)` as far as the event has them.
+    pub fn who_where(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Event::Command { actor, channel, .. } => (
+                Some(actor.name.to_string()),
+                Some(channel.to_string()),
+                Some(actor.source.to_string()),
+            ),
+            Event::ChatMessage {
+                author, channel, ..
+            } => (
+                Some(author.name.to_string()),
+                Some(channel.to_string()),
+                Some(author.source.to_string()),
+            ),
+            Event::SupportRequest { .. } => (None, None, Some("support".into())),
+            Event::Alerts { .. } | Event::MarkStale { .. } => (None, None, Some("alert".into())),
+            Event::ChannelRefused { channel, .. } => (None, Some(channel.to_string()), None),
+            _ => (None, None, None),
+        }
+    }
+
     /// Whether the event only reads.
     pub fn is_query(&self) -> bool {
         matches!(self, Event::Command { command, .. } if command.is_query())

@@ -277,7 +277,39 @@ pub(super) fn apply(
         |view, ev| {
             #[cfg(test)]
             tests::bug_in_decide(ev);
+            // One span per event: what it is, who, where, and (once
+            // decided) the tickets it changed, so that one ticket can be
+            // followed through the log.
+            // (Nothing of it is computed while the log leaves it out.)
+            let span = if tracing::enabled!(tracing::Level::INFO) {
+                let (person, channel, source) = ev.who_where();
+                tracing::info_span!(
+                    "event",
+                    kind = ev.kind(),
+                    person = person.as_deref(),
+                    channel = channel.as_deref(),
+                    source = source.as_deref(),
+                    tickets = tracing::field::Empty,
+                )
+            } else {
+                tracing::Span::none()
+            };
+            let _in = span.enter();
             let d = engine.decide(view, ev, clock.now())?;
+            if !span.is_disabled() {
+                let tickets: Vec<String> = d
+                    .writes
+                    .iter()
+                    .filter_map(|w| match w {
+                        crate::engine::Write::Ticket(t) => Some(t.id.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if !tickets.is_empty() {
+                    span.record("tickets", tickets.join(",").as_str());
+                }
+                tracing::info!(writes = d.writes.len(), "decided");
+            }
             Ok((
                 d.writes,
                 Outcome {
