@@ -129,6 +129,37 @@ pub async fn lead(
     }))
 }
 
+/// While systemd's watchdog is on (`WatchdogSec=`, so `WATCHDOG_USEC` is
+/// set): pings it every half period while the bot is alive by its own
+/// health (the commit thread runs and is not stuck on one batch), so that a
+/// wedged bot is restarted.
+fn watchdog(bot: &Bot, mut stop: watch::Receiver<bool>) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = (period / 2).max(std::time::Duration::from_millis(10));
+    let health = bot.health().clone();
+    tokio::spawn(async move {
+        loop {
+            let problems = health.liveness(chrono::Utc::now());
+            if problems.is_empty() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            } else {
+                tracing::warn!(problems = ?problems, "not alive: the watchdog is not pinged");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+/// Tells systemd the bot is stopping.
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
 /// Ends the process: this instance lost the lease.
 fn lost(why: &str) -> ! {
     errln!("lost the lease ({why}): stopping at once so that only the new holder delivers and fires timers; start again to stand by");
@@ -169,6 +200,10 @@ pub async fn start(
 ) -> anyhow::Result<Option<Started>> {
     // Every instance serves HTTP; the rest runs where the lease is.
     let server = start_http(bot, config, listen, stop.clone()).await?;
+    // The store is open and the intake listens: ready, for systemd
+    // (`Type=notify`); and the watchdog, if it asks for one.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    watchdog(bot, stop.clone());
     let Some(keeper) = lead(bot, stop.clone(), stop_workers.clone()).await else {
         let _ = server.await;
         return Ok(None);

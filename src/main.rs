@@ -294,6 +294,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         }) = started
         else {
             errln!("stopping");
+            app::notify_stopping();
             chat.abort();
             return anyhow::Ok(());
         };
@@ -360,6 +361,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             }
         }
         errln!("stopping");
+        app::notify_stopping();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
         let upto = |cap: Duration| {
             deadline
@@ -531,6 +533,7 @@ fn console_cmd(
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let res = console::run(&bot, &printer, Session { user, channel }, stdin).await;
+        app::notify_stopping();
         // Stop taking requests, then deliver what they committed.
         let _ = stop_tx.send(true);
         let _ = server.await;

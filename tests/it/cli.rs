@@ -104,3 +104,83 @@ fn json_logs_are_one_object_per_line_with_the_events_fields() {
     assert!(run.stderr.contains("log.format"), "{}", run.stderr);
     assert!(run.stderr.contains("\"json\""), "{}", run.stderr);
 }
+
+/// Run under systemd (`Type=notify`, `WatchdogSec=`): the bot says READY=1
+/// once the store is open and the intake listens, pings the watchdog while
+/// it is alive, and says STOPPING=1 when it stops. The test is systemd's
+/// side of the socket.
+#[test]
+fn systemd_hears_ready_watchdog_pings_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let mut env = crate::harness::Env::shipped();
+    let sock_path = env.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    env.vars
+        .push(("NOTIFY_SOCKET".into(), sock_path.display().to_string()));
+    // A 200 ms watchdog: pinged every 100 ms.
+    env.vars.push(("WATCHDOG_USEC".into(), "200000".into()));
+    let bot = env.live(&[]);
+    let mut heard: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    while heard.iter().filter(|m| m.contains("WATCHDOG=1")).count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "heard only {heard:?}");
+        if let Ok(n) = sock.recv(&mut buf) {
+            heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(heard[0].contains("READY=1"), "ready first: {heard:?}");
+    // The intake answers by the time READY=1 was sent.
+    assert_eq!(bot.get("/healthz").0, 200);
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut rest = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        rest.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        rest.iter().any(|m| m.contains("STOPPING=1")),
+        "stopping said: {rest:?}"
+    );
+}
+
+/// The shipped unit asks for what the bot does: notify, the watchdog, a
+/// restart when it ends (a lost lease), and runs the real command line.
+#[test]
+fn the_shipped_systemd_unit_matches_the_bot() {
+    let unit = std::fs::read_to_string(crate::kit::root().join("contrib/systemd/opsbot.service"))
+        .expect("contrib/systemd/opsbot.service");
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=always",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=opsbot",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "{line} missing");
+    }
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(args[0], "run");
+    // The command line takes these arguments (help, not a run).
+    let mut help: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("--"))
+        .collect();
+    help.insert(0, "run");
+    let run = run_bin_env(&["run", "--help"], "", std::path::Path::new("/"), &[]);
+    for a in &help[1..] {
+        assert!(
+            run.stdout.contains(a),
+            "`opsbot run` takes {a}: {}",
+            run.stdout
+        );
+    }
+}
