@@ -184,3 +184,51 @@ fn the_shipped_systemd_unit_matches_the_bot() {
         );
     }
 }
+
+/// The Dockerfile (built where a container engine and its registry are
+/// reachable, which they are not here): everything it copies exists, its
+/// edits of the shipped bot.toml match lines that are there, it runs as a
+/// user that is not root, keeps the data in a volume, and checks /readyz.
+#[test]
+fn the_dockerfile_copies_what_exists_and_edits_lines_that_are_there() {
+    let root = crate::kit::root();
+    let text = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("FROM ")).count(),
+        2,
+        "multi-stage"
+    );
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        if rest.starts_with("--from=") {
+            continue;
+        }
+        let parts: Vec<&str> = rest.split_whitespace().collect();
+        for src in &parts[..parts.len() - 1] {
+            assert!(root.join(src).exists(), "COPY {src}: not in the repository");
+        }
+    }
+    let config = crate::kit::shipped_config();
+    for from in ["path = \"data\"", "listen = \"127.0.0.1:8787\""] {
+        assert!(
+            text.contains(&format!("s|^{from}|")),
+            "the Dockerfile edits {from}"
+        );
+        assert!(
+            config.lines().any(|l| l == from),
+            "the shipped bot.toml has the line `{from}` the Dockerfile edits"
+        );
+    }
+    let user = text
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("USER");
+    assert_ne!(user.trim(), "root");
+    assert!(text.contains("VOLUME /var/lib/opsbot"));
+    assert!(text.contains("HEALTHCHECK") && text.contains("/readyz"));
+    // The target dir never goes into the build context.
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
+    assert!(ignore.lines().any(|l| l == "target"));
+}
