@@ -232,3 +232,88 @@ fn the_dockerfile_copies_what_exists_and_edits_lines_that_are_there() {
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
     assert!(ignore.lines().any(|l| l == "target"));
 }
+
+/// The metric names a scrape of a running bot exposes: every sample's, and
+/// every family's with the suffixes its type gives its samples.
+fn exposed_metrics(scrape: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in scrape.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (it.next(), it.next()) else {
+                continue;
+            };
+            names.insert(name.to_string());
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total", "_created"],
+                "histogram" => &["_bucket", "_count", "_sum", "_created"],
+                _ => &[],
+            };
+            for s in suffixes {
+                names.insert(format!("{name}{s}"));
+            }
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            names.insert(line[..end].to_string());
+        }
+    }
+    names
+}
+
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let re = regex::Regex::new(r"\bopsbot_[a-z_]+").unwrap();
+    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+}
+
+/// The shipped Prometheus rules pass `promtool check rules`, and they and
+/// the Grafana dashboard name only metrics a running bot exposes.
+#[test]
+fn the_shipped_alert_rules_and_dashboard_name_only_real_metrics() {
+    let root = crate::kit::root();
+    let rules_path = root.join("contrib/prometheus/opsbot-rules.yml");
+    let rules = std::fs::read_to_string(&rules_path).expect("the rules");
+    let dashboard = std::fs::read_to_string(root.join("contrib/grafana/opsbot-dashboard.json"))
+        .expect("the dashboard");
+    let dash: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 8, "the dashboard has its panels");
+
+    let out = std::process::Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules_path)
+        .output()
+        .expect("promtool (Debian's prometheus package; .ci/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A bot with a little of everything: a ticket, an alert, requests.
+    let env = crate::harness::Env::shipped();
+    let bot = env.live(&[]);
+    let alert = crate::crash::payload(&["metrics-check".to_string()]);
+    assert_eq!(bot.post("/hooks/alertmanager", &alert).0, 202);
+    let (code, scrape) = bot.get("/metrics");
+    assert_eq!(code, 200);
+    let exposed = exposed_metrics(&scrape);
+    bot.finish();
+    let mut named = metric_names_in(&rules);
+    for e in &exprs {
+        named.extend(metric_names_in(e));
+    }
+    assert!(named.len() >= 8, "{named:?}");
+    let unknown: Vec<&String> = named.iter().filter(|n| !exposed.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "named in the rules or the dashboard but not exposed: {unknown:?}; exposed: {exposed:?}"
+    );
+}
