@@ -107,6 +107,8 @@ pub enum Command {
     Help {
         command: Option<CommandName>,
     },
+    /// Who the bot thinks the person is.
+    Whoami,
     Oncall {
         team: Option<TeamName>,
     },
@@ -186,6 +188,7 @@ impl Command {
             Command::Approve { .. } => CommandName::Approve,
             Command::Deny { .. } => CommandName::Deny,
             Command::Help { .. } => CommandName::Help,
+            Command::Whoami => CommandName::Whoami,
             Command::Oncall { .. } => CommandName::Oncall,
             Command::OncallSet { .. } => CommandName::OncallSet,
             Command::Report { .. } => CommandName::Report,
@@ -201,6 +204,7 @@ impl Command {
                 | Command::AlertSilences
                 | Command::Runs
                 | Command::Help { .. }
+                | Command::Whoami
                 | Command::Oncall { .. }
                 | Command::Report { .. }
         )
@@ -335,6 +339,7 @@ impl Command {
                 },
                 team: a.opt_team("team")?,
             },
+            CommandName::Whoami => Command::Whoami,
             CommandName::Help => Command::Help {
                 command: match a.take("command") {
                     None => None,

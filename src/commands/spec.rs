@@ -31,6 +31,7 @@ pub enum CommandName {
     Approve,
     Deny,
     Help,
+    Whoami,
     Oncall,
     OncallSet,
     Report,
@@ -472,6 +473,13 @@ impl CommandName {
                         "A command, such as `ticket open`",
                     )]
                 },
+                who: Who::Anyone,
+            },
+            CommandName::Whoami => Spec {
+                group: None,
+                name: "whoami",
+                summary: "Who the bot thinks you are: your teams, roles and what you may run",
+                options: const { &[] },
                 who: Who::Anyone,
             },
             CommandName::Oncall => Spec {

@@ -71,6 +71,92 @@ pub fn ticket_detail(
     r
 }
 
+/// `/whoami`: who the bot thinks the person is (their name, teams, roles,
+/// grants from chat roles) and what they may run; for someone the config
+/// does not name, what an operator adds to `bot.toml`.
+pub fn whoami(actor: &crate::domain::Actor, org: &crate::domain::org::Org, may: &[String]) -> Rich {
+    let name = &actor.name;
+    let teams: Vec<String> = org
+        .teams_of(name)
+        .map(|t| {
+            if t.lead.as_ref() == Some(name) {
+                format!("{} (lead)", t.name)
+            } else {
+                t.name.to_string()
+            }
+        })
+        .chain(
+            actor
+                .grants
+                .teams
+                .iter()
+                .filter(|t| !org.is_member(name, t))
+                .map(|t| format!("{t} (from a chat role)")),
+        )
+        .collect();
+    let mut roles: Vec<&str> = Vec::new();
+    if org.is_operator(name) {
+        roles.push("operator");
+    } else if actor.grants.operator {
+        roles.push("operator (from a chat role)");
+    }
+    if org.is_release_manager(name) {
+        roles.push("release manager");
+    } else if actor.grants.release_manager {
+        roles.push("release manager (from a chat role)");
+    }
+    if org.is_qa(name) {
+        roles.push("QA");
+    }
+    let known = org.people().contains(name) || !teams.is_empty() || !roles.is_empty();
+    let mut text = format!("You are {name}, on {}.", actor.source);
+    if known {
+        text.push_str(&format!(
+            "
+Teams: {}.",
+            if teams.is_empty() {
+                "none".to_string()
+            } else {
+                teams.join(", ")
+            }
+        ));
+        text.push_str(&format!(
+            "
+Roles: {}.",
+            if roles.is_empty() {
+                "member".to_string()
+            } else {
+                roles.join(", ")
+            }
+        ));
+    } else {
+        let discord_id = name.as_str().strip_prefix("discord-");
+        text.push_str(
+            "
+bot.toml does not name you, so you may run only what anyone may.",
+        );
+        match discord_id {
+            Some(id) => text.push_str(&format!(
+                "
+An operator adds you: under [discord.users] a line `yourname = \"{id}\"`, and `yourname` in a team's `members` (or in [roles]); or maps one of your Discord roles in [discord.roles]."
+            )),
+            None => text.push_str(&format!(
+                "
+An operator adds `{name}` to a team's `members` in bot.toml (or to [roles])."
+            )),
+        }
+    }
+    text.push_str(&format!(
+        "
+You may run: {}.",
+        may.iter()
+            .map(|c| format!("/{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Rich::new().text(text)
+}
+
 /// One line per ticket, for `/ticket list`.
 pub fn ticket_list(tickets: &[Ticket], total: usize, filter: &str) -> Rich {
     if tickets.is_empty() {
@@ -706,6 +792,65 @@ mod tests {
             v.extend(extra);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn whoami_reads() {
+        use crate::domain::org::{Org, Team};
+        use crate::domain::{Actor, Grants, Source};
+        let mut org = Org {
+            operators: vec![user("olivia")],
+            ..Org::default()
+        };
+        org.teams.insert(
+            team("backend"),
+            Team {
+                name: team("backend"),
+                channel: ChannelName::parse("backend").unwrap(),
+                members: vec![user("bob"), user("bella")],
+                lead: Some(user("bob")),
+                description: None,
+                assign: Default::default(),
+            },
+        );
+        let may = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let lines = [
+            whoami(
+                &Actor::new(user("bob"), Source::Discord),
+                &org,
+                &may(&["help", "whoami", "ticket take"]),
+            )
+            .to_plain(),
+            whoami(
+                &Actor::new(user("olivia"), Source::Console),
+                &org,
+                &may(&["help", "ticket verify"]),
+            )
+            .to_plain(),
+            whoami(
+                &Actor::new(user("discord-81234"), Source::Discord).with_grants(Grants {
+                    operator: false,
+                    release_manager: false,
+                    teams: vec![team("backend")],
+                }),
+                &org,
+                &may(&["help", "whoami", "ticket take"]),
+            )
+            .to_plain(),
+            whoami(
+                &Actor::new(user("discord-81234"), Source::Discord),
+                &org,
+                &may(&["help", "whoami"]),
+            )
+            .to_plain(),
+            whoami(
+                &Actor::new(user("zed"), Source::Console),
+                &org,
+                &may(&["help", "whoami"]),
+            )
+            .to_plain(),
+        ];
+        insta::assert_snapshot!("whoami", lines.join("\n---\n"));
     }
 
     #[test]

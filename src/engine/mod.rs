@@ -156,6 +156,14 @@ impl Engine {
                 &cx.config.jobs,
                 &|c| deploys::may_run(&self.config, cx.org, &actor.name, c),
             ))),
+            Command::Whoami => {
+                let may: Vec<String> = commands::CommandName::ALL
+                    .iter()
+                    .filter(|&&c| deploys::may_run(&self.config, cx.org, &actor.name, c))
+                    .map(|c| c.spec().full_name())
+                    .collect();
+                Ok(Reply::private(messages::whoami(actor, cx.org, &may)))
+            }
             _ => Err(UserError::new("not a query").into()),
         }
     }
@@ -398,7 +406,8 @@ fn decide_command(
         | Command::Runs
         | Command::Oncall { .. }
         | Command::Report { .. }
-        | Command::Help { .. } => {
+        | Command::Help { .. }
+        | Command::Whoami => {
             // Queries write nothing; the runtime sends them to `query`.
             return Ok(Decision::default());
         }

@@ -289,3 +289,25 @@ fn list_filters_by_state_team_and_mine() {
         "there is no team `nope`; known teams: backend, infra, qa"
     );
 }
+
+#[test]
+fn whoami_says_who_the_bot_thinks_you_are_and_what_to_add_for_a_stranger() {
+    let env = Env::shipped();
+    let run = env.console(&["/whoami", ":as bob", "/whoami", ":as zed", "/whoami"]);
+    let out = &run.stdout;
+    assert!(out.contains("You are olivia, on console."), "{out}");
+    assert!(out.contains("Roles: operator."), "{out}");
+    assert!(out.contains("You are bob, on console.\n"), "{out}");
+    assert!(out.contains("Teams: backend (lead)."), "{out}");
+    assert!(out.contains("You are zed, on console."), "{out}");
+    assert!(
+        out.contains("An operator adds `zed` to a team's `members` in bot.toml (or to [roles])."),
+        "{out}"
+    );
+    // What each may run is what /help says they may run.
+    let zed = out.split("You are zed").nth(1).unwrap();
+    assert!(zed.contains("/whoami") && zed.contains("/help"), "{zed}");
+    assert!(!zed.contains("/deploy"), "{zed}");
+    let olivia = out.split("You are bob").next().unwrap();
+    assert!(olivia.contains("/ticket verify"), "{olivia}");
+}
