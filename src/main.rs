@@ -85,6 +85,14 @@ enum Cmd {
     },
     /// Prints the man page (roff), e.g. `opsbot man > /usr/local/share/man/man1/opsbot.1`.
     Man,
+    /// Prints the URL that adds the bot to a Discord server, with the permissions the config needs.
+    Invite {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The application's id (default: read from the bot's token).
+        #[arg(long, value_name = "ID")]
+        client_id: Option<u64>,
+    },
 }
 
 /// A line to stderr. A closed or broken stderr (`2>&-`, a log pipe whose
@@ -160,7 +168,11 @@ fn main() -> ExitCode {
     // Commands that read the config start the log in `load`.
     if !matches!(
         cli.cmd,
-        Cmd::Run { .. } | Cmd::Console { .. } | Cmd::Export { .. } | Cmd::Import { .. }
+        Cmd::Run { .. }
+            | Cmd::Console { .. }
+            | Cmd::Export { .. }
+            | Cmd::Import { .. }
+            | Cmd::Invite { .. }
     ) {
         init_logs(config::LogFormat::Text);
     }
@@ -182,6 +194,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "opsbot", &mut std::io::stdout());
             Ok(())
         }
+        Cmd::Invite { config, client_id } => invite(config, client_id),
         Cmd::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command())
@@ -614,6 +627,37 @@ fn export_from_running(config: &Config) -> anyhow::Result<()> {
         .filter(|l| l.windows(15).any(|w| w == b"\"type\":\"ticket\""))
         .count();
     errln!("exported {n} tickets (from the running bot at {url})");
+    Ok(())
+}
+
+fn invite(flag: Option<PathBuf>, client_id: Option<u64>) -> anyhow::Result<()> {
+    use opsbot::adapters::discord::invite;
+    let Loaded { config, .. } = load(flag)?;
+    let id = match client_id {
+        Some(id) => id,
+        None => match config.discord.token.value.as_ref() {
+            Some(t) => invite::client_id_from_token(t.expose()).with_context(|| {
+                format!(
+                    "{} does not look like a bot token; pass --client-id (the application id on the Developer Portal's General Information page)",
+                    config.discord.token.var
+                )
+            })?,
+            None => bail!(
+                "pass --client-id (the application id on the Developer Portal's General Information page), or set {} so that it is read from the token",
+                config.discord.token.var
+            ),
+        },
+    };
+    outln!("{}", invite::url(&config, id));
+    outln!("It asks for the scopes bot and applications.commands, and these permissions:");
+    for (p, why) in invite::permissions(&config) {
+        outln!("  {p}: {why}");
+    }
+    if !config.alerts.message_rules.is_empty() {
+        outln!(
+            "Message rules read messages: turn on the Message Content intent on the Developer Portal (Bot page) too."
+        );
+    }
     Ok(())
 }
 

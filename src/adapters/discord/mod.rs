@@ -8,6 +8,7 @@
 mod autocomplete;
 mod cards;
 mod handler;
+pub mod invite;
 mod sink;
 mod slash;
 mod text;
