@@ -530,7 +530,7 @@ impl Bot {
                     // Deliveries under way finish (each bounded by its sink).
                     while let Some(r) = inflight.join_next_with_id().await {
                         if let Ok((_, a)) = r {
-                            a.settle(&store, queue, &marks, &mut lanes);
+                            a.settle(&store, queue, &marks, &mut lanes, lease.held());
                         }
                     }
                     lanes.remove_delivered(&store, queue);
@@ -570,8 +570,17 @@ impl Bot {
                             lanes.set_busy(&dest, true);
                             let sink = sink.clone();
                             let d = dest.clone();
+                            let held = lease.clone();
                             let task = inflight.spawn(async move {
-                                let result = sink.deliver(&item).await;
+                                // The task may first run after a pause
+                                // past the lease: then it delivers nothing.
+                                let result = if held.held() {
+                                    sink.deliver(&item).await
+                                } else {
+                                    Err(DeliveryError::Transient(
+                                        "this instance no longer holds the lease".into(),
+                                    ))
+                                };
                                 Attempt {
                                     dest: d,
                                     seqs,
@@ -635,7 +644,7 @@ impl Bot {
                                 tokio::time::sleep(PROBE_EVERY / 10).await;
                             };
                             unflushed |= a.result.is_ok();
-                            a.settle(&store, queue, &marks, &mut lanes);
+                            a.settle(&store, queue, &marks, &mut lanes, lease.held());
                         }
                         Err(e) => {
                             // The sink panicked: that destination retries later.

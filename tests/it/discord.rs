@@ -14,11 +14,11 @@ use crate::fake_discord::{self, FakeDiscord};
 use crate::harness::{shipped_config, Env};
 use crate::kit;
 
-const OPS: u64 = fx::CHANNEL_ID;
-const BACKEND: u64 = fx::CHANNEL_ID + 1;
-const ALERTS: u64 = fx::CHANNEL_ID + 2;
-const QA: u64 = fx::CHANNEL_ID + 3;
-const INFRA: u64 = fx::CHANNEL_ID + 4;
+pub(crate) const OPS: u64 = fx::CHANNEL_ID;
+pub(crate) const BACKEND: u64 = fx::CHANNEL_ID + 1;
+pub(crate) const ALERTS: u64 = fx::CHANNEL_ID + 2;
+pub(crate) const QA: u64 = fx::CHANNEL_ID + 3;
+pub(crate) const INFRA: u64 = fx::CHANNEL_ID + 4;
 
 const OLIVIA: u64 = fx::USER_ID;
 const BOB: u64 = fx::USER_ID + 1;
@@ -30,7 +30,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The shipped config, pointed at `fake`, with the demo org's channels and
 /// people mapped to Discord ids.
-fn config_for(fake: &FakeDiscord) -> String {
+pub(crate) fn config_for(fake: &FakeDiscord) -> String {
     let text = kit::on_discord(&shipped_config(), &fx::GUILD_ID.to_string(), &fake.base);
     let text = kit::in_section(
         &text,
