@@ -1245,4 +1245,26 @@ mod tests {
             ]
         );
     }
+
+    /// An instance that lost the lease (paused past it) records no failed
+    /// attempt: the new holder may have delivered the post and taken it out
+    /// of the store, and the attempt's write would put it back.
+    #[test]
+    fn a_failed_attempt_after_the_lease_was_lost_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let marks = Marks::new(&store, Queue::Chat).unwrap();
+        let attempt = || Attempt {
+            dest: "ops".into(),
+            seqs: vec![5],
+            item: item(5, "ops", 1, false, false),
+            result: Err(DeliveryError::Transient("cut off".into())),
+        };
+        let mut lanes = Lanes::new(None, 3);
+        attempt().settle(&store, Queue::Chat, &marks, &mut lanes, false);
+        assert!(store.pending(Queue::Chat, 10).unwrap().is_empty());
+        // Holding it, the attempt is recorded (the item is written whole).
+        attempt().settle(&store, Queue::Chat, &marks, &mut lanes, true);
+        assert_eq!(store.pending(Queue::Chat, 10).unwrap().len(), 1);
+    }
 }
