@@ -300,7 +300,10 @@ fn on_discord(fake: &FakeDiscord) -> Vec<(u64, String, usize)> {
             .iter()
             .filter_map(|t| t["id"].as_str()?.parse::<u64>().ok()),
     );
-    channels
+    let threads = channels[2..]
+        .iter()
+        .map(|t| (*t, "a thread".to_string(), 0));
+    let posts = channels
         .iter()
         .flat_map(|c| fake.messages(*c))
         .map(|m| {
@@ -310,7 +313,8 @@ fn on_discord(fake: &FakeDiscord) -> Vec<(u64, String, usize)> {
                 m["edits"].as_u64().unwrap_or(0) as usize,
             )
         })
-        .collect()
+        .collect::<Vec<_>>();
+    threads.chain(posts).collect()
 }
 
 /// Waits until every committed post is delivered (the outbox is empty).
@@ -580,9 +584,10 @@ fn the_leader_killed_in_a_storm_and_another_paused_past_its_lease_lose_and_doubl
 
     // Resumed, the paused one acts no more: it ends itself, and nothing
     // changes on Discord meanwhile (the third instance is idle). A request
-    // it had begun before the pause (past the lease check, its connection
-    // not yet written to) may still land: the post's nonce makes Discord
-    // answer it with the message it already made.
+    // it had begun before the pause (past the lease check, not yet written
+    // to its connection) may still land: Discord answers a post with the
+    // message the new holder made (the nonce), and refuses a second thread.
+    // An edit begun so would land too, and fail this test.
     let before = (writes(&fake), on_discord(&fake), fake.deduplicated());
     all[l2].signal("-CONT");
     let code = all[l2].wait_exit(WAIT);
@@ -609,10 +614,10 @@ fn the_leader_killed_in_a_storm_and_another_paused_past_its_lease_lose_and_doubl
         "the paused instance, resumed, changed Discord: {late:?}\n{}",
         dump(&all)
     );
-    assert_eq!(
-        late.len(),
-        absorbed,
-        "requests after the resume that were not a post answered by its nonce: {late:?}"
+    // What did land changed nothing: a post answered by its nonce, a
+    // thread refused as made already.
+    eprintln!(
+        "failover: after the resume, {late:?} reached Discord ({absorbed} answered by nonce)"
     );
 
     // Every acknowledged alert is in its group's only open ticket.
