@@ -7,6 +7,15 @@
 //! during the failover fires once. Then the new leader is stopped (SIGSTOP)
 //! for longer than the lease: the third instance takes over, and the stopped
 //! one, resumed, posts nothing and ends itself (exit 3).
+//!
+//! Deadlines are a minute at least and the timer pass runs every 30 s (and
+//! when an instance takes over): the two tickets whose deadline falls due
+//! are opened as if 15 minutes ago, by a bot of the test's own on the
+//! database, right after the leader's first pass. The storm's posts to
+//! #ops are merged into summaries (storm control), so "arrives once, in
+//! order" is checked on what reaches Discord: each nonce once, threads and
+//! #backend in seq order after their card, nothing left in the outbox and
+//! no dead letters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -466,7 +475,11 @@ fn the_leader_killed_in_a_storm_and_another_paused_past_its_lease_lose_and_doubl
     let wait_accepted = |n: usize, what: &str| {
         let deadline = Instant::now() + WAIT;
         while accepted.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "{what}: only {n} accepted");
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {n} accepted",
+                accepted.load(Ordering::SeqCst)
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     };
