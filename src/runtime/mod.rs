@@ -530,7 +530,7 @@ impl Bot {
                     // Deliveries under way finish (each bounded by its sink).
                     while let Some(r) = inflight.join_next_with_id().await {
                         if let Ok((_, a)) = r {
-                            a.settle(&store, queue, &marks, &mut lanes);
+                            a.settle(&store, queue, &marks, &mut lanes, lease.held());
                         }
                     }
                     lanes.remove_delivered(&store, queue);
@@ -570,8 +570,17 @@ impl Bot {
                             lanes.set_busy(&dest, true);
                             let sink = sink.clone();
                             let d = dest.clone();
+                            let held = lease.clone();
                             let task = inflight.spawn(async move {
-                                let result = sink.deliver(&item).await;
+                                // The task may first run after a pause
+                                // past the lease: then it delivers nothing.
+                                let result = if held.held() {
+                                    sink.deliver(&item).await
+                                } else {
+                                    Err(DeliveryError::Transient(
+                                        "this instance no longer holds the lease".into(),
+                                    ))
+                                };
                                 Attempt {
                                     dest: d,
                                     seqs,
@@ -635,7 +644,7 @@ impl Bot {
                                 tokio::time::sleep(PROBE_EVERY / 10).await;
                             };
                             unflushed |= a.result.is_ok();
-                            a.settle(&store, queue, &marks, &mut lanes);
+                            a.settle(&store, queue, &marks, &mut lanes, lease.held());
                         }
                         Err(e) => {
                             // The sink panicked: that destination retries later.
@@ -1235,5 +1244,27 @@ mod tests {
                 (vec![201], "#infra post 201".to_string()),
             ]
         );
+    }
+
+    /// An instance that lost the lease (paused past it) records no failed
+    /// attempt: the new holder may have delivered the post and taken it out
+    /// of the store, and the attempt's write would put it back.
+    #[test]
+    fn a_failed_attempt_after_the_lease_was_lost_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let marks = Marks::new(&store, Queue::Chat).unwrap();
+        let attempt = || Attempt {
+            dest: "ops".into(),
+            seqs: vec![5],
+            item: item(5, "ops", 1, false, false),
+            result: Err(DeliveryError::Transient("cut off".into())),
+        };
+        let mut lanes = Lanes::new(None, 3);
+        attempt().settle(&store, Queue::Chat, &marks, &mut lanes, false);
+        assert!(store.pending(Queue::Chat, 10).unwrap().is_empty());
+        // Holding it, the attempt is recorded (the item is written whole).
+        attempt().settle(&store, Queue::Chat, &marks, &mut lanes, true);
+        assert_eq!(store.pending(Queue::Chat, 10).unwrap().len(), 1);
     }
 }

@@ -15,7 +15,18 @@ pub(super) struct Attempt {
 
 impl Attempt {
     /// Records how the attempt ended, in the store and in the lanes.
-    pub(super) fn settle(self, store: &Store, queue: Queue, marks: &Marks, lanes: &mut Lanes) {
+    /// `held`: whether this instance still holds the lease. One that lost
+    /// it records no failure: the new holder may have delivered the effect
+    /// and taken it out of the store already, and a write of its attempt
+    /// would put it back, to be delivered a second time.
+    pub(super) fn settle(
+        self,
+        store: &Store,
+        queue: Queue,
+        marks: &Marks,
+        lanes: &mut Lanes,
+        held: bool,
+    ) {
         let Attempt {
             dest,
             seqs,
@@ -23,6 +34,9 @@ impl Attempt {
             result,
         } = self;
         lanes.set_busy(&dest, false);
+        if !held && result.is_err() {
+            return;
+        }
         match result {
             Ok(()) => {
                 // Taken out of the store a little later, many at once (see

@@ -14,11 +14,11 @@ use crate::fake_discord::{self, FakeDiscord};
 use crate::harness::{shipped_config, Env};
 use crate::kit;
 
-const OPS: u64 = fx::CHANNEL_ID;
-const BACKEND: u64 = fx::CHANNEL_ID + 1;
-const ALERTS: u64 = fx::CHANNEL_ID + 2;
-const QA: u64 = fx::CHANNEL_ID + 3;
-const INFRA: u64 = fx::CHANNEL_ID + 4;
+pub(crate) const OPS: u64 = fx::CHANNEL_ID;
+pub(crate) const BACKEND: u64 = fx::CHANNEL_ID + 1;
+pub(crate) const ALERTS: u64 = fx::CHANNEL_ID + 2;
+pub(crate) const QA: u64 = fx::CHANNEL_ID + 3;
+pub(crate) const INFRA: u64 = fx::CHANNEL_ID + 4;
 
 const OLIVIA: u64 = fx::USER_ID;
 const BOB: u64 = fx::USER_ID + 1;
@@ -30,7 +30,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The shipped config, pointed at `fake`, with the demo org's channels and
 /// people mapped to Discord ids.
-fn config_for(fake: &FakeDiscord) -> String {
+pub(crate) fn config_for(fake: &FakeDiscord) -> String {
     let text = kit::on_discord(&shipped_config(), &fx::GUILD_ID.to_string(), &fake.base);
     let text = kit::in_section(
         &text,
@@ -1336,4 +1336,72 @@ fn a_deploy_jobs_own_command_and_build_run_wait_for_approval_on_discord_too() {
     let mid: u64 = progress["id"].as_str().unwrap().parse().unwrap();
     let m = fake.message(mid).expect("the progress message");
     assert!(content(&m).contains("waiting_approval"), "{m}");
+}
+
+/// A ticket's thread made on Discord whose id was never noted (the instance
+/// that made it died, or was paused past its lease, between Discord's
+/// answer and the note): the next post of the thread is refused a second
+/// thread (160004), and goes into the one there is, which has the card's id.
+/// (Found by the failover test: each post of that thread went to the dead
+/// letters.)
+#[test]
+fn a_thread_made_but_not_noted_is_found_again_instead_of_refused() {
+    use opsbot::adapters::discord::DiscordSink;
+    use opsbot::domain::rich::Rich;
+    use opsbot::domain::{ChannelName, TicketId};
+    use opsbot::engine::{Effect, Post};
+    use opsbot::runtime::Sink;
+    use serenity::all::{ChannelId, CreateMessage, CreateThread};
+
+    let fake = FakeDiscord::start();
+    let env = Env::shipped_with(&config_for(&fake));
+    let (bot, writer, store) = env.bot();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let http = std::sync::Arc::new(fake.http());
+    let card = rt
+        .block_on(ChannelId::new(OPS).send_message(&http, CreateMessage::new().content("card")))
+        .expect("card posted");
+    store
+        .adapter_put("card:OPS-1", &card.id.get().to_string())
+        .expect("card noted");
+    rt.block_on(ChannelId::new(OPS).create_thread_from_message(
+        &http,
+        card.id,
+        CreateThread::new("OPS-1"),
+    ))
+    .expect("thread made");
+    let sink = DiscordSink {
+        http,
+        bot: bot.clone(),
+    };
+    let item = opsbot::store::OutboxItem {
+        seq: 7,
+        created_at: chrono::Utc::now(),
+        effect: Effect::Post(Post {
+            channel: ChannelName::parse("ops").unwrap(),
+            ticket: Some(TicketId::new("OPS", 1)),
+            thread: true,
+            body: Rich::new().text("deadline missed"),
+            alert: false,
+            replaces: None,
+            card: None,
+            ask: None,
+            file: None,
+        }),
+        attempts: 0,
+        last_error: None,
+    };
+    let delivered = rt.block_on(sink.deliver(&item));
+    assert!(delivered.is_ok(), "{delivered:?}");
+    let posts = fake.messages(card.id.get());
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(content(&posts[0]), "deadline missed");
+    assert_eq!(fake.threads(OPS).len(), 1);
+    assert_eq!(
+        store.adapter_get("thread:OPS-1").expect("read"),
+        Some(card.id.get().to_string()),
+        "the thread is noted now"
+    );
+    drop((sink, bot));
+    writer.join();
 }

@@ -17,6 +17,7 @@ mod deploys;
 mod discord;
 mod discord_fixtures;
 mod disk_full;
+mod failover;
 mod fake_discord;
 mod fake_jenkins;
 mod gates;

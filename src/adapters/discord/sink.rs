@@ -9,6 +9,18 @@ pub struct DiscordSink {
     pub bot: Bot,
 }
 
+/// Discord's "A thread has already been created for this message".
+const THREAD_ALREADY_CREATED: isize = 160004;
+
+/// Whether Discord refused a thread because the message has one.
+fn thread_exists(e: &serenity::Error) -> bool {
+    matches!(
+        e,
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r))
+            if r.error.code == THREAD_ALREADY_CREATED
+    )
+}
+
 pub(super) fn classify(e: serenity::Error) -> DeliveryError {
     if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = &e {
         let code = r.status_code.as_u16();
@@ -37,12 +49,30 @@ impl DiscordSink {
     /// `enforce_nonce`, so Discord answers with the message it already made
     /// (within its nonce window of a few minutes) and its id is remembered
     /// then. A thread has no nonce: created again for a card that already
-    /// has one, Discord refuses it. That window (between Discord's answer
+    /// has one, Discord refuses it, and the thread, which has the card's
+    /// id, is noted then. That window (between Discord's answer
     /// and the flush) was there when each id was flushed on its own too;
     /// it is now at most one batch of the commit thread longer.
     async fn remember(&self, key: &str, id: u64) {
         if let Err(e) = self.bot.note(key, &id.to_string()).await {
             warn!(key, error = %e, "cannot remember a Discord message id");
+        }
+    }
+
+    /// Right before each request to Discord: whether this instance still
+    /// holds the lease. A delivery that began while it did may have been
+    /// paused half-way (SIGSTOP, a stall) past the lease, while another
+    /// instance took over and delivered the same effect: Discord takes no
+    /// fencing token, so the stale holder must not send at all. A post's
+    /// nonce would catch a second post within Discord's window, but not an
+    /// edit or a thread.
+    fn fence(&self) -> Result<(), DeliveryError> {
+        if self.bot.lease().held() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Transient(
+                "this instance no longer holds the lease".into(),
+            ))
         }
     }
 
@@ -73,6 +103,7 @@ impl DiscordSink {
                 (Some(th), _) => target = ChannelId::new(th),
                 (None, Some(card)) => {
                     let name: String = format!("{t}").chars().take(90).collect();
+                    self.fence()?;
                     match ChannelId::new(channel)
                         .create_thread_from_message(
                             &self.http,
@@ -84,6 +115,14 @@ impl DiscordSink {
                         Ok(th) => {
                             self.remember(&thread_key, th.id.get()).await;
                             target = th.id;
+                        }
+                        // Made already, its id never noted: the instance
+                        // (or process) that made it died or was paused
+                        // between Discord's answer and the note. A thread
+                        // started from a message has the message's id.
+                        Err(e) if thread_exists(&e) => {
+                            self.remember(&thread_key, card).await;
+                            target = ChannelId::new(card);
                         }
                         Err(e) => return Err(classify(e)),
                     }
@@ -106,6 +145,7 @@ impl DiscordSink {
                     .content(text)
                     .allowed_mentions(mentions)
                     .components(components.unwrap_or_default());
+                self.fence()?;
                 return target
                     .edit_message(&self.http, MessageId::new(mid), edit)
                     .await
@@ -128,6 +168,7 @@ impl DiscordSink {
         if let Some(f) = &p.file {
             msg = msg.add_file(CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
         }
+        self.fence()?;
         let sent = target
             .send_message(&self.http, msg)
             .await
@@ -156,6 +197,7 @@ impl DiscordSink {
         let edit = EditMessage::new()
             .embed(card_embed(card, config))
             .components(card_components(card, config));
+        self.fence()?;
         ChannelId::new(channel)
             .edit_message(&self.http, MessageId::new(mid), edit)
             .await
