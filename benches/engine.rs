@@ -1,11 +1,19 @@
 //! Durable ticket operations per second through the real engine, runtime and
-//! sled store (group commit), with per-operation latency, next to the raw sled
+//! store (group commit), with per-operation latency, next to the raw sled
 //! rate for comparable writes on the same machine.
+//!
+//! The store is sled, or with `OPSBOT_BENCH_BACKEND=postgres` a throwaway
+//! PostgreSQL 15 cluster this bench starts on the same machine (the tests'
+//! kit, `tests/it/pg.rs`), with `fsync` and `synchronous_commit` on, so that
+//! an operation is as durable as on sled (flushed before it is answered).
 //!
 //! Run: `cargo bench --bench engine` (options: `-- CLIENTS TICKETS_PER_CLIENT`).
 
 mod common;
-use common::{machine, ms, percentile};
+#[allow(dead_code)]
+#[path = "../tests/it/pg.rs"]
+mod pg;
+use common::{machine, ms, percentile, BenchBackend};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,11 +45,19 @@ fn event(who: &str, line: &str) -> Event {
     }
 }
 
-fn engine_bench(clients: usize, per_client: usize) {
+fn engine_bench(clients: usize, per_client: usize, pg: Option<&pg::Pg>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg_path = dir.path().join("bot.toml");
     let config = Config::parse(&cfg_path, CONFIG).expect("config").config;
-    let store = Store::open(&config.storage_path).expect("store");
+    let store = match pg {
+        Some(pg) => Store::connect(&pg.database("opsbot_bench")).expect("store connects"),
+        None => Store::open(&config.storage_path).expect("store"),
+    };
+    let backend = if pg.is_some() {
+        "PostgreSQL (fsync on, synchronous_commit on)"
+    } else {
+        "sled"
+    };
     let (bot, writer) = Bot::start(
         store.clone(),
         Engine::new(Arc::new(config)),
@@ -101,7 +117,7 @@ fn engine_bench(clients: usize, per_client: usize) {
     latencies.sort();
     let ops = latencies.len();
     println!(
-        "engine + sled, group commit: {ops} durable ticket operations by {clients} concurrent clients in {:.2} s",
+        "engine + {backend}, group commit: {ops} durable ticket operations by {clients} concurrent clients in {:.2} s",
         elapsed.as_secs_f64()
     );
     println!(
@@ -177,8 +193,25 @@ fn main() {
     let nums: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let clients = nums.first().copied().unwrap_or(64);
     let per_client = nums.get(1).copied().unwrap_or(200);
+    let backend = BenchBackend::from_env();
     println!("machine: {}", machine());
-    engine_bench(clients, per_client);
-    raw_sled_bench(2_000, 1);
-    raw_sled_bench(50_000, 512);
+    println!("backend: {} (OPSBOT_BENCH_BACKEND)", backend.name());
+    match backend {
+        BenchBackend::Sled => {
+            engine_bench(clients, per_client, None);
+            raw_sled_bench(2_000, 1);
+            raw_sled_bench(50_000, 512);
+        }
+        BenchBackend::Postgres => {
+            let pg = pg::Pg::start_durable();
+            println!(
+                "  PostgreSQL {} on 127.0.0.1:{}, this machine; fsync={}, synchronous_commit={} (durable, as sled's flush)",
+                pg.psql("SHOW server_version"),
+                pg.port,
+                pg.psql("SHOW fsync"),
+                pg.psql("SHOW synchronous_commit"),
+            );
+            engine_bench(clients, per_client, Some(&pg));
+        }
+    }
 }
