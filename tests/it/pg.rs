@@ -68,6 +68,7 @@ impl Pg {
 
     /// As [`Pg::start`], with `fsync=on` and `synchronous_commit=on`, so that
     /// a commit is on disk when it returns (for benchmarks).
+    #[allow(dead_code)] // the benches' (engine, alert_storm); no test needs it
     pub fn start_durable() -> Pg {
         Pg::start_with(true)
     }
@@ -141,9 +142,14 @@ impl Pg {
 
     /// Runs SQL with psql; returns what it printed (unaligned, tuples only).
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_at(&self.url(), sql)
+    }
+
+    /// As [`Pg::psql`], in the database at `url` (one of this cluster's).
+    pub fn psql_at(&self, url: &str, sql: &str) -> String {
         let out = Command::new("psql")
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .arg(self.url())
+            .arg(url)
             .output()
             .expect("psql");
         assert!(
