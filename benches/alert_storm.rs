@@ -17,6 +17,12 @@
 //! the senders stop and what was measured is reported. Loopback only. Exits
 //! 1 if the tickets opened differ from the number of groups.
 //!
+//! The store is sled, or with `OPSBOT_BENCH_BACKEND=postgres` a throwaway
+//! PostgreSQL 15 cluster this bench starts on the same machine (the tests'
+//! kit, `tests/it/pg.rs`) with `fsync` and `synchronous_commit` on: the bot
+//! runs with `[storage] backend = "postgres"` and `OPSBOT_DATABASE_URL`, the
+//! in-process storm on a second database of the same cluster.
+//!
 //! Run: `cargo bench --bench alert_storm` (options: `-- SENDERS ALERTS`,
 //! default 32 senders, 100000 alerts; batches of 100 over 5,000 groups).
 
@@ -26,7 +32,10 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/it/kit.rs"]
 mod kit;
-use common::{cpu_by_thread, machine, ms, percentile};
+#[allow(dead_code)]
+#[path = "../tests/it/pg.rs"]
+mod pg;
+use common::{cpu_by_thread, machine, ms, percentile, BenchBackend};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin};
@@ -150,14 +159,25 @@ impl Drop for BotProcess {
 }
 
 impl BotProcess {
-    fn start(dir: &std::path::Path) -> BotProcess {
-        let config = kit::write_config(dir, &kit::shipped_config());
+    /// The bot on sled in `dir`, or on the PostgreSQL database at `url`.
+    fn start(dir: &std::path::Path, url: Option<&str>) -> BotProcess {
+        let text = match url {
+            Some(_) => kit::in_section(
+                &kit::shipped_config(),
+                "[storage]",
+                "backend = \"postgres\"\n",
+            ),
+            None => kit::shipped_config(),
+        };
+        let config = kit::write_config(dir, &text);
         // The shipped jobs, which the shipped services name.
         common::link_commands(dir);
-        let mut child = kit::console(dir, &config)
-            .env("OPSBOT_HOOK_TOKEN", TOKEN)
-            .spawn()
-            .expect("spawn opsbot console");
+        let mut cmd = kit::console(dir, &config);
+        cmd.env("OPSBOT_HOOK_TOKEN", TOKEN);
+        if let Some(url) = url {
+            cmd.env("OPSBOT_DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().expect("spawn opsbot console");
         let pid = child.id();
         let stdin = child.stdin.take();
         let out = child.stdout.take().expect("stdout");
@@ -445,7 +465,7 @@ fn storm(base: &str, senders: usize, alerts: usize) -> StormResult {
 /// console, no outbox worker: posts stay queued), with `/help` submitted to
 /// the same engine every `PROBE_EVERY`: what the commit thread alone costs a
 /// slash command while alert batches are applied.
-fn engine_storm(senders: usize, alerts: usize) {
+fn engine_storm(senders: usize, alerts: usize, url: Option<&str>) {
     use opsbot::commands::parse_command;
     use opsbot::config::Config;
     use opsbot::domain::{Actor, ChannelName, Source, UserName};
@@ -463,7 +483,10 @@ fn engine_storm(senders: usize, alerts: usize) {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bot.toml"))
         .expect("read the shipped bot.toml");
     let config = Config::parse(&path, &shipped).expect("config").config;
-    let store = Store::open(&config.storage_path).expect("store");
+    let store = match url {
+        Some(url) => Store::connect(url).expect("store connects"),
+        None => Store::open(&config.storage_path).expect("store"),
+    };
     let (bot, writer) = Bot::start(
         store.clone(),
         Engine::new(Arc::new(config)),
@@ -549,7 +572,8 @@ fn engine_storm(senders: usize, alerts: usize) {
     let mut lat = lat;
     lat.sort();
     println!(
-        "engine in process (no HTTP, console or outbox worker), same storm from {senders} concurrent clients:"
+        "engine in process on {} (no HTTP, console or outbox worker), same storm from {senders} concurrent clients:",
+        if url.is_some() { "postgres" } else { "sled" }
     );
     println!(
         "  {accepted} alerts committed and flushed in {:.2} s = {:.0} alerts/s; batch latency p50 {}, p99 {}, max {}",
@@ -604,10 +628,23 @@ fn main() {
     let nums: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let senders = nums.first().copied().unwrap_or(32).max(1);
     let alerts = nums.get(1).copied().unwrap_or(100_000).max(1);
+    let backend = BenchBackend::from_env();
     println!("machine: {}", machine());
+    println!("backend: {} (OPSBOT_BENCH_BACKEND)", backend.name());
+    let pg = (backend == BenchBackend::Postgres).then(pg::Pg::start_durable);
+    if let Some(pg) = &pg {
+        println!(
+            "  PostgreSQL {} on 127.0.0.1:{}, this machine; fsync={}, synchronous_commit={} (durable, as sled's flush)",
+            pg.psql("SHOW server_version"),
+            pg.port,
+            pg.psql("SHOW fsync"),
+            pg.psql("SHOW synchronous_commit"),
+        );
+    }
+    let bot_url = pg.as_ref().map(|pg| pg.database("opsbot_storm"));
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut bot = BotProcess::start(dir.path());
+    let mut bot = BotProcess::start(dir.path(), bot_url.as_deref());
     let mut stdin = bot.stdin.take().expect("stdin");
     println!("bot: pid {} at {}", bot.pid, bot.base);
 
@@ -631,7 +668,8 @@ fn main() {
     lat.sort();
     let secs = result.elapsed.as_secs_f64();
     println!(
-        "alert storm: {alerts} alerts in batches of {BATCH} over {GROUPS} groups, {senders} concurrent connections",
+        "alert storm on {}: {alerts} alerts in batches of {BATCH} over {GROUPS} groups, {senders} concurrent connections",
+        backend.name(),
     );
     println!(
         "  {} alerts accepted (202, flushed) in {secs:.2} s = {:.0} alerts/s ({:.0} requests/s); {} requests failed{}",
@@ -750,7 +788,8 @@ fn main() {
         }
     }
 
-    engine_storm(senders, alerts);
+    let engine_url = pg.as_ref().map(|pg| pg.database("opsbot_engine"));
+    engine_storm(senders, alerts, engine_url.as_deref());
     if !tickets_ok {
         std::process::exit(1);
     }

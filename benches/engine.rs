@@ -1,11 +1,19 @@
 //! Durable ticket operations per second through the real engine, runtime and
-//! sled store (group commit), with per-operation latency, next to the raw sled
+//! store (group commit), with per-operation latency, next to the raw sled
 //! rate for comparable writes on the same machine.
+//!
+//! The store is sled, or with `OPSBOT_BENCH_BACKEND=postgres` a throwaway
+//! PostgreSQL 15 cluster this bench starts on the same machine (the tests'
+//! kit, `tests/it/pg.rs`), with `fsync` and `synchronous_commit` on, so that
+//! an operation is as durable as on sled (flushed before it is answered).
 //!
 //! Run: `cargo bench --bench engine` (options: `-- CLIENTS TICKETS_PER_CLIENT`).
 
 mod common;
-use common::{machine, ms, percentile};
+#[allow(dead_code)]
+#[path = "../tests/it/pg.rs"]
+mod pg;
+use common::{machine, ms, percentile, BenchBackend};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,11 +45,19 @@ fn event(who: &str, line: &str) -> Event {
     }
 }
 
-fn engine_bench(clients: usize, per_client: usize) {
+fn engine_bench(clients: usize, per_client: usize, pg: Option<&pg::Pg>) -> usize {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg_path = dir.path().join("bot.toml");
     let config = Config::parse(&cfg_path, CONFIG).expect("config").config;
-    let store = Store::open(&config.storage_path).expect("store");
+    let store = match pg {
+        Some(pg) => Store::connect(&pg.database("opsbot_bench")).expect("store connects"),
+        None => Store::open(&config.storage_path).expect("store"),
+    };
+    let backend = if pg.is_some() {
+        "PostgreSQL (fsync on, synchronous_commit on)"
+    } else {
+        "sled"
+    };
     let (bot, writer) = Bot::start(
         store.clone(),
         Engine::new(Arc::new(config)),
@@ -101,7 +117,7 @@ fn engine_bench(clients: usize, per_client: usize) {
     latencies.sort();
     let ops = latencies.len();
     println!(
-        "engine + sled, group commit: {ops} durable ticket operations by {clients} concurrent clients in {:.2} s",
+        "engine + {backend}, group commit: {ops} durable ticket operations by {clients} concurrent clients in {:.2} s",
         elapsed.as_secs_f64()
     );
     println!(
@@ -118,6 +134,7 @@ fn engine_bench(clients: usize, per_client: usize) {
     );
     drop(bot);
     writer.join();
+    ops
 }
 
 /// The same shape of writes per operation (ticket record, timeline entry, two
@@ -172,13 +189,134 @@ fn raw_sled_bench(ops: usize, flush_every: usize) {
     );
 }
 
+/// What PostgreSQL itself costs here, next to the engine's figures: point
+/// reads of the backend's table inside a `SERIALIZABLE` transaction, one
+/// round trip each as the backend makes them, and durable commits of the
+/// shape of one engine operation's writes (seven upserts in one statement).
+fn raw_pg_bench(pg: &pg::Pg) {
+    let url = pg.database("opsbot_raw");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        c.batch_execute(
+            "CREATE TABLE kv (tree smallint NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (tree, key));
+             INSERT INTO kv SELECT 1, int8send(g), convert_to(repeat('x', 420), 'UTF8') FROM generate_series(0, 9999) g;",
+        )
+        .await
+        .expect("table");
+        let get = c
+            .prepare("SELECT value FROM kv WHERE tree = $1 AND key = $2")
+            .await
+            .expect("prepare");
+        let reads = 5_000u64;
+        let started = Instant::now();
+        for chunk in 0..reads / 100 {
+            c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                .await
+                .expect("begin");
+            for i in 0..100 {
+                let key = ((chunk * 100 + i) * 7 % 10_000).to_be_bytes().to_vec();
+                c.query_opt(&get, &[&1i16, &key]).await.expect("read");
+            }
+            c.batch_execute("COMMIT").await.expect("commit");
+        }
+        let per_read = started.elapsed() / reads as u32;
+        let put = c
+            .prepare(
+                "INSERT INTO kv (tree, key, value) SELECT * FROM unnest($1::int2[], $2::bytea[], $3::bytea[]) \
+                 ON CONFLICT (tree, key) DO UPDATE SET value = excluded.value",
+            )
+            .await
+            .expect("prepare");
+        let commits = 1_000u64;
+        let mut lat = Vec::with_capacity(commits as usize);
+        let started = Instant::now();
+        for i in 0..commits {
+            let t0 = Instant::now();
+            c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                .await
+                .expect("begin");
+            let trees: Vec<i16> = (2..9).collect();
+            let keys: Vec<Vec<u8>> = (0..7).map(|_| i.to_be_bytes().to_vec()).collect();
+            let values: Vec<Vec<u8>> = (0..7).map(|_| vec![b'y'; 260]).collect();
+            c.execute(&put, &[&trees, &keys, &values])
+                .await
+                .expect("upsert");
+            c.batch_execute("COMMIT").await.expect("commit");
+            lat.push(t0.elapsed());
+        }
+        let elapsed = started.elapsed();
+        lat.sort();
+        println!(
+            "raw PostgreSQL, one connection: a point read inside a SERIALIZABLE transaction {:.0} µs (round trip); a durable commit of 7 upserts (BEGIN, one statement, COMMIT) {:.2} ms mean, p99 {} = {:.0} commits/s",
+            per_read.as_secs_f64() * 1e6,
+            elapsed.as_secs_f64() * 1000.0 / commits as f64,
+            ms(percentile(&lat, 0.99)),
+            commits as f64 / elapsed.as_secs_f64(),
+        );
+    });
+}
+
+/// What the engine bench asked of PostgreSQL: transactions, index lookups
+/// (point reads and scans) and rows written, from the server's statistics.
+fn pg_counts(pg: &pg::Pg, ops: usize) {
+    // A backend reports its statistics when it ends: the store is closed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let commits: f64 = pg
+        .psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'opsbot_bench'")
+        .parse()
+        .unwrap_or(0.0);
+    let url = format!("postgresql://opsbot@127.0.0.1:{}/opsbot_bench", pg.port);
+    let row = pg.psql_at(
+        &url,
+        "SELECT idx_scan, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_all_tables WHERE relname = 'opsbot_kv'",
+    );
+    let f: Vec<f64> = row.split('|').filter_map(|v| v.parse().ok()).collect();
+    if f.len() == 4 {
+        let per = |v: f64| v / ops as f64;
+        println!(
+            "  PostgreSQL's counts: {commits:.0} transactions committed, single statements outside a transaction included ({:.1} operations each); per operation {:.1} index lookups (reads and scans), {:.1} rows inserted, {:.1} updated, {:.1} deleted",
+            ops as f64 / commits.max(1.0),
+            per(f[0]),
+            per(f[1]),
+            per(f[2]),
+            per(f[3]),
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; numbers given are ours.
     let nums: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let clients = nums.first().copied().unwrap_or(64);
     let per_client = nums.get(1).copied().unwrap_or(200);
+    let backend = BenchBackend::from_env();
     println!("machine: {}", machine());
-    engine_bench(clients, per_client);
-    raw_sled_bench(2_000, 1);
-    raw_sled_bench(50_000, 512);
+    println!("backend: {} (OPSBOT_BENCH_BACKEND)", backend.name());
+    match backend {
+        BenchBackend::Sled => {
+            let _ = engine_bench(clients, per_client, None);
+            raw_sled_bench(2_000, 1);
+            raw_sled_bench(50_000, 512);
+        }
+        BenchBackend::Postgres => {
+            let pg = pg::Pg::start_durable();
+            println!(
+                "  PostgreSQL {} on 127.0.0.1:{}, this machine; fsync={}, synchronous_commit={} (durable, as sled's flush)",
+                pg.psql("SHOW server_version"),
+                pg.port,
+                pg.psql("SHOW fsync"),
+                pg.psql("SHOW synchronous_commit"),
+            );
+            let ops = engine_bench(clients, per_client, Some(&pg));
+            pg_counts(&pg, ops);
+            raw_pg_bench(&pg);
+        }
+    }
 }

@@ -67,3 +67,31 @@ pub fn link_commands(dir: &std::path::Path) {
         dir.join("commands"),
     );
 }
+
+/// The store a bench runs on: `OPSBOT_BENCH_BACKEND=sled|postgres`
+/// (default sled).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BenchBackend {
+    Sled,
+    Postgres,
+}
+
+impl BenchBackend {
+    pub fn from_env() -> BenchBackend {
+        match std::env::var("OPSBOT_BENCH_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("sled") => BenchBackend::Sled,
+            Ok("postgres") => BenchBackend::Postgres,
+            Ok(other) => {
+                eprintln!("OPSBOT_BENCH_BACKEND={other}: expected sled or postgres");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchBackend::Sled => "sled",
+            BenchBackend::Postgres => "postgres",
+        }
+    }
+}

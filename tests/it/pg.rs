@@ -13,6 +13,9 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct Pg {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// `fsync` and `synchronous_commit` on (a benchmark's cluster), instead
+    /// of the tests' `fsync=off`.
+    durable: bool,
 }
 
 fn free_port() -> u16 {
@@ -58,7 +61,19 @@ impl Pg {
     }
 
     /// Starts a new cluster; panics with PostgreSQL's words when it cannot.
+    /// It runs with `fsync=off`: right for tests, not for figures.
     pub fn start() -> Pg {
+        Pg::start_with(false)
+    }
+
+    /// As [`Pg::start`], with `fsync=on` and `synchronous_commit=on`, so that
+    /// a commit is on disk when it returns (for benchmarks).
+    #[allow(dead_code)] // the benches' (engine, alert_storm); no test needs it
+    pub fn start_durable() -> Pg {
+        Pg::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Pg {
         assert!(
             Pg::available(),
             "PostgreSQL 15 is not installed: run .ci/setup (apt-get install postgresql-15)"
@@ -84,7 +99,7 @@ impl Pg {
             .args(["-A", "trust", "-U", "opsbot", "--no-sync", "-E", "UTF8"]);
         run(init, "initdb");
         let port = free_port();
-        let pg = Pg { dir, port };
+        let pg = Pg { dir, port, durable };
         pg.pg_ctl_start();
         pg
     }
@@ -99,9 +114,14 @@ impl Pg {
             .arg(self.data())
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 {} -c max_connections=200",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                if self.durable {
+                    "-c fsync=on -c synchronous_commit=on"
+                } else {
+                    "-c fsync=off"
+                }
             ))
             .arg("-l")
             .arg(self.dir.path().join("log"))
@@ -122,9 +142,14 @@ impl Pg {
 
     /// Runs SQL with psql; returns what it printed (unaligned, tuples only).
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_at(&self.url(), sql)
+    }
+
+    /// As [`Pg::psql`], in the database at `url` (one of this cluster's).
+    pub fn psql_at(&self, url: &str, sql: &str) -> String {
         let out = Command::new("psql")
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .arg(self.url())
+            .arg(url)
             .output()
             .expect("psql");
         assert!(
