@@ -317,3 +317,60 @@ fn the_shipped_alert_rules_and_dashboard_name_only_real_metrics() {
         "named in the rules or the dashboard but not exposed: {unknown:?}; exposed: {exposed:?}"
     );
 }
+
+#[test]
+fn invite_asks_for_the_permissions_the_config_needs() {
+    // The shipped config without its message rule.
+    let shipped = crate::harness::shipped_config();
+    let start = shipped
+        .find("[[alerts.message_rules]]")
+        .expect("the shipped rule");
+    let end = start + shipped[start..].find("\n\n").expect("its end");
+    let no_rules = format!("{}{}", &shipped[..start], &shipped[end..]);
+    let env = crate::harness::Env::shipped_with(&no_rules);
+    let run = env.opsbot(&["invite", "--client-id", "4242"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let url = run.stdout.lines().next().unwrap();
+    // View, send, embed, attach, create public threads, send in threads.
+    assert_eq!(
+        url,
+        "https://discord.com/oauth2/authorize?client_id=4242&scope=bot+applications.commands&permissions=309237697536"
+    );
+    assert!(
+        run.stdout.contains("Create Public Threads"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("Message Content"), "{}", run.stdout);
+
+    // With the shipped message rule: reading history, and a word on the
+    // intent; the id from the token; one guild preselected.
+    let with_rules = crate::harness::Env::shipped_with(&crate::kit::on_discord(
+        &shipped,
+        "777",
+        "http://127.0.0.1:1",
+    ));
+    let run = with_rules.opsbot_env(
+        &["invite"],
+        "",
+        &[("DISCORD_TOKEN", "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDe.xyz")],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let url = run.stdout.lines().next().unwrap();
+    assert!(url.contains("client_id=123456789012345678"), "{url}");
+    assert!(url.contains("permissions=309237763072"), "{url}");
+    assert!(
+        url.ends_with("&guild_id=777&disable_guild_select=true"),
+        "{url}"
+    );
+    assert!(
+        run.stdout.contains("Message Content intent"),
+        "{}",
+        run.stdout
+    );
+
+    // Neither an id nor a token: it says what to do.
+    let run = env.opsbot(&["invite"], "");
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("--client-id"), "{}", run.stderr);
+}

@@ -286,11 +286,10 @@ fn alerts_acknowledged_before_a_kill_9_survive_it_on(env: Env) {
         undercounted.is_empty(),
         "acknowledged repeats lost: {undercounted:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    // PostgreSQL's commits are slower than sled's (BENCHMARKS.md): a
+    // looser bound there, still one that a hang would break.
+    let bound = Duration::from_secs(if env.pg.is_some() { 60 } else { 20 });
+    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
 }
 
 fn ticket_number(id: &Value) -> u64 {
