@@ -20,13 +20,22 @@ fn send(
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let mut req = client
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(TOKEN);
-    if let Some((ctype, b)) = body {
-        req = req.header("Content-Type", ctype).body(b.to_string());
-    }
-    let resp = req.send().expect("request");
+    let request = || {
+        let mut req = client
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(TOKEN);
+        if let Some((ctype, b)) = body {
+            req = req.header("Content-Type", ctype).body(b.to_string());
+        }
+        req.send()
+    };
+    // A server that refuses a body too large answers before it has read it
+    // all and closes: the client, still sending, may see the connection
+    // reset instead of the answer. Ask again (at most twice more).
+    let resp = request()
+        .or_else(|_| request())
+        .or_else(|_| request())
+        .expect("request");
     let code = resp.status().as_u16();
     let header = |name: &str| {
         resp.headers()
