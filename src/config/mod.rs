@@ -621,14 +621,30 @@ impl Config {
                 missing.join(", ")
             )
         };
-        format!(
+        let mut out = format!(
             "discord: token from {} ({token}); {guilds}; {channels}; {} people, {} roles mapped; \
              answers deferred after {} ms\n",
             d.token.var,
             d.users.len(),
             d.roles.len(),
             d.defer_after.as_millis()
-        )
+        );
+        // People the org names whom Discord cannot know: they act on
+        // Discord only through a mapped role.
+        let unmapped: Vec<String> = self
+            .org
+            .people()
+            .into_iter()
+            .filter(|p| !d.users.contains_key(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !unmapped.is_empty() {
+            out.push_str(&format!(
+                "discord: no Discord user for {} (add them under [discord.users], or they act on Discord only through a mapped role)\n",
+                unmapped.join(", ")
+            ));
+        }
+        out
     }
 }
 

@@ -110,3 +110,29 @@ fn a_service_naming_a_missing_job_or_bad_approver_is_an_error() {
         run.stderr
     );
 }
+
+#[test]
+fn check_lists_the_people_without_a_discord_user() {
+    let env = Env::shipped();
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("discord: no Discord user for "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.contains("olivia") && line.contains("quinn"), "{line}");
+    let mapped = Env::shipped_with(&crate::kit::in_section(
+        &crate::harness::shipped_config(),
+        "[discord.users]",
+        "olivia = \"423456789012345678\"\n",
+    ));
+    let run = mapped.opsbot(&["check"], "");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("discord: no Discord user for "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(!line.contains("olivia"), "{line}");
+    assert!(line.contains("quinn"), "{line}");
+}
