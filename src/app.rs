@@ -63,16 +63,7 @@ pub async fn lead(
     let lease = bot.lease().clone();
     let mut said = false;
     loop {
-        let taken = match bot.store() {
-            Ok(store) => {
-                let l = lease.clone();
-                tokio::task::spawn_blocking(move || l.try_take(&store))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-            Err(e) => Err(e.to_string()),
-        };
+        let taken = take_lease(bot, &lease).await;
         match taken {
             Ok(true) => break,
             Ok(false) if !said => {
@@ -109,16 +100,7 @@ pub async fn lead(
                 }
                 return;
             }
-            let renewed = match bot.store() {
-                Ok(store) => {
-                    let l = lease.clone();
-                    tokio::task::spawn_blocking(move || l.try_take(&store))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()))
-                }
-                Err(e) => Err(e.to_string()),
-            };
+            let renewed = take_lease(&bot, &lease).await;
             match renewed {
                 Ok(true) => {}
                 Ok(false) => lost("another instance holds the lease now"),
@@ -158,6 +140,16 @@ fn watchdog(bot: &Bot, mut stop: watch::Receiver<bool>) {
 /// Tells systemd the bot is stopping.
 pub fn notify_stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+/// One try to take or renew the lease, off the async threads.
+async fn take_lease(bot: &Bot, lease: &Arc<opsbot::runtime::lease::Lease>) -> Result<bool, String> {
+    let store = bot.store().map_err(|e| e.to_string())?;
+    let l = lease.clone();
+    tokio::task::spawn_blocking(move || l.try_take(&store))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Ends the process: this instance lost the lease.

@@ -176,6 +176,15 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
     fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
+/// A bound that owns its key (a backend keeps it past the call).
+pub fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 /// The records of `tree` whose keys start with `prefix`.
 pub fn scan_prefix<'a>(db: &'a dyn Backend, tree: TreeName, prefix: &[u8]) -> Scan<'a> {
     match prefix_end(prefix) {

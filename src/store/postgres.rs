@@ -24,7 +24,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::kv::{Backend, Pair, Read, Scan, TreeName, Tx, TxBody};
+use super::kv::{owned, Backend, Pair, Read, Scan, TreeName, Tx, TxBody};
 use crate::error::StoreError;
 
 /// The version of this backend's own tables. Bump it with a migration.
@@ -395,16 +395,11 @@ impl Backend for PgBackend {
         to: Bound<&[u8]>,
         reverse: bool,
     ) -> Scan<'_> {
-        let own = |b: Bound<&[u8]>| match b {
-            Bound::Included(k) => Bound::Included(k.to_vec()),
-            Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
         Box::new(PgScan {
             backend: self,
             tree,
-            from: own(from),
-            to: own(to),
+            from: owned(from),
+            to: owned(to),
             reverse,
             page: Vec::new().into_iter(),
             done: false,

@@ -11,7 +11,7 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 
-use super::kv::{Backend, Read, Scan, TreeName, Tx, TxBody};
+use super::kv::{owned, Backend, Read, Scan, TreeName, Tx, TxBody};
 use crate::error::StoreError;
 
 /// The trees of one sled database.
@@ -68,14 +68,6 @@ impl SledBackend {
 impl Read for SledBackend {
     fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
-    }
-}
-
-fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
