@@ -20,6 +20,32 @@ fn event(who: &str, line: &str) -> Event {
     }
 }
 
+/// After concurrent work: the ids handed out are unique and exactly
+/// `OPS-1`..=`OPS-n`, and every ticket is whole (its invariants hold, its
+/// timeline has every entry in order). Returns the tickets.
+pub fn assert_whole(
+    store: &opsbot::store::Store,
+    opened: &[String],
+    n: usize,
+    org: &opsbot::domain::org::Org,
+) -> Vec<opsbot::domain::Ticket> {
+    let unique: BTreeSet<&String> = opened.iter().collect();
+    assert_eq!(unique.len(), n, "duplicate ids handed out");
+    let want: BTreeSet<String> = (1..=n).map(|n| format!("OPS-{n}")).collect();
+    assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), want);
+    let mut tickets = Vec::new();
+    for t in store.tickets() {
+        let t = t.unwrap();
+        check_invariants(&t, org).unwrap();
+        let timeline = store.timeline(&t.id).unwrap();
+        assert_eq!(timeline.len() as u32, t.timeline_len, "{}", t.id);
+        let seqs: Vec<u32> = timeline.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..t.timeline_len).collect::<Vec<_>>());
+        tickets.push(t);
+    }
+    tickets
+}
+
 #[test]
 fn concurrent_opens_and_moves_keep_every_record() {
     concurrent_opens_and_moves_keep_every_record_on(Env::shipped());
@@ -82,20 +108,8 @@ fn concurrent_opens_and_moves_keep_every_record_on(env: Env) {
         }
         all
     });
-    let unique: BTreeSet<&String> = opened.iter().collect();
-    assert_eq!(unique.len(), TASKS * EACH, "duplicate ids handed out");
-    let want: BTreeSet<String> = (1..=TASKS * EACH).map(|n| format!("OPS-{n}")).collect();
-    assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), want);
-
-    let org = env.config().org;
     let mut resolved = 0;
-    for t in store.tickets() {
-        let t = t.unwrap();
-        check_invariants(&t, &org).unwrap();
-        let timeline = store.timeline(&t.id).unwrap();
-        assert_eq!(timeline.len() as u32, t.timeline_len, "{}", t.id);
-        let seqs: Vec<u32> = timeline.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (0..t.timeline_len).collect::<Vec<_>>());
+    for t in assert_whole(&store, &opened, TASKS * EACH, &env.config().org) {
         let moved = t
             .title
             .rsplit('-')

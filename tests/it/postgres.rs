@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use opsbot::commands::parse_command;
 use opsbot::domain::{Actor, ChannelName, Source, TicketState, UserName};
-use opsbot::engine::tickets::check_invariants;
 use opsbot::engine::{Engine, Event, QueryView, View};
 use opsbot::runtime::{Bot, BotError, SystemClock, Writer};
 use opsbot::store::Store;
@@ -177,20 +176,8 @@ fn two_instances_on_one_database_hand_out_unique_contiguous_ids_and_lose_nothing
         }
         all
     });
-    let unique: BTreeSet<&String> = opened.iter().collect();
-    assert_eq!(unique.len(), TASKS * EACH, "duplicate ids handed out");
-    let want: BTreeSet<String> = (1..=TASKS * EACH).map(|n| format!("OPS-{n}")).collect();
-    assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), want);
-
-    let org = env.config().org;
     let mut resolved = 0;
-    for t in store.tickets() {
-        let t = t.unwrap();
-        check_invariants(&t, &org).unwrap();
-        let timeline = store.timeline(&t.id).unwrap();
-        assert_eq!(timeline.len() as u32, t.timeline_len, "{}", t.id);
-        let seqs: Vec<u32> = timeline.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (0..t.timeline_len).collect::<Vec<_>>());
+    for t in crate::concurrency::assert_whole(&store, &opened, TASKS * EACH, &env.config().org) {
         if t.state == TicketState::Resolved {
             assert_eq!(t.timeline_len, 5);
             resolved += 1;
