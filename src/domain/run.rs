@@ -126,6 +126,33 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run just asked for: queued, nothing started, nothing on record yet.
+    pub fn queued(
+        id: RunId,
+        job: &str,
+        params: BTreeMap<String, String>,
+        requester: &UserName,
+        channel: &ChannelName,
+        now: Timestamp,
+        deploy: Option<Deploy>,
+    ) -> Run {
+        Run {
+            id,
+            job: job.to_string(),
+            params,
+            requester: requester.clone(),
+            channel: channel.clone(),
+            state: RunState::Queued,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            backend_ref: None,
+            deploy,
+            tickets: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
     /// `ref=main` and the like, for posts.
     pub fn params_text(&self) -> String {
         self.params

@@ -58,21 +58,15 @@ pub(crate) fn build(
     }
     let params = job.check_params(given)?;
     let id = RunId(cx.view.last_run_number()? + 1);
-    let mut run = Run {
+    let mut run = Run::queued(
         id,
-        job: job.name.clone(),
-        params: params.clone(),
-        requester: actor.name.clone(),
-        channel: channel.clone(),
-        state: RunState::Queued,
-        created_at: cx.now,
-        started_at: None,
-        finished_at: None,
-        backend_ref: None,
-        deploy: None,
-        tickets: Vec::new(),
-        timeline: Vec::new(),
-    };
+        &job.name,
+        params.clone(),
+        &actor.name,
+        channel,
+        cx.now,
+        None,
+    );
     step_run(
         &mut run,
         actor,

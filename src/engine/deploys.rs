@@ -240,21 +240,15 @@ pub(crate) fn deploy_run(
         rollback_of,
         approved_by: None,
     };
-    let mut run = Run {
+    let mut run = Run::queued(
         id,
-        job: job.name.clone(),
-        params: params.clone(),
-        requester: actor.name.clone(),
-        channel: channel.clone(),
-        state: RunState::Queued,
-        created_at: cx.now,
-        started_at: None,
-        finished_at: None,
-        backend_ref: None,
-        deploy: Some(deploy.clone()),
-        tickets: Vec::new(),
-        timeline: Vec::new(),
-    };
+        &job.name,
+        params.clone(),
+        &actor.name,
+        channel,
+        cx.now,
+        Some(deploy.clone()),
+    );
     let what = match rollback_of {
         Some(r) => format!("rollback of {key} to {} (as of {r})", deploy.version),
         None => format!(
