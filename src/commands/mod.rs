@@ -122,6 +122,18 @@ pub enum Command {
         period: ReportPeriod,
         team: Option<TeamName>,
     },
+    StatusSet {
+        service: String,
+        state: crate::domain::status::ServiceState,
+        message: Option<String>,
+    },
+    TicketPublic {
+        id: TicketId,
+        text: String,
+    },
+    TicketRevokeLink {
+        id: TicketId,
+    },
 }
 
 /// How far back `/report` looks.
@@ -192,6 +204,9 @@ impl Command {
             Command::Oncall { .. } => CommandName::Oncall,
             Command::OncallSet { .. } => CommandName::OncallSet,
             Command::Report { .. } => CommandName::Report,
+            Command::StatusSet { .. } => CommandName::StatusSet,
+            Command::TicketPublic { .. } => CommandName::TicketPublic,
+            Command::TicketRevokeLink { .. } => CommandName::TicketRevokeLink,
         }
     }
 
@@ -340,6 +355,18 @@ impl Command {
                 team: a.opt_team("team")?,
             },
             CommandName::Whoami => Command::Whoami,
+            CommandName::StatusSet => Command::StatusSet {
+                service: a.text("service")?,
+                state: a.text("state")?.parse()?,
+                message: a.opt_text("message")?,
+            },
+            CommandName::TicketPublic => Command::TicketPublic {
+                id: a.ticket(prefix)?,
+                text: a.text("text")?,
+            },
+            CommandName::TicketRevokeLink => Command::TicketRevokeLink {
+                id: a.ticket(prefix)?,
+            },
             CommandName::Help => Command::Help {
                 command: match a.take("command") {
                     None => None,

@@ -35,6 +35,9 @@ pub enum CommandName {
     Oncall,
     OncallSet,
     Report,
+    StatusSet,
+    TicketPublic,
+    TicketRevokeLink,
 }
 
 /// The type of an option's value.
@@ -528,6 +531,44 @@ impl CommandName {
                 },
                 who: Who::Anyone,
             },
+            CommandName::StatusSet => Spec {
+                group: Some("status"),
+                name: "set",
+                summary: "Set a service's state on the public status page",
+                options: const {
+                    &[
+                        req(
+                            "service",
+                            OptKind::Text { max: 64 },
+                            "A service or component of the status page, such as web",
+                        ),
+                        req(
+                            "state",
+                            OptKind::Text { max: 40 },
+                            "operational, degraded, partial_outage, major_outage or maintenance",
+                        ),
+                        opt("message", TEXT, "What the public reads beside it"),
+                    ]
+                },
+                who: Who::Roles(const { &[Role::Operator] }),
+            },
+            CommandName::TicketPublic => ticket(
+                "public",
+                "Make an incident ticket public on the status page, with a public update",
+                const {
+                    &[
+                        TICKET_ID,
+                        req("text", TEXT, "The update the public reads"),
+                    ]
+                },
+                Who::Roles(const { &[Role::Operator] }),
+            ),
+            CommandName::TicketRevokeLink => ticket(
+                "revoke-link",
+                "Revoke the customer's page link of a ticket; the next mail carries a new one",
+                const { &[TICKET_ID] },
+                Who::Roles(const { &[Role::Operator] }),
+            ),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod jobs;
 mod problems;
 mod raw;
+mod status;
 mod validate;
 mod written;
 
@@ -16,6 +17,7 @@ use raw::*;
 pub(crate) use crate::domain::org::{did_you_mean, no_team};
 pub use crate::domain::org::{AssignPolicy, Org, Role, Team};
 pub use crate::domain::service::{Environment, Service};
+pub use status::StatusConfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,6 +82,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
+    /// The public status page.
+    pub status: StatusConfig,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -257,6 +261,9 @@ pub struct HttpConfig {
     pub api_token: EnvSecret,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Where the public reaches the bot's pages (`[http] public_url`, no
+    /// trailing `/`); unset: customer mails carry no link.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -468,6 +475,14 @@ impl Config {
                 "NOT SET, hooks refuse requests"
             },
             self.http.body_limit
+        ));
+        s.push_str(&format!(
+            "public pages: /status ({} listed){}\n",
+            self.status.components.len(),
+            match &self.http.public_url {
+                Some(u) => format!("; customer mails link to {u}/support/tickets/…"),
+                None => "; no [http] public_url: customer mails carry no link".into(),
+            }
         ));
         s.push_str(&format!(
             "alert routes: {}\n",

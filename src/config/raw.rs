@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
     /// On-call rotations, by team.
     pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
+    pub(super) status: super::status::RawStatus,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +275,7 @@ pub(super) struct RawHttp {
     pub(super) token_env: Written<String>,
     pub(super) api_token_env: Written<String>,
     pub(super) body_limit: Written<usize>,
+    pub(super) public_url: Option<Written<String>>,
 }
 
 impl Default for RawHttp {
@@ -283,6 +285,7 @@ impl Default for RawHttp {
             token_env: String::from("OPSBOT_HOOK_TOKEN").into(),
             api_token_env: String::from("OPSBOT_API_TOKEN").into(),
             body_limit: (1024 * 1024).into(),
+            public_url: None,
         }
     }
 }

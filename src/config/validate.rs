@@ -246,6 +246,8 @@ impl Validator<'_> {
         };
         let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
         self.lone_names(raw);
+        let service_names: Vec<String> = services.keys().cloned().collect();
+        let status = self.validate_status(&raw.status, &service_names);
 
         Some(Config {
             policy: policy?,
@@ -267,6 +269,7 @@ impl Validator<'_> {
                 default_priority: default_priority?,
             },
             org,
+            status,
         })
     }
 }
@@ -1114,6 +1117,7 @@ impl Validator<'_> {
             token,
             api_token,
             body_limit: *raw.body_limit,
+            public_url: self.validate_public_url(raw.public_url.as_ref()),
         })
     }
 

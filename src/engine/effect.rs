@@ -298,6 +298,8 @@ pub enum Write {
     /// Drop a job order still queued in the outbox (by its seq): the run it
     /// was for is settled without it.
     DropJobOrder(u64),
+    /// The public records: the status page, public incidents, customer links.
+    Public(crate::domain::status::PublicWrite),
 }
 
 /// What an alert batch did.

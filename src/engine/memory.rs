@@ -37,6 +37,18 @@ pub struct MemoryView {
     outbox_seq: u64,
     /// The other effects (mail, job orders), oldest first.
     queued: Vec<Effect>,
+    /// The public records (status board, incidents, customer links).
+    public: Public,
+}
+
+/// [`MemoryView`]'s public records.
+#[derive(Clone, Debug, Default)]
+struct Public {
+    link_key: Option<Vec<u8>>,
+    generations: BTreeMap<u64, u64>,
+    visible: BTreeMap<u64, Vec<u32>>,
+    board: crate::domain::status::StatusBoard,
+    incidents: BTreeMap<u64, crate::domain::status::PublicIncident>,
 }
 
 /// A chat effect waiting in [`MemoryView`]'s outbox.
@@ -57,6 +69,13 @@ fn loads(t: &Ticket) -> Option<&UserName> {
 impl MemoryView {
     pub fn new() -> MemoryView {
         MemoryView::default()
+    }
+
+    /// A view whose store has made its link key (as every opened store has).
+    pub fn with_link_key(key: &[u8]) -> MemoryView {
+        let mut m = MemoryView::default();
+        m.public.link_key = Some(key.to_vec());
+        m
     }
 
     /// Applies a decision's writes, as the store's transaction does.
@@ -124,6 +143,21 @@ impl MemoryView {
             // there is none to drop; lost runs are tested on the store
             // (`engine_tests/decisions.rs`).
             Write::DropJobOrder(_) => {}
+            Write::Public(p) => {
+                use crate::domain::status::PublicWrite as P;
+                match p {
+                    P::Board(b) => self.public.board = b,
+                    P::Incident(i) => {
+                        self.public.incidents.insert(i.ticket.num(), i);
+                    }
+                    P::LinkGeneration(id, g) => {
+                        self.public.generations.insert(id.num(), g);
+                    }
+                    P::CustomerVisible(id, seqs) => {
+                        self.public.visible.insert(id.num(), seqs);
+                    }
+                }
+            }
         }
     }
 
@@ -277,6 +311,34 @@ impl View for MemoryView {
             .values()
             .filter(|t| loads(t) == Some(user))
             .count() as u64)
+    }
+
+    fn link_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.public.link_key.clone())
+    }
+
+    fn link_generation(&self, id: &TicketId) -> Result<u64, StoreError> {
+        Ok(self.public.generations.get(&id.num()).copied().unwrap_or(0))
+    }
+
+    fn customer_visible(&self, id: &TicketId) -> Result<Vec<u32>, StoreError> {
+        Ok(self
+            .public
+            .visible
+            .get(&id.num())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn status_board(&self) -> Result<crate::domain::status::StatusBoard, StoreError> {
+        Ok(self.public.board.clone())
+    }
+
+    fn incident(
+        &self,
+        id: &TicketId,
+    ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
+        Ok(self.public.incidents.get(&id.num()).cloned())
     }
 }
 

@@ -10,6 +10,9 @@ use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEnt
 use crate::domain::{Priority, Timestamp};
 use crate::engine::tickets::Action;
 
+pub mod public;
+pub use public::*;
+
 /// `OPS-3 · p2 · Title`: how a ticket is named in a one-line post.
 pub fn ticket_head(t: &Ticket) -> Rich {
     Rich::new()

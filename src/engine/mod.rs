@@ -18,6 +18,7 @@ pub mod messages;
 pub mod oncall;
 pub mod report;
 pub mod sla;
+pub mod status;
 pub mod storm;
 mod support;
 mod ticketing;
@@ -84,6 +85,7 @@ impl Engine {
         let mut decision = decide_event(&cx, event)?;
         deploys::check_starts(cx.config, &decision.writes)?;
         cards(&cx, &mut decision.writes)?;
+        status::link_mails(&cx, &mut decision.writes)?;
         Ok(decision)
     }
 
@@ -400,6 +402,13 @@ fn decide_command(
         Command::OncallSet { team, user, until } => {
             return oncall::oncall_set(cx, actor, team, user, until)
         }
+        Command::StatusSet {
+            service,
+            state,
+            message,
+        } => return status::status_set(cx, actor, service, *state, message.as_deref()),
+        Command::TicketPublic { id, text } => return status::ticket_public(cx, actor, id, text),
+        Command::TicketRevokeLink { id } => return status::revoke_link(cx, actor, id),
         Command::TicketShow { .. }
         | Command::TicketList { .. }
         | Command::AlertSilences

@@ -114,6 +114,8 @@ pub(crate) fn comment_to_customer(
     let mut out = Out::new();
     let st = t.state;
     let e = cx.entry(&mut t, actor, EntryKind::Commented, st, st, text);
+    out.writes
+        .push(crate::engine::status::show_to_customer(cx, &t.id, e.seq)?);
     out.writes.push(Write::Timeline(t.id.clone(), e));
     out.thread(
         cx.ops(),

@@ -37,6 +37,20 @@ pub trait View {
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
     /// How many tickets are assigned to or in progress with `user`.
     fn load(&self, user: &UserName) -> Result<u64, StoreError>;
+    /// The key the customers' page links are signed with (`None` until the
+    /// store made one).
+    fn link_key(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The generation of a ticket's customer link (0 until revoked).
+    fn link_generation(&self, id: &TicketId) -> Result<u64, StoreError>;
+    /// The seqs of a ticket's timeline entries its customer may see.
+    fn customer_visible(&self, id: &TicketId) -> Result<Vec<u32>, StoreError>;
+    /// The status page's services and their recent changes.
+    fn status_board(&self) -> Result<crate::domain::status::StatusBoard, StoreError>;
+    /// A ticket's public incident, if it was made public.
+    fn incident(
+        &self,
+        id: &TicketId,
+    ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError>;
 }
 
 /// What `/ticket list` asks for.

@@ -132,3 +132,34 @@ pub(super) fn num_suffix(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
 }
+
+// The public records, in `meta`.
+
+/// The key the customers' page links are signed with: 32 random bytes,
+/// made once when the store opens.
+pub(super) const LINK_KEY: &[u8] = b"link_key";
+/// The status page's board: [`crate::domain::status::StatusBoard`], JSON.
+pub(super) const STATUS_BOARD: &[u8] = b"status_board";
+/// The first bytes of a public incident's key.
+pub(super) const INCIDENT: &[u8] = b"incident:";
+
+fn numbered(prefix: &[u8], num: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&be64(num));
+    k
+}
+
+/// A ticket's link generation, u64 BE.
+pub(super) fn link_gen_key(num: u64) -> Vec<u8> {
+    numbered(b"linkgen:", num)
+}
+
+/// The seqs of a ticket's entries its customer may see, JSON.
+pub(super) fn visible_key(num: u64) -> Vec<u8> {
+    numbered(b"custvis:", num)
+}
+
+/// A ticket's public incident, JSON.
+pub(super) fn incident_key(num: u64) -> Vec<u8> {
+    numbered(INCIDENT, num)
+}

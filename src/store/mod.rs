@@ -43,6 +43,7 @@ mod postgres;
 mod query;
 mod reads;
 mod sled_backend;
+mod status;
 mod tx;
 
 pub use figures::{TicketFigures, TimeHistogram, TIME_BUCKETS};
@@ -241,6 +242,7 @@ impl Store {
         store.count_loads_once()?;
         store.count_figures_once()?;
         store.split_group_members()?;
+        store.make_link_key_once()?;
         Ok(store)
     }
 

@@ -136,6 +136,29 @@ impl View for Store {
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.reads().load(user)
     }
+
+    fn link_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads().link_key()
+    }
+
+    fn link_generation(&self, id: &TicketId) -> Result<u64, StoreError> {
+        self.reads().link_generation(id)
+    }
+
+    fn customer_visible(&self, id: &TicketId) -> Result<Vec<u32>, StoreError> {
+        self.reads().customer_visible(id)
+    }
+
+    fn status_board(&self) -> Result<crate::domain::status::StatusBoard, StoreError> {
+        self.reads().status_board()
+    }
+
+    fn incident(
+        &self,
+        id: &TicketId,
+    ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
+        self.reads().incident(id)
+    }
 }
 
 impl Store {

@@ -115,4 +115,31 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.count(&load_key(user))
     }
+
+    fn link_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(TreeName::Meta, super::keys::LINK_KEY)
+    }
+
+    fn link_generation(&self, id: &TicketId) -> Result<u64, StoreError> {
+        self.count(&super::keys::link_gen_key(id.num()))
+    }
+
+    fn customer_visible(&self, id: &TicketId) -> Result<Vec<u32>, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, &super::keys::visible_key(id.num()))?
+            .unwrap_or_default())
+    }
+
+    fn status_board(&self) -> Result<crate::domain::status::StatusBoard, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, super::keys::STATUS_BOARD)?
+            .unwrap_or_default())
+    }
+
+    fn incident(
+        &self,
+        id: &TicketId,
+    ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
+        self.read(TreeName::Meta, &super::keys::incident_key(id.num()))
+    }
 }

@@ -251,6 +251,29 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
         Write::DropJobOrder(seq) => {
             tx.delete(TreeName::JobOutbox, &be64(seq))?;
         }
+        Write::Public(p) => {
+            use crate::domain::status::PublicWrite as P;
+            match p {
+                P::Board(b) => {
+                    tx.put(TreeName::Meta, super::keys::STATUS_BOARD, &enc(&b, "meta")?)?
+                }
+                P::Incident(i) => tx.put(
+                    TreeName::Meta,
+                    &super::keys::incident_key(i.ticket.num()),
+                    &enc(&i, "meta")?,
+                )?,
+                P::LinkGeneration(id, g) => tx.put(
+                    TreeName::Meta,
+                    &super::keys::link_gen_key(id.num()),
+                    &be64(g),
+                )?,
+                P::CustomerVisible(id, seqs) => tx.put(
+                    TreeName::Meta,
+                    &super::keys::visible_key(id.num()),
+                    &enc(&seqs, "meta")?,
+                )?,
+            }
+        }
         Write::Silenced(alert) => {
             let seq = counter(tx, SILENCED_SEQ)? + 1;
             tx.put(TreeName::Meta, SILENCED_SEQ, &be64(seq))?;

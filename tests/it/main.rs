@@ -39,3 +39,4 @@ mod robustness;
 mod store_safety;
 mod support;
 mod ticket_api;
+mod web;

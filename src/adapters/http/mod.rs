@@ -4,6 +4,7 @@
 //! the commit is on disk.
 
 pub mod metrics;
+pub mod web;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -178,6 +179,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/tickets/{id}", get(ticket))
         .route("/api/v1/export", get(export))
         .route("/api/v1/support", post(support))
+        .merge(web::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);
@@ -225,7 +227,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // The public pages answer people, in HTML (`web::not_found`).
+    let is_page = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
