@@ -130,6 +130,7 @@ pub enum Command {
     TicketPublic {
         id: TicketId,
         text: String,
+        title: Option<String>,
     },
     TicketRevokeLink {
         id: TicketId,
@@ -363,6 +364,7 @@ impl Command {
             CommandName::TicketPublic => Command::TicketPublic {
                 id: a.ticket(prefix)?,
                 text: a.text("text")?,
+                title: a.opt_text("title")?,
             },
             CommandName::TicketRevokeLink => Command::TicketRevokeLink {
                 id: a.ticket(prefix)?,

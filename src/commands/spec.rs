@@ -559,6 +559,11 @@ impl CommandName {
                     &[
                         TICKET_ID,
                         req("text", TEXT, "The update the public reads"),
+                        opt(
+                            "title",
+                            TITLE,
+                            "The incident's public title; the ticket's title when not given",
+                        ),
                     ]
                 },
                 Who::Roles(const { &[Role::Operator] }),

@@ -407,7 +407,9 @@ fn decide_command(
             state,
             message,
         } => return status::status_set(cx, actor, service, *state, message.as_deref()),
-        Command::TicketPublic { id, text } => return status::ticket_public(cx, actor, id, text),
+        Command::TicketPublic { id, text, title } => {
+            return status::ticket_public(cx, actor, id, text, title.as_deref())
+        }
         Command::TicketRevokeLink { id } => return status::revoke_link(cx, actor, id),
         Command::TicketShow { .. }
         | Command::TicketList { .. }

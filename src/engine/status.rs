@@ -125,16 +125,24 @@ fn prune(board: &mut StatusBoard, now: Timestamp) {
     board.log.drain(..extra);
 }
 
-/// `/ticket public id:… text:…`: the ticket becomes a public incident (its
-/// title as it stands), with this public update.
+/// `/ticket public id:… text:… [title:…]`: the ticket becomes a public
+/// incident (under `title`, else its own title), with this public update.
+/// A customer's request never does: its words are the customer's.
 pub(crate) fn ticket_public(
     cx: &Cx<'_>,
     actor: &Actor,
     id: &TicketId,
     text: &str,
+    title: Option<&str>,
 ) -> Result<Decision, EngineError> {
     operators_only(cx, actor, "post to the status page")?;
     let mut t = cx.load(id)?;
+    if t.customer.is_some() {
+        return Err(UserError::new(format!(
+            "{id} is a customer's request: its words are theirs, not the public's; open an incident ticket (/ticket open) and make that one public"
+        ))
+        .into());
+    }
     let text = text.trim();
     if text.is_empty() {
         return Err(UserError::new("`text` must not be empty").into());
@@ -147,6 +155,9 @@ pub(crate) fn ticket_public(
         published_at: cx.now,
         updates: Vec::new(),
     });
+    if let Some(title) = title.map(str::trim).filter(|s| !s.is_empty()) {
+        incident.title = one_line(title, crate::domain::MAX_TITLE);
+    }
     incident.updates.push(PublicUpdate {
         at: cx.now,
         text: text.to_string(),

@@ -5,6 +5,7 @@ use crate::engine::{Effect, Post};
 
 pub(crate) mod alerts;
 pub(crate) mod sla;
+pub(crate) mod status;
 
 /// A queued effect as the tests read a post: `#channel text`, or
 /// `#channel›OPS-N text` in a ticket's thread; `None` for any other effect.
