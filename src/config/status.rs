@@ -121,3 +121,73 @@ impl Validator<'_> {
         Some(url.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, Severity};
+
+    const BASE: &str = "\n[roles]\noperators = [\"olivia\"]\n";
+
+    fn errors(extra: &str) -> Vec<(Option<usize>, String, String)> {
+        match Config::parse(Path::new("/etc/opsbot/bot.toml"), &format!("{BASE}{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| (p.line, p.key, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_status_page_lists_its_components_and_the_public_url_loses_its_slash() {
+        let src = format!(
+            "{BASE}[http]\npublic_url = \"https://support.example.com/\"\n[status]\ntitle = \"Acme\"\ncomponents = [\"api\", \"checkout\"]\n"
+        );
+        let c = Config::parse(Path::new("/etc/opsbot/bot.toml"), &src)
+            .unwrap()
+            .config;
+        assert_eq!(c.status.components, ["api", "checkout"]);
+        assert!(c.status.lists("api") && !c.status.lists("web"));
+        assert_eq!(c.status.title, "Acme");
+        assert_eq!(
+            c.http.public_url.as_deref(),
+            Some("https://support.example.com")
+        );
+        let c = Config::parse(Path::new("/etc/opsbot/bot.toml"), BASE)
+            .unwrap()
+            .config;
+        assert_eq!(c.http.public_url, None);
+        assert!(c.status.components.is_empty());
+    }
+
+    #[test]
+    fn bad_status_keys_are_named_with_their_place() {
+        let got = errors("[status]\ncolour = 1\n");
+        assert!(
+            got.iter()
+                .any(|(_, k, m)| k == "status.colour" && m.contains("unknown field")),
+            "{got:?}"
+        );
+        let got = errors("[status]\ncomponents = [\"API\", \"web\", \"web\"]\n");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].1, "status.components[0]");
+        assert!(
+            got[0].2.contains("`API` is not a component name"),
+            "{got:?}"
+        );
+        assert_eq!(got[1].1, "status.components[2]");
+        assert!(got[1].2.contains("listed twice"), "{got:?}");
+        assert!(got.iter().all(|(line, _, _)| *line == Some(5)), "{got:?}");
+        let got = errors("[http]\npublic_url = \"support.example.com\"\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, "http.public_url");
+        assert_eq!(got[0].0, Some(5));
+        assert!(got[0].2.contains("is not an http(s) URL"), "{got:?}");
+        let got = errors("[http]\npublic_url = \"https://x.example/?a=1\"\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+}

@@ -8,4 +8,5 @@
 mod alerts;
 mod decisions;
 mod parity;
+mod public;
 mod sla;
