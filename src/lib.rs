@@ -27,7 +27,8 @@
 //!   the `View` trait it reads the store through (and `MemoryView`, that
 //!   view in memory, for its tests), one module per feature
 //!   (tickets, alerts, builds, deploys, support, sla, oncall, report, storm:
-//!   which monitoring posts merge into a summary) and `messages`, the words
+//!   which monitoring posts merge into a summary; status: the public pages)
+//!   and `messages`, the words
 //!   of every post (snapshot-tested in `engine/snapshots/`). Imports `domain`, `commands`,
 //!   `config`, `report`, `error`; no I/O crate, nothing below.
 //! - [`store`]: the records, written once over a narrow key-value seam
@@ -43,7 +44,7 @@
 //!   several instances share a database. Imports `store` and the layers above.
 //! - [`adapters`]: the edges, which translate and decide nothing: `console`,
 //!   `smtp`, `discord` (serenity), `http` (axum: health, metrics, hooks, the
-//!   ticket API), `jobs` (the local runner and Jenkins). May import every
+//!   ticket API, the public pages in `web.rs`), `jobs` (the local runner and Jenkins). May import every
 //!   other folder.
 //!
 //! Beside them: `main.rs`, the command line, and `app.rs`, the wiring that

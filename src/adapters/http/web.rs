@@ -390,6 +390,11 @@ fn render_customer(p: &CustomerPage) -> Markup {
 
 /// The feed: one entry per public update and per state change, newest first.
 fn render_atom(p: &StatusPage, base: Option<&str>) -> String {
+    // The feed's id: its address where the public reaches it, else a name.
+    let feed_id = match base {
+        Some(b) => format!("{b}/status/feed.atom"),
+        None => "urn:opsbot:status-feed".to_string(),
+    };
     let base = base.unwrap_or("");
     let rfc = |at: Timestamp| at.to_rfc3339_opts(SecondsFormat::Secs, true);
     struct Entry {
@@ -431,7 +436,7 @@ fn render_atom(p: &StatusPage, base: Option<&str>) -> String {
     let feed = html! {
         (PreEscaped("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"))
         feed xmlns="http://www.w3.org/2005/Atom" {
-            id { "urn:opsbot:status-feed" }
+            id { (feed_id) }
             title { (p.title) }
             updated { (rfc(updated)) }
             author { name { (p.title) } }
