@@ -453,12 +453,79 @@ fn render_atom(p: &StatusPage, base: Option<&str>) -> String {
             }
         }
     };
+    // XML 1.0 has no place for U+FFFE, U+FFFF or controls (the sanitiser
+    // already took those out of untrusted text; this keeps the feed valid
+    // whatever was stored).
     feed.into_string()
+        .chars()
+        .filter(|&c| {
+            !matches!(c, '\u{FFFE}' | '\u{FFFF}') && (!c.is_control() || matches!(c, '\n' | '\t'))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::status::{PublicUpdate, StatusChange};
+
+    fn hostile_page() -> StatusPage {
+        let at: Timestamp = "2026-03-24T10:00:00Z".parse().unwrap();
+        let evil = "<script>alert(1)</script> ]]> & \"q\" \u{FFFF}";
+        StatusPage {
+            title: format!("Acme {evil}"),
+            overall: ServiceState::Degraded,
+            components: vec![status::ComponentView {
+                name: "api".into(),
+                state: ServiceState::Degraded,
+                message: Some(evil.into()),
+                since: Some(at),
+            }],
+            open_incidents: vec![status::IncidentView {
+                id: TicketId::new("OPS", 3),
+                title: evil.into(),
+                published_at: at,
+                resolved_at: None,
+                updates: vec![PublicUpdate {
+                    at,
+                    text: evil.into(),
+                }],
+            }],
+            past_incidents: Vec::new(),
+            changes: vec![StatusChange {
+                at,
+                service: "api".into(),
+                state: ServiceState::Degraded,
+                message: Some(evil.into()),
+            }],
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_in_the_page_and_the_feed_stays_valid_atom() {
+        let p = hostile_page();
+        let html = render_status(&p).into_string();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; ]]&gt; &amp; &quot;q&quot;"));
+        let feed = render_atom(&p, Some("https://status.example.com"));
+        let doc = roxmltree::Document::parse(&feed).unwrap_or_else(|e| panic!("{e}: {feed}"));
+        let atom = "http://www.w3.org/2005/Atom";
+        let root = doc.root_element();
+        assert!(root.has_tag_name((atom, "feed")));
+        let id = root
+            .children()
+            .find(|c| c.has_tag_name((atom, "id")))
+            .and_then(|c| c.text());
+        assert_eq!(id, Some("https://status.example.com/status/feed.atom"));
+        let titles: Vec<&str> = root
+            .descendants()
+            .filter(|c| c.has_tag_name((atom, "title")))
+            .filter_map(|c| c.text())
+            .collect();
+        assert_eq!(titles.len(), 3, "{feed}");
+        assert!(titles[1].starts_with("<script>alert(1)</script> ]]> & \"q\""));
+    }
 
     #[test]
     fn the_token_is_read_from_the_query_as_sent() {
