@@ -93,7 +93,21 @@ fn customer_env(app: &FakeApp, smtp: &Smtp) -> Env {
 fn a_customer_sees_their_own_ticket_by_the_link_in_their_mails_and_nothing_internal() {
     let app = FakeApp::start();
     let smtp = Smtp::start(free_port());
-    let env = customer_env(&app, &smtp);
+    customer_flow(&customer_env(&app, &smtp), &smtp);
+}
+
+#[test]
+fn the_customers_page_works_on_postgres_too() {
+    let app = FakeApp::start();
+    let smtp = Smtp::start(free_port());
+    let sled = customer_env(&app, &smtp);
+    let text = std::fs::read_to_string(&sled.config).unwrap();
+    customer_flow(&Env::on_postgres_with(&text), &smtp);
+}
+
+/// A customer's page, from the mails a real SMTP server received, on
+/// `env`'s store.
+fn customer_flow(env: &Env, smtp: &Smtp) {
     let mut bot = env.live(&[]);
     let hostile = "Card <script>alert(1)</script> & \"quotes\" fail";
     let body = json!({"session_id": "sess-carol", "subject": hostile, "message": "Checkout says 500 when I pay <b>now</b>."}).to_string();
