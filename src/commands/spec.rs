@@ -69,6 +69,8 @@ pub enum OptKind {
     Run,
     /// The name of another command, for `/help`.
     Command,
+    /// A state of the status page (`operational` … `maintenance`).
+    ServiceState,
 }
 
 impl OptKind {
@@ -78,6 +80,7 @@ impl OptKind {
             OptKind::Priority => Some(Priority::NAMES),
             OptKind::State => Some(TicketState::NAMES),
             OptKind::Bool => Some(&["true", "false"]),
+            OptKind::ServiceState => Some(crate::domain::status::ServiceState::NAMES),
             _ => None,
         }
     }
@@ -544,7 +547,7 @@ impl CommandName {
                         ),
                         req(
                             "state",
-                            OptKind::Text { max: 40 },
+                            OptKind::ServiceState,
                             "operational, degraded, partial_outage, major_outage or maintenance",
                         ),
                         opt("message", TEXT, "What the public reads beside it"),

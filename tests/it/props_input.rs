@@ -507,6 +507,7 @@ fn plain(kind: OptKind, name: &str) -> &'static str {
         OptKind::Environment => "staging",
         OptKind::Run => "RUN-1",
         OptKind::Command => "ticket open",
+        OptKind::ServiceState => "degraded",
     }
 }
 
