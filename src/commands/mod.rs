@@ -122,6 +122,23 @@ pub enum Command {
         period: ReportPeriod,
         team: Option<TeamName>,
     },
+    MaintenanceStart {
+        matchers: Vec<crate::domain::alert::Matcher>,
+        duration: std::time::Duration,
+        comment: Option<String>,
+    },
+    MaintenanceSchedule {
+        matchers: Vec<crate::domain::alert::Matcher>,
+        /// As typed; read in `[monitoring] time_zone` by the engine.
+        from: String,
+        until: String,
+        every: Option<crate::domain::maintenance::Every>,
+        comment: Option<String>,
+    },
+    MaintenanceList,
+    MaintenanceEnd {
+        id: u64,
+    },
 }
 
 /// How far back `/report` looks.
@@ -192,6 +209,10 @@ impl Command {
             Command::Oncall { .. } => CommandName::Oncall,
             Command::OncallSet { .. } => CommandName::OncallSet,
             Command::Report { .. } => CommandName::Report,
+            Command::MaintenanceStart { .. } => CommandName::MaintenanceStart,
+            Command::MaintenanceSchedule { .. } => CommandName::MaintenanceSchedule,
+            Command::MaintenanceList => CommandName::MaintenanceList,
+            Command::MaintenanceEnd { .. } => CommandName::MaintenanceEnd,
         }
     }
 
@@ -207,6 +228,7 @@ impl Command {
                 | Command::Whoami
                 | Command::Oncall { .. }
                 | Command::Report { .. }
+                | Command::MaintenanceList
         )
     }
 
@@ -345,6 +367,25 @@ impl Command {
                     None => None,
                     Some(raw) => Some(lookup_for_help(&raw)?),
                 },
+            },
+            CommandName::MaintenanceStart => Command::MaintenanceStart {
+                matchers: crate::domain::alert::parse_matchers(&a.text("matchers")?)?,
+                duration: a.duration("duration")?,
+                comment: a.opt_text("comment")?,
+            },
+            CommandName::MaintenanceSchedule => Command::MaintenanceSchedule {
+                matchers: crate::domain::alert::parse_matchers(&a.text("matchers")?)?,
+                from: a.text("from")?,
+                until: a.text("until")?,
+                every: match a.take("every") {
+                    Some(e) => Some(crate::domain::maintenance::Every::parse(&e)?),
+                    None => None,
+                },
+                comment: a.opt_text("comment")?,
+            },
+            CommandName::MaintenanceList => Command::MaintenanceList,
+            CommandName::MaintenanceEnd => Command::MaintenanceEnd {
+                id: a.integer("id")?,
             },
         };
         Ok(cmd)

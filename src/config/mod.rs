@@ -3,6 +3,7 @@
 //! line and key; the line comes from the span toml read the value from.
 
 pub mod jobs;
+pub mod monitoring;
 mod problems;
 mod raw;
 mod validate;
@@ -80,6 +81,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
+    /// Maintenance windows: their limits and the recurring ones.
+    pub monitoring: monitoring::MonitoringConfig,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -563,6 +566,7 @@ impl Config {
                 self.tickets.channel
             ));
         }
+        s.push_str(&self.monitoring.summary());
         s.push_str(&self.discord_summary());
         match self.storage.backend {
             StorageBackend::Sled => s.push_str(&format!(

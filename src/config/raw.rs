@@ -34,6 +34,10 @@ pub(super) struct RawConfig {
     /// On-call rotations, by team.
     pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
+    /// `[monitoring]`: maintenance windows' limits and time zone.
+    pub(super) monitoring: super::monitoring::RawMonitoring,
+    /// Recurring maintenance windows.
+    pub(super) maintenance: Vec<super::monitoring::RawMaintenance>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +190,9 @@ pub(super) struct RawEnvironment {
     pub(super) protected: bool,
     /// Who may approve (default: release managers).
     pub(super) approvers: Option<Vec<Written<String>>>,
+    /// A deploy opens a maintenance window this long for its service and
+    /// environment, such as "10m".
+    pub(super) maintenance: Option<Written<String>>,
 }
 
 #[derive(Debug, Deserialize)]

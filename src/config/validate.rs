@@ -238,6 +238,7 @@ impl Validator<'_> {
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
         let policy = self.validate_policy(raw, &teams);
+        let monitoring = self.validate_monitoring(&raw.monitoring, &raw.maintenance, &team_names);
         let org = Org {
             operators,
             qa_team,
@@ -267,6 +268,7 @@ impl Validator<'_> {
                 default_priority: default_priority?,
             },
             org,
+            monitoring: monitoring?,
         })
     }
 }
@@ -869,6 +871,12 @@ impl Validator<'_> {
                         protected: e.protected,
                         // Checked against the org once roles are known.
                         approvers: Vec::new(),
+                        maintenance: e.maintenance.as_ref().and_then(|m| {
+                            self.maintenance_length(
+                                format!("services.{name}.environments.{ename}.maintenance"),
+                                m,
+                            )
+                        }),
                     },
                 );
             }

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod error;
 pub mod job;
+pub mod maintenance;
 pub mod org;
 pub mod policy;
 pub mod rich;

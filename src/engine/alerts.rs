@@ -13,6 +13,7 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
+use crate::domain::maintenance::MaintenanceBook;
 use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{
@@ -247,6 +248,22 @@ pub(crate) fn chat_message(
 
 /// A batch of alerts, applied whole.
 pub(crate) fn alerts(cx: &Cx<'_>, alerts: &[Alert]) -> Result<Decision, EngineError> {
+    let mut windows = cx.view.maintenance()?;
+    let before = windows.clone();
+    let mut d = alerts_in(cx, alerts, &mut windows)?;
+    if windows != before {
+        d.writes.push(Write::Maintenance(windows));
+    }
+    Ok(d)
+}
+
+/// A batch of alerts, with the maintenance windows as the caller has them
+/// (it writes them): those a window in force takes in are recorded there.
+pub(crate) fn alerts_in(
+    cx: &Cx<'_>,
+    alerts: &[Alert],
+    windows: &mut MaintenanceBook,
+) -> Result<Decision, EngineError> {
     let mut ov = Overlay::new(cx.view)?;
     let mut out = Out::new();
     out.alert = true;
@@ -255,6 +272,9 @@ pub(crate) fn alerts(cx: &Cx<'_>, alerts: &[Alert]) -> Result<Decision, EngineEr
     let mut touched_set = BTreeSet::new();
     for alert in alerts {
         acc.accepted += 1;
+        if in_maintenance(cx, &mut ov, &mut out, windows, alert)? {
+            continue;
+        }
         if book
             .silences
             .iter()
@@ -793,4 +813,38 @@ pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
         return Ok(Reply::private("No silences in force."));
     }
     Ok(Reply::private(messages::silences_list(&active)))
+}
+
+/// An alert a maintenance window in force takes in: recorded in the window
+/// and kept on record (with the silenced alerts); an existing ticket of its
+/// group notes it on its timeline. No ticket opens, nothing is posted.
+fn in_maintenance(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    windows: &mut MaintenanceBook,
+    alert: &Alert,
+) -> Result<bool, EngineError> {
+    let Some(w) = windows.covering(alert, cx.now) else {
+        return Ok(false);
+    };
+    w.record(alert);
+    let id = w.id;
+    out.writes.push(Write::Silenced(alert.clone()));
+    let route = cx.config.alerts.route_for(&alert.labels);
+    let key = route.group_key(alert);
+    if let Some(g) = ov.take_group(&key)? {
+        if let Some(mut t) = ov.ticket(&g.ticket)? {
+            if t.state != TicketState::Closed {
+                let actor = monitor(alert.source);
+                let summary = clean_untrusted(&alert.detail());
+                let text = messages::maintenance_note(id, alert.status, &summary);
+                note(cx, &mut t, out, &actor, EntryKind::Alert, text);
+                ov.put_ticket(t);
+            }
+        }
+        // Back unchanged: not written again.
+        ov.groups.insert(g.key.clone(), Some(g));
+    }
+    Ok(true)
 }

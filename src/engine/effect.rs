@@ -298,6 +298,8 @@ pub enum Write {
     /// Drop a job order still queued in the outbox (by its seq): the run it
     /// was for is settled without it.
     DropJobOrder(u64),
+    /// Replace the maintenance windows.
+    Maintenance(crate::domain::maintenance::MaintenanceBook),
 }
 
 /// What an alert batch did.

@@ -65,6 +65,9 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// The timer: maintenance windows are due to start or end (the engine
+    /// said so; it checks again).
+    Maintenance,
 }
 
 impl Event {
@@ -82,6 +85,7 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::Maintenance => "maintenance",
         }
     }
 

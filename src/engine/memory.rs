@@ -37,6 +37,7 @@ pub struct MemoryView {
     outbox_seq: u64,
     /// The other effects (mail, job orders), oldest first.
     queued: Vec<Effect>,
+    maintenance: crate::domain::maintenance::MaintenanceBook,
 }
 
 /// A chat effect waiting in [`MemoryView`]'s outbox.
@@ -124,6 +125,7 @@ impl MemoryView {
             // there is none to drop; lost runs are tested on the store
             // (`engine_tests/decisions.rs`).
             Write::DropJobOrder(_) => {}
+            Write::Maintenance(book) => self.maintenance = book,
         }
     }
 
@@ -277,6 +279,10 @@ impl View for MemoryView {
             .values()
             .filter(|t| loads(t) == Some(user))
             .count() as u64)
+    }
+
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        Ok(self.maintenance.clone())
     }
 }
 

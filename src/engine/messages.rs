@@ -739,6 +739,177 @@ pub(crate) fn subject_line(s: &str) -> String {
     one_line(s, 250)
 }
 
+// ---------------------------------------------------------------------------
+// Maintenance windows.
+
+fn window_time(t: Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Where a window comes from, in a few words.
+fn window_origin(w: &crate::domain::maintenance::Window) -> String {
+    use crate::domain::maintenance::Origin;
+    match &w.origin {
+        Origin::Command { by } => format!("by {by}"),
+        Origin::Config { name } => format!("[[maintenance]] {name} of bot.toml"),
+        Origin::Deploy { run } => format!("for deploy {run}"),
+    }
+}
+
+fn window_every(w: &crate::domain::maintenance::Window) -> String {
+    match &w.recur {
+        Some(r) => format!(", {} ({} local time)", r.every, r.tz),
+        None => String::new(),
+    }
+}
+
+/// In the team's channel: a maintenance window began.
+pub fn maintenance_started(w: &crate::domain::maintenance::Window) -> Rich {
+    let body = Rich::new()
+        .bold(format!("Maintenance window {}", w.id))
+        .text(format!(
+            " ({}) is in force until {}: alerts matching ",
+            window_origin(w),
+            window_time(w.until)
+        ))
+        .quoted(w.matchers_text())
+        .text(" are recorded, but open no ticket, page nobody and post nothing.");
+    match &w.comment {
+        Some(c) => body.text(" — ").quoted(one_line(c, 200)),
+        None => body,
+    }
+}
+
+/// In the team's channel: a maintenance window ended (by someone, or as
+/// its time was up).
+pub fn maintenance_ended(w: &crate::domain::maintenance::Window, by: Option<&str>) -> Rich {
+    let how = match by {
+        Some(who) => format!(" was ended by {who}"),
+        None => " ended".to_string(),
+    };
+    let held = w.held.len();
+    let after = match held {
+        0 => String::new(),
+        1 => "; 1 alert still firing is handled now as a new alert".to_string(),
+        n => format!("; {n} alerts still firing are handled now as new alerts"),
+    };
+    Rich::new()
+        .bold(format!("Maintenance window {}", w.id))
+        .text(" (")
+        .quoted(w.matchers_text())
+        .text(format!(
+            "){how}: {} alert{} recorded during it{after}.",
+            w.recorded,
+            if w.recorded == 1 { "" } else { "s" }
+        ))
+}
+
+/// The answer to whoever started a window.
+pub fn maintenance_started_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    let id = w.id;
+    Rich::new().text(format!(
+        "Maintenance window {id} is in force until {}; /maintenance end id:{id} ends it sooner.",
+        window_time(w.until)
+    ))
+}
+
+/// The answer to whoever scheduled a window.
+pub fn maintenance_scheduled_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    let id = w.id;
+    Rich::new()
+        .text(format!("Maintenance window {id} for "))
+        .quoted(w.matchers_text())
+        .text(format!(
+            " is scheduled from {} until {}{}; /maintenance list shows it, /maintenance end id:{id} cancels it.",
+            window_time(w.from),
+            window_time(w.until),
+            window_every(w)
+        ))
+}
+
+/// The answer to whoever ended a window.
+pub fn maintenance_ended_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    Rich::new().text(format!(
+        "Maintenance window {} ended ({} alert{} recorded during it).",
+        w.id,
+        w.recorded,
+        if w.recorded == 1 { "" } else { "s" }
+    ))
+}
+
+/// On an existing ticket's timeline: an alert a window took in.
+pub fn maintenance_note(
+    id: u64,
+    status: crate::domain::alert::AlertStatus,
+    summary: &str,
+) -> String {
+    let what = match status {
+        crate::domain::alert::AlertStatus::Firing => "fired",
+        crate::domain::alert::AlertStatus::Resolved => "recovered",
+    };
+    format!("during maintenance window {id} (recorded, no post): {what}: {summary}")
+}
+
+/// `/maintenance list`.
+pub fn maintenance_list(
+    windows: &[&crate::domain::maintenance::Window],
+    waiting: &[&crate::domain::maintenance::Scheduled],
+    now: Timestamp,
+) -> Rich {
+    if windows.is_empty() && waiting.is_empty() {
+        return Rich::new().text("No maintenance windows in force or to come.");
+    }
+    let mut r = Rich::new().text("Maintenance windows:");
+    for w in windows {
+        let when = if w.covers(now) {
+            format!("in force until {}", window_time(w.until))
+        } else {
+            format!(
+                "from {} until {}",
+                window_time(w.from),
+                window_time(w.until)
+            )
+        };
+        r = r
+            .text(format!(
+                "\n  {} · {when}{} · {} · ",
+                w.id,
+                window_every(w),
+                window_origin(w)
+            ))
+            .quoted(w.matchers_text())
+            .text(format!(
+                " · {} alert{} recorded, {} still firing",
+                w.recorded,
+                if w.recorded == 1 { "" } else { "s" },
+                w.held.len()
+            ));
+        if let Some(c) = &w.comment {
+            r = r.text(" — ").quoted(one_line(c, 100));
+        }
+    }
+    for s in waiting {
+        let day = s.weekday.map(|d| format!(" on {d}")).unwrap_or_default();
+        r = r
+            .text(format!(
+                "\n  {} · {}{day} at {} for {} ({}) · [[maintenance]] of bot.toml · ",
+                s.name,
+                s.every,
+                s.start.format("%H:%M"),
+                humantime::format_duration(s.length),
+                s.tz
+            ))
+            .quoted(
+                s.matchers
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1128,5 +1299,61 @@ mod tests {
             )
             .to_plain()
         );
+    }
+
+    #[test]
+    fn maintenance_windows_read() {
+        use crate::domain::maintenance::{Origin, Window};
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut w: Window = serde_json::from_value(serde_json::json!({
+            "id": 4,
+            "matchers": ["service=web", "env=~prod.*"],
+            "from": "2026-03-02T14:00:00Z",
+            "until": "2026-03-02T15:30:00Z",
+            "origin": {"kind": "command", "by": "bob"},
+            "team": "backend",
+            "recorded": 1,
+        }))
+        .unwrap();
+        let mut lines = vec![
+            maintenance_started(&w).to_plain(),
+            maintenance_started_reply(&w).to_plain(),
+            maintenance_ended(&w, None).to_plain(),
+            maintenance_ended(&w, Some("olivia")).to_plain(),
+            maintenance_ended_reply(&w).to_plain(),
+            maintenance_note(4, crate::domain::alert::AlertStatus::Firing, "Latency web"),
+        ];
+        w.comment = Some("cache migration".into());
+        w.recorded = 12;
+        let firing: crate::domain::alert::Alert = serde_json::from_value(serde_json::json!({
+            "source": "alertmanager", "status": "firing", "fingerprint": "f1",
+            "labels": {"alertname": "Latency", "service": "web"},
+        }))
+        .unwrap();
+        w.held.insert("f1".into(), firing.clone());
+        lines.push(maintenance_started(&w).to_plain());
+        lines.push(maintenance_ended(&w, None).to_plain());
+        w.held.insert("f2".into(), firing);
+        lines.push(maintenance_ended(&w, None).to_plain());
+        w.origin = Origin::Deploy {
+            run: crate::domain::run::RunId(7),
+        };
+        let mut daily = w.clone();
+        daily.id = 5;
+        daily.origin = Origin::Config {
+            name: "backups".into(),
+        };
+        daily.recur = Some(crate::domain::maintenance::Recur {
+            every: crate::domain::maintenance::Every::Daily,
+            tz: "Europe/Berlin".into(),
+            local_from: "2026-03-03T01:00:00".parse().unwrap(),
+            local_until: "2026-03-03T02:00:00".parse().unwrap(),
+        });
+        daily.from = at("2026-03-03T00:00:00Z");
+        daily.until = at("2026-03-03T01:00:00Z");
+        lines.push(maintenance_scheduled_reply(&daily).to_plain());
+        lines.push(maintenance_list(&[&w, &daily], &[], at("2026-03-02T14:10:00Z")).to_plain());
+        lines.push(maintenance_list(&[], &[], at("2026-03-02T14:10:00Z")).to_plain());
+        insta::assert_snapshot!("maintenance_windows", lines.join("\n---\n"));
     }
 }

@@ -14,6 +14,7 @@ mod alerts;
 mod builds;
 mod context;
 mod deploys;
+mod maintenance;
 pub mod messages;
 pub mod oncall;
 pub mod report;
@@ -146,6 +147,7 @@ impl Engine {
                 )))
             }
             Command::AlertSilences => alerts::list_silences(cx),
+            Command::MaintenanceList => maintenance::list(cx),
             Command::Oncall { team } => oncall::oncall_show(cx, team.as_ref()),
             Command::Report { period, team } => report::report(cx, view, *period, team.as_ref()),
             Command::Runs => builds::list_runs(view),
@@ -166,6 +168,18 @@ impl Engine {
             }
             _ => Err(UserError::new("not a query").into()),
         }
+    }
+
+    /// Whether a maintenance window is due to start or end at `now` (or an
+    /// occurrence of a `[[maintenance]]` to open): then the timer sends
+    /// [`Event::Maintenance`].
+    pub fn maintenance_due(&self, view: &dyn View, now: Timestamp) -> Result<bool, EngineError> {
+        maintenance::due(&Cx {
+            config: &self.config,
+            org: &self.config.org,
+            view,
+            now,
+        })
     }
 
     /// Whether the weekly report is due at `now` (and whether to post it or
@@ -289,6 +303,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::Maintenance => maintenance::tick(cx),
     }
 }
 
@@ -400,6 +415,9 @@ fn decide_command(
         Command::OncallSet { team, user, until } => {
             return oncall::oncall_set(cx, actor, team, user, until)
         }
+        Command::MaintenanceStart { .. }
+        | Command::MaintenanceSchedule { .. }
+        | Command::MaintenanceEnd { .. } => return maintenance::command(cx, actor, command),
         Command::TicketShow { .. }
         | Command::TicketList { .. }
         | Command::AlertSilences
@@ -407,7 +425,8 @@ fn decide_command(
         | Command::Oncall { .. }
         | Command::Report { .. }
         | Command::Help { .. }
-        | Command::Whoami => {
+        | Command::Whoami
+        | Command::MaintenanceList => {
             // Queries write nothing; the runtime sends them to `query`.
             return Ok(Decision::default());
         }

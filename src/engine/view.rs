@@ -37,6 +37,8 @@ pub trait View {
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
     /// How many tickets are assigned to or in progress with `user`.
     fn load(&self, user: &UserName) -> Result<u64, StoreError>;
+    /// The maintenance windows.
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError>;
 }
 
 /// What `/ticket list` asks for.

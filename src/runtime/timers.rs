@@ -113,6 +113,22 @@ impl Bot {
                 debug!(error = %e, "weekly report not posted");
             }
         }
+        // Maintenance windows to start or end: only when the engine says
+        // one is due (a pass with nothing to do writes nothing).
+        let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .maintenance_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        match due {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self.submit(Event::Maintenance).await {
+                    warn!(error = %e, "maintenance windows not started or ended");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the maintenance windows"),
+        }
         n
     }
 

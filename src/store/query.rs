@@ -133,6 +133,10 @@ impl View for Store {
         self.reads().marker(key)
     }
 
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        self.reads().maintenance()
+    }
+
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.reads().load(user)
     }

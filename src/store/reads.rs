@@ -115,4 +115,10 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.count(&load_key(user))
     }
+
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, super::keys::MAINTENANCE)?
+            .unwrap_or_default())
+    }
 }

@@ -1,0 +1,248 @@
+//! `[monitoring]` and `[[maintenance]]`: how long a maintenance window may
+//! last, the time zone `/maintenance schedule` reads local times in, and
+//! the recurring windows of `bot.toml`.
+
+use serde::Deserialize;
+
+use super::raw::Written;
+use super::Validator;
+use crate::domain::maintenance::{Every, Scheduled};
+use crate::domain::TeamName;
+
+/// The longest window when `[monitoring] max_maintenance` is not set.
+pub const DEFAULT_MAX_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(86_400);
+/// The longest `max_maintenance` allowed.
+pub const MAX_MAX_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMonitoring {
+    /// The longest maintenance window, such as "12h".
+    pub(super) max_maintenance: Option<Written<String>>,
+    /// The time zone of local times in `/maintenance schedule`.
+    pub(super) time_zone: Option<Written<String>>,
+}
+
+/// A `[[maintenance]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    pub(super) name: Written<String>,
+    /// As `/alert silence` takes them: "service=db job=~backup.*".
+    pub(super) matchers: Written<String>,
+    /// `daily` or `weekly`.
+    pub(super) every: Written<String>,
+    /// For weekly windows: the day, such as "sunday".
+    pub(super) day: Option<Written<String>>,
+    /// Local time of day it starts, "HH:MM".
+    pub(super) start: Written<String>,
+    /// How long it lasts, such as "1h".
+    pub(super) duration: Written<String>,
+    pub(super) time_zone: Option<Written<String>>,
+    /// The team whose channel hears of it (the operations channel when not set).
+    pub(super) team: Option<Written<String>>,
+    pub(super) comment: Option<String>,
+}
+
+/// The validated `[monitoring]` section and the recurring windows.
+#[derive(Clone, Debug)]
+pub struct MonitoringConfig {
+    pub max_maintenance: std::time::Duration,
+    pub time_zone: chrono_tz::Tz,
+    pub maintenance: Vec<Scheduled>,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            max_maintenance: DEFAULT_MAX_MAINTENANCE,
+            time_zone: chrono_tz::Tz::UTC,
+            maintenance: Vec::new(),
+        }
+    }
+}
+
+impl MonitoringConfig {
+    /// A few words for `opsbot check`.
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self.maintenance.iter().map(|m| m.name.as_str()).collect();
+        format!(
+            "maintenance: windows of at most {}, local times in {}; recurring: {}\n",
+            humantime::format_duration(self.max_maintenance),
+            self.time_zone,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn validate_monitoring(
+        &mut self,
+        raw: &RawMonitoring,
+        windows: &[RawMaintenance],
+        teams: &[TeamName],
+    ) -> Option<MonitoringConfig> {
+        let mut ok = true;
+        let mut out = MonitoringConfig::default();
+        if let Some(m) = &raw.max_maintenance {
+            match humantime::parse_duration(m.trim()) {
+                Ok(d) if d.as_secs() >= 60 && d <= MAX_MAX_MAINTENANCE => out.max_maintenance = d,
+                _ => {
+                    self.error(
+                        "monitoring.max_maintenance",
+                        m.span(),
+                        format!(
+                            "`{m}` is not a duration from 1m to 30d, such as \"12h\" or \"2d\""
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(tz) = &raw.time_zone {
+            match self.time_zone("monitoring.time_zone".into(), tz) {
+                Some(tz) => out.time_zone = tz,
+                None => ok = false,
+            }
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for (i, w) in windows.iter().enumerate() {
+            let key = |k: &str| format!("maintenance[{i}].{k}");
+            if w.name.trim().is_empty() || names.contains(&w.name.as_str()) {
+                self.error(
+                    key("name"),
+                    w.name.span(),
+                    format!("`{}` must be a name of its own (each [[maintenance]] has one, used in posts)", w.name.as_str()),
+                );
+                ok = false;
+            }
+            names.push(w.name.as_str());
+            let matchers = match crate::domain::alert::parse_matchers(&w.matchers) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.error(key("matchers"), w.matchers.span(), e.to_string());
+                    None
+                }
+            };
+            let every = match Every::parse(&w.every) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    self.error(key("every"), w.every.span(), e.to_string());
+                    None
+                }
+            };
+            let weekday = match (&w.day, every) {
+                (Some(d), Some(Every::Weekly)) => match d.trim().parse::<chrono::Weekday>() {
+                    Ok(d) => Some(Some(d)),
+                    Err(_) => {
+                        self.error(
+                            key("day"),
+                            d.span(),
+                            format!("`{d}` is not a day of the week, such as \"sunday\""),
+                        );
+                        None
+                    }
+                },
+                (None, Some(Every::Weekly)) => {
+                    self.error(
+                        key("day"),
+                        w.every.span(),
+                        "a weekly window needs `day`, such as day = \"sunday\"".into(),
+                    );
+                    None
+                }
+                (Some(d), _) => {
+                    self.error(
+                        key("day"),
+                        d.span(),
+                        "`day` is only for weekly windows (every = \"weekly\")".into(),
+                    );
+                    None
+                }
+                (None, _) => Some(None),
+            };
+            let start = self.time_of_day(key("start"), &w.start);
+            let period = every.map_or(u64::MAX, |e| e.days() as u64 * 86_400);
+            let length = match humantime::parse_duration(w.duration.trim()) {
+                Ok(d) if d.as_secs() >= 60 && d <= out.max_maintenance && d.as_secs() < period => {
+                    Some(d)
+                }
+                _ => {
+                    self.error(
+                        key("duration"),
+                        w.duration.span(),
+                        format!(
+                            "`{}` must be a duration from 1m to {} (monitoring.max_maintenance), shorter than the time between windows, such as \"1h\"",
+                            w.duration.as_str(),
+                            humantime::format_duration(out.max_maintenance)
+                        ),
+                    );
+                    None
+                }
+            };
+            let tz = match &w.time_zone {
+                Some(tz) => self.time_zone(key("time_zone"), tz),
+                None => Some(out.time_zone),
+            };
+            let team = match &w.team {
+                Some(t) => match TeamName::parse(t) {
+                    Ok(t) if teams.contains(&t) => Some(Some(t)),
+                    _ => {
+                        let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                        self.error(key("team"), t.span(), super::no_team(t, &known));
+                        None
+                    }
+                },
+                None => Some(None),
+            };
+            match (matchers, every, weekday, start, length, tz, team) {
+                (
+                    Some(matchers),
+                    Some(every),
+                    Some(weekday),
+                    Some(start),
+                    Some(length),
+                    Some(tz),
+                    Some(team),
+                ) => out.maintenance.push(Scheduled {
+                    name: w.name.to_string(),
+                    matchers,
+                    every,
+                    weekday,
+                    start,
+                    length,
+                    tz,
+                    team,
+                    comment: w.comment.clone(),
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+impl Validator<'_> {
+    /// An environment's `maintenance = "10m"`: from a minute to a day.
+    pub(super) fn maintenance_length(
+        &mut self,
+        key: String,
+        raw: &Written<String>,
+    ) -> Option<std::time::Duration> {
+        match humantime::parse_duration(raw.trim()) {
+            Ok(d) if d.as_secs() >= 60 && d <= DEFAULT_MAX_MAINTENANCE => Some(d),
+            _ => {
+                self.error(
+                    key,
+                    raw.span(),
+                    format!("`{raw}` is not a duration from 1m to 1d, such as \"10m\" (the maintenance window a deploy opens)"),
+                );
+                None
+            }
+        }
+    }
+}
