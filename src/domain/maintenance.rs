@@ -83,6 +83,14 @@ impl Recur {
     }
 }
 
+/// The window a deploy opened, as its run notes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployWindow {
+    pub id: u64,
+    pub matchers: String,
+    pub until: Timestamp,
+}
+
 /// Where a window comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -364,3 +364,60 @@ pub(crate) fn tick(cx: &Cx<'_>) -> Result<Decision, EngineError> {
         writes: out.writes,
     })
 }
+
+/// A deploy to an environment with `maintenance = "10m"` opens a window for
+/// its service and environment (alerts labelled `service` and `env`) as
+/// its job is ordered; the run notes it, and its progress message says so.
+pub(crate) fn open_for_deploy(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    run: &mut crate::domain::run::Run,
+) -> Result<(), EngineError> {
+    let Some(deploy) = run.deploy.as_mut() else {
+        return Ok(());
+    };
+    let Some(svc) = cx.config.services.get(&deploy.service) else {
+        return Ok(());
+    };
+    let Some(length) = svc
+        .environments
+        .get(&deploy.env)
+        .and_then(|e| e.maintenance)
+    else {
+        return Ok(());
+    };
+    let Some(until) = chrono::Duration::from_std(length)
+        .ok()
+        .and_then(|d| cx.now.checked_add_signed(d))
+    else {
+        return Ok(());
+    };
+    let matchers = ["service", "env"]
+        .iter()
+        .zip([&deploy.service, &deploy.env])
+        .map(|(label, value)| Matcher::parse(&format!("{label}={value}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut book = cx.view.maintenance()?;
+    let w = Window {
+        id: book.allocate(),
+        matchers,
+        from: cx.now,
+        until,
+        recur: None,
+        comment: None,
+        origin: Origin::Deploy { run: run.id },
+        team: svc.team.clone(),
+        // Said in the deploy's progress message.
+        started: true,
+        recorded: 0,
+        held: Default::default(),
+    };
+    deploy.maintenance = Some(crate::domain::maintenance::DeployWindow {
+        id: w.id,
+        matchers: w.matchers_text(),
+        until,
+    });
+    book.windows.push(w);
+    out.writes.push(Write::Maintenance(book));
+    Ok(())
+}

@@ -364,7 +364,18 @@ pub fn run_progress(run: &Run) -> Rich {
             }
         }
     }
-    body.text(format!(" · requested by {}", run.requester))
+    body = body.text(format!(" · requested by {}", run.requester));
+    match run.deploy.as_ref().and_then(|d| d.maintenance.as_ref()) {
+        Some(w) if !run.state.is_final() => body
+            .text(format!(
+                " · maintenance window {} until {}: alerts matching ",
+                w.id,
+                w.until.format("%H:%M UTC")
+            ))
+            .quoted(w.matchers.clone())
+            .text(" are recorded, no tickets"),
+        _ => body,
+    }
 }
 
 /// To the deploy's channels: a deploy to a protected environment waits for

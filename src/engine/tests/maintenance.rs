@@ -67,9 +67,11 @@ fn web(name: &str, status: AlertStatus) -> Alert {
 
 impl Bench {
     fn new(now: Timestamp) -> Bench {
-        let config = Config::parse(std::path::Path::new("bot.toml"), CONFIG)
-            .unwrap()
-            .config;
+        Bench::with(std::path::Path::new("bot.toml"), CONFIG, now)
+    }
+
+    fn with(file: &std::path::Path, text: &str, now: Timestamp) -> Bench {
+        let config = Config::parse(file, text).unwrap().config;
         Bench {
             view: RefCell::new(MemoryView::new()),
             engine: Engine::new(Arc::new(config)),
@@ -436,4 +438,82 @@ fn a_window_of_bot_toml_opens_and_ends_by_itself_each_week() {
     assert!(b.tick());
     assert_eq!(b.posts().len(), 1);
     assert!(!b.tick());
+}
+
+#[test]
+fn a_deploy_opens_a_window_for_its_service_and_environment_and_says_so() {
+    // The shipped bot.toml, with a window for deploys to staging.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+    let shipped = std::fs::read_to_string(&file).unwrap();
+    let text = shipped.replace(
+        "[services.web.environments.staging]\n",
+        "[services.web.environments.staging]\nmaintenance = \"10m\"\n",
+    );
+    assert_ne!(text, shipped);
+    let mut b = Bench::with(&file, &text, at(2026, 3, 2, 12, 0));
+    let reply = b
+        .cmd("bob", "/deploy service:web env:staging version:1.4.2")
+        .unwrap();
+    assert!(reply.starts_with("Started RUN-1"), "{reply}");
+    let posts = b.posts();
+    assert!(
+        posts.iter().any(|p| p.contains("RUN-1") && p.ends_with(
+            "· maintenance window 1 until 12:10 UTC: alerts matching service=web env=staging are recorded, no tickets"
+        )),
+        "{posts:?}"
+    );
+    assert!(
+        !posts.iter().any(|p| p.contains("is in force")),
+        "said in the progress message only: {posts:?}"
+    );
+    let listed = b.cmd("olivia", "/maintenance list").unwrap();
+    assert!(
+        listed.contains(
+            "1 · in force until 2026-03-02 12:10 UTC · for deploy RUN-1 · service=web env=staging"
+        ),
+        "{listed}"
+    );
+
+    // Alerts of staging are recorded; production's are not in the window.
+    b.advance(Duration::minutes(2));
+    let staging = alert(
+        AlertStatus::Firing,
+        &[
+            ("alertname", "HighErrorRate"),
+            ("service", "web"),
+            ("env", "staging"),
+        ],
+    );
+    let production = alert(
+        AlertStatus::Firing,
+        &[
+            ("alertname", "HighErrorRate"),
+            ("service", "web"),
+            ("env", "production"),
+        ],
+    );
+    assert_eq!(b.alerts(vec![staging.clone(), production]).len(), 1);
+    assert_eq!(b.tickets(), 1);
+    b.posts();
+    // Ten minutes on, it ends by itself; staging still fires: a ticket now.
+    b.advance(Duration::minutes(8));
+    assert!(b.tick());
+    let posts = b.posts();
+    assert!(
+        posts[0].starts_with("#backend Maintenance window 1 (service=web env=staging) ended: 1 alert recorded during it; 1 alert still firing"),
+        "{posts:?}"
+    );
+    // Grouped by alert name and service (the shipped routes): it joins
+    // production's ticket, as a new alert of its group.
+    assert_eq!(b.tickets(), 1);
+    let tl = b.timeline(1);
+    assert!(
+        tl.iter()
+            .any(|e| e.starts_with("joined: HighErrorRate web")),
+        "{tl:?}"
+    );
+    // A deploy to production (no `maintenance`) opens none.
+    b.cmd("bob", "/deploy service:web env:production version:1.4.2")
+        .unwrap();
+    assert!(b.windows().is_empty());
 }
