@@ -53,11 +53,25 @@ fn may_change(
     }
 }
 
+/// A span in the words people write it in: `1d`, `6h`, `90m`.
+fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
 fn too_long(d: std::time::Duration, max: std::time::Duration) -> UserError {
     UserError::new(format!(
         "a maintenance window lasts at most {} ([monitoring] max_maintenance); got {}",
-        humantime::format_duration(max),
-        humantime::format_duration(d)
+        span(max),
+        span(d)
     ))
 }
 
