@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::raw::Written;
 use super::Validator;
+use crate::domain::heartbeat::Heartbeat;
 use crate::domain::maintenance::{Every, Scheduled};
 use crate::domain::TeamName;
 
@@ -44,12 +45,32 @@ pub(super) struct RawMaintenance {
     pub(super) comment: Option<String>,
 }
 
+/// A `[heartbeats.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeartbeat {
+    /// How often it beats, such as "5m".
+    pub(super) every: Written<String>,
+    /// How late a beat may be, such as "1m" (the default).
+    pub(super) grace: Option<Written<String>>,
+    pub(super) team: Option<Written<String>>,
+    /// p2 unless set.
+    pub(super) priority: Option<Written<String>>,
+    /// An alert of this name counts as a beat, such as "Watchdog".
+    pub(super) alertname: Option<Written<String>>,
+}
+
+/// How late a beat may be when `grace` is not set.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The validated `[monitoring]` section and the recurring windows.
 #[derive(Clone, Debug)]
 pub struct MonitoringConfig {
     pub max_maintenance: std::time::Duration,
     pub time_zone: chrono_tz::Tz,
     pub maintenance: Vec<Scheduled>,
+    /// `[heartbeats.NAME]`, by name.
+    pub heartbeats: std::collections::BTreeMap<String, Heartbeat>,
 }
 
 impl Default for MonitoringConfig {
@@ -58,6 +79,7 @@ impl Default for MonitoringConfig {
             max_maintenance: DEFAULT_MAX_MAINTENANCE,
             time_zone: chrono_tz::Tz::UTC,
             maintenance: Vec::new(),
+            heartbeats: Default::default(),
         }
     }
 }
@@ -66,7 +88,7 @@ impl MonitoringConfig {
     /// A few words for `opsbot check`.
     pub fn summary(&self) -> String {
         let names: Vec<&str> = self.maintenance.iter().map(|m| m.name.as_str()).collect();
-        format!(
+        let mut s = format!(
             "maintenance: windows of at most {}, local times in {}; recurring: {}\n",
             humantime::format_duration(self.max_maintenance),
             self.time_zone,
@@ -75,7 +97,25 @@ impl MonitoringConfig {
             } else {
                 names.join(", ")
             }
-        )
+        );
+        for h in self.heartbeats.values() {
+            s.push_str(&format!(
+                "heartbeat {}: every {} (+{} grace), {}{}{}\n",
+                h.name,
+                humantime::format_duration(h.every),
+                humantime::format_duration(h.grace),
+                h.priority,
+                h.team
+                    .as_ref()
+                    .map(|t| format!(", team {t}"))
+                    .unwrap_or_default(),
+                h.alertname
+                    .as_ref()
+                    .map(|a| format!(", alert {a} counts as a beat"))
+                    .unwrap_or_default()
+            ));
+        }
+        s
     }
 }
 
@@ -244,5 +284,107 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+}
+
+impl Validator<'_> {
+    /// `[heartbeats.NAME]`.
+    pub(super) fn validate_heartbeats(
+        &mut self,
+        mut out: MonitoringConfig,
+        raw: &std::collections::BTreeMap<Written<String>, RawHeartbeat>,
+        teams: &[TeamName],
+    ) -> Option<MonitoringConfig> {
+        let mut ok = true;
+        for (name, h) in raw {
+            let key = |k: &str| format!("heartbeats.{name}.{k}");
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            if !name_ok {
+                self.error(
+                    format!("heartbeats.{name}"),
+                    name.span(),
+                    "a heartbeat's name is its URL (/hooks/heartbeat/NAME): use letters, digits, `-`, `_` or `.` (at most 64)".into(),
+                );
+                ok = false;
+            }
+            let span = |v: &Written<String>, min: u64, what: &str, this: &mut Self| {
+                match humantime::parse_duration(v.trim()) {
+                    Ok(d) if d.as_secs() >= min && d <= crate::domain::policy::MAX_SPAN => Some(d),
+                    _ => {
+                        this.error(
+                            key(what),
+                            v.span(),
+                            format!(
+                                "`{v}` is not a duration from {} to {}, such as \"5m\"",
+                                if min == 0 { "0s" } else { "1m" },
+                                crate::domain::policy::MAX_SPAN_WORDS
+                            ),
+                        );
+                        None
+                    }
+                }
+            };
+            let every = span(&h.every, 60, "every", self);
+            let grace = match &h.grace {
+                Some(g) => span(g, 0, "grace", self),
+                None => Some(DEFAULT_GRACE),
+            };
+            let team = match &h.team {
+                Some(t) => match TeamName::parse(t) {
+                    Ok(t) if teams.contains(&t) => Some(Some(t)),
+                    _ => {
+                        let known: Vec<&str> = teams.iter().map(|t| t.as_str()).collect();
+                        self.error(key("team"), t.span(), super::no_team(t, &known));
+                        None
+                    }
+                },
+                None => Some(None),
+            };
+            let priority = match &h.priority {
+                Some(p) => match p.parse::<crate::domain::Priority>() {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        self.error(key("priority"), p.span(), e.to_string());
+                        None
+                    }
+                },
+                None => Some(crate::domain::Priority::P2),
+            };
+            let alertname = match &h.alertname {
+                Some(a) if a.trim().is_empty() => {
+                    self.error(
+                        key("alertname"),
+                        a.span(),
+                        "`alertname` must name an alert, such as \"Watchdog\"".into(),
+                    );
+                    None
+                }
+                Some(a) => Some(Some(a.trim().to_string())),
+                None => Some(None),
+            };
+            match (every, grace, team, priority, alertname) {
+                (Some(every), Some(grace), Some(team), Some(priority), Some(alertname))
+                    if name_ok =>
+                {
+                    out.heartbeats.insert(
+                        name.to_string(),
+                        Heartbeat {
+                            name: name.to_string(),
+                            every,
+                            grace,
+                            team,
+                            priority,
+                            alertname,
+                        },
+                    );
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 }

@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     pub(super) monitoring: super::monitoring::RawMonitoring,
     /// Recurring maintenance windows.
     pub(super) maintenance: Vec<super::monitoring::RawMaintenance>,
+    /// Heartbeats (a dead man's switch), by name.
+    pub(super) heartbeats: BTreeMap<Written<String>, super::monitoring::RawHeartbeat>,
 }
 
 #[derive(Debug, Deserialize)]

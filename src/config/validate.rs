@@ -238,7 +238,9 @@ impl Validator<'_> {
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
         let policy = self.validate_policy(raw, &teams);
-        let monitoring = self.validate_monitoring(&raw.monitoring, &raw.maintenance, &team_names);
+        let monitoring = self
+            .validate_monitoring(&raw.monitoring, &raw.maintenance, &team_names)
+            .and_then(|m| self.validate_heartbeats(m, &raw.heartbeats, &team_names));
         let org = Org {
             operators,
             qa_team,

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod error;
+pub mod heartbeat;
 pub mod job;
 pub mod maintenance;
 pub mod org;

@@ -270,8 +270,21 @@ pub(crate) fn alerts_in(
     let book = cx.view.silences()?;
     let mut acc = Accepted::default();
     let mut touched_set = BTreeSet::new();
+    let mut beats: Option<crate::domain::heartbeat::HeartbeatBook> = None;
     for alert in alerts {
         acc.accepted += 1;
+        // A heartbeat's alert (Alertmanager's always-firing Watchdog) is a
+        // beat, never a ticket.
+        if let Some(hb) = crate::engine::heartbeats::for_alert(cx, alert.name()) {
+            if alert.status == AlertStatus::Firing {
+                let book = match beats.as_mut() {
+                    Some(b) => b,
+                    None => beats.insert(cx.view.heartbeats()?),
+                };
+                crate::engine::heartbeats::beat_into(cx, &mut out, book, hb)?;
+            }
+            continue;
+        }
         if in_maintenance(cx, &mut ov, &mut out, windows, alert)? {
             continue;
         }
@@ -322,6 +335,9 @@ pub(crate) fn alerts_in(
         }
     }
     ov.finish(&mut out);
+    if let Some(book) = beats {
+        out.writes.push(Write::Heartbeats(book));
+    }
     Ok(Decision {
         reply: None,
         accepted: Some(acc),

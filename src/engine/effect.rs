@@ -300,6 +300,8 @@ pub enum Write {
     DropJobOrder(u64),
     /// Replace the maintenance windows.
     Maintenance(crate::domain::maintenance::MaintenanceBook),
+    /// Replace the heartbeats' records.
+    Heartbeats(crate::domain::heartbeat::HeartbeatBook),
 }
 
 /// What an alert batch did.

@@ -68,6 +68,12 @@ pub enum Event {
     /// The timer: maintenance windows are due to start or end (the engine
     /// said so; it checks again).
     Maintenance,
+    /// A heartbeat was heard (`POST /hooks/heartbeat/NAME`); the adapter
+    /// checked that the config names it.
+    Heartbeat { name: String },
+    /// The timer: a heartbeat is past its deadline, or not yet waited for
+    /// (the engine said so; it checks again).
+    HeartbeatCheck,
 }
 
 impl Event {
@@ -86,6 +92,8 @@ impl Event {
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
             Event::Maintenance => "maintenance",
+            Event::Heartbeat { .. } => "heartbeat",
+            Event::HeartbeatCheck => "heartbeat_check",
         }
     }
 

@@ -38,6 +38,7 @@ pub struct MemoryView {
     /// The other effects (mail, job orders), oldest first.
     queued: Vec<Effect>,
     maintenance: crate::domain::maintenance::MaintenanceBook,
+    heartbeats: crate::domain::heartbeat::HeartbeatBook,
 }
 
 /// A chat effect waiting in [`MemoryView`]'s outbox.
@@ -126,6 +127,7 @@ impl MemoryView {
             // (`engine_tests/decisions.rs`).
             Write::DropJobOrder(_) => {}
             Write::Maintenance(book) => self.maintenance = book,
+            Write::Heartbeats(book) => self.heartbeats = book,
         }
     }
 
@@ -283,6 +285,10 @@ impl View for MemoryView {
 
     fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
         Ok(self.maintenance.clone())
+    }
+
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        Ok(self.heartbeats.clone())
     }
 }
 

@@ -921,6 +921,43 @@ pub fn maintenance_list(
     r
 }
 
+// ---------------------------------------------------------------------------
+// Heartbeats.
+
+/// The title of the ticket a silent heartbeat opens.
+pub fn heartbeat_silent_title(name: &str, since: Timestamp) -> String {
+    format!(
+        "monitoring for {name} has been silent since {}",
+        since.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// Its description: what was expected, and what makes it right.
+pub fn heartbeat_silent_description(
+    hb: &crate::domain::heartbeat::Heartbeat,
+    ever: bool,
+) -> String {
+    let how = match &hb.alertname {
+        Some(a) => format!("POST /hooks/heartbeat/{} or a firing {a} alert", hb.name),
+        None => format!("POST /hooks/heartbeat/{}", hb.name),
+    };
+    format!(
+        "heartbeat {} is expected every {} (grace {}): {how}.{} When beats come back the ticket is resolved for verification.",
+        hb.name,
+        humantime::format_duration(hb.every),
+        humantime::format_duration(hb.grace),
+        if ever { "" } else { " None came since the bot began waiting for it." }
+    )
+}
+
+/// The resolution note when beats come back.
+pub fn heartbeat_returned(name: &str, silent_since: Timestamp) -> String {
+    format!(
+        "heartbeat {name} beats again (silent since {})",
+        silent_since.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1366,5 +1403,26 @@ mod tests {
         lines.push(maintenance_list(&[&w, &daily], &[], at("2026-03-02T14:10:00Z")).to_plain());
         lines.push(maintenance_list(&[], &[], at("2026-03-02T14:10:00Z")).to_plain());
         insta::assert_snapshot!("maintenance_windows", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn heartbeats_read() {
+        let since: Timestamp = "2026-03-02T10:04:00Z".parse().unwrap();
+        let mut hb = crate::domain::heartbeat::Heartbeat {
+            name: "prometheus".into(),
+            every: std::time::Duration::from_secs(300),
+            grace: std::time::Duration::from_secs(60),
+            team: Some(team("infra")),
+            priority: Priority::P1,
+            alertname: Some("Watchdog".into()),
+        };
+        let mut lines = vec![
+            heartbeat_silent_title("prometheus", since),
+            heartbeat_silent_description(&hb, true),
+        ];
+        hb.alertname = None;
+        lines.push(heartbeat_silent_description(&hb, false));
+        lines.push(heartbeat_returned("prometheus", since));
+        insta::assert_snapshot!("heartbeats", lines.join("\n---\n"));
     }
 }

@@ -14,6 +14,7 @@ mod alerts;
 mod builds;
 mod context;
 mod deploys;
+mod heartbeats;
 mod maintenance;
 pub mod messages;
 pub mod oncall;
@@ -182,6 +183,17 @@ impl Engine {
         })
     }
 
+    /// Whether a heartbeat is past its deadline (or not yet waited for) at
+    /// `now`: then the timer sends [`Event::HeartbeatCheck`].
+    pub fn heartbeats_due(&self, view: &dyn View, now: Timestamp) -> Result<bool, EngineError> {
+        heartbeats::due(&Cx {
+            config: &self.config,
+            org: &self.config.org,
+            view,
+            now,
+        })
+    }
+
     /// Whether the weekly report is due at `now` (and whether to post it or
     /// only note the schedule), for the timer to compute its figures.
     pub fn weekly_report_due(
@@ -304,6 +316,8 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
         Event::Maintenance => maintenance::tick(cx),
+        Event::Heartbeat { name } => heartbeats::beat(cx, name),
+        Event::HeartbeatCheck => heartbeats::check(cx),
     }
 }
 

@@ -39,6 +39,8 @@ pub trait View {
     fn load(&self, user: &UserName) -> Result<u64, StoreError>;
     /// The maintenance windows.
     fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError>;
+    /// The heartbeats' records.
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError>;
 }
 
 /// What `/ticket list` asks for.

@@ -129,6 +129,22 @@ impl Bot {
             }
             Err(e) => warn!(error = %e, "cannot read the maintenance windows"),
         }
+        // Heartbeats past their deadline (once per silence; one missed
+        // while the bot was down is found on its first pass).
+        let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .heartbeats_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        match due {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self.submit(Event::HeartbeatCheck).await {
+                    warn!(error = %e, "the heartbeats were not checked");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the heartbeats"),
+        }
         n
     }
 

@@ -137,6 +137,10 @@ impl View for Store {
         self.reads().maintenance()
     }
 
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        self.reads().heartbeats()
+    }
+
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.reads().load(user)
     }

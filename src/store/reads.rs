@@ -121,4 +121,10 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
             .read(TreeName::Meta, super::keys::MAINTENANCE)?
             .unwrap_or_default())
     }
+
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, super::keys::HEARTBEATS)?
+            .unwrap_or_default())
+    }
 }

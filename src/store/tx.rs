@@ -241,6 +241,13 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
                 &enc(&book, "meta")?,
             )?;
         }
+        Write::Heartbeats(book) => {
+            tx.put(
+                TreeName::Meta,
+                super::keys::HEARTBEATS,
+                &enc(&book, "meta")?,
+            )?;
+        }
         Write::Overrides(team, list) => {
             tx.put(
                 TreeName::Meta,

@@ -1,6 +1,7 @@
-//! Maintenance windows on the engine, with a clock the test moves: one-off
-//! windows, recurring ones over a DST change, windows of `bot.toml`,
-//! windows ending with their alerts still firing, and bad input.
+//! Monitoring on the engine, with a clock the test moves. Maintenance
+//! windows: one-off, recurring over a DST change, of `bot.toml`, opened by
+//! a deploy, ending with their alerts still firing, and bad input.
+//! Heartbeats: missed, returned, missed during downtime, Watchdog beats.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -53,6 +54,16 @@ start = "03:00"
 duration = "1h"
 team = "infra"
 comment = "weekly backup"
+
+[heartbeats.prometheus]
+every = "5m"
+grace = "1m"
+team = "infra"
+priority = "p1"
+alertname = "Watchdog"
+
+[heartbeats.backup-job]
+every = "1h"
 "#;
 
 struct Bench {
@@ -126,6 +137,26 @@ impl Bench {
             self.event(Event::Maintenance).unwrap();
         }
         due
+    }
+
+    /// The timer's pass for heartbeats.
+    fn check(&self) -> bool {
+        let due = self
+            .engine
+            .heartbeats_due(&*self.view.borrow(), self.now)
+            .unwrap();
+        if due {
+            self.event(Event::HeartbeatCheck).unwrap();
+        }
+        due
+    }
+
+    fn ticket(&self, n: u64) -> crate::domain::Ticket {
+        self.view
+            .borrow()
+            .ticket(&TicketId::new("OPS", n))
+            .unwrap()
+            .unwrap()
     }
 
     fn advance(&mut self, d: Duration) {
@@ -444,12 +475,12 @@ fn a_window_of_bot_toml_opens_and_ends_by_itself_each_week() {
 fn a_deploy_opens_a_window_for_its_service_and_environment_and_says_so() {
     // The shipped bot.toml, with a window for deploys to staging.
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
-    let shipped = std::fs::read_to_string(&file).unwrap();
+    let shipped = include_str!("../../../bot.toml");
     let text = shipped.replace(
         "[services.web.environments.staging]\n",
         "[services.web.environments.staging]\nmaintenance = \"10m\"\n",
     );
-    assert_ne!(text, shipped);
+    assert_ne!(text.as_str(), shipped);
     let mut b = Bench::with(&file, &text, at(2026, 3, 2, 12, 0));
     let reply = b
         .cmd("bob", "/deploy service:web env:staging version:1.4.2")
@@ -516,4 +547,129 @@ fn a_deploy_opens_a_window_for_its_service_and_environment_and_says_so() {
     b.cmd("bob", "/deploy service:web env:production version:1.4.2")
         .unwrap();
     assert!(b.windows().is_empty());
+}
+
+fn watchdog() -> Alert {
+    alert(
+        AlertStatus::Firing,
+        &[("alertname", "Watchdog"), ("severity", "none")],
+    )
+}
+
+#[test]
+fn a_silent_heartbeat_opens_one_ticket_and_beats_coming_back_resolve_it() {
+    let mut b = Bench::new(at(2026, 3, 2, 10, 0));
+    // The first pass starts waiting for both; nothing is late yet.
+    assert!(b.check());
+    assert_eq!(b.tickets(), 0);
+    assert!(!b.check());
+    // Watchdog beats for `prometheus`: accepted, never a ticket.
+    b.advance(Duration::minutes(4));
+    let touched = b.alerts(vec![watchdog()]);
+    assert!(touched.is_empty());
+    assert_eq!(b.tickets(), 0);
+    assert!(b.posts().is_empty());
+    // Five minutes and the grace after the last beat: a ticket for infra.
+    b.advance(Duration::minutes(5) + Duration::seconds(59));
+    assert!(!b.check(), "within the grace");
+    b.advance(Duration::seconds(1));
+    assert!(b.check());
+    assert_eq!(b.tickets(), 1);
+    let t = b.ticket(1);
+    assert_eq!(
+        t.title,
+        "monitoring for prometheus has been silent since 2026-03-02 10:04 UTC"
+    );
+    assert_eq!(t.priority, crate::domain::Priority::P1);
+    assert_eq!(t.team.as_ref().map(|t| t.as_str()), Some("infra"));
+    assert_eq!(t.state, TicketState::Assigned);
+    let posts = b.posts();
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.starts_with("#ops New heartbeat ticket OPS-1")),
+        "{posts:?}"
+    );
+    assert!(posts.iter().any(|p| p.starts_with("#infra")), "{posts:?}");
+    // Once per silence.
+    b.advance(Duration::minutes(30));
+    assert!(!b.check());
+    assert_eq!(b.tickets(), 1);
+    // Beats return (by the hook this time): resolved for verification.
+    b.event(Event::Heartbeat {
+        name: "prometheus".into(),
+    })
+    .unwrap();
+    let t = b.ticket(1);
+    assert_eq!(t.state, TicketState::Resolved);
+    assert_eq!(
+        t.resolution.as_deref(),
+        Some("heartbeat prometheus beats again (silent since 2026-03-02 10:04 UTC)")
+    );
+    assert!(!b.posts().is_empty(), "the resolve is said");
+    // Silent again later: a new ticket.
+    b.advance(Duration::minutes(6));
+    assert!(b.check());
+    assert_eq!(b.tickets(), 2);
+}
+
+#[test]
+fn a_heartbeat_missed_while_the_bot_was_down_fires_once_after_it_starts() {
+    let mut b = Bench::new(at(2026, 3, 2, 10, 0));
+    assert!(b.check());
+    b.event(Event::Heartbeat {
+        name: "backup-job".into(),
+    })
+    .unwrap();
+    b.event(Event::Heartbeat {
+        name: "prometheus".into(),
+    })
+    .unwrap();
+    // Down for a day: on the first pass, each silent heartbeat fires once.
+    b.advance(Duration::days(1));
+    assert!(b.check());
+    assert_eq!(b.tickets(), 2);
+    let titles: Vec<String> = (1..=2).map(|n| b.ticket(n).title).collect();
+    assert!(
+        titles.contains(
+            &"monitoring for backup-job has been silent since 2026-03-02 10:00 UTC".to_string()
+        ),
+        "{titles:?}"
+    );
+    let backup = (1..=2)
+        .map(|n| b.ticket(n))
+        .find(|t| t.title.contains("backup-job"))
+        .unwrap();
+    assert_eq!(
+        backup.priority,
+        crate::domain::Priority::P2,
+        "p2 unless set"
+    );
+    assert_eq!(backup.team, None);
+    assert!(!b.check());
+    b.advance(Duration::hours(5));
+    assert!(!b.check(), "still once");
+    assert_eq!(b.tickets(), 2);
+}
+
+#[test]
+fn an_unknown_heartbeat_is_refused_and_stores_nothing() {
+    let b = Bench::new(at(2026, 3, 2, 10, 0));
+    let e = b
+        .event(Event::Heartbeat {
+            name: "nope".into(),
+        })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no heartbeat `nope` is configured; heartbeats: backup-job, prometheus"
+    );
+    assert!(b.view.borrow().heartbeats().unwrap().beats.is_empty());
+    // A resolved Watchdog is no beat, and no ticket either.
+    b.alerts(vec![alert(
+        AlertStatus::Resolved,
+        &[("alertname", "Watchdog")],
+    )]);
+    assert!(b.view.borrow().heartbeats().unwrap().beats.is_empty());
+    assert_eq!(b.tickets(), 0);
 }
