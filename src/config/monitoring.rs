@@ -320,7 +320,7 @@ impl Validator<'_> {
                             v.span(),
                             format!(
                                 "`{v}` is not a duration from {} to {}, such as \"5m\"",
-                                if min == 0 { "0s" } else { "1m" },
+                                if min == 0 { "0s" } else { "1s" },
                                 crate::domain::policy::MAX_SPAN_WORDS
                             ),
                         );
@@ -328,7 +328,7 @@ impl Validator<'_> {
                     }
                 }
             };
-            let every = span(&h.every, 60, "every", self);
+            let every = span(&h.every, 1, "every", self);
             let grace = match &h.grace {
                 Some(g) => span(g, 0, "grace", self),
                 None => Some(DEFAULT_GRACE),
