@@ -388,3 +388,42 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 }
+
+/// `flap = { changes = 5, within = "30m" }` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFlap {
+    pub(super) changes: Written<u32>,
+    pub(super) within: Written<String>,
+}
+
+impl Validator<'_> {
+    /// A route's `flap`: at least one change, within a minute to a day.
+    pub(super) fn flap(&mut self, key: String, raw: &RawFlap) -> Option<crate::domain::flap::Flap> {
+        let changes = *raw.changes;
+        if changes == 0 {
+            self.error(
+                format!("{key}.changes"),
+                raw.changes.span(),
+                "`changes` must be 1 or more: how many changes between firing and resolved make a group flap".into(),
+            );
+            return None;
+        }
+        match humantime::parse_duration(raw.within.trim()) {
+            Ok(d) if d.as_secs() >= 60 && d.as_secs() <= 86_400 => {
+                Some(crate::domain::flap::Flap { changes, within: d })
+            }
+            _ => {
+                self.error(
+                    format!("{key}.within"),
+                    raw.within.span(),
+                    format!(
+                        "`{}` is not a duration from 1m to 1d, such as \"30m\"",
+                        raw.within.as_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+}

@@ -316,6 +316,8 @@ pub(super) struct RawPolicy {
     pub(super) resolve_on_recovery: Option<bool>,
     pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
+    /// `flap = { changes = 5, within = "30m" }`.
+    pub(super) flap: Option<super::monitoring::RawFlap>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +332,7 @@ pub(super) struct RawRoute {
     pub(super) resolve_on_recovery: Option<bool>,
     pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
+    pub(super) flap: Option<super::monitoring::RawFlap>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1213,6 +1213,16 @@ impl Validator<'_> {
             .group_by
             .clone()
             .unwrap_or_else(|| base.map(|b| b.group_by.clone()).unwrap_or_default());
+        let flap = match &policy.flap {
+            Some(f) => match self.flap(key("flap"), f) {
+                Some(f) => Some(f),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => base.and_then(|b| b.flap),
+        };
         if !ok {
             return None;
         }
@@ -1229,6 +1239,7 @@ impl Validator<'_> {
             on_refire: policy
                 .on_refire
                 .unwrap_or_else(|| base.map_or(OnRefire::Reopen, |b| b.on_refire)),
+            flap,
         })
     }
 
@@ -1272,6 +1283,7 @@ impl Validator<'_> {
                 resolve_on_recovery: r.resolve_on_recovery,
                 stale_after: r.stale_after.clone(),
                 on_refire: r.on_refire,
+                flap: r.flap.clone(),
             };
             // A route inherits the default route's policy where it is silent.
             let written = RouteWritten {

@@ -958,6 +958,48 @@ pub fn heartbeat_returned(name: &str, silent_since: Timestamp) -> String {
     )
 }
 
+// ---------------------------------------------------------------------------
+// Flapping.
+
+fn window_words(within: std::time::Duration) -> String {
+    humantime::format_duration(within).to_string()
+}
+
+/// In the team's channel: a ticket's alert group flaps.
+pub fn flapping_started(t: &Ticket, changes: usize, within: std::time::Duration) -> Rich {
+    ticket_head(t).text(format!(
+        " — flapping: its alerts changed between firing and resolved {changes} times within {}. Its firing and resolved posts are held until it stays in one state for {}; the timeline keeps every one.",
+        window_words(within),
+        window_words(within)
+    ))
+}
+
+/// In the team's channel: it stopped flapping.
+pub fn flapping_ended(t: &Ticket, firing: bool, within: std::time::Duration) -> Rich {
+    ticket_head(t).text(format!(
+        " — no longer flapping: {} for {}; its posts resume.",
+        if firing { "firing" } else { "resolved" },
+        window_words(within)
+    ))
+}
+
+/// On the timeline: the group started flapping.
+pub fn flapping_note(changes: usize, within: std::time::Duration) -> String {
+    format!(
+        "flapping: {changes} changes between firing and resolved within {}; posts held",
+        window_words(within)
+    )
+}
+
+/// On the timeline: it stopped.
+pub fn flapping_ended_note(firing: bool, within: std::time::Duration) -> String {
+    format!(
+        "no longer flapping: {} for {}",
+        if firing { "firing" } else { "resolved" },
+        window_words(within)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1424,5 +1466,19 @@ mod tests {
         lines.push(heartbeat_silent_description(&hb, false));
         lines.push(heartbeat_returned("prometheus", since));
         insta::assert_snapshot!("heartbeats", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn flapping_reads() {
+        let t = ticket();
+        let within = std::time::Duration::from_secs(1800);
+        let lines = [
+            flapping_started(&t, 6, within).to_plain(),
+            flapping_ended(&t, false, within).to_plain(),
+            flapping_ended(&t, true, within).to_plain(),
+            flapping_note(6, within),
+            flapping_ended_note(false, within),
+        ];
+        insta::assert_snapshot!("flapping", lines.join("\n---\n"));
     }
 }

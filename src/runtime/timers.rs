@@ -213,6 +213,13 @@ impl Bot {
                     continue;
                 }
             };
+            // A flapping group that stayed in one state for its window
+            // stops flapping (the engine says so).
+            let flap = alerts.route(&g.route).and_then(|r| r.flap);
+            if flap.is_some_and(|f| g.flap.settled(&f, now)) {
+                due.push(g.key);
+                continue;
+            }
             let Some(after) = alerts.route(&g.route).and_then(|r| r.stale_after) else {
                 continue;
             };

@@ -2,6 +2,7 @@
 //! windows: one-off, recurring over a DST change, of `bot.toml`, opened by
 //! a deploy, ending with their alerts still firing, and bad input.
 //! Heartbeats: missed, returned, missed during downtime, Watchdog beats.
+//! Flapping: enter, hold, leave.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ team = "backend"
 priority = "p2"
 group_by = ["alertname", "service"]
 resolve_on_recovery = true
+flap = { changes = 3, within = "30m" }
 
 [[alerts.routes]]
 name = "db"
@@ -672,4 +674,106 @@ fn an_unknown_heartbeat_is_refused_and_stores_nothing() {
     )]);
     assert!(b.view.borrow().heartbeats().unwrap().beats.is_empty());
     assert_eq!(b.tickets(), 0);
+}
+
+#[test]
+fn a_flapping_group_says_so_once_holds_its_posts_and_settles_after_a_quiet_window() {
+    let mut b = Bench::new(at(2026, 3, 2, 10, 0));
+    let flip = |b: &mut Bench, status: AlertStatus| {
+        b.advance(Duration::minutes(1));
+        b.alerts(vec![web("Latency", status)]);
+    };
+    b.alerts(vec![web("Latency", AlertStatus::Firing)]);
+    b.posts();
+    // Three changes within 30m: not yet flapping; each is posted.
+    flip(&mut b, AlertStatus::Resolved);
+    flip(&mut b, AlertStatus::Firing);
+    flip(&mut b, AlertStatus::Resolved);
+    let posts = b.posts();
+    assert!(posts.iter().all(|p| !p.contains("flapping")), "{posts:?}");
+    assert!(posts.iter().any(|p| p.contains("recovered")), "{posts:?}");
+    assert_eq!(
+        b.ticket(1).state,
+        TicketState::Resolved,
+        "resolved on recovery"
+    );
+    // The fourth: flapping, said once (after the refiring it follows).
+    flip(&mut b, AlertStatus::Firing);
+    let posts = b.posts();
+    let flapping: Vec<&String> = posts.iter().filter(|p| p.contains("flapping")).collect();
+    assert_eq!(flapping.len(), 1, "{posts:?}");
+    assert!(
+        flapping[0].starts_with("#backend OPS-1")
+            && flapping[0].contains(
+                "— flapping: its alerts changed between firing and resolved 4 times within 30m."
+            ),
+        "{posts:?}"
+    );
+    assert_eq!(b.ticket(1).alerts.unwrap().flaps, 4, "the card's count");
+    let state = b.ticket(1).state;
+    assert_ne!(
+        state,
+        TicketState::Resolved,
+        "sent back to the team when it fired again"
+    );
+    // Held: more changes, no posts, no resolve on recovery; all on record.
+    for _ in 0..3 {
+        flip(&mut b, AlertStatus::Resolved);
+        flip(&mut b, AlertStatus::Firing);
+    }
+    flip(&mut b, AlertStatus::Resolved);
+    assert!(b.posts().is_empty(), "held while flapping");
+    assert_eq!(b.ticket(1).state, state, "no resolve while it flaps");
+    let tl = b.timeline(1);
+    assert_eq!(
+        tl.iter()
+            .filter(|e| e.starts_with("recovered: Latency web"))
+            .count(),
+        6,
+        "{tl:?}"
+    );
+    assert_eq!(
+        tl.iter()
+            .filter(|e| e.starts_with("flapping: 4 changes"))
+            .count(),
+        1,
+        "{tl:?}"
+    );
+    assert_eq!(
+        b.ticket(1).alerts.unwrap().flaps,
+        4,
+        "at most changes + 1 kept"
+    );
+    // Resolved and quiet for 30m: the timer settles it; said once, and the
+    // ticket is resolved as its route says.
+    let key = b
+        .engine
+        .config()
+        .alerts
+        .route_for(&web("Latency", AlertStatus::Firing).labels)
+        .group_key(&web("Latency", AlertStatus::Firing));
+    b.advance(Duration::minutes(29));
+    b.event(Event::MarkStale {
+        groups: vec![key.clone()],
+    })
+    .unwrap();
+    assert!(b.posts().is_empty(), "not yet: {key}");
+    b.advance(Duration::minutes(1));
+    b.event(Event::MarkStale {
+        groups: vec![key.clone()],
+    })
+    .unwrap();
+    let posts = b.posts();
+    assert!(
+        posts.iter().any(|p| p.starts_with("#backend OPS-1")
+            && p.ends_with("— no longer flapping: resolved for 30m; its posts resume.")),
+        "{posts:?}"
+    );
+    assert_eq!(b.ticket(1).state, TicketState::Resolved);
+    assert_eq!(b.ticket(1).alerts.unwrap().flaps, 0);
+    b.event(Event::MarkStale { groups: vec![key] }).unwrap();
+    assert!(b.posts().is_empty(), "settled once");
+    // Posts resume.
+    flip(&mut b, AlertStatus::Firing);
+    assert!(!b.posts().is_empty());
 }
