@@ -535,7 +535,7 @@ impl CommandName {
             CommandName::MaintenanceStart => Spec {
                 group: Some("maintenance"),
                 name: "start",
-                summary: "Start a maintenance window now: matching alerts are recorded but open no ticket, page nobody, post nothing",
+                summary: "Start a maintenance window now: matching alerts are recorded but open no ticket, page nobody",
                 options: const {
                     &[
                         req(

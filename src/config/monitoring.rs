@@ -427,3 +427,100 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const TEAMS: &str = r#"
+[roles]
+operators = ["olivia"]
+[teams.infra]
+channel = "infra"
+members = ["ivan"]
+[teams.backend]
+channel = "backend"
+members = ["bob"]
+"#;
+
+    fn parse(extra: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::parse(std::path::Path::new("bot.toml"), &format!("{TEAMS}{extra}"))
+            .map(|l| l.config)
+    }
+
+    /// The README's examples, as written there.
+    #[test]
+    fn the_readme_examples_read() {
+        let c = parse(
+            r#"
+[alerts.default]
+flap = { changes = 5, within = "30m" }
+
+[monitoring]
+max_maintenance = "12h"
+time_zone = "Europe/Berlin"
+
+[[maintenance]]
+name = "backups"
+matchers = "service=db job=backup"
+every = "weekly"
+day = "sunday"
+start = "03:00"
+duration = "1h"
+team = "infra"
+comment = "weekly backup"
+
+[heartbeats.prometheus]
+every = "5m"
+grace = "2m"
+team = "infra"
+priority = "p1"
+alertname = "Watchdog"
+"#,
+        )
+        .unwrap();
+        let m = &c.monitoring;
+        assert_eq!(m.max_maintenance.as_secs(), 12 * 3600);
+        assert_eq!(m.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(m.maintenance[0].weekday, Some(chrono::Weekday::Sun));
+        let h = &m.heartbeats["prometheus"];
+        assert_eq!((h.every.as_secs(), h.grace.as_secs()), (300, 120));
+        assert_eq!(h.alertname.as_deref(), Some("Watchdog"));
+        let flap = c.alerts.routes.last().unwrap().flap.unwrap();
+        assert_eq!((flap.changes, flap.within.as_secs()), (5, 1800));
+        assert!(c.summary().contains("heartbeat prometheus: every 5m (+2m grace), p1, team infra, alert Watchdog counts as a beat"));
+        // Without any of it: windows of at most a day, in UTC.
+        let c = parse("").unwrap();
+        assert_eq!(c.monitoring.max_maintenance.as_secs(), 86_400);
+        assert!(c.monitoring.heartbeats.is_empty());
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_key() {
+        let cases = [
+            ("[monitoring]\nmax_maintenance = \"90d\"\n", "monitoring.max_maintenance", "is not a duration from 1m to 30d"),
+            ("[monitoring]\ntime_zone = \"Mars/Olympus\"\n", "monitoring.time_zone", "is not a time zone"),
+            ("[[maintenance]]\nname = \"b\"\nmatchers = \"service=db\"\nevery = \"weekly\"\nstart = \"03:00\"\nduration = \"1h\"\n", "maintenance[0].day", "a weekly window needs `day`"),
+            ("[[maintenance]]\nname = \"b\"\nmatchers = \"\"\nevery = \"daily\"\nstart = \"03:00\"\nduration = \"1h\"\n", "maintenance[0].matchers", "give at least one matcher"),
+            ("[[maintenance]]\nname = \"b\"\nmatchers = \"a=b\"\nevery = \"daily\"\nstart = \"03:00\"\nduration = \"2d\"\n", "maintenance[0].duration", "shorter than the time between windows"),
+            ("[[maintenance]]\nname = \"b\"\nmatchers = \"a=b\"\nevery = \"daily\"\nstart = \"3 am\"\nduration = \"1h\"\n", "maintenance[0].start", "is not a time of day"),
+            ("[[maintenance]]\nname = \"b\"\nmatchers = \"a=b\"\nevery = \"daily\"\nstart = \"03:00\"\nduration = \"1h\"\nteam = \"web\"\n", "maintenance[0].team", "no team `web`"),
+            ("[heartbeats.prometheus]\nevery = \"often\"\n", "heartbeats.prometheus.every", "is not a duration from 1s"),
+            ("[heartbeats.prometheus]\nevery = \"5m\"\npriority = \"urgent\"\n", "heartbeats.prometheus.priority", "must be one of p1"),
+            ("[heartbeats.\"a b\"]\nevery = \"5m\"\n", "heartbeats.a b", "a heartbeat's name is its URL"),
+            ("[heartbeats.prometheus]\nevery = \"5m\"\nwhen = \"now\"\n", "heartbeats.prometheus.when", "unknown field `when`"),
+            ("[alerts.default]\nflap = { changes = 0, within = \"30m\" }\n", "alerts.default.flap.changes", "must be 1 or more"),
+            ("[alerts.default]\nflap = { changes = 3, within = \"forever\" }\n", "alerts.default.flap.within", "is not a duration from 1m to 1d"),
+        ];
+        for (text, key, words) in cases {
+            let err = parse(text).unwrap_err();
+            let p = err
+                .problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem at {key}: {err}"));
+            assert!(p.message.contains(words), "{key}: {}", p.message);
+            assert!(p.line.is_some(), "{key} has no line: {err}");
+        }
+    }
+}
