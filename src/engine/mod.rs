@@ -5,7 +5,7 @@
 //!
 //! The files point down only: this one dispatches each event to a feature
 //! (`tickets` and `ticketing`, `alerts`, `sla`, `oncall`, `builds`,
-//! `deploys`, `support`, `report`), a function over the decision's
+//! `deploys`, `support`, `report`, `maintenance`, `heartbeats`), a function over the decision's
 //! `context` (`Cx`: configuration, organisation, view, time); the features share the
 //! moves in `context` and the words in `messages`; `effect`, `event` and
 //! `view` are the vocabulary at the bottom. The architecture test holds it.
