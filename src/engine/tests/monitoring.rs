@@ -551,6 +551,37 @@ fn a_deploy_opens_a_window_for_its_service_and_environment_and_says_so() {
     assert!(b.windows().is_empty());
 }
 
+#[test]
+fn a_deploy_waiting_for_approval_opens_its_window_when_approved() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+    let shipped = include_str!("../../../bot.toml");
+    let text = shipped.replace(
+        "[services.web.environments.production]\n",
+        "[services.web.environments.production]\nmaintenance = \"15m\"\n",
+    );
+    assert_ne!(text.as_str(), shipped);
+    let mut b = Bench::with(&file, &text, at(2026, 3, 2, 12, 0));
+    b.cmd("bob", "/deploy service:web env:production version:1.4.2")
+        .unwrap();
+    assert!(b.windows().is_empty(), "not while it waits");
+    b.posts();
+    b.advance(Duration::minutes(5));
+    b.cmd("rita", "/approve run:RUN-1").unwrap();
+    let w = b.windows();
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        (w[0].from, w[0].until),
+        (at(2026, 3, 2, 12, 5), at(2026, 3, 2, 12, 20))
+    );
+    let posts = b.posts();
+    assert!(
+        posts.iter().any(|p| p.contains("RUN-1") && p.ends_with(
+            "· maintenance window 1 until 12:20 UTC: alerts matching service=web env=production are recorded, no tickets"
+        )),
+        "{posts:?}"
+    );
+}
+
 fn watchdog() -> Alert {
     alert(
         AlertStatus::Firing,
