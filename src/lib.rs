@@ -10,7 +10,8 @@
 //! that no two folders import each other in a circle).
 //!
 //! - [`domain`]: the vocabulary, no rules and no I/O: ids and names (newtypes
-//!   parsed at the edge), tickets and timelines, alerts and matchers, runs, the
+//!   parsed at the edge), tickets and timelines, alerts and matchers
+//!   (maintenance windows, heartbeats, flapping), runs, the
 //!   org (people, roles, teams), jobs, services, the policy and rotations with
 //!   their time maths, rich text, the sanitiser, the user's error. Imports no
 //!   other folder.
@@ -27,8 +28,9 @@
 //!   the `View` trait it reads the store through (and `MemoryView`, that
 //!   view in memory, for its tests), one module per feature
 //!   (tickets, alerts, builds, deploys, support, sla, oncall, report, storm:
-//!   which monitoring posts merge into a summary; status: the public pages)
-//!   and `messages`, the words
+//!   which monitoring posts merge into a summary; maintenance: windows that
+//!   keep alerts quiet; heartbeats: monitoring gone silent; status: the
+//!   public pages) and `messages`, the words
 //!   of every post (snapshot-tested in `engine/snapshots/`). Imports `domain`, `commands`,
 //!   `config`, `report`, `error`; no I/O crate, nothing below.
 //! - [`store`]: the records, written once over a narrow key-value seam

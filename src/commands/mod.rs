@@ -135,6 +135,23 @@ pub enum Command {
     TicketRevokeLink {
         id: TicketId,
     },
+    MaintenanceStart {
+        matchers: Vec<crate::domain::alert::Matcher>,
+        duration: std::time::Duration,
+        comment: Option<String>,
+    },
+    MaintenanceSchedule {
+        matchers: Vec<crate::domain::alert::Matcher>,
+        /// As typed; read in `[monitoring] time_zone` by the engine.
+        from: String,
+        until: String,
+        every: Option<crate::domain::maintenance::Every>,
+        comment: Option<String>,
+    },
+    MaintenanceList,
+    MaintenanceEnd {
+        id: u64,
+    },
 }
 
 /// How far back `/report` looks.
@@ -208,6 +225,10 @@ impl Command {
             Command::StatusSet { .. } => CommandName::StatusSet,
             Command::TicketPublic { .. } => CommandName::TicketPublic,
             Command::TicketRevokeLink { .. } => CommandName::TicketRevokeLink,
+            Command::MaintenanceStart { .. } => CommandName::MaintenanceStart,
+            Command::MaintenanceSchedule { .. } => CommandName::MaintenanceSchedule,
+            Command::MaintenanceList => CommandName::MaintenanceList,
+            Command::MaintenanceEnd { .. } => CommandName::MaintenanceEnd,
         }
     }
 
@@ -223,6 +244,7 @@ impl Command {
                 | Command::Whoami
                 | Command::Oncall { .. }
                 | Command::Report { .. }
+                | Command::MaintenanceList
         )
     }
 
@@ -374,6 +396,25 @@ impl Command {
                     None => None,
                     Some(raw) => Some(lookup_for_help(&raw)?),
                 },
+            },
+            CommandName::MaintenanceStart => Command::MaintenanceStart {
+                matchers: crate::domain::alert::parse_matchers(&a.text("matchers")?)?,
+                duration: a.duration("duration")?,
+                comment: a.opt_text("comment")?,
+            },
+            CommandName::MaintenanceSchedule => Command::MaintenanceSchedule {
+                matchers: crate::domain::alert::parse_matchers(&a.text("matchers")?)?,
+                from: a.text("from")?,
+                until: a.text("until")?,
+                every: match a.take("every") {
+                    Some(e) => Some(crate::domain::maintenance::Every::parse(&e)?),
+                    None => None,
+                },
+                comment: a.opt_text("comment")?,
+            },
+            CommandName::MaintenanceList => Command::MaintenanceList,
+            CommandName::MaintenanceEnd => Command::MaintenanceEnd {
+                id: a.integer("id")?,
             },
         };
         Ok(cmd)

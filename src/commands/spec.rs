@@ -38,6 +38,10 @@ pub enum CommandName {
     StatusSet,
     TicketPublic,
     TicketRevokeLink,
+    MaintenanceStart,
+    MaintenanceSchedule,
+    MaintenanceList,
+    MaintenanceEnd,
 }
 
 /// The type of an option's value.
@@ -577,6 +581,78 @@ impl CommandName {
                 const { &[TICKET_ID] },
                 Who::Roles(const { &[Role::Operator] }),
             ),
+            CommandName::MaintenanceStart => Spec {
+                group: Some("maintenance"),
+                name: "start",
+                summary: "Start a maintenance window now: matching alerts are recorded but open no ticket, page nobody",
+                options: const {
+                    &[
+                        req(
+                            "matchers",
+                            OptKind::Matchers,
+                            "Which alerts, such as \"service=web env=production\"",
+                        ),
+                        req(
+                            "duration",
+                            OptKind::Duration,
+                            "How long, such as 30m or 2h (at most [monitoring] max_maintenance)",
+                        ),
+                        opt("comment", TEXT, "Why"),
+                    ]
+                },
+                who: Who::Roles(MEMBERS),
+            },
+            CommandName::MaintenanceSchedule => Spec {
+                group: Some("maintenance"),
+                name: "schedule",
+                summary: "Schedule a maintenance window, once or every day or week",
+                options: const {
+                    &[
+                        req(
+                            "matchers",
+                            OptKind::Matchers,
+                            "Which alerts, such as \"service=db\"",
+                        ),
+                        req(
+                            "from",
+                            OptKind::Text { max: 100 },
+                            "When it starts: \"2026-03-30 22:00\" ([monitoring] time_zone) or 2026-03-30T22:00:00Z",
+                        ),
+                        req(
+                            "until",
+                            OptKind::Text { max: 100 },
+                            "When it ends, written the same way",
+                        ),
+                        opt(
+                            "every",
+                            OptKind::Text { max: 10 },
+                            "daily or weekly: it comes back at the same local time",
+                        ),
+                        opt("comment", TEXT, "Why"),
+                    ]
+                },
+                who: Who::Roles(MEMBERS),
+            },
+            CommandName::MaintenanceList => Spec {
+                group: Some("maintenance"),
+                name: "list",
+                summary: "List the maintenance windows in force and to come, with the alerts they took in",
+                options: &[],
+                who: Who::Anyone,
+            },
+            CommandName::MaintenanceEnd => Spec {
+                group: Some("maintenance"),
+                name: "end",
+                summary: "End a maintenance window now (a recurring one for good)",
+                options: const {
+                    &[req(
+                        "id",
+                        OptKind::Integer,
+                        "The window's number, from /maintenance list",
+                    )]
+                },
+                who: Who::Roles(MEMBERS),
+            },
         }
     }
 

@@ -3,6 +3,7 @@
 //! line and key; the line comes from the span toml read the value from.
 
 pub mod jobs;
+pub mod monitoring;
 mod problems;
 mod raw;
 mod status;
@@ -84,6 +85,8 @@ pub struct Config {
     pub policy: crate::domain::policy::Policy,
     /// The public status page.
     pub status: StatusConfig,
+    /// Maintenance windows: their limits and the recurring ones.
+    pub monitoring: monitoring::MonitoringConfig,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -578,6 +581,7 @@ impl Config {
                 self.tickets.channel
             ));
         }
+        s.push_str(&self.monitoring.summary());
         s.push_str(&self.discord_summary());
         match self.storage.backend {
             StorageBackend::Sled => s.push_str(&format!(

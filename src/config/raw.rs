@@ -35,6 +35,12 @@ pub(super) struct RawConfig {
     pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
     pub(super) status: super::status::RawStatus,
+    /// `[monitoring]`: maintenance windows' limits and time zone.
+    pub(super) monitoring: super::monitoring::RawMonitoring,
+    /// Recurring maintenance windows.
+    pub(super) maintenance: Vec<super::monitoring::RawMaintenance>,
+    /// Heartbeats (a dead man's switch), by name.
+    pub(super) heartbeats: BTreeMap<Written<String>, super::monitoring::RawHeartbeat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +193,9 @@ pub(super) struct RawEnvironment {
     pub(super) protected: bool,
     /// Who may approve (default: release managers).
     pub(super) approvers: Option<Vec<Written<String>>>,
+    /// A deploy opens a maintenance window this long for its service and
+    /// environment, such as "10m".
+    pub(super) maintenance: Option<Written<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,6 +319,8 @@ pub(super) struct RawPolicy {
     pub(super) resolve_on_recovery: Option<bool>,
     pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
+    /// `flap = { changes = 5, within = "30m" }`.
+    pub(super) flap: Option<super::monitoring::RawFlap>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +335,7 @@ pub(super) struct RawRoute {
     pub(super) resolve_on_recovery: Option<bool>,
     pub(super) stale_after: Option<Written<String>>,
     pub(super) on_refire: Option<crate::domain::alert::OnRefire>,
+    pub(super) flap: Option<super::monitoring::RawFlap>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -238,6 +238,9 @@ impl Validator<'_> {
             .collect();
         let alerts = self.validate_alerts(&raw.alerts, &team_names);
         let policy = self.validate_policy(raw, &teams);
+        let monitoring = self
+            .validate_monitoring(&raw.monitoring, &raw.maintenance, &team_names)
+            .and_then(|m| self.validate_heartbeats(m, &raw.heartbeats, &team_names));
         let org = Org {
             operators,
             qa_team,
@@ -270,6 +273,7 @@ impl Validator<'_> {
             },
             org,
             status,
+            monitoring: monitoring?,
         })
     }
 }
@@ -872,6 +876,12 @@ impl Validator<'_> {
                         protected: e.protected,
                         // Checked against the org once roles are known.
                         approvers: Vec::new(),
+                        maintenance: e.maintenance.as_ref().and_then(|m| {
+                            self.maintenance_length(
+                                format!("services.{name}.environments.{ename}.maintenance"),
+                                m,
+                            )
+                        }),
                     },
                 );
             }
@@ -1207,6 +1217,16 @@ impl Validator<'_> {
             .group_by
             .clone()
             .unwrap_or_else(|| base.map(|b| b.group_by.clone()).unwrap_or_default());
+        let flap = match &policy.flap {
+            Some(f) => match self.flap(key("flap"), f) {
+                Some(f) => Some(f),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => base.and_then(|b| b.flap),
+        };
         if !ok {
             return None;
         }
@@ -1223,6 +1243,7 @@ impl Validator<'_> {
             on_refire: policy
                 .on_refire
                 .unwrap_or_else(|| base.map_or(OnRefire::Reopen, |b| b.on_refire)),
+            flap,
         })
     }
 
@@ -1266,6 +1287,7 @@ impl Validator<'_> {
                 resolve_on_recovery: r.resolve_on_recovery,
                 stale_after: r.stale_after.clone(),
                 on_refire: r.on_refire,
+                flap: r.flap.clone(),
             };
             // A route inherits the default route's policy where it is silent.
             let written = RouteWritten {

@@ -337,6 +337,8 @@ pub struct Route {
     pub resolve_on_recovery: bool,
     pub stale_after: Option<std::time::Duration>,
     pub on_refire: OnRefire,
+    /// When its groups count as flapping (none: never).
+    pub flap: Option<crate::domain::flap::Flap>,
 }
 
 impl Route {

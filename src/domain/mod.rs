@@ -5,7 +5,10 @@
 
 pub mod alert;
 pub mod error;
+pub mod flap;
+pub mod heartbeat;
 pub mod job;
+pub mod maintenance;
 pub mod org;
 pub mod policy;
 pub mod rich;
@@ -483,6 +486,14 @@ pub struct AlertStats {
     /// Alerts received for it, repeats included.
     pub count: u64,
     pub last_seen: Timestamp,
+    /// While its group flaps: its changes between firing and resolved
+    /// within the route's window (0: not flapping).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flaps: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What happened on a ticket.

@@ -299,6 +299,9 @@ pub struct Deploy {
     /// Who approved it, for protected environments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<UserName>,
+    /// The maintenance window it opened (its environment's `maintenance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::domain::maintenance::DeployWindow>,
 }
 
 impl Deploy {

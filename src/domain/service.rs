@@ -21,6 +21,9 @@ pub struct Environment {
     pub job: String,
     pub protected: bool,
     pub approvers: Vec<Allowed>,
+    /// A deploy opens a maintenance window this long for the service and
+    /// environment (`maintenance = "10m"`).
+    pub maintenance: Option<std::time::Duration>,
 }
 
 impl Environment {

@@ -13,6 +13,7 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
+use crate::domain::maintenance::MaintenanceBook;
 use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::{
@@ -61,6 +62,8 @@ struct Overlay<'v> {
     dirty_members: BTreeSet<(String, String)>,
     /// Posts gathered per ticket number, not yet made.
     gathered: BTreeMap<u64, Gathered>,
+    /// Tickets whose group flaps: their firing and resolved posts are held.
+    held: BTreeSet<u64>,
     next_num: u64,
 }
 
@@ -75,6 +78,7 @@ impl<'v> Overlay<'v> {
             dirty_groups: BTreeSet::new(),
             dirty_members: BTreeSet::new(),
             gathered: BTreeMap::new(),
+            held: BTreeSet::new(),
             next_num: view.last_ticket_number()? + 1,
         })
     }
@@ -247,14 +251,46 @@ pub(crate) fn chat_message(
 
 /// A batch of alerts, applied whole.
 pub(crate) fn alerts(cx: &Cx<'_>, alerts: &[Alert]) -> Result<Decision, EngineError> {
+    let mut windows = cx.view.maintenance()?;
+    let before = windows.clone();
+    let mut d = alerts_in(cx, alerts, &mut windows)?;
+    if windows != before {
+        d.writes.push(Write::Maintenance(windows));
+    }
+    Ok(d)
+}
+
+/// A batch of alerts, with the maintenance windows as the caller has them
+/// (it writes them): those a window in force takes in are recorded there.
+pub(crate) fn alerts_in(
+    cx: &Cx<'_>,
+    alerts: &[Alert],
+    windows: &mut MaintenanceBook,
+) -> Result<Decision, EngineError> {
     let mut ov = Overlay::new(cx.view)?;
     let mut out = Out::new();
     out.alert = true;
     let book = cx.view.silences()?;
     let mut acc = Accepted::default();
     let mut touched_set = BTreeSet::new();
+    let mut beats: Option<crate::domain::heartbeat::HeartbeatBook> = None;
     for alert in alerts {
         acc.accepted += 1;
+        // A heartbeat's alert (Alertmanager's always-firing Watchdog) is a
+        // beat, never a ticket.
+        if let Some(hb) = crate::engine::heartbeats::for_alert(cx, alert.name()) {
+            if alert.status == AlertStatus::Firing {
+                let book = match beats.as_mut() {
+                    Some(b) => b,
+                    None => beats.insert(cx.view.heartbeats()?),
+                };
+                crate::engine::heartbeats::beat_into(cx, &mut out, book, hb)?;
+            }
+            continue;
+        }
+        if in_maintenance(cx, &mut ov, &mut out, windows, alert)? {
+            continue;
+        }
         if book
             .silences
             .iter()
@@ -302,6 +338,9 @@ pub(crate) fn alerts(cx: &Cx<'_>, alerts: &[Alert]) -> Result<Decision, EngineEr
         }
     }
     ov.finish(&mut out);
+    if let Some(book) = beats {
+        out.writes.push(Write::Heartbeats(book));
+    }
     Ok(Decision {
         reply: None,
         accepted: Some(acc),
@@ -321,6 +360,10 @@ fn gather(
     still: u64,
 ) {
     let num = t.id.num();
+    if kind != Burst::Joined && ov.held.contains(&num) {
+        // Flapping: on the record, not posted.
+        return;
+    }
     if let Some(g) = ov.gathered.get_mut(&num).filter(|g| g.kind == kind) {
         g.count += 1;
         if g.names.len() < NAMED {
@@ -411,6 +454,7 @@ fn open_alert_ticket(
         group: shown_group_key(&key),
         count: 1,
         last_seen: cx.now,
+        flaps: 0,
     });
     // A team with an on-call rotation: the alert goes to whoever is on call.
     if let Some(team) = route.team.as_ref() {
@@ -433,6 +477,7 @@ fn open_alert_ticket(
         firing: 1,
         episode,
         first_episode: episode,
+        flap: Default::default(),
     };
     ov.put_member(
         &g,
@@ -506,10 +551,23 @@ fn alert_on_group(
             }
         }
     }
+    // A flapping group that stayed in one state for its window stops
+    // flapping before this alert counts.
+    if let Some(flap) = route.flap.as_ref().filter(|f| g.flap.settled(f, cx.now)) {
+        flush_gathered(cx, ov, out, &t);
+        t = settle_flap(cx, out, t, g, route, flap)?;
+    }
+    if g.flap.flapping {
+        ov.held.insert(t.id.num());
+    } else {
+        ov.held.remove(&t.id.num());
+    }
+    let was_firing = g.firing > 0;
     let stats = t.alerts.get_or_insert_with(|| AlertStats {
         group: shown_group_key(&g.key),
         count: 0,
         last_seen: cx.now,
+        flaps: 0,
     });
     stats.count += 1;
     stats.last_seen = cx.now;
@@ -639,16 +697,80 @@ fn alert_on_group(
                 t.state,
                 TicketState::Open | TicketState::Assigned | TicketState::InProgress
             );
-            if still == 0 && route.resolve_on_recovery && open {
+            if still == 0 && route.resolve_on_recovery && open && !g.flap.flapping {
                 flush_gathered(cx, ov, out, &t);
                 let note = "all alerts recovered".to_string();
                 t = cx.system_move(out, &t, actor, Action::Resolve { note })?;
             }
         }
     }
+    if let Some(flap) = route.flap.as_ref() {
+        if was_firing != (g.firing > 0) && g.flap.change(flap, cx.now) {
+            // One post says so; its firing and resolved posts wait.
+            flush_gathered(cx, ov, out, &t);
+            ov.held.insert(t.id.num());
+            note(
+                cx,
+                &mut t,
+                out,
+                actor,
+                EntryKind::Alert,
+                messages::flapping_note(g.flap.changes.len(), flap.within),
+            );
+            out.post(
+                &team_channel(cx, &t),
+                Some(&t.id),
+                messages::flapping_started(&t, g.flap.changes.len(), flap.within),
+            );
+        }
+        if let Some(s) = t.alerts.as_mut() {
+            s.flaps = g.flap.shown();
+        }
+    }
     let id = t.id.clone();
     ov.put_ticket(t);
     Ok(Some(id))
+}
+
+/// A flapping group stayed in one state for its window: it stops
+/// flapping, said once; a group that stayed resolved resolves its ticket
+/// now if its route resolves on recovery.
+fn settle_flap(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    mut t: Ticket,
+    g: &mut GroupRecord,
+    route: &Route,
+    flap: &crate::domain::flap::Flap,
+) -> Result<Ticket, EngineError> {
+    g.flap.settle();
+    if let Some(s) = t.alerts.as_mut() {
+        s.flaps = 0;
+    }
+    let firing = g.firing > 0;
+    let actor = monitor(AlertSource::Alertmanager);
+    note(
+        cx,
+        &mut t,
+        out,
+        &actor,
+        EntryKind::Alert,
+        messages::flapping_ended_note(firing, flap.within),
+    );
+    out.post(
+        &team_channel(cx, &t),
+        Some(&t.id),
+        messages::flapping_ended(&t, firing, flap.within),
+    );
+    let open = matches!(
+        t.state,
+        TicketState::Open | TicketState::Assigned | TicketState::InProgress
+    );
+    if !firing && route.resolve_on_recovery && open {
+        let note = "all alerts recovered (and stayed so)".to_string();
+        t = cx.system_move(out, &t, &actor, Action::Resolve { note })?;
+    }
+    Ok(t)
 }
 
 /// An alert of a resolved ticket fires again: the ticket goes back to
@@ -675,6 +797,16 @@ pub(crate) fn mark_stale(cx: &Cx<'_>, keys: &[String]) -> Result<Decision, Engin
         let Some(route) = cx.config.alerts.route(&g.route) else {
             continue;
         };
+        if let Some(flap) = route.flap.as_ref().filter(|f| g.flap.settled(f, cx.now)) {
+            if let Some(t) = cx.view.ticket(&g.ticket)? {
+                let t = settle_flap(cx, &mut out, t, &mut g, route, flap)?;
+                out.writes.push(Write::Ticket(t));
+            } else {
+                g.flap.settle();
+            }
+            out.writes.push(Write::Group(g));
+            continue;
+        }
         let Some(after) = route.stale_after else {
             continue;
         };
@@ -793,4 +925,38 @@ pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
         return Ok(Reply::private("No silences in force."));
     }
     Ok(Reply::private(messages::silences_list(&active)))
+}
+
+/// An alert a maintenance window in force takes in: recorded in the window
+/// and kept on record (with the silenced alerts); an existing ticket of its
+/// group notes it on its timeline. No ticket opens, nothing is posted.
+fn in_maintenance(
+    cx: &Cx<'_>,
+    ov: &mut Overlay<'_>,
+    out: &mut Out,
+    windows: &mut MaintenanceBook,
+    alert: &Alert,
+) -> Result<bool, EngineError> {
+    let Some(w) = windows.covering(alert, cx.now) else {
+        return Ok(false);
+    };
+    w.record(alert);
+    let id = w.id;
+    out.writes.push(Write::Silenced(alert.clone()));
+    let route = cx.config.alerts.route_for(&alert.labels);
+    let key = route.group_key(alert);
+    if let Some(g) = ov.take_group(&key)? {
+        if let Some(mut t) = ov.ticket(&g.ticket)? {
+            if t.state != TicketState::Closed {
+                let actor = monitor(alert.source);
+                let summary = clean_untrusted(&alert.detail());
+                let text = messages::maintenance_note(id, alert.status, &summary);
+                note(cx, &mut t, out, &actor, EntryKind::Alert, text);
+                ov.put_ticket(t);
+            }
+        }
+        // Back unchanged: not written again.
+        ov.groups.insert(g.key.clone(), Some(g));
+    }
+    Ok(true)
 }

@@ -239,6 +239,7 @@ pub(crate) fn deploy_run(
         notes: notes.map(str::to_string),
         rollback_of,
         approved_by: None,
+        maintenance: None,
     };
     let mut run = Run::queued(
         id,
@@ -297,6 +298,7 @@ pub(crate) fn deploy_run(
             job: job.name.clone(),
             params,
         })));
+        crate::engine::maintenance::open_for_deploy(cx, &mut out, &mut run)?;
         format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
     };
     cx.progress_of(&mut out, &run);
@@ -524,6 +526,7 @@ pub(crate) fn approve(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decision,
         job: run.job.clone(),
         params: run.params.clone(),
     })));
+    crate::engine::maintenance::open_for_deploy(cx, &mut out, &mut run)?;
     cx.progress_of(&mut out, &run);
     out.writes.push(Write::Run(run));
     Ok(Decision {
@@ -693,6 +696,7 @@ mod tests {
             notes: None,
             rollback_of: None,
             approved_by: approved_by.map(|u| UserName::parse(u).expect("a name")),
+            maintenance: None,
         })
     }
 

@@ -115,6 +115,9 @@ pub struct Card {
     /// Alerts received for it, for monitoring's tickets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<u64>,
+    /// While its alert group flaps: the changes within the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaps: Option<u64>,
     /// The next deadline: to be taken, else to be resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<Timestamp>,
@@ -174,6 +177,7 @@ impl Card {
             created_at: t.created_at,
             customer: t.customer.is_some(),
             alerts: t.alerts.as_ref().map(|a| a.count),
+            flaps: t.alerts.as_ref().map(|a| a.flaps).filter(|n| *n > 0),
             due: t.sla.as_ref().and_then(|s| s.ack_due.or(s.resolve_due)),
             missed: Self::missed(t),
         }
@@ -201,6 +205,7 @@ impl Card {
             || a.assignee != b.assignee
             || a.title != b.title
             || Self::missed(a) != Self::missed(b)
+            || a.alerts.as_ref().map(|s| s.flaps) != b.alerts.as_ref().map(|s| s.flaps)
     }
 }
 
@@ -300,6 +305,10 @@ pub enum Write {
     DropJobOrder(u64),
     /// The public records: the status page, public incidents, customer links.
     Public(crate::domain::status::PublicWrite),
+    /// Replace the maintenance windows.
+    Maintenance(crate::domain::maintenance::MaintenanceBook),
+    /// Replace the heartbeats' records.
+    Heartbeats(crate::domain::heartbeat::HeartbeatBook),
 }
 
 /// What an alert batch did.
@@ -336,6 +345,12 @@ pub struct GroupRecord {
     /// belong to an earlier ticket of the group, not to this one.
     #[serde(default)]
     pub first_episode: u64,
+    /// Its changes between firing and resolved, and whether it flaps.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::domain::flap::FlapState::is_quiet"
+    )]
+    pub flap: crate::domain::flap::FlapState,
 }
 
 /// One alert of a group.
@@ -410,6 +425,7 @@ mod tests {
             created_at: chrono::DateTime::from_timestamp(1_774_000_000, 0).unwrap(),
             customer: false,
             alerts: None,
+            flaps: None,
             due: None,
             missed: vec![DeadlineKind::Acknowledge, DeadlineKind::Resolve],
         };

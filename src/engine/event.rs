@@ -65,6 +65,15 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// The timer: maintenance windows are due to start or end (the engine
+    /// said so; it checks again).
+    Maintenance,
+    /// A heartbeat was heard (`POST /hooks/heartbeat/NAME`); the adapter
+    /// checked that the config names it.
+    Heartbeat { name: String },
+    /// The timer: a heartbeat is past its deadline, or not yet waited for
+    /// (the engine said so; it checks again).
+    HeartbeatCheck,
 }
 
 impl Event {
@@ -82,6 +91,9 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::Maintenance => "maintenance",
+            Event::Heartbeat { .. } => "heartbeat",
+            Event::HeartbeatCheck => "heartbeat_check",
         }
     }
 

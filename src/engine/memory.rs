@@ -37,6 +37,8 @@ pub struct MemoryView {
     outbox_seq: u64,
     /// The other effects (mail, job orders), oldest first.
     queued: Vec<Effect>,
+    maintenance: crate::domain::maintenance::MaintenanceBook,
+    heartbeats: crate::domain::heartbeat::HeartbeatBook,
     /// The public records (status board, incidents, customer links).
     public: Public,
 }
@@ -158,6 +160,8 @@ impl MemoryView {
                     }
                 }
             }
+            Write::Maintenance(book) => self.maintenance = book,
+            Write::Heartbeats(book) => self.heartbeats = book,
         }
     }
 
@@ -339,6 +343,14 @@ impl View for MemoryView {
         id: &TicketId,
     ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
         Ok(self.public.incidents.get(&id.num()).cloned())
+    }
+
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        Ok(self.maintenance.clone())
+    }
+
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        Ok(self.heartbeats.clone())
     }
 }
 

@@ -367,7 +367,18 @@ pub fn run_progress(run: &Run) -> Rich {
             }
         }
     }
-    body.text(format!(" · requested by {}", run.requester))
+    body = body.text(format!(" · requested by {}", run.requester));
+    match run.deploy.as_ref().and_then(|d| d.maintenance.as_ref()) {
+        Some(w) if !run.state.is_final() => body
+            .text(format!(
+                " · maintenance window {} until {}: alerts matching ",
+                w.id,
+                w.until.format("%H:%M UTC")
+            ))
+            .quoted(w.matchers.clone())
+            .text(" are recorded, no tickets"),
+        _ => body,
+    }
 }
 
 /// To the deploy's channels: a deploy to a protected environment waits for
@@ -740,6 +751,256 @@ pub(crate) fn fill(template: &str, t: &Ticket, message: &str, note: &str) -> Str
 /// A subject is one line, whatever the template and the customer wrote.
 pub(crate) fn subject_line(s: &str) -> String {
     one_line(s, 250)
+}
+
+// ---------------------------------------------------------------------------
+// Maintenance windows.
+
+fn window_time(t: Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Where a window comes from, in a few words.
+fn window_origin(w: &crate::domain::maintenance::Window) -> String {
+    use crate::domain::maintenance::Origin;
+    match &w.origin {
+        Origin::Command { by } => format!("by {by}"),
+        Origin::Config { name } => format!("[[maintenance]] {name} of bot.toml"),
+        Origin::Deploy { run } => format!("for deploy {run}"),
+    }
+}
+
+fn window_every(w: &crate::domain::maintenance::Window) -> String {
+    match &w.recur {
+        Some(r) => format!(", {} ({} local time)", r.every, r.tz),
+        None => String::new(),
+    }
+}
+
+/// In the team's channel: a maintenance window began.
+pub fn maintenance_started(w: &crate::domain::maintenance::Window) -> Rich {
+    let body = Rich::new()
+        .bold(format!("Maintenance window {}", w.id))
+        .text(format!(
+            " ({}) is in force until {}: alerts matching ",
+            window_origin(w),
+            window_time(w.until)
+        ))
+        .quoted(w.matchers_text())
+        .text(" are recorded, but open no ticket, page nobody and post nothing.");
+    match &w.comment {
+        Some(c) => body.text(" — ").quoted(one_line(c, 200)),
+        None => body,
+    }
+}
+
+/// In the team's channel: a maintenance window ended (by someone, or as
+/// its time was up).
+pub fn maintenance_ended(w: &crate::domain::maintenance::Window, by: Option<&str>) -> Rich {
+    let how = match by {
+        Some(who) => format!(" was ended by {who}"),
+        None => " ended".to_string(),
+    };
+    let held = w.held.len();
+    let after = match held {
+        0 => String::new(),
+        1 => "; 1 alert still firing is handled now as a new alert".to_string(),
+        n => format!("; {n} alerts still firing are handled now as new alerts"),
+    };
+    Rich::new()
+        .bold(format!("Maintenance window {}", w.id))
+        .text(" (")
+        .quoted(w.matchers_text())
+        .text(format!(
+            "){how}: {} alert{} recorded during it{after}.",
+            w.recorded,
+            if w.recorded == 1 { "" } else { "s" }
+        ))
+}
+
+/// The answer to whoever started a window.
+pub fn maintenance_started_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    let id = w.id;
+    Rich::new().text(format!(
+        "Maintenance window {id} is in force until {}; /maintenance end id:{id} ends it sooner.",
+        window_time(w.until)
+    ))
+}
+
+/// The answer to whoever scheduled a window.
+pub fn maintenance_scheduled_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    let id = w.id;
+    Rich::new()
+        .text(format!("Maintenance window {id} for "))
+        .quoted(w.matchers_text())
+        .text(format!(
+            " is scheduled from {} until {}{}; /maintenance list shows it, /maintenance end id:{id} cancels it.",
+            window_time(w.from),
+            window_time(w.until),
+            window_every(w)
+        ))
+}
+
+/// The answer to whoever ended a window.
+pub fn maintenance_ended_reply(w: &crate::domain::maintenance::Window) -> Rich {
+    Rich::new().text(format!(
+        "Maintenance window {} ended ({} alert{} recorded during it).",
+        w.id,
+        w.recorded,
+        if w.recorded == 1 { "" } else { "s" }
+    ))
+}
+
+/// On an existing ticket's timeline: an alert a window took in.
+pub fn maintenance_note(
+    id: u64,
+    status: crate::domain::alert::AlertStatus,
+    summary: &str,
+) -> String {
+    let what = match status {
+        crate::domain::alert::AlertStatus::Firing => "fired",
+        crate::domain::alert::AlertStatus::Resolved => "recovered",
+    };
+    format!("during maintenance window {id} (recorded, no post): {what}: {summary}")
+}
+
+/// `/maintenance list`.
+pub fn maintenance_list(
+    windows: &[&crate::domain::maintenance::Window],
+    waiting: &[&crate::domain::maintenance::Scheduled],
+    now: Timestamp,
+) -> Rich {
+    if windows.is_empty() && waiting.is_empty() {
+        return Rich::new().text("No maintenance windows in force or to come.");
+    }
+    let mut r = Rich::new().text("Maintenance windows:");
+    for w in windows {
+        let when = if w.covers(now) {
+            format!("in force until {}", window_time(w.until))
+        } else {
+            format!(
+                "from {} until {}",
+                window_time(w.from),
+                window_time(w.until)
+            )
+        };
+        r = r
+            .text(format!(
+                "\n  {} · {when}{} · {} · ",
+                w.id,
+                window_every(w),
+                window_origin(w)
+            ))
+            .quoted(w.matchers_text())
+            .text(format!(
+                " · {} alert{} recorded, {} still firing",
+                w.recorded,
+                if w.recorded == 1 { "" } else { "s" },
+                w.held.len()
+            ));
+        if let Some(c) = &w.comment {
+            r = r.text(" — ").quoted(one_line(c, 100));
+        }
+    }
+    for s in waiting {
+        let day = s.weekday.map(|d| format!(" on {d}")).unwrap_or_default();
+        r = r
+            .text(format!(
+                "\n  {} · {}{day} at {} for {} ({}) · [[maintenance]] of bot.toml · ",
+                s.name,
+                s.every,
+                s.start.format("%H:%M"),
+                humantime::format_duration(s.length),
+                s.tz
+            ))
+            .quoted(
+                s.matchers
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------
+// Heartbeats.
+
+/// The title of the ticket a silent heartbeat opens.
+pub fn heartbeat_silent_title(name: &str, since: Timestamp) -> String {
+    format!(
+        "monitoring for {name} has been silent since {}",
+        since.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// Its description: what was expected, and what makes it right.
+pub fn heartbeat_silent_description(
+    hb: &crate::domain::heartbeat::Heartbeat,
+    ever: bool,
+) -> String {
+    let how = match &hb.alertname {
+        Some(a) => format!("POST /hooks/heartbeat/{} or a firing {a} alert", hb.name),
+        None => format!("POST /hooks/heartbeat/{}", hb.name),
+    };
+    format!(
+        "heartbeat {} is expected every {} (grace {}): {how}.{} When beats come back the ticket is resolved for verification.",
+        hb.name,
+        humantime::format_duration(hb.every),
+        humantime::format_duration(hb.grace),
+        if ever { "" } else { " None came since the bot began waiting for it." }
+    )
+}
+
+/// The resolution note when beats come back.
+pub fn heartbeat_returned(name: &str, silent_since: Timestamp) -> String {
+    format!(
+        "heartbeat {name} beats again (silent since {})",
+        silent_since.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Flapping.
+
+fn window_words(within: std::time::Duration) -> String {
+    humantime::format_duration(within).to_string()
+}
+
+/// In the team's channel: a ticket's alert group flaps.
+pub fn flapping_started(t: &Ticket, changes: usize, within: std::time::Duration) -> Rich {
+    ticket_head(t).text(format!(
+        " — flapping: its alerts changed between firing and resolved {changes} times within {}. Its firing and resolved posts are held until it stays in one state for {}; the timeline keeps every one.",
+        window_words(within),
+        window_words(within)
+    ))
+}
+
+/// In the team's channel: it stopped flapping.
+pub fn flapping_ended(t: &Ticket, firing: bool, within: std::time::Duration) -> Rich {
+    ticket_head(t).text(format!(
+        " — no longer flapping: {} for {}; its posts resume.",
+        if firing { "firing" } else { "resolved" },
+        window_words(within)
+    ))
+}
+
+/// On the timeline: the group started flapping.
+pub fn flapping_note(changes: usize, within: std::time::Duration) -> String {
+    format!(
+        "flapping: {changes} changes between firing and resolved within {}; posts held",
+        window_words(within)
+    )
+}
+
+/// On the timeline: it stopped.
+pub fn flapping_ended_note(firing: bool, within: std::time::Duration) -> String {
+    format!(
+        "no longer flapping: {} for {}",
+        if firing { "firing" } else { "resolved" },
+        window_words(within)
+    )
 }
 
 #[cfg(test)]
@@ -1131,5 +1392,96 @@ mod tests {
             )
             .to_plain()
         );
+    }
+
+    #[test]
+    fn maintenance_windows_read() {
+        use crate::domain::maintenance::{Origin, Window};
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut w: Window = serde_json::from_value(serde_json::json!({
+            "id": 4,
+            "matchers": ["service=web", "env=~prod.*"],
+            "from": "2026-03-02T14:00:00Z",
+            "until": "2026-03-02T15:30:00Z",
+            "origin": {"kind": "command", "by": "bob"},
+            "team": "backend",
+            "recorded": 1,
+        }))
+        .unwrap();
+        let mut lines = vec![
+            maintenance_started(&w).to_plain(),
+            maintenance_started_reply(&w).to_plain(),
+            maintenance_ended(&w, None).to_plain(),
+            maintenance_ended(&w, Some("olivia")).to_plain(),
+            maintenance_ended_reply(&w).to_plain(),
+            maintenance_note(4, crate::domain::alert::AlertStatus::Firing, "Latency web"),
+        ];
+        w.comment = Some("cache migration".into());
+        w.recorded = 12;
+        let firing: crate::domain::alert::Alert = serde_json::from_value(serde_json::json!({
+            "source": "alertmanager", "status": "firing", "fingerprint": "f1",
+            "labels": {"alertname": "Latency", "service": "web"},
+        }))
+        .unwrap();
+        w.held.insert("f1".into(), firing.clone());
+        lines.push(maintenance_started(&w).to_plain());
+        lines.push(maintenance_ended(&w, None).to_plain());
+        w.held.insert("f2".into(), firing);
+        lines.push(maintenance_ended(&w, None).to_plain());
+        w.origin = Origin::Deploy {
+            run: crate::domain::run::RunId(7),
+        };
+        let mut daily = w.clone();
+        daily.id = 5;
+        daily.origin = Origin::Config {
+            name: "backups".into(),
+        };
+        daily.recur = Some(crate::domain::maintenance::Recur {
+            every: crate::domain::maintenance::Every::Daily,
+            tz: "Europe/Berlin".into(),
+            local_from: "2026-03-03T01:00:00".parse().unwrap(),
+            local_until: "2026-03-03T02:00:00".parse().unwrap(),
+        });
+        daily.from = at("2026-03-03T00:00:00Z");
+        daily.until = at("2026-03-03T01:00:00Z");
+        lines.push(maintenance_scheduled_reply(&daily).to_plain());
+        lines.push(maintenance_list(&[&w, &daily], &[], at("2026-03-02T14:10:00Z")).to_plain());
+        lines.push(maintenance_list(&[], &[], at("2026-03-02T14:10:00Z")).to_plain());
+        insta::assert_snapshot!("maintenance_windows", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn heartbeats_read() {
+        let since: Timestamp = "2026-03-02T10:04:00Z".parse().unwrap();
+        let mut hb = crate::domain::heartbeat::Heartbeat {
+            name: "prometheus".into(),
+            every: std::time::Duration::from_secs(300),
+            grace: std::time::Duration::from_secs(60),
+            team: Some(team("infra")),
+            priority: Priority::P1,
+            alertname: Some("Watchdog".into()),
+        };
+        let mut lines = vec![
+            heartbeat_silent_title("prometheus", since),
+            heartbeat_silent_description(&hb, true),
+        ];
+        hb.alertname = None;
+        lines.push(heartbeat_silent_description(&hb, false));
+        lines.push(heartbeat_returned("prometheus", since));
+        insta::assert_snapshot!("heartbeats", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn flapping_reads() {
+        let t = ticket();
+        let within = std::time::Duration::from_secs(1800);
+        let lines = [
+            flapping_started(&t, 6, within).to_plain(),
+            flapping_ended(&t, false, within).to_plain(),
+            flapping_ended(&t, true, within).to_plain(),
+            flapping_note(6, within),
+            flapping_ended_note(false, within),
+        ];
+        insta::assert_snapshot!("flapping", lines.join("\n---\n"));
     }
 }

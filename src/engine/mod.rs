@@ -5,7 +5,8 @@
 //!
 //! The files point down only: this one dispatches each event to a feature
 //! (`tickets` and `ticketing`, `alerts`, `sla`, `oncall`, `builds`,
-//! `deploys`, `support`, `report`, `status`: the public pages), a function over the decision's
+//! `deploys`, `support`, `report`, `maintenance`, `heartbeats`, `status`: the
+//! public pages), a function over the decision's
 //! `context` (`Cx`: configuration, organisation, view, time); the features share the
 //! moves in `context` and the words in `messages`; `effect`, `event` and
 //! `view` are the vocabulary at the bottom. The architecture test holds it.
@@ -14,6 +15,8 @@ mod alerts;
 mod builds;
 mod context;
 mod deploys;
+mod heartbeats;
+mod maintenance;
 pub mod messages;
 pub mod oncall;
 pub mod report;
@@ -148,6 +151,7 @@ impl Engine {
                 )))
             }
             Command::AlertSilences => alerts::list_silences(cx),
+            Command::MaintenanceList => maintenance::list(cx),
             Command::Oncall { team } => oncall::oncall_show(cx, team.as_ref()),
             Command::Report { period, team } => report::report(cx, view, *period, team.as_ref()),
             Command::Runs => builds::list_runs(view),
@@ -168,6 +172,29 @@ impl Engine {
             }
             _ => Err(UserError::new("not a query").into()),
         }
+    }
+
+    /// Whether a maintenance window is due to start or end at `now` (or an
+    /// occurrence of a `[[maintenance]]` to open): then the timer sends
+    /// [`Event::Maintenance`].
+    pub fn maintenance_due(&self, view: &dyn View, now: Timestamp) -> Result<bool, EngineError> {
+        maintenance::due(&Cx {
+            config: &self.config,
+            org: &self.config.org,
+            view,
+            now,
+        })
+    }
+
+    /// Whether a heartbeat is past its deadline (or not yet waited for) at
+    /// `now`: then the timer sends [`Event::HeartbeatCheck`].
+    pub fn heartbeats_due(&self, view: &dyn View, now: Timestamp) -> Result<bool, EngineError> {
+        heartbeats::due(&Cx {
+            config: &self.config,
+            org: &self.config.org,
+            view,
+            now,
+        })
     }
 
     /// Whether the weekly report is due at `now` (and whether to post it or
@@ -291,6 +318,9 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::Maintenance => maintenance::tick(cx),
+        Event::Heartbeat { name } => heartbeats::beat(cx, name),
+        Event::HeartbeatCheck => heartbeats::check(cx),
     }
 }
 
@@ -411,6 +441,9 @@ fn decide_command(
             return status::ticket_public(cx, actor, id, text, title.as_deref())
         }
         Command::TicketRevokeLink { id } => return status::revoke_link(cx, actor, id),
+        Command::MaintenanceStart { .. }
+        | Command::MaintenanceSchedule { .. }
+        | Command::MaintenanceEnd { .. } => return maintenance::command(cx, actor, command),
         Command::TicketShow { .. }
         | Command::TicketList { .. }
         | Command::AlertSilences
@@ -418,7 +451,8 @@ fn decide_command(
         | Command::Oncall { .. }
         | Command::Report { .. }
         | Command::Help { .. }
-        | Command::Whoami => {
+        | Command::Whoami
+        | Command::MaintenanceList => {
             // Queries write nothing; the runtime sends them to `query`.
             return Ok(Decision::default());
         }

@@ -51,6 +51,10 @@ pub trait View {
         &self,
         id: &TicketId,
     ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError>;
+    /// The maintenance windows.
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError>;
+    /// The heartbeats' records.
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError>;
 }
 
 /// What `/ticket list` asks for.

@@ -1220,6 +1220,7 @@ mod tests {
                 created_at: chrono::Utc::now(),
                 customer: false,
                 alerts: Some(1),
+                flaps: None,
                 due: None,
                 missed: Vec::new(),
             });

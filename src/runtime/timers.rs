@@ -113,6 +113,38 @@ impl Bot {
                 debug!(error = %e, "weekly report not posted");
             }
         }
+        // Maintenance windows to start or end: only when the engine says
+        // one is due (a pass with nothing to do writes nothing).
+        let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .maintenance_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        match due {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self.submit(Event::Maintenance).await {
+                    warn!(error = %e, "maintenance windows not started or ended");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the maintenance windows"),
+        }
+        // Heartbeats past their deadline (once per silence; one missed
+        // while the bot was down is found on its first pass).
+        let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine
+                .heartbeats_due(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        match due {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self.submit(Event::HeartbeatCheck).await {
+                    warn!(error = %e, "the heartbeats were not checked");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the heartbeats"),
+        }
         n
     }
 
@@ -181,6 +213,13 @@ impl Bot {
                     continue;
                 }
             };
+            // A flapping group that stayed in one state for its window
+            // stops flapping (the engine says so).
+            let flap = alerts.route(&g.route).and_then(|r| r.flap);
+            if flap.is_some_and(|f| g.flap.settled(&f, now)) {
+                due.push(g.key);
+                continue;
+            }
             let Some(after) = alerts.route(&g.route).and_then(|r| r.stale_after) else {
                 continue;
             };

@@ -14,6 +14,10 @@ pub(super) const JOB_SEQ: &[u8] = b"job_seq";
 pub(super) const RUN_SEQ: &[u8] = b"run_seq";
 pub(super) const SILENCES: &[u8] = b"silences";
 pub(super) const SILENCED_SEQ: &[u8] = b"silenced_seq";
+/// In `meta`: the maintenance windows, as JSON.
+pub(super) const MAINTENANCE: &[u8] = b"maintenance";
+/// In `meta`: the heartbeats' records, as JSON.
+pub(super) const HEARTBEATS: &[u8] = b"heartbeats";
 
 pub(super) fn be64(n: u64) -> [u8; 8] {
     n.to_be_bytes()

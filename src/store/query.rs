@@ -133,6 +133,14 @@ impl View for Store {
         self.reads().marker(key)
     }
 
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        self.reads().maintenance()
+    }
+
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        self.reads().heartbeats()
+    }
+
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.reads().load(user)
     }

@@ -142,4 +142,15 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
     ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
         self.read(TreeName::Meta, &super::keys::incident_key(id.num()))
     }
+    fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, super::keys::MAINTENANCE)?
+            .unwrap_or_default())
+    }
+
+    fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
+        Ok(self
+            .read(TreeName::Meta, super::keys::HEARTBEATS)?
+            .unwrap_or_default())
+    }
 }

@@ -234,6 +234,20 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
         Write::Silences(book) => {
             tx.put(TreeName::Meta, SILENCES, &enc(&book, "meta")?)?;
         }
+        Write::Maintenance(book) => {
+            tx.put(
+                TreeName::Meta,
+                super::keys::MAINTENANCE,
+                &enc(&book, "meta")?,
+            )?;
+        }
+        Write::Heartbeats(book) => {
+            tx.put(
+                TreeName::Meta,
+                super::keys::HEARTBEATS,
+                &enc(&book, "meta")?,
+            )?;
+        }
         Write::Overrides(team, list) => {
             tx.put(
                 TreeName::Meta,

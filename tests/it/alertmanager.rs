@@ -18,7 +18,7 @@ const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A running Alertmanager, killed when dropped (also when the test panics).
-struct Alertmanager {
+pub(crate) struct Alertmanager {
     child: Child,
     base: String,
     log: PathBuf,
@@ -49,7 +49,7 @@ fn client() -> reqwest::blocking::Client {
 impl Alertmanager {
     /// Starts Alertmanager on `dir` with a webhook receiver pointing at the
     /// bot, and waits until it is ready.
-    fn start(dir: &Path, bot: &LiveBot) -> Alertmanager {
+    pub(crate) fn start(dir: &Path, bot: &LiveBot) -> Alertmanager {
         assert!(
             Path::new(ALERTMANAGER).exists(),
             "{ALERTMANAGER} is missing: run .ci/setup (it installs the Debian package prometheus-alertmanager)"
@@ -131,7 +131,7 @@ receivers:
     }
 
     /// Pushes alerts through the API v2, as Prometheus would.
-    fn push(&self, alerts: &Value) {
+    pub(crate) fn push(&self, alerts: &Value) {
         let resp = client()
             .post(format!("{}/api/v2/alerts", self.base))
             .json(alerts)
@@ -147,7 +147,7 @@ receivers:
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

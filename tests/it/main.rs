@@ -30,6 +30,7 @@ mod jenkins;
 mod jenkins_runs;
 mod job_env;
 mod kit;
+mod monitoring;
 mod pg;
 mod postgres;
 mod props;

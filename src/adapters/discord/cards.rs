@@ -72,6 +72,9 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
     if let Some(n) = card.alerts {
         e = e.field("Alerts", n.to_string(), true);
     }
+    if let Some(n) = card.flaps {
+        e = e.field("Flapping", format!("{n} changes"), true);
+    }
     if card.customer {
         e = e.field("Customer", "waits for an answer by mail", true);
     }

@@ -3,6 +3,7 @@
 //! into typed alerts, and hands them to the engine; it answers 2xx only after
 //! the commit is on disk.
 
+mod heartbeat;
 pub mod metrics;
 pub mod web;
 
@@ -180,6 +181,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/export", get(export))
         .route("/api/v1/support", post(support))
         .merge(web::routes())
+        .route("/hooks/heartbeat/{name}", post(heartbeat::hook))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);

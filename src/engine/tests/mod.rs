@@ -4,6 +4,7 @@
 use crate::engine::{Effect, Post};
 
 pub(crate) mod alerts;
+pub(crate) mod monitoring;
 pub(crate) mod sla;
 pub(crate) mod status;
 
