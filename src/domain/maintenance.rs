@@ -216,6 +216,33 @@ impl MaintenanceBook {
             .find(|w| w.covers(now) && w.matches(alert))
     }
 
+    /// Which of `names` (services and components of the status page) a
+    /// window in force at `now` covers: one whose matchers pin the name by
+    /// its `service` or `component` label (`service=web`, `service=~"web|api"`),
+    /// whatever else they narrow it to (`env=production`).
+    pub fn services_covered(&self, names: &[String], now: Timestamp) -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| {
+                self.windows.iter().any(|w| {
+                    w.covers(now)
+                        && w.matchers.iter().any(|m| {
+                            matches!(m.label.as_str(), "service" | "component")
+                                && matches!(
+                                    m.op,
+                                    crate::domain::alert::MatchOp::Eq
+                                        | crate::domain::alert::MatchOp::Re
+                                )
+                                && m.matches(&[(m.label.clone(), (*name).clone())]
+                                    .into_iter()
+                                    .collect())
+                        })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn allocate(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id

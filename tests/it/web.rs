@@ -470,6 +470,24 @@ fn status_flow(env: &Env) {
     assert_eq!(v["changes"].as_array().unwrap().len(), 3);
     let (_, _, html) = get(&bot, "/status");
     assert!(html.contains("Resolved: Payments work again."));
+
+    // A maintenance window on web shows web as in maintenance, api untouched.
+    let mut bot = bot;
+    say(
+        &mut bot,
+        "olivia",
+        "/maintenance start matchers:\"service=web env=production\" duration:1h comment:\"db upgrade\"",
+        "Maintenance window 1",
+    );
+    let (_, _, json) = get(&bot, "/api/v1/status");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["components"][0]["name"], "web");
+    assert_eq!(v["components"][0]["state"], "maintenance", "{json}");
+    assert_eq!(v["components"][1]["state"], "partial_outage", "{json}");
+    say(&mut bot, "olivia", "/maintenance end id:1", "Maintenance window 1");
+    let (_, _, json) = get(&bot, "/api/v1/status");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["components"][0]["state"], "operational", "{json}");
     assert_eq!(bot.finish().code, Some(0));
 }
 

@@ -64,12 +64,14 @@ async fn status_view(s: &HttpState) -> Result<StatusPage, ApiError> {
     tokio::task::spawn_blocking(move || {
         let board = store.status_board()?;
         let incidents = store.public_incidents()?;
-        // The maintenance windows now in force go here once they exist.
+        let covered = store
+            .maintenance()?
+            .services_covered(&config.status.components, now);
         Ok::<_, crate::error::StoreError>(status::status_page(
             &config,
             &board,
             &incidents,
-            &[],
+            &covered,
             now,
         ))
     })
