@@ -3,6 +3,7 @@
 
 mod alert_trust;
 mod alertmanager;
+mod alertmanager_native;
 mod bad_input;
 mod builds;
 mod check_cmd;
