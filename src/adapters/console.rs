@@ -169,8 +169,8 @@ impl Held<'_> {
     /// `[mail → address] subject` once the mail server took it.
     pub fn effect(&mut self, effect: &Effect) {
         match effect {
-            // Orders to job backends are not chat.
-            Effect::Job(_) => {}
+            // Orders to job backends and to Alertmanager are not chat.
+            Effect::Job(_) | Effect::Alertmanager(_) => {}
             // The posts already said what changed; a terminal has no card.
             Effect::Card(_) => {}
             Effect::Mail(m) => {

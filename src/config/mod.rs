@@ -2,12 +2,14 @@
 //! validation pass for what serde cannot check. Every problem names its file,
 //! line and key; the line comes from the span toml read the value from.
 
+mod alertmanager;
 pub mod jobs;
 mod problems;
 mod raw;
 mod validate;
 mod written;
 
+pub use alertmanager::AlertmanagerConfig;
 pub(crate) use problems::{deserialize_all, Validator};
 pub use problems::{ConfigError, Problem, Severity};
 
@@ -265,6 +267,8 @@ pub struct AlertsConfig {
     pub routes: Vec<crate::domain::alert::Route>,
     pub message_rules: Vec<crate::domain::alert::MessageRule>,
     pub coalesce_after: usize,
+    /// `[alerts.alertmanager]`: silences kept in Alertmanager too.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 impl AlertsConfig {
@@ -488,6 +492,13 @@ impl Config {
                 "message rule in #{}: {}\n",
                 r.channel,
                 r.pattern.as_str()
+            ));
+        }
+        if let Some(am) = &self.alerts.alertmanager {
+            s.push_str(&format!(
+                "silences kept in Alertmanager at {} too (its silences read every {})\n",
+                am.url,
+                humantime::format_duration(am.poll)
             ));
         }
         s.push_str(&format!(

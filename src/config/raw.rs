@@ -296,6 +296,8 @@ pub(super) struct RawAlerts {
     pub(super) message_rules: Vec<RawMessageRule>,
     /// Pending alert posts to one channel beyond this are merged into one summary.
     pub(super) coalesce_after: Option<usize>,
+    /// The Alertmanager that keeps silences too.
+    pub(super) alertmanager: Option<Written<super::alertmanager::RawAlertmanager>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

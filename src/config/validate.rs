@@ -1315,6 +1315,7 @@ impl Validator<'_> {
             routes,
             message_rules: rules,
             coalesce_after: raw.coalesce_after.unwrap_or(3).max(1),
+            alertmanager: self.validate_alertmanager(raw.alertmanager.as_ref()),
         })
     }
 }

@@ -300,6 +300,9 @@ pub struct Silence {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Its id in Alertmanager, once made there (`[alerts.alertmanager]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub am_id: Option<String>,
 }
 
 impl Silence {

@@ -13,6 +13,7 @@ pub mod rotation;
 pub mod run;
 pub mod sanitize;
 pub mod service;
+pub mod silences;
 
 use std::fmt;
 use std::str::FromStr;

@@ -222,6 +222,8 @@ pub enum Effect {
     Card(Card),
     Mail(Mail),
     Job(crate::domain::run::JobOrder),
+    /// A silence to make or end in Alertmanager (its API v2).
+    Alertmanager(crate::domain::silences::AmOrder),
 }
 
 /// An e-mail to a customer. Plain text; the adapter builds headers from
@@ -356,6 +358,10 @@ pub struct Member {
 pub struct SilenceBook {
     pub next_id: u64,
     pub silences: Vec<Silence>,
+    /// The silences in force in Alertmanager that the bot did not make, as
+    /// last read from its API (`[alerts.alertmanager]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<crate::domain::silences::AmSilence>,
 }
 
 /// The engine's verdict on one event.

@@ -65,6 +65,12 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// Alertmanager made the bot's silence `silence`, with id `am_id`.
+    SilenceMade { silence: u64, am_id: String },
+    /// The silences in force in Alertmanager, as its API lists them now.
+    AlertmanagerSilences {
+        silences: Vec<crate::domain::silences::AmSilence>,
+    },
 }
 
 impl Event {
@@ -82,6 +88,8 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::SilenceMade { .. } => "silence_made",
+            Event::AlertmanagerSilences { .. } => "alertmanager_silences",
         }
     }
 
@@ -195,6 +203,30 @@ impl Event {
                 };
                 Event::RunUpdate { run, update }
             }
+            Event::AlertmanagerSilences { silences } => Event::AlertmanagerSilences {
+                silences: silences
+                    .into_iter()
+                    .map(|s| crate::domain::silences::AmSilence {
+                        id: c(s.id),
+                        matchers: s
+                            .matchers
+                            .into_iter()
+                            .map(|m| crate::domain::silences::AmMatcher {
+                                name: c(m.name),
+                                value: c(m.value),
+                                ..m
+                            })
+                            .collect(),
+                        created_by: c(s.created_by),
+                        comment: c(s.comment),
+                        ..s
+                    })
+                    .collect(),
+            },
+            Event::SilenceMade { silence, am_id } => Event::SilenceMade {
+                silence,
+                am_id: c(am_id),
+            },
             other => other,
         }
     }

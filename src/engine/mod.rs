@@ -17,6 +17,7 @@ mod deploys;
 pub mod messages;
 pub mod oncall;
 pub mod report;
+mod silences;
 pub mod sla;
 pub mod storm;
 mod support;
@@ -289,6 +290,8 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::SilenceMade { silence, am_id } => silences::silence_made(cx, *silence, am_id),
+        Event::AlertmanagerSilences { silences } => silences::alertmanager_silences(cx, silences),
     }
 }
 

@@ -14,6 +14,8 @@ pub(super) const JOB_SEQ: &[u8] = b"job_seq";
 pub(super) const RUN_SEQ: &[u8] = b"run_seq";
 pub(super) const SILENCES: &[u8] = b"silences";
 pub(super) const SILENCED_SEQ: &[u8] = b"silenced_seq";
+/// The counter of the Alertmanager queue (orders for its silences).
+pub(super) const AM_SEQ: &[u8] = b"am_seq";
 
 pub(super) fn be64(n: u64) -> [u8; 8] {
     n.to_be_bytes()

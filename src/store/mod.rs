@@ -64,8 +64,8 @@ pub use tx::EventResult;
 #[cfg(test)]
 use keys::member_prefix;
 use keys::{
-    be64, decode, encode, load_key, loads, member_key, read_u64, JOB_SEQ, LOADS_COUNTED, MAIL_SEQ,
-    MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
+    be64, decode, encode, load_key, loads, member_key, read_u64, AM_SEQ, JOB_SEQ, LOADS_COUNTED,
+    MAIL_SEQ, MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
 };
 use kv::{scan_prefix, Backend, TreeName};
 use postgres::PgBackend;
@@ -94,6 +94,8 @@ pub enum Queue {
     Chat,
     Mail,
     Jobs,
+    /// Silences to make or end in Alertmanager.
+    Alertmanager,
 }
 
 impl Queue {
@@ -102,6 +104,7 @@ impl Queue {
             Queue::Chat => OUTBOX_SEQ,
             Queue::Mail => MAIL_SEQ,
             Queue::Jobs => JOB_SEQ,
+            Queue::Alertmanager => AM_SEQ,
         }
     }
 
@@ -111,6 +114,7 @@ impl Queue {
             Queue::Chat => TreeName::Outbox,
             Queue::Mail => TreeName::MailOutbox,
             Queue::Jobs => TreeName::JobOutbox,
+            Queue::Alertmanager => TreeName::AmOutbox,
         }
     }
 
@@ -119,6 +123,7 @@ impl Queue {
             Effect::Post(_) | Effect::Card(_) => Queue::Chat,
             Effect::Mail(_) => Queue::Mail,
             Effect::Job(_) => Queue::Jobs,
+            Effect::Alertmanager(_) => Queue::Alertmanager,
         }
     }
 }

@@ -237,7 +237,7 @@ impl Sink for DiscordSink {
         let (channel, r) = match &item.effect {
             Effect::Post(p) => (&p.channel, self.post(item.seq, p).await),
             Effect::Card(c) => (&c.channel, self.edit_card(c).await),
-            Effect::Mail(_) | Effect::Job(_) => {
+            Effect::Mail(_) | Effect::Job(_) | Effect::Alertmanager(_) => {
                 return Err(DeliveryError::Permanent("not a chat post".into()))
             }
         };
