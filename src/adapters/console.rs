@@ -197,8 +197,19 @@ impl Held<'_> {
                 if let (Some(f), false) = (&file, self.json) {
                     text.push_str(&format!("\nchart: {f}"));
                 }
+                // A ticket's card: its alert's links, a line each.
+                let links = p
+                    .card
+                    .as_ref()
+                    .map(|c| c.links.as_slice())
+                    .unwrap_or_default();
+                if !self.json {
+                    for l in links {
+                        text.push_str(&format!("\n{}: {}", l.label, l.url));
+                    }
+                }
                 if self.json {
-                    let v = json!({
+                    let mut v = json!({
                         "kind": "post",
                         "channel": p.channel.as_str(),
                         "ticket": p.ticket.as_ref().map(|t| t.to_string()),
@@ -208,6 +219,9 @@ impl Held<'_> {
                         "mentions": p.body.mentions(),
                         "file": file,
                     });
+                    if !links.is_empty() {
+                        v["links"] = json!(links);
+                    }
                     self.emit(&format!("{v}\n"));
                 } else {
                     let prefix = match (&p.ticket, p.thread) {

@@ -443,6 +443,13 @@ struct AmAlert {
     generator_url: Option<String>,
     #[serde(default)]
     fingerprint: Option<String>,
+    /// Grafana's links, beside the annotations.
+    #[serde(default, rename = "dashboardURL")]
+    dashboard_url: Option<String>,
+    #[serde(default, rename = "panelURL")]
+    panel_url: Option<String>,
+    #[serde(default, rename = "silenceURL")]
+    silence_url: Option<String>,
 }
 
 fn json_error(e: &serde_json::Error) -> PayloadError {
@@ -495,12 +502,23 @@ fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, Pa
             .fingerprint
             .filter(|f| !f.trim().is_empty())
             .unwrap_or_else(|| fingerprint(&labels));
+        // Grafana's links go with the annotations (one written there wins).
+        let mut annotations = a.annotations;
+        for (key, v) in [
+            ("dashboardURL", a.dashboard_url),
+            ("panelURL", a.panel_url),
+            ("silenceURL", a.silence_url),
+        ] {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                annotations.entry(key.to_string()).or_insert(v);
+            }
+        }
         out.push(Alert {
             source,
             status,
             fingerprint: fp,
             labels,
-            annotations: a.annotations,
+            annotations,
             starts_at: time(i, a.starts_at.as_deref())?,
             generator_url: a.generator_url.filter(|u| !u.is_empty()),
         });

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod error;
 pub mod job;
+pub mod links;
 pub mod org;
 pub mod policy;
 pub mod rich;
@@ -483,6 +484,15 @@ pub struct AlertStats {
     /// Alerts received for it, repeats included.
     pub count: u64,
     pub last_seen: Timestamp,
+    /// The first alert's links (runbook, dashboard…), web URLs only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::domain::links::Link>,
+    /// The first alert's labels and annotations (links left out), for its
+    /// card.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: crate::domain::alert::Labels,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: crate::domain::alert::Labels,
 }
 
 /// What happened on a ticket.

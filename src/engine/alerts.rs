@@ -13,6 +13,7 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
+use crate::domain::links::{alert_links, is_link_key};
 use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
 use crate::domain::silences::AmOrder;
@@ -412,6 +413,14 @@ fn open_alert_ticket(
         group: shown_group_key(&key),
         count: 1,
         last_seen: cx.now,
+        links: alert_links(alert),
+        labels: alert.labels.clone(),
+        annotations: alert
+            .annotations
+            .iter()
+            .filter(|(k, _)| !is_link_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     });
     // A team with an on-call rotation: the alert goes to whoever is on call.
     if let Some(team) = route.team.as_ref() {
@@ -511,6 +520,9 @@ fn alert_on_group(
         group: shown_group_key(&g.key),
         count: 0,
         last_seen: cx.now,
+        links: Vec::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
     });
     stats.count += 1;
     stats.last_seen = cx.now;

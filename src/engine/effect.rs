@@ -121,6 +121,14 @@ pub struct Card {
     /// Which deadlines it missed, acknowledge before resolve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missed: Vec<DeadlineKind>,
+    /// Its alert's links (web URLs only): link buttons on Discord.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::domain::links::Link>,
+    /// Its alert's labels and annotations.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: crate::domain::alert::Labels,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: crate::domain::alert::Labels,
 }
 
 /// One of a ticket's two deadlines. Stored (in a queued card) as
@@ -176,6 +184,21 @@ impl Card {
             alerts: t.alerts.as_ref().map(|a| a.count),
             due: t.sla.as_ref().and_then(|s| s.ack_due.or(s.resolve_due)),
             missed: Self::missed(t),
+            links: t
+                .alerts
+                .as_ref()
+                .map(|a| a.links.clone())
+                .unwrap_or_default(),
+            labels: t
+                .alerts
+                .as_ref()
+                .map(|a| a.labels.clone())
+                .unwrap_or_default(),
+            annotations: t
+                .alerts
+                .as_ref()
+                .map(|a| a.annotations.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -416,6 +439,9 @@ mod tests {
             alerts: None,
             due: None,
             missed: vec![DeadlineKind::Acknowledge, DeadlineKind::Resolve],
+            links: Vec::new(),
+            labels: Default::default(),
+            annotations: Default::default(),
         };
         let mut stored = serde_json::to_value(&card).unwrap();
         assert_eq!(

@@ -1228,6 +1228,9 @@ mod tests {
                 alerts: Some(1),
                 due: None,
                 missed: Vec::new(),
+                links: Vec::new(),
+                labels: Default::default(),
+                annotations: Default::default(),
             });
         }
         let out = coalesce(items, 3);

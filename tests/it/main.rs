@@ -1,6 +1,7 @@
 //! The integration tests, in one binary (each file in `tests/` would link the
 //! whole crate again).
 
+mod alert_links;
 mod alert_trust;
 mod alertmanager;
 mod alertmanager_native;
