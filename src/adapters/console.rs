@@ -173,6 +173,21 @@ impl Held<'_> {
             Effect::Job(_) | Effect::Alertmanager(_) => {}
             // The posts already said what changed; a terminal has no card.
             Effect::Card(_) => {}
+            Effect::Page(p) => {
+                let text = p.body.to_plain();
+                if self.json {
+                    let v = json!({
+                        "kind": "page",
+                        "channel": null,
+                        "to": p.to.as_str(),
+                        "ticket": p.card.ticket.to_string(),
+                        "text": text,
+                    });
+                    self.emit(&format!("{v}\n"));
+                } else {
+                    self.emit(&with_prefix(&format!("[page → {}]", p.to), &text));
+                }
+            }
             Effect::Mail(m) => {
                 if self.json {
                     let v = json!({

@@ -122,6 +122,11 @@ pub enum Command {
         period: ReportPeriod,
         team: Option<TeamName>,
     },
+    /// Pages `user` about ticket `id`.
+    Page {
+        user: UserName,
+        id: TicketId,
+    },
 }
 
 /// How far back `/report` looks.
@@ -192,6 +197,7 @@ impl Command {
             Command::Oncall { .. } => CommandName::Oncall,
             Command::OncallSet { .. } => CommandName::OncallSet,
             Command::Report { .. } => CommandName::Report,
+            Command::Page { .. } => CommandName::Page,
         }
     }
 
@@ -340,6 +346,18 @@ impl Command {
                 team: a.opt_team("team")?,
             },
             CommandName::Whoami => Command::Whoami,
+            CommandName::Page => {
+                let user = a.opt_user("user")?.ok_or_else(|| {
+                    UserError::new(format!(
+                        "give `user:`, the person to page: {}",
+                        spec.usage()
+                    ))
+                })?;
+                Command::Page {
+                    user,
+                    id: a.ticket(prefix)?,
+                }
+            }
             CommandName::Help => Command::Help {
                 command: match a.take("command") {
                     None => None,

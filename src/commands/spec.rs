@@ -35,6 +35,7 @@ pub enum CommandName {
     Oncall,
     OncallSet,
     Report,
+    Page,
 }
 
 /// The type of an option's value.
@@ -527,6 +528,18 @@ impl CommandName {
                     ]
                 },
                 who: Who::Anyone,
+            },
+            CommandName::Page => Spec {
+                group: None,
+                name: "page",
+                summary: "Page someone about a ticket: a direct message with it and an Acknowledge button",
+                options: const {
+                    &[
+                        req("user", OptKind::User, "The person to page"),
+                        TICKET_ID,
+                    ]
+                },
+                who: Who::Roles(MEMBERS),
             },
         }
     }

@@ -247,6 +247,18 @@ pub enum Effect {
     Job(crate::domain::run::JobOrder),
     /// A silence to make or end in Alertmanager (its API v2).
     Alertmanager(crate::domain::silences::AmOrder),
+    /// A page: the ticket's card sent to one person directly.
+    Page(Page),
+}
+
+/// A page to one person: on Discord a direct message with the ticket's card
+/// and an Acknowledge button (acknowledge = take); in the console a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub to: UserName,
+    /// Why, in a line: who paged, or which escalation step.
+    pub body: Rich,
+    pub card: Card,
 }
 
 /// An e-mail to a customer. Plain text; the adapter builds headers from

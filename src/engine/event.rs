@@ -71,6 +71,13 @@ pub enum Event {
     AlertmanagerSilences {
         silences: Vec<crate::domain::silences::AmSilence>,
     },
+    /// A page could not reach its person (direct messages closed, no chat
+    /// id): said once in the ticket's team channel.
+    PageRefused {
+        to: crate::domain::UserName,
+        ticket: TicketId,
+        why: String,
+    },
 }
 
 impl Event {
@@ -90,6 +97,7 @@ impl Event {
             Event::ScheduledReport { .. } => "scheduled_report",
             Event::SilenceMade { .. } => "silence_made",
             Event::AlertmanagerSilences { .. } => "alertmanager_silences",
+            Event::PageRefused { .. } => "page_refused",
         }
     }
 

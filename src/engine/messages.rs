@@ -810,6 +810,35 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Pages (issue 15).
+
+/// What a page says to the person paged, above the ticket's card.
+pub fn page(t: &Ticket, why: &str) -> Rich {
+    ticket_head(t).text(format!(
+        " — {why}. Acknowledge takes it (or /ticket take id:{}).",
+        t.id
+    ))
+}
+
+/// The answer to whoever paged someone.
+pub fn paged_reply(to: &UserName, id: &TicketId) -> Rich {
+    Rich::new().text(format!(
+        "Paged {to} about {id}: a direct message with the ticket and an Acknowledge button."
+    ))
+}
+
+/// In the team's channel, once per person: a page did not reach them.
+pub fn page_refused(to: &UserName, t: &Ticket, why: &str) -> Rich {
+    ticket_head(t)
+        .text(" — a page to ")
+        .mention(to)
+        .text(format!(
+            " did not reach them ({}); pages to them are said here only once, and the escalation goes on.",
+            one_line(why, 200)
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1232,5 +1261,18 @@ mod tests {
         lines.push(silences_list_alertmanager(&[&s], &[&theirs]).to_plain());
         lines.push(silences_list_alertmanager(&[], &[&theirs, &theirs]).to_plain());
         insta::assert_snapshot!("silences_in_alertmanager", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn pages_read() {
+        let t = ticket();
+        let bella = user("bella");
+        let lines = [
+            page(&t, "olivia pages you").to_plain(),
+            page(&t, "escalation p1 step 2/3: you are on call for backend").to_plain(),
+            paged_reply(&bella, &t.id).to_plain(),
+            page_refused(&bella, &t, "direct messages closed (Discord error 50007)").to_plain(),
+        ];
+        insta::assert_snapshot!("pages", lines.join("\n---\n"));
     }
 }

@@ -16,6 +16,7 @@ mod context;
 mod deploys;
 pub mod messages;
 pub mod oncall;
+mod pages;
 pub mod report;
 mod silences;
 pub mod sla;
@@ -29,6 +30,7 @@ mod event;
 mod memory;
 mod view;
 
+pub use effect::Page;
 pub use effect::{
     Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, Mail,
     MailPurpose, Member, Post, Reply, SilenceBook, Write,
@@ -292,6 +294,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         }
         Event::SilenceMade { silence, am_id } => silences::silence_made(cx, *silence, am_id),
         Event::AlertmanagerSilences { silences } => silences::alertmanager_silences(cx, silences),
+        Event::PageRefused { to, ticket, why } => pages::page_refused(cx, to, ticket, why),
     }
 }
 
@@ -403,6 +406,7 @@ fn decide_command(
         Command::OncallSet { team, user, until } => {
             return oncall::oncall_set(cx, actor, team, user, until)
         }
+        Command::Page { user, id } => return pages::page_command(cx, actor, user, id),
         Command::TicketShow { .. }
         | Command::TicketList { .. }
         | Command::AlertSilences

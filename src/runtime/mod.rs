@@ -708,6 +708,7 @@ mod tests {
             Effect::Job(j) => format!("job {j:?}"),
             Effect::Card(c) => format!("card {}", c.ticket),
             Effect::Alertmanager(o) => format!("alertmanager {o:?}"),
+            Effect::Page(p) => format!("page {} {}", p.to, p.card.ticket),
         }
     }
 

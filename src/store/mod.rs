@@ -120,7 +120,7 @@ impl Queue {
 
     fn of(effect: &Effect) -> Queue {
         match effect {
-            Effect::Post(_) | Effect::Card(_) => Queue::Chat,
+            Effect::Post(_) | Effect::Card(_) | Effect::Page(_) => Queue::Chat,
             Effect::Mail(_) => Queue::Mail,
             Effect::Job(_) => Queue::Jobs,
             Effect::Alertmanager(_) => Queue::Alertmanager,

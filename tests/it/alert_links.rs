@@ -59,7 +59,7 @@ async fn the_fake_refuses_link_buttons_whose_url_discord_refuses() {
 }
 
 /// `opsbot run` against `fake` with the hook token set; its log file.
-struct Running {
+pub(crate) struct Running {
     child: std::process::Child,
     log: std::path::PathBuf,
 }
@@ -77,7 +77,7 @@ impl Drop for Running {
     }
 }
 
-fn run_on(env: &Env, fake: &FakeDiscord) -> (Running, String) {
+pub(crate) fn run_on(env: &Env, fake: &FakeDiscord) -> (Running, String) {
     let log = env.dir.path().join("run.log");
     let child = kit::run(&env.config, fake_discord::TOKEN)
         .env("OPSBOT_HOOK_TOKEN", TOKEN)

@@ -32,6 +32,7 @@ mod jenkins;
 mod jenkins_runs;
 mod job_env;
 mod kit;
+mod pages;
 mod pg;
 mod postgres;
 mod props;
