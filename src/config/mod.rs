@@ -4,12 +4,14 @@
 
 mod alertmanager;
 pub mod jobs;
+mod people;
 mod problems;
 mod raw;
 mod validate;
 mod written;
 
 pub use alertmanager::AlertmanagerConfig;
+pub use people::Person;
 pub(crate) use problems::{deserialize_all, Validator};
 pub use problems::{ConfigError, Problem, Severity};
 
@@ -82,6 +84,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
+    /// `[people.NAME]`: mail addresses for pages.
+    pub people: BTreeMap<UserName, Person>,
 }
 
 /// How long an interaction may take before it is deferred, unless set.

@@ -34,6 +34,8 @@ pub(super) struct RawConfig {
     /// On-call rotations, by team.
     pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
+    /// What the bot knows of each person (their mail address for pages).
+    pub(super) people: BTreeMap<Written<String>, super::people::RawPerson>,
 }
 
 #[derive(Debug, Deserialize)]

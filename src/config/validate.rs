@@ -246,6 +246,7 @@ impl Validator<'_> {
         };
         let discord = self.validate_discord(&raw.discord, &team_names, &org.people());
         self.lone_names(raw);
+        let people = self.validate_people(&raw.people, &org.people());
 
         Some(Config {
             policy: policy?,
@@ -267,6 +268,7 @@ impl Validator<'_> {
                 default_priority: default_priority?,
             },
             org,
+            people,
         })
     }
 }

@@ -296,6 +296,8 @@ pub enum MailPurpose {
     Update,
     /// The ticket was closed.
     Closed,
+    /// A page to a person of the organisation (not a customer).
+    Page,
 }
 
 /// One record to write.

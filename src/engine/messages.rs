@@ -821,6 +821,20 @@ pub fn page(t: &Ticket, why: &str) -> Rich {
     ))
 }
 
+/// A page by mail: its subject and plain-text body.
+pub fn page_mail(t: &Ticket, why: &str) -> (String, String) {
+    let subject = format!("[{}] {} · {}", t.id, t.priority, one_line(&t.title, 200));
+    let body = format!(
+        "{why}.\n\n{} · {} · {}\nState: {}\n\nAcknowledge it in chat: /ticket take id:{}\n",
+        t.id,
+        t.priority,
+        one_line(&t.title, 200),
+        t.state,
+        t.id
+    );
+    (subject, body)
+}
+
 /// The answer to whoever paged someone.
 pub fn paged_reply(to: &UserName, id: &TicketId) -> Rich {
     Rich::new().text(format!(
@@ -1271,6 +1285,10 @@ mod tests {
             page(&t, "olivia pages you").to_plain(),
             page(&t, "escalation p1 step 2/3: you are on call for backend").to_plain(),
             paged_reply(&bella, &t.id).to_plain(),
+            {
+                let (subject, body) = page_mail(&t, "olivia pages you");
+                format!("{subject}\n{body}")
+            },
             page_refused(&bella, &t, "direct messages closed (Discord error 50007)").to_plain(),
         ];
         insta::assert_snapshot!("pages", lines.join("\n---\n"));

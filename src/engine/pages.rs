@@ -6,7 +6,7 @@
 
 use crate::domain::{Actor, EntryKind, Ticket, TicketId, TicketState, UserName};
 use crate::engine::context::{Cx, Out};
-use crate::engine::effect::{Card, Decision, Effect, Page, Reply, Write};
+use crate::engine::effect::{Card, Decision, Effect, Mail, MailPurpose, Page, Reply, Write};
 use crate::engine::messages;
 use crate::error::{EngineError, UserError};
 
@@ -17,6 +17,17 @@ pub(crate) fn page(cx: &Cx<'_>, out: &mut Out, t: &Ticket, to: &UserName, why: &
         body: messages::page(t, why),
         card: Card::of(t, cx.ops()),
     })));
+    // And by mail, where the person has an address in bot.toml.
+    if let Some(email) = cx.config.people.get(to).and_then(|p| p.email.as_ref()) {
+        let (subject, body) = messages::page_mail(t, why);
+        out.writes.push(Write::Effect(Effect::Mail(Mail {
+            to: email.clone(),
+            subject,
+            body,
+            ticket: t.id.clone(),
+            purpose: MailPurpose::Page,
+        })));
+    }
 }
 
 /// `/page user:… id:…`.

@@ -21,9 +21,17 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
-        let config = Config::parse(std::path::Path::new("bot.toml"), CONFIG)
-            .unwrap()
-            .config;
+        Bench::with("")
+    }
+
+    /// The sla tests' config with `extra` added at its end.
+    fn with(extra: &str) -> Bench {
+        let config = Config::parse(
+            std::path::Path::new("bot.toml"),
+            &format!("{CONFIG}\n{extra}"),
+        )
+        .unwrap()
+        .config;
         Bench {
             view: RefCell::new(MemoryView::new()),
             engine: Engine::new(Arc::new(config)),
@@ -178,4 +186,54 @@ fn a_page_that_does_not_reach_its_person_is_said_once_and_kept_on_record() {
         .filter(|e| e.contains("did not reach"))
         .collect();
     assert_eq!(notes.len(), 2, "each on the record");
+}
+
+#[test]
+fn a_page_is_mailed_too_to_someone_with_an_address() {
+    let b = Bench::with("[people.bob]\nemail = \"bob@example.com\"\n");
+    open(&b);
+    b.cmd("olivia", "/page user:bella id:OPS-1").unwrap();
+    assert!(b.view.borrow().queued().is_empty(), "bella has no address");
+    b.cmd("olivia", "/page user:bob id:OPS-1").unwrap();
+    let mails: Vec<crate::engine::Mail> = b
+        .view
+        .borrow()
+        .queued()
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Mail(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    let [mail] = mails.as_slice() else {
+        panic!("{mails:?}");
+    };
+    assert_eq!(mail.to, "bob@example.com");
+    assert_eq!(mail.subject, "[OPS-1] p1 · Checkout down");
+    assert_eq!(mail.purpose, crate::engine::MailPurpose::Page);
+    assert!(mail.body.starts_with("olivia pages you."), "{}", mail.body);
+    // Once the mail server took it, it is on the ticket's record.
+    b.event(Event::MailSent { mail: mail.clone() }).unwrap();
+    assert_eq!(
+        b.timeline().last().unwrap(),
+        "mailed: mailed the page to bob@example.com: [OPS-1] p1 · Checkout down"
+    );
+}
+
+#[test]
+fn people_in_bot_toml_are_people_it_names_with_mail_addresses() {
+    let text = format!(
+        "{CONFIG}\n[people.zed]\nemail = \"zed@example.com\"\n[people.bob]\nemail = \"bob at example\"\n"
+    );
+    let err = Config::parse(std::path::Path::new("bot.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`people.zed`: `zed` is nobody bot.toml names"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`people.bob.email`: `bob at example` is not a mail address, such as \"bob@example.com\""),
+        "{err}"
+    );
 }
