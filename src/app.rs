@@ -177,6 +177,8 @@ pub struct Started {
     pub server: JoinHandle<std::io::Result<()>>,
     /// Keeps the lease.
     pub keeper: JoinHandle<()>,
+    /// Alertmanager's queue worker and silence poller, when it is set.
+    pub alertmanager: Vec<JoinHandle<()>>,
 }
 
 /// Starts everything after the chat worker. `printer`: the console's, to show
@@ -216,6 +218,13 @@ pub async fn start(
         j.resume();
     }
     let job_runner = JobRunner { local, jenkins };
+    let alertmanager = opsbot::adapters::alertmanager::start(
+        bot,
+        config.alerts.alertmanager.as_ref(),
+        stop.clone(),
+        stop_workers.clone(),
+    )
+    .context("cannot set up the Alertmanager client")?;
     let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner.clone(), stop_workers));
     let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop.clone()));
     Ok(Some(Started {
@@ -225,6 +234,7 @@ pub async fn start(
         ticker,
         server,
         keeper,
+        alertmanager,
     }))
 }
 

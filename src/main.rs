@@ -304,6 +304,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             ticker,
             server,
             keeper,
+            alertmanager,
         }) = started
         else {
             errln!("stopping");
@@ -407,6 +408,12 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         .await;
         for w in &workers {
             w.abort();
+        }
+        for h in alertmanager {
+            let cut = h.abort_handle();
+            if tokio::time::timeout_at(deadline, h).await.is_err() {
+                cut.abort();
+            }
         }
         // The workers stopped: the lease is given up for a standby.
         finish(keeper, upto(Duration::from_secs(1))).await;
@@ -529,6 +536,7 @@ fn console_cmd(
             ticker,
             server,
             keeper,
+            alertmanager,
         }) = app::start(
             &bot,
             &config,
@@ -559,11 +567,18 @@ fn console_cmd(
             );
         }
         bot.wait_queue(Queue::Mail, console::DELIVERY_WAIT).await;
+        if !alertmanager.is_empty() {
+            bot.wait_queue(Queue::Alertmanager, console::DELIVERY_WAIT)
+                .await;
+        }
         bot.wait_delivered(console::DELIVERY_WAIT).await;
         let _ = stop_worker_tx.send(true);
         let _ = worker.await;
         let _ = mailer.await;
         let _ = jobs.await;
+        for h in alertmanager {
+            let _ = h.await;
+        }
         let _ = keeper.await;
         res.map_err(anyhow::Error::from)
     })?;

@@ -169,10 +169,25 @@ impl Held<'_> {
     /// `[mail → address] subject` once the mail server took it.
     pub fn effect(&mut self, effect: &Effect) {
         match effect {
-            // Orders to job backends are not chat.
-            Effect::Job(_) => {}
+            // Orders to job backends and to Alertmanager are not chat.
+            Effect::Job(_) | Effect::Alertmanager(_) => {}
             // The posts already said what changed; a terminal has no card.
             Effect::Card(_) => {}
+            Effect::Page(p) => {
+                let text = p.body.to_plain();
+                if self.json {
+                    let v = json!({
+                        "kind": "page",
+                        "channel": null,
+                        "to": p.to.as_str(),
+                        "ticket": p.card.ticket.to_string(),
+                        "text": text,
+                    });
+                    self.emit(&format!("{v}\n"));
+                } else {
+                    self.emit(&with_prefix(&format!("[page → {}]", p.to), &text));
+                }
+            }
             Effect::Mail(m) => {
                 if self.json {
                     let v = json!({
@@ -197,8 +212,19 @@ impl Held<'_> {
                 if let (Some(f), false) = (&file, self.json) {
                     text.push_str(&format!("\nchart: {f}"));
                 }
+                // A ticket's card: its alert's links, a line each.
+                let links = p
+                    .card
+                    .as_ref()
+                    .map(|c| c.links.as_slice())
+                    .unwrap_or_default();
+                if !self.json {
+                    for l in links {
+                        text.push_str(&format!("\n{}: {}", l.label, l.url));
+                    }
+                }
                 if self.json {
-                    let v = json!({
+                    let mut v = json!({
                         "kind": "post",
                         "channel": p.channel.as_str(),
                         "ticket": p.ticket.as_ref().map(|t| t.to_string()),
@@ -208,6 +234,9 @@ impl Held<'_> {
                         "mentions": p.body.mentions(),
                         "file": file,
                     });
+                    if !links.is_empty() {
+                        v["links"] = json!(links);
+                    }
                     self.emit(&format!("{v}\n"));
                 } else {
                     let prefix = match (&p.ticket, p.thread) {

@@ -1,6 +1,7 @@
 //! The edges: each adapter translates between a service and the engine's
 //! events and effects, and decides nothing.
 
+pub mod alertmanager;
 pub mod console;
 pub mod discord;
 pub mod http;

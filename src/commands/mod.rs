@@ -152,6 +152,11 @@ pub enum Command {
     MaintenanceEnd {
         id: u64,
     },
+    /// Pages `user` about ticket `id`.
+    Page {
+        user: UserName,
+        id: TicketId,
+    },
 }
 
 /// How far back `/report` looks.
@@ -229,6 +234,7 @@ impl Command {
             Command::MaintenanceSchedule { .. } => CommandName::MaintenanceSchedule,
             Command::MaintenanceList => CommandName::MaintenanceList,
             Command::MaintenanceEnd { .. } => CommandName::MaintenanceEnd,
+            Command::Page { .. } => CommandName::Page,
         }
     }
 
@@ -391,6 +397,18 @@ impl Command {
             CommandName::TicketRevokeLink => Command::TicketRevokeLink {
                 id: a.ticket(prefix)?,
             },
+            CommandName::Page => {
+                let user = a.opt_user("user")?.ok_or_else(|| {
+                    UserError::new(format!(
+                        "give `user:`, the person to page: {}",
+                        spec.usage()
+                    ))
+                })?;
+                Command::Page {
+                    user,
+                    id: a.ticket(prefix)?,
+                }
+            }
             CommandName::Help => Command::Help {
                 command: match a.take("command") {
                     None => None,

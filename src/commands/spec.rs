@@ -42,6 +42,7 @@ pub enum CommandName {
     MaintenanceSchedule,
     MaintenanceList,
     MaintenanceEnd,
+    Page,
 }
 
 /// The type of an option's value.
@@ -650,6 +651,18 @@ impl CommandName {
                         OptKind::Integer,
                         "The window's number, from /maintenance list",
                     )]
+                },
+                who: Who::Roles(MEMBERS),
+            },
+            CommandName::Page => Spec {
+                group: None,
+                name: "page",
+                summary: "Page someone about a ticket: a direct message with it and an Acknowledge button",
+                options: const {
+                    &[
+                        req("user", OptKind::User, "The person to page"),
+                        TICKET_ID,
+                    ]
                 },
                 who: Who::Roles(MEMBERS),
             },

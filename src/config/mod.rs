@@ -2,14 +2,18 @@
 //! validation pass for what serde cannot check. Every problem names its file,
 //! line and key; the line comes from the span toml read the value from.
 
+mod alertmanager;
 pub mod jobs;
 pub mod monitoring;
+mod people;
 mod problems;
 mod raw;
 mod status;
 mod validate;
 mod written;
 
+pub use alertmanager::AlertmanagerConfig;
+pub use people::Person;
 pub(crate) use problems::{deserialize_all, Validator};
 pub use problems::{ConfigError, Problem, Severity};
 
@@ -87,6 +91,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Maintenance windows: their limits and the recurring ones.
     pub monitoring: monitoring::MonitoringConfig,
+    /// `[people.NAME]`: mail addresses for pages.
+    pub people: BTreeMap<UserName, Person>,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -275,6 +281,8 @@ pub struct AlertsConfig {
     pub routes: Vec<crate::domain::alert::Route>,
     pub message_rules: Vec<crate::domain::alert::MessageRule>,
     pub coalesce_after: usize,
+    /// `[alerts.alertmanager]`: silences kept in Alertmanager too.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 impl AlertsConfig {
@@ -506,6 +514,13 @@ impl Config {
                 "message rule in #{}: {}\n",
                 r.channel,
                 r.pattern.as_str()
+            ));
+        }
+        if let Some(am) = &self.alerts.alertmanager {
+            s.push_str(&format!(
+                "silences kept in Alertmanager at {} too (its silences read every {})\n",
+                am.url,
+                humantime::format_duration(am.poll)
             ));
         }
         s.push_str(&format!(

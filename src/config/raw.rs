@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     pub(super) maintenance: Vec<super::monitoring::RawMaintenance>,
     /// Heartbeats (a dead man's switch), by name.
     pub(super) heartbeats: BTreeMap<Written<String>, super::monitoring::RawHeartbeat>,
+    /// What the bot knows of each person (their mail address for pages).
+    pub(super) people: BTreeMap<Written<String>, super::people::RawPerson>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,6 +310,8 @@ pub(super) struct RawAlerts {
     pub(super) message_rules: Vec<RawMessageRule>,
     /// Pending alert posts to one channel beyond this are merged into one summary.
     pub(super) coalesce_after: Option<usize>,
+    /// The Alertmanager that keeps silences too.
+    pub(super) alertmanager: Option<Written<super::alertmanager::RawAlertmanager>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

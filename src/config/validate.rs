@@ -251,6 +251,7 @@ impl Validator<'_> {
         self.lone_names(raw);
         let service_names: Vec<String> = services.keys().cloned().collect();
         let status = self.validate_status(&raw.status, &service_names);
+        let people = self.validate_people(&raw.people, &org.people());
 
         Some(Config {
             policy: policy?,
@@ -274,6 +275,7 @@ impl Validator<'_> {
             org,
             status,
             monitoring: monitoring?,
+            people,
         })
     }
 }
@@ -1341,6 +1343,7 @@ impl Validator<'_> {
             routes,
             message_rules: rules,
             coalesce_after: raw.coalesce_after.unwrap_or(3).max(1),
+            alertmanager: self.validate_alertmanager(raw.alertmanager.as_ref()),
         })
     }
 }

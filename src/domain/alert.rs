@@ -300,6 +300,9 @@ pub struct Silence {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Its id in Alertmanager, once made there (`[alerts.alertmanager]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub am_id: Option<String>,
 }
 
 impl Silence {
@@ -442,6 +445,13 @@ struct AmAlert {
     generator_url: Option<String>,
     #[serde(default)]
     fingerprint: Option<String>,
+    /// Grafana's links, beside the annotations.
+    #[serde(default, rename = "dashboardURL")]
+    dashboard_url: Option<String>,
+    #[serde(default, rename = "panelURL")]
+    panel_url: Option<String>,
+    #[serde(default, rename = "silenceURL")]
+    silence_url: Option<String>,
 }
 
 fn json_error(e: &serde_json::Error) -> PayloadError {
@@ -494,12 +504,23 @@ fn am_alerts(alerts: Vec<AmAlert>, source: AlertSource) -> Result<Vec<Alert>, Pa
             .fingerprint
             .filter(|f| !f.trim().is_empty())
             .unwrap_or_else(|| fingerprint(&labels));
+        // Grafana's links go with the annotations (one written there wins).
+        let mut annotations = a.annotations;
+        for (key, v) in [
+            ("dashboardURL", a.dashboard_url),
+            ("panelURL", a.panel_url),
+            ("silenceURL", a.silence_url),
+        ] {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                annotations.entry(key.to_string()).or_insert(v);
+            }
+        }
         out.push(Alert {
             source,
             status,
             fingerprint: fp,
             labels,
-            annotations: a.annotations,
+            annotations,
             starts_at: time(i, a.starts_at.as_deref())?,
             generator_url: a.generator_url.filter(|u| !u.is_empty()),
         });

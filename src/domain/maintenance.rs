@@ -233,9 +233,9 @@ impl MaintenanceBook {
                                     crate::domain::alert::MatchOp::Eq
                                         | crate::domain::alert::MatchOp::Re
                                 )
-                                && m.matches(&[(m.label.clone(), (*name).clone())]
-                                    .into_iter()
-                                    .collect())
+                                && m.matches(
+                                    &[(m.label.clone(), (*name).clone())].into_iter().collect(),
+                                )
                         })
                 })
             })

@@ -8,6 +8,7 @@ pub mod error;
 pub mod flap;
 pub mod heartbeat;
 pub mod job;
+pub mod links;
 pub mod maintenance;
 pub mod org;
 pub mod policy;
@@ -16,6 +17,7 @@ pub mod rotation;
 pub mod run;
 pub mod sanitize;
 pub mod service;
+pub mod silences;
 pub mod status;
 
 use std::fmt;
@@ -490,6 +492,15 @@ pub struct AlertStats {
     /// within the route's window (0: not flapping).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flaps: u64,
+    /// The first alert's links (runbook, dashboard…), web URLs only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::domain::links::Link>,
+    /// The first alert's labels and annotations (links left out), for its
+    /// card.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: crate::domain::alert::Labels,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: crate::domain::alert::Labels,
 }
 
 fn is_zero(n: &u64) -> bool {

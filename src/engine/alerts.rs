@@ -13,14 +13,16 @@ use crate::commands::Command;
 use crate::domain::alert::{
     shown_group_key, Alert, AlertSource, AlertStatus, OnRefire, Route, Silence,
 };
+use crate::domain::links::{alert_links, is_link_key};
 use crate::domain::maintenance::MaintenanceBook;
 use crate::domain::rich::one_line;
 use crate::domain::sanitize::clean_untrusted;
+use crate::domain::silences::AmOrder;
 use crate::domain::{
     Actor, AlertStats, ChannelName, EntryKind, Source, Ticket, TicketId, TicketState, UserName,
 };
 use crate::engine::context::{Cx, NewTicket, Out};
-use crate::engine::effect::{Accepted, Decision, GroupRecord, Member, Reply, Write};
+use crate::engine::effect::{Accepted, Decision, Effect, GroupRecord, Member, Reply, Write};
 use crate::engine::messages;
 use crate::engine::oncall::on_call_now;
 use crate::engine::tickets::Action;
@@ -455,6 +457,14 @@ fn open_alert_ticket(
         count: 1,
         last_seen: cx.now,
         flaps: 0,
+        links: alert_links(alert),
+        labels: alert.labels.clone(),
+        annotations: alert
+            .annotations
+            .iter()
+            .filter(|(k, _)| !is_link_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     });
     // A team with an on-call rotation: the alert goes to whoever is on call.
     if let Some(team) = route.team.as_ref() {
@@ -568,6 +578,9 @@ fn alert_on_group(
         count: 0,
         last_seen: cx.now,
         flaps: 0,
+        links: Vec::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
     });
     stats.count += 1;
     stats.last_seen = cx.now;
@@ -890,9 +903,18 @@ pub(crate) fn alert_command(
                 created_by: who.to_string(),
                 created_at: cx.now,
                 comment: comment.clone(),
+                am_id: None,
             };
             out.post(cx.ops(), None, messages::silence_set(who, &s, *duration));
-            let reply = messages::silence_set_reply(&s);
+            let reply = if cx.config.alerts.alertmanager.is_some() {
+                // Alertmanager keeps it too; the id it gives comes back
+                // as `Event::SilenceMade`.
+                out.writes
+                    .push(Write::Effect(Effect::Alertmanager(AmOrder::create(&s))));
+                messages::silence_set_reply_alertmanager(&s)
+            } else {
+                messages::silence_set_reply(&s)
+            };
             book.silences.push(s);
             reply
         }
@@ -904,6 +926,12 @@ pub(crate) fn alert_command(
                 .into());
             };
             let s = book.silences.remove(pos);
+            // Not yet made in Alertmanager: it is ended there once its id
+            // comes back (`silences::silence_made`).
+            if let Some(id) = &s.am_id {
+                let order = AmOrder::Expire { id: id.clone() };
+                out.writes.push(Write::Effect(Effect::Alertmanager(order)));
+            }
             out.post(cx.ops(), None, messages::silence_ended(who, &s));
             messages::silence_ended_reply(s.id)
         }
@@ -921,6 +949,17 @@ pub(crate) fn alert_command(
 pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
     let book = cx.view.silences()?;
     let active: Vec<&Silence> = book.silences.iter().filter(|s| s.active(cx.now)).collect();
+    if cx.config.alerts.alertmanager.is_some() {
+        let theirs: Vec<_> = book.external.iter().filter(|s| s.active(cx.now)).collect();
+        if active.is_empty() && theirs.is_empty() {
+            return Ok(Reply::private(
+                "No silences in force, in the bot or in Alertmanager.",
+            ));
+        }
+        return Ok(Reply::private(messages::silences_list_alertmanager(
+            &active, &theirs,
+        )));
+    }
     if active.is_empty() {
         return Ok(Reply::private("No silences in force."));
     }

@@ -124,6 +124,14 @@ pub struct Card {
     /// Which deadlines it missed, acknowledge before resolve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missed: Vec<DeadlineKind>,
+    /// Its alert's links (web URLs only): link buttons on Discord.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::domain::links::Link>,
+    /// Its alert's labels and annotations.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: crate::domain::alert::Labels,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: crate::domain::alert::Labels,
 }
 
 /// One of a ticket's two deadlines. Stored (in a queued card) as
@@ -180,6 +188,21 @@ impl Card {
             flaps: t.alerts.as_ref().map(|a| a.flaps).filter(|n| *n > 0),
             due: t.sla.as_ref().and_then(|s| s.ack_due.or(s.resolve_due)),
             missed: Self::missed(t),
+            links: t
+                .alerts
+                .as_ref()
+                .map(|a| a.links.clone())
+                .unwrap_or_default(),
+            labels: t
+                .alerts
+                .as_ref()
+                .map(|a| a.labels.clone())
+                .unwrap_or_default(),
+            annotations: t
+                .alerts
+                .as_ref()
+                .map(|a| a.annotations.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -227,6 +250,20 @@ pub enum Effect {
     Card(Card),
     Mail(Mail),
     Job(crate::domain::run::JobOrder),
+    /// A silence to make or end in Alertmanager (its API v2).
+    Alertmanager(crate::domain::silences::AmOrder),
+    /// A page: the ticket's card sent to one person directly.
+    Page(Page),
+}
+
+/// A page to one person: on Discord a direct message with the ticket's card
+/// and an Acknowledge button (acknowledge = take); in the console a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub to: UserName,
+    /// Why, in a line: who paged, or which escalation step.
+    pub body: Rich,
+    pub card: Card,
 }
 
 /// An e-mail to a customer. Plain text; the adapter builds headers from
@@ -264,6 +301,8 @@ pub enum MailPurpose {
     Update,
     /// The ticket was closed.
     Closed,
+    /// A page to a person of the organisation (not a customer).
+    Page,
 }
 
 /// One record to write.
@@ -373,6 +412,10 @@ pub struct Member {
 pub struct SilenceBook {
     pub next_id: u64,
     pub silences: Vec<Silence>,
+    /// The silences in force in Alertmanager that the bot did not make, as
+    /// last read from its API (`[alerts.alertmanager]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<crate::domain::silences::AmSilence>,
 }
 
 /// The engine's verdict on one event.
@@ -428,6 +471,9 @@ mod tests {
             flaps: None,
             due: None,
             missed: vec![DeadlineKind::Acknowledge, DeadlineKind::Resolve],
+            links: Vec::new(),
+            labels: Default::default(),
+            annotations: Default::default(),
         };
         let mut stored = serde_json::to_value(&card).unwrap();
         assert_eq!(

@@ -74,6 +74,19 @@ pub enum Event {
     /// The timer: a heartbeat is past its deadline, or not yet waited for
     /// (the engine said so; it checks again).
     HeartbeatCheck,
+    /// Alertmanager made the bot's silence `silence`, with id `am_id`.
+    SilenceMade { silence: u64, am_id: String },
+    /// The silences in force in Alertmanager, as its API lists them now.
+    AlertmanagerSilences {
+        silences: Vec<crate::domain::silences::AmSilence>,
+    },
+    /// A page could not reach its person (direct messages closed, no chat
+    /// id): said once in the ticket's team channel.
+    PageRefused {
+        to: crate::domain::UserName,
+        ticket: TicketId,
+        why: String,
+    },
 }
 
 impl Event {
@@ -94,6 +107,9 @@ impl Event {
             Event::Maintenance => "maintenance",
             Event::Heartbeat { .. } => "heartbeat",
             Event::HeartbeatCheck => "heartbeat_check",
+            Event::SilenceMade { .. } => "silence_made",
+            Event::AlertmanagerSilences { .. } => "alertmanager_silences",
+            Event::PageRefused { .. } => "page_refused",
         }
     }
 
@@ -207,6 +223,30 @@ impl Event {
                 };
                 Event::RunUpdate { run, update }
             }
+            Event::AlertmanagerSilences { silences } => Event::AlertmanagerSilences {
+                silences: silences
+                    .into_iter()
+                    .map(|s| crate::domain::silences::AmSilence {
+                        id: c(s.id),
+                        matchers: s
+                            .matchers
+                            .into_iter()
+                            .map(|m| crate::domain::silences::AmMatcher {
+                                name: c(m.name),
+                                value: c(m.value),
+                                ..m
+                            })
+                            .collect(),
+                        created_by: c(s.created_by),
+                        comment: c(s.comment),
+                        ..s
+                    })
+                    .collect(),
+            },
+            Event::SilenceMade { silence, am_id } => Event::SilenceMade {
+                silence,
+                am_id: c(am_id),
+            },
             other => other,
         }
     }

@@ -97,7 +97,7 @@ impl MemoryView {
             Write::Timeline(id, e) => {
                 self.timeline.insert((id.num(), e.seq), e);
             }
-            Write::Effect(effect @ (Effect::Post(_) | Effect::Card(_))) => {
+            Write::Effect(effect @ (Effect::Post(_) | Effect::Card(_) | Effect::Page(_))) => {
                 self.outbox_seq += 1;
                 self.outbox.insert(self.outbox_seq, effect);
             }

@@ -924,6 +924,68 @@ pub fn maintenance_list(
     r
 }
 
+// Silences in Alertmanager (issue 15).
+
+/// The answer to whoever set a silence, when Alertmanager keeps silences too.
+pub fn silence_set_reply_alertmanager(s: &Silence) -> Rich {
+    let id = s.id;
+    Rich::new().text(format!(
+        "Silence {id} is on until {}, and is being made in Alertmanager (amtool silence query shows it); /alert unsilence id:{id} ends it in both.",
+        s.until.format("%Y-%m-%d %H:%M UTC")
+    ))
+}
+
+/// `/alert silences` with Alertmanager's own silences: the bot's (each with
+/// its id in Alertmanager once made there), then the ones made in
+/// Alertmanager.
+pub fn silences_list_alertmanager(
+    ours: &[&Silence],
+    theirs: &[&crate::domain::silences::AmSilence],
+) -> Rich {
+    let mut r = if ours.is_empty() {
+        Rich::new().text("No silences of the bot in force.")
+    } else {
+        let mut r = Rich::new().text(format!("{} in force:", plural(ours.len(), "silence")));
+        for s in ours {
+            r = r
+                .text(format!(
+                    "\n  {} · until {} · by {} · ",
+                    s.id,
+                    s.until.format("%Y-%m-%d %H:%M UTC"),
+                    s.created_by
+                ))
+                .quoted(matchers_text(s));
+            r = match &s.am_id {
+                Some(am) => r.text(format!(" · in Alertmanager as {}", clip_plain(am, 36))),
+                None => r.text(" · not yet in Alertmanager"),
+            };
+        }
+        r
+    };
+    if theirs.is_empty() {
+        return r;
+    }
+    r = r.text(format!(
+        "\n{} made in Alertmanager (amtool silence expire ID ends one there):",
+        plural(theirs.len(), "silence")
+    ));
+    for s in theirs {
+        let matchers: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
+        r = r
+            .text(format!(
+                "\n  {} · until {} · by {} · ",
+                clip_plain(&s.id, 36),
+                s.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                one_line(&s.created_by, 60)
+            ))
+            .quoted(one_line(&matchers.join(" "), 300));
+        if !s.comment.trim().is_empty() {
+            r = r.text(" — ").quoted(one_line(&s.comment, 200));
+        }
+    }
+    r
+}
+
 // ---------------------------------------------------------------------------
 // Heartbeats.
 
@@ -1001,6 +1063,57 @@ pub fn flapping_ended_note(firing: bool, within: std::time::Duration) -> String 
         if firing { "firing" } else { "resolved" },
         window_words(within)
     )
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pages (issue 15).
+
+/// What a page says to the person paged, above the ticket's card.
+pub fn page(t: &Ticket, why: &str) -> Rich {
+    ticket_head(t).text(format!(
+        " — {why}. Acknowledge takes it (or /ticket take id:{}).",
+        t.id
+    ))
+}
+
+/// A page by mail: its subject and plain-text body.
+pub fn page_mail(t: &Ticket, why: &str) -> (String, String) {
+    let subject = format!("[{}] {} · {}", t.id, t.priority, one_line(&t.title, 200));
+    let body = format!(
+        "{why}.\n\n{} · {} · {}\nState: {}\n\nAcknowledge it in chat: /ticket take id:{}\n",
+        t.id,
+        t.priority,
+        one_line(&t.title, 200),
+        t.state,
+        t.id
+    );
+    (subject, body)
+}
+
+/// The answer to whoever paged someone.
+pub fn paged_reply(to: &UserName, id: &TicketId) -> Rich {
+    Rich::new().text(format!(
+        "Paged {to} about {id}: a direct message with the ticket and an Acknowledge button."
+    ))
+}
+
+/// In the team's channel, once per person: a page did not reach them.
+pub fn page_refused(to: &UserName, t: &Ticket, why: &str) -> Rich {
+    ticket_head(t)
+        .text(" — a page to ")
+        .mention(to)
+        .text(format!(
+            " did not reach them ({}); pages to them are said here only once, and the escalation goes on.",
+            one_line(why, 200)
+        ))
 }
 
 #[cfg(test)]
@@ -1483,5 +1596,55 @@ mod tests {
             flapping_ended_note(false, within),
         ];
         insta::assert_snapshot!("flapping", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn silences_in_alertmanager_read() {
+        let mut s: Silence = serde_json::from_value(serde_json::json!({
+            "id": 3,
+            "matchers": ["alertname=DiskFull", "env=~prod|staging"],
+            "until": "2026-03-02T16:05:00Z",
+            "created_by": "olivia",
+            "created_at": "2026-03-02T14:05:00Z",
+        }))
+        .unwrap();
+        let theirs: crate::domain::silences::AmSilence =
+            serde_json::from_value(serde_json::json!({
+                "id": "5f0c9a4e-2b1d-4c8e-9f3a-7d6e5c4b3a21",
+                "matchers": [
+                    {"name": "service", "value": "db", "isRegex": false, "isEqual": true},
+                    {"name": "instance", "value": "db-[12]", "isRegex": true, "isEqual": false},
+                ],
+                "created_by": "ivan",
+                "comment": "kernel upgrade",
+                "starts_at": "2026-03-02T13:00:00Z",
+                "ends_at": "2026-03-02T18:00:00Z",
+            }))
+            .unwrap();
+        let mut lines = vec![
+            silence_set_reply_alertmanager(&s).to_plain(),
+            silences_list_alertmanager(&[&s], &[]).to_plain(),
+        ];
+        s.am_id = Some("0b7e3c55-91aa-4f0e-a3d2-6c1f8e9b2d40".into());
+        lines.push(silences_list_alertmanager(&[&s], &[&theirs]).to_plain());
+        lines.push(silences_list_alertmanager(&[], &[&theirs, &theirs]).to_plain());
+        insta::assert_snapshot!("silences_in_alertmanager", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn pages_read() {
+        let t = ticket();
+        let bella = user("bella");
+        let lines = [
+            page(&t, "olivia pages you").to_plain(),
+            page(&t, "escalation p1 step 2/3: you are on call for backend").to_plain(),
+            paged_reply(&bella, &t.id).to_plain(),
+            {
+                let (subject, body) = page_mail(&t, "olivia pages you");
+                format!("{subject}\n{body}")
+            },
+            page_refused(&bella, &t, "direct messages closed (Discord error 50007)").to_plain(),
+        ];
+        insta::assert_snapshot!("pages", lines.join("\n---\n"));
     }
 }

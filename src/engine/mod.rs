@@ -19,7 +19,9 @@ mod heartbeats;
 mod maintenance;
 pub mod messages;
 pub mod oncall;
+mod pages;
 pub mod report;
+mod silences;
 pub mod sla;
 pub mod status;
 pub mod storm;
@@ -32,6 +34,7 @@ mod event;
 mod memory;
 mod view;
 
+pub use effect::Page;
 pub use effect::{
     Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, Mail,
     MailPurpose, Member, Post, Reply, SilenceBook, Write,
@@ -321,6 +324,9 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::Maintenance => maintenance::tick(cx),
         Event::Heartbeat { name } => heartbeats::beat(cx, name),
         Event::HeartbeatCheck => heartbeats::check(cx),
+        Event::SilenceMade { silence, am_id } => silences::silence_made(cx, *silence, am_id),
+        Event::AlertmanagerSilences { silences } => silences::alertmanager_silences(cx, silences),
+        Event::PageRefused { to, ticket, why } => pages::page_refused(cx, to, ticket, why),
     }
 }
 
@@ -444,6 +450,7 @@ fn decide_command(
         Command::MaintenanceStart { .. }
         | Command::MaintenanceSchedule { .. }
         | Command::MaintenanceEnd { .. } => return maintenance::command(cx, actor, command),
+        Command::Page { user, id } => return pages::page_command(cx, actor, user, id),
         Command::TicketShow { .. }
         | Command::TicketList { .. }
         | Command::AlertSilences

@@ -240,6 +240,9 @@ fn escalation_step(
                                 .mention(&who)
                                 .text(format!(", you are on call for {team}. {take}"));
                             out.post(&team_or_ops(cx, t), Some(&id), body);
+                            // And to the person, directly.
+                            let why = format!("{head}: you are on call for {team}");
+                            crate::engine::pages::page(cx, out, t, &who, &why);
                             format!("{head}: paged {who} (on call for {team}){late}")
                         }
                         None => ping_operators(cx, t, out, &head, &waited, &late),

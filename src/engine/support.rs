@@ -146,7 +146,12 @@ pub(crate) fn mail_sent(cx: &Cx<'_>, mail: &Mail) -> Result<Decision, EngineErro
         return Ok(Decision::default());
     };
     let actor = Actor::new(UserName::system("support"), Source::Support);
-    let text = format!("mailed the customer ({}): {}", mail.purpose, mail.subject);
+    let text = match mail.purpose {
+        crate::engine::effect::MailPurpose::Page => {
+            format!("mailed the page to {}: {}", mail.to, mail.subject)
+        }
+        _ => format!("mailed the customer ({}): {}", mail.purpose, mail.subject),
+    };
     let st = t.state;
     let e = cx.entry(&mut t, &actor, EntryKind::Mailed, st, st, &text);
     Ok(Decision {

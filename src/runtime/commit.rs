@@ -40,7 +40,7 @@ pub(super) fn commit_loop(
     slot: Arc<StoreSlot>,
     engine: Engine,
     clock: Arc<dyn Clock>,
-    marks: [Arc<Marks>; 3],
+    marks: [Arc<Marks>; 4],
     health: Arc<Health>,
 ) {
     let mut last_probe: Option<Instant> = None;

@@ -222,6 +222,7 @@ pub struct Bot {
     chat: Arc<Marks>,
     mail: Arc<Marks>,
     job_marks: Arc<Marks>,
+    am_marks: Arc<Marks>,
     clock: Arc<dyn Clock>,
     /// The lease on once-only work (always held on sled).
     lease: Arc<lease::Lease>,
@@ -299,7 +300,8 @@ impl Bot {
         let chat = Arc::new(Marks::new(&store, Queue::Chat)?);
         let mail = Arc::new(Marks::new(&store, Queue::Mail)?);
         let jobs = Arc::new(Marks::new(&store, Queue::Jobs)?);
-        let marks = [chat.clone(), mail.clone(), jobs.clone()];
+        let am = Arc::new(Marks::new(&store, Queue::Alertmanager)?);
+        let marks = [chat.clone(), mail.clone(), jobs.clone(), am.clone()];
         let lease = Arc::new(lease::Lease::for_store(
             &store,
             engine.config().storage.lease,
@@ -331,6 +333,7 @@ impl Bot {
                 chat,
                 mail,
                 job_marks: jobs,
+                am_marks: am,
                 clock,
                 lease,
             },
@@ -431,7 +434,7 @@ impl Bot {
         async move {
             loop {
                 if let Ok(store) = bot.store() {
-                    for m in [&bot.chat, &bot.mail, &bot.job_marks] {
+                    for m in [&bot.chat, &bot.mail, &bot.job_marks, &bot.am_marks] {
                         // Committed by whoever: a database server's reads
                         // are of committed state only.
                         match store.last_seq(m.queue) {
@@ -457,6 +460,7 @@ impl Bot {
             Queue::Chat => &self.chat,
             Queue::Mail => &self.mail,
             Queue::Jobs => &self.job_marks,
+            Queue::Alertmanager => &self.am_marks,
         }
     }
 
@@ -498,6 +502,7 @@ impl Bot {
             Queue::Chat => "outbox-chat",
             Queue::Mail => "outbox-mail",
             Queue::Jobs => "outbox-jobs",
+            Queue::Alertmanager => "outbox-alertmanager",
         });
         let marks = self.marks(queue).clone();
         let coalesce_after = self.engine.config().alerts.coalesce_after;
@@ -702,6 +707,8 @@ mod tests {
             Effect::Mail(m) => format!("mail {}", m.subject),
             Effect::Job(j) => format!("job {j:?}"),
             Effect::Card(c) => format!("card {}", c.ticket),
+            Effect::Alertmanager(o) => format!("alertmanager {o:?}"),
+            Effect::Page(p) => format!("page {} {}", p.to, p.card.ticket),
         }
     }
 
@@ -1123,7 +1130,7 @@ mod tests {
             answers.push(answer);
         }
         drop(tx);
-        let marks = [Queue::Chat, Queue::Mail, Queue::Jobs]
+        let marks = [Queue::Chat, Queue::Mail, Queue::Jobs, Queue::Alertmanager]
             .map(|q| Arc::new(Marks::new(&store, q).unwrap()));
         // The commit thread's loop, here; it returns once the queue is
         // closed and empty, so it survived the bugs.
@@ -1223,6 +1230,9 @@ mod tests {
                 flaps: None,
                 due: None,
                 missed: Vec::new(),
+                links: Vec::new(),
+                labels: Default::default(),
+                annotations: Default::default(),
             });
         }
         let out = coalesce(items, 3);

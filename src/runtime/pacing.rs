@@ -22,7 +22,10 @@ pub(super) fn ticket_of(item: &OutboxItem) -> Option<crate::domain::TicketId> {
     match &item.effect {
         crate::engine::Effect::Post(p) => p.ticket.clone(),
         crate::engine::Effect::Card(c) => Some(c.ticket.clone()),
-        crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
+        crate::engine::Effect::Page(p) => Some(p.card.ticket.clone()),
+        crate::engine::Effect::Mail(_)
+        | crate::engine::Effect::Job(_)
+        | crate::engine::Effect::Alertmanager(_) => None,
     }
 }
 
@@ -35,7 +38,11 @@ pub(super) fn destination(item: &OutboxItem) -> Option<String> {
         }),
         // Edits have their own limits on Discord, apart from new messages.
         crate::engine::Effect::Card(c) => Some(format!("{}/cards", c.channel)),
-        crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
+        // Each person's direct messages are a destination of their own.
+        crate::engine::Effect::Page(p) => Some(format!("@{}", p.to)),
+        crate::engine::Effect::Mail(_)
+        | crate::engine::Effect::Job(_)
+        | crate::engine::Effect::Alertmanager(_) => None,
     }
 }
 

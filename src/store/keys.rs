@@ -18,6 +18,8 @@ pub(super) const SILENCED_SEQ: &[u8] = b"silenced_seq";
 pub(super) const MAINTENANCE: &[u8] = b"maintenance";
 /// In `meta`: the heartbeats' records, as JSON.
 pub(super) const HEARTBEATS: &[u8] = b"heartbeats";
+/// The counter of the Alertmanager queue (orders for its silences).
+pub(super) const AM_SEQ: &[u8] = b"am_seq";
 
 pub(super) fn be64(n: u64) -> [u8; 8] {
     n.to_be_bytes()

@@ -31,11 +31,13 @@ pub enum TreeName {
     Deploys,
     DeadLetters,
     Adapter,
+    /// Orders for Alertmanager's silences, waiting to be delivered.
+    AmOutbox,
 }
 
 impl TreeName {
     /// Every tree, in the order stores have always opened them.
-    pub const ALL: [TreeName; 16] = [
+    pub const ALL: [TreeName; 17] = [
         TreeName::Meta,
         TreeName::Tickets,
         TreeName::Timeline,
@@ -52,6 +54,7 @@ impl TreeName {
         TreeName::DeadLetters,
         TreeName::Groups,
         TreeName::Silenced,
+        TreeName::AmOutbox,
     ];
 
     /// The tree's name, as sled calls it and as export and errors show it.
@@ -73,6 +76,7 @@ impl TreeName {
             TreeName::Deploys => "deploys",
             TreeName::DeadLetters => "dead_letters",
             TreeName::Adapter => "adapter",
+            TreeName::AmOutbox => "am_outbox",
         }
     }
 
@@ -96,6 +100,7 @@ impl TreeName {
             TreeName::Deploys => 13,
             TreeName::DeadLetters => 14,
             TreeName::Adapter => 15,
+            TreeName::AmOutbox => 16,
         }
     }
 

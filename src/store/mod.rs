@@ -65,8 +65,8 @@ pub use tx::EventResult;
 #[cfg(test)]
 use keys::member_prefix;
 use keys::{
-    be64, decode, encode, load_key, loads, member_key, read_u64, JOB_SEQ, LOADS_COUNTED, MAIL_SEQ,
-    MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
+    be64, decode, encode, load_key, loads, member_key, read_u64, AM_SEQ, JOB_SEQ, LOADS_COUNTED,
+    MAIL_SEQ, MEMBER, OUTBOX_SEQ, SCHEMA_KEY,
 };
 use kv::{scan_prefix, Backend, TreeName};
 use postgres::PgBackend;
@@ -95,6 +95,8 @@ pub enum Queue {
     Chat,
     Mail,
     Jobs,
+    /// Silences to make or end in Alertmanager.
+    Alertmanager,
 }
 
 impl Queue {
@@ -103,6 +105,7 @@ impl Queue {
             Queue::Chat => OUTBOX_SEQ,
             Queue::Mail => MAIL_SEQ,
             Queue::Jobs => JOB_SEQ,
+            Queue::Alertmanager => AM_SEQ,
         }
     }
 
@@ -112,14 +115,16 @@ impl Queue {
             Queue::Chat => TreeName::Outbox,
             Queue::Mail => TreeName::MailOutbox,
             Queue::Jobs => TreeName::JobOutbox,
+            Queue::Alertmanager => TreeName::AmOutbox,
         }
     }
 
     fn of(effect: &Effect) -> Queue {
         match effect {
-            Effect::Post(_) | Effect::Card(_) => Queue::Chat,
+            Effect::Post(_) | Effect::Card(_) | Effect::Page(_) => Queue::Chat,
             Effect::Mail(_) => Queue::Mail,
             Effect::Job(_) => Queue::Jobs,
+            Effect::Alertmanager(_) => Queue::Alertmanager,
         }
     }
 }

@@ -11,16 +11,16 @@ use serde_json::{json, Value};
 
 use crate::harness::{Env, LiveBot, TOKEN};
 
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+pub(crate) const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 /// How long Alertmanager may take to become ready, and any one wait on the
 /// bot after a push.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A running Alertmanager, killed when dropped (also when the test panics).
 pub(crate) struct Alertmanager {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -32,14 +32,14 @@ impl Drop for Alertmanager {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free loopback port")
         .port()
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -50,14 +50,9 @@ impl Alertmanager {
     /// Starts Alertmanager on `dir` with a webhook receiver pointing at the
     /// bot, and waits until it is ready.
     pub(crate) fn start(dir: &Path, bot: &LiveBot) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "{ALERTMANAGER} is missing: run .ci/setup (it installs the Debian package prometheus-alertmanager)"
-        );
-        let config = dir.join("am.yml");
-        std::fs::write(
-            &config,
-            format!(
+        Alertmanager::start_with(
+            dir,
+            &format!(
                 "route:
   receiver: opsbot
   group_by: ['alertname', 'service']
@@ -77,7 +72,17 @@ receivers:
                 bot.base
             ),
         )
-        .expect("write am.yml");
+    }
+
+    /// Starts Alertmanager on `dir` with `yml` as its `am.yml`, and waits
+    /// until it is ready.
+    pub(crate) fn start_with(dir: &Path, yml: &str) -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).exists(),
+            "{ALERTMANAGER} is missing: run .ci/setup (it installs the Debian package prometheus-alertmanager)"
+        );
+        let config = dir.join("am.yml");
+        std::fs::write(&config, yml).expect("write am.yml");
         let mut last_log = String::new();
         // The free port may be taken between the probe and the start: retry.
         for attempt in 0..3 {
@@ -151,7 +156,7 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn alert(alertname: &str, service: &str, instance: &str, summary: &str) -> Value {
+pub(crate) fn alert(alertname: &str, service: &str, instance: &str, summary: &str) -> Value {
     json!({
         "labels": {
             "alertname": alertname,
@@ -172,7 +177,7 @@ fn ended(mut a: Value) -> Value {
 }
 
 /// The bot's view of a ticket, or None while it does not exist.
-fn ticket(bot: &LiveBot, id: &str) -> Option<Value> {
+pub(crate) fn ticket(bot: &LiveBot, id: &str) -> Option<Value> {
     let (code, text) = bot.get(&format!("/api/v1/tickets/{id}"));
     match code {
         200 => Some(serde_json::from_str(&text).expect("ticket JSON")),
@@ -181,7 +186,7 @@ fn ticket(bot: &LiveBot, id: &str) -> Option<Value> {
     }
 }
 
-fn notes(t: &Value) -> Vec<String> {
+pub(crate) fn notes(t: &Value) -> Vec<String> {
     t["timeline"]
         .as_array()
         .expect("timeline")
@@ -197,7 +202,12 @@ fn notes(t: &Value) -> Vec<String> {
 }
 
 /// Polls a ticket until `done` holds; fails with its last state after `WAIT`.
-fn wait_for(bot: &LiveBot, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(
+    bot: &LiveBot,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + WAIT;
     let mut last = None;
     while Instant::now() < deadline {
@@ -212,7 +222,7 @@ fn wait_for(bot: &LiveBot, id: &str, what: &str, done: impl Fn(&Value) -> bool) 
     panic!("{id}: {what} did not happen within {WAIT:?}; last seen: {last:#?}");
 }
 
-fn has_note(t: &Value, prefix: &str) -> bool {
+pub(crate) fn has_note(t: &Value, prefix: &str) -> bool {
     notes(t).iter().any(|n| n.starts_with(prefix))
 }
 

@@ -23,7 +23,7 @@ fn bad_input_is_answered_and_changes_nothing_on(env: Env) {
     let before = env.export();
     let long_title = format!("/ticket open title:\"{}\"", "x".repeat(257));
     let cases: Vec<(&str, &str)> = vec![
-        ("/frobnicate service:web", "unknown command /frobnicate; commands are /ticket, /alert, /build, /runs, /deploy, /rollback, /approve, /deny, /help, /whoami, /oncall, /report, /status, /maintenance (try /help)"),
+        ("/frobnicate service:web", "unknown command /frobnicate; commands are /ticket, /alert, /build, /runs, /deploy, /rollback, /approve, /deny, /help, /whoami, /oncall, /report, /status, /maintenance, /page (try /help)"),
         ("/ticket open title:x colour:red", "/ticket open has no option `colour`; its options are: title, description, priority, team"),
         ("/ticket resolve id:OPS-1", "/ticket resolve needs `note:` (What was done); usage: /ticket resolve id:<ticket id> note:<text>"),
         ("/ticket open title:x priority:urgent", "`priority` must be one of p1, p2, p3, p4; got `urgent`"),

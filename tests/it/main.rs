@@ -1,8 +1,10 @@
 //! The integration tests, in one binary (each file in `tests/` would link the
 //! whole crate again).
 
+mod alert_links;
 mod alert_trust;
 mod alertmanager;
+mod alertmanager_native;
 mod bad_input;
 mod builds;
 mod check_cmd;
@@ -31,6 +33,7 @@ mod jenkins_runs;
 mod job_env;
 mod kit;
 mod monitoring;
+mod pages;
 mod pg;
 mod postgres;
 mod props;

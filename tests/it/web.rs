@@ -484,7 +484,12 @@ fn status_flow(env: &Env) {
     assert_eq!(v["components"][0]["name"], "web");
     assert_eq!(v["components"][0]["state"], "maintenance", "{json}");
     assert_eq!(v["components"][1]["state"], "partial_outage", "{json}");
-    say(&mut bot, "olivia", "/maintenance end id:1", "Maintenance window 1");
+    say(
+        &mut bot,
+        "olivia",
+        "/maintenance end id:1",
+        "Maintenance window 1",
+    );
     let (_, _, json) = get(&bot, "/api/v1/status");
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["components"][0]["state"], "operational", "{json}");

@@ -55,7 +55,7 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
             true,
         );
     if let Some(d) = &card.description {
-        e = e.description(cut(&escape(d), MAX_EMBED_DESCRIPTION));
+        e = e.description(cut(&escape(d), description_room(card)));
     }
     if card.due.is_some() || !card.missed.is_empty() {
         let mut due = card
@@ -81,6 +81,7 @@ pub fn card_embed(card: &Card, config: &Config) -> CreateEmbed {
     if let Ok(ts) = serenity::model::Timestamp::from_unix_timestamp(card.created_at.timestamp()) {
         e = e.timestamp(ts);
     }
+    e = alert_fields(card, e);
     e
 }
 
@@ -118,6 +119,7 @@ pub fn card_components(card: &Card, config: &Config) -> Vec<CreateActionRow> {
     if !buttons.is_empty() {
         rows.push(CreateActionRow::Buttons(buttons));
     }
+    rows.extend(link_row(card));
     if assign && !config.org.teams.is_empty() {
         let options = config
             .org
@@ -158,4 +160,79 @@ pub(super) fn ask_components(ask: &Ask) -> Vec<CreateActionRow> {
                 .style(ButtonStyle::Danger),
         ])],
     }
+}
+
+// ---------------------------------------------------------------------------
+// An alert's links, labels and annotations on its card (issue 15).
+
+/// Discord's limits on an embed: a field's name and value, and all the
+/// text of the embed together.
+pub const MAX_FIELD_NAME: usize = 256;
+pub const MAX_FIELD_VALUE: usize = 1024;
+pub const MAX_EMBED_TOTAL: usize = 6000;
+/// What the card's own fields (state, priority, team, assignee, source,
+/// age, due, alerts, customer: names and values) take at most.
+const CARD_FIELDS_AT_MOST: usize = 800;
+
+/// Annotations shown elsewhere on the card: the title is the summary, the
+/// description holds the description.
+const SHOWN_ELSEWHERE: [&str; 3] = ["summary", "title", "description"];
+
+/// The alert's labels (`name=value`, a line each) and annotations
+/// (`**name**: value`), each field cut to what Discord takes.
+fn alert_field_values(card: &Card) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !card.labels.is_empty() {
+        let lines: Vec<String> = card
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(&one_line(v, 200))))
+            .collect();
+        out.push(("Labels", cut(&lines.join("\n"), MAX_FIELD_VALUE)));
+    }
+    let shown: Vec<String> = card
+        .annotations
+        .iter()
+        .filter(|(k, v)| !SHOWN_ELSEWHERE.contains(&k.as_str()) && !v.trim().is_empty())
+        .map(|(k, v)| format!("**{}**: {}", escape(k), escape(&one_line(v, 300))))
+        .collect();
+    if !shown.is_empty() {
+        out.push(("Annotations", cut(&shown.join("\n"), MAX_FIELD_VALUE)));
+    }
+    out
+}
+
+/// Adds the alert's labels and annotations to its card's embed.
+fn alert_fields(card: &Card, mut e: CreateEmbed) -> CreateEmbed {
+    for (name, value) in alert_field_values(card) {
+        e = e.field(name, value, false);
+    }
+    e
+}
+
+/// How long the description may be so that the whole embed stays within
+/// [`MAX_EMBED_TOTAL`]: what the title, the card's fields and the alert's
+/// fields leave.
+fn description_room(card: &Card) -> usize {
+    let alert: usize = alert_field_values(card)
+        .iter()
+        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .sum();
+    MAX_EMBED_TOTAL
+        .saturating_sub(MAX_EMBED_TITLE + CARD_FIELDS_AT_MOST + alert)
+        .clamp(100, MAX_EMBED_DESCRIPTION)
+}
+
+/// The alert's links as link buttons (style 5: they open the URL, nothing
+/// comes back to the bot). The engine kept only web URLs of at most 512
+/// characters; one per kind, five at most: one row.
+fn link_row(card: &Card) -> Option<CreateActionRow> {
+    let buttons: Vec<CreateButton> = card
+        .links
+        .iter()
+        .filter(|l| crate::domain::links::web_url(&l.url).is_some())
+        .take(5)
+        .map(|l| CreateButton::new_link(l.url.clone()).label(cut(&l.label, 80)))
+        .collect();
+    (!buttons.is_empty()).then_some(CreateActionRow::Buttons(buttons))
 }

@@ -237,7 +237,10 @@ impl Sink for DiscordSink {
         let (channel, r) = match &item.effect {
             Effect::Post(p) => (&p.channel, self.post(item.seq, p).await),
             Effect::Card(c) => (&c.channel, self.edit_card(c).await),
-            Effect::Mail(_) | Effect::Job(_) => {
+            // A page that cannot be delivered is reported as such, not as
+            // a channel's refusal.
+            Effect::Page(p) => return self.page(item.seq, p).await,
+            Effect::Mail(_) | Effect::Job(_) | Effect::Alertmanager(_) => {
                 return Err(DeliveryError::Permanent("not a chat post".into()))
             }
         };
@@ -256,5 +259,67 @@ impl Sink for DiscordSink {
     /// the client waits out) must not hold back the others.
     fn parallel(&self) -> usize {
         4
+    }
+}
+
+/// Discord's "Cannot send messages to this user" (direct messages closed).
+const CANNOT_MESSAGE_USER: isize = 50007;
+
+impl DiscordSink {
+    /// A page: a direct message to the person with the ticket's card and an
+    /// Acknowledge button (it takes the ticket). One Discord does not take
+    /// for good (direct messages closed, no Discord id) is reported to the
+    /// engine, which says so once; nothing is retried then.
+    async fn page(&self, seq: u64, p: &crate::engine::Page) -> Result<(), DeliveryError> {
+        let config = self.bot.engine().config();
+        let refused = |why: String| Event::PageRefused {
+            to: p.to.clone(),
+            ticket: p.card.ticket.clone(),
+            why,
+        };
+        let Some(uid) = config.discord.user_id(&p.to) else {
+            let why = format!("{} has no Discord id under [discord.users]", p.to);
+            return self.page_refused(refused(why)).await;
+        };
+        self.fence()?;
+        let dm = match UserId::new(uid).create_dm_channel(&self.http).await {
+            Ok(dm) => dm,
+            Err(e) => return Err(classify(e)),
+        };
+        let (text, _) = render(&p.body, config);
+        let acknowledge = CreateButton::new(Press::Take(p.card.ticket.clone()).custom_id())
+            .label("Acknowledge")
+            .style(ButtonStyle::Primary);
+        let msg = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(
+                CreateAllowedMentions::new()
+                    .everyone(false)
+                    .all_roles(false),
+            )
+            .nonce(Nonce::String(format!("opsbot-{seq}")))
+            .enforce_nonce(true)
+            .embed(card_embed(&p.card, config))
+            .components(vec![CreateActionRow::Buttons(vec![acknowledge])]);
+        self.fence()?;
+        match dm.id.send_message(&self.http, msg).await {
+            Ok(_) => Ok(()),
+            Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)))
+                if r.error.code == CANNOT_MESSAGE_USER =>
+            {
+                let why = "their direct messages are closed (Discord error 50007)".to_string();
+                self.page_refused(refused(why)).await
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn page_refused(&self, event: Event) -> Result<(), DeliveryError> {
+        warn!(event = ?event, "a page did not reach its person");
+        self.bot
+            .submit(event)
+            .await
+            .map(|_| ())
+            .map_err(|e| DeliveryError::Transient(e.to_string()))
     }
 }

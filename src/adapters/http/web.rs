@@ -68,11 +68,7 @@ async fn status_view(s: &HttpState) -> Result<StatusPage, ApiError> {
             .maintenance()?
             .services_covered(&config.status.components, now);
         Ok::<_, crate::error::StoreError>(status::status_page(
-            &config,
-            &board,
-            &incidents,
-            &covered,
-            now,
+            &config, &board, &incidents, &covered, now,
         ))
     })
     .await

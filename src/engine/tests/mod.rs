@@ -5,6 +5,8 @@ use crate::engine::{Effect, Post};
 
 pub(crate) mod alerts;
 pub(crate) mod monitoring;
+pub(crate) mod pages;
+pub(crate) mod silences;
 pub(crate) mod sla;
 pub(crate) mod status;
 

@@ -153,6 +153,19 @@ impl FakeDiscord {
         });
     }
 
+    /// User `id` closed their direct messages to the bot: messages to their
+    /// DM channel get 403 `Cannot send messages to this user` (50007).
+    pub fn close_dms(&self, id: u64) {
+        self.change(|m| {
+            m.dms_closed.insert(id);
+        });
+    }
+
+    /// The DM channel of user `id`, once the bot opened it.
+    pub fn dm_channel(&self, id: u64) -> Option<u64> {
+        self.model().dms.get(&id).copied()
+    }
+
     /// Answers the next `n` `POST /channels/*/messages` with `status` (for a
     /// 429, with `retry-after: 1` and Discord's rate-limit body).
     pub fn fail_next(&self, status: u16, n: usize) {

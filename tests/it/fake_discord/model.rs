@@ -55,6 +55,10 @@ pub(super) struct Model {
     pub(super) requests: Vec<String>,
     pub(super) unexpected: Vec<String>,
     pub(super) next_id: u64,
+    /// Each user's DM channel with the bot, once opened.
+    pub(super) dms: BTreeMap<u64, u64>,
+    /// Users whose DMs are closed to the bot.
+    pub(super) dms_closed: std::collections::BTreeSet<u64>,
 }
 
 pub(super) struct ChannelRec {
@@ -187,6 +191,8 @@ impl Shared {
                 requests: Vec::new(),
                 unexpected: Vec::new(),
                 next_id: 1_400_000_000_000_000_000,
+                dms: BTreeMap::new(),
+                dms_closed: Default::default(),
             }),
             version: Mutex::new(0),
             changed: Condvar::new(),

@@ -168,6 +168,7 @@ fn validate_components(rows: &[Value]) -> Check {
                         "This field is required",
                     ));
                 }
+                link_url(&format!("{p}.url"), text(c, "url"))?;
             } else {
                 let id = text(c, "custom_id");
                 check_len(&format!("{p}.custom_id"), id, 1, 100)?;
@@ -183,6 +184,37 @@ fn validate_components(rows: &[Value]) -> Check {
                 check_len(&format!("{p}.label"), text(c, "label"), 0, 80)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A link button's URL as Discord takes it: at most 512 characters, scheme
+/// `http`, `https` or `discord`, and well formed (a host, no spaces).
+fn link_url(path: &str, url: &str) -> Check {
+    check_len(path, url, 1, 512)?;
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(Reply::invalid(
+            path,
+            "URL_TYPE_INVALID_URL",
+            "Not a well formed URL.",
+        ));
+    };
+    if !["http", "https", "discord"].contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(Reply::invalid(
+            path,
+            "URL_TYPE_INVALID_SCHEME",
+            &format!(
+                "Scheme \"{scheme}\" is not supported. Scheme must be one of ('http', 'https', 'discord')."
+            ),
+        ));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Reply::invalid(
+            path,
+            "URL_TYPE_INVALID_URL",
+            "Not a well formed URL.",
+        ));
     }
     Ok(())
 }

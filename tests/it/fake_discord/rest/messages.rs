@@ -23,6 +23,7 @@ impl Model {
             }
         }
         let c = self.channel_ok(c, true)?;
+        self.dm_refused(c)?;
         validate_message(&body, !files.is_empty(), true)?;
         let nonce = nonce(&body)?;
         if let (Some(nonce), true) = (&nonce, body["enforce_nonce"] == true) {

@@ -3,6 +3,7 @@
 
 mod channels;
 mod commands;
+mod dms;
 mod identity;
 mod interactions;
 mod messages;
@@ -56,6 +57,7 @@ impl Model {
             ("GET", ["gateway", "bot"]) => Ok(Reply::ok(self.gateway_bot())),
             ("GET", ["oauth2", "applications", "@me"]) => Ok(Reply::ok(self.application())),
             ("GET", ["users", "@me"]) => Ok(Reply::ok(self.bot_user())),
+            ("POST", ["users", "@me", "channels"]) => self.open_dm(&body),
             ("GET", ["applications", app, "guilds", guild, "commands"]) => {
                 self.get_commands(app, Some(guild))
             }
