@@ -4,5 +4,6 @@
 pub mod console;
 pub mod discord;
 pub mod http;
+pub mod imap;
 pub mod jobs;
 pub mod smtp;

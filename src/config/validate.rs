@@ -965,6 +965,7 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        let inbox = self.validate_inbox(raw.inbox.as_ref());
         if !ok {
             return None;
         }
@@ -985,6 +986,7 @@ impl Validator<'_> {
                 closed_subject: m.closed_subject.to_string(),
                 closed_body: m.closed_body.clone(),
             },
+            inbox,
         })
     }
 

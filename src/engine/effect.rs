@@ -298,6 +298,10 @@ pub enum Write {
     /// Drop a job order still queued in the outbox (by its seq): the run it
     /// was for is settled without it.
     DropJobOrder(u64),
+    /// The customer's mail a ticket's mail thread answers (its
+    /// Message-ID, without angle brackets): the acknowledgement replies to
+    /// it, and every later mail names it in `References`.
+    MailThread(TicketId, String),
 }
 
 /// What an alert batch did.

@@ -65,6 +65,10 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// A mail from the support inbox (IMAP), parsed by the adapter.
+    InboundMail {
+        mail: Box<crate::engine::inbox::InboundMail>,
+    },
 }
 
 impl Event {
@@ -82,6 +86,7 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::InboundMail { .. } => "inbound_mail",
         }
     }
 
@@ -102,6 +107,7 @@ impl Event {
                 Some(author.source.to_string()),
             ),
             Event::SupportRequest { .. } => (None, None, Some("support".into())),
+            Event::InboundMail { .. } => (None, None, Some("mail".into())),
             Event::Alerts { .. } | Event::MarkStale { .. } => (None, None, Some("alert".into())),
             Event::ChannelRefused { channel, .. } => (None, Some(channel.to_string()), None),
             _ => (None, None, None),
@@ -194,6 +200,40 @@ impl Event {
                     U::Lost { reason } => U::Lost { reason: c(reason) },
                 };
                 Event::RunUpdate { run, update }
+            }
+            Event::InboundMail { mail } => {
+                use crate::engine::inbox::{InboundMail, MailFile};
+                let all = |v: Vec<String>| v.into_iter().map(c).collect::<Vec<_>>();
+                let mail = *mail;
+                Event::InboundMail {
+                    mail: Box::new(InboundMail {
+                        key: c(mail.key),
+                        message_id: mail.message_id.map(c),
+                        from: c(mail.from),
+                        recipients: all(mail.recipients),
+                        in_reply_to: all(mail.in_reply_to),
+                        references: all(mail.references),
+                        subject: c(mail.subject),
+                        text: c(mail.text),
+                        attachments: mail
+                            .attachments
+                            .into_iter()
+                            .map(|f| MailFile {
+                                name: c(f.name),
+                                content_type: c(f.content_type),
+                                size: f.size,
+                            })
+                            .collect(),
+                        auto_headers: mail
+                            .auto_headers
+                            .into_iter()
+                            .map(|(k, v)| (c(k), c(v)))
+                            .collect(),
+                        return_path: mail.return_path.map(c),
+                        content_type: c(mail.content_type),
+                        unread_size: mail.unread_size,
+                    }),
+                }
             }
             other => other,
         }

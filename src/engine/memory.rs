@@ -124,6 +124,7 @@ impl MemoryView {
             // there is none to drop; lost runs are tested on the store
             // (`engine_tests/decisions.rs`).
             Write::DropJobOrder(_) => {}
+            Write::MailThread(..) => {}
         }
     }
 

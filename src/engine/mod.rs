@@ -14,6 +14,7 @@ mod alerts;
 mod builds;
 mod context;
 mod deploys;
+pub mod inbox;
 pub mod messages;
 pub mod oncall;
 pub mod report;
@@ -289,6 +290,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::InboundMail { mail } => inbox::inbound_mail(cx, mail),
     }
 }
 

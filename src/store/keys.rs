@@ -132,3 +132,11 @@ pub(super) fn num_suffix(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
 }
+
+/// In `meta`: the customer's Message-ID a ticket's mail thread answers
+/// (`Write::MailThread`), as UTF-8.
+pub(super) fn mail_thread_key(id: &TicketId) -> Vec<u8> {
+    let mut k = b"mailthread:".to_vec();
+    k.extend_from_slice(&be64(id.num()));
+    k
+}
