@@ -10,7 +10,7 @@
 //! password_env = "OPSBOT_INBOX_PASSWORD"
 //! mailbox = "INBOX"
 //! poll = "60s"                    # when the server has no IDLE, and at most between looks
-//! reopen_within = "14d"           # a reply reopens a ticket closed this recently
+//! reopen_within = "14d"           # a customer's reply reopens a ticket resolved and closed this recently
 //! max_mail_bytes = 10485760       # a larger mail is read for its headers only
 //! per_sender_per_hour = 10        # mails that open or touch tickets, per sender
 //! ```
@@ -104,7 +104,8 @@ pub struct InboxConfig {
     /// How long to wait between looks when the server has no IDLE, and
     /// the longest an IDLE lasts before looking again.
     pub poll: Duration,
-    /// A customer's reply reopens a ticket closed at most this long ago.
+    /// A customer's reply reopens a closed ticket resolved at most this
+    /// long ago.
     pub reopen_within: chrono::Duration,
     /// A mail larger than this is read for its headers only.
     pub max_mail_bytes: u64,

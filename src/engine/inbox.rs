@@ -339,14 +339,14 @@ fn reply(
         .map_or(chrono::Duration::zero(), |i| i.reopen_within);
     let mut after = messages::MailReplyState::Open;
     if t.state == TicketState::Closed {
-        let mark = format!("inbox-closed:{}", t.id);
-        let closed_at = match cx.view.marker(&mark)? {
-            Some(at) => chrono::DateTime::from_timestamp(at, 0),
-            None => None,
-        }
-        .or(t.sla.as_ref().and_then(|s| s.resolved_at))
-        .unwrap_or(t.updated_at);
-        let recent = cx.now.signed_duration_since(closed_at).le(&window);
+        // The window runs from the resolution the closing followed (kept
+        // per closing; the ticket's last update moves with every entry).
+        let resolved = t
+            .sla
+            .as_ref()
+            .and_then(|s| s.resolved_at)
+            .unwrap_or(t.updated_at);
+        let recent = cx.now.signed_duration_since(resolved) <= window;
         if of_customer && recent && window > chrono::Duration::zero() {
             let reason = messages::mail_reopen_reason();
             t = cx
@@ -354,11 +354,6 @@ fn reply(
                 .map_err(EngineError::from)?;
             after = messages::MailReplyState::Reopened;
         } else {
-            // When it closed, kept: the entries written now move the
-            // ticket's last update, not its closing.
-            if cx.view.marker(&mark)?.is_none() {
-                out.writes.push(Write::Marker(mark, closed_at.timestamp()));
-            }
             after = messages::MailReplyState::StaysClosed;
         }
     }

@@ -31,6 +31,17 @@ const NOBODY: u32 = 65534;
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// A server without IDLE: the bot has to look every `poll`.
+    pub fn start_without_idle() -> Dovecot {
+        Dovecot::start_with(
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+\n",
+        )
+    }
+
+    fn start_with(extra: &str) -> Dovecot {
         let bin = Path::new("/usr/sbin/dovecot");
         assert!(
             bin.exists(),
@@ -89,7 +100,7 @@ service imap-login {{
     port = {port}
   }}
 }}
-"#,
+{extra}"#,
             d = d.display()
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
@@ -183,14 +194,23 @@ impl Drop for Dovecot {
 /// The shipped config, mail sent to `smtp`, the inbox on `imap`, and
 /// `extra` lines added to `[support.inbox]`.
 fn inbox_env(smtp: u16, imap: u16, extra: &str) -> Env {
+    Env::shipped_with(&inbox_config(smtp, imap, extra)).with_inbox_password()
+}
+
+fn inbox_config(smtp: u16, imap: u16, extra: &str) -> String {
     let mut text = shipped_config().replace("port = 2525", &format!("port = {smtp}"));
     text.push_str(&format!(
         "\n[support.inbox]\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nuser = \"support\"\npassword_env = \"TEST_INBOX_PASSWORD\"\npoll = \"500ms\"\n{extra}\n"
     ));
-    let mut env = Env::shipped_with(&text);
-    env.vars
-        .push(("TEST_INBOX_PASSWORD".into(), PASSWORD.into()));
-    env
+    text
+}
+
+impl Env {
+    fn with_inbox_password(mut self) -> Env {
+        self.vars
+            .push(("TEST_INBOX_PASSWORD".into(), PASSWORD.into()));
+        self
+    }
 }
 
 /// The ticket as the API shows it, once `pred` holds (bounded).
@@ -797,4 +817,57 @@ fn inbox_settings_are_checked_with_their_place() {
         all.contains("support inbox: INBOX on imap.example.com:993 (tls implicit)"),
         "{all}"
     );
+}
+
+#[test]
+fn on_postgres_and_a_server_without_idle_mail_is_threaded_and_taken_in_once() {
+    let imap = Dovecot::start_without_idle();
+    let smtp = Smtp::start(free_port());
+    let env = Env::on_postgres_with(&inbox_config(smtp.port, imap.port, "")).with_inbox_password();
+    let bot = env.live(&[]);
+    imap.deliver(
+        "one",
+        &mail(
+            "nia@customer.example",
+            "n1@customer.example",
+            "Refund",
+            "",
+            "Please refund order 77.",
+        ),
+    );
+    let t = wait_ticket(&bot, "OPS-1", |_| true);
+    assert_eq!(t["customer"]["email"], "nia@customer.example");
+    assert!(imap.wait_done("one").contains('S'));
+    let mails = smtp.wait_for(1);
+    assert_eq!(header(&mails[0].0, "in-reply-to"), "<n1@customer.example>");
+    assert_eq!(
+        header(&mails[0].0, "message-id"),
+        "<opsbot.OPS-1@example.com>"
+    );
+    imap.deliver(
+        "two",
+        &mail(
+            "nia@customer.example",
+            "n2@customer.example",
+            "Re: [OPS-1] We received your request: Refund",
+            "References: <n1@customer.example> <opsbot.OPS-1@example.com>\n",
+            "Any news?",
+        ),
+    );
+    wait_ticket(&bot, "OPS-1", |t| mails_from_customer(t).len() == 1);
+    imap.wait_done("two");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    imap.unflag("one");
+    imap.unflag("two");
+    let bot = env.live(&[]);
+    imap.wait_done("one");
+    imap.wait_done("two");
+    let t = wait_ticket(&bot, "OPS-1", |_| true);
+    assert_eq!(mails_from_customer(&t).len(), 1, "{t}");
+    assert!(!exists(&bot, "OPS-2"));
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(smtp.mails().len(), 1);
 }
