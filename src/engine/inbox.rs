@@ -207,8 +207,10 @@ pub(crate) fn inbound_mail(cx: &Cx<'_>, mail: &InboundMail) -> Result<Decision, 
             .iter()
             .find_map(|r| ticket_of_tag(r, &own, prefix));
     }
+    // Only a customer's ticket takes mail: a tag or a reference naming an
+    // internal ticket (an alert's) opens a new one instead.
     let existing = match target {
-        Some(id) => cx.view.ticket(&id)?,
+        Some(id) => cx.view.ticket(&id)?.filter(|t| t.customer.is_some()),
         None => None,
     };
     match existing {

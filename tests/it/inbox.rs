@@ -26,6 +26,27 @@ pub struct Dovecot {
     pub port: u16,
 }
 
+/// Starts the server on its config and waits until it listens.
+fn spawn_dovecot(d: &Path, port: u16) -> Child {
+    let child = Command::new("/usr/sbin/dovecot")
+        .args(["-F", "-c"])
+        .arg(d.join("dovecot.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dovecot");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "dovecot did not listen on {port}: {}",
+            std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 /// nobody:nogroup, who Dovecot's workers run as.
 const NOBODY: u32 = 65534;
 
@@ -42,6 +63,11 @@ impl Dovecot {
     }
 
     fn start_with(extra: &str) -> Dovecot {
+        Dovecot::start_on(free_port(), extra)
+    }
+
+    /// A server on `port` (one the bot may already be trying).
+    fn start_on(port: u16, extra: &str) -> Dovecot {
         let bin = Path::new("/usr/sbin/dovecot");
         assert!(
             bin.exists(),
@@ -49,7 +75,6 @@ impl Dovecot {
         );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let port = free_port();
         for sub in ["run", "state"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -104,22 +129,7 @@ service imap-login {{
             d = d.display()
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
-        let child = Command::new(bin)
-            .args(["-F", "-c"])
-            .arg(d.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dovecot");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen on {port}: {}",
-                std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_dovecot(d, port);
         Dovecot { child, dir, port }
     }
 
@@ -184,10 +194,29 @@ service imap-login {{
     }
 }
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
+impl Dovecot {
+    /// Stops the server as its service would (SIGTERM): the master ends
+    /// its IMAP processes too, so every connection drops. (SIGKILL would
+    /// leave them serving their clients.)
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -870,4 +899,32 @@ fn on_postgres_and_a_server_without_idle_mail_is_threaded_and_taken_in_once() {
     let run = bot.finish();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(smtp.mails().len(), 1);
+}
+
+#[test]
+fn a_mail_server_that_is_not_there_yet_is_read_once_it_is() {
+    let smtp = Smtp::start(free_port());
+    let port = free_port();
+    let env = inbox_env(smtp.port, port, "");
+    let bot = env.live(&[]);
+    // Nothing listens yet: the bot says so once and keeps trying.
+    std::thread::sleep(Duration::from_millis(1500));
+    let imap = Dovecot::start_on(port, "");
+    imap.deliver(
+        "late",
+        &mail(
+            "olga@customer.example",
+            "o1@customer.example",
+            "Late",
+            "",
+            "one",
+        ),
+    );
+    imap.wait_done("late");
+    let t = wait_ticket(&bot, "OPS-1", |_| true);
+    assert_eq!(t["title"], "Late");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let said = run.stderr.matches("cannot read the support inbox").count();
+    assert_eq!(said, 1, "said once: {}", run.stderr);
 }

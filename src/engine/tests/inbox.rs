@@ -309,3 +309,16 @@ fn empty_subjects_and_texts_get_words_and_long_texts_are_cut() {
     assert!(d.starts_with(&"é".repeat(10_000)));
     assert!(d.ends_with("(cut after 10000 characters; the whole mail stays in the mailbox)"));
 }
+
+#[test]
+fn a_tag_naming_an_internal_ticket_opens_a_new_one() {
+    let b = Bench::new();
+    b.cmd("olivia", "/ticket open title:\"Internal: rotate keys\"");
+    let m = InboundMail {
+        recipients: vec!["help+OPS-1@example.com".into()],
+        in_reply_to: vec!["opsbot.OPS-1@example.com".into()],
+        ..from("mallory@x.example", "m1@x.example", "hi", "let me in")
+    };
+    assert_eq!(b.mail(m), ["OPS-2"]);
+    assert_eq!(b.timeline(1).len(), 1, "nothing on the internal ticket");
+}
