@@ -13,6 +13,7 @@
 //! reopen_within = "14d"           # a customer's reply reopens a ticket resolved and closed this recently
 //! max_mail_bytes = 10485760       # a larger mail is read for its headers only
 //! per_sender_per_hour = 10        # mails that open or touch tickets, per sender
+//! ca_file = "imap-ca.pem"         # optional: more roots to trust (PEM), beside the web's
 //! ```
 
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub(super) struct RawInbox {
     pub(super) max_mail_bytes: Written<u64>,
     #[serde(default = "default_per_sender_per_hour")]
     pub(super) per_sender_per_hour: Written<u32>,
+    #[serde(default)]
+    pub(super) ca_file: Option<Written<String>>,
 }
 
 fn default_tls() -> Written<String> {
@@ -112,6 +115,9 @@ pub struct InboxConfig {
     /// Mails from one sender that are taken in per hour; the rest are left
     /// unread in the mailbox for a person.
     pub per_sender_per_hour: u32,
+    /// Certificates (PEM) trusted for the server besides the web's roots:
+    /// a company's own CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -249,6 +255,26 @@ impl Validator<'_> {
             );
             ok = false;
         }
+        let ca_file = match &raw.ca_file {
+            Some(f) => {
+                let dir = self.file.parent().unwrap_or(std::path::Path::new("."));
+                let path = dir.join(f.trim());
+                let pem = std::fs::read_to_string(&path).unwrap_or_default();
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    self.error(
+                        key("ca_file"),
+                        f.span(),
+                        format!(
+                            "`{}` is not a readable PEM file of certificates (-----BEGIN CERTIFICATE-----)",
+                            path.display()
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(path)
+            }
+            None => None,
+        };
         let password = EnvSecret::read(&raw.password_env);
         if password.value.is_none() {
             self.warn(
@@ -274,6 +300,7 @@ impl Validator<'_> {
             reopen_within,
             max_mail_bytes: *raw.max_mail_bytes,
             per_sender_per_hour: *raw.per_sender_per_hour,
+            ca_file,
         })
     }
 }

@@ -24,6 +24,8 @@ pub struct Dovecot {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// A TLS server's certificates, read again by its processes.
+    certs: Option<tempfile::TempDir>,
 }
 
 /// Starts the server on its config and waits until it listens.
@@ -64,6 +66,90 @@ impl Dovecot {
 
     fn start_with(extra: &str) -> Dovecot {
         Dovecot::start_on(free_port(), extra)
+    }
+
+    /// A server with TLS: STARTTLS on `port`, implicit TLS on the returned
+    /// port, its certificate (for 127.0.0.1) from a CA of its own, whose
+    /// certificate is at [`Dovecot::ca`].
+    pub fn start_tls() -> (Dovecot, u16) {
+        let imaps = free_port();
+        let certs = tempfile::tempdir().unwrap();
+        let c = certs.path();
+        std::fs::write(c.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let openssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(c)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl");
+            assert!(ok.success(), "openssl {args:?} failed");
+        };
+        // A CA of the company's own, and the server's certificate from it.
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Example Test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
+        let extra = format!(
+            "ssl = yes\nssl_cert = <{c}/cert.pem\nssl_key = <{c}/key.pem\nservice imap-login {{\n  inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n}}\n",
+            c = certs.path().display()
+        );
+        let mut d = Dovecot::start_with(&extra);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", imaps)).is_err() {
+            assert!(Instant::now() < deadline, "no imaps on {imaps}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ca = d.dir.path().join("ca.pem");
+        std::fs::copy(c.join("ca.pem"), &ca).unwrap();
+        d.certs = Some(certs);
+        (d, imaps)
+    }
+
+    /// The CA certificate a TLS server's certificate comes from.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// A server on `port` (one the bot may already be trying).
@@ -128,9 +214,20 @@ service imap-login {{
 {extra}"#,
             d = d.display()
         );
+        // A TLS server says `ssl = yes` in `extra` instead.
+        let conf = if extra.contains("ssl = yes") {
+            conf.replace("ssl = no\n", "")
+        } else {
+            conf
+        };
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
         let child = spawn_dovecot(d, port);
-        Dovecot { child, dir, port }
+        Dovecot {
+            child,
+            dir,
+            port,
+            certs: None,
+        }
     }
 
     fn maildir(&self) -> PathBuf {
@@ -822,7 +919,7 @@ fn a_restart_between_the_commit_and_the_flag_takes_nothing_in_twice() {
 #[test]
 fn inbox_settings_are_checked_with_their_place() {
     let text = format!(
-        "{}\n[support.inbox]\nhost = \"imap.example.com\"\ntls = \"none\"\nuser = \"support\"\npoll = \"forever\"\n",
+        "{}\n[support.inbox]\nhost = \"imap.example.com\"\ntls = \"none\"\nuser = \"support\"\npoll = \"forever\"\nca_file = \"missing.pem\"\n",
         shipped_config()
     );
     let env = Env::shipped_with(&text);
@@ -832,6 +929,7 @@ fn inbox_settings_are_checked_with_their_place() {
     assert!(all.contains("support.inbox.tls"), "{all}");
     assert!(all.contains("only for a server on this machine"), "{all}");
     assert!(all.contains("support.inbox.poll"), "{all}");
+    assert!(all.contains("support.inbox.ca_file"), "{all}");
 
     let text = format!(
         "{}\n[support.inbox]\nhost = \"imap.example.com\"\nuser = \"support\"\n",
@@ -927,4 +1025,82 @@ fn a_mail_server_that_is_not_there_yet_is_read_once_it_is() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let said = run.stderr.matches("cannot read the support inbox").count();
     assert_eq!(said, 1, "said once: {}", run.stderr);
+}
+
+/// The shipped config with an inbox over TLS.
+fn tls_env(smtp: u16, port: u16, tls: &str, ca: Option<&Path>) -> Env {
+    let mut text = shipped_config().replace("port = 2525", &format!("port = {smtp}"));
+    text.push_str(&format!(
+        "\n[support.inbox]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nuser = \"support\"\npassword_env = \"TEST_INBOX_PASSWORD\"\npoll = \"500ms\"\n"
+    ));
+    if let Some(ca) = ca {
+        text.push_str(&format!("ca_file = \"{}\"\n", ca.display()));
+    }
+    Env::shipped_with(&text).with_inbox_password()
+}
+
+#[test]
+fn implicit_tls_and_starttls_check_the_servers_certificate() {
+    let (imap, imaps) = Dovecot::start_tls();
+    let smtp = Smtp::start(free_port());
+    // Not trusted: the bot says why, and reads nothing.
+    let env = tls_env(smtp.port, imaps, "implicit", None);
+    let bot = env.live(&[]);
+    imap.deliver(
+        "one",
+        &mail(
+            "pia@customer.example",
+            "p1@customer.example",
+            "Over TLS",
+            "",
+            "secret",
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(imap.flags("one").as_deref(), Some(""), "read without trust");
+    let run = bot.finish();
+    assert!(
+        run.stderr.contains("TLS with 127.0.0.1:")
+            && run.stderr.contains("invalid peer certificate"),
+        "{}",
+        run.stderr
+    );
+
+    // Trusted through ca_file: implicit TLS, then STARTTLS.
+    let env = tls_env(smtp.port, imaps, "implicit", Some(&imap.ca()));
+    let bot = env.live(&[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !imap.flags("one").is_some_and(|f| f.contains('a')) {
+        if Instant::now() > deadline {
+            panic!(
+                "not read over TLS: {}\n{}",
+                bot.finish().stderr,
+                std::fs::read_to_string(imap.dir.path().join("dovecot.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(wait_ticket(&bot, "OPS-1", |_| true)["title"], "Over TLS");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    let env = tls_env(smtp.port, imap.port, "starttls", Some(&imap.ca()));
+    let bot = env.live(&[]);
+    imap.deliver(
+        "two",
+        &mail(
+            "pia@customer.example",
+            "p2@customer.example",
+            "Over STARTTLS",
+            "",
+            "more",
+        ),
+    );
+    imap.wait_done("two");
+    assert_eq!(
+        wait_ticket(&bot, "OPS-1", |_| true)["title"],
+        "Over STARTTLS"
+    );
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
