@@ -204,6 +204,11 @@ pub async fn start(
     };
     let smtp = SmtpSink::new(&config.smtp, bot.clone(), printer)?;
     let mailer = tokio::spawn(bot.outbox_worker(Queue::Mail, smtp, stop_workers.clone()));
+    // Customer mail in: watched where the lease is, so that one instance
+    // takes each mail in; it ends when `stop` turns true.
+    if let Some(inbox) = &config.support.inbox {
+        let _ = opsbot::adapters::imap::spawn(bot.clone(), inbox, stop.clone());
+    }
     let local = LocalRunner::new(bot.clone());
     let jenkins = match &config.jenkins {
         Some(j) => {

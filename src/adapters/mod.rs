@@ -5,5 +5,6 @@ pub mod alertmanager;
 pub mod console;
 pub mod discord;
 pub mod http;
+pub mod imap;
 pub mod jobs;
 pub mod smtp;

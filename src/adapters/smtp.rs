@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::adapters::console::Printer;
 use crate::config::{SmtpConfig, SmtpTls};
 use crate::domain::rich::one_line;
-use crate::engine::{Effect, Event, Mail};
+use crate::engine::{inbox, Effect, Event, Mail, MailPurpose};
 use crate::runtime::{Bot, DeliveryError, Sink};
 use crate::store::OutboxItem;
 
@@ -81,15 +81,69 @@ impl SmtpSink {
                 one_line(&mail.to, 80)
             ))
         })?;
-        Message::builder()
+        let thread = self.thread(item, mail)?;
+        let mut b = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(one_line(&mail.subject, 250))
             // Stable per outbox entry: a resend after a crash is recognisable.
-            .message_id(Some(format!("<{}.{}@opsbot>", mail.ticket, item.seq)))
-            .header(ContentType::TEXT_PLAIN)
+            .message_id(Some(thread.message_id));
+        if let Some(r) = thread.in_reply_to {
+            b = b.in_reply_to(r);
+        }
+        if !thread.references.is_empty() {
+            b = b.references(thread.references.join(" "));
+        }
+        // Replies come back tagged with their ticket (`support+OPS-12@…`).
+        let tagged = inbox::tagged_address(self.from.email.as_ref(), &mail.ticket)
+            .and_then(|a| a.parse::<lettre::Address>().ok());
+        if let Some(addr) = tagged {
+            b = b.reply_to(Mailbox::new(self.from.name.clone(), addr));
+        }
+        b.header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())
             .map_err(|e| DeliveryError::Permanent(format!("cannot build the mail: {e}")))
+    }
+}
+
+/// A mail's threading headers, each id in angle brackets.
+struct Thread {
+    message_id: String,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+}
+
+impl SmtpSink {
+    /// The acknowledgement is the root of its ticket's thread (a reply to
+    /// the customer's mail, when the ticket came by mail); every later mail
+    /// replies to it. Ids are stable: a resend after a crash has the same.
+    fn thread(&self, item: &OutboxItem, mail: &Mail) -> Result<Thread, DeliveryError> {
+        let domain = self.from.email.domain().to_string();
+        let store = self
+            .bot
+            .store()
+            .map_err(|e| DeliveryError::Transient(e.to_string()))?;
+        let customer = store
+            .mail_thread(&mail.ticket)
+            .map_err(|e| DeliveryError::Transient(e.to_string()))?
+            .map(|m| format!("<{}>", one_line(&m, 250)));
+        let root = format!("<{}>", inbox::thread_root(&mail.ticket, &domain));
+        Ok(if mail.purpose == MailPurpose::Acknowledgement {
+            Thread {
+                message_id: root,
+                in_reply_to: customer.clone(),
+                references: customer.into_iter().collect(),
+            }
+        } else {
+            Thread {
+                message_id: format!(
+                    "<{}>",
+                    inbox::later_message_id(&mail.ticket, item.seq, &domain)
+                ),
+                in_reply_to: Some(root.clone()),
+                references: customer.into_iter().chain([root]).collect(),
+            }
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! line and key; the line comes from the span toml read the value from.
 
 mod alertmanager;
+pub mod inbox;
 pub mod jobs;
 pub mod monitoring;
 mod people;
@@ -192,6 +193,8 @@ pub struct SupportConfig {
     pub max_message: usize,
     pub priority: Priority,
     pub mail: MailTemplates,
+    /// `[support.inbox]`: the IMAP mailbox customers write to, if any.
+    pub inbox: Option<inbox::InboxConfig>,
 }
 
 /// Customer mail texts; `{ticket}`, `{subject}`, `{message}` and `{note}`
@@ -333,6 +336,7 @@ impl Config {
         ];
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
+        out.extend(self.support.inbox.as_ref().map(|i| &i.password));
         out
     }
 
@@ -536,6 +540,22 @@ impl Config {
             self.smtp.port,
             self.smtp.from
         ));
+        if let Some(i) = &self.support.inbox {
+            s.push_str(&format!(
+                "support inbox: {} on {}:{} (tls {}) as {} (password from {}: {})\n",
+                i.mailbox,
+                i.host,
+                i.port,
+                i.tls.as_str(),
+                i.user,
+                i.password.var,
+                if i.password.value.is_some() {
+                    "set"
+                } else {
+                    "NOT SET, the inbox is not watched"
+                }
+            ));
+        }
         s.push_str(&format!(
             "jobs (commands/): {}\n",
             if self.jobs.is_empty() {

@@ -212,6 +212,7 @@ pub(super) struct RawSupport {
     pub(super) max_message: usize,
     pub(super) priority: Option<Written<String>>,
     pub(super) mail: RawMailTemplates,
+    pub(super) inbox: Option<Written<super::inbox::RawInbox>>,
 }
 
 impl Default for RawSupport {
@@ -226,6 +227,7 @@ impl Default for RawSupport {
             max_message: 10_000,
             priority: None,
             mail: RawMailTemplates::default(),
+            inbox: None,
         }
     }
 }

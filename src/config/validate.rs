@@ -980,6 +980,7 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        let inbox = self.validate_inbox(raw.inbox.as_ref());
         if !ok {
             return None;
         }
@@ -1000,6 +1001,7 @@ impl Validator<'_> {
                 closed_subject: m.closed_subject.to_string(),
                 closed_body: m.closed_body.clone(),
             },
+            inbox,
         })
     }
 

@@ -348,6 +348,10 @@ pub enum Write {
     Maintenance(crate::domain::maintenance::MaintenanceBook),
     /// Replace the heartbeats' records.
     Heartbeats(crate::domain::heartbeat::HeartbeatBook),
+    /// The customer's mail a ticket's mail thread answers (its
+    /// Message-ID, without angle brackets): the acknowledgement replies to
+    /// it, and every later mail names it in `References`.
+    MailThread(TicketId, String),
 }
 
 /// What an alert batch did.

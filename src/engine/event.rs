@@ -87,6 +87,10 @@ pub enum Event {
         ticket: TicketId,
         why: String,
     },
+    /// A mail from the support inbox (IMAP), parsed by the adapter.
+    InboundMail {
+        mail: Box<crate::engine::inbox::InboundMail>,
+    },
 }
 
 impl Event {
@@ -110,6 +114,7 @@ impl Event {
             Event::SilenceMade { .. } => "silence_made",
             Event::AlertmanagerSilences { .. } => "alertmanager_silences",
             Event::PageRefused { .. } => "page_refused",
+            Event::InboundMail { .. } => "inbound_mail",
         }
     }
 
@@ -130,6 +135,7 @@ impl Event {
                 Some(author.source.to_string()),
             ),
             Event::SupportRequest { .. } => (None, None, Some("support".into())),
+            Event::InboundMail { .. } => (None, None, Some("mail".into())),
             Event::Alerts { .. } | Event::MarkStale { .. } => (None, None, Some("alert".into())),
             Event::ChannelRefused { channel, .. } => (None, Some(channel.to_string()), None),
             _ => (None, None, None),
@@ -247,6 +253,40 @@ impl Event {
                 silence,
                 am_id: c(am_id),
             },
+            Event::InboundMail { mail } => {
+                use crate::engine::inbox::{InboundMail, MailFile};
+                let all = |v: Vec<String>| v.into_iter().map(c).collect::<Vec<_>>();
+                let mail = *mail;
+                Event::InboundMail {
+                    mail: Box::new(InboundMail {
+                        key: c(mail.key),
+                        message_id: mail.message_id.map(c),
+                        from: c(mail.from),
+                        recipients: all(mail.recipients),
+                        in_reply_to: all(mail.in_reply_to),
+                        references: all(mail.references),
+                        subject: c(mail.subject),
+                        text: c(mail.text),
+                        attachments: mail
+                            .attachments
+                            .into_iter()
+                            .map(|f| MailFile {
+                                name: c(f.name),
+                                content_type: c(f.content_type),
+                                size: f.size,
+                            })
+                            .collect(),
+                        auto_headers: mail
+                            .auto_headers
+                            .into_iter()
+                            .map(|(k, v)| (c(k), c(v)))
+                            .collect(),
+                        return_path: mail.return_path.map(c),
+                        content_type: c(mail.content_type),
+                        unread_size: mail.unread_size,
+                    }),
+                }
+            }
             other => other,
         }
     }

@@ -162,6 +162,7 @@ impl MemoryView {
             }
             Write::Maintenance(book) => self.maintenance = book,
             Write::Heartbeats(book) => self.heartbeats = book,
+            Write::MailThread(..) => {}
         }
     }
 

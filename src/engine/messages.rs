@@ -1116,6 +1116,122 @@ pub fn page_refused(to: &UserName, t: &Ticket, why: &str) -> Rich {
         ))
 }
 
+/// What became of a closed ticket when its customer wrote again by mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailReplyState {
+    /// It was not closed.
+    Open,
+    /// Closed recently: reopened (announced as every move is).
+    Reopened,
+    /// Closed longer ago than `[support.inbox] reopen_within`, or the
+    /// writer is not its customer: it stays closed.
+    StaysClosed,
+}
+
+/// In a ticket's thread: a mail from the customer (or someone else) about it.
+pub fn customer_mail_story(
+    from: &str,
+    text: &str,
+    of_customer: bool,
+    after: MailReplyState,
+) -> Rich {
+    let who = if of_customer {
+        "The customer"
+    } else {
+        "Someone who is not the ticket's customer"
+    };
+    let body = Rich::new()
+        .text(format!("{who} wrote by mail ("))
+        .quoted(one_line(from, 254))
+        .text("): ")
+        .quoted(clip_plain(text, 1500));
+    match after {
+        // The reopening is announced as every move is.
+        MailReplyState::Open | MailReplyState::Reopened => body,
+        MailReplyState::StaysClosed => body.text(
+            "\nThe ticket stays closed; reopen it with /ticket reopen if the problem is back.",
+        ),
+    }
+}
+
+/// The timeline's words for a mail that landed on a ticket.
+pub fn mail_reply_entry(from: &str, text: &str) -> String {
+    format!("mail from {from}: {text}")
+}
+
+/// Why a ticket was reopened by a customer's mail.
+pub fn mail_reopen_reason() -> String {
+    "the customer wrote again by mail".to_string()
+}
+
+/// In a ticket's thread and on its timeline: the files a mail had.
+pub fn mail_attachments(files: &[(String, String, u64)], total: usize) -> Rich {
+    let mut body = Rich::new().text("Attached to the mail (not kept): ");
+    for (i, (name, kind, size)) in files.iter().enumerate() {
+        if i > 0 {
+            body = body.text(", ");
+        }
+        body = body
+            .quoted(if name.is_empty() {
+                "(no name)".to_string()
+            } else {
+                name.clone()
+            })
+            .text(format!(
+                " ({}, {})",
+                if kind.is_empty() {
+                    "unknown type"
+                } else {
+                    kind
+                },
+                size_words(*size)
+            ));
+    }
+    if total > files.len() {
+        body = body.text(format!(", and {} more", total - files.len()));
+    }
+    body
+}
+
+/// A size in bytes, in words (`512 B`, `12.3 KiB`, `4.0 MiB`).
+fn size_words(bytes: u64) -> String {
+    const KI: u64 = 1024;
+    if bytes < KI {
+        format!("{bytes} B")
+    } else if bytes < KI * KI {
+        format!("{:.1} KiB", bytes as f64 / KI as f64)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (KI * KI) as f64)
+    }
+}
+
+/// A mail's title when it has no subject.
+pub fn mail_no_subject() -> String {
+    "(no subject)".to_string()
+}
+
+/// A mail's words when it has no text.
+pub fn mail_without_text(has_files: bool) -> String {
+    if has_files {
+        "(the mail has no text, only attachments)".to_string()
+    } else {
+        "(the mail has no text)".to_string()
+    }
+}
+
+/// A mail too large to read.
+pub fn mail_unread(size: u64) -> String {
+    format!(
+        "(the mail has {}, more than [support.inbox] max_mail_bytes: only its headers were read; it stays in the mailbox)",
+        size_words(size)
+    )
+}
+
+/// After a mail's text, cut to the longest a ticket keeps.
+pub fn mail_cut(max: usize) -> String {
+    format!("(cut after {max} characters; the whole mail stays in the mailbox)")
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1646,5 +1762,54 @@ mod tests {
             page_refused(&bella, &t, "direct messages closed (Discord error 50007)").to_plain(),
         ];
         insta::assert_snapshot!("pages", lines.join("\n---\n"));
+    }
+
+    #[test]
+    fn customer_mail_reads() {
+        let files = [
+            (
+                "invoice.pdf".to_string(),
+                "application/pdf".to_string(),
+                48_213,
+            ),
+            (
+                "screen.png".to_string(),
+                "image/png".to_string(),
+                3 * 1024 * 1024,
+            ),
+            (String::new(), String::new(), 12),
+        ];
+        let lines = [
+            customer_mail_story(
+                "carol@example.com",
+                "It still fails.",
+                true,
+                MailReplyState::Open,
+            )
+            .to_plain(),
+            customer_mail_story(
+                "carol@example.com",
+                "It is back!",
+                true,
+                MailReplyState::Reopened,
+            )
+            .to_plain(),
+            customer_mail_story(
+                "mallory@example.net",
+                "Me too",
+                false,
+                MailReplyState::StaysClosed,
+            )
+            .to_plain(),
+            mail_reply_entry("carol@example.com", "It still fails."),
+            mail_attachments(&files, 3).to_plain(),
+            mail_attachments(&files[..1], 60).to_plain(),
+            mail_no_subject(),
+            mail_without_text(true),
+            mail_without_text(false),
+            mail_unread(25 * 1024 * 1024),
+            mail_cut(10_000),
+        ];
+        insta::assert_snapshot!("customer_mail", lines.join("\n---\n"));
     }
 }

@@ -16,6 +16,7 @@ mod builds;
 mod context;
 mod deploys;
 mod heartbeats;
+pub mod inbox;
 mod maintenance;
 pub mod messages;
 pub mod oncall;
@@ -327,6 +328,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::SilenceMade { silence, am_id } => silences::silence_made(cx, *silence, am_id),
         Event::AlertmanagerSilences { silences } => silences::alertmanager_silences(cx, silences),
         Event::PageRefused { to, ticket, why } => pages::page_refused(cx, to, ticket, why),
+        Event::InboundMail { mail } => inbox::inbound_mail(cx, mail),
     }
 }
 

@@ -169,3 +169,10 @@ pub(super) fn visible_key(num: u64) -> Vec<u8> {
 pub(super) fn incident_key(num: u64) -> Vec<u8> {
     numbered(INCIDENT, num)
 }
+/// In `meta`: the customer's Message-ID a ticket's mail thread answers
+/// (`Write::MailThread`), as UTF-8.
+pub(super) fn mail_thread_key(id: &TicketId) -> Vec<u8> {
+    let mut k = b"mailthread:".to_vec();
+    k.extend_from_slice(&be64(id.num()));
+    k
+}

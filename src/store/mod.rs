@@ -25,6 +25,8 @@
 //! how many tickets are assigned to or in progress with them, u64 BE;
 //! `fig:…`: the tickets' figures that `/metrics` shows, i64 BE (see
 //! [`figures`]).
+//! `mailthread:` ++ ticket number u64 BE: the customer's Message-ID that
+//! the ticket's mail thread answers (a ticket opened by mail), UTF-8.
 //!
 //! `by_state` also holds the due index: `0xD0` ++ due time (ms since the
 //! epoch, u64 BE) ++ ticket number u64 BE, one key per ticket with a timer

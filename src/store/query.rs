@@ -329,3 +329,14 @@ impl QueryView for Store {
             .collect()
     }
 }
+
+impl Store {
+    /// The customer's Message-ID that ticket `id`'s mail thread answers, if
+    /// the ticket came by mail (the SMTP adapter threads its mail on it).
+    pub fn mail_thread(&self, id: &TicketId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db
+            .get(TreeName::Meta, &super::keys::mail_thread_key(id))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}

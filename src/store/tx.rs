@@ -288,6 +288,13 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
                 )?,
             }
         }
+        Write::MailThread(id, message_id) => {
+            tx.put(
+                TreeName::Meta,
+                &super::keys::mail_thread_key(&id),
+                message_id.as_bytes(),
+            )?;
+        }
         Write::Silenced(alert) => {
             let seq = counter(tx, SILENCED_SEQ)? + 1;
             tx.put(TreeName::Meta, SILENCED_SEQ, &be64(seq))?;

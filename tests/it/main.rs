@@ -28,6 +28,7 @@ mod health;
 mod hostile_text;
 mod http_errors;
 mod http_intake;
+mod inbox;
 mod jenkins;
 mod jenkins_runs;
 mod job_env;

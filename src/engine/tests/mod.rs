@@ -4,6 +4,7 @@
 use crate::engine::{Effect, Post};
 
 pub(crate) mod alerts;
+pub(crate) mod inbox;
 pub(crate) mod monitoring;
 pub(crate) mod pages;
 pub(crate) mod silences;
