@@ -360,7 +360,13 @@ fn reply(
         }
     }
     let text = words(cx, mail);
-    let actor = customer_actor();
+    // Only the customer's own mail is theirs on their page; another
+    // writer's stays on the team's record.
+    let actor = if of_customer {
+        customer_actor()
+    } else {
+        Actor::new(UserName::system("mail"), Source::System)
+    };
     let st = t.state;
     let e = cx.entry(
         &mut t,

@@ -248,6 +248,32 @@ fn only_the_customer_reopens_and_only_within_the_window() {
     assert!(b
         .timeline(1)
         .contains(&"reopened: the customer wrote again by mail".to_string()));
+    // The customer's page shows their own mails, never the stranger's.
+    let view = b.view.borrow();
+    let id = TicketId::new("OPS", 1);
+    let t = view.ticket(&id).unwrap().unwrap();
+    let page = crate::engine::status::customer_page(
+        &t,
+        &view.timeline(&id).unwrap(),
+        &view.customer_visible(&id).unwrap(),
+    );
+    let mine: Vec<&str> = page
+        .entries
+        .iter()
+        .filter(|e| e.from_customer)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(
+        mine.iter().any(|t| t.contains("broken once more")),
+        "{mine:?}"
+    );
+    assert!(
+        page.entries
+            .iter()
+            .all(|e| !e.text.contains("me too") && !e.text.contains("eve@")),
+        "{:?}",
+        page.entries
+    );
 }
 
 #[test]
