@@ -5,6 +5,7 @@
 pub mod jobs;
 mod problems;
 mod raw;
+pub mod repos;
 mod validate;
 mod written;
 
@@ -80,6 +81,10 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
+    /// `[repos.*]`: the repositories whose pushes are built, by name.
+    pub repos: BTreeMap<String, repos::RepoConfig>,
+    /// `[people.*] emails`: a commit author's address (lowercased) → the person.
+    pub authors: BTreeMap<String, UserName>,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -315,6 +320,9 @@ impl Config {
         ];
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
+        for r in self.repos.values() {
+            out.extend(r.secret.iter().chain(r.token.iter()));
+        }
         out
     }
 
@@ -398,6 +406,8 @@ impl Config {
                     }
                 }
             }
+            c.repos = v.validate_repos(&raw.repos, &c.org, &c.jobs);
+            c.authors = v.validate_people(&raw.people, &c.org);
             problems.extend(v.into_problems());
             c
         });
@@ -564,6 +574,7 @@ impl Config {
             ));
         }
         s.push_str(&self.discord_summary());
+        s.push_str(&repos::summary(&self.repos, self.authors.len()));
         match self.storage.backend {
             StorageBackend::Sled => s.push_str(&format!(
                 "storage: {} (sled)\n",

@@ -34,6 +34,10 @@ pub(super) struct RawConfig {
     /// On-call rotations, by team.
     pub(super) oncall: BTreeMap<Written<String>, RawRotation>,
     pub(super) reports: RawReports,
+    /// `[repos.NAME]`: repositories whose pushes are built.
+    pub(super) repos: BTreeMap<Written<String>, super::repos::RawRepo>,
+    /// `[people.NAME]`: what the config knows of a person beyond their name.
+    pub(super) people: BTreeMap<Written<String>, super::repos::RawPerson>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -267,6 +267,8 @@ impl Validator<'_> {
                 default_priority: default_priority?,
             },
             org,
+            repos: BTreeMap::new(),
+            authors: BTreeMap::new(),
         })
     }
 }
