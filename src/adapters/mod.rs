@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod forges;
 pub mod http;
 pub mod jobs;
 pub mod smtp;

@@ -225,6 +225,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret a unit test holds (in the bot, secrets come from env vars).
+    #[cfg(test)]
+    pub(crate) fn for_tests(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
 }
 
 impl fmt::Debug for Secret {

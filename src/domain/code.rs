@@ -211,6 +211,9 @@ pub struct BranchState {
     /// Runs started for the head, not yet finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunId>,
+    /// A build of the head failed (it cannot be the last green one).
+    #[serde(default)]
+    pub head_failed: bool,
     /// The head of the last build that passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_green: Option<String>,

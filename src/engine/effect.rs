@@ -298,6 +298,8 @@ pub enum Write {
     /// Drop a job order still queued in the outbox (by its seq): the run it
     /// was for is settled without it.
     DropJobOrder(u64),
+    /// What the code loop keeps of a branch (`repo/branch`).
+    Branch(String, crate::domain::code::BranchState),
 }
 
 /// What an alert batch did.

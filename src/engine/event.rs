@@ -65,6 +65,13 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// A branch of a configured repository moved or was deleted (a forge's
+    /// webhook, signature checked by the adapter); `delivery` is the
+    /// forge's id of the message, the same on a redelivery.
+    Push {
+        delivery: Option<String>,
+        push: crate::domain::code::Push,
+    },
 }
 
 impl Event {
@@ -82,6 +89,7 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::Push { .. } => "push",
         }
     }
 
@@ -195,6 +203,25 @@ impl Event {
                 };
                 Event::RunUpdate { run, update }
             }
+            Event::Push { delivery, push } => Event::Push {
+                delivery: delivery.map(c),
+                push: crate::domain::code::Push {
+                    pusher: c(push.pusher),
+                    branch: c(push.branch),
+                    commits: push
+                        .commits
+                        .into_iter()
+                        .map(|m| crate::domain::code::Commit {
+                            sha: c(m.sha),
+                            message: c(m.message),
+                            author_name: c(m.author_name),
+                            author_email: c(m.author_email),
+                            url: m.url.map(c),
+                        })
+                        .collect(),
+                    ..push
+                },
+            },
             other => other,
         }
     }

@@ -37,6 +37,7 @@ pub struct MemoryView {
     outbox_seq: u64,
     /// The other effects (mail, job orders), oldest first.
     queued: Vec<Effect>,
+    branches: BTreeMap<String, crate::domain::code::BranchState>,
 }
 
 /// A chat effect waiting in [`MemoryView`]'s outbox.
@@ -124,6 +125,9 @@ impl MemoryView {
             // there is none to drop; lost runs are tested on the store
             // (`engine_tests/decisions.rs`).
             Write::DropJobOrder(_) => {}
+            Write::Branch(key, b) => {
+                self.branches.insert(key, b);
+            }
         }
     }
 
@@ -277,6 +281,10 @@ impl View for MemoryView {
             .values()
             .filter(|t| loads(t) == Some(user))
             .count() as u64)
+    }
+
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        Ok(self.branches.get(key).cloned())
     }
 }
 

@@ -739,6 +739,141 @@ pub(crate) fn subject_line(s: &str) -> String {
     one_line(s, 250)
 }
 
+/// Commits listed in one push post; the rest are counted.
+pub const PUSH_COMMITS_SHOWN: usize = 10;
+
+/// One commit on a line: short sha, first line, author (pinged when the
+/// config knows their address), link.
+fn commit_line(
+    c: &crate::domain::code::Commit,
+    author: Option<&UserName>,
+    url: Option<&str>,
+) -> Rich {
+    let mut r = Rich::new()
+        .text("\n  ")
+        .bold(crate::domain::code::short(&c.sha).to_string())
+        .text(" ")
+        .quoted(one_line(c.title(), 100))
+        .text(" — ");
+    r = match author {
+        Some(u) => r.mention(u),
+        None => r.quoted(one_line(&c.author_name, 60)),
+    };
+    match url {
+        Some(u) => r.text(" ").quoted(one_line(u, 200)),
+        None => r,
+    }
+}
+
+/// In a repository's team channel: a branch moved.
+#[allow(clippy::too_many_arguments)]
+pub fn push_posted(
+    repo: &str,
+    branch: &str,
+    pusher: &str,
+    after: &str,
+    forced_from: Option<&str>,
+    commits: &[(
+        crate::domain::code::Commit,
+        Option<UserName>,
+        Option<String>,
+    )],
+    total: usize,
+) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(pusher, 60))
+        .text(if forced_from.is_some() {
+            " force-pushed "
+        } else {
+            " pushed "
+        })
+        .text(format!("{repo} "))
+        .quoted(one_line(branch, 100))
+        .text(format!(" → {}", crate::domain::code::short(after)));
+    if let Some(old) = forced_from {
+        r = r.text(format!(
+            " (history rewritten: it was at {}, and what was built of it is no longer on the branch)",
+            crate::domain::code::short(old)
+        ));
+    }
+    let total = total.max(commits.len());
+    match total {
+        0 => r = r.text(": no new commits"),
+        1 => r = r.text(": 1 commit"),
+        n => r = r.text(format!(": {n} commits")),
+    }
+    for (c, who, url) in commits.iter().rev().take(PUSH_COMMITS_SHOWN).rev() {
+        r = r.append(commit_line(c, who.as_ref(), url.as_deref()));
+    }
+    let shown = commits.len().min(PUSH_COMMITS_SHOWN);
+    if total > shown {
+        r = r.text(format!("\n  … and {} earlier", total - shown));
+    }
+    r
+}
+
+/// In a repository's team channel: a branch was deleted.
+pub fn branch_deleted(repo: &str, branch: &str, pusher: &str, cancelled: &[RunId]) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(pusher, 60))
+        .text(format!(" deleted {repo} "))
+        .quoted(one_line(branch, 100))
+        .text(": nothing is built for it");
+    if !cancelled.is_empty() {
+        let ids: Vec<String> = cancelled.iter().map(RunId::to_string).collect();
+        r = r.text(format!(
+            "; cancelled {}, which had not started",
+            ids.join(", ")
+        ));
+    }
+    r
+}
+
+/// In the thread of a ticket a commit message names.
+pub fn commit_noted(
+    kind: crate::domain::code::TicketRef,
+    repo: &str,
+    branch: &str,
+    c: &crate::domain::code::Commit,
+    author: Option<&UserName>,
+    url: Option<&str>,
+) -> Rich {
+    let verb = match kind {
+        crate::domain::code::TicketRef::Fixes => "says it fixes this",
+        crate::domain::code::TicketRef::Refs => "refers to this",
+    };
+    Rich::new()
+        .text(format!("A commit pushed to {repo} "))
+        .quoted(one_line(branch, 100))
+        .text(format!(" {verb}:"))
+        .append(commit_line(c, author, url))
+}
+
+/// In a build ticket's thread: the commits since the last green build.
+pub fn build_suspects(
+    last_green: Option<&str>,
+    suspects: &[(
+        crate::domain::code::Commit,
+        Option<UserName>,
+        Option<String>,
+    )],
+) -> Rich {
+    let mut r = match last_green {
+        Some(g) => Rich::new().text(format!(
+            "Commits since the last green build ({}):",
+            crate::domain::code::short(g)
+        )),
+        None => Rich::new().text("No green build on record; the commits pushed so far:"),
+    };
+    if suspects.is_empty() {
+        r = r.text(" none known");
+    }
+    for (c, who, url) in suspects {
+        r = r.append(commit_line(c, who.as_ref(), url.as_deref()));
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1127,6 +1262,92 @@ mod tests {
                 "Discord refused the post (403): Missing Permissions"
             )
             .to_plain()
+        );
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    //! The code loop's words, as snapshots.
+
+    use super::*;
+    use crate::domain::code::{Commit, TicketRef};
+
+    fn commit(sha: &str, message: &str, author: &str) -> Commit {
+        Commit {
+            sha: sha.repeat(40 / sha.len()),
+            message: message.into(),
+            author_name: author.into(),
+            author_email: format!("{}@example.com", author.to_lowercase()),
+            url: None,
+        }
+    }
+
+    fn listed() -> Vec<(Commit, Option<UserName>, Option<String>)> {
+        vec![
+            (
+                commit(
+                    "a1",
+                    "Retry the payment call\n\nFixes OPS-12",
+                    "Bob Builder",
+                ),
+                Some(UserName::parse("bob").unwrap()),
+                Some(format!(
+                    "https://github.com/acme/web/commit/{}",
+                    "a1".repeat(20)
+                )),
+            ),
+            (
+                commit("b2", "@everyone <@&1> **look**", "Mallory"),
+                None,
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn pushes_read() {
+        insta::assert_snapshot!(
+            "push_posted",
+            push_posted("web", "main", "bob", &"c3".repeat(20), None, &listed(), 2).to_plain()
+        );
+        insta::assert_snapshot!(
+            "push_forced_many",
+            push_posted(
+                "web",
+                "feature/x",
+                "bella",
+                &"c3".repeat(20),
+                Some(&"d4".repeat(20)),
+                &listed(),
+                14
+            )
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "branch_deleted",
+            branch_deleted("web", "feature/x", "bella", &[RunId(4)]).to_plain()
+        );
+    }
+
+    #[test]
+    fn commits_on_tickets_and_suspects_read() {
+        let l = listed();
+        insta::assert_snapshot!(
+            "commit_noted",
+            commit_noted(
+                TicketRef::Fixes,
+                "web",
+                "main",
+                &l[0].0,
+                l[0].1.as_ref(),
+                l[0].2.as_deref()
+            )
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "build_suspects",
+            build_suspects(Some(&"e5".repeat(20)), &l).to_plain()
         );
     }
 }

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod builds;
+mod code;
 mod context;
 mod deploys;
 pub mod messages;
@@ -289,6 +290,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
     }
 }
 

@@ -37,6 +37,8 @@ pub trait View {
     fn marker(&self, key: &str) -> Result<Option<i64>, StoreError>;
     /// How many tickets are assigned to or in progress with `user`.
     fn load(&self, user: &UserName) -> Result<u64, StoreError>;
+    /// What the code loop keeps of a branch (`repo/branch`).
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError>;
 }
 
 /// What `/ticket list` asks for.

@@ -132,3 +132,8 @@ pub(super) fn num_suffix(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
 }
+
+/// The code loop's record of a branch (`repo/branch`), in `meta`.
+pub(super) fn branch_key(key: &str) -> Vec<u8> {
+    format!("branch:{key}").into_bytes()
+}

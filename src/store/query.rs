@@ -136,6 +136,10 @@ impl View for Store {
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.reads().load(user)
     }
+
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        self.reads().branch(key)
+    }
 }
 
 impl Store {

@@ -115,4 +115,8 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
     fn load(&self, user: &crate::domain::UserName) -> Result<u64, StoreError> {
         self.count(&load_key(user))
     }
+
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        self.read(TreeName::Meta, &super::keys::branch_key(key))
+    }
 }

@@ -186,6 +186,16 @@ impl LocalRunner {
             cmd.env(format!("OPSBOT_PARAM_{}", k.to_ascii_uppercase()), v);
         }
         cmd.env("OPSBOT_RUN", run.to_string());
+        // A pushed commit's build: what it builds, as the code loop names it.
+        for (k, var) in [
+            ("ref", "OPSBOT_REF"),
+            ("sha", "OPSBOT_SHA"),
+            ("repo", "OPSBOT_REPO"),
+        ] {
+            if let Some(v) = params.get(k) {
+                cmd.env(var, v);
+            }
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -1,0 +1,414 @@
+//! The code loop's rules: a push to a followed branch of a configured
+//! repository is built once per new head by the repository's `on_push`
+//! jobs (`ref`, `sha` and `repo` given to each); a newer head cancels the
+//! builds of an older one that have not started; a deleted branch is said
+//! and builds nothing; the team's channel hears of each push; commits that
+//! name a ticket are noted on it, once per commit; a build of the main
+//! branch that fails opens the repository's build ticket naming the
+//! commits since the last green build. A redelivered webhook changes
+//! nothing. Part of the engine: pure.
+
+use std::collections::BTreeMap;
+
+use crate::config::repos::RepoConfig;
+use crate::domain::code::{self, BranchState, Commit, Push, MAX_SUSPECTS};
+use crate::domain::rich::{one_line, Rich};
+use crate::domain::run::{JobOrder, Run, RunId, RunState};
+use crate::domain::{Actor, EntryKind, Source, TeamName, Ticket, UserName};
+use crate::engine::context::{step_run, Cx, Out};
+use crate::engine::effect::{Accepted, Decision, Effect, Reply, Write};
+use crate::engine::messages;
+use crate::error::EngineError;
+
+/// Who starts the builds of a push.
+fn git() -> Actor {
+    Actor::new(UserName::system("git"), Source::System)
+}
+
+/// The key of a branch's record.
+fn branch_key(repo: &str, branch: &str) -> String {
+    format!("{repo}/{branch}")
+}
+
+/// A commit with its author as the config knows them and its page.
+fn listed(
+    repo: &RepoConfig,
+    cx: &Cx<'_>,
+    c: &Commit,
+) -> (Commit, Option<UserName>, Option<String>) {
+    let who = cx
+        .config
+        .authors
+        .get(&c.author_email.trim().to_ascii_lowercase())
+        .cloned();
+    let url = c.url.clone().or_else(|| repo.commit_url(&c.sha));
+    (c.clone(), who, url)
+}
+
+/// Nothing to do: said to the forge, nothing written.
+fn ignored(why: String) -> Result<Decision, EngineError> {
+    Ok(Decision {
+        reply: Some(Reply::private(why)),
+        accepted: None,
+        writes: Vec::new(),
+    })
+}
+
+/// A push (or a deleted branch) reported by a forge.
+pub(crate) fn push(
+    cx: &Cx<'_>,
+    delivery: Option<&str>,
+    push: &Push,
+) -> Result<Decision, EngineError> {
+    let Some(repo) = cx.config.repos.get(&push.repo) else {
+        return ignored(format!(
+            "ignored: bot.toml has no repository {}",
+            one_line(&push.repo, 60)
+        ));
+    };
+    if !repo.follows(&push.branch, push.default_branch.as_deref()) {
+        return ignored(format!(
+            "ignored: {} is not a branch bot.toml follows in {}",
+            one_line(&push.branch, 100),
+            repo.name
+        ));
+    }
+    let mut out = Out::new();
+    if let Some(d) = delivery {
+        let key = format!("delivery:{d}");
+        if cx.view.marker(&key)?.is_some() {
+            return ignored(format!(
+                "already delivered ({}): nothing done twice",
+                one_line(d, 80)
+            ));
+        }
+        out.writes.push(Write::Marker(key, cx.now.timestamp()));
+    }
+    let Some(team) = cx.org.team(&repo.team) else {
+        return ignored(format!("ignored: the team {} is gone", repo.team));
+    };
+    let channel = team.channel.clone();
+    let key = branch_key(&repo.name, &push.branch);
+    let mut state = cx.view.branch(&key)?.unwrap_or_default();
+    state.main = repo.is_main(&push.branch, push.default_branch.as_deref());
+
+    let Some(after) = push.after.clone() else {
+        // Deleted: whatever has not started for it is cancelled.
+        let cancelled = supersede(cx, &mut out, &mut state, "the branch was deleted")?;
+        state.head = None;
+        out.post(
+            &channel,
+            None,
+            messages::branch_deleted(&repo.name, &push.branch, &push.pusher, &cancelled),
+        );
+        out.writes.push(Write::Branch(key, state));
+        return Ok(Decision {
+            reply: Some(Reply::private(format!(
+                "{} deleted; {} builds cancelled",
+                one_line(&push.branch, 100),
+                cancelled.len()
+            ))),
+            accepted: Some(Accepted::default()),
+            writes: out.writes,
+        });
+    };
+    if state.head.as_deref() == Some(after.as_str()) {
+        // A head already built (another delivery of it, a poll).
+        out.writes.push(Write::Branch(key, state));
+        return Ok(Decision {
+            reply: Some(Reply::private(format!(
+                "{} is already built; nothing done twice",
+                code::short(&after)
+            ))),
+            accepted: Some(Accepted::default()),
+            writes: out.writes,
+        });
+    }
+
+    let why = format!("superseded by {}", code::short(&after));
+    supersede(cx, &mut out, &mut state, &why)?;
+    // History rewritten: what was built before is not on the branch now.
+    let forced_from = match (&state.head, &push.before) {
+        (Some(head), _) if push.forced => Some(head.clone()),
+        (_, Some(before)) if push.forced => Some(before.clone()),
+        _ => None,
+    };
+    for c in &push.commits {
+        if !state.since_green.iter().any(|s| s.sha == c.sha) {
+            state.since_green.push(c.clone());
+        }
+    }
+    let excess = state.since_green.len().saturating_sub(MAX_SUSPECTS);
+    state.since_green.drain(..excess);
+
+    let commits: Vec<_> = push.commits.iter().map(|c| listed(repo, cx, c)).collect();
+    out.post(
+        &channel,
+        None,
+        messages::push_posted(
+            &repo.name,
+            &push.branch,
+            &push.pusher,
+            &after,
+            forced_from.as_deref(),
+            &commits,
+            push.total_commits,
+        ),
+    );
+
+    // The builds of the new head.
+    let actor = git();
+    let mut next = cx.view.last_run_number()? + 1;
+    let mut started = Vec::new();
+    for job_name in &repo.on_push {
+        let Some(job) = cx.config.jobs.get(job_name) else {
+            continue;
+        };
+        let given_all = [
+            ("ref", push.branch.as_str()),
+            ("sha", after.as_str()),
+            ("repo", repo.name.as_str()),
+        ];
+        let given: Vec<(String, String)> = given_all
+            .iter()
+            .filter(|(k, _)| job.params.iter().any(|p| p.name == *k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut params = match job.check_params(&given) {
+            Ok(p) => p,
+            Err(e) => {
+                out.post(
+                    &channel,
+                    None,
+                    Rich::new()
+                        .text(format!(
+                            "{} of {} {} cannot start: ",
+                            job.name,
+                            repo.name,
+                            code::short(&after)
+                        ))
+                        .quoted(e.to_string()),
+                );
+                continue;
+            }
+        };
+        for (k, v) in given_all {
+            params.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+        let id = RunId(next);
+        next += 1;
+        let mut run = Run::queued(
+            id,
+            &job.name,
+            params.clone(),
+            &actor.name,
+            &channel,
+            cx.now,
+            None,
+        );
+        step_run(
+            &mut run,
+            &actor,
+            RunState::Queued,
+            format!("pushed by {}", one_line(&push.pusher, 60)),
+            cx.now,
+        );
+        out.writes.push(Write::Effect(Effect::Job(JobOrder::Start {
+            run: id,
+            job: job.name.clone(),
+            params,
+        })));
+        cx.progress_of(&mut out, &run);
+        out.writes.push(Write::Run(run));
+        started.push(id);
+    }
+    state.head = Some(after.clone());
+    state.head_failed = false;
+    state.runs.extend(started.iter().copied());
+
+    let noted = note_commits(cx, &mut out, repo, push)?;
+    out.writes.push(Write::Branch(key, state));
+    let ids: Vec<String> = started.iter().map(RunId::to_string).collect();
+    Ok(Decision {
+        reply: Some(Reply::private(if ids.is_empty() {
+            format!("{} recorded; no job runs on push", code::short(&after))
+        } else {
+            format!("{} queued: {}", code::short(&after), ids.join(", "))
+        })),
+        accepted: Some(Accepted {
+            accepted: started.len(),
+            tickets: noted,
+        }),
+        writes: out.writes,
+    })
+}
+
+/// Cancels the branch's builds that have not started; keeps the others.
+fn supersede(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    state: &mut BranchState,
+    why: &str,
+) -> Result<Vec<RunId>, EngineError> {
+    let actor = git();
+    let mut cancelled = Vec::new();
+    let mut kept = Vec::new();
+    for id in std::mem::take(&mut state.runs) {
+        let Some(mut run) = cx.view.run(id)? else {
+            continue;
+        };
+        match run.state {
+            RunState::Queued if run.started_at.is_none() => {
+                step_run(
+                    &mut run,
+                    &actor,
+                    RunState::Cancelled,
+                    why.to_string(),
+                    cx.now,
+                );
+                run.finished_at = Some(cx.now);
+                out.writes
+                    .push(Write::Effect(Effect::Job(JobOrder::Cancel { run: id })));
+                cx.progress_of(out, &run);
+                out.writes.push(Write::Run(run));
+                cancelled.push(id);
+            }
+            s if s.is_final() => {}
+            _ => kept.push(id),
+        }
+    }
+    state.runs = kept;
+    Ok(cancelled)
+}
+
+/// Notes each commit that names a ticket on that ticket's timeline and in
+/// its thread, once per commit and ticket (a redelivery, a rebase that
+/// keeps the sha, another branch: noted already).
+fn note_commits(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    repo: &RepoConfig,
+    push: &Push,
+) -> Result<Vec<crate::domain::TicketId>, EngineError> {
+    let prefix = &cx.config.tickets.prefix;
+    let actor = git();
+    let mut touched: BTreeMap<u64, Ticket> = BTreeMap::new();
+    for c in &push.commits {
+        for (kind, num) in code::ticket_refs(&c.message, prefix) {
+            let mark = format!("commit:{}:{num}", c.sha);
+            if cx.view.marker(&mark)?.is_some() {
+                continue;
+            }
+            let mut t = match touched.remove(&num) {
+                Some(t) => t,
+                None => match cx.view.ticket(&crate::domain::TicketId::new(prefix, num))? {
+                    Some(t) => t,
+                    None => continue,
+                },
+            };
+            let (c, who, url) = listed(repo, cx, c);
+            let text = format!(
+                "commit {} {kind} this: {}{}",
+                code::short(&c.sha),
+                one_line(c.title(), 100),
+                url.as_deref()
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default()
+            );
+            let st = t.state;
+            let e = cx.entry(&mut t, &actor, EntryKind::Commented, st, st, &text);
+            out.writes.push(Write::Timeline(t.id.clone(), e));
+            out.thread(
+                cx.ops(),
+                &t.id,
+                messages::commit_noted(
+                    kind,
+                    &repo.name,
+                    &push.branch,
+                    &c,
+                    who.as_ref(),
+                    url.as_deref(),
+                ),
+            );
+            out.writes.push(Write::Marker(mark, cx.now.timestamp()));
+            touched.insert(num, t);
+        }
+    }
+    let ids = touched.values().map(|t| t.id.clone()).collect();
+    out.writes.extend(touched.into_values().map(Write::Ticket));
+    Ok(ids)
+}
+
+/// What a finished run means for the code loop.
+pub(crate) enum Loop {
+    /// Not a build of a pushed commit: the job's own rules apply.
+    NotMine,
+    /// Recorded; no ticket follows.
+    Done,
+    /// The build ticket of the repository's main branch: opened or noted
+    /// on failure, resolved on a pass.
+    Ticket {
+        broken: String,
+        team: TeamName,
+        title: String,
+        /// The suspects, said in the ticket's thread.
+        extra: Rich,
+    },
+}
+
+/// A build of a pushed commit ended: the branch's record follows (the last
+/// green head, the commits since), and a main branch's result goes to its
+/// build ticket.
+pub(crate) fn after_run(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    run: &Run,
+    success: bool,
+) -> Result<Loop, EngineError> {
+    if run.requester.as_str() != "git" {
+        return Ok(Loop::NotMine);
+    }
+    let (Some(name), Some(sha), Some(branch)) = (
+        run.params.get("repo"),
+        run.params.get("sha"),
+        run.params.get("ref"),
+    ) else {
+        return Ok(Loop::NotMine);
+    };
+    let Some(repo) = cx.config.repos.get(name) else {
+        return Ok(Loop::NotMine);
+    };
+    let key = branch_key(name, branch);
+    let Some(mut state) = cx.view.branch(&key)? else {
+        return Ok(Loop::Done);
+    };
+    state.runs.retain(|r| *r != run.id);
+    let current = state.head.as_deref() == Some(sha.as_str());
+    let last_green = state.last_green.clone();
+    let suspects: Vec<_> = state
+        .since_green
+        .iter()
+        .map(|c| listed(repo, cx, c))
+        .collect();
+    if current {
+        if !success {
+            state.head_failed = true;
+        } else if state.runs.is_empty() && !state.head_failed {
+            // Every build of the head passed: green.
+            state.last_green = Some(sha.clone());
+            state.since_green.clear();
+        }
+    }
+    let main = state.main;
+    out.writes.push(Write::Branch(key, state));
+    // An older head's result says nothing of the branch as it is now.
+    if !main || !current {
+        return Ok(Loop::Done);
+    }
+    Ok(Loop::Ticket {
+        broken: format!("{}@{name}", run.job),
+        team: repo.team.clone(),
+        title: format!("{} is failing on {name} {branch}", run.job),
+        extra: messages::build_suspects(last_green.as_deref(), &suspects),
+    })
+}
