@@ -412,3 +412,34 @@ pub(crate) fn after_run(
         extra: messages::build_suspects(last_green.as_deref(), &suspects),
     })
 }
+
+/// The poller's word on a `git` repository: unreachable (said once, with
+/// the error), or reachable again (said once, if it was said to be down).
+pub(crate) fn reach(cx: &Cx<'_>, repo: &str, error: Option<&str>) -> Result<Decision, EngineError> {
+    let Some(r) = cx.config.repos.get(repo) else {
+        return Ok(Decision::default());
+    };
+    let Some(team) = cx.org.team(&r.team) else {
+        return Ok(Decision::default());
+    };
+    let key = format!("repo-down:{repo}");
+    let down = cx.view.marker(&key)?.is_some_and(|v| v > 0);
+    let mut out = Out::new();
+    match error {
+        Some(e) if !down => {
+            out.writes
+                .push(Write::Marker(key, cx.now.timestamp().max(1)));
+            out.post(&team.channel, None, messages::repo_unreachable(repo, e));
+        }
+        None if down => {
+            out.writes.push(Write::Marker(key, 0));
+            out.post(&team.channel, None, messages::repo_reachable(repo));
+        }
+        _ => return Ok(Decision::default()),
+    }
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}

@@ -72,6 +72,9 @@ pub enum Event {
         delivery: Option<String>,
         push: crate::domain::code::Push,
     },
+    /// The poller could not reach a `git` repository (`error`), or reached
+    /// it again (`None`): the team hears once of each change.
+    RepoReach { repo: String, error: Option<String> },
 }
 
 impl Event {
@@ -90,6 +93,7 @@ impl Event {
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
             Event::Push { .. } => "push",
+            Event::RepoReach { .. } => "repo_reach",
         }
     }
 
@@ -221,6 +225,10 @@ impl Event {
                         .collect(),
                     ..push
                 },
+            },
+            Event::RepoReach { repo, error } => Event::RepoReach {
+                repo,
+                error: error.map(c),
             },
             other => other,
         }

@@ -874,6 +874,20 @@ pub fn build_suspects(
     r
 }
 
+/// In a repository's team channel: the poller cannot reach it.
+pub fn repo_unreachable(repo: &str, error: &str) -> Rich {
+    Rich::new()
+        .text(format!("Cannot reach the repository {repo}; its pushes are not seen until it answers (retried with backoff): "))
+        .quoted(one_line(error, 300))
+}
+
+/// In a repository's team channel: the poller reaches it again.
+pub fn repo_reachable(repo: &str) -> Rich {
+    Rich::new().text(format!(
+        "The repository {repo} answers again; its pushes are built as before."
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1348,6 +1362,18 @@ mod code_tests {
         insta::assert_snapshot!(
             "build_suspects",
             build_suspects(Some(&"e5".repeat(20)), &l).to_plain()
+        );
+        insta::assert_snapshot!(
+            "repo_reach",
+            format!(
+                "{}\n{}",
+                repo_unreachable(
+                    "web",
+                    "fatal: '/srv/git/web.git' does not appear to be a git repository"
+                )
+                .to_plain(),
+                repo_reachable("web").to_plain()
+            )
         );
     }
 }

@@ -291,6 +291,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
         Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
+        Event::RepoReach { repo, error } => code::reach(cx, repo, error.as_deref()),
     }
 }
 

@@ -35,9 +35,15 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 /// that records what it was given and fails while a file exists, and bob's
 /// commit address; the request body limit small enough to test.
 fn env() -> Env {
+    env_with("")
+}
+
+/// As [`env`], with more of `bot.toml`.
+fn env_with(extra: &str) -> Env {
     let config = shipped_config().replace("body_limit = 1048576", "body_limit = 65536");
     let mut env = Env::shipped_with(&format!(
         r#"{config}
+{extra}
 [repos.hello]
 url = "https://github.com/Codertocat/Hello-World.git"
 provider = "github"
@@ -577,4 +583,145 @@ fn a_failing_main_branch_is_a_ticket_naming_its_suspects_until_green() {
     assert_eq!(t["title"], "ci-web is failing on hello master");
     assert_eq!(t["team"], "backend");
     assert_eq!(t["state"], "resolved");
+}
+
+/// Runs the system `git` in `dir` as bob would.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Bob")
+        .env("GIT_AUTHOR_EMAIL", "bob@example.com")
+        .env("GIT_COMMITTER_NAME", "Bob")
+        .env("GIT_COMMITTER_EMAIL", "bob@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs (.ci/setup installs it)");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn commit(work: &std::path::Path, file: &str, message: &str) -> String {
+    std::fs::write(work.join(file), message).unwrap();
+    git(work, &["add", "."]);
+    git(work, &["commit", "-q", "-m", message]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn a_plain_git_server_is_polled_and_each_moved_head_is_a_push() {
+    let remote = tempfile::tempdir().unwrap();
+    let origin = remote.path().join("origin.git");
+    let gone = remote.path().join("gone.git");
+    let work = remote.path().join("work");
+    std::fs::create_dir_all(&origin).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    git(&origin, &["init", "-q", "--bare", "-b", "main"]);
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    let first = commit(&work, "a.txt", "First");
+    git(&work, &["push", "-q", "origin", "main"]);
+
+    let env = env_with(&format!(
+        r#"
+[repos.plain]
+url = "{}"
+provider = "git"
+branches = ["main", "feature/*"]
+on_push = ["ci-web"]
+team = "backend"
+poll = "1s"
+
+[repos.gone]
+url = "{}"
+provider = "git"
+on_push = ["ci-web"]
+team = "infra"
+poll = "1s"
+"#,
+        origin.display(),
+        gone.display()
+    ));
+    let bot = env.live(&[]);
+    let short = |s: &str| s[..7].to_string();
+    wait_for(
+        &bot,
+        &format!("Bob pushed plain main → {}: 1 commit", short(&first)),
+    );
+    wait_for(&bot, "Cannot reach the repository gone");
+
+    let second = commit(&work, "b.txt", "Second");
+    let third = commit(&work, "c.txt", "Third\n\nwith a body");
+    git(&work, &["push", "-q", "origin", "main"]);
+    wait_for(
+        &bot,
+        &format!("Bob pushed plain main → {}: 2 commits", short(&third)),
+    );
+
+    git(&work, &["reset", "-q", "--hard", &first]);
+    let rewritten = commit(&work, "d.txt", "Rewritten");
+    git(&work, &["push", "-q", "-f", "origin", "main"]);
+    wait_for(
+        &bot,
+        &format!(
+            "Bob force-pushed plain main → {} (history rewritten: it was at {}",
+            short(&rewritten),
+            short(&third)
+        ),
+    );
+
+    git(&work, &["push", "-q", "origin", "main:feature/x"]);
+    wait_for(
+        &bot,
+        &format!("Bob pushed plain feature/x → {}", short(&rewritten)),
+    );
+    git(&work, &["push", "-q", "origin", ":feature/x"]);
+    wait_for(&bot, "deleted plain feature/x: nothing is built for it");
+
+    // The missing remote appears: said once that it answers, and built.
+    std::fs::create_dir_all(&gone).unwrap();
+    git(&gone, &["init", "-q", "--bare", "-b", "main"]);
+    git(&work, &["push", "-q", gone.to_str().unwrap(), "main"]);
+    wait_for(&bot, "The repository gone answers again");
+    wait_for(
+        &bot,
+        &format!("Bob pushed gone main → {}", short(&rewritten)),
+    );
+    let run = bot.finish();
+    let out = &run.stdout;
+    assert_eq!(
+        out.matches("Cannot reach the repository gone").count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches("answers again").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!("  {} Second — @bob", short(&second))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  {} Third — @bob", short(&third))),
+        "{out}"
+    );
+    let b = built(&env);
+    for sha in [&first, &third, &rewritten] {
+        assert!(b.contains(&format!("plain main {sha} {sha}")), "{b:?}");
+    }
+    assert!(
+        b.contains(&format!("plain feature/x {rewritten} {rewritten}")),
+        "{b:?}"
+    );
+    assert!(
+        b.contains(&format!("gone main {rewritten} {rewritten}")),
+        "{b:?}"
+    );
+    assert!(!b.iter().any(|l| l.contains(&second)), "{b:?}");
 }

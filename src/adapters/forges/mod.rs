@@ -2,6 +2,8 @@
 //! push payload made a typed [`Push`] (GitHub, GitLab, Gitea/Forgejo). An
 //! adapter: it checks and translates, the engine decides.
 
+pub mod poll;
+
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
