@@ -36,6 +36,9 @@ pub(super) struct RawRepo {
     pub(super) poll: Option<Written<String>>,
     /// Where a commit's page is: `{web_url}/commit/{sha}`.
     pub(super) web_url: Option<Written<String>>,
+    /// The forge's API, for commit statuses (default: api.github.com, or
+    /// `/api/v4` (GitLab) or `/api/v1` (Gitea) on the host of `url`).
+    pub(super) api_url: Option<Written<String>>,
 }
 
 /// `[people.NAME]` as written.
@@ -64,6 +67,8 @@ pub struct RepoConfig {
     /// For `provider = "git"`.
     pub poll: Duration,
     pub web_url: Option<String>,
+    /// The forge's API base, without a trailing `/`.
+    pub api_url: Option<String>,
 }
 
 /// The default branch when a forge does not say: `main`.
@@ -96,6 +101,25 @@ impl RepoConfig {
         branch == main
     }
 
+    /// Whether commit statuses go to the forge: a forge, and its token set.
+    pub fn sends_statuses(&self) -> bool {
+        self.provider != Provider::Git
+            && self.api_url.is_some()
+            && self.token.as_ref().is_some_and(|t| t.value.is_some())
+    }
+
+    /// `owner/name` (GitLab: the project's whole path) from `url`.
+    pub fn path(&self) -> Option<String> {
+        let u = self.url.trim().trim_end_matches('/');
+        let u = u.strip_suffix(".git").unwrap_or(u);
+        let rest = match u.split_once("://") {
+            Some((_, rest)) => rest.split_once('/')?.1,
+            None => u.split_once(':')?.1,
+        };
+        let rest = rest.trim_matches('/');
+        rest.contains('/').then(|| rest.to_string())
+    }
+
     /// The page of a commit, when the config says where pages are.
     pub fn commit_url(&self, sha: &str) -> Option<String> {
         self.web_url
@@ -123,6 +147,17 @@ fn normal(u: &str) -> String {
     let u = u.split_once("://").map_or(u, |(_, rest)| rest);
     let u = u.rsplit_once('@').map_or(u, |(_, rest)| rest);
     u.replace(':', "/").to_ascii_lowercase()
+}
+
+/// `https://host[:port]` of an http(s) URL (`git@host:path` has none).
+fn web_host(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split('/').next()?;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
 }
 
 impl Validator<'_> {
@@ -284,6 +319,30 @@ impl Validator<'_> {
                 Some(w) => Some(w.trim().trim_end_matches('/').to_string()),
                 None => None,
             };
+            let api_url = match (&r.api_url, provider) {
+                (Some(a), _) if !(a.starts_with("http://") || a.starts_with("https://")) => {
+                    self.error(
+                        key("api_url"),
+                        a.span(),
+                        format!("`{}` is not an http(s) URL", clip_plain(a, 80)),
+                    );
+                    ok = false;
+                    None
+                }
+                (Some(a), _) => Some(a.trim().trim_end_matches('/').to_string()),
+                (None, Provider::Github) => Some("https://api.github.com".to_string()),
+                (None, Provider::Git) => None,
+                (None, p) => web_host(&r.url).map(|h| {
+                    format!(
+                        "{h}{}",
+                        if p == Provider::Gitlab {
+                            "/api/v4"
+                        } else {
+                            "/api/v1"
+                        }
+                    )
+                }),
+            };
             if let (true, Some(team)) = (ok, team) {
                 out.insert(
                     name.to_string(),
@@ -298,6 +357,7 @@ impl Validator<'_> {
                         token,
                         poll,
                         web_url,
+                        api_url,
                     },
                 );
             }
@@ -446,6 +506,9 @@ members = ["bob", "bella"]
         assert!(r.is_named_by(&["git@github.com:acme/web.git"]));
         assert!(!r.is_named_by(&["acme/web2", ""]));
         assert_eq!(l.config.authors["bob@example.com"].as_str(), "bob");
+        assert_eq!(r.path().as_deref(), Some("acme/web"));
+        assert_eq!(r.api_url.as_deref(), Some("https://api.github.com"));
+        assert!(!r.sends_statuses());
         let w: Vec<&str> = l
             .warnings
             .iter()

@@ -223,6 +223,32 @@ pub struct BranchState {
     pub since_green: Vec<Commit>,
 }
 
+/// A commit status's state, in the words GitHub and Gitea use (GitLab's
+/// are mapped by the adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    /// The build did not run to an end (superseded, cancelled).
+    Error,
+}
+
+/// A run's state for a commit, to report on the forge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitStatus {
+    /// The configured repository.
+    pub repo: String,
+    pub sha: String,
+    pub state: StatusState,
+    /// `opsbot/JOB`: one status line per job on the forge.
+    pub context: String,
+    pub description: String,
+    pub run: RunId,
+}
+
 /// How many commits since the last green build are kept as suspects.
 pub const MAX_SUSPECTS: usize = 50;
 

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use crate::config::repos::RepoConfig;
-use crate::domain::code::{self, BranchState, Commit, Push, MAX_SUSPECTS};
+use crate::domain::code::{
+    self, BranchState, Commit, CommitStatus, Push, StatusState, MAX_SUSPECTS,
+};
 use crate::domain::rich::{one_line, Rich};
 use crate::domain::run::{JobOrder, Run, RunId, RunState};
 use crate::domain::{Actor, EntryKind, Source, TeamName, Ticket, UserName};
@@ -43,6 +45,25 @@ fn listed(
         .cloned();
     let url = c.url.clone().or_else(|| repo.commit_url(&c.sha));
     (c.clone(), who, url)
+}
+
+/// The order to report `run`'s state on the forge, when the repository
+/// sends statuses.
+fn status(repo: &RepoConfig, run: &Run, state: StatusState, description: String) -> Option<Write> {
+    if !repo.sends_statuses() {
+        return None;
+    }
+    let sha = run.params.get("sha")?;
+    Some(Write::Effect(Effect::Job(JobOrder::Status {
+        status: CommitStatus {
+            repo: repo.name.clone(),
+            sha: sha.clone(),
+            state,
+            context: format!("opsbot/{}", run.job),
+            description: crate::domain::rich::clip_plain(&description, 140),
+            run: run.id,
+        },
+    })))
 }
 
 /// Nothing to do: said to the forge, nothing written.
@@ -94,7 +115,7 @@ pub(crate) fn push(
 
     let Some(after) = push.after.clone() else {
         // Deleted: whatever has not started for it is cancelled.
-        let cancelled = supersede(cx, &mut out, &mut state, "the branch was deleted")?;
+        let cancelled = supersede(cx, &mut out, repo, &mut state, "the branch was deleted")?;
         state.head = None;
         out.post(
             &channel,
@@ -126,7 +147,7 @@ pub(crate) fn push(
     }
 
     let why = format!("superseded by {}", code::short(&after));
-    supersede(cx, &mut out, &mut state, &why)?;
+    supersede(cx, &mut out, repo, &mut state, &why)?;
     // History rewritten: what was built before is not on the branch now.
     let forced_from = match (&state.head, &push.before) {
         (Some(head), _) if push.forced => Some(head.clone()),
@@ -219,6 +240,12 @@ pub(crate) fn push(
             params,
         })));
         cx.progress_of(&mut out, &run);
+        out.writes.extend(status(
+            repo,
+            &run,
+            StatusState::Pending,
+            format!("{id} queued"),
+        ));
         out.writes.push(Write::Run(run));
         started.push(id);
     }
@@ -247,6 +274,7 @@ pub(crate) fn push(
 fn supersede(
     cx: &Cx<'_>,
     out: &mut Out,
+    repo: &RepoConfig,
     state: &mut BranchState,
     why: &str,
 ) -> Result<Vec<RunId>, EngineError> {
@@ -270,6 +298,12 @@ fn supersede(
                 out.writes
                     .push(Write::Effect(Effect::Job(JobOrder::Cancel { run: id })));
                 cx.progress_of(out, &run);
+                out.writes.extend(status(
+                    repo,
+                    &run,
+                    StatusState::Error,
+                    format!("{id} {why}"),
+                ));
                 out.writes.push(Write::Run(run));
                 cancelled.push(id);
             }
@@ -378,6 +412,13 @@ pub(crate) fn after_run(
     let Some(repo) = cx.config.repos.get(name) else {
         return Ok(Loop::NotMine);
     };
+    let (state_now, said) = if success {
+        (StatusState::Success, format!("{} passed", run.id))
+    } else {
+        let why = run.timeline.last().map(|e| e.text.as_str()).unwrap_or("");
+        (StatusState::Failure, format!("{} failed: {why}", run.id))
+    };
+    out.writes.extend(status(repo, run, state_now, said));
     let key = branch_key(name, branch);
     let Some(mut state) = cx.view.branch(&key)? else {
         return Ok(Loop::Done);
@@ -437,6 +478,29 @@ pub(crate) fn reach(cx: &Cx<'_>, repo: &str, error: Option<&str>) -> Result<Deci
         }
         _ => return Ok(Decision::default()),
     }
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// The forge refused a commit status for good (401/403/404): the team
+/// hears of it once per repository; the status stays a dead letter.
+pub(crate) fn status_refused(cx: &Cx<'_>, repo: &str, why: &str) -> Result<Decision, EngineError> {
+    let Some(r) = cx.config.repos.get(repo) else {
+        return Ok(Decision::default());
+    };
+    let Some(team) = cx.org.team(&r.team) else {
+        return Ok(Decision::default());
+    };
+    let key = format!("status-refused:{repo}");
+    if cx.view.marker(&key)?.is_some() {
+        return Ok(Decision::default());
+    }
+    let mut out = Out::new();
+    out.writes.push(Write::Marker(key, cx.now.timestamp()));
+    out.post(&team.channel, None, messages::status_refused(repo, why));
     Ok(Decision {
         reply: None,
         accepted: None,

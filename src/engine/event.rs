@@ -75,6 +75,8 @@ pub enum Event {
     /// The poller could not reach a `git` repository (`error`), or reached
     /// it again (`None`): the team hears once of each change.
     RepoReach { repo: String, error: Option<String> },
+    /// The forge refused a repository's commit status for good.
+    StatusRefused { repo: String, why: String },
 }
 
 impl Event {
@@ -94,6 +96,7 @@ impl Event {
             Event::ScheduledReport { .. } => "scheduled_report",
             Event::Push { .. } => "push",
             Event::RepoReach { .. } => "repo_reach",
+            Event::StatusRefused { .. } => "status_refused",
         }
     }
 
@@ -230,6 +233,7 @@ impl Event {
                 repo,
                 error: error.map(c),
             },
+            Event::StatusRefused { repo, why } => Event::StatusRefused { repo, why: c(why) },
             other => other,
         }
     }

@@ -888,6 +888,13 @@ pub fn repo_reachable(repo: &str) -> Rich {
     ))
 }
 
+/// In a repository's team channel: the forge refuses its commit statuses.
+pub fn status_refused(repo: &str, why: &str) -> Rich {
+    Rich::new()
+        .text(format!("The forge refuses the commit statuses of {repo} (they are kept as dead letters; check its token_env and the token's rights): "))
+        .quoted(one_line(why, 300))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1374,6 +1381,10 @@ mod code_tests {
                 .to_plain(),
                 repo_reachable("web").to_plain()
             )
+        );
+        insta::assert_snapshot!(
+            "status_refused",
+            status_refused("web", "401 Unauthorized: Bad credentials").to_plain()
         );
     }
 }

@@ -35,6 +35,11 @@ pub(super) fn destination(item: &OutboxItem) -> Option<String> {
         }),
         // Edits have their own limits on Discord, apart from new messages.
         crate::engine::Effect::Card(c) => Some(format!("{}/cards", c.channel)),
+        // Each repository's statuses in a lane of their own: a forge that
+        // is down holds back neither job orders nor another forge.
+        crate::engine::Effect::Job(crate::domain::run::JobOrder::Status { status }) => {
+            Some(format!("status/{}", status.repo))
+        }
         crate::engine::Effect::Mail(_) | crate::engine::Effect::Job(_) => None,
     }
 }

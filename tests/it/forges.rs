@@ -725,3 +725,156 @@ poll = "1s"
     );
     assert!(!b.iter().any(|l| l.contains(&second)), "{b:?}");
 }
+
+/// Waits until the fake forge took `n` statuses.
+fn wait_taken(forge: &crate::fake_forge::FakeForge, n: usize) -> Vec<crate::fake_forge::Taken> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = forge.taken();
+        if t.len() >= n || std::time::Instant::now() > deadline {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn each_run_reports_its_commit_status_to_the_forge_in_order() {
+    let forge = crate::fake_forge::FakeForge::start(
+        "forge-token-1",
+        &["Codertocat/Hello-World", "mike/diaspora", "gitea/webhooks"],
+    );
+    let config = format!(
+        "[repos.hello]\nurl = \"https://github.com/Codertocat/Hello-World.git\"\nprovider = \"github\"\non_push = [\"ci-web\"]\nteam = \"backend\"\nsecret_env = \"GH_SECRET\"\ntoken_env = \"FORGE_TOKEN\"\napi_url = \"{0}\"\n\n[repos.diaspora]\nurl = \"http://example.com/mike/diaspora.git\"\nprovider = \"gitlab\"\non_push = [\"ci-web\"]\nteam = \"backend\"\nsecret_env = \"GL_SECRET\"\ntoken_env = \"FORGE_TOKEN\"\napi_url = \"{0}/api/v4\"\n",
+        forge.base
+    );
+    // The env's own repos of those names are replaced by these.
+    let mut env = env_with("");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text
+        .replace("[repos.hello]\nurl = \"https://github.com/Codertocat/Hello-World.git\"\nprovider = \"github\"\non_push = [\"ci-web\"]\nteam = \"backend\"\nsecret_env = \"GH_SECRET\"\n", "")
+        .replace("[repos.diaspora]\nurl = \"git@example.com:mike/diaspora.git\"\nprovider = \"gitlab\"\non_push = [\"ci-web\"]\nteam = \"backend\"\nsecret_env = \"GL_SECRET\"\n", "");
+    std::fs::write(&env.config, format!("{text}\n{config}")).unwrap();
+    env.vars
+        .push(("FORGE_TOKEN".into(), "forge-token-1".into()));
+    let bot = env.live(&[]);
+    let (code, answer) = github(
+        &bot,
+        "push",
+        "s1",
+        &gh_push(
+            "master",
+            &sha('0'),
+            &sha('a'),
+            &[('a', "One", "bob@example.com")],
+        ),
+    );
+    assert_eq!(code, 202, "{answer}");
+    let t = wait_taken(&forge, 2);
+    let seen: Vec<(&str, &str, &str, &str)> = t
+        .iter()
+        .map(|s| {
+            (
+                s.forge,
+                s.repo.as_str(),
+                s.state.as_str(),
+                s.context.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "github",
+                "Codertocat/Hello-World",
+                "pending",
+                "opsbot/ci-web"
+            ),
+            (
+                "github",
+                "Codertocat/Hello-World",
+                "success",
+                "opsbot/ci-web"
+            ),
+        ]
+    );
+    assert_eq!(t[0].sha, sha('a'));
+    assert_eq!(t[0].description, "RUN-1 queued");
+    assert_eq!(t[1].description, "RUN-1 passed");
+    // A failing build: failure. GitLab: its own states and token header.
+    std::fs::write(env.dir.path().join("fail"), "").unwrap();
+    let gl = serde_json::to_vec(&fixture("gitlab-push.json")).unwrap();
+    let (code, answer) = send(
+        &bot,
+        "/hooks/gitlab",
+        &[
+            ("X-Gitlab-Event", "Push Hook"),
+            ("X-Gitlab-Token", GL_SECRET),
+            ("X-Gitlab-Event-UUID", "s2"),
+        ],
+        &gl,
+    );
+    assert_eq!(code, 202, "{answer}");
+    let t = wait_taken(&forge, 4);
+    assert_eq!(
+        t[2..]
+            .iter()
+            .map(|s| (
+                s.forge,
+                s.repo.as_str(),
+                s.state.as_str(),
+                s.context.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("gitlab", "mike/diaspora", "pending", "opsbot/ci-web"),
+            ("gitlab", "mike/diaspora", "failed", "opsbot/ci-web"),
+        ]
+    );
+    assert!(
+        t[3].description.starts_with("RUN-2 failed: exit code 1"),
+        "{t:?}"
+    );
+    // The token is revoked: said once to the team, kept as dead letters,
+    // and chat goes on.
+    forge.set_token("another-token");
+    std::fs::remove_file(env.dir.path().join("fail")).unwrap();
+    let (code, _) = github(
+        &bot,
+        "push",
+        "s3",
+        &gh_push(
+            "master",
+            &sha('a'),
+            &sha('b'),
+            &[('b', "Two", "bob@example.com")],
+        ),
+    );
+    assert_eq!(code, 202);
+    wait_for(&bot, "The forge refuses the commit statuses of hello");
+    wait_for(&bot, "RUN-3 · ci-web");
+    assert!(
+        bot.wait_printed(Duration::from_secs(30), |p| p
+            .matches("succeeded in")
+            .count()
+            >= 2),
+        "{}",
+        bot.printed()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while forge.refused() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = bot.finish();
+    assert_eq!(forge.refused(), 2, "pending and success, each tried once");
+    assert_eq!(forge.taken().len(), 4);
+    assert_eq!(
+        run.stdout
+            .matches("The forge refuses the commit statuses of hello")
+            .count(),
+        1,
+        "{}",
+        run.stdout
+    );
+}

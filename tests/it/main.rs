@@ -19,6 +19,7 @@ mod discord_fixtures;
 mod disk_full;
 mod failover;
 mod fake_discord;
+mod fake_forge;
 mod fake_jenkins;
 mod forges;
 mod gates;

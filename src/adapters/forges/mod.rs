@@ -3,6 +3,7 @@
 //! adapter: it checks and translates, the engine decides.
 
 pub mod poll;
+pub mod status;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;

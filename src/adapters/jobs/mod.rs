@@ -293,6 +293,9 @@ impl Sink for LocalRunner {
         };
         match order {
             JobOrder::Start { run, job, params } => self.start(*run, job, params).await,
+            JobOrder::Status { status } => {
+                return crate::adapters::forges::status::send(&self.bot, status).await
+            }
             JobOrder::Cancel { run } => {
                 if let Some(tx) = self.lock().remove(run) {
                     let _ = tx.send(());
@@ -676,6 +679,9 @@ impl Sink for JobRunner {
             return Err(DeliveryError::Permanent("not a job order".into()));
         };
         match order {
+            JobOrder::Status { status } => {
+                crate::adapters::forges::status::send(&self.local.bot, status).await
+            }
             JobOrder::Start { run, job, params } => {
                 let backend = self
                     .local
