@@ -4,7 +4,6 @@
 use crate::engine::{Effect, Post};
 
 pub(crate) mod alerts;
-mod code;
 pub(crate) mod sla;
 
 /// A queued effect as the tests read a post: `#channel text`, or

@@ -2,7 +2,9 @@
 //! newer head supersedes what has not started, deletes and unknown
 //! branches build nothing, redeliveries change nothing, commits are noted
 //! on the tickets they name, and a failing main branch is a ticket naming
-//! its suspects until the next green build.
+//! its suspects until the next green build. On the in-memory view; here,
+//! not in `engine/tests/`, because the jobs are read from a `commands/`
+//! folder on disk.
 
 use std::sync::Arc;
 
