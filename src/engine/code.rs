@@ -156,7 +156,18 @@ pub(crate) fn push(
     };
     for c in &push.commits {
         if !state.since_green.iter().any(|s| s.sha == c.sha) {
-            state.since_green.push(c.clone());
+            // Kept as a suspect: what a post shows of it, not the whole
+            // message (a record stays small whatever was pushed).
+            state.since_green.push(Commit {
+                message: crate::domain::rich::clip_plain(c.title(), 200),
+                author_name: crate::domain::rich::clip_plain(&c.author_name, 100),
+                author_email: crate::domain::rich::clip_plain(&c.author_email, 200),
+                url: c
+                    .url
+                    .as_deref()
+                    .map(|u| crate::domain::rich::clip_plain(u, 300)),
+                ..c.clone()
+            });
         }
     }
     let excess = state.since_green.len().saturating_sub(MAX_SUSPECTS);

@@ -40,8 +40,13 @@ fn env() -> Env {
 
 /// As [`env`], with more of `bot.toml`.
 fn env_with(extra: &str) -> Env {
+    env_on(false, extra)
+}
+
+/// As [`env_with`], the records on PostgreSQL when `pg`.
+fn env_on(pg: bool, extra: &str) -> Env {
     let config = shipped_config().replace("body_limit = 1048576", "body_limit = 65536");
-    let mut env = Env::shipped_with(&format!(
+    let text = format!(
         r#"{config}
 {extra}
 [repos.hello]
@@ -69,7 +74,17 @@ secret_env = "GT_SECRET"
 [people.bob]
 emails = ["bob@example.com"]
 "#
-    ));
+    );
+    let mut env = if pg {
+        let env = Env::on_postgres_with(&text);
+        crate::kit::copy_dir(
+            &crate::kit::shipped_commands(),
+            &env.dir.path().join("commands"),
+        );
+        env
+    } else {
+        Env::shipped_with(&text)
+    };
     let built = env.dir.path().join("built.txt");
     let fail = env.dir.path().join("fail");
     env.script(
@@ -196,7 +211,17 @@ fn wait_for(bot: &LiveBot, what: &str) {
 
 #[test]
 fn a_github_push_is_built_once_with_its_commit_and_said_in_the_team_channel() {
-    let env = env();
+    github_push_on(env());
+}
+
+/// The same on PostgreSQL: the branch records and delivery ids are written
+/// over the same seam.
+#[test]
+fn a_github_push_is_built_once_on_postgres() {
+    github_push_on(env_on(true, ""));
+}
+
+fn github_push_on(env: Env) {
     let mut bot = env.live(&[]);
     bot.line(":as olivia");
     bot.line("/ticket open title:\"Checkout 502\"");
