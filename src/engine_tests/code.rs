@@ -71,6 +71,20 @@ fn push(branch: &str, before: Option<char>, after: Option<char>, commits: Vec<Co
 }
 
 impl Bench {
+    /// With the repo's token set: commit statuses are ordered.
+    fn with_statuses() -> Bench {
+        let mut b = Bench::new();
+        let mut config = b.engine.config().clone();
+        if let Some(r) = config.repos.get_mut("web") {
+            r.token = Some(crate::config::EnvSecret {
+                var: "WEB_TOKEN".into(),
+                value: Some(crate::config::Secret::for_tests("t")),
+            });
+        }
+        b.engine = Engine::new(Arc::new(config));
+        b
+    }
+
     fn new() -> Bench {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("commands")).unwrap();
@@ -366,4 +380,54 @@ fn a_failing_main_build_is_a_ticket_naming_the_suspects_until_green() {
     let st = b.view.branch("web/main").unwrap().unwrap();
     assert_eq!(st.last_green, Some(sha('d')));
     assert!(st.since_green.is_empty() && st.runs.is_empty());
+}
+
+#[test]
+fn each_run_orders_its_commit_statuses_in_order() {
+    use crate::domain::code::StatusState;
+    let mut b = Bench::with_statuses();
+    let statuses = |d: &Decision| -> Vec<(u64, StatusState, String)> {
+        orders(d)
+            .into_iter()
+            .filter_map(|o| match o {
+                JobOrder::Status { status } => {
+                    assert_eq!(status.context, "opsbot/test-web");
+                    Some((status.run.0, status.state, status.description))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let d = b.push("d1", push("main", None, Some('a'), vec![]));
+    assert_eq!(
+        statuses(&d),
+        vec![(1, StatusState::Pending, "RUN-1 queued".into())]
+    );
+    let d = b.push("d2", push("main", Some('a'), Some('b'), vec![]));
+    assert_eq!(
+        statuses(&d),
+        vec![
+            (1, StatusState::Error, "RUN-1 superseded by bbbbbbb".into()),
+            (2, StatusState::Pending, "RUN-2 queued".into()),
+        ]
+    );
+    // The cancel goes before the error status, the start before its pending.
+    let kinds: Vec<&str> = orders(&d)
+        .iter()
+        .map(|o| match o {
+            JobOrder::Start { .. } => "start",
+            JobOrder::Cancel { .. } => "cancel",
+            JobOrder::Status { .. } => "status",
+        })
+        .collect();
+    assert_eq!(kinds, ["cancel", "status", "start", "status"]);
+    let d = b.finish(2, false);
+    assert_eq!(
+        statuses(&d),
+        vec![(2, StatusState::Failure, "RUN-2 failed: exit code 1".into())]
+    );
+    // Without a token: none.
+    let mut plain = Bench::new();
+    let d = plain.push("d1", push("main", None, Some('a'), vec![]));
+    assert!(statuses(&d).is_empty());
 }

@@ -252,6 +252,80 @@ mod tests {
         crate::config::Secret::for_tests(s)
     }
 
+    fn fixture(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/forges")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    /// Every value of every field replaced by something else (nothing, a
+    /// number, a list, a long or hostile string): an answer, never a panic.
+    #[test]
+    fn any_payload_is_an_answer_not_a_panic() {
+        fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(at.clone());
+            match v {
+                Value::Object(m) => {
+                    for (k, c) in m {
+                        let mut p = at.clone();
+                        p.push(k.clone());
+                        paths(c, p, out);
+                    }
+                }
+                Value::Array(a) => {
+                    for (i, c) in a.iter().enumerate() {
+                        let mut p = at.clone();
+                        p.push(i.to_string());
+                        paths(c, p, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn set(v: &mut Value, path: &[String], to: Value) {
+            let Some((first, rest)) = path.split_first() else {
+                *v = to;
+                return;
+            };
+            let next = match v {
+                Value::Object(m) => m.get_mut(first),
+                Value::Array(a) => first.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                _ => None,
+            };
+            if let Some(n) = next {
+                set(n, rest, to);
+            }
+        }
+        let odd = [
+            Value::Null,
+            serde_json::json!(-1),
+            serde_json::json!([1, "x"]),
+            serde_json::json!({"a": {}}),
+            Value::String("refs/heads/".into()),
+            Value::String("0".repeat(40)),
+            Value::String("é\u{202e}@everyone\n".repeat(500)),
+        ];
+        for (provider, event, name) in [
+            (Provider::Github, "push", "github-push-tag-deleted.json"),
+            (Provider::Gitlab, "Push Hook", "gitlab-push.json"),
+            (Provider::Gitea, "push", "gitea-push.json"),
+        ] {
+            let base = fixture(name);
+            assert!(parse(provider, event, &base, "r").is_ok(), "{name}");
+            let mut all = Vec::new();
+            paths(&base, Vec::new(), &mut all);
+            for p in &all {
+                for o in &odd {
+                    let mut v = base.clone();
+                    set(&mut v, p, o.clone());
+                    let _ = parse(provider, event, &v, "r");
+                    let _ = repo_names(provider, &v);
+                }
+            }
+        }
+    }
+
     /// GitHub's documented test vector ("Validating webhook deliveries").
     #[test]
     fn github_signature_matches_the_documented_vector() {
