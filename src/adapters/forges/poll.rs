@@ -61,6 +61,9 @@ struct GitError(String);
 impl Poller {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut wait = Duration::ZERO;
+        // Whether the engine was last told the remote answers (at start:
+        // not yet, as an earlier process may have said it was down).
+        let mut told_ok = false;
         loop {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
@@ -73,24 +76,32 @@ impl Poller {
             match self.look().await {
                 Ok(()) => {
                     wait = self.repo.poll;
-                    self.report(None).await;
+                    if !told_ok {
+                        told_ok = self.report(None).await;
+                    }
                 }
                 Err(GitError(e)) => {
                     tracing::warn!(repo = %self.repo.name, error = %e, "cannot poll the repository");
                     wait = (wait.max(self.repo.poll) * 2).min(MAX_BACKOFF.max(self.repo.poll));
+                    told_ok = false;
                     self.report(Some(e)).await;
                 }
             }
         }
     }
 
-    async fn report(&self, error: Option<String>) {
+    /// Tells the engine; returns whether it was recorded.
+    async fn report(&self, error: Option<String>) -> bool {
         let event = Event::RepoReach {
             repo: self.repo.name.clone(),
             error,
         };
-        if let Err(e) = self.bot.submit(event).await {
-            tracing::warn!(repo = %self.repo.name, error = %e, "cannot record the repository's reach");
+        match self.bot.submit(event).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(repo = %self.repo.name, error = %e, "cannot record the repository's reach");
+                false
+            }
         }
     }
 
