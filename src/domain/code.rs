@@ -82,6 +82,23 @@ pub struct Push {
     /// The repository's default branch, when the forge says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_branch: Option<String>,
+    /// A pull (merge) request's head, when this is one: `branch` is its
+    /// head branch, `after` its head commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<Box<PullRequest>>,
+}
+
+/// A pull request (GitHub, Gitea) or merge request (GitLab).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub title: String,
+    /// Who opened it, as the forge names them.
+    pub author: String,
+    /// The branch it would merge into.
+    pub base: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The all-zero object id forges send for "no commit" (a new or a deleted
@@ -214,6 +231,9 @@ pub struct BranchState {
     /// A build of the head failed (it cannot be the last green one).
     #[serde(default)]
     pub head_failed: bool,
+    /// For a pull request's record: the pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PullRequest>,
     /// The head of the last build that passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_green: Option<String>,

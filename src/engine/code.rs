@@ -32,6 +32,12 @@ fn branch_key(repo: &str, branch: &str) -> String {
     format!("{repo}/{branch}")
 }
 
+/// The key of a pull request's record (a repository's name holds no `#`,
+/// so it never meets a branch's).
+fn pr_key(repo: &str, number: u64) -> String {
+    format!("{repo}#pr/{number}")
+}
+
 /// A commit with its author as the config knows them and its page.
 fn listed(
     repo: &RepoConfig,
@@ -87,10 +93,12 @@ pub(crate) fn push(
             one_line(&push.repo, 60)
         ));
     };
-    if !repo.follows(&push.branch, push.default_branch.as_deref()) {
+    // A pull request is built when it would merge into a followed branch.
+    let target = push.pr.as_ref().map_or(&push.branch, |p| &p.base);
+    if !repo.follows(target, push.default_branch.as_deref()) {
         return ignored(format!(
             "ignored: {} is not a branch bot.toml follows in {}",
-            one_line(&push.branch, 100),
+            one_line(target, 100),
             repo.name
         ));
     }
@@ -109,9 +117,13 @@ pub(crate) fn push(
         return ignored(format!("ignored: the team {} is gone", repo.team));
     };
     let channel = team.channel.clone();
-    let key = branch_key(&repo.name, &push.branch);
+    let key = match &push.pr {
+        Some(pr) => pr_key(&repo.name, pr.number),
+        None => branch_key(&repo.name, &push.branch),
+    };
     let mut state = cx.view.branch(&key)?.unwrap_or_default();
-    state.main = repo.is_main(&push.branch, push.default_branch.as_deref());
+    state.main = push.pr.is_none() && repo.is_main(&push.branch, push.default_branch.as_deref());
+    state.pr = push.pr.as_deref().cloned();
 
     let Some(after) = push.after.clone() else {
         // Deleted: whatever has not started for it is cancelled.
@@ -174,19 +186,27 @@ pub(crate) fn push(
     state.since_green.drain(..excess);
 
     let commits: Vec<_> = push.commits.iter().map(|c| listed(repo, cx, c)).collect();
-    out.post(
-        &channel,
-        None,
-        messages::push_posted(
-            &repo.name,
-            &push.branch,
-            &push.pusher,
-            &after,
-            forced_from.as_deref(),
-            &commits,
-            push.total_commits,
-        ),
-    );
+    if let Some(pr) = &push.pr {
+        out.post(
+            &channel,
+            None,
+            messages::pr_posted(&repo.name, pr, &push.branch, &after),
+        );
+    } else {
+        out.post(
+            &channel,
+            None,
+            messages::push_posted(
+                &repo.name,
+                &push.branch,
+                &push.pusher,
+                &after,
+                forced_from.as_deref(),
+                &commits,
+                push.total_commits,
+            ),
+        );
+    }
 
     // The builds of the new head.
     let actor = git();
@@ -196,11 +216,15 @@ pub(crate) fn push(
         let Some(job) = cx.config.jobs.get(job_name) else {
             continue;
         };
-        let given_all = [
+        let number = push.pr.as_ref().map(|p| p.number.to_string());
+        let mut given_all = vec![
             ("ref", push.branch.as_str()),
             ("sha", after.as_str()),
             ("repo", repo.name.as_str()),
         ];
+        if let Some(n) = &number {
+            given_all.push(("pr", n.as_str()));
+        }
         let given: Vec<(String, String)> = given_all
             .iter()
             .filter(|(k, _)| job.params.iter().any(|p| p.name == *k))
@@ -224,7 +248,7 @@ pub(crate) fn push(
                 continue;
             }
         };
-        for (k, v) in given_all {
+        for (k, v) in &given_all {
             params.entry(k.to_string()).or_insert_with(|| v.to_string());
         }
         let id = RunId(next);
@@ -430,7 +454,10 @@ pub(crate) fn after_run(
         (StatusState::Failure, format!("{} failed: {why}", run.id))
     };
     out.writes.extend(status(repo, run, state_now, said));
-    let key = branch_key(name, branch);
+    let key = match run.params.get("pr").and_then(|n| n.parse::<u64>().ok()) {
+        Some(n) => pr_key(name, n),
+        None => branch_key(name, branch),
+    };
     let Some(mut state) = cx.view.branch(&key)? else {
         return Ok(Loop::Done);
     };
@@ -452,6 +479,16 @@ pub(crate) fn after_run(
         }
     }
     let main = state.main;
+    // A pull request's build failing is its author's to hear; no ticket.
+    if let (Some(pr), false, true) = (&state.pr, success, current) {
+        if let Some(team) = cx.org.team(&repo.team) {
+            out.post(
+                &team.channel,
+                None,
+                messages::pr_build_failed(run.id, &run.job, name, pr),
+            );
+        }
+    }
     out.writes.push(Write::Branch(key, state));
     // An older head's result says nothing of the branch as it is now.
     if !main || !current {

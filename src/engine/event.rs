@@ -226,6 +226,15 @@ impl Event {
                             url: m.url.map(c),
                         })
                         .collect(),
+                    pr: push.pr.map(|p| {
+                        Box::new(crate::domain::code::PullRequest {
+                            title: c(p.title),
+                            author: c(p.author),
+                            base: c(p.base),
+                            url: p.url.map(c),
+                            ..*p
+                        })
+                    }),
                     ..push
                 },
             },

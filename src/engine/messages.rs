@@ -895,6 +895,36 @@ pub fn status_refused(repo: &str, why: &str) -> Rich {
         .quoted(one_line(why, 300))
 }
 
+/// In a repository's team channel: a pull request to build.
+pub fn pr_posted(repo: &str, pr: &crate::domain::code::PullRequest, head: &str, sha: &str) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(&pr.author, 60))
+        .text(format!(" updated pull request #{} of {repo} (", pr.number))
+        .quoted(one_line(head, 100))
+        .text(" into ")
+        .quoted(one_line(&pr.base, 100))
+        .text(format!(") → {}: ", crate::domain::code::short(sha)))
+        .quoted(one_line(&pr.title, 120));
+    if let Some(u) = &pr.url {
+        r = r.text(" ").quoted(one_line(u, 200));
+    }
+    r
+}
+
+/// To a pull request's author: its build failed (no ticket: the branch
+/// is theirs until it merges).
+pub fn pr_build_failed(
+    run: RunId,
+    job: &str,
+    repo: &str,
+    pr: &crate::domain::code::PullRequest,
+) -> Rich {
+    Rich::new().quoted(one_line(&pr.author, 60)).text(format!(
+        ": {run} ({job}) failed on your pull request #{} of {repo}; no ticket is opened for it",
+        pr.number
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1380,6 +1410,21 @@ mod code_tests {
                 )
                 .to_plain(),
                 repo_reachable("web").to_plain()
+            )
+        );
+        let pr = crate::domain::code::PullRequest {
+            number: 2,
+            title: "Update the README with new information.".into(),
+            author: "Codertocat".into(),
+            base: "master".into(),
+            url: Some("https://github.com/Codertocat/Hello-World/pull/2".into()),
+        };
+        insta::assert_snapshot!(
+            "pull_request",
+            format!(
+                "{}\n{}",
+                pr_posted("hello", &pr, "changes", &"ec".repeat(20)).to_plain(),
+                pr_build_failed(RunId(5), "ci-web", "hello", &pr).to_plain()
             )
         );
         insta::assert_snapshot!(

@@ -67,6 +67,7 @@ fn push(branch: &str, before: Option<char>, after: Option<char>, commits: Vec<Co
         total_commits: commits.len(),
         commits,
         default_branch: Some("main".into()),
+        pr: None,
     }
 }
 

@@ -475,10 +475,10 @@ fn gitlab_and_gitea_pushes_from_their_documentation_are_built() {
         &gl,
     );
     assert_eq!(code, 200, "{answer}");
-    assert!(answer["ignored"]
-        .as_str()
-        .unwrap()
-        .contains("not built by the bot yet"));
+    assert_eq!(
+        answer["ignored"],
+        "a pull request event without an action: nothing to build"
+    );
 
     let gt = serde_json::to_vec(&fixture("gitea-push.json")).unwrap();
     let sig = hmac_hex(GT_SECRET, &gt);
@@ -753,7 +753,7 @@ poll = "1s"
 
 /// Waits until the fake forge took `n` statuses.
 fn wait_taken(forge: &crate::fake_forge::FakeForge, n: usize) -> Vec<crate::fake_forge::Taken> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let t = forge.taken();
         if t.len() >= n || std::time::Instant::now() > deadline {
@@ -902,4 +902,38 @@ fn each_run_reports_its_commit_status_to_the_forge_in_order() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn a_pull_request_is_built_and_its_failure_told_to_its_author_with_no_ticket() {
+    let env = env();
+    let bot = env.live(&[]);
+    std::fs::write(env.dir.path().join("fail"), "").unwrap();
+    let mut pr = fixture("github-pull-request-opened.json");
+    let (code, answer) = github(&bot, "pull_request", "pr-1", &pr);
+    assert_eq!(code, 202, "{answer}");
+    assert_eq!(answer["builds"], 1);
+    wait_for(&bot, "failed on your pull request #2 of hello");
+    pr["action"] = json!("closed");
+    let (code, answer) = github(&bot, "pull_request", "pr-2", &pr);
+    assert_eq!(
+        (code, answer["ignored"].clone()),
+        (200, json!("a pull request closed: nothing to build"))
+    );
+    // Its base not followed: ignored.
+    pr["action"] = json!("synchronize");
+    pr["pull_request"]["base"]["ref"] = json!("gh-pages");
+    let (code, answer) = github(&bot, "pull_request", "pr-3", &pr);
+    assert_eq!(code, 200, "{answer}");
+    let run = bot.finish();
+    let sha = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+    assert_eq!(built(&env), vec![format!("hello changes {sha} {sha}")]);
+    let backend = run.in_channel("backend");
+    assert!(backend.contains(&"Codertocat updated pull request #2 of hello (changes into master) → ec26c3e: Update the README with new information. https://github.com/Codertocat/Hello-World/pull/2"), "{}", run.stdout);
+    assert!(backend.contains(&"Codertocat: RUN-1 (ci-web) failed on your pull request #2 of hello; no ticket is opened for it"), "{}", run.stdout);
+    assert!(env.tickets().is_empty(), "{}", run.stdout);
+    let export = env.export();
+    let r = export.iter().find(|e| e["type"] == "run").unwrap();
+    assert_eq!(r["params"]["pr"], "2");
+    assert_eq!(r["state"], "failed");
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::domain::code::{is_null_sha, is_sha, Commit, Provider, Push};
+use crate::domain::code::{is_null_sha, is_sha, Commit, Provider, PullRequest, Push};
 
 /// What a hook's body is, once read.
 #[derive(Debug, PartialEq, Eq)]
@@ -171,10 +171,7 @@ pub fn parse(provider: Provider, event: &str, v: &Value, repo: &str) -> Result<H
         },
     };
     if !is_push {
-        return Ok(Hook::Ignored(
-            "pull and merge requests are not built by the bot yet; pushes to followed branches are"
-                .into(),
-        ));
+        return pull_request(provider, v, repo);
     }
     let git_ref = need(v, &["ref"])?;
     let Some(branch) = git_ref.strip_prefix("refs/heads/") else {
@@ -241,6 +238,91 @@ pub fn parse(provider: Provider, event: &str, v: &Value, repo: &str) -> Result<H
         commits,
         total_commits: total,
         default_branch,
+        pr: None,
+    }))
+}
+
+/// A pull request opened or updated (GitHub, Gitea), or a merge request
+/// (GitLab): its head, to build. Other actions (closed, labeled, …) build
+/// nothing.
+fn pull_request(provider: Provider, v: &Value, repo: &str) -> Result<Hook, String> {
+    let p = match provider {
+        Provider::Gitlab => &v["object_attributes"],
+        _ => &v["pull_request"],
+    };
+    let (action, builds, number, author, head, base, sha, url) = match provider {
+        Provider::Gitlab => {
+            let action = text(p, &["action"]).unwrap_or("");
+            (
+                action,
+                matches!(action, "open" | "reopen" | "update"),
+                p.get("iid").and_then(Value::as_u64),
+                text(v, &["user", "username"]).or_else(|| text(v, &["user", "name"])),
+                text(p, &["source_branch"]),
+                text(p, &["target_branch"]),
+                text(p, &["last_commit", "id"]),
+                text(p, &["url"]),
+            )
+        }
+        _ => {
+            let action = text(v, &["action"]).unwrap_or("");
+            (
+                action,
+                matches!(
+                    action,
+                    "opened" | "reopened" | "synchronize" | "synchronized"
+                ),
+                v.get("number")
+                    .or_else(|| p.get("number"))
+                    .and_then(Value::as_u64),
+                text(p, &["user", "login"]),
+                text(p, &["head", "ref"]),
+                text(p, &["base", "ref"]),
+                text(p, &["head", "sha"]),
+                text(p, &["html_url"]),
+            )
+        }
+    };
+    let default = match provider {
+        Provider::Gitlab => text(v, &["project", "default_branch"]),
+        _ => text(v, &["repository", "default_branch"]),
+    };
+    if !builds {
+        return Ok(Hook::Ignored(format!(
+            "a pull request {}: nothing to build",
+            if action.is_empty() {
+                "event without an action".to_string()
+            } else {
+                crate::domain::rich::one_line(action, 40)
+            }
+        )));
+    }
+    let (Some(number), Some(head), Some(base), Some(sha)) = (number, head, base, sha) else {
+        return Err(
+            "the pull request has no number, head branch, base branch or head commit".into(),
+        );
+    };
+    let Some(after) = sha_or_none(sha, "head sha")? else {
+        return Err("the pull request's head commit is the null id".into());
+    };
+    let author = author.unwrap_or("someone").to_string();
+    Ok(Hook::Push(Push {
+        repo: repo.to_string(),
+        branch: head.to_string(),
+        before: None,
+        after: Some(after),
+        forced: false,
+        pusher: author.clone(),
+        commits: Vec::new(),
+        total_commits: 0,
+        default_branch: default.map(str::to_string),
+        pr: Some(Box::new(PullRequest {
+            number,
+            title: text(p, &["title"]).unwrap_or("").to_string(),
+            author,
+            base: base.to_string(),
+            url: url.map(str::to_string),
+        })),
     }))
 }
 

@@ -154,6 +154,7 @@ impl Poller {
                         commits: Vec::new(),
                         total_commits: 0,
                         default_branch: None,
+                        pr: None,
                     };
                     self.submit(push).await;
                 }
@@ -258,6 +259,7 @@ impl Poller {
             total_commits: commits.len(),
             commits,
             default_branch: None,
+            pr: None,
         }
     }
 
