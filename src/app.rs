@@ -230,6 +230,8 @@ pub async fn start(
         stop_workers.clone(),
     )
     .context("cannot set up the Alertmanager client")?;
+    // `provider = "git"` repositories: looked at every `poll`.
+    opsbot::adapters::forges::poll::spawn(bot, config, stop.clone());
     let jobs = tokio::spawn(bot.outbox_worker(Queue::Jobs, job_runner.clone(), stop_workers));
     let ticker = tokio::spawn(bot.stale_ticker(STALE_EVERY, clock, stop.clone()));
     Ok(Some(Started {

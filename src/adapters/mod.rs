@@ -4,6 +4,7 @@
 pub mod alertmanager;
 pub mod console;
 pub mod discord;
+pub mod forges;
 pub mod http;
 pub mod imap;
 pub mod jobs;

@@ -9,6 +9,7 @@ pub mod monitoring;
 mod people;
 mod problems;
 mod raw;
+pub mod repos;
 mod status;
 mod validate;
 mod written;
@@ -94,6 +95,10 @@ pub struct Config {
     pub monitoring: monitoring::MonitoringConfig,
     /// `[people.NAME]`: mail addresses for pages.
     pub people: BTreeMap<UserName, Person>,
+    /// `[repos.*]`: the repositories whose pushes are built, by name.
+    pub repos: BTreeMap<String, repos::RepoConfig>,
+    /// `[people.*] emails`: a commit author's address (lowercased) → the person.
+    pub authors: BTreeMap<String, UserName>,
 }
 
 /// How long an interaction may take before it is deferred, unless set.
@@ -236,6 +241,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret a unit test holds (in the bot, secrets come from env vars).
+    #[cfg(test)]
+    pub(crate) fn for_tests(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -337,6 +348,9 @@ impl Config {
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
         out.extend(self.support.inbox.as_ref().map(|i| &i.password));
+        for r in self.repos.values() {
+            out.extend(r.secret.iter().chain(r.token.iter()));
+        }
         out
     }
 
@@ -420,6 +434,8 @@ impl Config {
                     }
                 }
             }
+            c.repos = v.validate_repos(&raw.repos, &c.org, &c.jobs);
+            c.authors = v.validate_commit_emails(&raw.people, &c.org);
             problems.extend(v.into_problems());
             c
         });
@@ -618,6 +634,7 @@ impl Config {
         }
         s.push_str(&self.monitoring.summary());
         s.push_str(&self.discord_summary());
+        s.push_str(&repos::summary(&self.repos, self.authors.len()));
         match self.storage.backend {
             StorageBackend::Sled => s.push_str(&format!(
                 "storage: {} (sled)\n",

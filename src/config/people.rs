@@ -4,6 +4,7 @@
 //! ```toml
 //! [people.bob]
 //! email = "bob@example.com"   # pages are mailed here too
+//! emails = ["bob@users.noreply.github.com"]  # their commits' addresses
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +21,9 @@ use crate::domain::UserName;
 pub(super) struct RawPerson {
     #[serde(default)]
     pub(super) email: Option<Written<String>>,
+    /// The addresses their commits carry (the code loop names authors).
+    #[serde(default)]
+    pub(super) emails: Vec<Written<String>>,
 }
 
 /// A person's settings.

@@ -43,6 +43,8 @@ pub(super) struct RawConfig {
     pub(super) heartbeats: BTreeMap<Written<String>, super::monitoring::RawHeartbeat>,
     /// What the bot knows of each person (their mail address for pages).
     pub(super) people: BTreeMap<Written<String>, super::people::RawPerson>,
+    /// `[repos.NAME]`: repositories whose pushes are built.
+    pub(super) repos: BTreeMap<Written<String>, super::repos::RawRepo>,
 }
 
 #[derive(Debug, Deserialize)]

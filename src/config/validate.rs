@@ -276,6 +276,8 @@ impl Validator<'_> {
             status,
             monitoring: monitoring?,
             people,
+            repos: BTreeMap::new(),
+            authors: BTreeMap::new(),
         })
     }
 }

@@ -283,6 +283,10 @@ pub enum JobOrder {
     Cancel {
         run: RunId,
     },
+    /// Report a run's state as a commit status on the repository's forge.
+    Status {
+        status: crate::domain::code::CommitStatus,
+    },
 }
 
 /// What a deploy run deploys.

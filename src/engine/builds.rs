@@ -7,7 +7,10 @@
 use crate::domain::job::Job;
 use crate::domain::rich::clip_plain;
 use crate::domain::run::{JobOrder, Run, RunId, RunState, RunUpdate};
-use crate::domain::{Actor, ChannelName, EntryKind, Priority, Source, TicketState, UserName};
+use crate::domain::{
+    Actor, ChannelName, EntryKind, Priority, Source, TeamName, TicketState, UserName,
+};
+use crate::engine::code::Loop;
 use crate::engine::context::{step_run, Cx, NewTicket, Out};
 use crate::engine::deploys::{after_deploy, deploy_run, deploy_target};
 use crate::engine::effect::{Decision, Effect, Reply, Write};
@@ -265,6 +268,30 @@ fn after_build(
     run: &mut Run,
     success: bool,
 ) -> Result<(), EngineError> {
+    // A build of a pushed commit: the repository's rules.
+    match crate::engine::code::after_run(cx, out, run, success)? {
+        Loop::NotMine => {}
+        Loop::Done => return Ok(()),
+        Loop::Ticket {
+            broken,
+            team,
+            title,
+            extra,
+        } => {
+            return build_ticket(
+                cx,
+                out,
+                run,
+                success,
+                BuildTicket {
+                    broken: &broken,
+                    team: &team,
+                    title: &title,
+                    extra: Some(extra),
+                },
+            )
+        }
+    }
     let Some(job) = cx.config.jobs.get(&run.job) else {
         return Ok(());
     };
@@ -275,8 +302,42 @@ fn after_build(
     if !on_main {
         return Ok(());
     }
+    let title = format!("{} is failing on {}", job.name, job.main_ref);
+    build_ticket(
+        cx,
+        out,
+        run,
+        success,
+        BuildTicket {
+            broken: &job.name,
+            team: &team,
+            title: &title,
+            extra: None,
+        },
+    )
+}
+
+/// Which build ticket a finished run opens, notes or resolves.
+struct BuildTicket<'a> {
+    /// The key of the `broken` record (a job, or a job on a repository).
+    broken: &'a str,
+    team: &'a TeamName,
+    title: &'a str,
+    /// Said in the ticket's thread when a failure opens or notes it.
+    extra: Option<crate::domain::rich::Rich>,
+}
+
+/// A failure opens the build ticket (or notes it again); a pass resolves
+/// an open one for the operator to verify.
+fn build_ticket(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    run: &mut Run,
+    success: bool,
+    b: BuildTicket<'_>,
+) -> Result<(), EngineError> {
     let ci = Actor::new(UserName::system("ci"), Source::System);
-    let open = match cx.view.broken(&job.name)? {
+    let open = match cx.view.broken(b.broken)? {
         Some(tid) => cx
             .view
             .ticket(&tid)?
@@ -286,7 +347,6 @@ fn after_build(
     match (success, open) {
         (false, None) => {
             let num = cx.view.last_ticket_number()? + 1;
-            let title = format!("{} is failing on {}", job.name, job.main_ref);
             let last = run
                 .timeline
                 .last()
@@ -299,15 +359,18 @@ fn after_build(
                     num,
                     actor: &ci,
                     channel: &run.channel,
-                    title: &title,
+                    title: b.title,
                     description: Some(&description),
                     priority: Priority::P2,
-                    team: Some(&team),
+                    team: Some(b.team),
                     headline: "New build ticket ",
                 },
             );
+            if let Some(extra) = b.extra {
+                out.thread(cx.ops(), &t.id, extra);
+            }
             out.writes
-                .push(Write::Broken(job.name.clone(), Some(t.id.clone())));
+                .push(Write::Broken(b.broken.to_string(), Some(t.id.clone())));
             run.tickets.push(t.id.clone());
             out.writes.push(Write::Ticket(t));
         }
@@ -317,6 +380,9 @@ fn after_build(
             let e = cx.entry(&mut t, &ci, EntryKind::Commented, st, st, &text);
             out.writes.push(Write::Timeline(t.id.clone(), e));
             out.thread(cx.ops(), &t.id, messages::run_failed_again(run.id));
+            if let Some(extra) = b.extra {
+                out.thread(cx.ops(), &t.id, extra);
+            }
             t.updated_at = cx.now;
             run.tickets.push(t.id.clone());
             out.writes.push(Write::Ticket(t));
@@ -332,7 +398,7 @@ fn after_build(
                 t = nt;
             }
             t.updated_at = cx.now;
-            out.writes.push(Write::Broken(job.name.clone(), None));
+            out.writes.push(Write::Broken(b.broken.to_string(), None));
             run.tickets.push(t.id.clone());
             out.writes.push(Write::Ticket(t));
         }

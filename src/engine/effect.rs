@@ -352,6 +352,8 @@ pub enum Write {
     /// Message-ID, without angle brackets): the acknowledgement replies to
     /// it, and every later mail names it in `References`.
     MailThread(TicketId, String),
+    /// What the code loop keeps of a branch (`repo/branch`).
+    Branch(String, crate::domain::code::BranchState),
 }
 
 /// What an alert batch did.

@@ -91,6 +91,18 @@ pub enum Event {
     InboundMail {
         mail: Box<crate::engine::inbox::InboundMail>,
     },
+    /// A branch of a configured repository moved or was deleted (a forge's
+    /// webhook, signature checked by the adapter); `delivery` is the
+    /// forge's id of the message, the same on a redelivery.
+    Push {
+        delivery: Option<String>,
+        push: crate::domain::code::Push,
+    },
+    /// The poller could not reach a `git` repository (`error`), or reached
+    /// it again (`None`): the team hears once of each change.
+    RepoReach { repo: String, error: Option<String> },
+    /// The forge refused a repository's commit status for good.
+    StatusRefused { repo: String, why: String },
 }
 
 impl Event {
@@ -115,6 +127,9 @@ impl Event {
             Event::AlertmanagerSilences { .. } => "alertmanager_silences",
             Event::PageRefused { .. } => "page_refused",
             Event::InboundMail { .. } => "inbound_mail",
+            Event::Push { .. } => "push",
+            Event::RepoReach { .. } => "repo_reach",
+            Event::StatusRefused { .. } => "status_refused",
         }
     }
 
@@ -287,6 +302,39 @@ impl Event {
                     }),
                 }
             }
+            Event::Push { delivery, push } => Event::Push {
+                delivery: delivery.map(c),
+                push: crate::domain::code::Push {
+                    pusher: c(push.pusher),
+                    branch: c(push.branch),
+                    commits: push
+                        .commits
+                        .into_iter()
+                        .map(|m| crate::domain::code::Commit {
+                            sha: c(m.sha),
+                            message: c(m.message),
+                            author_name: c(m.author_name),
+                            author_email: c(m.author_email),
+                            url: m.url.map(c),
+                        })
+                        .collect(),
+                    pr: push.pr.map(|p| {
+                        Box::new(crate::domain::code::PullRequest {
+                            title: c(p.title),
+                            author: c(p.author),
+                            base: c(p.base),
+                            url: p.url.map(c),
+                            ..*p
+                        })
+                    }),
+                    ..push
+                },
+            },
+            Event::RepoReach { repo, error } => Event::RepoReach {
+                repo,
+                error: error.map(c),
+            },
+            Event::StatusRefused { repo, why } => Event::StatusRefused { repo, why: c(why) },
             other => other,
         }
     }

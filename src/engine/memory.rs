@@ -41,6 +41,7 @@ pub struct MemoryView {
     heartbeats: crate::domain::heartbeat::HeartbeatBook,
     /// The public records (status board, incidents, customer links).
     public: Public,
+    branches: BTreeMap<String, crate::domain::code::BranchState>,
 }
 
 /// [`MemoryView`]'s public records.
@@ -163,6 +164,9 @@ impl MemoryView {
             Write::Maintenance(book) => self.maintenance = book,
             Write::Heartbeats(book) => self.heartbeats = book,
             Write::MailThread(..) => {}
+            Write::Branch(key, b) => {
+                self.branches.insert(key, b);
+            }
         }
     }
 
@@ -352,6 +356,10 @@ impl View for MemoryView {
 
     fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError> {
         Ok(self.heartbeats.clone())
+    }
+
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        Ok(self.branches.get(key).cloned())
     }
 }
 

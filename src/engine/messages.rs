@@ -924,6 +924,79 @@ pub fn maintenance_list(
     r
 }
 
+/// Commits listed in one push post; the rest are counted.
+pub const PUSH_COMMITS_SHOWN: usize = 10;
+
+/// One commit on a line: short sha, first line, author (pinged when the
+/// config knows their address), link.
+fn commit_line(
+    c: &crate::domain::code::Commit,
+    author: Option<&UserName>,
+    url: Option<&str>,
+) -> Rich {
+    let mut r = Rich::new()
+        .text("\n  ")
+        .bold(crate::domain::code::short(&c.sha).to_string())
+        .text(" ")
+        .quoted(one_line(c.title(), 100))
+        .text(" — ");
+    r = match author {
+        Some(u) => r.mention(u),
+        None => r.quoted(one_line(&c.author_name, 60)),
+    };
+    match url {
+        Some(u) => r.text(" ").quoted(one_line(u, 200)),
+        None => r,
+    }
+}
+
+/// In a repository's team channel: a branch moved.
+#[allow(clippy::too_many_arguments)]
+pub fn push_posted(
+    repo: &str,
+    branch: &str,
+    pusher: &str,
+    after: &str,
+    forced_from: Option<&str>,
+    commits: &[(
+        crate::domain::code::Commit,
+        Option<UserName>,
+        Option<String>,
+    )],
+    total: usize,
+) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(pusher, 60))
+        .text(if forced_from.is_some() {
+            " force-pushed "
+        } else {
+            " pushed "
+        })
+        .text(format!("{repo} "))
+        .quoted(one_line(branch, 100))
+        .text(format!(" → {}", crate::domain::code::short(after)));
+    if let Some(old) = forced_from {
+        r = r.text(format!(
+            " (history rewritten: it was at {}, and what was built of it is no longer on the branch)",
+            crate::domain::code::short(old)
+        ));
+    }
+    let total = total.max(commits.len());
+    match total {
+        0 => r = r.text(": no new commits"),
+        1 => r = r.text(": 1 commit"),
+        n => r = r.text(format!(": {n} commits")),
+    }
+    for (c, who, url) in commits.iter().rev().take(PUSH_COMMITS_SHOWN).rev() {
+        r = r.append(commit_line(c, who.as_ref(), url.as_deref()));
+    }
+    let shown = commits.len().min(PUSH_COMMITS_SHOWN);
+    if total > shown {
+        r = r.text(format!("\n  … and {} earlier", total - shown));
+    }
+    r
+}
+
 // Silences in Alertmanager (issue 15).
 
 /// The answer to whoever set a silence, when Alertmanager keeps silences too.
@@ -982,6 +1055,23 @@ pub fn silences_list_alertmanager(
         if !s.comment.trim().is_empty() {
             r = r.text(" — ").quoted(one_line(&s.comment, 200));
         }
+    }
+    r
+}
+
+/// In a repository's team channel: a branch was deleted.
+pub fn branch_deleted(repo: &str, branch: &str, pusher: &str, cancelled: &[RunId]) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(pusher, 60))
+        .text(format!(" deleted {repo} "))
+        .quoted(one_line(branch, 100))
+        .text(": nothing is built for it");
+    if !cancelled.is_empty() {
+        let ids: Vec<String> = cancelled.iter().map(RunId::to_string).collect();
+        r = r.text(format!(
+            "; cancelled {}, which had not started",
+            ids.join(", ")
+        ));
     }
     r
 }
@@ -1230,6 +1320,101 @@ pub fn mail_unread(size: u64) -> String {
 /// After a mail's text, cut to the longest a ticket keeps.
 pub fn mail_cut(max: usize) -> String {
     format!("(cut after {max} characters; the whole mail stays in the mailbox)")
+}
+/// In the thread of a ticket a commit message names.
+pub fn commit_noted(
+    kind: crate::domain::code::TicketRef,
+    repo: &str,
+    branch: &str,
+    c: &crate::domain::code::Commit,
+    author: Option<&UserName>,
+    url: Option<&str>,
+) -> Rich {
+    let verb = match kind {
+        crate::domain::code::TicketRef::Fixes => "says it fixes this",
+        crate::domain::code::TicketRef::Refs => "refers to this",
+    };
+    Rich::new()
+        .text(format!("A commit pushed to {repo} "))
+        .quoted(one_line(branch, 100))
+        .text(format!(" {verb}:"))
+        .append(commit_line(c, author, url))
+}
+
+/// In a build ticket's thread: the commits since the last green build.
+pub fn build_suspects(
+    last_green: Option<&str>,
+    suspects: &[(
+        crate::domain::code::Commit,
+        Option<UserName>,
+        Option<String>,
+    )],
+) -> Rich {
+    let mut r = match last_green {
+        Some(g) => Rich::new().text(format!(
+            "Commits since the last green build ({}):",
+            crate::domain::code::short(g)
+        )),
+        None => Rich::new().text("No green build on record; the commits pushed so far:"),
+    };
+    if suspects.is_empty() {
+        r = r.text(" none known");
+    }
+    for (c, who, url) in suspects {
+        r = r.append(commit_line(c, who.as_ref(), url.as_deref()));
+    }
+    r
+}
+
+/// In a repository's team channel: the poller cannot reach it.
+pub fn repo_unreachable(repo: &str, error: &str) -> Rich {
+    Rich::new()
+        .text(format!("Cannot reach the repository {repo}; its pushes are not seen until it answers (retried with backoff): "))
+        .quoted(one_line(error, 300))
+}
+
+/// In a repository's team channel: the poller reaches it again.
+pub fn repo_reachable(repo: &str) -> Rich {
+    Rich::new().text(format!(
+        "The repository {repo} answers again; its pushes are built as before."
+    ))
+}
+
+/// In a repository's team channel: the forge refuses its commit statuses.
+pub fn status_refused(repo: &str, why: &str) -> Rich {
+    Rich::new()
+        .text(format!("The forge refuses the commit statuses of {repo} (they are kept as dead letters; check its token_env and the token's rights): "))
+        .quoted(one_line(why, 300))
+}
+
+/// In a repository's team channel: a pull request to build.
+pub fn pr_posted(repo: &str, pr: &crate::domain::code::PullRequest, head: &str, sha: &str) -> Rich {
+    let mut r = Rich::new()
+        .quoted(one_line(&pr.author, 60))
+        .text(format!(" updated pull request #{} of {repo} (", pr.number))
+        .quoted(one_line(head, 100))
+        .text(" into ")
+        .quoted(one_line(&pr.base, 100))
+        .text(format!(") → {}: ", crate::domain::code::short(sha)))
+        .quoted(one_line(&pr.title, 120));
+    if let Some(u) = &pr.url {
+        r = r.text(" ").quoted(one_line(u, 200));
+    }
+    r
+}
+
+/// To a pull request's author: its build failed (no ticket: the branch
+/// is theirs until it merges).
+pub fn pr_build_failed(
+    run: RunId,
+    job: &str,
+    repo: &str,
+    pr: &crate::domain::code::PullRequest,
+) -> Rich {
+    Rich::new().quoted(one_line(&pr.author, 60)).text(format!(
+        ": {run} ({job}) failed on your pull request #{} of {repo}; no ticket is opened for it",
+        pr.number
+    ))
 }
 
 #[cfg(test)]
@@ -1811,5 +1996,122 @@ mod tests {
             mail_cut(10_000),
         ];
         insta::assert_snapshot!("customer_mail", lines.join("\n---\n"));
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    //! The code loop's words, as snapshots.
+
+    use super::*;
+    use crate::domain::code::{Commit, TicketRef};
+
+    fn commit(sha: &str, message: &str, author: &str) -> Commit {
+        Commit {
+            sha: sha.repeat(40 / sha.len()),
+            message: message.into(),
+            author_name: author.into(),
+            author_email: format!("{}@example.com", author.to_lowercase()),
+            url: None,
+        }
+    }
+
+    fn listed() -> Vec<(Commit, Option<UserName>, Option<String>)> {
+        vec![
+            (
+                commit(
+                    "a1",
+                    "Retry the payment call\n\nFixes OPS-12",
+                    "Bob Builder",
+                ),
+                Some(UserName::parse("bob").unwrap()),
+                Some(format!(
+                    "https://github.com/acme/web/commit/{}",
+                    "a1".repeat(20)
+                )),
+            ),
+            (
+                commit("b2", "@everyone <@&1> **look**", "Mallory"),
+                None,
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn pushes_read() {
+        insta::assert_snapshot!(
+            "push_posted",
+            push_posted("web", "main", "bob", &"c3".repeat(20), None, &listed(), 2).to_plain()
+        );
+        insta::assert_snapshot!(
+            "push_forced_many",
+            push_posted(
+                "web",
+                "feature/x",
+                "bella",
+                &"c3".repeat(20),
+                Some(&"d4".repeat(20)),
+                &listed(),
+                14
+            )
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "branch_deleted",
+            branch_deleted("web", "feature/x", "bella", &[RunId(4)]).to_plain()
+        );
+    }
+
+    #[test]
+    fn commits_on_tickets_and_suspects_read() {
+        let l = listed();
+        insta::assert_snapshot!(
+            "commit_noted",
+            commit_noted(
+                TicketRef::Fixes,
+                "web",
+                "main",
+                &l[0].0,
+                l[0].1.as_ref(),
+                l[0].2.as_deref()
+            )
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "build_suspects",
+            build_suspects(Some(&"e5".repeat(20)), &l).to_plain()
+        );
+        insta::assert_snapshot!(
+            "repo_reach",
+            format!(
+                "{}\n{}",
+                repo_unreachable(
+                    "web",
+                    "fatal: '/srv/git/web.git' does not appear to be a git repository"
+                )
+                .to_plain(),
+                repo_reachable("web").to_plain()
+            )
+        );
+        let pr = crate::domain::code::PullRequest {
+            number: 2,
+            title: "Update the README with new information.".into(),
+            author: "Codertocat".into(),
+            base: "master".into(),
+            url: Some("https://github.com/Codertocat/Hello-World/pull/2".into()),
+        };
+        insta::assert_snapshot!(
+            "pull_request",
+            format!(
+                "{}\n{}",
+                pr_posted("hello", &pr, "changes", &"ec".repeat(20)).to_plain(),
+                pr_build_failed(RunId(5), "ci-web", "hello", &pr).to_plain()
+            )
+        );
+        insta::assert_snapshot!(
+            "status_refused",
+            status_refused("web", "401 Unauthorized: Bad credentials").to_plain()
+        );
     }
 }

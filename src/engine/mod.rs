@@ -13,6 +13,7 @@
 
 mod alerts;
 mod builds;
+mod code;
 mod context;
 mod deploys;
 mod heartbeats;
@@ -329,6 +330,9 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::AlertmanagerSilences { silences } => silences::alertmanager_silences(cx, silences),
         Event::PageRefused { to, ticket, why } => pages::page_refused(cx, to, ticket, why),
         Event::InboundMail { mail } => inbox::inbound_mail(cx, mail),
+        Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
+        Event::RepoReach { repo, error } => code::reach(cx, repo, error.as_deref()),
+        Event::StatusRefused { repo, why } => code::status_refused(cx, repo, why),
     }
 }
 

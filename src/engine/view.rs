@@ -55,6 +55,8 @@ pub trait View {
     fn maintenance(&self) -> Result<crate::domain::maintenance::MaintenanceBook, StoreError>;
     /// The heartbeats' records.
     fn heartbeats(&self) -> Result<crate::domain::heartbeat::HeartbeatBook, StoreError>;
+    /// What the code loop keeps of a branch (`repo/branch`).
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError>;
 }
 
 /// What `/ticket list` asks for.

@@ -3,9 +3,11 @@
 //! decisions on lost runs and refusing channels. They
 //! import `store`, a layer above the engine, so they live beside the folders
 //! instead of inside `engine/`; every other engine test runs on the
-//! in-memory view in `engine/tests/`.
+//! in-memory view in `engine/tests/`, but for the code loop's (`code`),
+//! whose jobs come from a `commands/` folder on disk.
 
 mod alerts;
+mod code;
 mod decisions;
 mod parity;
 mod public;

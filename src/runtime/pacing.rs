@@ -40,6 +40,11 @@ pub(super) fn destination(item: &OutboxItem) -> Option<String> {
         crate::engine::Effect::Card(c) => Some(format!("{}/cards", c.channel)),
         // Each person's direct messages are a destination of their own.
         crate::engine::Effect::Page(p) => Some(format!("@{}", p.to)),
+        // Each repository's statuses in a lane of their own: a forge that
+        // is down holds back neither job orders nor another forge.
+        crate::engine::Effect::Job(crate::domain::run::JobOrder::Status { status }) => {
+            Some(format!("status/{}", status.repo))
+        }
         crate::engine::Effect::Mail(_)
         | crate::engine::Effect::Job(_)
         | crate::engine::Effect::Alertmanager(_) => None,

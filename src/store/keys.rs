@@ -176,3 +176,7 @@ pub(super) fn mail_thread_key(id: &TicketId) -> Vec<u8> {
     k.extend_from_slice(&be64(id.num()));
     k
 }
+/// The code loop's record of a branch (`repo/branch`), in `meta`.
+pub(super) fn branch_key(key: &str) -> Vec<u8> {
+    format!("branch:{key}").into_bytes()
+}

@@ -167,6 +167,9 @@ impl View for Store {
     ) -> Result<Option<crate::domain::status::PublicIncident>, StoreError> {
         self.reads().incident(id)
     }
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        self.reads().branch(key)
+    }
 }
 
 impl Store {

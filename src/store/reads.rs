@@ -153,4 +153,7 @@ impl<R: Read + ?Sized> View for Reads<'_, R> {
             .read(TreeName::Meta, super::keys::HEARTBEATS)?
             .unwrap_or_default())
     }
+    fn branch(&self, key: &str) -> Result<Option<crate::domain::code::BranchState>, StoreError> {
+        self.read(TreeName::Meta, &super::keys::branch_key(key))
+    }
 }

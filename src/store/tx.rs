@@ -295,6 +295,13 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
                 message_id.as_bytes(),
             )?;
         }
+        Write::Branch(key, b) => {
+            tx.put(
+                TreeName::Meta,
+                &super::keys::branch_key(&key),
+                &enc(&b, "meta")?,
+            )?;
+        }
         Write::Silenced(alert) => {
             let seq = counter(tx, SILENCED_SEQ)? + 1;
             tx.put(TreeName::Meta, SILENCED_SEQ, &be64(seq))?;

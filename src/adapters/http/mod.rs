@@ -3,6 +3,7 @@
 //! into typed alerts, and hands them to the engine; it answers 2xx only after
 //! the commit is on disk.
 
+mod forges;
 mod heartbeat;
 pub mod metrics;
 pub mod web;
@@ -182,6 +183,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/support", post(support))
         .merge(web::routes())
         .route("/hooks/heartbeat/{name}", post(heartbeat::hook))
+        .route("/hooks/github", post(forges::github))
+        .route("/hooks/gitlab", post(forges::gitlab))
+        .route("/hooks/gitea", post(forges::gitea))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);

@@ -186,6 +186,16 @@ impl LocalRunner {
             cmd.env(format!("OPSBOT_PARAM_{}", k.to_ascii_uppercase()), v);
         }
         cmd.env("OPSBOT_RUN", run.to_string());
+        // A pushed commit's build: what it builds, as the code loop names it.
+        for (k, var) in [
+            ("ref", "OPSBOT_REF"),
+            ("sha", "OPSBOT_SHA"),
+            ("repo", "OPSBOT_REPO"),
+        ] {
+            if let Some(v) = params.get(k) {
+                cmd.env(var, v);
+            }
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -283,6 +293,9 @@ impl Sink for LocalRunner {
         };
         match order {
             JobOrder::Start { run, job, params } => self.start(*run, job, params).await,
+            JobOrder::Status { status } => {
+                return crate::adapters::forges::status::send(&self.bot, status).await
+            }
             JobOrder::Cancel { run } => {
                 if let Some(tx) = self.lock().remove(run) {
                     let _ = tx.send(());
@@ -666,6 +679,9 @@ impl Sink for JobRunner {
             return Err(DeliveryError::Permanent("not a job order".into()));
         };
         match order {
+            JobOrder::Status { status } => {
+                crate::adapters::forges::status::send(&self.local.bot, status).await
+            }
             JobOrder::Start { run, job, params } => {
                 let backend = self
                     .local
