@@ -160,7 +160,7 @@ impl Engine {
                 let may: Vec<String> = commands::CommandName::ALL
                     .iter()
                     .filter(|&&c| deploys::may_run(&self.config, cx.org, &actor.name, c))
-                    .map(|c| c.spec().full_name())
+                    .map(|c| c.shown_name())
                     .collect();
                 Ok(Reply::private(messages::whoami(actor, cx.org, &may)))
             }

@@ -20,6 +20,7 @@ mod disk_full;
 mod failover;
 mod fake_discord;
 mod fake_jenkins;
+mod first_hour;
 mod gates;
 mod harness;
 mod health;

@@ -198,6 +198,22 @@ impl FakeDiscord {
         if let Err(e) = fx::check_dispatch(kind, &d) {
             panic!("dispatch {kind}: {e}\npayload: {d}");
         }
+        // Discord shows, and so sends, only commands a user can invoke: a
+        // registered command without subcommands, or a subcommand.
+        if kind == "INTERACTION_CREATE" && d["type"] == fx::APPLICATION_COMMAND {
+            let m = self.model();
+            if m.command_puts > 0 {
+                let path = rest::invoked_path(&d["data"]);
+                let all: Vec<Value> = m.commands.values().flatten().cloned().collect();
+                let shown = rest::invocable(&all);
+                if !shown.contains(&path) {
+                    drop(m);
+                    panic!(
+                        "dispatch {kind}: Discord shows no command /{path}; it shows: {shown:?}"
+                    );
+                }
+            }
+        }
         self.dispatch_unchecked(kind, d);
     }
 
@@ -371,6 +387,12 @@ impl FakeDiscord {
     /// Command JSON the fake answered (`guild_id` null for global ones).
     pub fn commands(&self) -> Vec<Value> {
         self.model().commands.values().flatten().cloned().collect()
+    }
+
+    /// The registered command paths a user can invoke (`ticket open`,
+    /// `build run`, `help`): commands without subcommands, and subcommands.
+    pub fn invocable_commands(&self) -> Vec<String> {
+        rest::invocable(&self.commands())
     }
 
     /// How many bulk command registrations (PUTs) were accepted.

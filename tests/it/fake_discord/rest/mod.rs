@@ -3,6 +3,7 @@
 
 mod channels;
 mod commands;
+pub(super) use commands::{invocable, invoked_path};
 mod identity;
 mod interactions;
 mod messages;
