@@ -323,6 +323,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let handler = opsbot::adapters::discord::Handler {
             bot: bot.clone(),
             ready: ready_tx,
+            setup_told: Default::default(),
         };
         let builder = serenity::all::ClientBuilder::new_with_http(
             discord_http(token.expose(), config.discord.api_base.as_deref())?,

@@ -65,6 +65,15 @@ pub enum Event {
         figures: String,
         file: Option<Attachment>,
     },
+    /// Once connected, the chat adapter reports what it did not find by
+    /// name: channels the config names without an id, people whose
+    /// username no member has (or all of them, when the member list was
+    /// refused). The operations channel hears of it, once per start.
+    ChatSetup {
+        missing_channels: Vec<ChannelName>,
+        missing_users: Vec<(crate::domain::UserName, String)>,
+        members_refused: bool,
+    },
 }
 
 impl Event {
@@ -82,6 +91,7 @@ impl Event {
             Event::LostRun { .. } => "lost_run",
             Event::Tick { .. } => "tick",
             Event::ScheduledReport { .. } => "scheduled_report",
+            Event::ChatSetup { .. } => "chat_setup",
         }
     }
 

@@ -739,6 +739,66 @@ pub(crate) fn subject_line(s: &str) -> String {
     one_line(s, 250)
 }
 
+/// What the bot did not find on Discord when it connected: channels the
+/// config names by name only, people whose username no member has, and
+/// whether Discord refused the member list. `None` when nothing is missing.
+pub fn discord_not_found(
+    channels: &[ChannelName],
+    users: &[(UserName, String)],
+    members_refused: bool,
+) -> Option<Rich> {
+    if channels.is_empty() && users.is_empty() {
+        return None;
+    }
+    let mut r =
+        Rich::new().text("Setting up on Discord, I did not find everything bot.toml names.");
+    if !channels.is_empty() {
+        let one = channels.len() == 1;
+        r = r.text(if one {
+            " No channel named "
+        } else {
+            " No channels named "
+        });
+        for (i, c) in channels.iter().enumerate() {
+            if i > 0 {
+                r = r.text(", ");
+            }
+            r = r.quoted(c.as_str());
+        }
+        r = r.text(if one {
+            " in the guild: create it with exactly that name, or put its id under \
+             [discord.channels]. Until then, posts meant for it are kept on record, not posted."
+        } else {
+            " in the guild: create them with exactly those names, or put their ids under \
+             [discord.channels]. Until then, posts meant for them are kept on record, not posted."
+        });
+    }
+    if !users.is_empty() {
+        if members_refused {
+            r = r.text(
+                " Discord refused me the guild's member list (enable the Server Members \
+                 Intent for the application in the Developer Portal), so I could not look up ",
+            );
+        } else {
+            r = r.text(" No member of the guild has the username of ");
+        }
+        for (i, (person, username)) in users.iter().enumerate() {
+            if i > 0 {
+                r = r.text(", ");
+            }
+            r = r
+                .text(format!("{person} ("))
+                .quoted(username.as_str())
+                .text(")");
+        }
+        r = r.text(
+            ": fix the username under [discord.users], or write their Discord user id there. \
+             Until then they act on Discord only through a mapped role.",
+        );
+    }
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1127,6 +1187,28 @@ mod tests {
                 "Discord refused the post (403): Missing Permissions"
             )
             .to_plain()
+        );
+    }
+
+    #[test]
+    fn what_discord_lacks_reads() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_not_found(&[], &[], false).is_none());
+        insta::assert_snapshot!(
+            "discord_not_found",
+            discord_not_found(
+                &[ch("backend"), ch("qa")],
+                &[(user("bob"), "bob.builds".into())],
+                false
+            )
+            .unwrap()
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "discord_members_refused",
+            discord_not_found(&[], &[(user("bob"), "bob.builds".into())], true)
+                .unwrap()
+                .to_plain()
         );
     }
 }

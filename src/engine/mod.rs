@@ -17,6 +17,7 @@ mod deploys;
 pub mod messages;
 pub mod oncall;
 pub mod report;
+mod setup;
 pub mod sla;
 pub mod storm;
 mod support;
@@ -289,6 +290,11 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::ScheduledReport { due, figures, file } => {
             report::scheduled_report(cx, *due, figures, file.as_ref())
         }
+        Event::ChatSetup {
+            missing_channels,
+            missing_users,
+            members_refused,
+        } => setup::chat_setup(cx, missing_channels, missing_users, *members_refused),
     }
 }
 

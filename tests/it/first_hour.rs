@@ -1,9 +1,11 @@
 //! The first hour on a real Discord server (issue 16), against the fake
-//! Discord: the commands Discord really shows and can invoke.
+//! Discord: the commands Discord really shows and can invoke; channels and
+//! people found by name.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::discord::{content, Live, BOB, OLIVIA, OPS};
+use crate::discord::{content, Live, BOB, OLIVIA, OPS, WAIT};
+use crate::fake_discord::FakeDiscord;
 
 /// Discord cannot invoke a command that also has subcommands (the fake
 /// refuses such a registration, and sends no interaction for a path it does
@@ -74,5 +76,216 @@ fn discord_shows_every_command_help_names_and_each_can_be_invoked() {
         content(&build).starts_with("Started **RUN-1**: build-web"),
         "{}",
         content(&build)
+    );
+}
+
+/// The shipped config with `#ops` mapped by id, every other channel left to
+/// be found by name, bob named by his Discord username and quinn by one
+/// that no member has.
+fn by_names(text: String) -> String {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA, QUINN};
+    text.replace(&format!("backend = {BACKEND}\n"), "")
+        .replace(&format!("alerts = \"{ALERTS}\"\n"), "")
+        .replace(&format!("qa = \"{QA}\"\n"), "")
+        .replace(&format!("infra = \"{INFRA}\"\n"), "")
+        .replace(&format!("bob = \"{BOB}\"\n"), "bob = \"Bob.Builds\"\n")
+        .replace(&format!("quinn = \"{QUINN}\"\n"), "quinn = \"quinn.q\"\n")
+}
+
+const BACKEND_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 51;
+const ALERTS_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 52;
+const QA_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 53;
+const INFRA_LATER: u64 = crate::discord_fixtures::CHANNEL_ID + 54;
+
+fn setup_posts(fake: &FakeDiscord) -> Vec<Value> {
+    fake.messages(OPS)
+        .into_iter()
+        .filter(|m| content(m).starts_with("Setting up on Discord"))
+        .collect()
+}
+
+/// Channels are found by their name in the guild (an id in the config
+/// wins), people by their username among the members (paged); what is
+/// missing is told once in #ops, with the exact names looked for; a
+/// channel created later is taken up as it appears.
+#[test]
+fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS_HERE, "alerts");
+    fake.add_channel(QA_HERE, "qa");
+    // More members than one page holds: bob is on the second page.
+    for i in 0..1000u64 {
+        fake.add_member(BOB - 2000 + i, &format!("member{i}"));
+    }
+    fake.add_member(BOB, "bob.builds");
+    let live = Live::start_on(fake, by_names);
+    let fake = &live.fake;
+
+    let told = fake.wait_until("the setup post in #ops", WAIT, |f| {
+        let p = setup_posts(f);
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(
+        text.contains("No channel named infra in the guild"),
+        "{text}"
+    );
+    assert!(!text.contains("backend"), "{text}");
+    assert!(text.contains("the username of quinn (quinn.q)"), "{text}");
+    assert!(!text.contains("bob"), "{text}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.contains("/members?") && r.contains("after=")),
+        "the members were not paged: {:?}",
+        fake.requests()
+    );
+    let logs = live.logs();
+    assert!(logs.contains("#infra"), "{logs}");
+    assert!(logs.contains("quinn (quinn.q)"), "{logs}");
+
+    // bob acts as bob, by his username.
+    let who = live.answer((BOB, "bob.builds"), OPS, &["whoami"], &[]);
+    assert!(content(&who).contains("bob"), "{}", content(&who));
+    assert!(
+        !content(&who).contains("does not know you"),
+        "{}",
+        content(&who)
+    );
+
+    // A ticket for backend is posted in the channel found by name, and
+    // pings bob by the id his username led to.
+    let opened = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&opened).contains("OPS-1"), "{}", content(&opened));
+    let assigned = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "assign"],
+        &[("id", json!("OPS-1")), ("user", json!("bob"))],
+    );
+    assert!(
+        content(&assigned).contains("OPS-1"),
+        "{}",
+        content(&assigned)
+    );
+    let posts = fake.wait_until("a ping of bob in #backend", WAIT, |f| {
+        let p = f.messages(BACKEND_HERE);
+        p.iter()
+            .any(|m| m["pings"]["users"] == json!([BOB.to_string()]))
+            .then_some(p)
+    });
+    assert!(
+        posts.iter().all(|m| content(m).contains("OPS-1")),
+        "{posts:?}"
+    );
+
+    // #infra appears later: taken up as it is created.
+    fake.create_channel(INFRA_LATER, "infra");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Disk full")), ("team", json!("infra"))],
+    );
+    fake.wait_messages(INFRA_LATER, 1, WAIT);
+
+    // Told once: a gateway that drops and resumes tells nothing again.
+    fake.close_gateway(4000);
+    fake.wait_until("the session resumed", WAIT, |f| {
+        (f.resumes() > 0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(setup_posts(fake).len(), 1);
+}
+
+/// Without the Server Members intent enabled for the application, Discord
+/// refuses the member list: #ops is told so, naming who could not be looked
+/// up. A channel renamed away is no longer taken for the name; the one
+/// renamed to it is.
+#[test]
+fn a_refused_member_list_is_told_and_renamed_channels_are_followed() {
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS_HERE, "alerts");
+    fake.add_channel(QA_HERE, "qa");
+    fake.add_channel(INFRA_LATER, "infra");
+    fake.add_member(BOB, "bob.builds");
+    fake.set_members_intent(false);
+    let live = Live::start_on(fake, by_names);
+    let fake = &live.fake;
+    let told = fake.wait_until("the setup post in #ops", WAIT, |f| {
+        let p = setup_posts(f);
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(text.contains("Server Members Intent"), "{text}");
+    assert!(text.contains("bob (bob.builds), quinn (quinn.q)"), "{text}");
+    assert!(!text.contains("No channel named"), "{text}");
+
+    // #backend is renamed away and another channel takes its name.
+    const NEW_BACKEND: u64 = crate::discord_fixtures::CHANNEL_ID + 60;
+    fake.rename_channel(BACKEND_HERE, "backend-archive");
+    fake.add_channel(NEW_BACKEND, "scratch");
+    fake.rename_channel(NEW_BACKEND, "backend");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Slow search")), ("team", json!("backend"))],
+    );
+    fake.wait_messages(NEW_BACKEND, 1, WAIT);
+    assert!(fake.messages(BACKEND_HERE).is_empty());
+}
+
+/// `[discord.users]` takes a user id or a Discord username; `check` counts a
+/// username as a mapping and names a value that is neither.
+#[test]
+fn check_takes_usernames_and_names_what_is_neither_id_nor_username() {
+    use crate::harness::{shipped_config, Env};
+    let good = Env::shipped_with(&crate::kit::in_section(
+        &shipped_config(),
+        "[discord.users]",
+        "olivia = \"Olivia.K\"\nbob = \"423456789012345678\"\n",
+    ));
+    let run = good.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("2 people, 0 roles mapped"),
+        "{}",
+        run.stdout
+    );
+    let unmapped = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("discord: no Discord user for "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        !unmapped.contains("olivia") && !unmapped.contains("bob"),
+        "{unmapped}"
+    );
+
+    let bad = Env::shipped_with(&crate::kit::in_section(
+        &shipped_config(),
+        "[discord.users]",
+        "olivia = \"olivia#1234\"\n",
+    ));
+    let run = bad.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("discord.users.olivia"), "{all}");
+    assert!(
+        all.contains("`olivia#1234` is neither a Discord user id"),
+        "{all}"
     );
 }

@@ -9,6 +9,7 @@ mod autocomplete;
 mod cards;
 mod handler;
 pub mod invite;
+mod names;
 mod sink;
 mod slash;
 mod text;

@@ -206,16 +206,17 @@ impl DiscordSink {
     }
 
     fn channel_id(&self, name: &ChannelName) -> Result<u64, DeliveryError> {
-        self.bot
-            .engine()
-            .config()
-            .discord
-            .channel_id(name)
-            .ok_or_else(|| {
+        let discord = &self.bot.engine().config().discord;
+        discord.channel_id(name).ok_or_else(|| {
+            if discord.found.looked() {
                 DeliveryError::Permanent(format!(
-                    "#{name} has no Discord channel id in [discord.channels]"
+                    "no channel named #{name} in the guild, and no id for it in [discord.channels]"
                 ))
-            })
+            } else {
+                // Not looked up by name yet: the bot is still connecting.
+                DeliveryError::Transient(format!("#{name} is not looked up on Discord yet"))
+            }
+        })
     }
 
     /// After a post was refused for good: the engine decides whether the

@@ -103,7 +103,6 @@ pub(super) fn actor_name(config: &Config, id: UserId) -> UserName {
     config
         .discord
         .user_name(id.get())
-        .cloned()
         .or_else(|| UserName::parse(&format!("discord-{}", id.get())).ok())
         .unwrap_or_else(|| UserName::system("discord"))
 }
@@ -112,7 +111,6 @@ pub(super) fn channel_name(config: &Config, id: ChannelId) -> ChannelName {
     config
         .discord
         .channel_name(id.get())
-        .cloned()
         .or_else(|| ChannelName::parse(&format!("discord-{}", id.get())).ok())
         .unwrap_or_else(|| config.tickets.channel.clone())
 }

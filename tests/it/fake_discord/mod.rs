@@ -142,6 +142,42 @@ impl FakeDiscord {
         self.change(|m| m.channels.insert(id, ChannelRec::text(id, name)));
     }
 
+    /// Renames channel `id` and tells the gateway sessions (CHANNEL_UPDATE),
+    /// as Discord does when someone renames it.
+    pub fn rename_channel(&self, id: u64, name: &str) {
+        let d = self.change(|m| {
+            let c = m
+                .channels
+                .get_mut(&id)
+                .expect("rename_channel: add_channel first");
+            c.name = name.into();
+            m.channel_json(&m.channels[&id])
+        });
+        self.dispatch("CHANNEL_UPDATE", d);
+    }
+
+    /// Creates text channel `id` and tells the gateway sessions
+    /// (CHANNEL_CREATE).
+    pub fn create_channel(&self, id: u64, name: &str) {
+        let d = self.change(|m| {
+            m.channels.insert(id, ChannelRec::text(id, name));
+            m.channel_json(&m.channels[&id])
+        });
+        self.dispatch("CHANNEL_CREATE", d);
+    }
+
+    /// Adds user `id` with username `name` to the guild's members.
+    pub fn add_member(&self, id: u64, name: &str) {
+        self.change(|m| m.members.insert(id, name.to_string()));
+    }
+
+    /// Whether the application has the Server Members intent enabled in
+    /// the Developer Portal (on by default); off, listing members is
+    /// refused with 403 Missing Access.
+    pub fn set_members_intent(&self, enabled: bool) {
+        self.change(|m| m.members_intent = enabled);
+    }
+
     /// The bot lacks permissions in channel `id` (added before): posts, edits
     /// and threads there get 403 `Missing Permissions` (50013).
     pub fn forbid_channel(&self, id: u64) {

@@ -31,6 +31,11 @@ pub(super) struct Model {
     pub(super) heartbeat_interval: u64,
     pub(super) deadline: Option<Duration>,
     pub(super) channels: BTreeMap<u64, ChannelRec>,
+    /// The guild's members: user id → username.
+    pub(super) members: BTreeMap<u64, String>,
+    /// The application has the Server Members intent enabled (Developer
+    /// Portal), which listing the members needs.
+    pub(super) members_intent: bool,
     /// Every message, in the order created.
     pub(super) messages: Vec<MsgRec>,
     /// (channel, nonce) → message id, for `enforce_nonce`.
@@ -168,6 +173,8 @@ impl Shared {
                 heartbeat_interval: HEARTBEAT_INTERVAL_MS,
                 deadline: Some(INTERACTION_DEADLINE),
                 channels,
+                members: BTreeMap::new(),
+                members_intent: true,
                 messages: Vec::new(),
                 nonces: HashMap::new(),
                 deduplicated: 0,

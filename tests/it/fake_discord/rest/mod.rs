@@ -3,6 +3,7 @@
 
 mod channels;
 mod commands;
+mod guild;
 pub(super) use commands::{invocable, invoked_path};
 mod identity;
 mod interactions;
@@ -65,6 +66,8 @@ impl Model {
                 self.put_commands(app, Some(guild), &body)
             }
             ("PUT", ["applications", app, "commands"]) => self.put_commands(app, None, &body),
+            ("GET", ["guilds", g, "channels"]) => self.guild_channels(g),
+            ("GET", ["guilds", g, "members"]) => self.guild_members(g, uri.query().unwrap_or("")),
             ("GET", ["channels", c]) => self
                 .channel_ok(c, false)
                 .map(|c| Reply::ok(self.channel_json(&self.channels[&c]))),
