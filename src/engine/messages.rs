@@ -799,6 +799,27 @@ pub fn discord_not_found(
     Some(r)
 }
 
+/// The permissions the bot lacks in the channels it uses, as Discord names
+/// them. `None` when it lacks nothing.
+pub fn discord_permissions_missing(missing: &[(ChannelName, Vec<String>)]) -> Option<Rich> {
+    if missing.is_empty() {
+        return None;
+    }
+    let mut r = Rich::new().text("I lack permissions I need on Discord:");
+    for (i, (channel, lacks)) in missing.iter().enumerate() {
+        r = r
+            .text(if i == 0 { " in #" } else { "; in #" })
+            .quoted(channel.as_str())
+            .text(": ")
+            .text(lacks.join(", "));
+    }
+    Some(r.text(
+        ". Give them to my role (Server Settings › Roles), or allow them in those \
+         channels' permissions, which may deny them; `opsbot invite` prints an invite \
+         with everything I need.",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a
@@ -1209,6 +1230,24 @@ mod tests {
             discord_not_found(&[], &[(user("bob"), "bob.builds".into())], true)
                 .unwrap()
                 .to_plain()
+        );
+    }
+
+    #[test]
+    fn missing_permissions_read() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_permissions_missing(&[]).is_none());
+        insta::assert_snapshot!(
+            "discord_permissions_missing",
+            discord_permissions_missing(&[
+                (ch("ops"), vec!["Create Public Threads".into()]),
+                (
+                    ch("backend"),
+                    vec!["Embed Links".into(), "Attach Files".into()]
+                ),
+            ])
+            .unwrap()
+            .to_plain()
         );
     }
 }

@@ -294,7 +294,14 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
             missing_channels,
             missing_users,
             members_refused,
-        } => setup::chat_setup(cx, missing_channels, missing_users, *members_refused),
+            missing_permissions,
+        } => setup::chat_setup(
+            cx,
+            missing_channels,
+            missing_users,
+            *members_refused,
+            missing_permissions,
+        ),
     }
 }
 

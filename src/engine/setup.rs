@@ -1,6 +1,7 @@
 //! What the chat adapter did not find when it connected (channels by
-//! name, people by username): told in the operations channel, unless that
-//! is one of the channels not found.
+//! name, people by username, permissions it lacks): told in the operations
+//! channel, unless that is one of the channels not found or one it may not
+//! post in.
 
 use crate::domain::{ChannelName, UserName};
 use crate::engine::context::{Cx, Out};
@@ -13,16 +14,28 @@ pub(super) fn chat_setup(
     missing_channels: &[ChannelName],
     missing_users: &[(UserName, String)],
     members_refused: bool,
+    missing_permissions: &[(ChannelName, Vec<String>)],
 ) -> Result<Decision, EngineError> {
-    let Some(words) = messages::discord_not_found(missing_channels, missing_users, members_refused)
-    else {
-        return Ok(Decision::default());
-    };
-    if missing_channels.contains(cx.ops()) {
+    // Where the bot can see #ops but not post, it cannot tell it there.
+    let ops_mute = missing_channels.contains(cx.ops())
+        || missing_permissions.iter().any(|(c, lacks)| {
+            c == cx.ops()
+                && lacks
+                    .iter()
+                    .any(|p| p == "Send Messages" || p == "View Channel")
+        });
+    if ops_mute {
         return Ok(Decision::default());
     }
     let mut out = Out::new();
-    out.post(cx.ops(), None, words);
+    if let Some(words) =
+        messages::discord_not_found(missing_channels, missing_users, members_refused)
+    {
+        out.post(cx.ops(), None, words);
+    }
+    if let Some(words) = messages::discord_permissions_missing(missing_permissions) {
+        out.post(cx.ops(), None, words);
+    }
     Ok(Decision {
         reply: None,
         accepted: None,

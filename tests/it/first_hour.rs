@@ -289,3 +289,67 @@ fn check_takes_usernames_and_names_what_is_neither_id_nor_username() {
         "{all}"
     );
 }
+
+/// The bot's permissions in each channel it uses are computed as Discord
+/// does (@everyone, its roles, then the channel's overwrites), and what it
+/// lacks is told once in #ops, by channel, with Discord's names.
+#[test]
+fn missing_permissions_are_told_once_by_channel() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    const EMBED: u64 = 1 << 14;
+    const ATTACH: u64 = 1 << 15;
+    const THREADS: u64 = 1 << 35;
+    const SEND: u64 = 1 << 11;
+    const VIEW: u64 = 1 << 10;
+    const BOT_ROLE: u64 = crate::discord_fixtures::GUILD_ID + 77;
+    let fake = FakeDiscord::start();
+    for (id, name) in [
+        (BACKEND, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ] {
+        fake.add_channel(id, name);
+    }
+    // @everyone may only view and send; the bot's role adds embeds, files
+    // and threads; #backend denies the bot's role embeds; #qa denies
+    // @everyone files, but allows them to the bot itself.
+    fake.set_everyone_permissions(VIEW | SEND | (1 << 16) | (1 << 38));
+    fake.give_bot_role(BOT_ROLE, "opsbot", EMBED | ATTACH | THREADS);
+    fake.add_overwrite(BACKEND, BOT_ROLE, false, 0, EMBED);
+    fake.add_overwrite(QA, crate::discord_fixtures::GUILD_ID, false, 0, ATTACH);
+    fake.add_overwrite(QA, crate::discord_fixtures::BOT_ID, true, ATTACH, 0);
+    // #infra: the bot's role may not create threads there (not needed
+    // outside #ops) nor attach files (needed).
+    fake.add_overwrite(INFRA, BOT_ROLE, false, 0, THREADS | ATTACH);
+    let live = Live::start_on(fake, |t| t);
+    let fake = &live.fake;
+    let told = fake.wait_until("the permissions post in #ops", WAIT, |f| {
+        let p: Vec<Value> = f
+            .messages(OPS)
+            .into_iter()
+            .filter(|m| content(m).starts_with("I lack permissions"))
+            .collect();
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(
+        text.starts_with(
+            "I lack permissions I need on Discord: in #backend: Embed Links; in #infra: Attach Files."
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("#qa") && !text.contains("#ops"), "{text}");
+    assert!(live.logs().contains("lacks permissions"), "{}", live.logs());
+    fake.close_gateway(4000);
+    fake.wait_until("the session resumed", WAIT, |f| {
+        (f.resumes() > 0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let again = fake
+        .messages(OPS)
+        .into_iter()
+        .filter(|m| content(m).starts_with("I lack permissions"))
+        .count();
+    assert_eq!(again, 1);
+}

@@ -272,7 +272,7 @@ impl EventHandler for Handler {
         self.ready.send_replace(true);
         self.bot.health().set_gateway(true, chrono::Utc::now());
         let guilds = names::guilds(config, &ready);
-        let report = names::find_by_name(&ctx.http, config, &guilds).await;
+        let report = names::find_by_name(&ctx.http, config, &guilds, ready.user.id).await;
         let first = !self
             .setup_told
             .swap(true, std::sync::atomic::Ordering::SeqCst);

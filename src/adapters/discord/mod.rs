@@ -10,6 +10,7 @@ mod cards;
 mod handler;
 pub mod invite;
 mod names;
+mod perms;
 mod sink;
 mod slash;
 mod text;

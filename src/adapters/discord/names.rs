@@ -3,7 +3,9 @@
 //! `[discord.channels]` is looked up by its name among the guild's
 //! channels, and each username in `[discord.users]` among the guild's
 //! members (paged, 1000 at a time); a channel created or renamed later is
-//! taken up as it happens. What is not found is logged and told to the
+//! taken up as it happens; then the bot's permissions in each channel it
+//! uses are checked (`perms.rs`). What is not found or missing is logged
+//! and told to the
 //! engine once per start (it tells `#ops`). An id written in `bot.toml`
 //! always wins.
 
@@ -48,19 +50,20 @@ pub(super) async fn find_by_name(
     http: &serenity::http::Http,
     config: &Config,
     guilds: &[GuildId],
+    bot: UserId,
 ) -> Option<Event> {
     let found = &config.discord.found;
     let wanted = wanted_channels(config);
-    if !wanted.is_empty() {
-        for g in guilds {
-            match g.channels(http).await {
-                Ok(chans) => {
-                    for c in chans.values() {
-                        take_channel(config, c);
-                    }
+    let mut listed = std::collections::HashMap::new();
+    for g in guilds {
+        match g.channels(http).await {
+            Ok(chans) => {
+                for (id, c) in chans {
+                    take_channel(config, &c);
+                    listed.insert(id, (*g, c));
                 }
-                Err(e) => warn!(guild = %g, error = %e, "cannot list the guild's channels"),
             }
+            Err(e) => warn!(guild = %g, error = %e, "cannot list the guild's channels"),
         }
     }
     let missing_channels: Vec<ChannelName> = wanted
@@ -103,7 +106,8 @@ pub(super) async fn find_by_name(
         .filter(|(p, _)| found.user_id(p).is_none())
         .map(|(p, u)| (p.clone(), u.clone()))
         .collect();
-    if missing_channels.is_empty() && missing_users.is_empty() {
+    let missing_permissions = perms::missing(http, config, bot, &listed).await;
+    if missing_channels.is_empty() && missing_users.is_empty() && missing_permissions.is_empty() {
         return None;
     }
     if !missing_channels.is_empty() {
@@ -124,6 +128,7 @@ pub(super) async fn find_by_name(
         missing_channels,
         missing_users,
         members_refused,
+        missing_permissions,
     })
 }
 

@@ -178,6 +178,40 @@ impl FakeDiscord {
         self.change(|m| m.members_intent = enabled);
     }
 
+    /// Sets the permissions of @everyone in the guild (bits, as Discord
+    /// writes them).
+    pub fn set_everyone_permissions(&self, bits: u64) {
+        self.change(|m| {
+            let g = m.guild_id;
+            m.roles.insert(g, ("@everyone".into(), bits));
+        });
+    }
+
+    /// Adds role `id` with `bits` to the guild and gives it to the bot.
+    pub fn give_bot_role(&self, id: u64, name: &str, bits: u64) {
+        self.change(|m| {
+            m.roles.insert(id, (name.into(), bits));
+            m.bot_roles.push(id);
+        });
+    }
+
+    /// Adds a permission overwrite to channel `id` (added before): for a
+    /// role (`member: false`, the guild's id for @everyone) or a member.
+    pub fn add_overwrite(&self, channel: u64, target: u64, member: bool, allow: u64, deny: u64) {
+        self.change(|m| {
+            m.channels
+                .get_mut(&channel)
+                .expect("add_overwrite: add_channel first")
+                .overwrites
+                .push(json!({
+                    "id": target.to_string(),
+                    "type": if member { 1 } else { 0 },
+                    "allow": allow.to_string(),
+                    "deny": deny.to_string(),
+                }))
+        });
+    }
+
     /// The bot lacks permissions in channel `id` (added before): posts, edits
     /// and threads there get 403 `Missing Permissions` (50013).
     pub fn forbid_channel(&self, id: u64) {

@@ -72,4 +72,37 @@ impl Model {
             .collect();
         Ok(Reply::ok(Value::Array(list)))
     }
+
+    pub(super) fn guild_roles(&self, g: &str) -> Result<Reply, Reply> {
+        self.guild_ok(g)?;
+        let list: Vec<Value> = self
+            .roles
+            .iter()
+            .map(|(id, (name, perms))| {
+                let mut r = fx::role(*id, name);
+                r["permissions"] = Value::String(perms.to_string());
+                r
+            })
+            .collect();
+        Ok(Reply::ok(Value::Array(list)))
+    }
+
+    pub(super) fn guild_member(&self, g: &str, user: &str) -> Result<Reply, Reply> {
+        self.guild_ok(g)?;
+        if user == self.bot_id.to_string() {
+            return Ok(Reply::ok(fx::member(
+                self.bot_id,
+                fx::BOT_NAME,
+                &self.bot_roles,
+            )));
+        }
+        match user
+            .parse::<u64>()
+            .ok()
+            .and_then(|u| self.members.get(&u).map(|n| (u, n)))
+        {
+            Some((u, n)) => Ok(Reply::ok(fx::member(u, n, &[]))),
+            None => Err(Reply::error(404, 10007, "Unknown Member")),
+        }
+    }
 }
