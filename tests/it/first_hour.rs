@@ -353,3 +353,83 @@ fn missing_permissions_are_told_once_by_channel() {
         .count();
     assert_eq!(again, 1);
 }
+
+/// Posts about a ticket in a team's channel carry the buttons its state
+/// allows, as the card in #ops does; a press there acts (the engine still
+/// decides who may).
+#[test]
+fn posts_in_team_channels_carry_the_buttons_the_state_allows() {
+    use crate::discord::BACKEND;
+    let live = Live::start();
+    let fake = &live.fake;
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    let posts = fake.wait_messages(BACKEND, 1, WAIT);
+    let ids = |m: &Value| -> Vec<String> {
+        m["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = ids(&posts[0]);
+    assert!(
+        first.contains(&"opsbot:take:OPS-1".to_string()),
+        "{first:?}"
+    );
+    assert!(
+        !first.iter().any(|i| i.starts_with("opsbot:verify")),
+        "{first:?}"
+    );
+
+    // bob takes it from #backend.
+    let press = crate::discord_fixtures::with_member(
+        crate::discord_fixtures::button("opsbot:take:OPS-1", &posts[0]["message"]),
+        BOB,
+        "bob",
+        &[],
+    );
+    let token = press["token"].as_str().unwrap().to_string();
+    fake.dispatch("INTERACTION_CREATE", press);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    assert!(!content(&r).contains("cannot"), "{r}");
+
+    // Resolved, then handed to QA: the post in #qa offers Verify and
+    // Reject, and no Take.
+    live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "resolve"],
+        &[("id", json!("OPS-1")), ("note", json!("fixed"))],
+    );
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "qa"],
+        &[("id", json!("OPS-1"))],
+    );
+    let qa = fake.wait_messages(crate::discord::QA, 1, WAIT);
+    let later = ids(&qa[0]);
+    assert!(
+        later.contains(&"opsbot:verify:OPS-1".to_string()),
+        "{later:?}"
+    );
+    assert!(
+        later.contains(&"opsbot:reject:OPS-1".to_string()),
+        "{later:?}"
+    );
+    assert!(
+        !later.iter().any(|i| i.starts_with("opsbot:take")),
+        "{later:?}"
+    );
+}
