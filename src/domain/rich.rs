@@ -21,6 +21,9 @@ pub enum Seg {
     Quoted(String),
     /// A person the message means to notify.
     Mention(UserName),
+    /// Untrusted text shown as a block of code (a job's output): an adapter
+    /// that can (Discord) fences it, and keeps a fence inside from closing it.
+    Code(String),
 }
 
 /// A message body made of segments.
@@ -45,6 +48,11 @@ impl Rich {
 
     pub fn quoted(mut self, s: impl Into<String>) -> Self {
         self.0.push(Seg::Quoted(s.into()));
+        self
+    }
+
+    pub fn code(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Seg::Code(s.into()));
         self
     }
 
@@ -76,7 +84,7 @@ impl Rich {
         let mut out = String::new();
         for seg in &self.0 {
             match seg {
-                Seg::Text(s) | Seg::Bold(s) | Seg::Quoted(s) => out.push_str(s),
+                Seg::Text(s) | Seg::Bold(s) | Seg::Quoted(s) | Seg::Code(s) => out.push_str(s),
                 Seg::Mention(u) => {
                     out.push('@');
                     out.push_str(u.as_str());

@@ -450,7 +450,7 @@ pub fn run_failed_output(id: RunId, job: &str, reason: &str, last_lines: &str) -
         .text(format!(
             "{id} {job} failed ({reason}). The output ends with:\n"
         ))
-        .quoted(clip_plain(last_lines, 1500))
+        .code(clip_plain(last_lines, 1500))
 }
 
 /// In the thread of the ticket a job's failure opened: it failed again.

@@ -433,3 +433,24 @@ fn posts_in_team_channels_carry_the_buttons_the_state_allows() {
         "{later:?}"
     );
 }
+
+/// A failed job's last lines reach Discord as a code block (what it prints
+/// is not taken for markdown), the words around it as they are.
+#[test]
+fn a_failed_jobs_output_is_a_code_block_on_discord() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let started = live.answer((BOB, "bob"), OPS, &["test-web"], &[("fail", json!("yes"))]);
+    assert!(content(&started).contains("RUN-1"), "{}", content(&started));
+    let failed = fake.wait_until("the failure's output in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).contains("The output ends with"))
+    });
+    let text = content(&failed);
+    assert!(
+        text.contains("The output ends with:\n```\ntesting main\nFAIL checkout_test: expected 200, got 500\n3 of 120 tests failed\n```"),
+        "{text}"
+    );
+    assert_eq!(text.matches("```").count(), 2, "{text}");
+}

@@ -57,6 +57,14 @@ mod tests {
             escape("@everyone **hi** <@123>"),
             "@\u{200b}everyone \\*\\*hi\\*\\* \\<@\u{200b}123\\>"
         );
+        // A job's output is a code block that a fence inside cannot close.
+        let block = code_block("error: **boom** <@123>\n```\nrm -rf /\n```");
+        assert!(
+            block.starts_with("```\n") && block.ends_with("\n```"),
+            "{block}"
+        );
+        assert_eq!(block.matches("```").count(), 2, "{block}");
+        assert!(block.contains("**boom** <@123>"), "{block}");
         let long = "x".repeat(3000);
         let c = cut(&long, MAX_CONTENT);
         assert_eq!(c.chars().count(), MAX_CONTENT);
