@@ -659,6 +659,11 @@ fn invite(flag: Option<PathBuf>, client_id: Option<u64>) -> anyhow::Result<()> {
             "Message rules read messages: turn on the Message Content intent on the Developer Portal (Bot page) too."
         );
     }
+    if !config.discord.usernames.is_empty() {
+        outln!(
+            "[discord.users] names people by username: turn on the Server Members intent on the Developer Portal (Bot page) too, so that the bot may list the server's members."
+        );
+    }
     Ok(())
 }
 

@@ -275,6 +275,17 @@ fn check_takes_usernames_and_names_what_is_neither_id_nor_username() {
         "{unmapped}"
     );
 
+    // The invite says the Server Members intent is needed then.
+    let invite = good.opsbot(&["invite", "--client-id", "1234"], "");
+    assert_eq!(invite.code, Some(0), "{invite:?}");
+    assert!(
+        invite.stdout.contains("Server Members intent"),
+        "{}",
+        invite.stdout
+    );
+    let plain = Env::shipped_with(&shipped_config()).opsbot(&["invite", "--client-id", "1234"], "");
+    assert!(!plain.stdout.contains("Server Members"), "{}", plain.stdout);
+
     let bad = Env::shipped_with(&crate::kit::in_section(
         &shipped_config(),
         "[discord.users]",
