@@ -24,6 +24,14 @@ pub enum Seg {
     /// Untrusted text shown as a block of code (a job's output): an adapter
     /// that can (Discord) fences it, and keeps a fence inside from closing it.
     Code(String),
+    /// A moment: `plain` as the console shows it; an adapter that can
+    /// (Discord: `<t:UNIX:f>`, or `<t:UNIX:R>` when `relative`) shows it in
+    /// each reader's own time zone.
+    Time {
+        unix: i64,
+        relative: bool,
+        plain: String,
+    },
 }
 
 /// A message body made of segments.
@@ -56,6 +64,17 @@ impl Rich {
         self
     }
 
+    /// A moment, shown to the console as `at` formatted with `fmt` (a
+    /// chrono format such as `%Y-%m-%d %H:%M UTC`).
+    pub fn time(mut self, at: &crate::domain::Timestamp, fmt: &str) -> Self {
+        self.0.push(Seg::Time {
+            unix: at.timestamp(),
+            relative: false,
+            plain: at.format(fmt).to_string(),
+        });
+        self
+    }
+
     pub fn mention(mut self, who: &UserName) -> Self {
         self.0.push(Seg::Mention(who.clone()));
         self
@@ -85,6 +104,7 @@ impl Rich {
         for seg in &self.0 {
             match seg {
                 Seg::Text(s) | Seg::Bold(s) | Seg::Quoted(s) | Seg::Code(s) => out.push_str(s),
+                Seg::Time { plain, .. } => out.push_str(plain),
                 Seg::Mention(u) => {
                     out.push('@');
                     out.push_str(u.as_str());

@@ -30,15 +30,15 @@ pub fn ticket_detail(
         .text(" ")
         .quoted(one_line(&t.title, 200))
         .text(format!(
-            "\nstate: {} · priority: {} · team: {} · assignee: {} · source: {} · opened by {} at {}",
+            "\nstate: {} · priority: {} · team: {} · assignee: {} · source: {} · opened by {} at ",
             t.state,
             t.priority,
             t.team.as_ref().map_or("none", |x| x.as_str()),
             t.assignee.as_ref().map_or("none", |x| x.as_str()),
             t.source,
             t.opened_by,
-            t.created_at.format("%Y-%m-%d %H:%M UTC"),
-        ));
+        ))
+        .time(&t.created_at, "%Y-%m-%d %H:%M UTC");
     if let Some(c) = t.customer.as_ref().filter(|_| show_customer) {
         r = r
             .text("\ncustomer: ")
@@ -507,11 +507,11 @@ pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Ric
         .text(format!("{who} silenced alerts matching "))
         .quoted(matchers_text(s))
         .text(format!(
-            " for {} (until {}): silence {}",
-            humantime::format_duration(duration),
-            s.until.format("%Y-%m-%d %H:%M UTC"),
-            s.id
-        ));
+            " for {} (until ",
+            humantime::format_duration(duration)
+        ))
+        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .text(format!("): silence {}", s.id));
     match &s.comment {
         Some(c) => body.text(" — ").quoted(one_line(c, 200)),
         None => body,
@@ -521,10 +521,10 @@ pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Ric
 /// The answer to whoever set a silence.
 pub fn silence_set_reply(s: &Silence) -> Rich {
     let id = s.id;
-    Rich::new().text(format!(
-        "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
-        s.until.format("%Y-%m-%d %H:%M UTC")
-    ))
+    Rich::new()
+        .text(format!("Silence {id} is on until "))
+        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .text(format!("; /alert unsilence id:{id} ends it."))
 }
 
 /// In the operations channel: someone ended a silence.
@@ -550,12 +550,9 @@ pub fn silences_list(active: &[&Silence]) -> Rich {
     let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
     for s in active {
         r = r
-            .text(format!(
-                "\n  {} · until {} · by {} · ",
-                s.id,
-                s.until.format("%Y-%m-%d %H:%M UTC"),
-                s.created_by
-            ))
+            .text(format!("\n  {} · until ", s.id))
+            .time(&s.until, "%Y-%m-%d %H:%M UTC")
+            .text(format!(" · by {} · ", s.created_by))
             .quoted(matchers_text(s));
     }
     r

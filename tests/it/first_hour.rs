@@ -465,3 +465,31 @@ fn a_failed_jobs_output_is_a_code_block_on_discord() {
     );
     assert_eq!(text.matches("```").count(), 2, "{text}");
 }
+
+/// Times in posts are Discord timestamps, which every reader sees in their
+/// own time zone; the console keeps the readable UTC time.
+#[test]
+fn times_in_posts_are_discord_timestamps() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let r = live.answer(
+        (BOB, "bob"),
+        OPS,
+        &["alert", "silence"],
+        &[
+            ("matchers", json!("alertname=DiskFull")),
+            ("duration", json!("2h")),
+        ],
+    );
+    let text = content(&r).to_string();
+    let re = regex::Regex::new(r"^Silence 1 is on until <t:\d{10}:f>; /alert unsilence").unwrap();
+    assert!(re.is_match(&text), "{text}");
+    let post = fake.wait_until("the silence's post in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).contains("silenced alerts"))
+    });
+    assert!(content(&post).contains("(until <t:"), "{}", content(&post));
+    // (The console's words, readable UTC times, are the snapshots' and
+    // the console tests'.)
+}

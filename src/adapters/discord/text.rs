@@ -36,6 +36,10 @@ pub fn render(body: &Rich, config: &Config) -> (String, Vec<u64>) {
             }
             Seg::Quoted(t) => out.push_str(&escape(t)),
             Seg::Code(t) => out.push_str(&code_block(t)),
+            // Every reader sees it in their own time zone.
+            Seg::Time { unix, relative, .. } => {
+                out.push_str(&format!("<t:{unix}:{}>", if *relative { 'R' } else { 'f' }))
+            }
             Seg::Mention(u) => match config.discord.user_id(u) {
                 Some(id) => {
                     out.push_str(&format!("<@{id}>"));
