@@ -59,9 +59,8 @@ pub fn ticket_detail(
         ));
     }
     for e in &timeline[skip..] {
-        r = r.text(format!(
-            "\n  {} {} ({}) {}: ",
-            e.at.format("%Y-%m-%d %H:%M"),
+        r = r.text("\n  ").time(&e.at, "%Y-%m-%d %H:%M").text(format!(
+            " {} ({}) {}: ",
             e.actor,
             e.source,
             e.kind.as_str()
@@ -344,7 +343,7 @@ pub fn run_progress(run: &Run) -> Rich {
     match run.state {
         RunState::Running => {
             if let Some(at) = run.started_at {
-                body = body.text(format!(" since {}", at.format("%H:%M:%S UTC")));
+                body = body.text(" since ").time(&at, "%H:%M:%S UTC");
             }
             if let Some(r) = &run.backend_ref {
                 body = body.text(format!(" ({r})"));
