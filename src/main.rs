@@ -324,6 +324,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         let handler = opsbot::adapters::discord::Handler {
             bot: bot.clone(),
             ready: ready_tx,
+            setup_told: Default::default(),
         };
         let builder = serenity::all::ClientBuilder::new_with_http(
             discord_http(token.expose(), config.discord.api_base.as_deref())?,
@@ -671,6 +672,11 @@ fn invite(flag: Option<PathBuf>, client_id: Option<u64>) -> anyhow::Result<()> {
     if !config.alerts.message_rules.is_empty() {
         outln!(
             "Message rules read messages: turn on the Message Content intent on the Developer Portal (Bot page) too."
+        );
+    }
+    if !config.discord.usernames.is_empty() {
+        outln!(
+            "[discord.users] names people by username: turn on the Server Members intent on the Developer Portal (Bot page) too, so that the bot may list the server's members."
         );
     }
     Ok(())

@@ -21,7 +21,7 @@ pub fn help(
             let s = c.spec();
             let mut out = format!(
                 "{}\n{}\nwho may run it: {}",
-                s.usage(),
+                c.shown_usage(),
                 s.summary,
                 s.who.describe()
             );
@@ -43,7 +43,7 @@ pub fn help(
             for &c in CommandName::ALL {
                 let s = c.spec();
                 if may(c) {
-                    out.push_str(&format!("\n  /{} — {}", s.full_name(), s.summary));
+                    out.push_str(&format!("\n  /{} — {}", c.shown_name(), s.summary));
                 }
             }
             let mine: Vec<&crate::domain::job::Job> =

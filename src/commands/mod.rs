@@ -446,7 +446,7 @@ fn lookup_for_help(raw: &str) -> Result<CommandName, UserError> {
             clip_plain(raw.trim(), 40),
             CommandName::ALL
                 .iter()
-                .map(|c| c.spec().full_name())
+                .map(|c| c.shown_name())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -527,6 +527,50 @@ mod tests {
             parse("/build cancel run:RUN-2").unwrap(),
             Command::BuildCancel { .. }
         ));
+    }
+
+    #[test]
+    fn oncall_is_taken_as_discord_shows_it_too() {
+        let plain = parse("/oncall team:backend").unwrap();
+        assert_eq!(parse("/oncall show team:backend").unwrap(), plain);
+        assert!(matches!(plain, Command::Oncall { .. }));
+        assert!(matches!(
+            parse("/oncall set team:backend user:bob until:8h").unwrap(),
+            Command::OncallSet { .. }
+        ));
+        assert_eq!(
+            parse("/help command:\"oncall show\""),
+            Ok(Command::Help {
+                command: Some(CommandName::Oncall)
+            })
+        );
+    }
+
+    /// Discord cannot invoke a command that also has subcommands: a lone
+    /// command that shares its name with a group is named by a subcommand
+    /// of it, one the group does not already have.
+    #[test]
+    fn every_command_has_a_form_discord_can_invoke() {
+        assert_eq!(CommandName::Build.shown_name(), "build run");
+        assert_eq!(CommandName::Oncall.shown_name(), "oncall show");
+        assert_eq!(CommandName::TicketOpen.shown_name(), "ticket open");
+        assert_eq!(CommandName::Help.shown_name(), "help");
+        assert_eq!(
+            CommandName::Build.shown_usage(),
+            "/build run job:<job> [ref:<text>]"
+        );
+        let mut shown = std::collections::HashSet::new();
+        for &c in CommandName::ALL {
+            assert!(shown.insert(c.shown_name()), "{} twice", c.shown_name());
+            assert_eq!(CommandName::lookup(&c.shown_name()), Some(c));
+            let s = c.spec();
+            if s.group.is_none() {
+                let is_group = CommandName::ALL
+                    .iter()
+                    .any(|g| g.spec().group == Some(s.name));
+                assert_eq!(is_group, c.discord_subcommand().is_some(), "{}", s.name);
+            }
+        }
     }
 
     #[test]

@@ -74,16 +74,13 @@ pub fn parse_line(line: &str) -> Result<Invocation, UserError> {
     let name = if is_group {
         let sub = it.peek().cloned().unwrap_or_default().to_ascii_lowercase();
         let full = format!("{first_lc} {sub}");
+        // Discord cannot show `/build job:x` beside `/build cancel`, so it
+        // shows the lone command as `/build run job:x` (`/oncall show`): the
+        // lookup takes that form too.
         match CommandName::lookup(&full) {
             Some(n) => {
                 it.next();
                 n
-            }
-            // Discord cannot show `/build job:x` beside `/build cancel`, so it
-            // shows the lone command as `/build run job:x`; both are taken.
-            None if sub == "run" && lone.is_some() => {
-                it.next();
-                lone.unwrap_or(CommandName::Help)
             }
             // `/build job:x` is the lone command; `/build cancel …` the group's.
             None if lone.is_some() => lone.unwrap_or(CommandName::Help),

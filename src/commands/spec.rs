@@ -669,7 +669,8 @@ impl CommandName {
         }
     }
 
-    /// Finds a command by what a user typed: `ticket open`, `/ticket open`.
+    /// Finds a command by what a user typed: `ticket open`, `/ticket open`,
+    /// and the form Discord shows (`build run`, `oncall show`).
     pub fn lookup(words: &str) -> Option<CommandName> {
         let norm = words
             .trim()
@@ -681,6 +682,52 @@ impl CommandName {
             .iter()
             .copied()
             .find(|c| c.spec().full_name() == norm)
+            .or_else(|| {
+                CommandName::ALL
+                    .iter()
+                    .copied()
+                    .find(|c| c.shown_name() == norm)
+            })
+    }
+
+    /// Discord cannot invoke a command that also has subcommands: a lone
+    /// command whose name is also a group's (`/build` beside `/build
+    /// cancel`) shows on Discord as this subcommand of the group (`/build
+    /// run`, `/oncall show`). `None` for every other command.
+    pub fn discord_subcommand(self) -> Option<&'static str> {
+        let s = self.spec();
+        if s.group.is_some()
+            || !CommandName::ALL
+                .iter()
+                .any(|c| c.spec().group == Some(s.name))
+        {
+            return None;
+        }
+        Some(match self {
+            CommandName::Oncall => "show",
+            _ => "run",
+        })
+    }
+
+    /// The name as Discord shows it, and as `/help` names it: `ticket open`,
+    /// `build run`, `oncall show`, `help`.
+    pub fn shown_name(self) -> String {
+        let s = self.spec();
+        match self.discord_subcommand() {
+            Some(sub) => format!("{} {sub}", s.name),
+            None => s.full_name(),
+        }
+    }
+
+    /// [`Spec::usage`] with the name Discord shows: `/build run job:<job>
+    /// [ref:<text>]`.
+    pub fn shown_usage(self) -> String {
+        let s = self.spec();
+        let usage = s.usage();
+        match usage.strip_prefix(&format!("/{}", s.full_name())) {
+            Some(rest) => format!("/{}{rest}", self.shown_name()),
+            None => usage,
+        }
     }
 
     /// The command groups (`ticket`) and lone commands (`help`).

@@ -3,6 +3,7 @@
 //! line and key; the line comes from the span toml read the value from.
 
 mod alertmanager;
+pub mod found;
 pub mod inbox;
 pub mod jobs;
 pub mod monitoring;
@@ -124,6 +125,11 @@ pub struct DiscordConfig {
     pub channels: BTreeMap<ChannelName, u64>,
     /// Each person → their Discord user id.
     pub users: BTreeMap<UserName, u64>,
+    /// Each person whose `[discord.users]` entry is a Discord username →
+    /// that username (lower case), looked up among the guild's members.
+    pub usernames: BTreeMap<UserName, String>,
+    /// The ids found by name once connected (channels, usernames).
+    pub found: found::Found,
 }
 
 /// What a mapped Discord role makes its members.
@@ -155,23 +161,46 @@ impl DiscordConfig {
         g
     }
 
+    /// The channel's id: as `[discord.channels]` writes it, else as found
+    /// by name in the guild.
     pub fn channel_id(&self, name: &ChannelName) -> Option<u64> {
-        self.channels.get(name).copied()
+        self.channels
+            .get(name)
+            .copied()
+            .or_else(|| self.found.channel_id(name))
     }
 
-    pub fn channel_name(&self, id: u64) -> Option<&ChannelName> {
+    pub fn channel_name(&self, id: u64) -> Option<ChannelName> {
         self.channels
             .iter()
             .find(|(_, v)| **v == id)
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.clone())
+            .or_else(|| {
+                self.found
+                    .channel_name(id)
+                    .filter(|n| !self.channels.contains_key(n))
+            })
     }
 
+    /// The person's Discord user id: as `[discord.users]` writes it, else
+    /// as found by their username among the guild's members.
     pub fn user_id(&self, name: &UserName) -> Option<u64> {
-        self.users.get(name).copied()
+        self.users
+            .get(name)
+            .copied()
+            .or_else(|| self.found.user_id(name))
     }
 
-    pub fn user_name(&self, id: u64) -> Option<&UserName> {
-        self.users.iter().find(|(_, v)| **v == id).map(|(k, _)| k)
+    pub fn user_name(&self, id: u64) -> Option<UserName> {
+        self.users
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| k.clone())
+            .or_else(|| {
+                self.found
+                    .user_name(id)
+                    .filter(|n| !self.users.contains_key(n))
+            })
     }
 }
 
@@ -688,7 +717,7 @@ impl Config {
             "every channel mapped".to_string()
         } else {
             format!(
-                "no channel id for {} (posts there are refused)",
+                "no channel id for {} (looked up by name in the guild at start)",
                 missing.join(", ")
             )
         };
@@ -696,7 +725,7 @@ impl Config {
             "discord: token from {} ({token}); {guilds}; {channels}; {} people, {} roles mapped; \
              answers deferred after {} ms\n",
             d.token.var,
-            d.users.len(),
+            d.users.len() + d.usernames.len(),
             d.roles.len(),
             d.defer_after.as_millis()
         );
@@ -706,7 +735,7 @@ impl Config {
             .org
             .people()
             .into_iter()
-            .filter(|p| !d.users.contains_key(p))
+            .filter(|p| !d.users.contains_key(p) && !d.usernames.contains_key(p))
             .map(|p| p.to_string())
             .collect();
         if !unmapped.is_empty() {

@@ -709,8 +709,47 @@ impl Validator<'_> {
             channels.insert(c, id);
         }
         let mut users = BTreeMap::new();
+        let mut usernames = BTreeMap::new();
         for (name, id) in &raw.users {
             let key = format!("discord.users.{name}");
+            // Not a number: a Discord username, looked up once connected.
+            let username = match id {
+                Snowflake::Text(t) if t.trim().parse::<u64>().is_err() => Some(t.trim()),
+                _ => None,
+            };
+            if let Some(username) = username {
+                let Some(u) = self.user(key.as_str(), name) else {
+                    continue;
+                };
+                if !discord_username(username) {
+                    self.error(
+                        key.as_str(),
+                        name.span(),
+                        format!(
+                            "`{}` is neither a Discord user id (a number such as \
+                             \"123456789012345678\") nor a Discord username (2 to 32 of a-z, \
+                             0-9, `_` and `.`, as in \"olivia.k\")",
+                            crate::domain::rich::clip_plain(username, 40)
+                        ),
+                    );
+                    continue;
+                }
+                if !people.contains(&u) && raw.roles.is_empty() {
+                    let known: Vec<&str> = people.iter().map(|p| p.as_str()).collect();
+                    self.error(
+                        key,
+                        name.span(),
+                        format!(
+                            "`{u}` is nobody the config names (in [roles] or a team's members); people are: {}{}",
+                            known.join(", "),
+                            did_you_mean(u.as_str(), &known)
+                        ),
+                    );
+                    continue;
+                }
+                usernames.insert(u, username.to_ascii_lowercase());
+                continue;
+            }
             let (Some(u), Some(id)) = (
                 self.user(key.as_str(), name),
                 self.snowflake(&key, name.span(), id),
@@ -796,6 +835,8 @@ impl Validator<'_> {
                 .map(|b| b.trim_end_matches('/').to_string()),
             channels,
             users,
+            usernames,
+            found: Default::default(),
         }
     }
 
@@ -1368,6 +1409,17 @@ fn or_list(names: &[&str]) -> String {
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
         None => String::new(),
     }
+}
+
+/// A Discord username as Discord allows it now: 2 to 32 characters of
+/// a-z, 0-9, `_` and `.`, never two periods in a row (upper case is taken
+/// and compared in lower case).
+fn discord_username(s: &str) -> bool {
+    let n = s.chars().count();
+    (2..=32).contains(&n)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !s.contains("..")
 }
 
 #[cfg(test)]

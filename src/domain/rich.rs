@@ -21,6 +21,17 @@ pub enum Seg {
     Quoted(String),
     /// A person the message means to notify.
     Mention(UserName),
+    /// Untrusted text shown as a block of code (a job's output): an adapter
+    /// that can (Discord) fences it, and keeps a fence inside from closing it.
+    Code(String),
+    /// A moment: `plain` as the console shows it; an adapter that can
+    /// (Discord: `<t:UNIX:f>`, or `<t:UNIX:R>` when `relative`) shows it in
+    /// each reader's own time zone.
+    Time {
+        unix: i64,
+        relative: bool,
+        plain: String,
+    },
 }
 
 /// A message body made of segments.
@@ -45,6 +56,22 @@ impl Rich {
 
     pub fn quoted(mut self, s: impl Into<String>) -> Self {
         self.0.push(Seg::Quoted(s.into()));
+        self
+    }
+
+    pub fn code(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Seg::Code(s.into()));
+        self
+    }
+
+    /// A moment, shown to the console as `at` formatted with `fmt` (a
+    /// chrono format such as `%Y-%m-%d %H:%M UTC`).
+    pub fn time(mut self, at: &crate::domain::Timestamp, fmt: &str) -> Self {
+        self.0.push(Seg::Time {
+            unix: at.timestamp(),
+            relative: false,
+            plain: at.format(fmt).to_string(),
+        });
         self
     }
 
@@ -76,7 +103,8 @@ impl Rich {
         let mut out = String::new();
         for seg in &self.0 {
             match seg {
-                Seg::Text(s) | Seg::Bold(s) | Seg::Quoted(s) => out.push_str(s),
+                Seg::Text(s) | Seg::Bold(s) | Seg::Quoted(s) | Seg::Code(s) => out.push_str(s),
+                Seg::Time { plain, .. } => out.push_str(plain),
                 Seg::Mention(u) => {
                     out.push('@');
                     out.push_str(u.as_str());

@@ -103,6 +103,19 @@ pub enum Event {
     RepoReach { repo: String, error: Option<String> },
     /// The forge refused a repository's commit status for good.
     StatusRefused { repo: String, why: String },
+    /// Once connected, the chat adapter reports what it did not find by
+    /// name: channels the config names without an id, people whose
+    /// username no member has (or all of them, when the member list was
+    /// refused), and the permissions it lacks in the channels it uses. The
+    /// operations channel hears of it, once per start.
+    ChatSetup {
+        missing_channels: Vec<ChannelName>,
+        missing_users: Vec<(crate::domain::UserName, String)>,
+        members_refused: bool,
+        /// Channels where the bot lacks permissions it needs, with their
+        /// names as Discord shows them.
+        missing_permissions: Vec<(ChannelName, Vec<String>)>,
+    },
 }
 
 impl Event {
@@ -130,6 +143,7 @@ impl Event {
             Event::Push { .. } => "push",
             Event::RepoReach { .. } => "repo_reach",
             Event::StatusRefused { .. } => "status_refused",
+            Event::ChatSetup { .. } => "chat_setup",
         }
     }
 

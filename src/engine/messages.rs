@@ -33,15 +33,15 @@ pub fn ticket_detail(
         .text(" ")
         .quoted(one_line(&t.title, 200))
         .text(format!(
-            "\nstate: {} · priority: {} · team: {} · assignee: {} · source: {} · opened by {} at {}",
+            "\nstate: {} · priority: {} · team: {} · assignee: {} · source: {} · opened by {} at ",
             t.state,
             t.priority,
             t.team.as_ref().map_or("none", |x| x.as_str()),
             t.assignee.as_ref().map_or("none", |x| x.as_str()),
             t.source,
             t.opened_by,
-            t.created_at.format("%Y-%m-%d %H:%M UTC"),
-        ));
+        ))
+        .time(&t.created_at, "%Y-%m-%d %H:%M UTC");
     if let Some(c) = t.customer.as_ref().filter(|_| show_customer) {
         r = r
             .text("\ncustomer: ")
@@ -62,9 +62,8 @@ pub fn ticket_detail(
         ));
     }
     for e in &timeline[skip..] {
-        r = r.text(format!(
-            "\n  {} {} ({}) {}: ",
-            e.at.format("%Y-%m-%d %H:%M"),
+        r = r.text("\n  ").time(&e.at, "%Y-%m-%d %H:%M").text(format!(
+            " {} ({}) {}: ",
             e.actor,
             e.source,
             e.kind.as_str()
@@ -347,7 +346,7 @@ pub fn run_progress(run: &Run) -> Rich {
     match run.state {
         RunState::Running => {
             if let Some(at) = run.started_at {
-                body = body.text(format!(" since {}", at.format("%H:%M:%S UTC")));
+                body = body.text(" since ").time(&at, "%H:%M:%S UTC");
             }
             if let Some(r) = &run.backend_ref {
                 body = body.text(format!(" ({r})"));
@@ -464,7 +463,7 @@ pub fn run_failed_output(id: RunId, job: &str, reason: &str, last_lines: &str) -
         .text(format!(
             "{id} {job} failed ({reason}). The output ends with:\n"
         ))
-        .quoted(clip_plain(last_lines, 1500))
+        .code(clip_plain(last_lines, 1500))
 }
 
 /// In the thread of the ticket a job's failure opened: it failed again.
@@ -521,11 +520,11 @@ pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Ric
         .text(format!("{who} silenced alerts matching "))
         .quoted(matchers_text(s))
         .text(format!(
-            " for {} (until {}): silence {}",
-            humantime::format_duration(duration),
-            s.until.format("%Y-%m-%d %H:%M UTC"),
-            s.id
-        ));
+            " for {} (until ",
+            humantime::format_duration(duration)
+        ))
+        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .text(format!("): silence {}", s.id));
     match &s.comment {
         Some(c) => body.text(" — ").quoted(one_line(c, 200)),
         None => body,
@@ -535,10 +534,10 @@ pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Ric
 /// The answer to whoever set a silence.
 pub fn silence_set_reply(s: &Silence) -> Rich {
     let id = s.id;
-    Rich::new().text(format!(
-        "Silence {id} is on until {}; /alert unsilence id:{id} ends it.",
-        s.until.format("%Y-%m-%d %H:%M UTC")
-    ))
+    Rich::new()
+        .text(format!("Silence {id} is on until "))
+        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .text(format!("; /alert unsilence id:{id} ends it."))
 }
 
 /// In the operations channel: someone ended a silence.
@@ -564,12 +563,9 @@ pub fn silences_list(active: &[&Silence]) -> Rich {
     let mut r = Rich::new().text(format!("{} {noun} in force:", active.len()));
     for s in active {
         r = r
-            .text(format!(
-                "\n  {} · until {} · by {} · ",
-                s.id,
-                s.until.format("%Y-%m-%d %H:%M UTC"),
-                s.created_by
-            ))
+            .text(format!("\n  {} · until ", s.id))
+            .time(&s.until, "%Y-%m-%d %H:%M UTC")
+            .text(format!(" · by {} · ", s.created_by))
             .quoted(matchers_text(s));
     }
     r
@@ -1416,6 +1412,86 @@ pub fn pr_build_failed(
         pr.number
     ))
 }
+/// What the bot did not find on Discord when it connected: channels the
+/// config names by name only, people whose username no member has, and
+/// whether Discord refused the member list. `None` when nothing is missing.
+pub fn discord_not_found(
+    channels: &[ChannelName],
+    users: &[(UserName, String)],
+    members_refused: bool,
+) -> Option<Rich> {
+    if channels.is_empty() && users.is_empty() {
+        return None;
+    }
+    let mut r =
+        Rich::new().text("Setting up on Discord, I did not find everything bot.toml names.");
+    if !channels.is_empty() {
+        let one = channels.len() == 1;
+        r = r.text(if one {
+            " No channel named "
+        } else {
+            " No channels named "
+        });
+        for (i, c) in channels.iter().enumerate() {
+            if i > 0 {
+                r = r.text(", ");
+            }
+            r = r.quoted(c.as_str());
+        }
+        r = r.text(if one {
+            " in the guild: create it with exactly that name, or put its id under \
+             [discord.channels]. Until then, posts meant for it are kept on record, not posted."
+        } else {
+            " in the guild: create them with exactly those names, or put their ids under \
+             [discord.channels]. Until then, posts meant for them are kept on record, not posted."
+        });
+    }
+    if !users.is_empty() {
+        if members_refused {
+            r = r.text(
+                " Discord refused me the guild's member list (enable the Server Members \
+                 Intent for the application in the Developer Portal), so I could not look up ",
+            );
+        } else {
+            r = r.text(" No member of the guild has the username of ");
+        }
+        for (i, (person, username)) in users.iter().enumerate() {
+            if i > 0 {
+                r = r.text(", ");
+            }
+            r = r
+                .text(format!("{person} ("))
+                .quoted(username.as_str())
+                .text(")");
+        }
+        r = r.text(
+            ": fix the username under [discord.users], or write their Discord user id there. \
+             Until then they act on Discord only through a mapped role.",
+        );
+    }
+    Some(r)
+}
+
+/// The permissions the bot lacks in the channels it uses, as Discord names
+/// them. `None` when it lacks nothing.
+pub fn discord_permissions_missing(missing: &[(ChannelName, Vec<String>)]) -> Option<Rich> {
+    if missing.is_empty() {
+        return None;
+    }
+    let mut r = Rich::new().text("I lack permissions I need on Discord:");
+    for (i, (channel, lacks)) in missing.iter().enumerate() {
+        r = r
+            .text(if i == 0 { " in #" } else { "; in #" })
+            .quoted(channel.as_str())
+            .text(": ")
+            .text(lacks.join(", "));
+    }
+    Some(r.text(
+        ". Give them to my role (Server Settings › Roles), or allow them in those \
+         channels' permissions, which may deny them; `opsbot invite` prints an invite \
+         with everything I need.",
+    ))
+}
 
 #[cfg(test)]
 mod tests {
@@ -2112,6 +2188,50 @@ mod code_tests {
         insta::assert_snapshot!(
             "status_refused",
             status_refused("web", "401 Unauthorized: Bad credentials").to_plain()
+        );
+    }
+
+    #[test]
+    fn what_discord_lacks_reads() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_not_found(&[], &[], false).is_none());
+        insta::assert_snapshot!(
+            "discord_not_found",
+            discord_not_found(
+                &[ch("backend"), ch("qa")],
+                &[(UserName::parse("bob").unwrap(), "bob.builds".into())],
+                false
+            )
+            .unwrap()
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "discord_members_refused",
+            discord_not_found(
+                &[],
+                &[(UserName::parse("bob").unwrap(), "bob.builds".into())],
+                true
+            )
+            .unwrap()
+            .to_plain()
+        );
+    }
+
+    #[test]
+    fn missing_permissions_read() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_permissions_missing(&[]).is_none());
+        insta::assert_snapshot!(
+            "discord_permissions_missing",
+            discord_permissions_missing(&[
+                (ch("ops"), vec!["Create Public Threads".into()]),
+                (
+                    ch("backend"),
+                    vec!["Embed Links".into(), "Attach Files".into()]
+                ),
+            ])
+            .unwrap()
+            .to_plain()
         );
     }
 }

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod oncall;
 mod pages;
 pub mod report;
+mod setup;
 mod silences;
 pub mod sla;
 pub mod status;
@@ -171,7 +172,7 @@ impl Engine {
                 let may: Vec<String> = commands::CommandName::ALL
                     .iter()
                     .filter(|&&c| deploys::may_run(&self.config, cx.org, &actor.name, c))
-                    .map(|c| c.spec().full_name())
+                    .map(|c| c.shown_name())
                     .collect();
                 Ok(Reply::private(messages::whoami(actor, cx.org, &may)))
             }
@@ -333,6 +334,18 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
         Event::RepoReach { repo, error } => code::reach(cx, repo, error.as_deref()),
         Event::StatusRefused { repo, why } => code::status_refused(cx, repo, why),
+        Event::ChatSetup {
+            missing_channels,
+            missing_users,
+            members_refused,
+            missing_permissions,
+        } => setup::chat_setup(
+            cx,
+            missing_channels,
+            missing_users,
+            *members_refused,
+            missing_permissions,
+        ),
     }
 }
 

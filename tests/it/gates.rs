@@ -181,7 +181,7 @@ fn help_lists_deploys_and_approvals_only_to_those_the_engine_lets_run_them() {
     let listed = |block: &str, cmd: &str| block.contains(&format!(" /{cmd} —"));
     // An outsider: no job admits zed, nor does any environment.
     for cmd in [
-        "build",
+        "build run",
         "build cancel",
         "deploy",
         "rollback",
@@ -191,8 +191,9 @@ fn help_lists_deploys_and_approvals_only_to_those_the_engine_lets_run_them() {
         assert!(!listed(b[0], cmd), "zed sees /{cmd}: {}", b[0]);
     }
     assert!(listed(b[0], "runs"), "{}", b[0]);
-    // bob may build and deploy (and withdraw his own deploy), not approve.
-    for cmd in ["build", "build cancel", "deploy", "rollback", "deny"] {
+    // bob may build and deploy (and withdraw his own deploy), not approve;
+    // /build is named as Discord shows it, /build run.
+    for cmd in ["build run", "build cancel", "deploy", "rollback", "deny"] {
         assert!(listed(b[1], cmd), "bob misses /{cmd}: {}", b[1]);
     }
     assert!(!listed(b[1], "approve"), "{}", b[1]);
@@ -204,7 +205,7 @@ fn help_lists_deploys_and_approvals_only_to_those_the_engine_lets_run_them() {
         b[3]
     );
     // quinn (QA) runs no job and approves nothing.
-    for cmd in ["build", "deploy", "approve", "deny"] {
+    for cmd in ["build run", "deploy", "approve", "deny"] {
         assert!(!listed(b[4], cmd), "quinn sees /{cmd}: {}", b[4]);
     }
     // And what help leaves out, the engine refuses.

@@ -23,6 +23,7 @@ mod failover;
 mod fake_discord;
 mod fake_forge;
 mod fake_jenkins;
+mod first_hour;
 mod forges;
 mod gates;
 mod harness;

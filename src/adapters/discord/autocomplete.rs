@@ -118,7 +118,7 @@ pub fn suggestions(
         OptKind::Command => names(
             CommandName::ALL
                 .iter()
-                .map(|c| c.spec().full_name())
+                .map(|c| c.shown_name())
                 .chain(config.jobs.keys().cloned())
                 .collect(),
         ),

@@ -41,6 +41,8 @@ impl Asked<'_> {
 pub struct Handler {
     pub bot: Bot,
     pub ready: tokio::sync::watch::Sender<bool>,
+    /// Set once what was not found by name has been told (once per start).
+    pub setup_told: std::sync::atomic::AtomicBool,
 }
 
 impl Handler {
@@ -269,6 +271,29 @@ impl EventHandler for Handler {
         }
         self.ready.send_replace(true);
         self.bot.health().set_gateway(true, chrono::Utc::now());
+        let guilds = names::guilds(config, &ready);
+        let report = names::find_by_name(&ctx.http, config, &guilds, ready.user.id).await;
+        let first = !self
+            .setup_told
+            .swap(true, std::sync::atomic::Ordering::SeqCst);
+        if let (Some(event), true) = (report, first) {
+            if let Err(e) = self.bot.handle(event).await {
+                warn!(error = %e, "what was not found on Discord could not be told");
+            }
+        }
+    }
+
+    async fn channel_create(&self, _ctx: Context, channel: serenity::all::GuildChannel) {
+        names::take_channel(self.bot.engine().config(), &channel);
+    }
+
+    async fn channel_update(
+        &self,
+        _ctx: Context,
+        _old: Option<serenity::all::GuildChannel>,
+        new: serenity::all::GuildChannel,
+    ) {
+        names::take_channel(self.bot.engine().config(), &new);
     }
 
     async fn message(&self, _ctx: Context, msg: serenity::all::Message) {

@@ -9,6 +9,8 @@ mod autocomplete;
 mod cards;
 mod handler;
 pub mod invite;
+mod names;
+mod perms;
 mod sink;
 mod slash;
 mod text;
@@ -55,6 +57,21 @@ mod tests {
             escape("@everyone **hi** <@123>"),
             "@\u{200b}everyone \\*\\*hi\\*\\* \\<@\u{200b}123\\>"
         );
+        // A job's output is a code block that a fence inside cannot close.
+        let block = code_block("error: **boom** <@123>\n```\nrm -rf /\n```");
+        assert!(
+            block.starts_with("```\n") && block.ends_with("\n```"),
+            "{block}"
+        );
+        assert_eq!(block.matches("```").count(), 2, "{block}");
+        assert!(block.contains("**boom** <@123>"), "{block}");
+        // A time is Discord's timestamp, shown in each reader's zone.
+        let at = chrono::DateTime::from_timestamp(1_774_000_000, 0).unwrap();
+        let rich = Rich::new().text("until ").time(&at, "%Y-%m-%d %H:%M UTC");
+        assert_eq!(rich.to_plain(), "until 2026-03-20 09:46 UTC");
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+        let loaded = crate::config::Config::load(&file).expect("the shipped config loads");
+        assert_eq!(render(&rich, &loaded.config).0, "until <t:1774000000:f>");
         let long = "x".repeat(3000);
         let c = cut(&long, MAX_CONTENT);
         assert_eq!(c.chars().count(), MAX_CONTENT);

@@ -164,6 +164,8 @@ impl DiscordSink {
                 .components(card_components(card, config));
         } else if let Some(rows) = components {
             msg = msg.components(rows);
+        } else if let Some(rows) = self.team_post_buttons(p) {
+            msg = msg.components(rows);
         }
         if let Some(f) = &p.file {
             msg = msg.add_file(CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
@@ -182,6 +184,25 @@ impl DiscordSink {
             }
         }
         Ok(())
+    }
+
+    /// A post about a ticket in a team's channel (QA's too) carries the
+    /// buttons its card would carry, for the ticket as it is when the post
+    /// goes out, so that the people pinged there act where they are (the
+    /// engine still decides whether the one pressing may).
+    fn team_post_buttons(&self, p: &Post) -> Option<Vec<CreateActionRow>> {
+        let config = self.bot.engine().config();
+        let ticket = p.ticket.as_ref()?;
+        if p.thread
+            || p.channel == config.tickets.channel
+            || !config.org.teams.values().any(|t| t.channel == p.channel)
+        {
+            return None;
+        }
+        let store = self.bot.store().ok()?;
+        let t = crate::engine::View::ticket(&store, ticket).ok()??;
+        let rows = card_components(&Card::of(&t, &p.channel), config);
+        (!rows.is_empty()).then_some(rows)
     }
 
     /// Edits a ticket's card to show it as it is now.
@@ -206,16 +227,17 @@ impl DiscordSink {
     }
 
     fn channel_id(&self, name: &ChannelName) -> Result<u64, DeliveryError> {
-        self.bot
-            .engine()
-            .config()
-            .discord
-            .channel_id(name)
-            .ok_or_else(|| {
+        let discord = &self.bot.engine().config().discord;
+        discord.channel_id(name).ok_or_else(|| {
+            if discord.found.looked() {
                 DeliveryError::Permanent(format!(
-                    "#{name} has no Discord channel id in [discord.channels]"
+                    "no channel named #{name} in the guild, and no id for it in [discord.channels]"
                 ))
-            })
+            } else {
+                // Not looked up by name yet: the bot is still connecting.
+                DeliveryError::Transient(format!("#{name} is not looked up on Discord yet"))
+            }
+        })
     }
 
     /// After a post was refused for good: the engine decides whether the

@@ -49,11 +49,16 @@ pub fn slash_commands(config: &Config) -> Vec<CreateCommand> {
             }
         } else {
             cmd = cmd.description(format!("{group} commands"));
-            // A lone command sharing the group's name (`/build job:…`) is its `run` subcommand.
-            if let Some(s) = lone {
+            // Discord cannot invoke a command that has subcommands: a lone
+            // command sharing the group's name (`/build job:…`) is one of
+            // them (`/build run`, `/oncall show`).
+            if let Some((s, name)) = lone.and_then(|s| {
+                let c = CommandName::lookup(s.name)?;
+                Some((s, c.discord_subcommand()?))
+            }) {
                 let mut sub = CreateCommandOption::new(
                     CommandOptionType::SubCommand,
-                    "run",
+                    name,
                     cut(s.summary, 100),
                 );
                 for o in s.options {
@@ -98,7 +103,6 @@ pub(super) fn actor_name(config: &Config, id: UserId) -> UserName {
     config
         .discord
         .user_name(id.get())
-        .cloned()
         .or_else(|| UserName::parse(&format!("discord-{}", id.get())).ok())
         .unwrap_or_else(|| UserName::system("discord"))
 }
@@ -107,22 +111,19 @@ pub(super) fn channel_name(config: &Config, id: ChannelId) -> ChannelName {
     config
         .discord
         .channel_name(id.get())
-        .cloned()
         .or_else(|| ChannelName::parse(&format!("discord-{}", id.get())).ok())
         .unwrap_or_else(|| config.tickets.channel.clone())
 }
 
-/// The command words an interaction names (`ticket open`; a `run`
-/// subcommand stands for its group's lone command) and its options.
+/// The command words an interaction names (`ticket open`; `build run`
+/// stands for the lone `/build`, as the lookup knows) and its options.
 pub(super) fn invoked(
     data: &serenity::all::CommandData,
 ) -> (Vec<String>, &[serenity::all::CommandDataOption]) {
     let mut words = vec![data.name.clone()];
     if let Some(first) = data.options.first() {
         if let CommandDataOptionValue::SubCommand(inner) = &first.value {
-            if first.name != "run" {
-                words.push(first.name.clone());
-            }
+            words.push(first.name.clone());
             return (words, inner);
         }
     }

@@ -35,6 +35,11 @@ pub fn render(body: &Rich, config: &Config) -> (String, Vec<u64>) {
                 out.push_str("**");
             }
             Seg::Quoted(t) => out.push_str(&escape(t)),
+            Seg::Code(t) => out.push_str(&code_block(t)),
+            // Every reader sees it in their own time zone.
+            Seg::Time { unix, relative, .. } => {
+                out.push_str(&format!("<t:{unix}:{}>", if *relative { 'R' } else { 'f' }))
+            }
             Seg::Mention(u) => match config.discord.user_id(u) {
                 Some(id) => {
                     out.push_str(&format!("<@{id}>"));
@@ -50,6 +55,17 @@ pub fn render(body: &Rich, config: &Config) -> (String, Vec<u64>) {
         }
     }
     (cut(&out, MAX_CONTENT), pings)
+}
+
+/// Text as a Discord code block: nothing inside is markdown, and a run of
+/// backticks inside cannot close the fence (a zero-width space breaks it).
+pub fn code_block(t: &str) -> String {
+    let mut body = t.replace("```", "`\u{200b}`\u{200b}`");
+    if body.ends_with('`') {
+        body.push('\u{200b}');
+    }
+    let nl = if body.starts_with('\n') { "" } else { "\n" };
+    format!("```{nl}{}\n```", body.trim_end_matches('\n'))
 }
 
 /// Cuts text to `max` characters, saying so.

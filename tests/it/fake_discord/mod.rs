@@ -142,6 +142,76 @@ impl FakeDiscord {
         self.change(|m| m.channels.insert(id, ChannelRec::text(id, name)));
     }
 
+    /// Renames channel `id` and tells the gateway sessions (CHANNEL_UPDATE),
+    /// as Discord does when someone renames it.
+    pub fn rename_channel(&self, id: u64, name: &str) {
+        let d = self.change(|m| {
+            let c = m
+                .channels
+                .get_mut(&id)
+                .expect("rename_channel: add_channel first");
+            c.name = name.into();
+            m.channel_json(&m.channels[&id])
+        });
+        self.dispatch("CHANNEL_UPDATE", d);
+    }
+
+    /// Creates text channel `id` and tells the gateway sessions
+    /// (CHANNEL_CREATE).
+    pub fn create_channel(&self, id: u64, name: &str) {
+        let d = self.change(|m| {
+            m.channels.insert(id, ChannelRec::text(id, name));
+            m.channel_json(&m.channels[&id])
+        });
+        self.dispatch("CHANNEL_CREATE", d);
+    }
+
+    /// Adds user `id` with username `name` to the guild's members.
+    pub fn add_member(&self, id: u64, name: &str) {
+        self.change(|m| m.members.insert(id, name.to_string()));
+    }
+
+    /// Whether the application has the Server Members intent enabled in
+    /// the Developer Portal (on by default); off, listing members is
+    /// refused with 403 Missing Access.
+    pub fn set_members_intent(&self, enabled: bool) {
+        self.change(|m| m.members_intent = enabled);
+    }
+
+    /// Sets the permissions of @everyone in the guild (bits, as Discord
+    /// writes them).
+    pub fn set_everyone_permissions(&self, bits: u64) {
+        self.change(|m| {
+            let g = m.guild_id;
+            m.roles.insert(g, ("@everyone".into(), bits));
+        });
+    }
+
+    /// Adds role `id` with `bits` to the guild and gives it to the bot.
+    pub fn give_bot_role(&self, id: u64, name: &str, bits: u64) {
+        self.change(|m| {
+            m.roles.insert(id, (name.into(), bits));
+            m.bot_roles.push(id);
+        });
+    }
+
+    /// Adds a permission overwrite to channel `id` (added before): for a
+    /// role (`member: false`, the guild's id for @everyone) or a member.
+    pub fn add_overwrite(&self, channel: u64, target: u64, member: bool, allow: u64, deny: u64) {
+        self.change(|m| {
+            m.channels
+                .get_mut(&channel)
+                .expect("add_overwrite: add_channel first")
+                .overwrites
+                .push(json!({
+                    "id": target.to_string(),
+                    "type": if member { 1 } else { 0 },
+                    "allow": allow.to_string(),
+                    "deny": deny.to_string(),
+                }))
+        });
+    }
+
     /// The bot lacks permissions in channel `id` (added before): posts, edits
     /// and threads there get 403 `Missing Permissions` (50013).
     pub fn forbid_channel(&self, id: u64) {
@@ -210,6 +280,22 @@ impl FakeDiscord {
     pub fn dispatch(&self, kind: &str, d: Value) {
         if let Err(e) = fx::check_dispatch(kind, &d) {
             panic!("dispatch {kind}: {e}\npayload: {d}");
+        }
+        // Discord shows, and so sends, only commands a user can invoke: a
+        // registered command without subcommands, or a subcommand.
+        if kind == "INTERACTION_CREATE" && d["type"] == fx::APPLICATION_COMMAND {
+            let m = self.model();
+            if m.command_puts > 0 {
+                let path = rest::invoked_path(&d["data"]);
+                let all: Vec<Value> = m.commands.values().flatten().cloned().collect();
+                let shown = rest::invocable(&all);
+                if !shown.contains(&path) {
+                    drop(m);
+                    panic!(
+                        "dispatch {kind}: Discord shows no command /{path}; it shows: {shown:?}"
+                    );
+                }
+            }
         }
         self.dispatch_unchecked(kind, d);
     }
@@ -384,6 +470,12 @@ impl FakeDiscord {
     /// Command JSON the fake answered (`guild_id` null for global ones).
     pub fn commands(&self) -> Vec<Value> {
         self.model().commands.values().flatten().cloned().collect()
+    }
+
+    /// The registered command paths a user can invoke (`ticket open`,
+    /// `build run`, `help`): commands without subcommands, and subcommands.
+    pub fn invocable_commands(&self) -> Vec<String> {
+        rest::invocable(&self.commands())
     }
 
     /// How many bulk command registrations (PUTs) were accepted.

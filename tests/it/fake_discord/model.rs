@@ -11,6 +11,13 @@ use tokio::sync::{broadcast, watch};
 use super::gateway::GwOut;
 use super::{fx, GENERAL, HEARTBEAT_INTERVAL_MS, INTERACTION_DEADLINE};
 
+/// What @everyone may do in a new fake guild: view channels, send
+/// messages, embed links, attach files, read history, create public threads
+/// and send messages in threads (what the bot needs, so that only a test
+/// that takes some away sees a refusal).
+pub(super) const EVERYONE_DEFAULT: u64 =
+    (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 35) | (1 << 38);
+
 /// The model behind its lock, and how the waits learn of a change.
 pub(super) struct Shared {
     pub(super) model: Mutex<Model>,
@@ -31,6 +38,16 @@ pub(super) struct Model {
     pub(super) heartbeat_interval: u64,
     pub(super) deadline: Option<Duration>,
     pub(super) channels: BTreeMap<u64, ChannelRec>,
+    /// The guild's members: user id → username.
+    pub(super) members: BTreeMap<u64, String>,
+    /// The application has the Server Members intent enabled (Developer
+    /// Portal), which listing the members needs.
+    pub(super) members_intent: bool,
+    /// The guild's roles: id → (name, permission bits); the @everyone role
+    /// has the guild's id.
+    pub(super) roles: BTreeMap<u64, (String, u64)>,
+    /// The roles the bot's member has.
+    pub(super) bot_roles: Vec<u64>,
     /// Every message, in the order created.
     pub(super) messages: Vec<MsgRec>,
     /// (channel, nonce) → message id, for `enforce_nonce`.
@@ -68,6 +85,9 @@ pub(super) struct ChannelRec {
     pub(super) kind: u8,
     pub(super) parent_id: Option<u64>,
     pub(super) forbidden: bool,
+    /// Permission overwrites as Discord returns them (`id`, `type` 0 role
+    /// or 1 member, `allow`, `deny` as strings).
+    pub(super) overwrites: Vec<Value>,
     pub(super) auto_archive: u64,
 }
 
@@ -172,6 +192,13 @@ impl Shared {
                 heartbeat_interval: HEARTBEAT_INTERVAL_MS,
                 deadline: Some(INTERACTION_DEADLINE),
                 channels,
+                members: BTreeMap::new(),
+                members_intent: true,
+                roles: BTreeMap::from([(
+                    fx::GUILD_ID,
+                    ("@everyone".to_string(), EVERYONE_DEFAULT),
+                )]),
+                bot_roles: Vec::new(),
                 messages: Vec::new(),
                 nonces: HashMap::new(),
                 deduplicated: 0,
@@ -211,6 +238,7 @@ impl ChannelRec {
             kind: 0,
             parent_id: None,
             forbidden: false,
+            overwrites: Vec::new(),
             auto_archive: 1440,
         }
     }

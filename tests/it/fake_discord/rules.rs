@@ -307,10 +307,56 @@ pub(super) fn validate_command(c: &Value, path: &str) -> Check {
             "Context menu commands cannot have description",
         ));
     }
-    validate_options(
-        c["options"].as_array().map(Vec::as_slice).unwrap_or(&[]),
-        &format!("{path}.options"),
-    )
+    let options = c["options"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    validate_nesting(options, &format!("{path}.options"), Level::Command)?;
+    validate_options(options, &format!("{path}.options"))
+}
+
+/// Where a list of options sits: on a command, in a subcommand group, in a
+/// subcommand.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Command,
+    Group,
+    Sub,
+}
+
+/// Discord's rule on subcommands (type 1) and groups (type 2): at one level
+/// they are mutually exclusive with every other option type (a command with
+/// subcommands cannot be invoked itself, so it takes no options of its
+/// own); a group holds only subcommands, a subcommand only plain options.
+fn validate_nesting(options: &[Value], path: &str, level: Level) -> Check {
+    let kind = |o: &Value| o["type"].as_u64().unwrap_or(0);
+    let subs = options.iter().filter(|o| matches!(kind(o), 1 | 2)).count();
+    if subs > 0 && subs < options.len() {
+        return Err(Reply::invalid(
+            path,
+            "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+            "Sub-command and sub-command group option types are mutually exclusive to all other types",
+        ));
+    }
+    for (i, o) in options.iter().enumerate() {
+        let allowed = match (level, kind(o)) {
+            (Level::Command, _) => true,
+            (Level::Group, k) => k == 1,
+            (Level::Sub, k) => k != 1 && k != 2,
+        };
+        if !allowed {
+            return Err(Reply::invalid(
+                &format!("{path}.{i}.type"),
+                "APPLICATION_COMMAND_OPTION_TYPE_INVALID",
+                "A sub-command group holds only sub-commands; a sub-command holds no sub-commands",
+            ));
+        }
+        let inner = o["options"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let p = format!("{path}.{i}.options");
+        match kind(o) {
+            1 => validate_nesting(inner, &p, Level::Sub)?,
+            2 => validate_nesting(inner, &p, Level::Group)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn validate_options(options: &[Value], path: &str) -> Check {

@@ -722,6 +722,34 @@ async fn failures_like_discord() {
             refused(guild.set_commands(&http, vec![optional_first]).await).1,
             50035
         );
+        // A command with subcommands cannot be invoked itself: it takes no
+        // other options beside them.
+        let mixed = CreateCommand::new("build")
+            .description("d")
+            .set_options(vec![
+                CreateCommandOption::new(CommandOptionType::String, "job", "j").required(true),
+                CreateCommandOption::new(CommandOptionType::SubCommand, "cancel", "c"),
+            ]);
+        assert_eq!(
+            refused(guild.set_commands(&http, vec![mixed]).await).1,
+            50035
+        );
+        let nested = CreateCommand::new("build")
+            .description("d")
+            .set_options(vec![CreateCommandOption::new(
+                CommandOptionType::SubCommand,
+                "run",
+                "r",
+            )
+            .add_sub_option(CreateCommandOption::new(
+                CommandOptionType::SubCommand,
+                "now",
+                "n",
+            ))]);
+        assert_eq!(
+            refused(guild.set_commands(&http, vec![nested]).await).1,
+            50035
+        );
         let elsewhere = GuildId::new(1).set_commands(&http, commands()).await;
         assert_eq!(refused(elsewhere).1, 50001);
         assert_eq!(fake.command_registrations(), 0);

@@ -16,7 +16,69 @@ impl Model {
         if write && ch.forbidden {
             return Err(Reply::error(403, 50013, "Missing Permissions"));
         }
+        // Discord refuses a post where the bot may not view the channel or
+        // send messages (in a thread, its parent's overwrites count).
+        let own = ch
+            .parent_id
+            .and_then(|p| self.channels.get(&p))
+            .unwrap_or(ch);
+        let may = self.bot_permissions(own);
+        let send = if ch.parent_id.is_some() {
+            1 << 38
+        } else {
+            1 << 11
+        };
+        if may & (1 << 10) == 0 {
+            return Err(Reply::error(403, 50001, "Missing Access"));
+        }
+        if write && may & send == 0 {
+            return Err(Reply::error(403, 50013, "Missing Permissions"));
+        }
         Ok(id)
+    }
+
+    /// The bot's permissions in channel `c`, computed as Discord does:
+    /// @everyone's and its roles' permissions (all with Administrator),
+    /// then the channel's overwrites for @everyone, for its roles together,
+    /// and for its member.
+    pub(in crate::fake_discord) fn bot_permissions(&self, c: &ChannelRec) -> u64 {
+        const ADMINISTRATOR: u64 = 1 << 3;
+        let mut p = self.roles.get(&self.guild_id).map_or(0, |r| r.1);
+        for r in &self.bot_roles {
+            p |= self.roles.get(r).map_or(0, |r| r.1);
+        }
+        if p & ADMINISTRATOR != 0 {
+            return u64::MAX;
+        }
+        let bits =
+            |o: &Value, k: &str| -> u64 { o[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
+        let id = |o: &Value| -> u64 { o["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
+        let kind = |o: &Value| o["type"].as_u64().unwrap_or(0);
+        for o in c
+            .overwrites
+            .iter()
+            .filter(|o| kind(o) == 0 && id(o) == self.guild_id)
+        {
+            p = (p & !bits(o, "deny")) | bits(o, "allow");
+        }
+        let (mut allow, mut deny) = (0, 0);
+        for o in c
+            .overwrites
+            .iter()
+            .filter(|o| kind(o) == 0 && self.bot_roles.contains(&id(o)))
+        {
+            allow |= bits(o, "allow");
+            deny |= bits(o, "deny");
+        }
+        p = (p & !deny) | allow;
+        for o in c
+            .overwrites
+            .iter()
+            .filter(|o| kind(o) == 1 && id(o) == self.bot_id)
+        {
+            p = (p & !bits(o, "deny")) | bits(o, "allow");
+        }
+        p
     }
 
     pub(in crate::fake_discord) fn channel_json(&self, c: &ChannelRec) -> Value {
@@ -26,7 +88,7 @@ impl Model {
             "guild_id": self.guild_id.to_string(),
             "name": c.name,
             "position": 0,
-            "permission_overwrites": [],
+            "permission_overwrites": c.overwrites,
             "nsfw": false,
             "topic": null,
             "last_message_id": null,

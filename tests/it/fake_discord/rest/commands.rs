@@ -80,3 +80,55 @@ impl Model {
         Ok(Reply::ok(Value::Array(out)))
     }
 }
+
+/// The paths of the registered commands that a user can invoke, as
+/// `ticket open` or `help`: a command with subcommands cannot be invoked
+/// itself, only its subcommands can (and those of its groups).
+pub(crate) fn invocable(commands: &[Value]) -> Vec<String> {
+    fn walk(prefix: &str, options: &[Value], out: &mut Vec<String>) {
+        let subs: Vec<&Value> = options
+            .iter()
+            .filter(|o| matches!(o["type"].as_u64(), Some(1 | 2)))
+            .collect();
+        if subs.is_empty() {
+            out.push(prefix.to_string());
+            return;
+        }
+        for o in subs {
+            let name = format!("{prefix} {}", o["name"].as_str().unwrap_or_default());
+            walk(
+                &name,
+                o["options"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+                out,
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for c in commands
+        .iter()
+        .filter(|c| c["type"].as_u64().unwrap_or(1) == 1)
+    {
+        walk(
+            c["name"].as_str().unwrap_or_default(),
+            c["options"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// The command path a slash interaction's `data` names (`ticket open`).
+pub(crate) fn invoked_path(data: &Value) -> String {
+    let mut path = data["name"].as_str().unwrap_or_default().to_string();
+    let mut options = data["options"].as_array().cloned().unwrap_or_default();
+    while let Some(o) = options
+        .first()
+        .filter(|o| matches!(o["type"].as_u64(), Some(1 | 2)))
+        .cloned()
+    {
+        path.push(' ');
+        path.push_str(o["name"].as_str().unwrap_or_default());
+        options = o["options"].as_array().cloned().unwrap_or_default();
+    }
+    path
+}

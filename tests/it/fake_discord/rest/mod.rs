@@ -4,6 +4,8 @@
 mod channels;
 mod commands;
 mod dms;
+mod guild;
+pub(super) use commands::{invocable, invoked_path};
 mod identity;
 mod interactions;
 mod messages;
@@ -66,6 +68,10 @@ impl Model {
                 self.put_commands(app, Some(guild), &body)
             }
             ("PUT", ["applications", app, "commands"]) => self.put_commands(app, None, &body),
+            ("GET", ["guilds", g, "channels"]) => self.guild_channels(g),
+            ("GET", ["guilds", g, "members"]) => self.guild_members(g, uri.query().unwrap_or("")),
+            ("GET", ["guilds", g, "members", u]) => self.guild_member(g, u),
+            ("GET", ["guilds", g, "roles"]) => self.guild_roles(g),
             ("GET", ["channels", c]) => self
                 .channel_ok(c, false)
                 .map(|c| Reply::ok(self.channel_json(&self.channels[&c]))),

@@ -40,6 +40,7 @@ impl Model {
             kind: 11,
             parent_id: Some(c),
             forbidden: false,
+            overwrites: Vec::new(),
             auto_archive: body["auto_archive_duration"].as_u64().unwrap_or(1440),
         };
         let json = self.channel_json(&ch);

@@ -1,0 +1,495 @@
+//! The first hour on a real Discord server (issue 16), against the fake
+//! Discord: the commands Discord really shows and can invoke; channels and
+//! people found by name.
+
+use serde_json::{json, Value};
+
+use crate::discord::{content, Live, BOB, OLIVIA, OPS, WAIT};
+use crate::fake_discord::FakeDiscord;
+
+/// Discord cannot invoke a command that also has subcommands (the fake
+/// refuses such a registration, and sends no interaction for a path it does
+/// not show): everything `/help` names is a command Discord shows, `/build`
+/// and `/oncall` as `/build run` and `/oncall show`, and both answer.
+#[test]
+fn discord_shows_every_command_help_names_and_each_can_be_invoked() {
+    let live = Live::start();
+    let shown = live.fake.invocable_commands();
+    for want in [
+        "build run",
+        "build cancel",
+        "oncall show",
+        "oncall set",
+        "ticket open",
+        "help",
+        "whoami",
+        "build-web",
+    ] {
+        assert!(
+            shown.iter().any(|s| s == want),
+            "/{want} not invocable: {shown:?}"
+        );
+    }
+    assert!(!shown.iter().any(|s| s == "build" || s == "oncall"));
+
+    let help = live.answer((OLIVIA, "olivia"), OPS, &["help"], &[]);
+    let help = content(&help);
+    assert!(help.starts_with("Commands you may run:"), "{help}");
+    for line in help.lines().filter_map(|l| l.trim().strip_prefix('/')) {
+        let Some((name, _)) = line.split_once(" — ") else {
+            continue;
+        };
+        let path: Vec<&str> = name
+            .split(' ')
+            .take_while(|w| !w.contains(':') && !w.starts_with('['))
+            .collect();
+        let path = path.join(" ");
+        assert!(
+            shown.contains(&path),
+            "/help names /{path}, which Discord does not show: {shown:?}\n{help}"
+        );
+    }
+    assert!(help.contains("/build run — "), "{help}");
+    assert!(help.contains("/oncall show — "), "{help}");
+
+    let one = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["help"],
+        &[("command", json!("build"))],
+    );
+    assert!(
+        content(&one).starts_with("/build run job:<job> [ref:<text>]"),
+        "{}",
+        content(&one)
+    );
+
+    let oncall = live.answer((BOB, "bob"), OPS, &["oncall", "show"], &[]);
+    assert!(content(&oncall).contains("backend"), "{}", content(&oncall));
+    let build = live.answer(
+        (BOB, "bob"),
+        OPS,
+        &["build", "run"],
+        &[("job", json!("build-web"))],
+    );
+    assert!(
+        content(&build).starts_with("Started **RUN-1**: build-web"),
+        "{}",
+        content(&build)
+    );
+}
+
+/// The shipped config with `#ops` mapped by id, every other channel left to
+/// be found by name, bob named by his Discord username and quinn by one
+/// that no member has.
+fn by_names(text: String) -> String {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA, QUINN};
+    text.replace(&format!("backend = {BACKEND}\n"), "")
+        .replace(&format!("alerts = \"{ALERTS}\"\n"), "")
+        .replace(&format!("qa = \"{QA}\"\n"), "")
+        .replace(&format!("infra = \"{INFRA}\"\n"), "")
+        .replace(&format!("bob = \"{BOB}\"\n"), "bob = \"Bob.Builds\"\n")
+        .replace(&format!("quinn = \"{QUINN}\"\n"), "quinn = \"quinn.q\"\n")
+}
+
+const BACKEND_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 51;
+const ALERTS_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 52;
+const QA_HERE: u64 = crate::discord_fixtures::CHANNEL_ID + 53;
+const INFRA_LATER: u64 = crate::discord_fixtures::CHANNEL_ID + 54;
+
+fn setup_posts(fake: &FakeDiscord) -> Vec<Value> {
+    fake.messages(OPS)
+        .into_iter()
+        .filter(|m| content(m).starts_with("Setting up on Discord"))
+        .collect()
+}
+
+/// Channels are found by their name in the guild (an id in the config
+/// wins), people by their username among the members (paged); what is
+/// missing is told once in #ops, with the exact names looked for; a
+/// channel created later is taken up as it appears.
+#[test]
+fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS_HERE, "alerts");
+    fake.add_channel(QA_HERE, "qa");
+    // More members than one page holds: bob is on the second page.
+    for i in 0..1000u64 {
+        fake.add_member(BOB - 2000 + i, &format!("member{i}"));
+    }
+    fake.add_member(BOB, "bob.builds");
+    let live = Live::start_on(fake, by_names);
+    let fake = &live.fake;
+
+    let told = fake.wait_until("the setup post in #ops", WAIT, |f| {
+        let p = setup_posts(f);
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(
+        text.contains("No channel named infra in the guild"),
+        "{text}"
+    );
+    assert!(!text.contains("backend"), "{text}");
+    assert!(text.contains("the username of quinn (quinn.q)"), "{text}");
+    assert!(!text.contains("bob"), "{text}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.contains("/members?") && r.contains("after=")),
+        "the members were not paged: {:?}",
+        fake.requests()
+    );
+    let logs = live.logs();
+    assert!(logs.contains("#infra"), "{logs}");
+    assert!(logs.contains("quinn (quinn.q)"), "{logs}");
+
+    // bob acts as bob, by his username.
+    let who = live.answer((BOB, "bob.builds"), OPS, &["whoami"], &[]);
+    assert!(content(&who).contains("bob"), "{}", content(&who));
+    assert!(
+        !content(&who).contains("does not know you"),
+        "{}",
+        content(&who)
+    );
+
+    // A ticket for backend is posted in the channel found by name, and
+    // pings bob by the id his username led to.
+    let opened = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&opened).contains("OPS-1"), "{}", content(&opened));
+    let assigned = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "assign"],
+        &[("id", json!("OPS-1")), ("user", json!("bob"))],
+    );
+    assert!(
+        content(&assigned).contains("OPS-1"),
+        "{}",
+        content(&assigned)
+    );
+    let posts = fake.wait_until("a ping of bob in #backend", WAIT, |f| {
+        let p = f.messages(BACKEND_HERE);
+        p.iter()
+            .any(|m| m["pings"]["users"] == json!([BOB.to_string()]))
+            .then_some(p)
+    });
+    assert!(
+        posts.iter().all(|m| content(m).contains("OPS-1")),
+        "{posts:?}"
+    );
+
+    // #infra appears later: taken up as it is created.
+    fake.create_channel(INFRA_LATER, "infra");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Disk full")), ("team", json!("infra"))],
+    );
+    fake.wait_messages(INFRA_LATER, 1, WAIT);
+
+    // Told once: a gateway that drops and resumes tells nothing again.
+    fake.close_gateway(4000);
+    fake.wait_until("the session resumed", WAIT, |f| {
+        (f.resumes() > 0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(setup_posts(fake).len(), 1);
+}
+
+/// Without the Server Members intent enabled for the application, Discord
+/// refuses the member list: #ops is told so, naming who could not be looked
+/// up. A channel renamed away is no longer taken for the name; the one
+/// renamed to it is.
+#[test]
+fn a_refused_member_list_is_told_and_renamed_channels_are_followed() {
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS_HERE, "alerts");
+    fake.add_channel(QA_HERE, "qa");
+    fake.add_channel(INFRA_LATER, "infra");
+    fake.add_member(BOB, "bob.builds");
+    fake.set_members_intent(false);
+    let live = Live::start_on(fake, by_names);
+    let fake = &live.fake;
+    let told = fake.wait_until("the setup post in #ops", WAIT, |f| {
+        let p = setup_posts(f);
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(text.contains("Server Members Intent"), "{text}");
+    assert!(text.contains("bob (bob.builds), quinn (quinn.q)"), "{text}");
+    assert!(!text.contains("No channel named"), "{text}");
+
+    // #backend is renamed away and another channel takes its name.
+    const NEW_BACKEND: u64 = crate::discord_fixtures::CHANNEL_ID + 60;
+    fake.rename_channel(BACKEND_HERE, "backend-archive");
+    fake.add_channel(NEW_BACKEND, "scratch");
+    fake.rename_channel(NEW_BACKEND, "backend");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[("title", json!("Slow search")), ("team", json!("backend"))],
+    );
+    fake.wait_messages(NEW_BACKEND, 1, WAIT);
+    assert!(fake.messages(BACKEND_HERE).is_empty());
+}
+
+/// `[discord.users]` takes a user id or a Discord username; `check` counts a
+/// username as a mapping and names a value that is neither.
+#[test]
+fn check_takes_usernames_and_names_what_is_neither_id_nor_username() {
+    use crate::harness::{shipped_config, Env};
+    let good = Env::shipped_with(&crate::kit::in_section(
+        &shipped_config(),
+        "[discord.users]",
+        "olivia = \"Olivia.K\"\nbob = \"423456789012345678\"\n",
+    ));
+    let run = good.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("2 people, 0 roles mapped"),
+        "{}",
+        run.stdout
+    );
+    let unmapped = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("discord: no Discord user for "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        !unmapped.contains("olivia") && !unmapped.contains("bob"),
+        "{unmapped}"
+    );
+
+    // The invite says the Server Members intent is needed then.
+    let invite = good.opsbot(&["invite", "--client-id", "1234"], "");
+    assert_eq!(invite.code, Some(0), "{invite:?}");
+    assert!(
+        invite.stdout.contains("Server Members intent"),
+        "{}",
+        invite.stdout
+    );
+    let plain = Env::shipped_with(&shipped_config()).opsbot(&["invite", "--client-id", "1234"], "");
+    assert!(!plain.stdout.contains("Server Members"), "{}", plain.stdout);
+
+    let bad = Env::shipped_with(&crate::kit::in_section(
+        &shipped_config(),
+        "[discord.users]",
+        "olivia = \"olivia#1234\"\n",
+    ));
+    let run = bad.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("discord.users.olivia"), "{all}");
+    assert!(
+        all.contains("`olivia#1234` is neither a Discord user id"),
+        "{all}"
+    );
+}
+
+/// The bot's permissions in each channel it uses are computed as Discord
+/// does (@everyone, its roles, then the channel's overwrites), and what it
+/// lacks is told once in #ops, by channel, with Discord's names.
+#[test]
+fn missing_permissions_are_told_once_by_channel() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    const EMBED: u64 = 1 << 14;
+    const ATTACH: u64 = 1 << 15;
+    const THREADS: u64 = 1 << 35;
+    const SEND: u64 = 1 << 11;
+    const VIEW: u64 = 1 << 10;
+    const BOT_ROLE: u64 = crate::discord_fixtures::GUILD_ID + 77;
+    let fake = FakeDiscord::start();
+    for (id, name) in [
+        (BACKEND, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ] {
+        fake.add_channel(id, name);
+    }
+    // @everyone may only view and send; the bot's role adds embeds, files
+    // and threads; #backend denies the bot's role embeds; #qa denies
+    // @everyone files, but allows them to the bot itself.
+    fake.set_everyone_permissions(VIEW | SEND | (1 << 16) | (1 << 38));
+    fake.give_bot_role(BOT_ROLE, "opsbot", EMBED | ATTACH | THREADS);
+    fake.add_overwrite(BACKEND, BOT_ROLE, false, 0, EMBED);
+    fake.add_overwrite(QA, crate::discord_fixtures::GUILD_ID, false, 0, ATTACH);
+    fake.add_overwrite(QA, crate::discord_fixtures::BOT_ID, true, ATTACH, 0);
+    // #infra: the bot's role may not create threads there (not needed
+    // outside #ops) nor attach files (needed).
+    fake.add_overwrite(INFRA, BOT_ROLE, false, 0, THREADS | ATTACH);
+    let live = Live::start_on(fake, |t| t);
+    let fake = &live.fake;
+    let told = fake.wait_until("the permissions post in #ops", WAIT, |f| {
+        let p: Vec<Value> = f
+            .messages(OPS)
+            .into_iter()
+            .filter(|m| content(m).starts_with("I lack permissions"))
+            .collect();
+        (!p.is_empty()).then_some(p)
+    });
+    let text = content(&told[0]).to_string();
+    assert!(
+        text.starts_with(
+            "I lack permissions I need on Discord: in #backend: Embed Links; in #infra: Attach Files."
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("#qa") && !text.contains("#ops"), "{text}");
+    assert!(live.logs().contains("lacks permissions"), "{}", live.logs());
+    fake.close_gateway(4000);
+    fake.wait_until("the session resumed", WAIT, |f| {
+        (f.resumes() > 0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let again = fake
+        .messages(OPS)
+        .into_iter()
+        .filter(|m| content(m).starts_with("I lack permissions"))
+        .count();
+    assert_eq!(again, 1);
+}
+
+/// Posts about a ticket in a team's channel carry the buttons its state
+/// allows, as the card in #ops does; a press there acts (the engine still
+/// decides who may).
+#[test]
+fn posts_in_team_channels_carry_the_buttons_the_state_allows() {
+    use crate::discord::BACKEND;
+    let live = Live::start();
+    let fake = &live.fake;
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    let posts = fake.wait_messages(BACKEND, 1, WAIT);
+    let ids = |m: &Value| -> Vec<String> {
+        m["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = ids(&posts[0]);
+    assert!(
+        first.contains(&"opsbot:take:OPS-1".to_string()),
+        "{first:?}"
+    );
+    assert!(
+        !first.iter().any(|i| i.starts_with("opsbot:verify")),
+        "{first:?}"
+    );
+
+    // bob takes it from #backend.
+    let press = crate::discord_fixtures::with_member(
+        crate::discord_fixtures::button("opsbot:take:OPS-1", &posts[0]["message"]),
+        BOB,
+        "bob",
+        &[],
+    );
+    let token = press["token"].as_str().unwrap().to_string();
+    fake.dispatch("INTERACTION_CREATE", press);
+    let r = fake.wait_reply(&token, WAIT);
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    assert!(!content(&r).contains("cannot"), "{r}");
+
+    // Resolved, then handed to QA: the post in #qa offers Verify and
+    // Reject, and no Take.
+    live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "resolve"],
+        &[("id", json!("OPS-1")), ("note", json!("fixed"))],
+    );
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "qa"],
+        &[("id", json!("OPS-1"))],
+    );
+    let qa = fake.wait_messages(crate::discord::QA, 1, WAIT);
+    let later = ids(&qa[0]);
+    assert!(
+        later.contains(&"opsbot:verify:OPS-1".to_string()),
+        "{later:?}"
+    );
+    assert!(
+        later.contains(&"opsbot:reject:OPS-1".to_string()),
+        "{later:?}"
+    );
+    assert!(
+        !later.iter().any(|i| i.starts_with("opsbot:take")),
+        "{later:?}"
+    );
+}
+
+/// A failed job's last lines reach Discord as a code block (what it prints
+/// is not taken for markdown), the words around it as they are.
+#[test]
+fn a_failed_jobs_output_is_a_code_block_on_discord() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let started = live.answer((BOB, "bob"), OPS, &["test-web"], &[("fail", json!("yes"))]);
+    assert!(content(&started).contains("RUN-1"), "{}", content(&started));
+    let failed = fake.wait_until("the failure's output in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).contains("The output ends with"))
+    });
+    let text = content(&failed);
+    assert!(
+        text.contains("The output ends with:\n```\ntesting main\nFAIL checkout_test: expected 200, got 500\n3 of 120 tests failed\n```"),
+        "{text}"
+    );
+    assert_eq!(text.matches("```").count(), 2, "{text}");
+}
+
+/// Times in posts are Discord timestamps, which every reader sees in their
+/// own time zone; the console keeps the readable UTC time.
+#[test]
+fn times_in_posts_are_discord_timestamps() {
+    let live = Live::start();
+    let fake = &live.fake;
+    let r = live.answer(
+        (BOB, "bob"),
+        OPS,
+        &["alert", "silence"],
+        &[
+            ("matchers", json!("alertname=DiskFull")),
+            ("duration", json!("2h")),
+        ],
+    );
+    let text = content(&r).to_string();
+    let re = regex::Regex::new(r"^Silence 1 is on until <t:\d{10}:f>; /alert unsilence").unwrap();
+    assert!(re.is_match(&text), "{text}");
+    let post = fake.wait_until("the silence's post in #ops", WAIT, |f| {
+        f.messages(OPS)
+            .into_iter()
+            .find(|m| content(m).contains("silenced alerts"))
+    });
+    assert!(content(&post).contains("(until <t:"), "{}", content(&post));
+    // (The console's words, readable UTC times, are the snapshots' and
+    // the console tests'.)
+}
