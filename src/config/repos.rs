@@ -519,6 +519,7 @@ members = ["bob", "bella"]
         assert_eq!(
             got,
             vec![
+                (Some(15), "people.zed"),
                 (Some(8), "repos.web.url"),
                 (Some(9), "repos.web.provider"),
                 (Some(12), "repos.web.branches[1]"),
@@ -527,7 +528,6 @@ members = ["bob", "bella"]
                 (Some(13), "repos.web.poll"),
                 (Some(14), "repos.web.web_url"),
                 (Some(18), "people.bob.emails[0]"),
-                (Some(15), "people.zed"),
             ],
             "{err}"
         );

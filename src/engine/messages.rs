@@ -2073,6 +2073,46 @@ mod tests {
         ];
         insta::assert_snapshot!("customer_mail", lines.join("\n---\n"));
     }
+
+    #[test]
+    fn what_discord_lacks_reads() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_not_found(&[], &[], false).is_none());
+        insta::assert_snapshot!(
+            "discord_not_found",
+            discord_not_found(
+                &[ch("backend"), ch("qa")],
+                &[(user("bob"), "bob.builds".into())],
+                false
+            )
+            .unwrap()
+            .to_plain()
+        );
+        insta::assert_snapshot!(
+            "discord_members_refused",
+            discord_not_found(&[], &[(user("bob"), "bob.builds".into())], true)
+                .unwrap()
+                .to_plain()
+        );
+    }
+
+    #[test]
+    fn missing_permissions_read() {
+        let ch = |n: &str| ChannelName::parse(n).unwrap();
+        assert!(discord_permissions_missing(&[]).is_none());
+        insta::assert_snapshot!(
+            "discord_permissions_missing",
+            discord_permissions_missing(&[
+                (ch("ops"), vec!["Create Public Threads".into()]),
+                (
+                    ch("backend"),
+                    vec!["Embed Links".into(), "Attach Files".into()]
+                ),
+            ])
+            .unwrap()
+            .to_plain()
+        );
+    }
 }
 
 #[cfg(test)]
@@ -2188,50 +2228,6 @@ mod code_tests {
         insta::assert_snapshot!(
             "status_refused",
             status_refused("web", "401 Unauthorized: Bad credentials").to_plain()
-        );
-    }
-
-    #[test]
-    fn what_discord_lacks_reads() {
-        let ch = |n: &str| ChannelName::parse(n).unwrap();
-        assert!(discord_not_found(&[], &[], false).is_none());
-        insta::assert_snapshot!(
-            "discord_not_found",
-            discord_not_found(
-                &[ch("backend"), ch("qa")],
-                &[(UserName::parse("bob").unwrap(), "bob.builds".into())],
-                false
-            )
-            .unwrap()
-            .to_plain()
-        );
-        insta::assert_snapshot!(
-            "discord_members_refused",
-            discord_not_found(
-                &[],
-                &[(UserName::parse("bob").unwrap(), "bob.builds".into())],
-                true
-            )
-            .unwrap()
-            .to_plain()
-        );
-    }
-
-    #[test]
-    fn missing_permissions_read() {
-        let ch = |n: &str| ChannelName::parse(n).unwrap();
-        assert!(discord_permissions_missing(&[]).is_none());
-        insta::assert_snapshot!(
-            "discord_permissions_missing",
-            discord_permissions_missing(&[
-                (ch("ops"), vec!["Create Public Threads".into()]),
-                (
-                    ch("backend"),
-                    vec!["Embed Links".into(), "Attach Files".into()]
-                ),
-            ])
-            .unwrap()
-            .to_plain()
         );
     }
 }
