@@ -176,3 +176,41 @@ fn a_page_is_a_direct_message_whose_acknowledge_takes_the_ticket_and_closed_dms_
     assert_eq!(times, 1, "said once");
     assert!(fake.unexpected().is_empty(), "{:?}", fake.unexpected());
 }
+
+/// A page to someone with an address in `bot.toml` is also mailed to them
+/// through the mail outbox, and the real SMTP server receives it.
+#[test]
+fn a_page_is_mailed_to_a_person_with_an_address() {
+    let port = crate::support::free_port();
+    let smtp = crate::support::Smtp::start(port);
+    let text = crate::kit::shipped_config().replace("port = 2525", &format!("port = {port}"))
+        + "\n[people.bob]\nemail = \"bob@example.com\"\n";
+    let env = Env::shipped_with(&text);
+    let run = env.console(&[
+        ":as olivia",
+        "/ticket open title:\"Checkout down\" priority:p1 team:backend",
+        "/page user:bob id:OPS-1",
+        "/page user:bella id:OPS-1",
+    ]);
+    assert!(
+        run.stdout.contains("[page → bob]") && run.stdout.contains("Paged bob about OPS-1"),
+        "{}",
+        run.stdout
+    );
+    let mails = smtp.wait_for(1);
+    // Only bob has an address: one mail, to him.
+    std::thread::sleep(Duration::from_millis(500));
+    let mails_now = smtp.mails();
+    assert_eq!(mails_now.len(), 1, "{mails_now:?}");
+    let (headers, body) = &mails[0];
+    assert!(headers["to"].contains("bob@example.com"), "{headers:?}");
+    // The subject holds a `·`, so it travels as an encoded word.
+    let raw = format!("Subject: {}\r\n\r\n", headers["subject"]);
+    let subject = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default();
+    assert_eq!(subject, "[OPS-1] p1 · Checkout down", "{headers:?}");
+    assert!(body.contains("olivia pages you"), "{body}");
+    assert!(body.contains("/ticket take id:OPS-1"), "{body}");
+}
