@@ -192,6 +192,10 @@ pub async fn start(
     stop: watch::Receiver<bool>,
     stop_workers: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Started>> {
+    // What was in flight before this process took work in is what an
+    // earlier one left; runs queued since then are this process's (or its
+    // peers') and are delivered, not settled as lost.
+    let started = bot.now();
     // Every instance serves HTTP; the rest runs where the lease is.
     let server = start_http(bot, config, listen, stop.clone()).await?;
     // The store is open and the intake listens: ready, for systemd
@@ -218,7 +222,7 @@ pub async fn start(
     };
     // Local runs a previous process left running died with it; Jenkins runs
     // are followed again.
-    bot.settle_lost_runs().await;
+    bot.settle_lost_runs(started).await;
     if let Some(j) = &jenkins {
         j.resume();
     }

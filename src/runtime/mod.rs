@@ -825,6 +825,68 @@ mod tests {
 
     /// A bot whose outbox already holds `writes` (queued straight into the
     /// store, as a backlog left by earlier commits).
+    /// At start, a local run an earlier process left queued or running is
+    /// settled as lost; a run queued since this process started (a push or
+    /// a /build taken in while it was starting), whose start order still
+    /// waits, is left to the job worker.
+    #[tokio::test]
+    async fn only_runs_left_by_an_earlier_process_are_settled_as_lost() {
+        use crate::domain::run::{JobOrder, Run, RunId, RunState};
+        use crate::domain::UserName;
+        use crate::engine::{View, Write};
+        let now = chrono::Utc::now();
+        let started = now - chrono::Duration::seconds(5);
+        let run = |n: u64, at| {
+            Run::queued(
+                RunId(n),
+                "build-web",
+                Default::default(),
+                &UserName::parse("olivia").unwrap(),
+                &ChannelName::parse("ops").unwrap(),
+                at,
+                None,
+            )
+        };
+        let start = |n: u64| {
+            Write::Effect(Effect::Job(JobOrder::Start {
+                run: RunId(n),
+                job: "build-web".into(),
+                params: Default::default(),
+            }))
+        };
+        let writes = vec![
+            // Left by the earlier process: queued before this one started.
+            Write::Run(run(1, now - chrono::Duration::hours(1))),
+            start(1),
+            // Queued while this one was starting, its order not yet taken.
+            Write::Run(run(2, now)),
+            start(2),
+        ];
+        let (_dir, store, bot, _writer) = bot_with_backlog(writes);
+        bot.settle_lost_runs(started).await;
+        let state = |n: u64| store.run(RunId(n)).unwrap().unwrap().state;
+        assert_eq!(
+            state(1),
+            RunState::Failed,
+            "the earlier process's run is lost"
+        );
+        assert_eq!(
+            state(2),
+            RunState::Queued,
+            "the new run waits for the job worker"
+        );
+        let orders: Vec<RunId> = store
+            .pending(Queue::Jobs, 10)
+            .unwrap()
+            .into_iter()
+            .filter_map(|i| match i.effect {
+                Effect::Job(JobOrder::Start { run, .. }) => Some(run),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(orders, [RunId(2)], "the lost run's order goes with it");
+    }
+
     fn bot_with_backlog(
         writes: Vec<crate::engine::Write>,
     ) -> (tempfile::TempDir, Store, Bot, Writer) {

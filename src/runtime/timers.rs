@@ -150,14 +150,18 @@ impl Bot {
 
     /// Runs left in flight by an earlier process: each goes to the engine,
     /// with the job orders still queued for it, and the engine settles it
-    /// (a local process died with the earlier one).
-    pub async fn settle_lost_runs(&self) {
+    /// (a local process died with the earlier one). A run queued since
+    /// `started` (this process's start) whose start order still waits in
+    /// the queue is not lost: the job worker delivers it (a push or a
+    /// `/build` that came in while this process was starting).
+    pub async fn settle_lost_runs(&self, started: crate::domain::Timestamp) {
         use crate::domain::run::{JobOrder, RunId, RunState};
         let Ok(store) = self.store() else {
             warn!("cannot settle the runs left in flight: the store is not open");
             return;
         };
-        let in_flight: Vec<RunId> = store
+        // (run, queued since this process started)
+        let in_flight: Vec<(RunId, bool)> = store
             .runs()
             // A record that cannot be read is said, not skipped in silence.
             .filter_map(|r| {
@@ -165,10 +169,11 @@ impl Bot {
                     .ok()
             })
             .filter(|r| matches!(r.state, RunState::Queued | RunState::Running))
-            .map(|r| r.id)
+            .map(|r| (r.id, r.state == RunState::Queued && r.created_at >= started))
             .collect();
         let mut orders: std::collections::HashMap<RunId, Vec<u64>> =
             std::collections::HashMap::new();
+        let mut waiting: Vec<RunId> = Vec::new();
         match store.pending(Queue::Jobs, usize::MAX) {
             Ok(pending) => {
                 for item in pending {
@@ -176,16 +181,23 @@ impl Bot {
                         JobOrder::Start { run, .. } | JobOrder::Cancel { run },
                     ) = &item.effect
                     {
-                        if in_flight.contains(run) {
+                        if in_flight.iter().any(|(id, _)| id == run) {
                             orders.entry(*run).or_default().push(item.seq);
                         }
+                    }
+                    if let crate::engine::Effect::Job(JobOrder::Start { run, .. }) = &item.effect {
+                        waiting.push(*run);
                     }
                 }
             }
             Err(e) => error!(error = %e, "cannot read the queued job orders"),
         }
         drop(store);
-        for run in in_flight {
+        let lost = in_flight
+            .into_iter()
+            .filter(|(run, fresh)| !(*fresh && waiting.contains(run)))
+            .map(|(run, _)| run);
+        for run in lost {
             let orders = orders.remove(&run).unwrap_or_default();
             if let Err(e) = self.submit(Event::LostRun { run, orders }).await {
                 warn!(%run, error = %e, "cannot settle a run left in flight");
