@@ -287,6 +287,17 @@ fn a_real_alertmanager_groups_routes_and_recovers_through_the_hook() {
     // infra-critical does not resolve on recovery: the ticket stays as it was.
     assert_eq!(t2["state"], open_state, "{t2:#}");
     assert!(ticket(&bot, "OPS-3").is_none(), "a third ticket was opened");
+    // The recovery's post in #infra is delivered after its commit: wait
+    // for it, rather than for the bounded drain at the end of input.
+    assert!(
+        bot.wait_printed(Duration::from_secs(30), |p| p
+            .lines()
+            .any(|l| l.starts_with("[#infra]")
+                && l.contains("recovered: ")
+                && l.contains("DiskFull db"))),
+        "no recovery post in #infra:\n{}",
+        bot.printed()
+    );
 
     drop(am);
     let run = bot.finish();
