@@ -25,7 +25,7 @@
 //! how many tickets are assigned to or in progress with them, u64 BE;
 //! `fig:…`: the tickets' figures that `/metrics` shows, i64 BE (see
 //! [`figures`]); `depth:TREE`: how many records a delivery queue or the dead
-//! letters hold, u64 BE (see [`depth`]).
+//! letters hold, u64 BE (see `depth.rs`).
 //! `mailthread:` ++ ticket number u64 BE: the customer's Message-ID that
 //! the ticket's mail thread answers (a ticket opened by mail), UTF-8.
 //!

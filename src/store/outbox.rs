@@ -48,7 +48,7 @@ impl Store {
     }
 
     /// How many effects wait in a queue, from its counter (see
-    /// [`super::depth`]); 0 when it cannot be read.
+    /// `store/depth.rs`); 0 when it cannot be read.
     pub fn queue_len(&self, q: Queue) -> usize {
         self.queue_depth(q).unwrap_or(0)
     }
