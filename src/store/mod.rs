@@ -24,7 +24,8 @@
 //! keep (the last handoff posted, the last scheduled report); `load:PERSON`:
 //! how many tickets are assigned to or in progress with them, u64 BE;
 //! `fig:…`: the tickets' figures that `/metrics` shows, i64 BE (see
-//! [`figures`]).
+//! [`figures`]); `depth:TREE`: how many records a delivery queue or the dead
+//! letters hold, u64 BE (see `depth.rs`).
 //! `mailthread:` ++ ticket number u64 BE: the customer's Message-ID that
 //! the ticket's mail thread answers (a ticket opened by mail), UTF-8.
 //!
@@ -36,6 +37,7 @@
 //! One writer (the runtime's commit thread) applies decisions; readers read
 //! committed state. Durability comes from one `flush` per batch (group commit).
 
+mod depth;
 mod export;
 pub mod figures;
 mod keys;
@@ -250,6 +252,7 @@ impl Store {
         store.count_figures_once()?;
         store.split_group_members()?;
         store.make_link_key_once()?;
+        store.count_depths_once()?;
         Ok(store)
     }
 

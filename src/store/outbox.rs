@@ -2,6 +2,7 @@
 
 use std::ops::Bound::{Included, Unbounded};
 
+use super::depth;
 use super::keys::{be64, decode, encode, read_u64};
 use super::kv::TreeName;
 use super::{OutboxItem, Queue, Store};
@@ -46,8 +47,10 @@ impl Store {
         self.pending(Queue::Chat, limit)
     }
 
+    /// How many effects wait in a queue, from its counter (see
+    /// `store/depth.rs`); 0 when it cannot be read.
     pub fn queue_len(&self, q: Queue) -> usize {
-        self.db.count(q.tree()).unwrap_or(0)
+        self.queue_depth(q).unwrap_or(0)
     }
 
     /// Chat posts waiting for delivery.
@@ -70,16 +73,15 @@ impl Store {
 
     /// Removes a delivered effect.
     pub fn done(&self, q: Queue, seq: u64) -> Result<(), StoreError> {
-        self.db.delete(q.tree(), &be64(seq))?;
-        Ok(())
+        self.done_all(q, &[seq])
     }
 
-    /// Removes delivered effects, in one write (one wait for sled's lock,
-    /// not one per effect).
+    /// Removes delivered effects, and counts them off the queue's depth,
+    /// in one transaction (one wait for sled's lock, not one per effect).
     pub fn done_all(&self, q: Queue, seqs: &[u64]) -> Result<(), StoreError> {
         let keys: Vec<[u8; 8]> = seqs.iter().map(|s| be64(*s)).collect();
-        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        self.db.delete_many(q.tree(), &keys)
+        self.db
+            .transact(&mut |tx| depth::delete(tx, q.tree(), &keys))
     }
 
     /// Removes a delivered chat post.
@@ -89,9 +91,9 @@ impl Store {
 
     /// Records a failed attempt on an effect that will be retried.
     pub fn retry(&self, q: Queue, item: &OutboxItem) -> Result<(), StoreError> {
+        let value = encode(item, "outbox")?;
         self.db
-            .put(q.tree(), &be64(item.seq), &encode(item, "outbox")?)?;
-        Ok(())
+            .transact(&mut |tx| depth::put(tx, q.tree(), &be64(item.seq), &value))
     }
 
     /// Moves an effect that can never be delivered to the dead letters.
@@ -101,8 +103,8 @@ impl Store {
         let mut k = vec![q as u8];
         k.extend_from_slice(&be64(item.seq));
         self.db.transact(&mut |tx| {
-            tx.delete(q.tree(), &be64(item.seq))?;
-            tx.put(TreeName::DeadLetters, &k, &value)
+            depth::delete(tx, q.tree(), &[be64(item.seq)])?;
+            depth::put(tx, TreeName::DeadLetters, &k, &value)
         })
     }
 

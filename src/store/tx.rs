@@ -176,7 +176,7 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
                 attempts: 0,
                 last_error: None,
             };
-            tx.put(q.tree(), &be64(seq), &enc(&item, "outbox")?)?;
+            super::depth::put_new(tx, q.tree(), &be64(seq), &enc(&item, "outbox")?)?;
         }
         Write::Run(run) => {
             if counter(tx, RUN_SEQ)? < run.id.0 {
@@ -263,7 +263,7 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
             )?;
         }
         Write::DropJobOrder(seq) => {
-            tx.delete(TreeName::JobOutbox, &be64(seq))?;
+            super::depth::delete(tx, TreeName::JobOutbox, &[be64(seq)])?;
         }
         Write::Public(p) => {
             use crate::domain::status::PublicWrite as P;

@@ -10,7 +10,7 @@ use opsbot::commands::parse_command;
 use opsbot::domain::{Actor, ChannelName, Source, TicketState, UserName};
 use opsbot::engine::{Engine, Event, QueryView, View};
 use opsbot::runtime::{Bot, BotError, SystemClock, Writer};
-use opsbot::store::Store;
+use opsbot::store::{Queue, Store};
 
 use crate::harness::Env;
 use crate::pg::Pg;
@@ -89,6 +89,19 @@ fn records_committed_on_postgres_are_there_after_a_reconnect() {
     );
     assert_eq!(again.last_ticket_number().unwrap(), 1);
     assert!(again.outbox_len() > 0, "the posts that followed are queued");
+    // The depth kept with every write equals the queue, and follows a
+    // delivery (done twice: counted once) and a dead letter.
+    let queued = again.pending(Queue::Chat, usize::MAX).unwrap();
+    assert_eq!(again.queue_depth(Queue::Chat).unwrap(), queued.len());
+    again.done(Queue::Chat, queued[0].seq).unwrap();
+    again.done(Queue::Chat, queued[0].seq).unwrap();
+    again.dead_letter(Queue::Chat, &queued[1]).unwrap();
+    assert_eq!(again.queue_depth(Queue::Chat).unwrap(), queued.len() - 2);
+    assert_eq!(again.dead_letter_count().unwrap(), 1);
+    assert_eq!(
+        again.pending(Queue::Chat, usize::MAX).unwrap().len(),
+        queued.len() - 2
+    );
     assert!(again.backend().starts_with("postgres"));
     assert!(!again.backend().contains("password"));
 }

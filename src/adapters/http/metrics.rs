@@ -101,10 +101,10 @@ impl Metrics {
             opened: store.last_ticket_number()?,
             tickets: store.ticket_figures()?,
             outbox: [
-                ("chat", store.queue_len(Queue::Chat)),
-                ("mail", store.queue_len(Queue::Mail)),
+                ("chat", store.queue_depth(Queue::Chat)?),
+                ("mail", store.queue_depth(Queue::Mail)?),
             ],
-            dead: store.dead_letters()?.len(),
+            dead: store.dead_letter_count()?,
         };
         let mut registry = Registry::default();
         registry.register(
@@ -283,7 +283,8 @@ mod tests {
     use crate::domain::{Actor, ChannelName, Source, Timestamp, UserName};
     use crate::engine::{Engine, Event};
     use crate::runtime::health::Health;
-    use crate::store::Store;
+    use crate::store::kv::TreeName;
+    use crate::store::{Queue, Store};
 
     const CONFIG: &str = r#"
 [roles]
@@ -354,6 +355,26 @@ p1 = { acknowledge = "15m", resolve = "4h" }
                 channel: ChannelName::parse("ops").unwrap(),
                 command,
             });
+        }
+
+        /// A command that may be refused (its refusal changes nothing).
+        fn try_cmd(&self, who: &str, line: &str) {
+            let now = self.now;
+            let ev = Event::Command {
+                actor: Actor::new(UserName::parse(who).unwrap(), Source::Console),
+                channel: ChannelName::parse("ops").unwrap(),
+                command: parse_command(line, "OPS").unwrap(),
+            };
+            self.store()
+                .apply_batch(
+                    &[ev],
+                    |view, ev| {
+                        let d = self.engine.decide(view, ev, now)?;
+                        Ok((d.writes.clone(), d))
+                    },
+                    || now,
+                )
+                .unwrap();
         }
 
         /// The timer pass the runtime makes: the due index, then the engine.
@@ -532,5 +553,100 @@ p1 = { acknowledge = "15m", resolve = "4h" }
         assert_eq!(b.store().spoil_ticket_records().unwrap(), 300);
         assert!(b.store().tickets().all(|t| t.is_err()));
         assert_eq!(b.scrape(), before);
+    }
+
+    /// The counters a scrape reads (the tickets' figures, the queues' and
+    /// dead letters' depths) beside a full recount of the records.
+    fn assert_counters_match_a_recount(b: &Bot, when: &str) {
+        let kept = b.store().ticket_figures().unwrap();
+        let depths = b.store().depths_and_recounts();
+        for (tree, kept, counted) in &depths {
+            assert_eq!(kept, counted, "{when}: the depth of {tree:?}");
+        }
+        let scrape = b.scrape();
+        for (queue, tree) in [("chat", TreeName::Outbox), ("mail", TreeName::MailOutbox)] {
+            let n = depths.iter().find(|d| d.0 == tree).unwrap().2;
+            let line = format!("opsbot_outbox_depth{{queue=\"{queue}\"}} {n}");
+            assert!(
+                scrape.lines().any(|l| l == line),
+                "{when}: {line}\n{scrape}"
+            );
+        }
+        let dead = depths
+            .iter()
+            .find(|d| d.0 == TreeName::DeadLetters)
+            .unwrap()
+            .2;
+        assert!(
+            scrape
+                .lines()
+                .any(|l| l == format!("opsbot_dead_letters {dead}")),
+            "{when}: {dead} dead letters\n{scrape}"
+        );
+        // The figures counted again from every ticket, as an old store's are.
+        b.store().forget_figures().unwrap();
+        b.store().count_figures_once().unwrap();
+        assert_eq!(b.store().ticket_figures().unwrap(), kept, "{when}: figures");
+    }
+
+    #[test]
+    fn the_counters_a_scrape_reads_equal_a_recount_after_a_mix_restarts_and_on_an_old_store() {
+        let mut b = Bot::new();
+        assert_counters_match_a_recount(&b, "empty");
+        // A deterministic mix: opens with and without a team, moves, takes,
+        // resolves, closes, reopens, and commands that fail.
+        for i in 0..60i64 {
+            b.at(i);
+            let prio = ["p1", "p2", "p3", "p4"][i as usize % 4];
+            let team = if i % 2 == 0 { " team:backend" } else { "" };
+            b.cmd(
+                "olivia",
+                &format!("/ticket open title:t{i} priority:{prio}{team}"),
+            );
+            let id = |back: i64| format!("OPS-{}", (i - back).max(0) + 1);
+            match i % 6 {
+                0 => b.try_cmd("bob", &format!("/ticket take id:{}", id(0))),
+                1 => b.try_cmd(
+                    "olivia",
+                    &format!("/ticket assign id:{} team:backend", id(0)),
+                ),
+                2 => b.try_cmd("bob", &format!("/ticket resolve id:{} note:done", id(2))),
+                3 => b.try_cmd("olivia", &format!("/ticket verify id:{}", id(1))),
+                4 => b.try_cmd("bob", &format!("/ticket reopen id:{} reason:again", id(1))),
+                _ => b.try_cmd("bob", "/ticket take id:OPS-999"),
+            }
+            if i % 10 == 9 {
+                b.tick();
+            }
+        }
+        b.at(600);
+        b.tick();
+        assert_counters_match_a_recount(&b, "after the mix");
+        // Deliveries: some done (one twice, one never queued), one retried,
+        // one dead-lettered.
+        let store = b.store();
+        let pending = store.pending(Queue::Chat, usize::MAX).unwrap();
+        assert!(pending.len() > 20, "{}", pending.len());
+        let seqs: Vec<u64> = pending.iter().take(10).map(|i| i.seq).collect();
+        store.done_all(Queue::Chat, &seqs).unwrap();
+        store.done_all(Queue::Chat, &seqs[..3]).unwrap();
+        store.done(Queue::Chat, seqs[0]).unwrap();
+        store.done(Queue::Chat, u64::MAX).unwrap();
+        let mut again = pending[10].clone();
+        again.attempts = 1;
+        store.retry(Queue::Chat, &again).unwrap();
+        store.dead_letter(Queue::Chat, &pending[11]).unwrap();
+        store.dead_letter(Queue::Chat, &pending[11]).unwrap();
+        assert_eq!(store.queue_len(Queue::Chat), pending.len() - 11);
+        assert_counters_match_a_recount(&b, "after deliveries");
+        b.restart();
+        assert_counters_match_a_recount(&b, "after a restart");
+        // A store made before the depths were kept counts them on opening.
+        b.store().forget_depths().unwrap();
+        assert_eq!(b.store().queue_len(Queue::Chat), 0);
+        b.restart();
+        assert_counters_match_a_recount(&b, "an old store, opened");
+        b.cmd("olivia", "/ticket open title:after");
+        assert_counters_match_a_recount(&b, "an old store, written to");
     }
 }
