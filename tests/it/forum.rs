@@ -23,6 +23,12 @@ const STATES: [&str; 6] = [
 /// A fake whose #ops is a forum with one tag of its own (`urgent`), the
 /// bot allowed to manage its tags.
 fn forum_fake() -> (FakeDiscord, u64) {
+    let (fake, urgent) = forum_without_manage_channels();
+    fake.give_bot_role(fx::GUILD_ID + 77, "opsbot", MANAGE_CHANNELS);
+    (fake, urgent)
+}
+
+fn forum_without_manage_channels() -> (FakeDiscord, u64) {
     let fake = FakeDiscord::start();
     for (id, name) in [
         (BACKEND, "backend"),
@@ -34,7 +40,6 @@ fn forum_fake() -> (FakeDiscord, u64) {
     }
     fake.add_forum(OPS, "ops");
     let urgent = fake.add_forum_tag(OPS, "urgent");
-    fake.give_bot_role(fx::GUILD_ID + 77, "opsbot", MANAGE_CHANNELS);
     (fake, urgent)
 }
 
@@ -290,7 +295,74 @@ fn check_validates_the_tickets_key_and_says_what_forum_mode_does() {
         "{}",
         run.stdout
     );
+    // The invite asks for Manage Channels (the forum's tags), then only.
+    let invite = env.opsbot(&["invite", "--client-id", "1234"], "");
+    assert_eq!(invite.code, Some(0), "{invite:?}");
+    assert!(
+        invite.stdout.contains("add the ticket states' tags"),
+        "{}",
+        invite.stdout
+    );
+    let bits = |out: &str| -> u64 {
+        let at = out.find("permissions=").expect("permissions in the URL") + 12;
+        out[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(bits(&invite.stdout) & MANAGE_CHANNELS, MANAGE_CHANNELS);
+
     // The default, threads, says nothing of forums.
-    let run = Env::shipped_with(&shipped_config()).opsbot(&["check"], "");
+    let threads = Env::shipped_with(&shipped_config());
+    let run = threads.opsbot(&["check"], "");
     assert!(!run.stdout.contains("forum"), "{}", run.stdout);
+    let invite = threads.opsbot(&["invite", "--client-id", "1234"], "");
+    assert_eq!(
+        bits(&invite.stdout) & MANAGE_CHANNELS,
+        0,
+        "{}",
+        invite.stdout
+    );
+}
+
+/// Without Manage Channels the forum's tags cannot be added: that is told,
+/// and tickets are still posts, untagged.
+#[test]
+fn without_manage_channels_tickets_are_untagged_posts_and_the_lack_is_told() {
+    let (fake, _) = forum_without_manage_channels();
+    let live = Live::start_on(fake, forum_mode);
+    let id = open(&live, "Disk full on db-2");
+    let post = post_of(&live, &id);
+    assert!(live.fake.applied_tags(post).is_empty());
+    assert_eq!(live.fake.forum_tags(OPS).len(), 1);
+    // The start's permission check names what is missing in #ops.
+    let told = live
+        .fake
+        .wait_until("the missing permission told", WAIT, |f| {
+            f.forum_posts(OPS)
+                .into_iter()
+                .filter_map(|p| f.message(p))
+                .map(|m| content(&m).to_string())
+                .find(|c| c.contains("Manage Channels"))
+        });
+    assert!(told.contains("#ops"), "{told}");
+    // Taken, the card still follows; no tag is set.
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "take"],
+        &[("id", json!(id))],
+    );
+    assert!(content(&r).contains(&id), "{r}");
+    live.fake.wait_until("the card after take", WAIT, |f| {
+        f.message(post).filter(|m| state_field(m) == "in_progress")
+    });
+    assert!(live.fake.applied_tags(post).is_empty());
+    assert!(
+        live.fake.unexpected().is_empty(),
+        "{:?}",
+        live.fake.unexpected()
+    );
 }

@@ -145,6 +145,21 @@ impl DiscordSink {
             .ok_or_else(|| DeliveryError::Transient(format!("no tag for {state} in the forum yet")))
     }
 
+    /// The tag for `state`, or none when the forum's tags cannot be made
+    /// for good (Manage Channels missing, no room for them): the ticket is
+    /// still posted, untagged, and the start's permission check has told
+    /// `#ops` what is missing.
+    async fn tag_or_none(&self, state: TicketState) -> Result<Option<ForumTagId>, DeliveryError> {
+        match self.tag(state).await {
+            Ok(t) => Ok(Some(t)),
+            Err(DeliveryError::Permanent(why)) => {
+                warn!(state = %state, error = %why, "the forum post goes without its state's tag");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A post (not in a ticket's thread) to the forum channel, where Discord
     /// takes no plain message: a ticket's card starts its post, tagged with
     /// its state; another post about a ticket goes in the ticket's post; any
@@ -164,9 +179,11 @@ impl DiscordSink {
                 debug!(ticket = %c.ticket, "the ticket's forum post is there already");
                 return Ok(card);
             }
-            let tag = self.tag(c.state).await?;
+            let mut post = CreateForumPost::new(post_name(p, text), msg);
+            if let Some(tag) = self.tag_or_none(c.state).await? {
+                post = post.add_applied_tag(tag);
+            }
             self.fence()?;
-            let post = CreateForumPost::new(post_name(p, text), msg).add_applied_tag(tag);
             let th = ChannelId::new(forum)
                 .create_forum_post(&self.http, post)
                 .await
@@ -223,7 +240,9 @@ impl DiscordSink {
             .edit_message(&self.http, MessageId::new(mid), edit)
             .await
             .map_err(classify)?;
-        let tag = self.tag(card.state).await?;
+        let Some(tag) = self.tag_or_none(card.state).await? else {
+            return Ok(());
+        };
         self.fence()?;
         ChannelId::new(thread)
             .edit_thread(&self.http, EditThread::new().applied_tags([tag]))
