@@ -15,7 +15,10 @@
 //! interaction was answered, an empty message, content over 2000 characters,
 //! a nonce over 25, embeds or components over their limits, a reply to an
 //! unknown message, a second thread on a message, an invalid command
-//! registration. A request to a route it does not know is answered 404 and
+//! registration; in a forum channel (type 15), a plain message (50008), a
+//! post without its message, an applied tag the forum lacks or more than 5,
+//! more than 20 tags or a tag name over 20, tags changed without Manage
+//! Channels. A request to a route it does not know is answered 404 and
 //! recorded as unexpected; a fake dropped with unexpected requests fails the
 //! test.
 //!
@@ -41,7 +44,7 @@
 //!   commands, the gateway's sessions, every request).
 //! - `gateway.rs`: the websocket gateway sessions.
 //! - `rest/`: the REST API, one file per resource (`channels`, `messages`,
-//!   `threads`, `interactions`, `commands`; the router and the bot's identity
+//!   `threads`, `forum`, `interactions`, `commands`; the router and the bot's identity
 //!   in `rest/mod.rs`).
 //! - `rules.rs`: what the real Discord refuses (limits, names, modals,
 //!   choices) and whom a message pings under `allowed_mentions`.
