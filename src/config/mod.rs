@@ -130,6 +130,19 @@ pub struct DiscordConfig {
     pub usernames: BTreeMap<UserName, String>,
     /// The ids found by name once connected (channels, usernames).
     pub found: found::Found,
+    /// How tickets are shown in the operations channel.
+    pub tickets: TicketsIn,
+}
+
+/// How tickets are shown in the operations channel (`[discord] tickets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TicketsIn {
+    /// A card in a text channel, the ticket's story in a thread under it.
+    #[default]
+    Threads,
+    /// A forum channel: each ticket a post (its card the starter message,
+    /// its story in the post), its state the post's tag.
+    Forum,
 }
 
 /// What a mapped Discord role makes its members.
@@ -729,6 +742,13 @@ impl Config {
             d.roles.len(),
             d.defer_after.as_millis()
         );
+        if d.tickets == TicketsIn::Forum {
+            out.push_str(&format!(
+                "discord: tickets as posts in the forum channel #{}, each post tagged with its ticket's state ({}; tags missing from the forum are created at start)\n",
+                self.tickets.channel,
+                crate::domain::TicketState::NAMES.join(", ")
+            ));
+        }
         // People the org names whom Discord cannot know: they act on
         // Discord only through a mapped role.
         let unmapped: Vec<String> = self

@@ -133,6 +133,9 @@ pub(super) struct RawDiscord {
     pub(super) defer_after: Option<Written<String>>,
     /// `operators`, `release_managers` or a team name → a Discord role id.
     pub(super) roles: BTreeMap<Written<String>, Snowflake>,
+    /// `threads` (a thread under each card) or `forum` (the operations
+    /// channel is a forum channel: each ticket a post, its state a tag).
+    pub(super) tickets: Option<Written<String>>,
 }
 
 impl Default for RawDiscord {
@@ -145,6 +148,7 @@ impl Default for RawDiscord {
             roles: BTreeMap::new(),
             channels: BTreeMap::new(),
             users: BTreeMap::new(),
+            tickets: None,
         }
     }
 }

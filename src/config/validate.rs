@@ -824,7 +824,24 @@ impl Validator<'_> {
                 }
             },
         };
+        let tickets = match raw.tickets.as_ref().map(|t| (t, t.as_str())) {
+            None | Some((_, "threads")) => TicketsIn::Threads,
+            Some((_, "forum")) => TicketsIn::Forum,
+            Some((t, _)) => {
+                self.error(
+                    "discord.tickets",
+                    t.span(),
+                    format!(
+                        "`{t}` is not a way to show tickets: \"threads\" (a card in a text \
+                         channel, a thread under it) or \"forum\" (the operations channel is \
+                         a forum channel, each ticket a post tagged with its state)"
+                    ),
+                );
+                TicketsIn::Threads
+            }
+        };
         DiscordConfig {
+            tickets,
             token: EnvSecret::read(&raw.token_env),
             guild_ids,
             defer_after,

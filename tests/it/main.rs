@@ -25,6 +25,7 @@ mod fake_forge;
 mod fake_jenkins;
 mod first_hour;
 mod forges;
+mod forum;
 mod gates;
 mod harness;
 mod health;

@@ -281,6 +281,10 @@ impl EventHandler for Handler {
                 warn!(error = %e, "what was not found on Discord could not be told");
             }
         }
+        // Forum mode: the ticket states' tags, added once if missing.
+        if let Err(e) = forum::ensure_tags(&ctx.http, &self.bot).await {
+            error!(error = ?e, "cannot set up the forum's tags");
+        }
     }
 
     async fn channel_create(&self, _ctx: Context, channel: serenity::all::GuildChannel) {

@@ -35,6 +35,12 @@ pub fn permissions(config: &Config) -> Vec<(Permissions, &'static str)> {
             "read the messages its message rules watch",
         ));
     }
+    if config.discord.tickets == crate::config::TicketsIn::Forum {
+        p.push((
+            Permissions::MANAGE_CHANNELS,
+            "add the ticket states' tags to the forum channel (tickets = \"forum\")",
+        ));
+    }
     p
 }
 

@@ -7,6 +7,7 @@
 
 mod autocomplete;
 mod cards;
+mod forum;
 mod handler;
 pub mod invite;
 mod names;

@@ -61,6 +61,12 @@ pub(super) fn needed(config: &Config, channel: &ChannelName) -> Permissions {
     if channel == &config.tickets.channel {
         p |= Permissions::CREATE_PUBLIC_THREADS | Permissions::SEND_MESSAGES_IN_THREADS;
     }
+    // A forum's tags are changed with Manage Channels.
+    if channel == &config.tickets.channel
+        && config.discord.tickets == crate::config::TicketsIn::Forum
+    {
+        p |= Permissions::MANAGE_CHANNELS;
+    }
     if config
         .alerts
         .message_rules

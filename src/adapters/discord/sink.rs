@@ -53,7 +53,7 @@ impl DiscordSink {
     /// id, is noted then. That window (between Discord's answer
     /// and the flush) was there when each id was flushed on its own too;
     /// it is now at most one batch of the commit thread longer.
-    async fn remember(&self, key: &str, id: u64) {
+    pub(super) async fn remember(&self, key: &str, id: u64) {
         if let Err(e) = self.bot.note(key, &id.to_string()).await {
             warn!(key, error = %e, "cannot remember a Discord message id");
         }
@@ -66,7 +66,7 @@ impl DiscordSink {
     /// fencing token, so the stale holder must not send at all. A post's
     /// nonce would catch a second post within Discord's window, but not an
     /// edit or a thread.
-    fn fence(&self) -> Result<(), DeliveryError> {
+    pub(super) fn fence(&self) -> Result<(), DeliveryError> {
         if self.bot.lease().held() {
             Ok(())
         } else {
@@ -76,7 +76,7 @@ impl DiscordSink {
         }
     }
 
-    fn recall(&self, key: &str) -> Option<u64> {
+    pub(super) fn recall(&self, key: &str) -> Option<u64> {
         self.bot
             .store()
             .ok()
@@ -145,6 +145,9 @@ impl DiscordSink {
                     .content(text)
                     .allowed_mentions(mentions)
                     .components(components.unwrap_or_default());
+                if self.to_forum(p) && !p.thread {
+                    target = self.forum_edit_target(p, mid);
+                }
                 self.fence()?;
                 return target
                     .edit_message(&self.http, MessageId::new(mid), edit)
@@ -154,10 +157,8 @@ impl DiscordSink {
             }
         }
         let mut msg = CreateMessage::new()
-            .content(text)
-            .allowed_mentions(mentions)
-            .nonce(Nonce::String(format!("opsbot-{seq}")))
-            .enforce_nonce(true);
+            .content(text.clone())
+            .allowed_mentions(mentions);
         if let Some(card) = &p.card {
             msg = msg
                 .embed(card_embed(card, config))
@@ -170,6 +171,17 @@ impl DiscordSink {
         if let Some(f) = &p.file {
             msg = msg.add_file(CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
         }
+        if self.to_forum(p) && !p.thread {
+            // A forum takes posts, not messages (and a post no nonce).
+            let id = self.forum_post(channel, p, &text, msg).await?;
+            if let Some(key) = &p.replaces {
+                self.remember(&format!("msg:{key}"), id).await;
+            }
+            return Ok(());
+        }
+        let msg = msg
+            .nonce(Nonce::String(format!("opsbot-{seq}")))
+            .enforce_nonce(true);
         self.fence()?;
         let sent = target
             .send_message(&self.http, msg)
@@ -208,6 +220,11 @@ impl DiscordSink {
     /// Edits a ticket's card to show it as it is now.
     async fn edit_card(&self, card: &Card) -> Result<(), DeliveryError> {
         let config = self.bot.engine().config();
+        if config.discord.tickets == crate::config::TicketsIn::Forum
+            && card.channel == config.tickets.channel
+        {
+            return self.forum_card(card).await;
+        }
         let channel = self.channel_id(&card.channel)?;
         let Some(mid) = self.recall(&format!("card:{}", card.ticket)) else {
             // Its card was never posted (merged into a storm's summary, or

@@ -15,7 +15,10 @@
 //! interaction was answered, an empty message, content over 2000 characters,
 //! a nonce over 25, embeds or components over their limits, a reply to an
 //! unknown message, a second thread on a message, an invalid command
-//! registration. A request to a route it does not know is answered 404 and
+//! registration; in a forum channel (type 15), a plain message (50008), a
+//! post without its message, an applied tag the forum lacks or more than 5,
+//! more than 20 tags or a tag name over 20, tags changed without Manage
+//! Channels. A request to a route it does not know is answered 404 and
 //! recorded as unexpected; a fake dropped with unexpected requests fails the
 //! test.
 //!
@@ -41,7 +44,7 @@
 //!   commands, the gateway's sessions, every request).
 //! - `gateway.rs`: the websocket gateway sessions.
 //! - `rest/`: the REST API, one file per resource (`channels`, `messages`,
-//!   `threads`, `interactions`, `commands`; the router and the bot's identity
+//!   `threads`, `forum`, `interactions`, `commands`; the router and the bot's identity
 //!   in `rest/mod.rs`).
 //! - `rules.rs`: what the real Discord refuses (limits, names, modals,
 //!   choices) and whom a message pings under `allowed_mentions`.
@@ -164,6 +167,83 @@ impl FakeDiscord {
             m.channel_json(&m.channels[&id])
         });
         self.dispatch("CHANNEL_CREATE", d);
+    }
+
+    /// Adds forum channel `id` (type 15) to the guild, with no tags; a
+    /// channel `id` there already becomes a forum.
+    pub fn add_forum(&self, id: u64, name: &str) {
+        self.change(|m| {
+            let mut c = ChannelRec::text(id, name);
+            c.kind = 15;
+            m.channels.insert(id, c);
+        });
+    }
+
+    /// Adds tag `name` to forum `id` (as its moderators would); its id.
+    pub fn add_forum_tag(&self, forum: u64, name: &str) -> u64 {
+        self.change(|m| {
+            m.next_id += 1;
+            let id = m.next_id;
+            let c = m.channels.get_mut(&forum).expect("add_forum first");
+            c.tags.push(json!({
+                "id": id.to_string(), "name": name, "moderated": false,
+                "emoji_id": null, "emoji_name": null,
+            }));
+            id
+        })
+    }
+
+    /// Forum `id`'s tags: (id, name), in order.
+    pub fn forum_tags(&self, forum: u64) -> Vec<(u64, String)> {
+        let m = self.model();
+        m.channels.get(&forum).map_or_else(Vec::new, |c| {
+            c.tags
+                .iter()
+                .map(|t| {
+                    let id = t["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    (id, t["name"].as_str().unwrap_or_default().to_string())
+                })
+                .collect()
+        })
+    }
+
+    /// The posts in forum `id`: each post's id (its thread's, and its starter
+    /// message's), oldest first.
+    pub fn forum_posts(&self, forum: u64) -> Vec<u64> {
+        let m = self.model();
+        m.channels
+            .values()
+            .filter(|c| c.parent_id == Some(forum))
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// The name of forum post (thread) `thread`.
+    pub fn forum_post_name(&self, thread: u64) -> String {
+        self.model()
+            .channels
+            .get(&thread)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// The names of the tags applied to forum post `thread`.
+    pub fn applied_tags(&self, thread: u64) -> Vec<String> {
+        let m = self.model();
+        let Some(c) = m.channels.get(&thread) else {
+            return Vec::new();
+        };
+        let forum = c.parent_id.and_then(|p| m.channels.get(&p));
+        c.applied
+            .iter()
+            .map(|id| {
+                forum
+                    .and_then(|f| f.tags.iter().find(|t| t["id"] == json!(id.to_string())))
+                    .and_then(|t| t["name"].as_str())
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect()
     }
 
     /// Adds user `id` with username `name` to the guild's members.

@@ -81,7 +81,7 @@ pub(super) struct Model {
 pub(super) struct ChannelRec {
     pub(super) id: u64,
     pub(super) name: String,
-    /// 0 text, 11 public thread, 12 private thread.
+    /// 0 text, 11 public thread, 12 private thread, 15 forum.
     pub(super) kind: u8,
     pub(super) parent_id: Option<u64>,
     pub(super) forbidden: bool,
@@ -89,6 +89,11 @@ pub(super) struct ChannelRec {
     /// or 1 member, `allow`, `deny` as strings).
     pub(super) overwrites: Vec<Value>,
     pub(super) auto_archive: u64,
+    /// A forum's tags, as Discord returns them (`id`, `name`, `moderated`,
+    /// `emoji_id`, `emoji_name`).
+    pub(super) tags: Vec<Value>,
+    /// A forum post's (thread's) applied tag ids.
+    pub(super) applied: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,6 +245,8 @@ impl ChannelRec {
             forbidden: false,
             overwrites: Vec::new(),
             auto_archive: 1440,
+            tags: Vec::new(),
+            applied: Vec::new(),
         }
     }
 }

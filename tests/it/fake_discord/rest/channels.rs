@@ -96,6 +96,21 @@ impl Model {
             "parent_id": c.parent_id.map(|p| p.to_string()),
             "flags": 0,
         });
+        if c.kind == 15 {
+            v["available_tags"] = json!(c.tags);
+            v["default_reaction_emoji"] = json!(null);
+            v["default_sort_order"] = json!(null);
+            v["default_forum_layout"] = json!(0);
+            v["default_thread_rate_limit_per_user"] = json!(0);
+        }
+        let in_forum = c
+            .parent_id
+            .and_then(|p| self.channels.get(&p))
+            .is_some_and(|p| p.kind == 15);
+        if in_forum {
+            let ids: Vec<String> = c.applied.iter().map(u64::to_string).collect();
+            v["applied_tags"] = json!(ids);
+        }
         if c.kind == 11 || c.kind == 12 {
             let now = fx::now();
             v["owner_id"] = json!(self.bot_id.to_string());

@@ -24,6 +24,14 @@ impl Model {
         }
         let c = self.channel_ok(c, true)?;
         self.dm_refused(c)?;
+        if self.channels.get(&c).is_some_and(|ch| ch.kind == 15) {
+            // A forum takes posts (threads with a starter message), not messages.
+            return Err(Reply::error(
+                400,
+                50008,
+                "Cannot send messages in a non-text channel",
+            ));
+        }
         validate_message(&body, !files.is_empty(), true)?;
         let nonce = nonce(&body)?;
         if let (Some(nonce), true) = (&nonce, body["enforce_nonce"] == true) {

@@ -4,6 +4,7 @@
 mod channels;
 mod commands;
 mod dms;
+mod forum;
 mod guild;
 pub(super) use commands::{invocable, invoked_path};
 mod identity;
@@ -81,6 +82,10 @@ impl Model {
             ("POST", ["channels", c, "messages", mid, "threads"]) => {
                 self.start_thread(c, mid, &body)
             }
+            ("POST", ["channels", c, "threads"]) if self.is_forum(c) => {
+                self.start_forum_post(c, body, files)
+            }
+            ("PATCH", ["channels", c]) => self.edit_channel(c, &body),
             ("POST", ["interactions", id, token, "callback"]) => {
                 self.callback(id, token, &body, files)
             }

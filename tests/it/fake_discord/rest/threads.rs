@@ -42,6 +42,8 @@ impl Model {
             forbidden: false,
             overwrites: Vec::new(),
             auto_archive: body["auto_archive_duration"].as_u64().unwrap_or(1440),
+            tags: Vec::new(),
+            applied: Vec::new(),
         };
         let json = self.channel_json(&ch);
         self.channels.insert(id, ch);
