@@ -267,3 +267,71 @@ async fn start_http(
     errln!("listening on http://{bound}");
     Ok(server)
 }
+
+/// Reloads `bot.toml` and `commands/` on every `SIGHUP` until `stop` turns
+/// true (see [`reload`]). Watched from the moment this returns: a `SIGHUP`
+/// before would end the process, as it does any program that does not
+/// handle it.
+pub fn watch_reload(bot: &Bot, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let bot = bot.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            reload(&bot).await;
+        }
+    });
+    Ok(())
+}
+
+/// One reload: the config file the bot runs from, read and validated as at
+/// start ([`Config::load`]). Valid: in effect for every later event (the
+/// settings only a restart changes keep their old value, and are named).
+/// Invalid: the running config stays; the problems go to the log and, once,
+/// to `#ops`.
+pub async fn reload(bot: &Bot) {
+    let file = bot.config().file.clone();
+    let shown = file.display().to_string();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&file)).await;
+    let problems: Vec<String> = match loaded {
+        Ok(Ok(loaded)) => {
+            for w in &loaded.warnings {
+                tracing::warn!(problem = %w, "config reload: a warning");
+            }
+            match bot.reload(loaded.config).await {
+                Ok(done) if done.restart.is_empty() => {
+                    errln!("reloaded {shown}: in effect for every later event");
+                }
+                Ok(done) => errln!(
+                    "reloaded {shown}: in effect for every later event; these changed but need a restart (they keep their old value until then): {}",
+                    done.restart.join(", ")
+                ),
+                // In effect all the same: only the post about it failed.
+                Err(e) => {
+                    tracing::error!(error = %e, "reloaded the config, but cannot tell #ops")
+                }
+            }
+            return;
+        }
+        Ok(Err(e)) => e.problems.iter().map(|p| p.to_string()).collect(),
+        Err(e) => vec![format!("error: {shown}: the reload task failed: {e}")],
+    };
+    for p in &problems {
+        tracing::error!(problem = %p, "config reload refused");
+    }
+    errln!(
+        "did not reload {shown}: {} problem(s) above; the running config stays",
+        problems.len()
+    );
+    if let Err(e) = bot.reload_refused(problems).await {
+        tracing::error!(error = %e, "cannot tell #ops that the reload was refused");
+    }
+}

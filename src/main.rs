@@ -257,6 +257,8 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         // service that never answers must not keep the bot from stopping.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;
+        // SIGHUP reloads bot.toml and commands/.
+        app::watch_reload(&bot, stop_rx.clone())?;
         let signalled = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -525,6 +527,8 @@ fn console_cmd(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {
+        // SIGHUP reloads bot.toml and commands/, as under `opsbot run`.
+        app::watch_reload(&bot, stop_rx.clone())?;
         let worker = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
             ConsoleSink(printer.clone()),
