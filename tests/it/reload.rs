@@ -140,3 +140,66 @@ fn sighup_puts_a_valid_config_in_effect_and_refuses_an_invalid_one_keeping_the_o
     );
     assert!(run.stderr.contains("reloaded "), "{}", run.stderr);
 }
+
+/// `opsbot run` on the fake Discord: a reload that adds a custom command
+/// (a new `commands/*.toml`) registers the commands again, with it; a
+/// reload that changes no command registers nothing; #ops hears of each
+/// reload once.
+#[test]
+fn sighup_under_run_registers_changed_commands_on_discord_again() {
+    use crate::discord::{content, Live, OPS};
+    let live = Live::start();
+    let hup_run = || {
+        let pid = live.pid().expect("running");
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill -HUP")
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    let reloaded = |n: usize| {
+        live.fake.wait_until("the reload said in #ops", WAIT, |f| {
+            let said = f
+                .messages(OPS)
+                .iter()
+                .filter(|m| content(m).starts_with("Reloaded bot.toml"))
+                .count();
+            (said >= n).then_some(())
+        });
+    };
+    let before = live.fake.command_registrations();
+    assert!(!live
+        .fake
+        .invocable_commands()
+        .contains(&"lint-web".to_string()));
+    live.env.write(
+        "commands/lint-web.toml",
+        "description = \"Lint the web app\"\nteam = \"backend\"\nprogram = \"true\"\n",
+    );
+    hup_run();
+    reloaded(1);
+    live.fake
+        .wait_until("the commands registered again", WAIT, |f| {
+            (f.command_registrations() > before).then_some(())
+        });
+    assert!(
+        live.fake
+            .invocable_commands()
+            .contains(&"lint-web".to_string()),
+        "{:?}",
+        live.fake.invocable_commands()
+    );
+    let after = live.fake.command_registrations();
+
+    // The same commands: nothing registered again.
+    hup_run();
+    reloaded(2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(live.fake.command_registrations(), after, "{}", live.logs());
+    assert!(
+        live.fake.unexpected().is_empty(),
+        "{:?}",
+        live.fake.unexpected()
+    );
+}
