@@ -97,3 +97,34 @@ impl Bot {
         .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(dir: &std::path::Path, extra: &str) -> Config {
+        let src = format!(
+            "[roles]\noperators = [\"olivia\"]\n[teams.web]\nchannel = \"web\"\nmembers = [\"bob\"]\n{extra}"
+        );
+        Config::parse(&dir.join("bot.toml"), &src).unwrap().config
+    }
+
+    #[test]
+    fn settings_only_a_restart_changes_keep_their_old_value_and_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
+        let mut new = parse(
+            dir.path(),
+            "[http]\nlisten = \"127.0.0.1:9999\"\n[teams.db]\nchannel = \"db\"\nmembers = [\"bob\"]\n",
+        );
+        let changed = restart_only_changes(&old, &mut new);
+        assert_eq!(changed, vec!["[http] listen".to_string()]);
+        assert_eq!(new.http.listen, old.http.listen, "the old address stays");
+        assert!(
+            new.org.teams.keys().any(|t| t.as_str() == "db"),
+            "the rest is the new config's"
+        );
+        let mut same = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
+        assert!(restart_only_changes(&old, &mut same).is_empty());
+    }
+}
