@@ -271,3 +271,126 @@ async fn start_http(
     errln!("listening on http://{bound}");
     Ok(server)
 }
+
+/// Watches `SIGHUP` from now on (a `SIGHUP` before would end the process,
+/// as it does any program that does not handle it); [`watch_reload`] acts
+/// on it.
+pub fn hangups() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).context("cannot watch SIGHUP")
+}
+
+/// Reloads `bot.toml` and `commands/` on every `SIGHUP` until `stop` turns
+/// true (see [`reload`]); after each reload that took effect, `after` is
+/// given the config before and the one now in effect.
+pub fn watch_reload<F, Fut>(
+    bot: &Bot,
+    mut hup: tokio::signal::unix::Signal,
+    mut stop: watch::Receiver<bool>,
+    after: F,
+) where
+    F: Fn(Arc<Config>, Arc<Config>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let bot = bot.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let old = bot.config();
+            if reload(&bot).await {
+                after(old, bot.config()).await;
+            }
+        }
+    });
+}
+
+/// On Discord: registers the slash commands again when a reload changed
+/// them (custom commands come from `commands/*.toml`), globally or in each
+/// guild as at start.
+pub async fn reregister_commands(http: &serenity::http::Http, old: &Config, new: &Config) {
+    use opsbot::adapters::discord::slash_commands;
+    let commands = slash_commands(new);
+    let same = match (
+        serde_json::to_value(slash_commands(old)),
+        serde_json::to_value(&commands),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return;
+    }
+    if new.discord.guild_ids.is_empty() {
+        match serenity::all::Command::set_global_commands(http, commands).await {
+            Ok(_) => tracing::info!("the reload changed the slash commands: registered again"),
+            Err(e) => tracing::error!(error = %e, "cannot register the reloaded slash commands"),
+        }
+        return;
+    }
+    for g in &new.discord.guild_ids {
+        match serenity::all::GuildId::new(*g)
+            .set_commands(http, commands.clone())
+            .await
+        {
+            Ok(_) => tracing::info!(
+                guild = g,
+                "the reload changed the slash commands: registered again"
+            ),
+            Err(e) => {
+                tracing::error!(guild = g, error = %e, "cannot register the reloaded slash commands in a guild")
+            }
+        }
+    }
+}
+
+/// One reload: the config file the bot runs from, read and validated as at
+/// start ([`Config::load`]). Valid: in effect for every later event (the
+/// settings only a restart changes keep their old value, and are named).
+/// Invalid: the running config stays; the problems go to the log and, once,
+/// to `#ops`. Returns whether the new config took effect.
+pub async fn reload(bot: &Bot) -> bool {
+    let file = bot.config().file.clone();
+    let shown = file.display().to_string();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&file)).await;
+    let problems: Vec<String> = match loaded {
+        Ok(Ok(loaded)) => {
+            for w in &loaded.warnings {
+                tracing::warn!(problem = %w, "config reload: a warning");
+            }
+            match bot.reload(loaded.config).await {
+                Ok(done) if done.restart.is_empty() => {
+                    errln!("reloaded {shown}: in effect for every later event");
+                }
+                Ok(done) => errln!(
+                    "reloaded {shown}: in effect for every later event; these changed but need a restart (they keep their old value until then): {}",
+                    done.restart.join(", ")
+                ),
+                // In effect all the same: only the post about it failed.
+                Err(e) => {
+                    tracing::error!(error = %e, "reloaded the config, but cannot tell #ops")
+                }
+            }
+            return true;
+        }
+        Ok(Err(e)) => e.problems.iter().map(|p| p.to_string()).collect(),
+        Err(e) => vec![format!("error: {shown}: the reload task failed: {e}")],
+    };
+    for p in &problems {
+        tracing::error!(problem = %p, "config reload refused");
+    }
+    errln!(
+        "did not reload {shown}: {} problem(s) above; the running config stays",
+        problems.len()
+    );
+    if let Err(e) = bot.reload_refused(problems).await {
+        tracing::error!(error = %e, "cannot tell #ops that the reload was refused");
+    }
+    false
+}

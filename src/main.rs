@@ -257,6 +257,9 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         // service that never answers must not keep the bot from stopping.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;
+        // SIGHUP reloads bot.toml and commands/ (acted on once the Discord
+        // client is set up, below).
+        let hup = app::hangups()?;
         let signalled = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -268,6 +271,20 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
             token.expose(),
             config.discord.api_base.as_deref(),
         )?);
+        // The Discord client's own HTTP client, once set up: it knows the
+        // application's id (from the gateway's ready), which registering
+        // commands needs. Until then the ready registers them from the
+        // config in effect.
+        let (client_http_tx, client_http_rx) =
+            watch::channel::<Option<Arc<serenity::http::Http>>>(None);
+        app::watch_reload(&bot, hup, stop_rx.clone(), move |old, new| {
+            let http = client_http_rx.borrow().clone();
+            async move {
+                if let Some(http) = http {
+                    app::reregister_commands(&http, &old, &new).await;
+                }
+            }
+        });
         let chat = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
             opsbot::adapters::discord::DiscordSink {
@@ -340,6 +357,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
                 .await
                 .context("cannot set up the Discord client")?;
             shards_tx.send_replace(Some(client.shard_manager.clone()));
+            client_http_tx.send_replace(Some(client.http.clone()));
             client.start().await.context("the Discord connection ended")
         });
         // Readiness follows the gateway: whether a shard is connected.
@@ -525,6 +543,8 @@ fn console_cmd(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stop_worker_tx, stop_worker_rx) = watch::channel(false);
     rt.block_on(async {
+        // SIGHUP reloads bot.toml and commands/, as under `opsbot run`.
+        app::watch_reload(&bot, app::hangups()?, stop_rx.clone(), |_, _| async {});
         let worker = tokio::spawn(bot.outbox_worker(
             Queue::Chat,
             ConsoleSink(printer.clone()),

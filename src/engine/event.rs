@@ -116,6 +116,16 @@ pub enum Event {
         /// names as Discord shows them.
         missing_permissions: Vec<(ChannelName, Vec<String>)>,
     },
+    /// `SIGHUP` read `bot.toml` and `commands/` again. `ok`: they were
+    /// valid and are in effect now; `problems`: why they were not (and the
+    /// running config stays), each naming its file, line and key; `restart`:
+    /// the settings that changed but take effect only after a restart (they
+    /// keep their old value until then).
+    ConfigReloaded {
+        ok: bool,
+        problems: Vec<String>,
+        restart: Vec<String>,
+    },
 }
 
 impl Event {
@@ -144,6 +154,7 @@ impl Event {
             Event::RepoReach { .. } => "repo_reach",
             Event::StatusRefused { .. } => "status_refused",
             Event::ChatSetup { .. } => "chat_setup",
+            Event::ConfigReloaded { .. } => "config_reloaded",
         }
     }
 
@@ -349,6 +360,15 @@ impl Event {
                 error: error.map(c),
             },
             Event::StatusRefused { repo, why } => Event::StatusRefused { repo, why: c(why) },
+            Event::ConfigReloaded {
+                ok,
+                problems,
+                restart,
+            } => Event::ConfigReloaded {
+                ok,
+                problems: problems.into_iter().map(c).collect(),
+                restart: restart.into_iter().map(c).collect(),
+            },
             other => other,
         }
     }

@@ -2231,3 +2231,78 @@ mod code_tests {
         );
     }
 }
+
+/// How many of a refused config's problems a post lists; the log has all.
+const RELOAD_PROBLEMS_SHOWN: usize = 10;
+
+/// `SIGHUP` read `bot.toml` and `commands/` again and they are in effect.
+/// `restart`: the settings that changed but wait for a restart.
+pub fn config_reloaded(restart: &[String]) -> Rich {
+    let r = Rich::new().text(
+        "Reloaded bot.toml and commands/: the teams, routes, jobs and people in them are in effect from now on.",
+    );
+    if restart.is_empty() {
+        return r;
+    }
+    let mut r = r.text(
+        " These changed but need a restart to take effect (until then they keep their old value): ",
+    );
+    for (i, key) in restart.iter().enumerate() {
+        if i > 0 {
+            r = r.text(", ");
+        }
+        r = r.code(one_line(key, 80));
+    }
+    r.text(".")
+}
+
+/// `SIGHUP` found `bot.toml` or `commands/` invalid: the running config
+/// stays. `problems`: each with its file, line and key.
+pub fn config_reload_refused(problems: &[String]) -> Rich {
+    let mut r = Rich::new().text(
+        "I did not reload bot.toml: it has problems, so the config I started with (or last reloaded) stays in effect. Fix them, run `opsbot check`, and send SIGHUP again:",
+    );
+    for p in problems.iter().take(RELOAD_PROBLEMS_SHOWN) {
+        r = r.text("\n- ").quoted(one_line(p, 300));
+    }
+    if problems.len() > RELOAD_PROBLEMS_SHOWN {
+        r = r.text(format!(
+            "\n… and {} more (the log has them all).",
+            problems.len() - RELOAD_PROBLEMS_SHOWN
+        ));
+    }
+    r
+}
+
+#[cfg(test)]
+mod reload_tests {
+    //! The reload's words, as snapshots.
+
+    use super::*;
+
+    #[test]
+    fn reload_words() {
+        insta::assert_snapshot!(
+            "config_reloaded",
+            format!(
+                "{}\n{}",
+                config_reloaded(&[]).to_plain(),
+                config_reloaded(&["[http] listen".into(), "[storage]".into()]).to_plain()
+            )
+        );
+        insta::assert_snapshot!(
+            "config_reload_refused",
+            config_reload_refused(&[
+                "error: bot.toml:7:1: routes[0].team: no team named `nope`; the teams are: core, web"
+                    .into(),
+                "error: commands/deploy.toml: key `run`: missing; add run = \"./deploy.sh\"".into(),
+            ])
+            .to_plain()
+        );
+        let many: Vec<String> = (0..12).map(|i| format!("error: problem {i}")).collect();
+        let plain = config_reload_refused(&many).to_plain();
+        assert!(plain.contains("problem 9"), "{plain}");
+        assert!(!plain.contains("problem 10"), "{plain}");
+        assert!(plain.contains("… and 2 more"), "{plain}");
+    }
+}

@@ -22,6 +22,7 @@ mod maintenance;
 pub mod messages;
 pub mod oncall;
 mod pages;
+mod reload;
 pub mod report;
 mod setup;
 mod silences;
@@ -346,6 +347,11 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
             *members_refused,
             missing_permissions,
         ),
+        Event::ConfigReloaded {
+            ok,
+            problems,
+            restart,
+        } => reload::config_reloaded(cx, *ok, problems, restart),
     }
 }
 

@@ -38,7 +38,7 @@ pub(super) fn probe(slot: &StoreSlot, health: &Health, clock: &dyn Clock) {
 pub(super) fn commit_loop(
     rx: std_mpsc::Receiver<Work>,
     slot: Arc<StoreSlot>,
-    engine: Engine,
+    engines: Arc<arc_swap::ArcSwap<Engine>>,
     clock: Arc<dyn Clock>,
     marks: [Arc<Marks>; 4],
     health: Arc<Health>,
@@ -104,6 +104,9 @@ pub(super) fn commit_loop(
             bulk.drain(..take).collect()
         };
         let batch_notes = std::mem::take(&mut notes);
+        // The engine in effect now decides the whole batch: a reload counts
+        // from the next batch on.
+        let engine = engines.load_full();
         let span = info_span!("batch", events = batch.len(), notes = batch_notes.len());
         let _g = span.enter();
         // The wall clock: liveness is judged by it, whatever the engine reads.

@@ -10,6 +10,7 @@ pub mod health;
 pub mod lease;
 mod outbox;
 mod pacing;
+mod reload;
 mod timers;
 
 use commit::*;
@@ -17,6 +18,7 @@ use outbox::*;
 pub use outbox::{coalesce, DeliveryError, Sink};
 pub use pacing::Pace;
 use pacing::*;
+pub use reload::{restart_only_changes, Reloaded};
 
 use std::future::Future;
 use std::sync::mpsc as std_mpsc;
@@ -218,7 +220,9 @@ pub struct Bot {
     jobs: std_mpsc::Sender<Work>,
     slot: Arc<StoreSlot>,
     health: Arc<Health>,
-    engine: Engine,
+    /// The engine with the config in effect: swapped whole by a reload
+    /// (see `runtime::reload`), read anew for each batch and each read.
+    engine: Arc<arc_swap::ArcSwap<Engine>>,
     chat: Arc<Marks>,
     mail: Arc<Marks>,
     job_marks: Arc<Marks>,
@@ -314,6 +318,7 @@ impl Bot {
             current: RwLock::new(Some(store)),
         });
         let health = Health::new();
+        let engine = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
         let alive = health.worker(crate::runtime::health::COMMIT);
         let (st, en, cl, he) = (slot.clone(), engine.clone(), clock.clone(), health.clone());
         let thread = std::thread::Builder::new()
@@ -343,8 +348,15 @@ impl Bot {
         ))
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine with the config in effect now (a reload swaps it: hold
+    /// it for one piece of work, not for good).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.load_full()
+    }
+
+    /// The config in effect now (a reload swaps it).
+    pub fn config(&self) -> Arc<crate::config::Config> {
+        self.engine.load().config.clone()
     }
 
     /// The store, for reads (and adapters' own small records). Refused
@@ -373,7 +385,7 @@ impl Bot {
         if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
             // A report reads the whole timeline: off the commit thread, so
             // that commands behind it do not wait.
-            let (store, engine, now) = (self.store()?, self.engine.clone(), self.clock.now());
+            let (store, engine, now) = (self.store()?, self.engine(), self.clock.now());
             let r = tokio::task::spawn_blocking(move || engine.query(&store, &event, now))
                 .await
                 .map_err(|e| internal(&e, "query panicked"))?;
@@ -505,7 +517,7 @@ impl Bot {
             Queue::Alertmanager => "outbox-alertmanager",
         });
         let marks = self.marks(queue).clone();
-        let coalesce_after = self.engine.config().alerts.coalesce_after;
+        let coalesce_after = self.config().alerts.coalesce_after;
         let lease = self.lease.clone();
         async move {
             let _up = up;
@@ -1203,7 +1215,7 @@ mod tests {
         commit_loop(
             rx,
             slot,
-            engine,
+            Arc::new(arc_swap::ArcSwap::from_pointee(engine)),
             Arc::new(SystemClock),
             marks,
             Health::new(),

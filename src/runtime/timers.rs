@@ -45,8 +45,8 @@ impl Bot {
     /// handoffs, and the weekly report when its time came. Returns how many
     /// tickets were due.
     pub async fn timer_pass(&self, now: Timestamp) -> usize {
-        let policy = &self.engine.config().policy;
-        let prefix = &self.engine.config().tickets.prefix;
+        let config = self.config();
+        let (policy, prefix) = (&config.policy, &config.tickets.prefix);
         let due = match self.store().map_err(|e| e.to_string()).and_then(|s| {
             s.due_tickets(now, usize::MAX, prefix)
                 .map_err(|e| e.to_string())
@@ -71,7 +71,7 @@ impl Bot {
         // The engine says whether the weekly report is due; the timer only
         // computes its figures, which takes a while.
         let weekly = self.store().map_err(|e| e.to_string()).and_then(|s| {
-            self.engine
+            self.engine()
                 .weekly_report_due(&s, now)
                 .map_err(|e| e.to_string())
         });
@@ -116,7 +116,7 @@ impl Bot {
         // Maintenance windows to start or end: only when the engine says
         // one is due (a pass with nothing to do writes nothing).
         let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
-            self.engine
+            self.engine()
                 .maintenance_due(&s, now)
                 .map_err(|e| e.to_string())
         });
@@ -132,7 +132,7 @@ impl Bot {
         // Heartbeats past their deadline (once per silence; one missed
         // while the bot was down is found on its first pass).
         let due = self.store().map_err(|e| e.to_string()).and_then(|s| {
-            self.engine
+            self.engine()
                 .heartbeats_due(&s, now)
                 .map_err(|e| e.to_string())
         });
@@ -212,7 +212,8 @@ impl Bot {
     /// Alert groups whose route's stale timeout has passed (the engine checks
     /// again when it decides).
     pub fn stale_candidates(&self, now: Timestamp) -> Vec<String> {
-        let alerts = &self.engine.config().alerts;
+        let config = self.config();
+        let alerts = &config.alerts;
         let mut due = Vec::new();
         let Ok(store) = self.store() else {
             return due;

@@ -128,6 +128,11 @@ impl Live {
         }
     }
 
+    /// The running bot's process id (for signals).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub(crate) fn logs(&self) -> String {
         (1..=self.runs)
             .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())

@@ -425,6 +425,11 @@ impl LiveBot {
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     }
 
+    /// The bot's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the console printed so far.
     pub fn printed(&self) -> String {
         self.printed.lock().map(|p| p.clone()).unwrap_or_default()

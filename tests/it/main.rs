@@ -43,6 +43,7 @@ mod pg;
 mod postgres;
 mod props;
 mod props_input;
+mod reload;
 mod restart;
 mod robustness;
 mod store_safety;

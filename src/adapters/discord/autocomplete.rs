@@ -65,7 +65,7 @@ pub fn suggestions(
     partial: &str,
     service: Option<&str>,
 ) -> Vec<(String, String)> {
-    let config = bot.engine().config();
+    let config = &bot.config();
     let p = partial.trim().to_lowercase();
     let hit = |s: &str| p.is_empty() || s.to_lowercase().contains(&p);
     let names = |items: Vec<String>| -> Vec<(String, String)> {

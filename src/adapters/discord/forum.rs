@@ -34,7 +34,7 @@ pub(super) async fn ensure_tags(
     http: &serenity::http::Http,
     bot: &Bot,
 ) -> Result<(), DeliveryError> {
-    let config = bot.engine().config();
+    let config = &bot.config();
     if config.discord.tickets != TicketsIn::Forum || !bot.lease().held() {
         return Ok(());
     }
@@ -129,7 +129,7 @@ fn post_name(p: &Post, text: &str) -> String {
 impl DiscordSink {
     /// Whether tickets are posts in a forum channel, and this post goes to it.
     pub(super) fn to_forum(&self, p: &Post) -> bool {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         config.discord.tickets == TicketsIn::Forum && p.channel == config.tickets.channel
     }
 
@@ -223,7 +223,7 @@ impl DiscordSink {
     /// Edits a ticket's card, the starter message of its post, and sets the
     /// post's tag to the ticket's state.
     pub(super) async fn forum_card(&self, card: &Card) -> Result<(), DeliveryError> {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let t = &card.ticket;
         let (Some(thread), Some(mid)) = (
             self.recall(&format!("thread:{t}")),

@@ -58,7 +58,7 @@ impl Handler {
         channel: ChannelId,
         command: Result<Command, UserError>,
     ) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let work = async {
             match command {
                 Err(e) => Reply::private(e.to_string()),
@@ -139,7 +139,7 @@ impl Handler {
     }
 
     async fn autocomplete(&self, ctx: &Context, ac: CommandInteraction) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let Some(focused) = ac.data.autocomplete() else {
             return;
         };
@@ -163,7 +163,7 @@ impl Handler {
     }
 
     async fn component(&self, ctx: &Context, c: ComponentInteraction) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let Some(press) = Press::parse(&c.data.custom_id, &config.tickets.prefix) else {
             let refused = Err(UserError::new(
                 "this button is not one of this bot's (or it is too old); use the slash commands",
@@ -215,7 +215,7 @@ impl Handler {
     }
 
     async fn modal(&self, ctx: &Context, m: ModalInteraction) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let value = m
             .data
             .components
@@ -246,7 +246,7 @@ impl Handler {
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let commands = slash_commands(config);
         let res = if config.discord.guild_ids.is_empty() {
             serenity::all::Command::set_global_commands(&ctx.http, commands)
@@ -304,7 +304,7 @@ impl EventHandler for Handler {
         if msg.author.bot {
             return;
         }
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let channel = channel_name(config, msg.channel_id);
         // Only channels with message rules are the bot's business.
         if !config
@@ -326,7 +326,7 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         match interaction {
             Interaction::Command(cmd) => {
                 let command = command_of(config, &cmd);

@@ -88,7 +88,7 @@ impl DiscordSink {
 impl DiscordSink {
     /// Posts (or, for a message that follows one thing, edits) a post.
     async fn post(&self, seq: u64, p: &Post) -> Result<(), DeliveryError> {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let channel = self.channel_id(&p.channel)?;
         let (text, pings) = render(&p.body, config);
         let mentions = CreateAllowedMentions::new()
@@ -203,7 +203,7 @@ impl DiscordSink {
     /// goes out, so that the people pinged there act where they are (the
     /// engine still decides whether the one pressing may).
     fn team_post_buttons(&self, p: &Post) -> Option<Vec<CreateActionRow>> {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let ticket = p.ticket.as_ref()?;
         if p.thread
             || p.channel == config.tickets.channel
@@ -219,7 +219,7 @@ impl DiscordSink {
 
     /// Edits a ticket's card to show it as it is now.
     async fn edit_card(&self, card: &Card) -> Result<(), DeliveryError> {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         if config.discord.tickets == crate::config::TicketsIn::Forum
             && card.channel == config.tickets.channel
         {
@@ -244,7 +244,8 @@ impl DiscordSink {
     }
 
     fn channel_id(&self, name: &ChannelName) -> Result<u64, DeliveryError> {
-        let discord = &self.bot.engine().config().discord;
+        let config = &self.bot.config();
+        let discord = &config.discord;
         discord.channel_id(name).ok_or_else(|| {
             if discord.found.looked() {
                 DeliveryError::Permanent(format!(
@@ -310,7 +311,7 @@ impl DiscordSink {
     /// for good (direct messages closed, no Discord id) is reported to the
     /// engine, which says so once; nothing is retried then.
     async fn page(&self, seq: u64, p: &crate::engine::Page) -> Result<(), DeliveryError> {
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let refused = |why: String| Event::PageRefused {
             to: p.to.clone(),
             ticket: p.card.ticket.clone(),

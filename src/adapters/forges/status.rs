@@ -46,7 +46,7 @@ fn segment(s: &str) -> String {
 
 /// Sends one status; what the outbox should do next is in the error.
 pub async fn send(bot: &Bot, st: &CommitStatus) -> Result<(), DeliveryError> {
-    let config = bot.engine().config();
+    let config = &bot.config();
     let Some(repo) = config.repos.get(&st.repo) else {
         return Err(DeliveryError::Permanent(format!(
             "the repository {} is no longer in bot.toml",

@@ -60,7 +60,7 @@ async fn hook(s: HttpState, req: Request, provider: Provider) -> Result<Response
             format!("the body is not JSON: {e}"),
         )
     })?;
-    let config = s.bot.engine().config();
+    let config = &s.bot.config();
     let found = forges::repo_names(provider, &v);
     let found: Vec<&str> = found.iter().map(String::as_str).collect();
     let Some(repo) = config

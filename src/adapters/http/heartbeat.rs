@@ -17,7 +17,8 @@ pub(super) async fn hook(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let heartbeats = &s.bot.engine().config().monitoring.heartbeats;
+    let config = &s.bot.config();
+    let heartbeats = &config.monitoring.heartbeats;
     if !heartbeats.contains_key(&name) {
         let known: Vec<&str> = heartbeats.keys().map(String::as_str).collect();
         return Err(err(

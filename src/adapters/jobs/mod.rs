@@ -158,7 +158,7 @@ impl LocalRunner {
             return;
         };
         let argv = job.argv(params);
-        let config = self.bot.engine().config();
+        let config = &self.bot.config();
         let secrets = config.secrets();
         let secret_values: Vec<String> = secrets
             .iter()
@@ -549,7 +549,7 @@ impl JenkinsRunner {
                             result == crate::adapters::jobs::jenkins::BuildResult::Success;
                         let tail = match (success, number) {
                             (false, Some(n)) => {
-                                let config = me.bot.engine().config();
+                                let config = &me.bot.config();
                                 let secrets: Vec<&str> = config
                                     .secrets()
                                     .into_iter()

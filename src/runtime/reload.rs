@@ -1,0 +1,130 @@
+//! A reload (`SIGHUP`): a new, validated config put in effect for every
+//! later event, without a restart. The settings the running workers were
+//! built from (the store, the listening address, the Discord login, the
+//! mail, Jenkins and Alertmanager clients, the inbox, the log) keep their
+//! old value until a restart; the reload names those that changed.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::{Engine, Event};
+use crate::runtime::{Bot, BotError};
+
+/// What a reload did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The settings that changed but wait for a restart.
+    pub restart: Vec<String>,
+}
+
+/// Sets the settings of `new` that only a restart changes back to `old`'s,
+/// and names those that differed (by their place in `bot.toml`).
+pub fn restart_only_changes(old: &Config, new: &mut Config) -> Vec<String> {
+    // Every part is `Debug` (secrets print redacted): two parts are the
+    // same setting when they print the same.
+    fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+    let mut changed = Vec::new();
+    if !same(&old.storage, &new.storage) || old.storage_path != new.storage_path {
+        changed.push("[storage]".to_string());
+        new.storage = old.storage.clone();
+        new.storage_path = old.storage_path.clone();
+    }
+    if old.http.listen != new.http.listen {
+        changed.push("[http] listen".to_string());
+        new.http.listen = old.http.listen;
+    }
+    if old.discord.token.var != new.discord.token.var {
+        changed.push("[discord] token_env".to_string());
+        new.discord.token = old.discord.token.clone();
+    }
+    if old.discord.guild_ids != new.discord.guild_ids {
+        changed.push("[discord] guild".to_string());
+        new.discord.guild_ids = old.discord.guild_ids.clone();
+    }
+    if !same(&old.log_format, &new.log_format) {
+        changed.push("[log] format".to_string());
+        new.log_format = old.log_format;
+    }
+    if !same(&old.smtp, &new.smtp) {
+        changed.push("[smtp]".to_string());
+        new.smtp = old.smtp.clone();
+    }
+    if !same(&old.jenkins, &new.jenkins) {
+        changed.push("[jenkins]".to_string());
+        new.jenkins = old.jenkins.clone();
+    }
+    if !same(&old.alerts.alertmanager, &new.alerts.alertmanager) {
+        changed.push("[alerts.alertmanager]".to_string());
+        new.alerts.alertmanager = old.alerts.alertmanager.clone();
+    }
+    if !same(&old.support.inbox, &new.support.inbox) {
+        changed.push("[support.inbox]".to_string());
+        new.support.inbox = old.support.inbox.clone();
+    }
+    changed
+}
+
+impl Bot {
+    /// Puts `new` (loaded and validated) in effect: every batch the commit
+    /// thread decides from now on, and every read of [`Bot::config`], sees
+    /// it. The settings only a restart changes keep their old value; they
+    /// are named in the answer. `#ops` is told once, by the new config's
+    /// engine.
+    pub async fn reload(&self, mut new: Config) -> Result<Reloaded, BotError> {
+        let old = self.config();
+        let restart = restart_only_changes(&old, &mut new);
+        self.engine.store(Arc::new(Engine::new(Arc::new(new))));
+        self.submit(Event::ConfigReloaded {
+            ok: true,
+            problems: Vec::new(),
+            restart: restart.clone(),
+        })
+        .await?;
+        Ok(Reloaded { restart })
+    }
+
+    /// A reload refused: `problems` (each with its file, line and key) are
+    /// told once in `#ops`; the running config stays.
+    pub async fn reload_refused(&self, problems: Vec<String>) -> Result<(), BotError> {
+        self.submit(Event::ConfigReloaded {
+            ok: false,
+            problems,
+            restart: Vec::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(dir: &std::path::Path, extra: &str) -> Config {
+        let src = format!(
+            "[roles]\noperators = [\"olivia\"]\n[teams.web]\nchannel = \"web\"\nmembers = [\"bob\"]\n{extra}"
+        );
+        Config::parse(&dir.join("bot.toml"), &src).unwrap().config
+    }
+
+    #[test]
+    fn settings_only_a_restart_changes_keep_their_old_value_and_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
+        let mut new = parse(
+            dir.path(),
+            "[http]\nlisten = \"127.0.0.1:9999\"\n[teams.db]\nchannel = \"db\"\nmembers = [\"bob\"]\n",
+        );
+        let changed = restart_only_changes(&old, &mut new);
+        assert_eq!(changed, vec!["[http] listen".to_string()]);
+        assert_eq!(new.http.listen, old.http.listen, "the old address stays");
+        assert!(
+            new.org.teams.keys().any(|t| t.as_str() == "db"),
+            "the rest is the new config's"
+        );
+        let mut same = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
+        assert!(restart_only_changes(&old, &mut same).is_empty());
+    }
+}
