@@ -63,6 +63,12 @@ pub fn restart_only_changes(old: &Config, new: &mut Config) -> Vec<String> {
         changed.push("[support.inbox]".to_string());
         new.support.inbox = old.support.inbox.clone();
     }
+    // Discord sends a message's content only to a bot that asked for it
+    // when it connected, which it does only with message rules: the rules
+    // apply now (the console's messages), Discord's messages after a restart.
+    if old.alerts.message_rules.is_empty() && !new.alerts.message_rules.is_empty() {
+        changed.push("[[alerts.message_rules]] (for Discord's messages)".to_string());
+    }
     changed
 }
 
@@ -126,5 +132,15 @@ mod tests {
         );
         let mut same = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
         assert!(restart_only_changes(&old, &mut same).is_empty());
+        // The first message rule: Discord's messages need a reconnect.
+        let rule = "[http]\nlisten = \"127.0.0.1:8787\"\n[[alerts.message_rules]]\nchannel = \"alerts\"\npattern = '^(?P<alertname>\\S+)'\n";
+        let mut with_rule = parse(dir.path(), rule);
+        assert_eq!(
+            restart_only_changes(&old, &mut with_rule),
+            vec!["[[alerts.message_rules]] (for Discord's messages)".to_string()]
+        );
+        assert_eq!(with_rule.alerts.message_rules.len(), 1, "the rule applies");
+        let mut again = parse(dir.path(), rule);
+        assert!(restart_only_changes(&with_rule, &mut again).is_empty());
     }
 }
