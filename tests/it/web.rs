@@ -477,7 +477,7 @@ fn status_flow(env: &Env) {
         &mut bot,
         "olivia",
         "/maintenance start matchers:\"service=web env=production\" duration:1h comment:\"db upgrade\"",
-        "Maintenance window 1",
+        "Maintenance window 1 is in force until",
     );
     let (_, _, json) = get(&bot, "/api/v1/status");
     let v: Value = serde_json::from_str(&json).unwrap();
@@ -488,7 +488,7 @@ fn status_flow(env: &Env) {
         &mut bot,
         "olivia",
         "/maintenance end id:1",
-        "Maintenance window 1",
+        "Maintenance window 1 ended (",
     );
     let (_, _, json) = get(&bot, "/api/v1/status");
     let v: Value = serde_json::from_str(&json).unwrap();
