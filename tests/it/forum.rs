@@ -22,7 +22,7 @@ const STATES: [&str; 6] = [
 
 /// A fake whose #ops is a forum with one tag of its own (`urgent`), the
 /// bot allowed to manage its tags.
-fn forum_fake() -> (FakeDiscord, u64) {
+pub(crate) fn forum_fake() -> (FakeDiscord, u64) {
     let (fake, urgent) = forum_without_manage_channels();
     fake.give_bot_role(fx::GUILD_ID + 77, "opsbot", MANAGE_CHANNELS);
     (fake, urgent)
@@ -43,7 +43,7 @@ fn forum_without_manage_channels() -> (FakeDiscord, u64) {
     (fake, urgent)
 }
 
-fn forum_mode(text: String) -> String {
+pub(crate) fn forum_mode(text: String) -> String {
     text.replace("[discord]\n", "[discord]\ntickets = \"forum\"\n")
 }
 
@@ -365,4 +365,104 @@ fn without_manage_channels_tickets_are_untagged_posts_and_the_lack_is_told() {
         "{:?}",
         live.fake.unexpected()
     );
+}
+
+/// Discord makes a forum post but its answer is lost (as when the bot dies
+/// before noting the post's id): delivered again, the post is found among
+/// the guild's active threads by its name and adopted, not made twice. A
+/// post Discord archived after days idle is unarchived before its tag
+/// changes, its card is edited or its story goes on (Discord refuses all
+/// three in an archived thread, 50083).
+#[test]
+fn a_lost_forum_post_is_adopted_not_repeated_and_an_archived_post_is_unarchived() {
+    let (fake, _) = forum_fake();
+    let live = Live::start_on(fake, forum_mode);
+    live.fake.wait_until("the states' tags", WAIT, |f| {
+        (f.forum_tags(OPS).len() == 7).then_some(())
+    });
+    live.fake.lose_next_forum_posts(1);
+    let id = open(&live, "Checkout returns 502");
+    let post = post_of(&live, &id);
+    // The bot heard nothing of it, and looked for it before posting again.
+    let active = format!("GET /api/v10/guilds/{}/threads/active", fx::GUILD_ID);
+    live.fake
+        .wait_until("a second look for the post", WAIT, |f| {
+            (f.count(&active) >= 2).then_some(())
+        });
+    // It knows the post as its ticket's: take moves its tag and its card.
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "take"],
+        &[("id", json!(id))],
+    );
+    assert!(content(&r).contains(&id), "{r}");
+    tagged(&live, post, "in_progress");
+    live.fake.wait_until("the card after take", WAIT, |f| {
+        f.message(post).filter(|m| state_field(m) == "in_progress")
+    });
+    assert_eq!(live.fake.forum_posts(OPS), vec![post]);
+
+    // Archived by Discord: the next change unarchives it first.
+    live.fake.archive_thread(post);
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "comment"],
+        &[("id", json!(id)), ("text", json!("rollback under way"))],
+    );
+    assert!(!content(&r).is_empty(), "{r}");
+    let story = live
+        .fake
+        .wait_until("the comment in the archived post", WAIT, |f| {
+            let m = f.messages(post);
+            m.iter()
+                .any(|m| content(m).contains("rollback under way"))
+                .then_some(m)
+        });
+    assert!(!live.fake.is_archived(post), "{story:?}");
+    live.fake.archive_thread(post);
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "resolve"],
+        &[("id", json!(id)), ("note", json!("rolled back"))],
+    );
+    assert!(content(&r).contains("resolved"), "{r}");
+    tagged(&live, post, "resolved");
+    live.fake
+        .wait_until("the card resolved in the archived post", WAIT, |f| {
+            f.message(post).filter(|m| state_field(m) == "resolved")
+        });
+    assert!(!live.fake.is_archived(post));
+    assert_eq!(live.fake.forum_posts(OPS), vec![post]);
+}
+
+/// A post Discord archived, whose id the bot never noted, is found among
+/// the forum's archived posts and adopted too.
+#[test]
+fn a_lost_forum_post_archived_since_is_found_among_the_archived() {
+    let (fake, _) = forum_fake();
+    let live = Live::start_on(fake, forum_mode);
+    live.fake.wait_until("the states' tags", WAIT, |f| {
+        (f.forum_tags(OPS).len() == 7).then_some(())
+    });
+    live.fake.lose_next_forum_post_archived();
+    let id = open(&live, "Search is slow");
+    let post = post_of(&live, &id);
+    let archived = format!("GET /api/v10/channels/{OPS}/threads/archived/public");
+    live.fake
+        .wait_until("a look among the archived posts", WAIT, |f| {
+            (f.count(&archived) >= 2 && f.forum_posts(OPS).len() == 1).then_some(())
+        });
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["ticket", "take"],
+        &[("id", json!(id))],
+    );
+    assert!(content(&r).contains(&id), "{r}");
+    tagged(&live, post, "in_progress");
+    assert!(!live.fake.is_archived(post));
+    assert_eq!(live.fake.forum_posts(OPS), vec![post]);
 }

@@ -35,8 +35,10 @@ mod http_intake;
 mod inbox;
 mod jenkins;
 mod jenkins_runs;
+
 mod job_env;
 mod kit;
+mod markdown;
 mod monitoring;
 mod pages;
 mod pg;

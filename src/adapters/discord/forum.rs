@@ -7,7 +7,7 @@
 //! ids noted.
 
 use serde_json::json;
-use serenity::all::{ChannelType, CreateForumPost, EditThread, ForumTagId};
+use serenity::all::{ChannelType, CreateForumPost, EditThread, ForumTagId, GuildChannel};
 
 use super::*;
 use crate::config::TicketsIn;
@@ -112,11 +112,15 @@ pub(super) async fn ensure_tags(
 }
 
 /// A post's name: the ticket and its title, or the first line of a post
-/// that is not a ticket's, cut to Discord's limit.
-fn post_name(p: &Post, text: &str) -> String {
+/// that is not a ticket's, cut to Discord's limit. Discord renders no
+/// markdown in a post's name: it is plain text, never escaped.
+fn post_name(p: &Post) -> String {
     let name = match &p.card {
         Some(c) => format!("{} · {}", c.ticket, one_line(&c.title, MAX_THREAD_NAME)),
-        None => one_line(text.lines().next().unwrap_or_default(), MAX_THREAD_NAME),
+        None => one_line(
+            p.body.to_plain().lines().next().unwrap_or_default(),
+            MAX_THREAD_NAME,
+        ),
     };
     let name: String = name.trim().chars().take(MAX_THREAD_NAME).collect();
     if name.is_empty() {
@@ -168,7 +172,6 @@ impl DiscordSink {
         &self,
         forum: u64,
         p: &Post,
-        text: &str,
         msg: CreateMessage,
     ) -> Result<u64, DeliveryError> {
         let ticket = p.ticket.as_ref();
@@ -179,7 +182,17 @@ impl DiscordSink {
                 debug!(ticket = %c.ticket, "the ticket's forum post is there already");
                 return Ok(card);
             }
-            let mut post = CreateForumPost::new(post_name(p, text), msg);
+            if let Some(th) = self.find_post(forum, &c.ticket).await? {
+                // Made before, its id never noted (the bot died between
+                // Discord's answer and the note, or the answer was lost):
+                // a forum post takes no nonce, so the post is found by its
+                // name and adopted rather than made twice.
+                info!(ticket = %c.ticket, post = th, "adopting the ticket's forum post made before");
+                self.remember(&format!("thread:{}", c.ticket), th).await;
+                self.remember(&format!("card:{}", c.ticket), th).await;
+                return Ok(th);
+            }
+            let mut post = CreateForumPost::new(post_name(p), msg);
             if let Some(tag) = self.tag_or_none(c.state).await? {
                 post = post.add_applied_tag(tag);
             }
@@ -196,19 +209,59 @@ impl DiscordSink {
             return Ok(th.id.get());
         }
         if let Some(th) = thread {
-            self.fence()?;
-            let sent = ChannelId::new(th)
-                .send_message(&self.http, msg)
-                .await
-                .map_err(classify)?;
-            return Ok(sent.id.get());
+            let sent = self.send_in_thread(ChannelId::new(th), msg).await?;
+            return Ok(sent);
         }
         self.fence()?;
         let th = ChannelId::new(forum)
-            .create_forum_post(&self.http, CreateForumPost::new(post_name(p, text), msg))
+            .create_forum_post(&self.http, CreateForumPost::new(post_name(p), msg))
             .await
             .map_err(classify)?;
         Ok(th.id.get())
+    }
+
+    /// The post of `ticket` in `forum` if Discord has one: among the
+    /// guild's active threads, else the forum's most recent archived ones,
+    /// by its name (`OPS-1 · …`, which only the bot gives a post).
+    async fn find_post(&self, forum: u64, ticket: &TicketId) -> Result<Option<u64>, DeliveryError> {
+        let prefix = format!("{ticket} · ");
+        let ours = |t: &GuildChannel| {
+            t.parent_id.map(|p| p.get()) == Some(forum) && t.name.starts_with(&prefix)
+        };
+        let guild = match self.bot.config().discord.guild_ids.as_slice() {
+            [g] => GuildId::new(*g),
+            _ => {
+                self.fence()?;
+                match ChannelId::new(forum)
+                    .to_channel(&self.http)
+                    .await
+                    .map_err(classify)?
+                {
+                    serenity::all::Channel::Guild(c) => c.guild_id,
+                    _ => return Ok(None),
+                }
+            }
+        };
+        self.fence()?;
+        let active = self
+            .http
+            .get_guild_active_threads(guild)
+            .await
+            .map_err(classify)?;
+        if let Some(t) = active.threads.iter().find(|t| ours(t)) {
+            return Ok(Some(t.id.get()));
+        }
+        self.fence()?;
+        let archived = self
+            .http
+            .get_channel_archived_public_threads(ChannelId::new(forum), None, Some(50))
+            .await
+            .map_err(classify)?;
+        Ok(archived
+            .threads
+            .iter()
+            .find(|t| ours(t))
+            .map(|t| t.id.get()))
     }
 
     /// Where a message of the forum channel is edited: in the ticket's post,
@@ -232,20 +285,24 @@ impl DiscordSink {
             debug!(ticket = %t, "no forum post to update");
             return Ok(());
         };
+        // The tag first, with `archived: false`: Discord archives a post
+        // left idle (3 days), and refuses an edit in it until unarchived.
+        let tag = self.tag_or_none(card.state).await?;
+        let mut change = EditThread::new().archived(false);
+        if let Some(tag) = tag {
+            change = change.applied_tags([tag]);
+        }
+        self.fence()?;
+        ChannelId::new(thread)
+            .edit_thread(&self.http, change)
+            .await
+            .map_err(classify)?;
         let edit = EditMessage::new()
             .embed(card_embed(card, config))
             .components(card_components(card, config));
         self.fence()?;
         ChannelId::new(thread)
             .edit_message(&self.http, MessageId::new(mid), edit)
-            .await
-            .map_err(classify)?;
-        let Some(tag) = self.tag_or_none(card.state).await? else {
-            return Ok(());
-        };
-        self.fence()?;
-        ChannelId::new(thread)
-            .edit_thread(&self.http, EditThread::new().applied_tags([tag]))
             .await
             .map(|_| ())
             .map_err(classify)

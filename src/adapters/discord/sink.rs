@@ -21,6 +21,18 @@ fn thread_exists(e: &serenity::Error) -> bool {
     )
 }
 
+/// Discord's "Thread is archived": a thread (or forum post) left idle is
+/// archived, and takes no message or edit until it is unarchived.
+const THREAD_ARCHIVED: isize = 50083;
+
+fn archived(e: &serenity::Error) -> bool {
+    matches!(
+        e,
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r))
+            if r.error.code == THREAD_ARCHIVED
+    )
+}
+
 pub(super) fn classify(e: serenity::Error) -> DeliveryError {
     if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = &e {
         let code = r.status_code.as_u16();
@@ -74,6 +86,67 @@ impl DiscordSink {
                 "this instance no longer holds the lease".into(),
             ))
         }
+    }
+
+    /// Sends `msg` to `target`; when Discord refuses it because the
+    /// thread is archived, unarchives the thread and sends it again. The
+    /// message's id.
+    pub(super) async fn send_in_thread(
+        &self,
+        target: ChannelId,
+        msg: CreateMessage,
+    ) -> Result<u64, DeliveryError> {
+        self.fence()?;
+        match target.send_message(&self.http, msg.clone()).await {
+            Ok(m) => Ok(m.id.get()),
+            Err(e) if archived(&e) => {
+                self.unarchive(target).await?;
+                self.fence()?;
+                let m = target
+                    .send_message(&self.http, msg)
+                    .await
+                    .map_err(classify)?;
+                Ok(m.id.get())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Edits message `mid` in `target`, unarchiving the thread first when
+    /// Discord refuses the edit because it is archived.
+    pub(super) async fn edit_in_thread(
+        &self,
+        target: ChannelId,
+        mid: u64,
+        edit: EditMessage,
+    ) -> Result<(), DeliveryError> {
+        self.fence()?;
+        match target
+            .edit_message(&self.http, MessageId::new(mid), edit.clone())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if archived(&e) => {
+                self.unarchive(target).await?;
+                self.fence()?;
+                target
+                    .edit_message(&self.http, MessageId::new(mid), edit)
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn unarchive(&self, thread: ChannelId) -> Result<(), DeliveryError> {
+        debug!(thread = %thread, "unarchiving the thread to post in it");
+        self.fence()?;
+        thread
+            .edit_thread(&self.http, serenity::all::EditThread::new().archived(false))
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 
     pub(super) fn recall(&self, key: &str) -> Option<u64> {
@@ -148,12 +221,7 @@ impl DiscordSink {
                 if self.to_forum(p) && !p.thread {
                     target = self.forum_edit_target(p, mid);
                 }
-                self.fence()?;
-                return target
-                    .edit_message(&self.http, MessageId::new(mid), edit)
-                    .await
-                    .map(|_| ())
-                    .map_err(classify);
+                return self.edit_in_thread(target, mid, edit).await;
             }
         }
         let mut msg = CreateMessage::new()
@@ -173,7 +241,7 @@ impl DiscordSink {
         }
         if self.to_forum(p) && !p.thread {
             // A forum takes posts, not messages (and a post no nonce).
-            let id = self.forum_post(channel, p, &text, msg).await?;
+            let id = self.forum_post(channel, p, msg).await?;
             if let Some(key) = &p.replaces {
                 self.remember(&format!("msg:{key}"), id).await;
             }
@@ -182,17 +250,13 @@ impl DiscordSink {
         let msg = msg
             .nonce(Nonce::String(format!("opsbot-{seq}")))
             .enforce_nonce(true);
-        self.fence()?;
-        let sent = target
-            .send_message(&self.http, msg)
-            .await
-            .map_err(classify)?;
+        let sent = self.send_in_thread(target, msg).await?;
         if let Some(key) = &p.replaces {
-            self.remember(&format!("msg:{key}"), sent.id.get()).await;
+            self.remember(&format!("msg:{key}"), sent).await;
         }
         if let (false, Some(t)) = (p.thread, &p.ticket) {
             if p.channel == config.tickets.channel && self.recall(&format!("card:{t}")).is_none() {
-                self.remember(&format!("card:{t}"), sent.id.get()).await;
+                self.remember(&format!("card:{t}"), sent).await;
             }
         }
         Ok(())

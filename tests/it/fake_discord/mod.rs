@@ -18,7 +18,8 @@
 //! registration; in a forum channel (type 15), a plain message (50008), a
 //! post without its message, an applied tag the forum lacks or more than 5,
 //! more than 20 tags or a tag name over 20, tags changed without Manage
-//! Channels. A request to a route it does not know is answered 404 and
+//! Channels; a message, an edit or a change (but unarchiving) in an
+//! archived thread (50083). A request to a route it does not know is answered 404 and
 //! recorded as unexpected; a fake dropped with unexpected requests fails the
 //! test.
 //!
@@ -46,6 +47,8 @@
 //! - `rest/`: the REST API, one file per resource (`channels`, `messages`,
 //!   `threads`, `forum`, `interactions`, `commands`; the router and the bot's identity
 //!   in `rest/mod.rs`).
+//! - `markdown.rs`: where Discord renders markdown and what a reader sees
+//!   there ([`FakeDiscord::rendered`]).
 //! - `rules.rs`: what the real Discord refuses (limits, names, modals,
 //!   choices) and whom a message pings under `allowed_mentions`.
 //! - `wire.rs`: HTTP and JSON plumbing (one port for REST and the gateway,
@@ -53,6 +56,7 @@
 //! - `selftest.rs`: the fake driven by the real serenity client.
 
 mod gateway;
+pub mod markdown;
 mod model;
 mod rest;
 mod rules;
@@ -216,6 +220,45 @@ impl FakeDiscord {
             .filter(|c| c.parent_id == Some(forum))
             .map(|c| c.id)
             .collect()
+    }
+
+    /// Archives thread (or forum post) `thread`, as Discord does after its
+    /// inactivity: messages and edits in it are refused (50083) until it is
+    /// unarchived.
+    pub fn archive_thread(&self, thread: u64) {
+        self.change(|m| {
+            m.channels
+                .get_mut(&thread)
+                .expect("archive_thread: no such thread")
+                .archived = true
+        });
+    }
+
+    /// Whether thread `thread` is archived now.
+    pub fn is_archived(&self, thread: u64) -> bool {
+        self.model()
+            .channels
+            .get(&thread)
+            .is_some_and(|c| c.archived)
+    }
+
+    /// The next `n` forum posts are made, but answered 500: the bot never
+    /// learns their ids (as when it dies between Discord's answer and
+    /// noting it), and delivers the post again.
+    pub fn lose_next_forum_posts(&self, n: usize) {
+        self.change(|m| {
+            m.lose_forum_posts = n;
+            m.lost_posts_archived = false;
+        });
+    }
+
+    /// [`Self::lose_next_forum_posts`] for one post, archived at once (as
+    /// Discord does after days idle, the bot down meanwhile).
+    pub fn lose_next_forum_post_archived(&self) {
+        self.change(|m| {
+            m.lose_forum_posts = 1;
+            m.lost_posts_archived = true;
+        });
     }
 
     /// The name of forum post (thread) `thread`.
@@ -504,6 +547,33 @@ impl FakeDiscord {
     /// `enforce_nonce`.
     pub fn deduplicated(&self) -> usize {
         self.model().deduplicated
+    }
+
+    /// What readers see, wherever the bot put text: every place of every
+    /// message as it is now (content, embeds, components; see
+    /// [`markdown::places`]) and every thread's and forum post's name, each
+    /// `at` prefixed with `message ID ` or `thread ID `.
+    pub fn rendered(&self) -> Vec<markdown::Place> {
+        let m = self.model();
+        let mut out = Vec::new();
+        for r in &m.messages {
+            for mut p in markdown::places(&r.message) {
+                p.at = format!("message {} {}", r.id, p.at);
+                out.push(p);
+            }
+        }
+        for c in m.channels.values().filter(|c| matches!(c.kind, 11 | 12)) {
+            let mut p = markdown::name_place(&c.name);
+            p.at = format!("thread {} name", c.id);
+            out.push(p);
+        }
+        out
+    }
+
+    /// Whom every message pings (`pings` of [`Self::message`]), with its id.
+    pub fn all_pings(&self) -> Vec<(u64, Value)> {
+        let m = self.model();
+        m.messages.iter().map(|r| (r.id, r.pings.clone())).collect()
     }
 
     /// The threads started in channel `parent`, as Channel JSON.

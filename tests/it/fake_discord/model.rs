@@ -76,6 +76,11 @@ pub(super) struct Model {
     pub(super) dms: BTreeMap<u64, u64>,
     /// Users whose DMs are closed to the bot.
     pub(super) dms_closed: std::collections::BTreeSet<u64>,
+    /// Forum posts still to be made whose answer is lost (500 after the
+    /// post is made), as when the bot dies before it hears the answer.
+    pub(super) lose_forum_posts: usize,
+    /// And are archived at once (as days later, the bot down meanwhile).
+    pub(super) lost_posts_archived: bool,
 }
 
 pub(super) struct ChannelRec {
@@ -94,6 +99,9 @@ pub(super) struct ChannelRec {
     pub(super) tags: Vec<Value>,
     /// A forum post's (thread's) applied tag ids.
     pub(super) applied: Vec<u64>,
+    /// A thread archived (after inactivity): Discord refuses messages and
+    /// edits in it (50083) until it is unarchived.
+    pub(super) archived: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +233,8 @@ impl Shared {
                 next_id: 1_400_000_000_000_000_000,
                 dms: BTreeMap::new(),
                 dms_closed: Default::default(),
+                lose_forum_posts: 0,
+                lost_posts_archived: false,
             }),
             version: Mutex::new(0),
             changed: Condvar::new(),
@@ -247,6 +257,7 @@ impl ChannelRec {
             auto_archive: 1440,
             tags: Vec::new(),
             applied: Vec::new(),
+            archived: false,
         }
     }
 }

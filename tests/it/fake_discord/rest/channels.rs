@@ -37,6 +37,59 @@ impl Model {
         Ok(id)
     }
 
+    /// Discord refuses a message, or an edit of one, in an archived thread.
+    pub(super) fn not_archived(&self, id: u64) -> Result<(), Reply> {
+        if self.channels.get(&id).is_some_and(|c| c.archived) {
+            return Err(Reply::error(400, 50083, "Thread is archived"));
+        }
+        Ok(())
+    }
+
+    /// `GET /guilds/{id}/threads/active`: the guild's threads that are not
+    /// archived (forum posts among them).
+    pub(super) fn active_threads(&self, g: &str) -> Result<Reply, Reply> {
+        self.guild_ok(g)?;
+        let threads: Vec<Value> = self
+            .channels
+            .values()
+            .filter(|c| c.kind == 11 && !c.archived)
+            .map(|c| self.channel_json(c))
+            .collect();
+        Ok(Reply::ok(json!({ "threads": threads, "members": [] })))
+    }
+
+    /// `GET /channels/{id}/threads/archived/public`: the channel's archived
+    /// public threads (at most `limit`, 50 unless said), newest first.
+    pub(super) fn archived_threads(&self, c: &str, query: &str) -> Result<Reply, Reply> {
+        let id = self.channel_ok(c, false)?;
+        let limit = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("limit="))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(50);
+        if !(2..=100).contains(&limit) {
+            return Err(Reply::invalid(
+                "limit",
+                "NUMBER_TYPE_MAX",
+                "int value should be between 2 and 100.",
+            ));
+        }
+        let all: Vec<&ChannelRec> = self
+            .channels
+            .values()
+            .rev()
+            .filter(|t| t.parent_id == Some(id) && t.kind == 11 && t.archived)
+            .collect();
+        let threads: Vec<Value> = all
+            .iter()
+            .take(limit)
+            .map(|t| self.channel_json(t))
+            .collect();
+        Ok(Reply::ok(json!({
+            "threads": threads, "members": [], "has_more": all.len() > limit,
+        })))
+    }
+
     /// The bot's permissions in channel `c`, computed as Discord does:
     /// @everyone's and its roles' permissions (all with Administrator),
     /// then the channel's overwrites for @everyone, for its roles together,
@@ -118,7 +171,7 @@ impl Model {
             v["member_count"] = json!(1);
             v["total_message_sent"] = json!(0);
             v["thread_metadata"] = json!({
-                "archived": false,
+                "archived": c.archived,
                 "auto_archive_duration": c.auto_archive,
                 "archive_timestamp": now,
                 "locked": false,

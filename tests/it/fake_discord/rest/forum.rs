@@ -60,6 +60,14 @@ impl Model {
         let rec = self.new_message(id, id, Origin::Channel, message, files);
         let first = rec.message.clone();
         self.messages.push(rec);
+        if self.lose_forum_posts > 0 {
+            // Made, but the answer never reaches the bot.
+            self.lose_forum_posts -= 1;
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.archived = self.lost_posts_archived;
+            }
+            return Err(Reply::error(500, 0, "500: Internal Server Error"));
+        }
         let mut out = self.channel_json(&self.channels[&id]);
         out["message"] = first;
         Ok(Reply::ok(out))
@@ -105,8 +113,10 @@ impl Model {
         Ok(ids)
     }
 
-    /// `PATCH /channels/{id}`: a forum's `available_tags`, a forum post's
-    /// `applied_tags` (the other fields are not modelled).
+    /// `PATCH /channels/{id}`: a forum's `available_tags`, a thread's
+    /// `archived` and a forum post's `applied_tags` (the other fields are not
+    /// modelled). An archived thread takes a change only with `archived:
+    /// false` in it (50083 otherwise).
     pub(super) fn edit_channel(&mut self, c: &str, body: &Value) -> Result<Reply, Reply> {
         let id = self.channel_ok(c, false)?;
         let keys: Vec<String> = body
@@ -115,9 +125,24 @@ impl Model {
             .unwrap_or_default();
         if let Some(k) = keys
             .iter()
-            .find(|k| !["available_tags", "applied_tags"].contains(&k.as_str()))
+            .find(|k| !["available_tags", "applied_tags", "archived"].contains(&k.as_str()))
         {
             return Err(self.unknown(format!("PATCH /channels/{c} with `{k}` (not modelled)")));
+        }
+        let thread = matches!(self.channels[&id].kind, 11 | 12);
+        if let Some(a) = body.get("archived") {
+            let Some(a) = a.as_bool().filter(|_| thread) else {
+                return Err(Reply::invalid(
+                    "archived",
+                    "BASE_TYPE_BAD",
+                    "Only a thread is archived, with true or false",
+                ));
+            };
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.archived = a;
+            }
+        } else {
+            self.not_archived(id)?;
         }
         if let Some(tags) = body.get("available_tags") {
             let tags = self.available(id, tags)?;

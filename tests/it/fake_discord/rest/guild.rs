@@ -12,7 +12,7 @@ use crate::fake_discord::model::Model;
 use crate::fake_discord::wire::Reply;
 
 impl Model {
-    fn guild_ok(&self, g: &str) -> Result<(), Reply> {
+    pub(super) fn guild_ok(&self, g: &str) -> Result<(), Reply> {
         if g == self.guild_id.to_string() {
             Ok(())
         } else {

@@ -24,6 +24,7 @@ impl Model {
         }
         let c = self.channel_ok(c, true)?;
         self.dm_refused(c)?;
+        self.not_archived(c)?;
         if self.channels.get(&c).is_some_and(|ch| ch.kind == 15) {
             // A forum takes posts (threads with a starter message), not messages.
             return Err(Reply::error(
@@ -199,6 +200,7 @@ impl Model {
         body: &Value,
     ) -> Result<Reply, Reply> {
         let c = self.channel_ok(c, true)?;
+        self.not_archived(c)?;
         let i = self.find_message(c, mid)?;
         Ok(Reply::ok(apply_edit(&mut self.messages[i], body)?))
     }

@@ -73,6 +73,10 @@ impl Model {
             ("GET", ["guilds", g, "members"]) => self.guild_members(g, uri.query().unwrap_or("")),
             ("GET", ["guilds", g, "members", u]) => self.guild_member(g, u),
             ("GET", ["guilds", g, "roles"]) => self.guild_roles(g),
+            ("GET", ["guilds", g, "threads", "active"]) => self.active_threads(g),
+            ("GET", ["channels", c, "threads", "archived", "public"]) => {
+                self.archived_threads(c, uri.query().unwrap_or(""))
+            }
             ("GET", ["channels", c]) => self
                 .channel_ok(c, false)
                 .map(|c| Reply::ok(self.channel_json(&self.channels[&c]))),

@@ -44,6 +44,7 @@ impl Model {
             auto_archive: body["auto_archive_duration"].as_u64().unwrap_or(1440),
             tags: Vec::new(),
             applied: Vec::new(),
+            archived: false,
         };
         let json = self.channel_json(&ch);
         self.channels.insert(id, ch);
