@@ -25,6 +25,21 @@
 //!
 //! Run: `cargo bench --bench alert_storm` (options: `-- SENDERS ALERTS`,
 //! default 32 senders, 100000 alerts; batches of 100 over 5,000 groups).
+//! The shape of the storm, by environment variable:
+//! - `OPSBOT_STORM=new`: every alert a group of its own, so each opens a
+//!   ticket (default `repeat`: 5,000 groups, each alert arriving 20 times);
+//! - `OPSBOT_STORM_SECONDS=N`: sustained, the senders go on for N seconds
+//!   (bodies made as they are sent; ALERTS is then ignored), and the
+//!   in-process engine storm is left out;
+//! - `OPSBOT_STORM_STORE=DIR`: the bot's sled data directory is DIR, kept
+//!   after the run (a store made once, such as one of 1M tickets, storms run
+//!   against it); default a fresh one in a temporary folder.
+//!
+//! After the bot exits (sled only), raw sled writes the records the bot's
+//! store holds, as many alerts' worth as were accepted, group-committed as
+//! the commit thread cuts bulk work (`MAX_BULK_WEIGHT` alerts per
+//! transaction, one flush and one fdatasync each): the disk's and sled's own
+//! rate for the same records in the same run, and the bot's share of it.
 
 mod common;
 // The integration tests' kit (the shipped config, the console command);
@@ -35,7 +50,7 @@ mod kit;
 #[allow(dead_code)]
 #[path = "../tests/it/pg.rs"]
 mod pg;
-use common::{cpu_by_thread, machine, ms, percentile, BenchBackend};
+use common::{cpu_by_thread, machine, ms, percentile, raw_sled_group_commit, BenchBackend};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin};
@@ -46,6 +61,73 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 100;
 const GROUPS: usize = 5_000;
+
+/// The shape of the storm (see the module's note).
+struct Shape {
+    /// Distinct groups the alerts cycle through; `None`: each alert its own.
+    groups: Option<usize>,
+    /// Sustained: send for this long.
+    seconds: Option<u64>,
+    /// The bot's data directory, kept.
+    store: Option<std::path::PathBuf>,
+    /// Told apart from the groups of earlier runs on a kept store (their
+    /// labels and fingerprints carry it); 0 on a fresh store.
+    run: u64,
+}
+
+fn shape() -> &'static Shape {
+    static SHAPE: std::sync::OnceLock<Shape> = std::sync::OnceLock::new();
+    SHAPE.get_or_init(|| {
+        let groups = match std::env::var("OPSBOT_STORM").as_deref() {
+            Err(_) | Ok("") | Ok("repeat") => Some(GROUPS),
+            Ok("new") => None,
+            Ok(other) => {
+                eprintln!("OPSBOT_STORM={other}: expected repeat or new");
+                std::process::exit(2);
+            }
+        };
+        let seconds = match std::env::var("OPSBOT_STORM_SECONDS") {
+            Ok(v) if !v.is_empty() => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    eprintln!("OPSBOT_STORM_SECONDS={v}: expected a whole number of seconds");
+                    std::process::exit(2);
+                }
+            },
+            _ => None,
+        };
+        let store = std::env::var_os("OPSBOT_STORM_STORE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        let run = if store.is_some() {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        } else {
+            0
+        };
+        Shape {
+            groups,
+            seconds,
+            store,
+            run,
+        }
+    })
+}
+
+fn describe_shape() -> String {
+    format!(
+        "{}{}",
+        match shape().groups {
+            Some(g) => format!("over {g} groups (repeats)"),
+            None => "each alert a new group (a new ticket)".to_string(),
+        },
+        match shape().seconds {
+            Some(s) => format!(", sustained for {s} s"),
+            None => String::new(),
+        }
+    )
+}
 const TOKEN: &str = "alert-storm-bench-token";
 /// The storm stops sending after this long, whatever is left.
 const STORM_DEADLINE: Duration = Duration::from_secs(300);
@@ -106,19 +188,24 @@ fn mib(kb: Option<u64>) -> String {
 }
 
 /// One Alertmanager (version 4) webhook body: alerts `first..first + BATCH`
-/// of the storm, alert `i` belonging to group `i % GROUPS`. The labels fall
-/// to the default route, which groups by fingerprint.
+/// of the storm, alert `i` belonging to group `i % GROUPS` (or its own group,
+/// with `OPSBOT_STORM=new`). The labels fall to the default route, which
+/// groups by fingerprint.
 fn body(first: usize, count: usize) -> String {
     let alerts: Vec<serde_json::Value> = (first..first + count)
         .map(|i| {
-            let g = i % GROUPS;
+            let g = shape().groups.map_or(i, |n| i % n);
+            let (g, fp) = match shape().run {
+                0 => (g.to_string(), format!("{g:016x}")),
+                run => (format!("{run:x}-{g}"), format!("{run:08x}{g:08x}")),
+            };
             serde_json::json!({
                 "status": "firing",
                 "labels": { "alertname": format!("Storm{g}"), "instance": format!("host-{g}") },
                 "annotations": { "summary": format!("storm alert {g} on host-{g}") },
                 "startsAt": "2026-11-25T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
-                "fingerprint": format!("{g:016x}"),
+                "fingerprint": fp,
             })
         })
         .collect();
@@ -168,6 +255,14 @@ impl BotProcess {
                 "backend = \"postgres\"\n",
             ),
             None => kit::shipped_config(),
+        };
+        let text = match &shape().store {
+            Some(store) if url.is_none() => text.replacen(
+                "path = \"data\"",
+                &format!("path = {:?}", store.display().to_string()),
+                1,
+            ),
+            _ => text,
         };
         let config = kit::write_config(dir, &text);
         // The shipped jobs, which the shipped services name.
@@ -370,11 +465,14 @@ struct StormResult {
 
 /// Sends the storm from `senders` concurrent connections.
 fn storm(base: &str, senders: usize, alerts: usize) -> StormResult {
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..alerts.div_ceil(BATCH))
+    // Sustained: made as they are sent (there is no end to count to).
+    let sustained = shape().seconds.map(Duration::from_secs);
+    let bodies: Arc<Vec<String>> = Arc::new(match sustained {
+        Some(_) => Vec::new(),
+        None => (0..alerts.div_ceil(BATCH))
             .map(|b| body(b * BATCH, BATCH.min(alerts - b * BATCH)))
             .collect(),
-    );
+    });
     let url = format!("{base}/hooks/alertmanager");
     // One thread for the load generator: the bot gets the rest of the machine.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -399,9 +497,12 @@ fn storm(base: &str, senders: usize, alerts: usize) -> StormResult {
                 let mut r = StormResult::default();
                 loop {
                     let b = next.fetch_add(1, Ordering::Relaxed);
-                    if b >= bodies.len() {
-                        break;
-                    }
+                    let text = match sustained {
+                        Some(d) if started.elapsed() >= d => break,
+                        Some(_) => body(b * BATCH, BATCH),
+                        None if b >= bodies.len() => break,
+                        None => bodies[b].clone(),
+                    };
                     if Instant::now() >= deadline {
                         r.deadline_hit = true;
                         break;
@@ -411,7 +512,7 @@ fn storm(base: &str, senders: usize, alerts: usize) -> StormResult {
                         .post(&url)
                         .bearer_auth(TOKEN)
                         .header("Content-Type", "application/json")
-                        .body(bodies[b].clone())
+                        .body(text)
                         .send()
                         .await;
                     let outcome = match resp {
@@ -604,6 +705,103 @@ fn engine_storm(senders: usize, alerts: usize, url: Option<&str>) {
     writer.join();
 }
 
+/// `opsbot_tickets_opened_total` from `/metrics`.
+fn opened_total(base: &str) -> Option<u64> {
+    let (_, metrics) = get(base, "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("opsbot_tickets_opened_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// At most this many of the bot's records are read for the raw baseline
+/// (a share of each tree, when the store holds more).
+const RAW_RECORDS_MAX: usize = 2_000_000;
+
+/// Raw sled writing the bot's records after the storm: `accepted` alerts'
+/// worth, the first `opened` of them (those that opened a ticket) as many
+/// records each as the store holds per ticket (its ticket, timeline, group
+/// and member, index keys, counters and queued posts), cycling through the
+/// store's records in order, and each repeat its group and member record (what
+/// the engine writes for a repeat), with the commit thread's transactions (as
+/// many alerts as it takes in one bulk transaction) and one flush each, with
+/// and without an fdatasync after it.
+fn raw_baseline(data: &std::path::Path, accepted: u64, bot_secs: f64, tickets: u64, opened: u64) {
+    let db = match sled::open(data) {
+        Ok(db) => db,
+        Err(e) => {
+            println!(
+                "  raw sled baseline: cannot open the bot's store at {}: {e}",
+                data.display()
+            );
+            return;
+        }
+    };
+    let names: Vec<sled::IVec> = db.tree_names();
+    let trees: Vec<(String, sled::Tree)> = names
+        .iter()
+        .filter_map(|n| {
+            let name = String::from_utf8_lossy(n).to_string();
+            db.open_tree(n).ok().map(|t| (name, t))
+        })
+        .collect();
+    let total: usize = trees.iter().map(|(_, t)| t.len()).sum();
+    let mut records: Vec<common::RawRecord> = Vec::new();
+    let mut bytes = 0usize;
+    for (name, t) in &trees {
+        let share = if total <= RAW_RECORDS_MAX {
+            usize::MAX
+        } else {
+            (t.len() * RAW_RECORDS_MAX).div_ceil(total)
+        };
+        for (k, v) in t.iter().flatten().take(share) {
+            bytes += k.len() + v.len();
+            records.push((name.clone(), k.to_vec(), v.to_vec()));
+        }
+    }
+    drop(trees);
+    drop(db);
+    if records.is_empty() || accepted == 0 {
+        println!("  raw sled baseline: nothing to write");
+        return;
+    }
+    let per_alert = (total as f64 / tickets.max(1) as f64).round().max(1.0) as usize;
+    let per_tx = (opsbot::runtime::MAX_BULK_WEIGHT / BATCH).max(1) * BATCH;
+    let n = records.len();
+    let groups: Vec<&common::RawRecord> = records.iter().filter(|r| r.0 == "groups").collect();
+    let op = |i: usize| -> Vec<common::RawRecord> {
+        if i as u64 >= opened && !groups.is_empty() {
+            return (0..2)
+                .map(|j| groups[(2 * i + j) % groups.len()].clone())
+                .collect();
+        }
+        (0..per_alert)
+            .map(|j| records[(i * per_alert + j) % n].clone())
+            .collect()
+    };
+    let bot_rate = accepted as f64 / bot_secs;
+    println!(
+        "  raw sled, the same records: the store holds {total} records ({:.0} bytes each, {per_alert} per ticket); {accepted} alerts' worth ({opened} opening a ticket, the others 2 records each), {per_tx} alerts per transaction:",
+        bytes as f64 / n as f64
+    );
+    for sync in [true, false] {
+        let run = raw_sled_group_commit(accepted as usize, per_tx, sync, &op);
+        let mut commits = run.commits;
+        commits.sort();
+        let rate = accepted as f64 / run.elapsed.as_secs_f64();
+        println!(
+            "    flush{}: {} records in {:.2} s = {rate:.0} alerts/s ({:.0} records/s); commit p50 {}, p99 {}; the bot's rate is {:.0} % of it",
+            if sync { " + fdatasync" } else { " only" },
+            run.records,
+            run.elapsed.as_secs_f64(),
+            run.records as f64 / run.elapsed.as_secs_f64(),
+            ms(percentile(&commits, 0.50)),
+            ms(percentile(&commits, 0.99)),
+            100.0 * bot_rate / rate,
+        );
+    }
+}
+
 fn get(base: &str, path: &str) -> (u16, String) {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -650,6 +848,7 @@ fn main() {
 
     // Slash commands with no storm.
     let idle = bot.probe(&mut stdin, IDLE_PROBES, &|| true);
+    let opened_before = opened_total(&bot.base).unwrap_or(0);
     let rss_before = proc_status_kb(bot.pid, "VmRSS");
 
     // The storm, with slash commands typed alongside.
@@ -668,8 +867,19 @@ fn main() {
     lat.sort();
     let secs = result.elapsed.as_secs_f64();
     println!(
-        "alert storm on {}: {alerts} alerts in batches of {BATCH} over {GROUPS} groups, {senders} concurrent connections",
+        "alert storm on {}: {} alerts in batches of {BATCH} {}, {senders} concurrent connections{}",
         backend.name(),
+        if shape().seconds.is_some() {
+            "unbounded".to_string()
+        } else {
+            alerts.to_string()
+        },
+        describe_shape(),
+        if shape().store.is_some() {
+            format!(", on a kept store of {opened_before} tickets")
+        } else {
+            String::new()
+        }
     );
     println!(
         "  {} alerts accepted (202, flushed) in {secs:.2} s = {:.0} alerts/s ({:.0} requests/s); {} requests failed{}",
@@ -711,16 +921,15 @@ fn main() {
     }
 
     // Tickets opened: one per group.
-    let last = format!("/api/v1/tickets/OPS-{GROUPS}");
-    let beyond = format!("/api/v1/tickets/OPS-{}", GROUPS + 1);
+    let expected = match shape().groups {
+        Some(g) => (g as u64).min(result.accepted),
+        None => result.accepted,
+    };
+    let last = format!("/api/v1/tickets/OPS-{}", opened_before + expected);
+    let beyond = format!("/api/v1/tickets/OPS-{}", opened_before + expected + 1);
     let (last_code, _) = get(&bot.base, &last);
     let (beyond_code, _) = get(&bot.base, &beyond);
-    let (_, metrics) = get(&bot.base, "/metrics");
-    let opened: Option<u64> = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("opsbot_tickets_opened_total "))
-        .and_then(|v| v.trim().parse().ok());
-    let expected = GROUPS.min(alerts) as u64;
+    let opened = opened_total(&bot.base).map(|n| n.saturating_sub(opened_before));
     let tickets_ok = opened == Some(expected) && result.tickets.len() as u64 == expected;
     println!(
         "  tickets opened: {} (metrics), {} distinct in the 202 answers; GET {last} → {last_code}, GET {beyond} → {beyond_code}; expected {expected}: {}",
@@ -735,7 +944,10 @@ fn main() {
 
     // Slash commands after the storm, with the store full.
     let after = bot.probe(&mut stdin, IDLE_PROBES, &|| true);
-    report_probe("no storm (after, 5,000 tickets)", &after);
+    report_probe(
+        &format!("no storm (after, {} tickets)", opened_before + expected),
+        &after,
+    );
 
     let hwm = proc_status_kb(bot.pid, "VmHWM");
     let rss = proc_status_kb(bot.pid, "VmRSS");
@@ -788,8 +1000,26 @@ fn main() {
         }
     }
 
+    if backend == BenchBackend::Sled {
+        let data = shape()
+            .store
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        raw_baseline(
+            &data,
+            result.accepted,
+            secs,
+            opened_before + expected,
+            expected,
+        );
+    }
+
     let engine_url = pg.as_ref().map(|pg| pg.database("opsbot_engine"));
-    engine_storm(senders, alerts, engine_url.as_deref());
+    if shape().seconds.is_some() {
+        println!("(the in-process engine storm is left out of a sustained run)");
+    } else {
+        engine_storm(senders, alerts, engine_url.as_deref());
+    }
     if !tickets_ok {
         std::process::exit(1);
     }

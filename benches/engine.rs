@@ -13,7 +13,7 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/it/pg.rs"]
 mod pg;
-use common::{machine, ms, percentile, BenchBackend};
+use common::{machine, ms, percentile, raw_sled_group_commit, BenchBackend, RawRecord};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,6 +189,49 @@ fn raw_sled_bench(ops: usize, flush_every: usize) {
     );
 }
 
+/// The same writes as [`raw_sled_bench`], group-committed as the commit
+/// thread does: `per_tx` operations (the engine's batch: one operation in
+/// flight per client) in one transaction, then one flush, and with
+/// `fdatasync` the store's `fdatasync` of sled's log after it.
+fn raw_sled_group_bench(ops: usize, per_tx: usize, fdatasync: bool) {
+    let ticket = vec![b'x'; 420];
+    let entry = vec![b'y'; 180];
+    let post = vec![b'z'; 260];
+    let op = |i: usize| -> Vec<RawRecord> {
+        let (i, n) = (i as u64, i as u64 / 4);
+        let r = |t: &str, k: Vec<u8>, v: &[u8]| (t.to_string(), k, v.to_vec());
+        vec![
+            r("meta", b"seq".to_vec(), &i.to_be_bytes()),
+            r("tickets", n.to_be_bytes().to_vec(), &ticket),
+            r(
+                "timeline",
+                [n.to_be_bytes(), i.to_be_bytes()].concat(),
+                &entry,
+            ),
+            r("by_state", [&[1u8][..], &n.to_be_bytes()].concat(), &[]),
+            r(
+                "by_team",
+                [&b"backend\0"[..], &n.to_be_bytes()].concat(),
+                &[],
+            ),
+            r("outbox", (2 * i).to_be_bytes().to_vec(), &post),
+            r("outbox", (2 * i + 1).to_be_bytes().to_vec(), &post),
+        ]
+    };
+    let run = raw_sled_group_commit(ops, per_tx, fdatasync, &op);
+    let mut commits = run.commits;
+    commits.sort();
+    println!(
+        "raw sled, group commit: {per_tx} ops per transaction, one flush{} each: {ops} ops in {:.2} s = {:.0} ops/s; {} transactions, p50 {}, p99 {} each",
+        if fdatasync { " + fdatasync" } else { "" },
+        run.elapsed.as_secs_f64(),
+        ops as f64 / run.elapsed.as_secs_f64(),
+        run.transactions,
+        ms(percentile(&commits, 0.50)),
+        ms(percentile(&commits, 0.99)),
+    );
+}
+
 /// What PostgreSQL itself costs here, next to the engine's figures: point
 /// reads of the backend's table inside a `SERIALIZABLE` transaction, one
 /// round trip each as the backend makes them, and durable commits of the
@@ -304,6 +347,9 @@ fn main() {
             let _ = engine_bench(clients, per_client, None);
             raw_sled_bench(2_000, 1);
             raw_sled_bench(50_000, 512);
+            let ops = clients * per_client * 4;
+            raw_sled_group_bench(ops, clients, false);
+            raw_sled_group_bench(ops, clients, true);
         }
         BenchBackend::Postgres => {
             let pg = pg::Pg::start_durable();

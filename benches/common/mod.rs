@@ -95,3 +95,79 @@ impl BenchBackend {
         }
     }
 }
+
+/// One record for the raw sled baselines: a tree (by name), key and value.
+pub type RawRecord = (String, Vec<u8>, Vec<u8>);
+
+/// What raw sled did with a set of records, group-committed.
+pub struct RawRun {
+    pub records: usize,
+    pub transactions: usize,
+    pub elapsed: Duration,
+    /// Time of each transaction and its flush.
+    pub commits: Vec<Duration>,
+}
+
+/// Raw sled doing `ops` operations' writes group-committed: `per_tx`
+/// operations in one transaction over all the trees the records name, then
+/// one `flush` (and, with `fdatasync`, an `fdatasync` of sled's log file as
+/// the store's flush makes), as the commit thread does with a batch. `op(i)`
+/// gives operation `i`'s records. One thread, on a fresh database in a
+/// temporary folder.
+pub fn raw_sled_group_commit(
+    ops: usize,
+    per_tx: usize,
+    fdatasync: bool,
+    op: &dyn Fn(usize) -> Vec<RawRecord>,
+) -> RawRun {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::open(dir.path()).expect("sled");
+    let log = std::fs::File::open(dir.path().join("db")).expect("sled's log file");
+    let mut names: Vec<String> = Vec::new();
+    let mut trees: Vec<sled::Tree> = Vec::new();
+    let per_tx = per_tx.max(1);
+    let mut commits = Vec::new();
+    let mut records = 0;
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while i < ops {
+        let end = (i + per_tx).min(ops);
+        let batch: Vec<(usize, Vec<u8>, Vec<u8>)> = (i..end)
+            .flat_map(op)
+            .map(|(tree, k, v)| {
+                let at = match names.iter().position(|n| *n == tree) {
+                    Some(at) => at,
+                    None => {
+                        trees.push(db.open_tree(&tree).expect("tree"));
+                        names.push(tree);
+                        names.len() - 1
+                    }
+                };
+                (at, k, v)
+            })
+            .collect();
+        records += batch.len();
+        let t0 = std::time::Instant::now();
+        let r: Result<(), sled::transaction::TransactionError<()>> =
+            trees[..].transaction(|views| {
+                for (at, k, v) in &batch {
+                    views[*at].insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok(())
+            });
+        r.expect("transaction");
+        db.flush().expect("flush");
+        if fdatasync {
+            log.sync_data().expect("fdatasync");
+        }
+        commits.push(t0.elapsed());
+        i = end;
+    }
+    RawRun {
+        records,
+        transactions: commits.len(),
+        elapsed: started.elapsed(),
+        commits,
+    }
+}

@@ -132,6 +132,27 @@ pub trait Read {
 pub trait Tx: Read {
     fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError>;
+
+    /// Whether a read of a key this transaction has not seen yet costs a
+    /// round trip, so that reading keys ahead in bulk ([`Tx::prefetch`])
+    /// pays. `false` (sled's reads are local): nothing is read ahead.
+    fn reads_ahead(&self) -> bool {
+        false
+    }
+
+    /// What the transaction already knows of a key without asking the
+    /// database: `Some(value or None)` once read or written, `None` when
+    /// unknown.
+    fn known(&self, _tree: TreeName, _key: &[u8]) -> Option<Option<Vec<u8>>> {
+        None
+    }
+
+    /// Reads `keys` into the transaction in one go (in bulk), so that
+    /// later [`Read::get`]s of them cost nothing. A key written by the
+    /// transaction keeps its written value.
+    fn prefetch(&self, _keys: &[(TreeName, Vec<u8>)]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The body of a transaction: it may run more than once (a conflict is

@@ -588,11 +588,21 @@ impl Read for PgTx<'_> {
             };
             Ok(row.map(|r| r.map(|r| r.get::<_, Vec<u8>>(0))))
         });
+        let v = self.kept(got)?;
+        self.cache.borrow_mut().insert(k, Cached::Read(v.clone()));
+        Ok(v)
+    }
+}
+
+impl PgTx<'_> {
+    /// The answer of a read, or its failure kept by the transaction (which
+    /// retries or gives up) and shown to the reader as a conflict.
+    fn kept<T>(
+        &self,
+        got: Result<Result<T, tokio_postgres::Error>, StoreError>,
+    ) -> Result<T, StoreError> {
         match got {
-            Ok(Ok(v)) => {
-                self.cache.borrow_mut().insert(k, Cached::Read(v.clone()));
-                Ok(v)
-            }
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 *self.failure.borrow_mut() = Some(if is_retry(&e) {
                     Failure::Retry
@@ -622,6 +632,74 @@ impl Tx for PgTx<'_> {
         self.cache
             .borrow_mut()
             .insert((tree.code(), key.to_vec()), Cached::Wrote(None));
+        Ok(())
+    }
+
+    fn reads_ahead(&self) -> bool {
+        true
+    }
+
+    fn known(&self, tree: TreeName, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        match self.cache.borrow().get(&(tree.code(), key.to_vec())) {
+            Some(Cached::Read(v) | Cached::Wrote(v)) => Some(v.clone()),
+            None => None,
+        }
+    }
+
+    /// One statement for all the keys: for each, the same lookup in the
+    /// primary key's index as a read of one key (so that `SERIALIZABLE`
+    /// notes what was read, as it does for one key, not the whole table).
+    fn prefetch(&self, keys: &[(TreeName, Vec<u8>)]) -> Result<(), StoreError> {
+        if self.failure.borrow().is_some() {
+            return Err(StoreError::Conflict);
+        }
+        let wanted: Vec<(i16, Vec<u8>)> = {
+            let cache = self.cache.borrow();
+            let mut seen = std::collections::HashSet::new();
+            keys.iter()
+                .map(|(t, k)| (t.code(), k.clone()))
+                .filter(|k| !cache.contains_key(k) && seen.insert(k.clone()))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (trees, ks): (Vec<i16>, Vec<Vec<u8>>) = wanted.iter().cloned().unzip();
+        let c = self.client.clone();
+        let got = self.backend.block(async move {
+            let st = c
+                .prepare_cached(
+                    "SELECT (SELECT v.value FROM opsbot_kv v \
+                             WHERE v.tree = k.tree AND v.key = k.key) \
+                     FROM unnest($1::int2[], $2::bytea[]) WITH ORDINALITY AS k(tree, key, n) \
+                     ORDER BY k.n",
+                )
+                .await;
+            let rows = match st {
+                Ok(st) => c.query(&st, &[&trees, &ks]).await,
+                Err(e) => Err(e),
+            };
+            Ok(rows.map(|rows| {
+                rows.into_iter()
+                    .map(|r| r.get::<_, Option<Vec<u8>>>(0))
+                    .collect::<Vec<_>>()
+            }))
+        });
+        let values = self.kept(got)?;
+        if values.len() != wanted.len() {
+            *self.failure.borrow_mut() = Some(Failure::Error(StoreError::Database {
+                detail: format!(
+                    "PostgreSQL answered {} of {} keys read together",
+                    values.len(),
+                    wanted.len()
+                ),
+            }));
+            return Err(StoreError::Conflict);
+        }
+        let mut cache = self.cache.borrow_mut();
+        for (k, v) in wanted.into_iter().zip(values) {
+            cache.entry(k).or_insert(Cached::Read(v));
+        }
         Ok(())
     }
 }

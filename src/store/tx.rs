@@ -2,6 +2,8 @@
 //! transaction's view of the trees, and its writes applied in the same
 //! transaction.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
@@ -10,7 +12,7 @@ use super::keys::{
     be64, decode, due_key, encode, load_key, loads, member_key, next_due, read_u64, state_key,
     team_key, timeline_key, RUN_SEQ, SILENCED_SEQ, SILENCES, TICKET_SEQ,
 };
-use super::kv::{TreeName, Tx};
+use super::kv::{Read, TreeName, Tx};
 use super::reads::Reads;
 use super::{figures, OutboxItem, Queue, Store};
 use crate::domain::{Ticket, Timestamp};
@@ -44,6 +46,9 @@ impl Store {
         self.db.transact(&mut |tx: &dyn Tx| {
             // The body runs again after a conflict: start afresh.
             results.clear();
+            if tx.reads_ahead() {
+                read_ahead(tx, events, &decide, &now)?;
+            }
             let view = Reads(tx);
             for (i, ev) in events.iter().enumerate() {
                 // A bug in one decision refuses that event alone: the
@@ -86,6 +91,95 @@ impl Store {
             Ok(())
         })?;
         Ok(results)
+    }
+}
+
+/// How many times at most a batch is rehearsed to learn the keys it reads.
+const REHEARSALS: usize = 3;
+
+/// Reads ahead, in bulk, the keys a batch will read, where each read of a
+/// key not yet seen costs a round trip (PostgreSQL): the batch's decisions
+/// and writes are rehearsed on what the transaction knows, every other key
+/// taken as absent and noted; the noted keys are read in one go, and the
+/// rehearsal runs again on what they hold (an event's later reads may hang
+/// on what it read first), until nothing new is noted or
+/// [`REHEARSALS`] have run. The batch then runs for real on the keys read:
+/// the rehearsals decide nothing, write nothing, and a key they missed is
+/// read when the batch reads it, as it always was.
+fn read_ahead<E, R>(
+    tx: &dyn Tx,
+    events: &[E],
+    decide: &impl Fn(&dyn View, &E) -> EventResult<(Vec<Write>, R)>,
+    now: &impl Fn() -> Timestamp,
+) -> Result<(), StoreError> {
+    for _ in 0..REHEARSALS {
+        let rehearsal = Rehearsal {
+            tx,
+            wrote: Default::default(),
+            missed: Default::default(),
+        };
+        let view = Reads(&rehearsal);
+        // What the decisions log belongs to the batch that runs for real.
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            for ev in events {
+                let Ok(Ok((writes, _))) = catch_unwind(AssertUnwindSafe(|| decide(&view, ev)))
+                else {
+                    continue;
+                };
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    for w in writes {
+                        write(&rehearsal, w, now())?;
+                    }
+                    Ok::<(), StoreError>(())
+                }));
+            }
+        });
+        let missed = rehearsal.missed.into_inner().1;
+        if missed.is_empty() {
+            break;
+        }
+        tx.prefetch(&missed)?;
+    }
+    Ok(())
+}
+
+/// A rehearsal's view of the trees: its own writes, over what the
+/// transaction knows; any other key reads as absent and is noted.
+struct Rehearsal<'a> {
+    tx: &'a dyn Tx,
+    wrote: RefCell<HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>>,
+    /// The keys noted, once each, in the order first read.
+    missed: RefCell<(HashSet<(TreeName, Vec<u8>)>, Vec<(TreeName, Vec<u8>)>)>,
+}
+
+impl Read for Rehearsal<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = (tree, key.to_vec());
+        if let Some(v) = self.wrote.borrow().get(&k) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.tx.known(tree, key) {
+            return Ok(v);
+        }
+        let mut missed = self.missed.borrow_mut();
+        if missed.0.insert(k.clone()) {
+            missed.1.push(k);
+        }
+        Ok(None)
+    }
+}
+
+impl Tx for Rehearsal<'_> {
+    fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.wrote
+            .borrow_mut()
+            .insert((tree, key.to_vec()), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError> {
+        self.wrote.borrow_mut().insert((tree, key.to_vec()), None);
+        Ok(())
     }
 }
 

@@ -39,7 +39,7 @@ use crate::pg::Pg;
 const TAKEOVER: Duration = Duration::from_millis(2000 + 667 + 1500);
 /// The shipped acknowledge deadline of p1 tickets.
 const P1_ACK_MINUTES: i64 = 15;
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 const SENDERS: usize = 3;
 /// Alerts per request: half from a shared pool of groups, half new.
@@ -51,7 +51,7 @@ const AFTER_KILL: usize = 30;
 
 /// An Alertmanager payload of firing alerts, each with these labels and
 /// its fingerprint.
-fn payload(alerts: &[(String, Value)]) -> String {
+pub(crate) fn payload(alerts: &[(String, Value)]) -> String {
     let alerts: Vec<Value> = alerts
         .iter()
         .map(|(fp, labels)| {
@@ -82,7 +82,7 @@ fn payload(alerts: &[(String, Value)]) -> String {
 }
 
 /// Storm alerts take the default route: grouped by fingerprint, p3.
-fn storm_alert(fp: &str) -> (String, Value) {
+pub(crate) fn storm_alert(fp: &str) -> (String, Value) {
     (
         fp.to_string(),
         json!({ "alertname": "Failover", "key": fp }),
@@ -138,27 +138,27 @@ fn open_overdue(env: &Env, url: &str, title: &str) -> String {
 }
 
 /// One `opsbot run` on the shared database.
-struct Instance {
-    name: &'static str,
-    env: Env,
+pub(crate) struct Instance {
+    pub(crate) name: &'static str,
+    pub(crate) env: Env,
     child: Option<Child>,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Instance {
-    fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.env.dir.path().join("run.log")
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.pid().to_string()])
             .status()
@@ -166,7 +166,11 @@ impl Instance {
         assert!(ok, "kill {sig} {}", self.name);
     }
 
-    fn hook(&self, http: &reqwest::blocking::Client, body: String) -> Option<(u16, Value)> {
+    pub(crate) fn hook(
+        &self,
+        http: &reqwest::blocking::Client,
+        body: String,
+    ) -> Option<(u16, Value)> {
         let resp = http
             .post(format!("{}/hooks/alertmanager", self.base))
             .bearer_auth(TOKEN)
@@ -179,7 +183,7 @@ impl Instance {
     }
 
     /// Waits for the process to end; its exit code.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let child = self.child.as_mut().expect("running");
         let deadline = Instant::now() + timeout;
         loop {
@@ -211,7 +215,7 @@ impl Drop for Instance {
 }
 
 /// Starts `opsbot run` on `env` and waits until its HTTP intake listens.
-fn start(name: &'static str, env: Env) -> Instance {
+pub(crate) fn start(name: &'static str, env: Env) -> Instance {
     let log = std::fs::File::create(env.dir.path().join("run.log")).expect("log file");
     let child = kit::run(&env.config, fake_discord::TOKEN)
         .env("RUST_LOG", "warn,opsbot=info")
@@ -246,7 +250,7 @@ fn start(name: &'static str, env: Env) -> Instance {
 }
 
 /// The pid in the lease's row (`host/pid/nonce`), and its token.
-fn holder(url: &str) -> (u32, u64) {
+pub(crate) fn holder(url: &str) -> (u32, u64) {
     let out = Command::new("psql")
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg("SELECT holder || ' ' || token FROM opsbot_lease WHERE name = 'leader'")
@@ -269,7 +273,7 @@ fn holder(url: &str) -> (u32, u64) {
 }
 
 /// Waits until one of `live` holds the lease (and not `not`); its index.
-fn wait_leader(url: &str, live: &[&Instance], not: u32) -> usize {
+pub(crate) fn wait_leader(url: &str, live: &[&Instance], not: u32) -> usize {
     let deadline = Instant::now() + WAIT;
     loop {
         let (pid, _) = holder(url);

@@ -19,6 +19,7 @@ mod deploys;
 mod discord;
 mod discord_fixtures;
 mod disk_full;
+mod durable;
 mod failover;
 mod fake_discord;
 mod fake_forge;

@@ -775,7 +775,12 @@ impl FakeDiscord {
     fn callback_of(&self, interaction_id: u64) -> Option<Value> {
         let m = self.model();
         let id = interaction_id.to_string();
-        let cb = m.callbacks.iter().find(|c| c["interaction_id"] == id)?;
+        // From the newest: a waiter looks for a recent interaction.
+        let cb = m
+            .callbacks
+            .iter()
+            .rev()
+            .find(|c| c["interaction_id"] == id)?;
         if cb["status"] != 204 {
             let cb = cb.clone();
             drop(m);
