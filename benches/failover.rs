@@ -13,7 +13,7 @@
 //! 10 runs with the shipped lease of 10 s; e.g. `-- 10 2s`).
 
 mod common;
-#[allow(dead_code)]
+#[allow(unused_imports)]
 #[path = "../tests/it/discord_fixtures.rs"]
 mod discord_fixtures;
 #[allow(dead_code, unused_imports)]
@@ -22,7 +22,7 @@ mod failover;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/it/fake_discord/mod.rs"]
 mod fake_discord;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/fake_jenkins.rs"]
 mod fake_jenkins;
 #[allow(dead_code)]
@@ -82,7 +82,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{machine, ms, percentile};
-use discord::{ALERTS, BACKEND, INFRA, OPS, QA};
+use discord::{ALERTS, BACKEND, INFRA, QA};
 use failover::{payload, start, storm_alert, Instance, WAIT};
 use fake_discord::FakeDiscord;
 use harness::Env;

@@ -1,7 +1,8 @@
 //! A reload (`SIGHUP`): a new, validated config put in effect for every
 //! later event, without a restart. The settings the running workers were
 //! built from (the store, the listening address, the Discord login, the
-//! mail, Jenkins and Alertmanager clients, the inbox, the log) keep their
+//! mail, Jenkins and Alertmanager clients, the inbox, the log, the HTTP
+//! tokens, the support intake's session checker, the `git` pollers) keep their
 //! old value until a restart; the reload names those that changed.
 
 use std::sync::Arc;
@@ -58,6 +59,64 @@ pub fn restart_only_changes(old: &Config, new: &mut Config) -> Vec<String> {
     if !same(&old.alerts.alertmanager, &new.alerts.alertmanager) {
         changed.push("[alerts.alertmanager]".to_string());
         new.alerts.alertmanager = old.alerts.alertmanager.clone();
+    }
+    // The HTTP intake's tokens and body limit, and the support intake's
+    // secret, session checker and limits, are built once at start.
+    let http = |c: &Config| {
+        format!(
+            "{:?}",
+            (&c.http.token, &c.http.api_token, c.http.body_limit)
+        )
+    };
+    if http(old) != http(new) {
+        changed.push("[http] token_env, api_token_env, body_limit".to_string());
+        new.http.token = old.http.token.clone();
+        new.http.api_token = old.http.api_token.clone();
+        new.http.body_limit = old.http.body_limit;
+    }
+    let intake = |c: &Config| {
+        let s = &c.support;
+        format!(
+            "{:?}",
+            (
+                &s.secret,
+                &s.session_url,
+                s.session_timeout,
+                s.per_customer_per_hour,
+                s.per_minute,
+                s.max_subject,
+                s.max_message
+            )
+        )
+    };
+    if intake(old) != intake(new) {
+        changed.push("[support] secret_env, session_url, session_timeout, limits".to_string());
+        let s = &old.support;
+        new.support.secret = s.secret.clone();
+        new.support.session_url = s.session_url.clone();
+        new.support.session_timeout = s.session_timeout;
+        new.support.per_customer_per_hour = s.per_customer_per_hour;
+        new.support.per_minute = s.per_minute;
+        new.support.max_subject = s.max_subject;
+        new.support.max_message = s.max_message;
+    }
+    // A `git` repository is polled by a task started for it at start.
+    let git = |c: &Config| -> Vec<String> {
+        c.repos
+            .values()
+            .filter(|r| r.provider == crate::domain::code::Provider::Git)
+            .map(|r| format!("{r:?}"))
+            .collect()
+    };
+    if git(old) != git(new) {
+        changed.push("[repos] with provider = \"git\" (their pollers)".to_string());
+        new.repos
+            .retain(|_, r| r.provider != crate::domain::code::Provider::Git);
+        for (k, r) in &old.repos {
+            if r.provider == crate::domain::code::Provider::Git {
+                new.repos.insert(k.clone(), r.clone());
+            }
+        }
     }
     if !same(&old.support.inbox, &new.support.inbox) {
         changed.push("[support.inbox]".to_string());
@@ -132,6 +191,16 @@ mod tests {
         );
         let mut same = parse(dir.path(), "[http]\nlisten = \"127.0.0.1:8787\"\n");
         assert!(restart_only_changes(&old, &mut same).is_empty());
+        // The session checker is built at start: named, and kept.
+        let mut session = parse(
+            dir.path(),
+            "[http]\nlisten = \"127.0.0.1:8787\"\n[support]\nsession_url = \"http://127.0.0.1:1/s\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &mut session),
+            vec!["[support] secret_env, session_url, session_timeout, limits".to_string()]
+        );
+        assert_eq!(session.support.session_url, old.support.session_url);
         // The first message rule: Discord's messages need a reconnect.
         let rule = "[http]\nlisten = \"127.0.0.1:8787\"\n[[alerts.message_rules]]\nchannel = \"alerts\"\npattern = '^(?P<alertname>\\S+)'\n";
         let mut with_rule = parse(dir.path(), rule);

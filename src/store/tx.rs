@@ -143,13 +143,16 @@ fn read_ahead<E, R>(
     Ok(())
 }
 
+/// A key of a tree.
+type TreeKey = (TreeName, Vec<u8>);
+
 /// A rehearsal's view of the trees: its own writes, over what the
 /// transaction knows; any other key reads as absent and is noted.
 struct Rehearsal<'a> {
     tx: &'a dyn Tx,
-    wrote: RefCell<HashMap<(TreeName, Vec<u8>), Option<Vec<u8>>>>,
+    wrote: RefCell<HashMap<TreeKey, Option<Vec<u8>>>>,
     /// The keys noted, once each, in the order first read.
-    missed: RefCell<(HashSet<(TreeName, Vec<u8>)>, Vec<(TreeName, Vec<u8>)>)>,
+    missed: RefCell<(HashSet<TreeKey>, Vec<TreeKey>)>,
 }
 
 impl Read for Rehearsal<'_> {
