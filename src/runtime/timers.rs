@@ -79,7 +79,7 @@ impl Bot {
             Ok(None) => None,
             Ok(Some(w)) if !w.post => Some(Event::ScheduledReport {
                 due: w.due,
-                figures: String::new(),
+                figures: Default::default(),
                 file: None,
             }),
             Ok(Some(w)) => {

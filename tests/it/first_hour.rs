@@ -482,14 +482,93 @@ fn times_in_posts_are_discord_timestamps() {
         ],
     );
     let text = content(&r).to_string();
-    let re = regex::Regex::new(r"^Silence 1 is on until <t:\d{10}:f>; /alert unsilence").unwrap();
-    assert!(re.is_match(&text), "{text}");
+    // Until when: the moment, and how far it is from now (the same second).
+    let re = regex::Regex::new(
+        r"^Silence 1 is on until <t:(\d{10}):f> \(<t:(\d{10}):R>\); /alert unsilence",
+    )
+    .unwrap();
+    let caps = re.captures(&text).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(caps[1], caps[2], "{text}");
+    let until: i64 = caps[1].parse().unwrap();
+    let in_two_hours = chrono::Utc::now().timestamp() + 7200;
+    assert!(
+        (in_two_hours - 60..=in_two_hours).contains(&until),
+        "{text}"
+    );
     let post = fake.wait_until("the silence's post in #ops", WAIT, |f| {
         f.messages(OPS)
             .into_iter()
             .find(|m| content(m).contains("silenced alerts"))
     });
-    assert!(content(&post).contains("(until <t:"), "{}", content(&post));
+    assert!(
+        content(&post).contains(&format!("(until <t:{until}:f> (<t:{until}:R>))")),
+        "{}",
+        content(&post)
+    );
     // (The console's words, readable UTC times, are the snapshots' and
     // the console tests'.)
+}
+
+/// An on-call override names its end as a Discord timestamp, to the second
+/// it was set for: in the answer, in the team channel's post (which Discord
+/// shows as a timestamp, not as text) and in `/oncall show`.
+#[test]
+fn an_on_call_override_says_until_when_as_a_discord_timestamp() {
+    use crate::discord::BACKEND;
+    let live = Live::start();
+    let fake = &live.fake;
+    // A whole minute a day from now, as `/oncall set` takes it.
+    let now = chrono::Utc::now().timestamp();
+    let until = (now / 60 + 24 * 60) * 60;
+    let rfc = chrono::DateTime::from_timestamp(until, 0)
+        .unwrap()
+        .to_rfc3339();
+    let stamp = format!("<t:{until}:f> (<t:{until}:R>)");
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["oncall", "set"],
+        &[
+            ("team", json!("backend")),
+            ("user", json!("bob")),
+            ("until", json!(rfc)),
+        ],
+    );
+    assert_eq!(
+        content(&r),
+        format!("bob is on call for backend until {stamp}."),
+        "{r}"
+    );
+    let post = fake.wait_until("the override's post in #backend", WAIT, |f| {
+        f.messages(BACKEND)
+            .into_iter()
+            .find(|m| content(m).starts_with("On call for backend now"))
+    });
+    assert_eq!(
+        content(&post),
+        format!("On call for backend now: <@{BOB}> until {stamp} (override set by bob).")
+    );
+    let id = post["id"].as_str().unwrap_or_default().to_string();
+    let seen = fake
+        .rendered()
+        .into_iter()
+        .find(|p| p.at == format!("message {id} content"))
+        .expect("the post's content as Discord shows it");
+    assert_eq!(
+        seen.formatting.iter().filter(|f| *f == "timestamp").count(),
+        2,
+        "{seen:?}"
+    );
+    assert!(
+        seen.seen
+            .contains(&format!("until [time {until}] ([time {until}])")),
+        "{seen:?}"
+    );
+    let show = live.answer((BOB, "bob"), BACKEND, &["oncall", "show"], &[]);
+    assert!(
+        content(&show).contains("override: bob from <t:")
+            && content(&show).contains(&format!(" until {stamp} (by bob)")),
+        "{}",
+        content(&show)
+    );
 }
