@@ -149,7 +149,8 @@ fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
     let who = live.answer((BOB, "bob.builds"), OPS, &["whoami"], &[]);
     assert!(content(&who).contains("bob"), "{}", content(&who));
     assert!(
-        !content(&who).contains("does not know you"),
+        !content(&who).contains("does not name you")
+            && content(&who).contains("Teams: backend (lead)."),
         "{}",
         content(&who)
     );
@@ -570,5 +571,134 @@ fn an_on_call_override_says_until_when_as_a_discord_timestamp() {
             && content(&show).contains(&format!(" until {stamp} (by bob)")),
         "{}",
         content(&show)
+    );
+}
+
+/// `/whoami` on Discord: a person bot.toml maps is told their name, teams,
+/// roles and what they may run; someone it does not is told exactly what an
+/// operator adds, with their own Discord id.
+#[test]
+fn whoami_on_discord_for_a_known_and_an_unknown_person() {
+    use crate::discord::STRANGER;
+    let live = Live::start();
+    let known = live.answer((OLIVIA, "olivia"), OPS, &["whoami"], &[]);
+    let known = content(&known);
+    assert!(known.starts_with("You are olivia, on discord."), "{known}");
+    assert!(known.contains("Roles: operator"), "{known}");
+    assert!(known.contains("/ticket verify"), "{known}");
+    assert!(!known.contains("does not name you"), "{known}");
+
+    let unknown = live.answer((STRANGER, "stranger"), OPS, &["whoami"], &[]);
+    let unknown = content(&unknown);
+    assert!(unknown.contains("bot.toml does not name you"), "{unknown}");
+    assert!(
+        unknown.contains(&format!(
+            "under [discord.users] a line `yourname = \"{STRANGER}\"`"
+        )),
+        "{unknown}"
+    );
+    assert!(unknown.contains("/whoami"), "{unknown}");
+    assert!(!unknown.contains("/ticket verify"), "{unknown}");
+}
+
+/// The bot's secrets, each with a value no log line could hold by chance.
+const SECRETS: &[(&str, &str)] = &[
+    ("DISCORD_TOKEN", "discord-token-Zx81"),
+    ("OPSBOT_HOOK_TOKEN", "hook-token-Qw72"),
+    ("OPSBOT_API_TOKEN", "api-token-As27"),
+    ("OPSBOT_SUPPORT_SECRET", "support-secret-Er63"),
+    ("JENKINS_TOKEN", "jenkins-token-Ty54"),
+    ("SMTP_USER", "smtp-user-Ui45"),
+    ("SMTP_PASSWORD", "smtp-password-Op36"),
+];
+
+/// Secrets never reach the log, at any level of the bot's own logging (and
+/// its libraries' info), in text and in JSON: the console with every secret
+/// the config names set, through tickets, a failed job, a silence.
+#[test]
+fn secrets_never_reach_the_log_at_any_level() {
+    let text = crate::harness::shipped_config().replace(
+        "tls = \"none\"",
+        "tls = \"none\"\nuser_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASSWORD\"",
+    );
+    assert!(text.contains("SMTP_PASSWORD"));
+    let text = format!(
+        "{text}\n[ci.jenkins]\nurl = \"http://127.0.0.1:9\"\nuser = \"ci\"\ntoken_env = \"JENKINS_TOKEN\"\n"
+    );
+    for format in ["text", "json"] {
+        let env =
+            crate::harness::Env::shipped_with(&format!("{text}\n[log]\nformat = \"{format}\"\n"));
+        let mut vars = SECRETS.to_vec();
+        vars.push(("RUST_LOG", "info,opsbot=trace"));
+        let run = env.opsbot_env(
+            &["console"],
+            "/ticket open title:\"Checkout fails\" team:backend\n:as bob\n/ticket take id:OPS-1\n/test-web fail:yes\n/alert silence matchers:alertname=DiskFull duration:2h\n/whoami\n",
+            &vars,
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.matches("decided").count() >= 5,
+            "{format}: the logs are on: {}",
+            run.stderr
+        );
+        for (var, value) in SECRETS {
+            assert!(
+                !run.stderr.contains(value) && !run.stdout.contains(value),
+                "{format}: {var}'s value in the output:\n{}\n{}",
+                run.stderr,
+                run.stdout
+            );
+        }
+    }
+}
+
+/// The Discord token never reaches the log of `opsbot run`, connected,
+/// answering, posting and reloading, with the bot's logging at trace.
+#[test]
+fn the_discord_token_never_reaches_the_log_of_run() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    let fake = FakeDiscord::start();
+    for (id, name) in [
+        (BACKEND, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ] {
+        fake.add_channel(id, name);
+    }
+    let mut live = Live::start_logging(fake, |t| t, "info,opsbot=trace");
+    let r = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    live.fake.wait_messages(BACKEND, 1, WAIT);
+    let pid = live.pid().expect("running");
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP")
+        .success();
+    assert!(ok);
+    live.fake.wait_until("the reload said", WAIT, |f| {
+        f.messages(OPS)
+            .iter()
+            .any(|m| content(m).starts_with("Reloaded bot.toml"))
+            .then_some(())
+    });
+    live.stop();
+    let logs = live.logs();
+    assert!(
+        logs.matches("decided").count() >= 2,
+        "the logs are on: {logs}"
+    );
+    assert!(
+        !logs.contains(crate::fake_discord::TOKEN),
+        "the token in the log: {logs}"
     );
 }
