@@ -702,3 +702,58 @@ fn the_discord_token_never_reaches_the_log_of_run() {
         "the token in the log: {logs}"
     );
 }
+
+/// The Message Content intent (privileged: enabled by hand in the Developer
+/// Portal) is asked for only with message rules: without them the bot
+/// connects with the guild intent alone, and its invite asks for no
+/// history (`cli::invite_asks_for_the_permissions_the_config_needs`).
+#[test]
+fn without_message_rules_the_bot_asks_for_no_message_intents() {
+    let live = Live::start_with(|text| {
+        let start = text
+            .find("[[alerts.message_rules]]")
+            .expect("the shipped rule");
+        let end = start + text[start..].find("\n\n").expect("its end");
+        format!("{}{}", &text[..start], &text[end..])
+    });
+    let intents = live.fake.identify_intents().expect("an IDENTIFY");
+    assert_eq!(intents, serenity::all::GatewayIntents::GUILDS.bits());
+    // And it works: a command is answered.
+    let r = live.answer((OLIVIA, "olivia"), OPS, &["whoami"], &[]);
+    assert!(content(&r).starts_with("You are olivia"), "{r}");
+}
+
+/// An id in `[discord.channels]` wins over a channel of the guild that has
+/// the name: the team's posts go to the channel of the id, never to the
+/// one found by name.
+#[test]
+fn an_id_in_bot_toml_wins_over_a_channel_found_by_name() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND, "team-backend");
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS, "alerts");
+    fake.add_channel(QA, "qa");
+    fake.add_channel(INFRA, "infra");
+    let live = Live::start_on(fake, |t| t);
+    let r = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    let posted = live.fake.wait_messages(BACKEND, 1, WAIT);
+    assert!(content(&posted[0]).contains("OPS-1"), "{posted:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        live.fake.messages(BACKEND_HERE).is_empty(),
+        "{:?}",
+        live.fake.messages(BACKEND_HERE)
+    );
+    // Nothing is missing, so #ops hears no setup post.
+    assert!(setup_posts(&live.fake).is_empty());
+}
