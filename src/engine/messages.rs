@@ -1016,7 +1016,7 @@ pub fn silences_list_alertmanager(
                 .text(format!(" · by {} · ", s.created_by))
                 .quoted(matchers_text(s));
             r = match &s.am_id {
-                Some(am) => r.text(format!(" · in Alertmanager as {}", clip_plain(am, 36))),
+                Some(am) => r.text(" · in Alertmanager as ").quoted(clip_plain(am, 36)),
                 None => r.text(" · not yet in Alertmanager"),
             };
         }
@@ -1032,9 +1032,13 @@ pub fn silences_list_alertmanager(
     for s in theirs {
         let matchers: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
         r = r
-            .text(format!("\n  {} · until ", clip_plain(&s.id, 36)))
+            .text("\n  ")
+            .quoted(clip_plain(&s.id, 36))
+            .text(" · until ")
             .relative(&s.ends_at, CLOCK)
-            .text(format!(" · by {} · ", one_line(&s.created_by, 60)))
+            .text(" · by ")
+            .quoted(one_line(&s.created_by, 60))
+            .text(" · ")
             .quoted(one_line(&matchers.join(" "), 300));
         if !s.comment.trim().is_empty() {
             r = r.text(" — ").quoted(one_line(&s.comment, 200));
