@@ -757,3 +757,55 @@ fn an_id_in_bot_toml_wins_over_a_channel_found_by_name() {
     // Nothing is missing, so #ops hears no setup post.
     assert!(setup_posts(&live.fake).is_empty());
 }
+
+/// The README names the commands as Discord shows them: every inline
+/// `` `/command …` `` whose name Discord knows is a command path Discord
+/// can invoke (`/build run`, `/oncall show`), and a bare group (`/build`,
+/// `/oncall`, the console's forms) only on a line that also names the form
+/// Discord shows.
+#[test]
+fn the_readme_names_the_commands_discord_shows() {
+    let live = Live::start();
+    let shown = live.fake.invocable_commands();
+    let top: std::collections::BTreeSet<&str> =
+        shown.iter().filter_map(|p| p.split(' ').next()).collect();
+    let groups: std::collections::BTreeSet<&str> = shown
+        .iter()
+        .filter(|p| p.contains(' '))
+        .filter_map(|p| p.split(' ').next())
+        .collect();
+    let readme = std::fs::read_to_string(crate::kit::root().join("README.md")).expect("README.md");
+    let span = regex::Regex::new(r"`(/[a-z][^`]*)`").unwrap();
+    let mut checked = 0;
+    for (n, line) in readme.lines().enumerate() {
+        let paths: Vec<String> = span
+            .captures_iter(line)
+            .map(|c| {
+                c[1][1..]
+                    .split(' ')
+                    .take_while(|w| {
+                        !w.is_empty() && w.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-')
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|p| p.split(' ').next().is_some_and(|w| top.contains(w)))
+            .collect();
+        for p in &paths {
+            checked += 1;
+            if shown.contains(p) {
+                continue;
+            }
+            let group_named_with_its_form = groups.contains(p.as_str())
+                && paths
+                    .iter()
+                    .any(|q| q.starts_with(&format!("{p} ")) && shown.contains(q));
+            assert!(
+                group_named_with_its_form,
+                "README.md:{}: `/{p}` is not a command Discord shows ({shown:?}):\n{line}",
+                n + 1
+            );
+        }
+    }
+    assert!(checked >= 20, "only {checked} commands found in the README");
+}
