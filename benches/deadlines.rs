@@ -255,6 +255,7 @@ fn report(t0: Timestamp) {
         let s = Instant::now();
         let (text, file) =
             opsbot::engine::report::build(&store, period, None, now).expect("report");
+        let text = text.to_plain();
         times.push(s.elapsed());
         assert!(text.contains("opened 100000"), "{text}");
         assert!(file.is_some());

@@ -162,6 +162,9 @@ pub fn human(d: Duration) -> String {
     parts.join(" ")
 }
 
+/// How a moment reads in the bot's words (and in the console).
+pub const CLOCK: &str = "%Y-%m-%d %H:%M UTC";
+
 pub fn clock(t: Timestamp) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+    t.format(CLOCK).to_string()
 }

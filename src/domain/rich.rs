@@ -25,8 +25,10 @@ pub enum Seg {
     /// that can (Discord) fences it, and keeps a fence inside from closing it.
     Code(String),
     /// A moment: `plain` as the console shows it; an adapter that can
-    /// (Discord: `<t:UNIX:f>`, or `<t:UNIX:R>` when `relative`) shows it in
-    /// each reader's own time zone.
+    /// (Discord: `<t:UNIX:f>`) shows it in each reader's own time zone, and
+    /// when `relative` (something due, or in force since or until then)
+    /// also how far it is from now (Discord: `<t:UNIX:f> (<t:UNIX:R>)`,
+    /// "in 2 hours", kept current by the reader's client).
     Time {
         unix: i64,
         relative: bool,
@@ -70,6 +72,18 @@ impl Rich {
         self.0.push(Seg::Time {
             unix: at.timestamp(),
             relative: false,
+            plain: at.format(fmt).to_string(),
+        });
+        self
+    }
+
+    /// A moment something is due, or in force since or until: as
+    /// [`Rich::time`] for the console; an adapter that can also shows how
+    /// far it is from now.
+    pub fn relative(mut self, at: &crate::domain::Timestamp, fmt: &str) -> Self {
+        self.0.push(Seg::Time {
+            unix: at.timestamp(),
+            relative: true,
             plain: at.format(fmt).to_string(),
         });
         self

@@ -62,7 +62,7 @@ pub enum Event {
         due: Timestamp,
         /// The report's figures (empty when the engine said only to note
         /// the schedule).
-        figures: String,
+        figures: crate::domain::rich::Rich,
         file: Option<Attachment>,
     },
     /// The timer: maintenance windows are due to start or end (the engine

@@ -110,6 +110,23 @@ pub(crate) fn due(cx: &Cx<'_>) -> Result<bool, EngineError> {
         }))
 }
 
+/// The earliest deadline the timer has yet to look at: a heartbeat not yet
+/// waited for is due now; one already said silent waits for its next beat.
+pub(crate) fn next_deadline(cx: &Cx<'_>) -> Result<Option<crate::domain::Timestamp>, EngineError> {
+    let book = cx.view.heartbeats()?;
+    Ok(cx
+        .config
+        .monitoring
+        .heartbeats
+        .values()
+        .filter_map(|hb| match book.beats.get(&hb.name) {
+            None => Some(cx.now),
+            Some(b) if b.missed_at.is_none() => hb.deadline(b.heard()),
+            Some(_) => None,
+        })
+        .min())
+}
+
 fn missed(hb: &Heartbeat, b: &Beat, now: crate::domain::Timestamp) -> bool {
     b.missed_at.is_none() && hb.deadline(b.heard()).is_some_and(|d| d <= now)
 }

@@ -3,7 +3,7 @@
 //! reads.
 
 use crate::domain::alert::Silence;
-use crate::domain::policy::clock;
+use crate::domain::policy::CLOCK;
 use crate::domain::rich::{clip_plain, one_line, Rich};
 use crate::domain::run::{Run, RunId, RunState};
 use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEntry, UserName};
@@ -346,7 +346,7 @@ pub fn run_progress(run: &Run) -> Rich {
     match run.state {
         RunState::Running => {
             if let Some(at) = run.started_at {
-                body = body.text(" since ").time(&at, "%H:%M:%S UTC");
+                body = body.text(" since ").relative(&at, "%H:%M:%S UTC");
             }
             if let Some(r) = &run.backend_ref {
                 body = body.text(format!(" ({r})"));
@@ -369,11 +369,9 @@ pub fn run_progress(run: &Run) -> Rich {
     body = body.text(format!(" · requested by {}", run.requester));
     match run.deploy.as_ref().and_then(|d| d.maintenance.as_ref()) {
         Some(w) if !run.state.is_final() => body
-            .text(format!(
-                " · maintenance window {} until {}: alerts matching ",
-                w.id,
-                w.until.format("%H:%M UTC")
-            ))
+            .text(format!(" · maintenance window {} until ", w.id))
+            .relative(&w.until, "%H:%M UTC")
+            .text(": alerts matching ")
             .quoted(w.matchers.clone())
             .text(" are recorded, no tickets"),
         _ => body,
@@ -406,8 +404,8 @@ pub fn deploy_needs_approval(
 }
 
 /// In the operations channel: the weekly report, over its figures.
-pub fn weekly_report(figures: &str) -> Rich {
-    Rich::new().text(format!("Weekly report. {figures}"))
+pub fn weekly_report(figures: &Rich) -> Rich {
+    Rich::new().text("Weekly report. ").append(figures.clone())
 }
 
 /// To the operations channel: a channel refuses the bot's posts.
@@ -523,7 +521,7 @@ pub fn silence_set(who: &str, s: &Silence, duration: std::time::Duration) -> Ric
             " for {} (until ",
             humantime::format_duration(duration)
         ))
-        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .relative(&s.until, "%Y-%m-%d %H:%M UTC")
         .text(format!("): silence {}", s.id));
     match &s.comment {
         Some(c) => body.text(" — ").quoted(one_line(c, 200)),
@@ -536,7 +534,7 @@ pub fn silence_set_reply(s: &Silence) -> Rich {
     let id = s.id;
     Rich::new()
         .text(format!("Silence {id} is on until "))
-        .time(&s.until, "%Y-%m-%d %H:%M UTC")
+        .relative(&s.until, "%Y-%m-%d %H:%M UTC")
         .text(format!("; /alert unsilence id:{id} ends it."))
 }
 
@@ -564,7 +562,7 @@ pub fn silences_list(active: &[&Silence]) -> Rich {
     for s in active {
         r = r
             .text(format!("\n  {} · until ", s.id))
-            .time(&s.until, "%Y-%m-%d %H:%M UTC")
+            .relative(&s.until, "%Y-%m-%d %H:%M UTC")
             .text(format!(" · by {} · ", s.created_by))
             .quoted(matchers_text(s));
     }
@@ -581,7 +579,9 @@ pub fn oncall_override_set(
     Rich::new()
         .text(format!("On call for {team} now: "))
         .mention(user)
-        .text(format!(" until {} (override set by {by}).", clock(until)))
+        .text(" until ")
+        .relative(&until, CLOCK)
+        .text(format!(" (override set by {by})."))
 }
 
 /// In a ticket's thread: an escalation's reminder that nobody took it.
@@ -619,7 +619,8 @@ pub fn oncall_handoff(
     let mut body = Rich::new()
         .text(format!("On call for {team} now: "))
         .mention(who)
-        .text(format!(" until {}", clock(until)));
+        .text(" until ")
+        .relative(&until, CLOCK);
     if let Some(u) = standing_in_for {
         body = body.text(format!(" (standing in for {u})"));
     }
@@ -752,10 +753,6 @@ pub(crate) fn subject_line(s: &str) -> String {
 // ---------------------------------------------------------------------------
 // Maintenance windows.
 
-fn window_time(t: Timestamp) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// Where a window comes from, in a few words.
 fn window_origin(w: &crate::domain::maintenance::Window) -> String {
     use crate::domain::maintenance::Origin;
@@ -777,11 +774,9 @@ fn window_every(w: &crate::domain::maintenance::Window) -> String {
 pub fn maintenance_started(w: &crate::domain::maintenance::Window) -> Rich {
     let body = Rich::new()
         .bold(format!("Maintenance window {}", w.id))
-        .text(format!(
-            " ({}) is in force until {}: alerts matching ",
-            window_origin(w),
-            window_time(w.until)
-        ))
+        .text(format!(" ({}) is in force until ", window_origin(w)))
+        .relative(&w.until, CLOCK)
+        .text(": alerts matching ")
         .quoted(w.matchers_text())
         .text(" are recorded, but open no ticket, page nobody and post nothing.");
     match &w.comment {
@@ -817,10 +812,10 @@ pub fn maintenance_ended(w: &crate::domain::maintenance::Window, by: Option<&str
 /// The answer to whoever started a window.
 pub fn maintenance_started_reply(w: &crate::domain::maintenance::Window) -> Rich {
     let id = w.id;
-    Rich::new().text(format!(
-        "Maintenance window {id} is in force until {}; /maintenance end id:{id} ends it sooner.",
-        window_time(w.until)
-    ))
+    Rich::new()
+        .text(format!("Maintenance window {id} is in force until "))
+        .relative(&w.until, CLOCK)
+        .text(format!("; /maintenance end id:{id} ends it sooner."))
 }
 
 /// The answer to whoever scheduled a window.
@@ -829,10 +824,12 @@ pub fn maintenance_scheduled_reply(w: &crate::domain::maintenance::Window) -> Ri
     Rich::new()
         .text(format!("Maintenance window {id} for "))
         .quoted(w.matchers_text())
+        .text(" is scheduled from ")
+        .relative(&w.from, CLOCK)
+        .text(" until ")
+        .time(&w.until, CLOCK)
         .text(format!(
-            " is scheduled from {} until {}{}; /maintenance list shows it, /maintenance end id:{id} cancels it.",
-            window_time(w.from),
-            window_time(w.until),
+            "{}; /maintenance list shows it, /maintenance end id:{id} cancels it.",
             window_every(w)
         ))
 }
@@ -871,22 +868,17 @@ pub fn maintenance_list(
     }
     let mut r = Rich::new().text("Maintenance windows:");
     for w in windows {
-        let when = if w.covers(now) {
-            format!("in force until {}", window_time(w.until))
+        r = r.text(format!("\n  {} · ", w.id));
+        r = if w.covers(now) {
+            r.text("in force until ").relative(&w.until, CLOCK)
         } else {
-            format!(
-                "from {} until {}",
-                window_time(w.from),
-                window_time(w.until)
-            )
+            r.text("from ")
+                .relative(&w.from, CLOCK)
+                .text(" until ")
+                .time(&w.until, CLOCK)
         };
         r = r
-            .text(format!(
-                "\n  {} · {when}{} · {} · ",
-                w.id,
-                window_every(w),
-                window_origin(w)
-            ))
+            .text(format!("{} · {} · ", window_every(w), window_origin(w)))
             .quoted(w.matchers_text())
             .text(format!(
                 " · {} alert{} recorded, {} still firing",
@@ -998,10 +990,12 @@ pub fn push_posted(
 /// The answer to whoever set a silence, when Alertmanager keeps silences too.
 pub fn silence_set_reply_alertmanager(s: &Silence) -> Rich {
     let id = s.id;
-    Rich::new().text(format!(
-        "Silence {id} is on until {}, and is being made in Alertmanager (amtool silence query shows it); /alert unsilence id:{id} ends it in both.",
-        s.until.format("%Y-%m-%d %H:%M UTC")
-    ))
+    Rich::new()
+        .text(format!("Silence {id} is on until "))
+        .relative(&s.until, CLOCK)
+        .text(format!(
+            ", and is being made in Alertmanager (amtool silence query shows it); /alert unsilence id:{id} ends it in both."
+        ))
 }
 
 /// `/alert silences` with Alertmanager's own silences: the bot's (each with
@@ -1017,15 +1011,12 @@ pub fn silences_list_alertmanager(
         let mut r = Rich::new().text(format!("{} in force:", plural(ours.len(), "silence")));
         for s in ours {
             r = r
-                .text(format!(
-                    "\n  {} · until {} · by {} · ",
-                    s.id,
-                    s.until.format("%Y-%m-%d %H:%M UTC"),
-                    s.created_by
-                ))
+                .text(format!("\n  {} · until ", s.id))
+                .relative(&s.until, CLOCK)
+                .text(format!(" · by {} · ", s.created_by))
                 .quoted(matchers_text(s));
             r = match &s.am_id {
-                Some(am) => r.text(format!(" · in Alertmanager as {}", clip_plain(am, 36))),
+                Some(am) => r.text(" · in Alertmanager as ").quoted(clip_plain(am, 36)),
                 None => r.text(" · not yet in Alertmanager"),
             };
         }
@@ -1041,12 +1032,13 @@ pub fn silences_list_alertmanager(
     for s in theirs {
         let matchers: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
         r = r
-            .text(format!(
-                "\n  {} · until {} · by {} · ",
-                clip_plain(&s.id, 36),
-                s.ends_at.format("%Y-%m-%d %H:%M UTC"),
-                one_line(&s.created_by, 60)
-            ))
+            .text("\n  ")
+            .quoted(clip_plain(&s.id, 36))
+            .text(" · until ")
+            .relative(&s.ends_at, CLOCK)
+            .text(" · by ")
+            .quoted(one_line(&s.created_by, 60))
+            .text(" · ")
             .quoted(one_line(&matchers.join(" "), 300));
         if !s.comment.trim().is_empty() {
             r = r.text(" — ").quoted(one_line(&s.comment, 200));
@@ -1872,7 +1864,7 @@ mod tests {
     fn weekly_report_and_refused_channel_read() {
         insta::assert_snapshot!(
             "weekly_report",
-            weekly_report("Last 7 days: 4 tickets opened, 3 closed.").to_plain()
+            weekly_report(&"Last 7 days: 4 tickets opened, 3 closed.".into()).to_plain()
         );
         insta::assert_snapshot!(
             "channel_refused",

@@ -204,6 +204,21 @@ impl Engine {
         })
     }
 
+    /// The next heartbeat deadline after `now` not yet said (`now` for a
+    /// heartbeat not yet waited for), for the timer to wake then.
+    pub fn heartbeats_next(
+        &self,
+        view: &dyn View,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, EngineError> {
+        heartbeats::next_deadline(&Cx {
+            config: &self.config,
+            org: &self.config.org,
+            view,
+            now,
+        })
+    }
+
     /// Whether the weekly report is due at `now` (and whether to post it or
     /// only note the schedule), for the timer to compute its figures.
     pub fn weekly_report_due(

@@ -5,7 +5,8 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::org::AssignPolicy;
-use crate::domain::policy::clock;
+use crate::domain::policy::{clock, CLOCK};
+use crate::domain::rich::Rich;
 pub use crate::domain::rotation::{
     live, local_instant, next_change, on_call, Override, Period, Rotation, Shift,
 };
@@ -132,25 +133,32 @@ pub(crate) fn oncall_show(cx: &Cx<'_>, team: Option<&TeamName>) -> Result<Reply,
             "No team has an on-call rotation; add [oncall.TEAM] to bot.toml.",
         ));
     }
-    let mut lines = Vec::new();
+    let mut body = Rich::new();
     for rot in teams {
         let overrides = cx.view.overrides(&rot.team)?;
         let Some((who, by)) = on_call(rot, &overrides, cx.now) else {
             continue;
         };
+        if !body.0.is_empty() {
+            body = body.text("\n");
+        }
         let mut line = format!("{}: {who} is on call now", rot.team);
         if let Some(o) = by {
             line.push_str(&format!(" (override set by {})", o.by));
         }
         match next_change(rot, &overrides, cx.now) {
-            Some((at, next)) => line.push_str(&format!(
-                " until {} ({}); next: {next}",
-                clock(at),
-                at.with_timezone(&rot.tz).format("%a %H:%M %Z")
-            )),
-            None => line.push_str("; nobody else takes over"),
+            Some((at, next)) => {
+                body = body
+                    .text(format!("{line} until "))
+                    .relative(&at, CLOCK)
+                    .text(format!(
+                        " ({}); next: {next}",
+                        at.with_timezone(&rot.tz).format("%a %H:%M %Z")
+                    ));
+            }
+            None => body = body.text(format!("{line}; nobody else takes over")),
         }
-        line.push_str(&format!(
+        body = body.text(format!(
             ". Rotation: {} ({}, handoff {} {}).",
             rot.members
                 .iter()
@@ -162,17 +170,15 @@ pub(crate) fn oncall_show(cx: &Cx<'_>, team: Option<&TeamName>) -> Result<Reply,
             rot.tz
         ));
         for o in live(&overrides, cx.now) {
-            line.push_str(&format!(
-                "\n  override: {} from {} until {} (by {})",
-                o.user,
-                clock(o.from),
-                clock(o.until),
-                o.by
-            ));
+            body = body
+                .text(format!("\n  override: {} from ", o.user))
+                .time(&o.from, CLOCK)
+                .text(" until ")
+                .relative(&o.until, CLOCK)
+                .text(format!(" (by {})", o.by));
         }
-        lines.push(line);
     }
-    Ok(Reply::private(lines.join("\n")))
+    Ok(Reply::private(body))
 }
 
 /// `/oncall set team:… user:… until:…`: an override from now.
@@ -240,10 +246,12 @@ pub(crate) fn oncall_set(
     out.post(&channel, None, body);
     out.writes.push(Write::Overrides(team.clone(), overrides));
     Ok(Decision {
-        reply: Some(Reply::private(format!(
-            "{user} is on call for {team} until {}.",
-            clock(until)
-        ))),
+        reply: Some(Reply::private(
+            Rich::new()
+                .text(format!("{user} is on call for {team} until "))
+                .relative(&until, CLOCK)
+                .text("."),
+        )),
         accepted: None,
         writes: out.writes,
     })

@@ -19,7 +19,7 @@ pub fn build(
     period: ReportPeriod,
     team: Option<&TeamName>,
     now: Timestamp,
-) -> Result<(String, Option<Attachment>), EngineError> {
+) -> Result<(Rich, Option<Attachment>), EngineError> {
     let span = Duration::from_std(period.0).unwrap_or(Duration::days(7));
     let from = now.checked_sub_signed(span).unwrap_or(now);
     let rows = view.report_rows(from, team)?;
@@ -52,7 +52,7 @@ pub(crate) fn report(
     }
     let (text, file) = build(view, period, team, cx.now)?;
     Ok(Reply {
-        body: Rich::new().text(text),
+        body: text,
         ephemeral: true,
         file,
     })
@@ -73,7 +73,7 @@ pub(crate) fn weekly_report_due(cx: &Cx<'_>) -> Result<Option<WeeklyDue>, Engine
 pub(crate) fn scheduled_report(
     cx: &Cx<'_>,
     due: Timestamp,
-    figures: &str,
+    figures: &Rich,
     file: Option<&Attachment>,
 ) -> Result<Decision, EngineError> {
     let Some(step) = weekly_step(cx.view, due)? else {

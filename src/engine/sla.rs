@@ -31,7 +31,8 @@ use crate::engine::messages;
 use crate::error::EngineError;
 
 pub use crate::domain::policy::{
-    clock, human, later, Chain, Deadline, Policy, Step, WeeklyReport, MAX_SPAN, MAX_SPAN_WORDS,
+    clock, human, later, Chain, Deadline, Policy, Step, WeeklyReport, CLOCK, MAX_SPAN,
+    MAX_SPAN_WORDS,
 };
 
 /// Whether a state counts as still waiting for someone to take it.
@@ -121,6 +122,19 @@ fn late(due: Timestamp, now: Timestamp) -> String {
     }
 }
 
+/// [`late`] for a post: the deadline a moment every reader sees in their
+/// own time zone.
+fn late_rich(due: Timestamp, now: Timestamp) -> Rich {
+    if now - due > Duration::minutes(1) {
+        Rich::new()
+            .text(" (due ")
+            .time(&due, CLOCK)
+            .text(format!(", {} late)", human(now - due)))
+    } else {
+        Rich::new()
+    }
+}
+
 fn record(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, kind: EntryKind, text: String) {
     let e = cx.entry(t, &sla_actor(), kind, t.state, t.state, &text);
     out.writes.push(Write::Timeline(t.id.clone(), e));
@@ -138,29 +152,27 @@ fn ack_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
             s.step_due = Some(due);
         }
     }
-    let text = format!(
-        "deadline missed: not taken within {waited}{}{}",
-        late(due, cx.now),
-        match &chain {
+    let text = Rich::new()
+        .text(format!("deadline missed: not taken within {waited}"))
+        .append(late_rich(due, cx.now))
+        .text(match &chain {
             Some(c) => format!("; escalation {} starts", c.name),
             None => String::new(),
-        }
-    );
-    record(cx, t, out, EntryKind::Breached, text.clone());
-    out.thread(cx.ops(), &t.id, Rich::new().text(text));
+        });
+    record(cx, t, out, EntryKind::Breached, text.to_plain());
+    out.thread(cx.ops(), &t.id, text);
 }
 
 fn resolve_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
     if let Some(s) = t.sla.as_mut() {
         s.resolve_breached = true;
     }
-    let text = format!(
-        "deadline missed: not resolved by {}{}",
-        clock(due),
-        late(due, cx.now)
-    );
-    record(cx, t, out, EntryKind::Breached, text.clone());
-    let mut body = messages::ticket_head(t).text(format!(" — {text}."));
+    let text = Rich::new()
+        .text("deadline missed: not resolved by ")
+        .time(&due, CLOCK)
+        .append(late_rich(due, cx.now));
+    record(cx, t, out, EntryKind::Breached, text.to_plain());
+    let mut body = messages::ticket_head(t).text(" — ").append(text).text(".");
     if let Some(a) = &t.assignee {
         body = body.text(" ").mention(a);
     }

@@ -257,18 +257,23 @@ fn line(name: &str, f: &Figures) -> String {
     )
 }
 
-/// The report as text.
-pub fn render(r: &Report, period: &str) -> String {
-    let mut s = format!(
-        "Report for the last {period}{} ({} to {}):\n",
-        r.team
-            .as_ref()
-            .map(|t| format!(", team {t}"))
-            .unwrap_or_default(),
-        crate::domain::policy::clock(r.from),
-        crate::domain::policy::clock(r.to)
-    );
-    s.push_str(&line("all", &r.total));
+/// The report as text; its period as moments every reader sees in their
+/// own time zone.
+pub fn render(r: &Report, period: &str) -> crate::domain::rich::Rich {
+    use crate::domain::policy::CLOCK;
+    let head = crate::domain::rich::Rich::new()
+        .text(format!(
+            "Report for the last {period}{} (",
+            r.team
+                .as_ref()
+                .map(|t| format!(", team {t}"))
+                .unwrap_or_default(),
+        ))
+        .time(&r.from, CLOCK)
+        .text(" to ")
+        .time(&r.to, CLOCK)
+        .text("):\n");
+    let mut s = line("all", &r.total);
     s.push_str("\nby team:");
     if r.by_team.is_empty() {
         s.push_str(" nothing happened");
@@ -285,7 +290,7 @@ pub fn render(r: &Report, period: &str) -> String {
         s.push_str("\n  ");
         s.push_str(&line(p.as_str(), f));
     }
-    s
+    head.text(s)
 }
 
 /// Why a chart could not be drawn.

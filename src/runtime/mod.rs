@@ -230,6 +230,9 @@ pub struct Bot {
     clock: Arc<dyn Clock>,
     /// The lease on once-only work (always held on sled).
     lease: Arc<lease::Lease>,
+    /// Wakes the timers for a pass now (a reload: new heartbeats, windows
+    /// and deadlines are looked at at once).
+    timers: Arc<Notify>,
 }
 
 /// How far one delivery queue got.
@@ -341,6 +344,7 @@ impl Bot {
                 am_marks: am,
                 clock,
                 lease,
+                timers: Arc::new(Notify::new()),
             },
             Writer {
                 thread: Some(thread),

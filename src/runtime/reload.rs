@@ -141,6 +141,8 @@ impl Bot {
         let old = self.config();
         let restart = restart_only_changes(&old, &mut new);
         self.engine.store(Arc::new(Engine::new(Arc::new(new))));
+        // A pass under the new config now, not at the next tick.
+        self.timers.notify_one();
         self.submit(Event::ConfigReloaded {
             ok: true,
             problems: Vec::new(),

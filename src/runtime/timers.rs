@@ -3,9 +3,15 @@
 
 use super::*;
 
+/// The shortest wait between two timer passes.
+pub const MIN_PASS: Duration = Duration::from_millis(500);
+
 impl Bot {
     /// Every `every`, finds alert groups quiet for longer than their route
-    /// allows and has the engine mark them stale, until `shutdown`.
+    /// allows and has the engine mark them stale, and runs the deadline
+    /// timers ([`Bot::timer_pass`]), until `shutdown`. Sooner when a
+    /// heartbeat's deadline comes first, and at once after a reload, so
+    /// that the config in effect decides when the next pass is.
     pub fn stale_ticker(
         &self,
         every: Duration,
@@ -32,10 +38,34 @@ impl Bot {
                     }
                 }
                 bot.timer_pass(clock.now()).await;
+                let wait = bot.next_pass_in(clock.now(), every);
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = bot.timers.notified() => {}
                     _ = shutdown.changed() => return,
                 }
+            }
+        }
+    }
+
+    /// How long until the next pass: `every`, or less when a heartbeat's
+    /// deadline comes first (never less than [`MIN_PASS`], so that a
+    /// deadline the pass could not settle does not spin).
+    pub fn next_pass_in(&self, now: Timestamp, every: Duration) -> Duration {
+        let next = self.store().map_err(|e| e.to_string()).and_then(|s| {
+            self.engine()
+                .heartbeats_next(&s, now)
+                .map_err(|e| e.to_string())
+        });
+        match next {
+            Ok(Some(at)) => (at - now)
+                .to_std()
+                .unwrap_or_default()
+                .clamp(MIN_PASS, every.max(MIN_PASS)),
+            Ok(None) => every,
+            Err(e) => {
+                warn!(error = %e, "cannot read the heartbeats");
+                every
             }
         }
     }
@@ -79,7 +109,7 @@ impl Bot {
             Ok(None) => None,
             Ok(Some(w)) if !w.post => Some(Event::ScheduledReport {
                 due: w.due,
-                figures: String::new(),
+                figures: Default::default(),
                 file: None,
             }),
             Ok(Some(w)) => {

@@ -55,6 +55,8 @@ pub(crate) struct Live {
     pub(crate) env: Env,
     child: Option<Child>,
     runs: usize,
+    /// `RUST_LOG` of each run.
+    log_filter: &'static str,
 }
 
 impl Live {
@@ -78,12 +80,22 @@ impl Live {
 
     /// Like [`Live::start_with`], on a fake set up by the caller.
     pub(crate) fn start_on(fake: FakeDiscord, edit: impl FnOnce(String) -> String) -> Live {
+        Live::start_logging(fake, edit, "warn,opsbot=info")
+    }
+
+    /// Like [`Live::start_on`], with `RUST_LOG` set to `filter`.
+    pub(crate) fn start_logging(
+        fake: FakeDiscord,
+        edit: impl FnOnce(String) -> String,
+        filter: &'static str,
+    ) -> Live {
         let env = Env::shipped_with(&edit(config_for(&fake)));
         let mut live = Live {
             fake,
             env,
             child: None,
             runs: 0,
+            log_filter: filter,
         };
         live.spawn();
         live
@@ -99,7 +111,7 @@ impl Live {
         let log = std::fs::File::create(self.log(self.runs)).expect("log file");
         let registrations = self.fake.command_registrations();
         let child = kit::run(&self.env.config, fake_discord::TOKEN)
-            .env("RUST_LOG", "warn,opsbot=info")
+            .env("RUST_LOG", self.log_filter)
             .stderr(log)
             .spawn()
             .expect("start opsbot run");

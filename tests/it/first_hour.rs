@@ -149,7 +149,8 @@ fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
     let who = live.answer((BOB, "bob.builds"), OPS, &["whoami"], &[]);
     assert!(content(&who).contains("bob"), "{}", content(&who));
     assert!(
-        !content(&who).contains("does not know you"),
+        !content(&who).contains("does not name you")
+            && content(&who).contains("Teams: backend (lead)."),
         "{}",
         content(&who)
     );
@@ -482,14 +483,329 @@ fn times_in_posts_are_discord_timestamps() {
         ],
     );
     let text = content(&r).to_string();
-    let re = regex::Regex::new(r"^Silence 1 is on until <t:\d{10}:f>; /alert unsilence").unwrap();
-    assert!(re.is_match(&text), "{text}");
+    // Until when: the moment, and how far it is from now (the same second).
+    let re = regex::Regex::new(
+        r"^Silence 1 is on until <t:(\d{10}):f> \(<t:(\d{10}):R>\); /alert unsilence",
+    )
+    .unwrap();
+    let caps = re.captures(&text).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(caps[1], caps[2], "{text}");
+    let until: i64 = caps[1].parse().unwrap();
+    let in_two_hours = chrono::Utc::now().timestamp() + 7200;
+    assert!(
+        (in_two_hours - 60..=in_two_hours).contains(&until),
+        "{text}"
+    );
     let post = fake.wait_until("the silence's post in #ops", WAIT, |f| {
         f.messages(OPS)
             .into_iter()
             .find(|m| content(m).contains("silenced alerts"))
     });
-    assert!(content(&post).contains("(until <t:"), "{}", content(&post));
+    assert!(
+        content(&post).contains(&format!("(until <t:{until}:f> (<t:{until}:R>))")),
+        "{}",
+        content(&post)
+    );
     // (The console's words, readable UTC times, are the snapshots' and
     // the console tests'.)
+}
+
+/// An on-call override names its end as a Discord timestamp, to the second
+/// it was set for: in the answer, in the team channel's post (which Discord
+/// shows as a timestamp, not as text) and in `/oncall show`.
+#[test]
+fn an_on_call_override_says_until_when_as_a_discord_timestamp() {
+    use crate::discord::BACKEND;
+    let live = Live::start();
+    let fake = &live.fake;
+    // A whole minute a day from now, as `/oncall set` takes it.
+    let now = chrono::Utc::now().timestamp();
+    let until = (now / 60 + 24 * 60) * 60;
+    let rfc = chrono::DateTime::from_timestamp(until, 0)
+        .unwrap()
+        .to_rfc3339();
+    let stamp = format!("<t:{until}:f> (<t:{until}:R>)");
+    let r = live.answer(
+        (BOB, "bob"),
+        BACKEND,
+        &["oncall", "set"],
+        &[
+            ("team", json!("backend")),
+            ("user", json!("bob")),
+            ("until", json!(rfc)),
+        ],
+    );
+    assert_eq!(
+        content(&r),
+        format!("bob is on call for backend until {stamp}."),
+        "{r}"
+    );
+    let post = fake.wait_until("the override's post in #backend", WAIT, |f| {
+        f.messages(BACKEND)
+            .into_iter()
+            .find(|m| content(m).starts_with("On call for backend now"))
+    });
+    assert_eq!(
+        content(&post),
+        format!("On call for backend now: <@{BOB}> until {stamp} (override set by bob).")
+    );
+    let id = post["id"].as_str().unwrap_or_default().to_string();
+    let seen = fake
+        .rendered()
+        .into_iter()
+        .find(|p| p.at == format!("message {id} content"))
+        .expect("the post's content as Discord shows it");
+    assert_eq!(
+        seen.formatting.iter().filter(|f| *f == "timestamp").count(),
+        2,
+        "{seen:?}"
+    );
+    assert!(
+        seen.seen
+            .contains(&format!("until [time {until}] ([time {until}])")),
+        "{seen:?}"
+    );
+    let show = live.answer((BOB, "bob"), BACKEND, &["oncall", "show"], &[]);
+    assert!(
+        content(&show).contains("override: bob from <t:")
+            && content(&show).contains(&format!(" until {stamp} (by bob)")),
+        "{}",
+        content(&show)
+    );
+}
+
+/// `/whoami` on Discord: a person bot.toml maps is told their name, teams,
+/// roles and what they may run; someone it does not is told exactly what an
+/// operator adds, with their own Discord id.
+#[test]
+fn whoami_on_discord_for_a_known_and_an_unknown_person() {
+    use crate::discord::STRANGER;
+    let live = Live::start();
+    let known = live.answer((OLIVIA, "olivia"), OPS, &["whoami"], &[]);
+    let known = content(&known);
+    assert!(known.starts_with("You are olivia, on discord."), "{known}");
+    assert!(known.contains("Roles: operator"), "{known}");
+    assert!(known.contains("/ticket verify"), "{known}");
+    assert!(!known.contains("does not name you"), "{known}");
+
+    let unknown = live.answer((STRANGER, "stranger"), OPS, &["whoami"], &[]);
+    let unknown = content(&unknown);
+    assert!(unknown.contains("bot.toml does not name you"), "{unknown}");
+    assert!(
+        unknown.contains(&format!(
+            "under [discord.users] a line `yourname = \"{STRANGER}\"`"
+        )),
+        "{unknown}"
+    );
+    assert!(unknown.contains("/whoami"), "{unknown}");
+    assert!(!unknown.contains("/ticket verify"), "{unknown}");
+}
+
+/// The bot's secrets, each with a value no log line could hold by chance.
+const SECRETS: &[(&str, &str)] = &[
+    ("DISCORD_TOKEN", "discord-token-Zx81"),
+    ("OPSBOT_HOOK_TOKEN", "hook-token-Qw72"),
+    ("OPSBOT_API_TOKEN", "api-token-As27"),
+    ("OPSBOT_SUPPORT_SECRET", "support-secret-Er63"),
+    ("JENKINS_TOKEN", "jenkins-token-Ty54"),
+    ("SMTP_USER", "smtp-user-Ui45"),
+    ("SMTP_PASSWORD", "smtp-password-Op36"),
+];
+
+/// Secrets never reach the log, at any level of the bot's own logging (and
+/// its libraries' info), in text and in JSON: the console with every secret
+/// the config names set, through tickets, a failed job, a silence.
+#[test]
+fn secrets_never_reach_the_log_at_any_level() {
+    let text = crate::harness::shipped_config().replace(
+        "tls = \"none\"",
+        "tls = \"none\"\nuser_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASSWORD\"",
+    );
+    assert!(text.contains("SMTP_PASSWORD"));
+    let text = format!(
+        "{text}\n[ci.jenkins]\nurl = \"http://127.0.0.1:9\"\nuser = \"ci\"\ntoken_env = \"JENKINS_TOKEN\"\n"
+    );
+    for format in ["text", "json"] {
+        let env =
+            crate::harness::Env::shipped_with(&format!("{text}\n[log]\nformat = \"{format}\"\n"));
+        let mut vars = SECRETS.to_vec();
+        vars.push(("RUST_LOG", "info,opsbot=trace"));
+        let run = env.opsbot_env(
+            &["console"],
+            "/ticket open title:\"Checkout fails\" team:backend\n:as bob\n/ticket take id:OPS-1\n/test-web fail:yes\n/alert silence matchers:alertname=DiskFull duration:2h\n/whoami\n",
+            &vars,
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.matches("decided").count() >= 5,
+            "{format}: the logs are on: {}",
+            run.stderr
+        );
+        for (var, value) in SECRETS {
+            assert!(
+                !run.stderr.contains(value) && !run.stdout.contains(value),
+                "{format}: {var}'s value in the output:\n{}\n{}",
+                run.stderr,
+                run.stdout
+            );
+        }
+    }
+}
+
+/// The Discord token never reaches the log of `opsbot run`, connected,
+/// answering, posting and reloading, with the bot's logging at trace.
+#[test]
+fn the_discord_token_never_reaches_the_log_of_run() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    let fake = FakeDiscord::start();
+    for (id, name) in [
+        (BACKEND, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ] {
+        fake.add_channel(id, name);
+    }
+    let mut live = Live::start_logging(fake, |t| t, "info,opsbot=trace");
+    let r = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    live.fake.wait_messages(BACKEND, 1, WAIT);
+    let pid = live.pid().expect("running");
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP")
+        .success();
+    assert!(ok);
+    live.fake.wait_until("the reload said", WAIT, |f| {
+        f.messages(OPS)
+            .iter()
+            .any(|m| content(m).starts_with("Reloaded bot.toml"))
+            .then_some(())
+    });
+    live.stop();
+    let logs = live.logs();
+    assert!(
+        logs.matches("decided").count() >= 2,
+        "the logs are on: {logs}"
+    );
+    assert!(
+        !logs.contains(crate::fake_discord::TOKEN),
+        "the token in the log: {logs}"
+    );
+}
+
+/// The Message Content intent (privileged: enabled by hand in the Developer
+/// Portal) is asked for only with message rules: without them the bot
+/// connects with the guild intent alone, and its invite asks for no
+/// history (`cli::invite_asks_for_the_permissions_the_config_needs`).
+#[test]
+fn without_message_rules_the_bot_asks_for_no_message_intents() {
+    let live = Live::start_with(|text| {
+        let start = text
+            .find("[[alerts.message_rules]]")
+            .expect("the shipped rule");
+        let end = start + text[start..].find("\n\n").expect("its end");
+        format!("{}{}", &text[..start], &text[end..])
+    });
+    let intents = live.fake.identify_intents().expect("an IDENTIFY");
+    assert_eq!(intents, serenity::all::GatewayIntents::GUILDS.bits());
+    // And it works: a command is answered.
+    let r = live.answer((OLIVIA, "olivia"), OPS, &["whoami"], &[]);
+    assert!(content(&r).starts_with("You are olivia"), "{r}");
+}
+
+/// An id in `[discord.channels]` wins over a channel of the guild that has
+/// the name: the team's posts go to the channel of the id, never to the
+/// one found by name.
+#[test]
+fn an_id_in_bot_toml_wins_over_a_channel_found_by_name() {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    let fake = FakeDiscord::start();
+    fake.add_channel(BACKEND, "team-backend");
+    fake.add_channel(BACKEND_HERE, "backend");
+    fake.add_channel(ALERTS, "alerts");
+    fake.add_channel(QA, "qa");
+    fake.add_channel(INFRA, "infra");
+    let live = Live::start_on(fake, |t| t);
+    let r = live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    );
+    assert!(content(&r).contains("OPS-1"), "{r}");
+    let posted = live.fake.wait_messages(BACKEND, 1, WAIT);
+    assert!(content(&posted[0]).contains("OPS-1"), "{posted:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        live.fake.messages(BACKEND_HERE).is_empty(),
+        "{:?}",
+        live.fake.messages(BACKEND_HERE)
+    );
+    // Nothing is missing, so #ops hears no setup post.
+    assert!(setup_posts(&live.fake).is_empty());
+}
+
+/// The README names the commands as Discord shows them: every inline
+/// `` `/command …` `` whose name Discord knows is a command path Discord
+/// can invoke (`/build run`, `/oncall show`), and a bare group (`/build`,
+/// `/oncall`, the console's forms) only on a line that also names the form
+/// Discord shows.
+#[test]
+fn the_readme_names_the_commands_discord_shows() {
+    let live = Live::start();
+    let shown = live.fake.invocable_commands();
+    let top: std::collections::BTreeSet<&str> =
+        shown.iter().filter_map(|p| p.split(' ').next()).collect();
+    let groups: std::collections::BTreeSet<&str> = shown
+        .iter()
+        .filter(|p| p.contains(' '))
+        .filter_map(|p| p.split(' ').next())
+        .collect();
+    let readme = std::fs::read_to_string(crate::kit::root().join("README.md")).expect("README.md");
+    let span = regex::Regex::new(r"`(/[a-z][^`]*)`").unwrap();
+    let mut checked = 0;
+    for (n, line) in readme.lines().enumerate() {
+        let paths: Vec<String> = span
+            .captures_iter(line)
+            .map(|c| {
+                c[1][1..]
+                    .split(' ')
+                    .take_while(|w| {
+                        !w.is_empty() && w.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-')
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|p| p.split(' ').next().is_some_and(|w| top.contains(w)))
+            .collect();
+        for p in &paths {
+            checked += 1;
+            if shown.contains(p) {
+                continue;
+            }
+            let group_named_with_its_form = groups.contains(p.as_str())
+                && paths
+                    .iter()
+                    .any(|q| q.starts_with(&format!("{p} ")) && shown.contains(q));
+            assert!(
+                group_named_with_its_form,
+                "README.md:{}: `/{p}` is not a command Discord shows ({shown:?}):\n{line}",
+                n + 1
+            );
+        }
+    }
+    assert!(checked >= 20, "only {checked} commands found in the README");
 }

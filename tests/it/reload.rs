@@ -203,3 +203,69 @@ fn sighup_under_run_registers_changed_commands_on_discord_again() {
         live.fake.unexpected()
     );
 }
+
+/// A heartbeat that the reload adds.
+fn heartbeat(every: &str) -> String {
+    format!("\n[heartbeats.backup]\nevery = \"{every}\"\ngrace = \"0s\"\nteam = \"infra\"\n")
+}
+
+/// `[heartbeats]` changed by `SIGHUP` take effect in the running bot, and
+/// at once: the hook knows a heartbeat the reload added, its silence opens
+/// a ticket within seconds (the timers look at the new config right after
+/// the reload, and wake at its deadline, well before their 30 s tick), and
+/// a longer interval set by the next reload is the one that counts.
+#[test]
+fn sighup_puts_changed_heartbeats_in_effect_without_a_restart() {
+    let env = Env::shipped();
+    let shipped = std::fs::read_to_string(&env.config).expect("config");
+    let bot = env.live(&[]);
+    let (code, body) = bot.post("/hooks/heartbeat/backup", "");
+    assert_eq!(code, 404, "{body}");
+
+    std::fs::write(&env.config, format!("{shipped}{}", heartbeat("1s"))).expect("write");
+    let reloaded = std::time::Instant::now();
+    hup(&bot);
+    assert!(
+        bot.wait_printed(WAIT, |p| count(p, "[#ops] Reloaded bot.toml") == 1),
+        "{}",
+        bot.printed()
+    );
+    let (code, body) = bot.post("/hooks/heartbeat/backup", "");
+    assert_eq!((code, body), (202, json!({"heartbeat": "backup"})));
+    // No beat after that one: silent past its deadline, a ticket for infra.
+    assert!(
+        bot.wait_printed(WAIT, |p| p.contains("New heartbeat ticket OPS-1")),
+        "{}",
+        bot.printed()
+    );
+    assert!(
+        reloaded.elapsed() < Duration::from_secs(15),
+        "the silence was found only at the timers' tick: {:?}",
+        reloaded.elapsed()
+    );
+
+    // Every hour now: a beat resolves the ticket, and a second of silence
+    // is no longer a silence.
+    std::fs::write(&env.config, format!("{shipped}{}", heartbeat("1h"))).expect("write");
+    hup(&bot);
+    assert!(
+        bot.wait_printed(WAIT, |p| count(p, "[#ops] Reloaded bot.toml") == 2),
+        "{}",
+        bot.printed()
+    );
+    let (code, body) = bot.post("/hooks/heartbeat/backup", "");
+    assert_eq!(code, 202, "{body}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, text) = bot.get("/api/v1/tickets/OPS-1");
+    assert_eq!(code, 200, "{text}");
+    let t: Value = serde_json::from_str(&text).expect("ticket JSON");
+    assert_eq!(t["state"], "resolved", "{t:#}");
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        count(&run.stdout, "New heartbeat ticket"),
+        1,
+        "the old interval still counted: {}",
+        run.stdout
+    );
+}

@@ -36,9 +36,13 @@ pub fn render(body: &Rich, config: &Config) -> (String, Vec<u64>) {
             }
             Seg::Quoted(t) => out.push_str(&escape(t)),
             Seg::Code(t) => out.push_str(&code_block(t)),
-            // Every reader sees it in their own time zone.
+            // Every reader sees it in their own time zone; a deadline or an
+            // end also as how far it is from now.
             Seg::Time { unix, relative, .. } => {
-                out.push_str(&format!("<t:{unix}:{}>", if *relative { 'R' } else { 'f' }))
+                out.push_str(&format!("<t:{unix}:f>"));
+                if *relative {
+                    out.push_str(&format!(" (<t:{unix}:R>)"));
+                }
             }
             Seg::Mention(u) => match config.discord.user_id(u) {
                 Some(id) => {
