@@ -508,6 +508,22 @@ fn gitlab_and_gitea_pushes_from_their_documentation_are_built() {
         (202, json!(1)),
         "{answer}"
     );
+    // Redelivered under Gitea's own header name: the same id, nothing twice.
+    let (code, answer) = send(
+        &bot,
+        "/hooks/gitea",
+        &[
+            ("X-Gitea-Event", "push"),
+            ("X-Gitea-Signature", &sig),
+            ("X-Gitea-Delivery", "g1"),
+        ],
+        &gt,
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["ignored"],
+        "already delivered (gitea:g1): nothing done twice"
+    );
     let run = bot.finish();
     let mut b = built(&env);
     b.sort();
