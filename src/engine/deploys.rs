@@ -741,9 +741,15 @@ pub(crate) fn deploy_commits(
                     let t = match kind {
                         TicketRef::Fixes if open => {
                             let note = messages::deploy_fix_note(id, svc, env, version, &c.sha);
-                            let nt = cx.system_move(&mut out, &t, &ci, Action::Resolve { note })?;
-                            resolved.push(nt.id.clone());
-                            nt
+                            // A move the ticket rules refuse leaves it as it
+                            // is; the other tickets still follow.
+                            match cx.system_move(&mut out, &t, &ci, Action::Resolve { note }) {
+                                Ok(nt) => {
+                                    resolved.push(nt.id.clone());
+                                    nt
+                                }
+                                Err(_) => t,
+                            }
                         }
                         TicketRef::Fixes => t,
                         TicketRef::Refs => {
