@@ -299,3 +299,26 @@ fn a_rollback_resolves_nothing_and_says_what_is_no_longer_deployed() {
     assert_eq!(ticket(&env, "OPS-1")["state"], "resolved");
     assert_eq!(ticket(&env, "OPS-2")["state"], "resolved");
 }
+
+#[test]
+fn a_repository_git_cannot_fetch_is_said_once_and_resolves_nothing() {
+    let repo = Repo::new();
+    repo.commit("Retry the payment call\n\nfixes OPS-1");
+    repo.release("v1");
+    let env = env(&repo);
+    // The remote is gone: the mirror cannot be brought up to date.
+    let moved = repo.origin.with_extension("moved");
+    std::fs::rename(&repo.origin, &moved).unwrap();
+    open_tickets(&env, 1);
+    let first = deploy(&env, "v1");
+    assert!(
+        first.in_channel("backend").iter().any(|l| l.contains(
+            "deployed web to staging, but git cannot read the version v1 in webapp, so no commit resolves a ticket: git fetch failed"
+        )),
+        "{}",
+        first.stdout
+    );
+    let again = deploy(&env, "v1");
+    assert!(!again.stdout.contains("cannot read"), "{}", again.stdout);
+    assert_eq!(ticket(&env, "OPS-1")["state"], "assigned");
+}
