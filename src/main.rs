@@ -587,6 +587,8 @@ fn console_cmd(
                 "jobs still running after {JOB_WAIT:?}; they are marked failed at the next start"
             );
         }
+        // What the ended jobs ordered (commit statuses, a deploy's commits).
+        bot.wait_queue(Queue::Jobs, console::DELIVERY_WAIT).await;
         bot.wait_queue(Queue::Mail, console::DELIVERY_WAIT).await;
         if !alertmanager.is_empty() {
             bot.wait_queue(Queue::Alertmanager, console::DELIVERY_WAIT)

@@ -477,6 +477,29 @@ impl Config {
                 }
             }
             c.repos = v.validate_repos(&raw.repos, &c.org, &c.jobs);
+            for (sname, svc) in c.services.iter_mut() {
+                let Some(repo) = svc.repo.clone() else {
+                    continue;
+                };
+                if !c.repos.contains_key(&repo) {
+                    let at = raw
+                        .services
+                        .get(sname.as_str())
+                        .and_then(|r| r.repo.as_ref())
+                        .and_then(|r| r.span());
+                    let known: Vec<&str> = c.repos.keys().map(String::as_str).collect();
+                    v.error(
+                        format!("services.{sname}.repo"),
+                        at,
+                        format!(
+                            "there is no [repos.{repo}]; repositories are: {}{}",
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                            did_you_mean(&repo, &known)
+                        ),
+                    );
+                    svc.repo = None;
+                }
+            }
             c.authors = v.validate_commit_emails(&raw.people, &c.org);
             problems.extend(v.into_problems());
             c

@@ -190,6 +190,9 @@ pub(super) struct RawService {
     pub(super) team: Option<Written<String>>,
     /// The job (in commands/) that deploys it, unless an environment says.
     pub(super) job: Written<String>,
+    /// The `[repos.NAME]` whose commits or tags its versions are.
+    #[serde(default)]
+    pub(super) repo: Option<Written<String>>,
     pub(super) environments: BTreeMap<Written<String>, RawEnvironment>,
 }
 

@@ -535,4 +535,28 @@ members = ["bob", "bella"]
         assert!(text.contains("did you mean `test-web`"), "{text}");
         assert!(text.contains("no team `frontend`"), "{text}");
     }
+
+    /// `[services.X] repo` names a repository of `[repos]`.
+    #[test]
+    fn a_service_names_a_configured_repo() {
+        let repo = "[repos.web]\nurl = \"https://github.com/acme/web.git\"\nprovider = \"github\"\nteam = \"backend\"\nsecret_env = \"OPSBOT_TEST_UNSET_SECRET\"\n";
+        let svc = |name: &str| {
+            format!("[services.shop]\njob = \"test-web\"\nrepo = \"{name}\"\n[services.shop.environments.staging]\n{repo}")
+        };
+        let l = parse(&svc("web")).unwrap();
+        assert_eq!(l.config.services["shop"].repo.as_deref(), Some("web"));
+        let err = parse(&svc("wbe")).unwrap_err();
+        let p = err
+            .problems
+            .iter()
+            .find(|p| p.key == "services.shop.repo")
+            .expect("the service's repo is named");
+        assert_eq!(p.line, Some(9), "{err}");
+        assert!(
+            p.message
+                .contains("there is no [repos.wbe]; repositories are: web (did you mean `web`?)"),
+            "{}",
+            p.message
+        );
+    }
 }

@@ -952,6 +952,8 @@ impl Validator<'_> {
                 Service {
                     name: name.to_string(),
                     team,
+                    // Checked against [repos] once they are read.
+                    repo: svc.repo.as_ref().map(|r| r.to_string()),
                     environments: envs,
                 },
             );

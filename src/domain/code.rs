@@ -216,6 +216,35 @@ pub fn ticket_refs(message: &str, prefix: &str) -> Vec<(TicketRef, u64)> {
     out
 }
 
+/// Commits read for one deploy at most.
+pub const MAX_DEPLOY_COMMITS: usize = 200;
+
+/// What git says of a succeeded deploy's versions (the answer to
+/// [`crate::domain::run::JobOrder::DeployCommits`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeployCommits {
+    /// The commits of `to` that `from` had not (commit ids), oldest first;
+    /// at most [`MAX_DEPLOY_COMMITS`], `total` says how many there were.
+    Range {
+        from: String,
+        to: String,
+        commits: Vec<Commit>,
+        total: usize,
+    },
+    /// The environment's first deploy: nothing to compare with.
+    First { to: String },
+    /// `to` is behind `from`: `dropped` commits are no longer deployed.
+    Rollback {
+        from: String,
+        to: String,
+        dropped: usize,
+    },
+    /// git could not tell: a version it cannot resolve, or a mirror it
+    /// could not bring up to date.
+    Unknown { version: String, why: String },
+}
+
 /// What the bot keeps per configured branch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchState {

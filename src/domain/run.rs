@@ -287,6 +287,17 @@ pub enum JobOrder {
     Status {
         status: crate::domain::code::CommitStatus,
     },
+    /// Read with git the commits a succeeded deploy brought: those of
+    /// `to` that `from` (the environment's previous version, None on its
+    /// first deploy) had not, in the repository `repo`. Answered with
+    /// [`crate::engine::Event::DeployCommits`].
+    DeployCommits {
+        run: RunId,
+        repo: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        to: String,
+    },
 }
 
 /// What a deploy run deploys.
@@ -321,6 +332,11 @@ pub struct Deployed {
     pub run: RunId,
     pub version: String,
     pub at: Timestamp,
+    /// The commit git resolved the version to, once it did (the next
+    /// deploy's commits are counted from it, even if the version was a
+    /// branch that moved since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
 }
 
 #[cfg(test)]

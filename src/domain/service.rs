@@ -11,6 +11,9 @@ use crate::domain::{TeamName, UserName};
 pub struct Service {
     pub name: String,
     pub team: Option<TeamName>,
+    /// The repository (`[repos.NAME]`) its versions are commits or tags
+    /// of: a succeeded deploy resolves the tickets its new commits fix.
+    pub repo: Option<String>,
     pub environments: BTreeMap<String, Environment>,
 }
 

@@ -39,7 +39,7 @@ fn pr_key(repo: &str, number: u64) -> String {
 }
 
 /// A commit with its author as the config knows them and its page.
-fn listed(
+pub(crate) fn listed(
     repo: &RepoConfig,
     cx: &Cx<'_>,
     c: &Commit,

@@ -591,15 +591,40 @@ pub(crate) fn after_deploy(
         return Ok(());
     }
     let mut history = cx.view.history(&key)?;
+    // Counted from the last version git resolved here (a version it could
+    // not read says nothing of what ran), or else the last one deployed.
+    let previous = history
+        .iter()
+        .rev()
+        .find_map(|d| d.sha.clone())
+        .or_else(|| history.last().map(|d| d.version.clone()));
     history.push(Deployed {
         run: run.id,
         version: deploy.version.clone(),
         at: cx.now,
+        sha: None,
     });
     if history.len() > 50 {
         history.drain(..history.len() - 50);
     }
     out.writes.push(Write::History(key.clone(), history));
+    // The commits it brought, read with git by the adapter: the answer is
+    // an `Event::DeployCommits` (see [`deploy_commits`]).
+    let repo = cx
+        .config
+        .services
+        .get(&deploy.service)
+        .and_then(|s| s.repo.as_ref())
+        .filter(|r| cx.config.repos.contains_key(*r));
+    if let Some(repo) = repo {
+        out.writes
+            .push(Write::Effect(Effect::Job(JobOrder::DeployCommits {
+                run: run.id,
+                repo: repo.clone(),
+                from: previous,
+                to: deploy.version.clone(),
+            })));
+    }
     let text = format!(
         "{} {}",
         deploy.version,
@@ -625,6 +650,175 @@ pub(crate) fn after_deploy(
         out.writes.push(Write::Ticket(nt));
     }
     Ok(())
+}
+
+/// What git said of a succeeded deploy's commits: each ticket a new commit
+/// says it fixes is resolved for the operator to verify (once: a ticket
+/// no longer open is left as it is), each it refers to is noted; the
+/// deploy's channels hear what it brought. A first deploy resolves
+/// nothing (nothing to compare with), nor does a deploy that goes back in
+/// history; a version git cannot read is said once per repository and
+/// version. The answer for a run is taken once (a redelivery changes
+/// nothing).
+pub(crate) fn deploy_commits(
+    cx: &Cx<'_>,
+    id: RunId,
+    repo_name: &str,
+    found: &crate::domain::code::DeployCommits,
+) -> Result<Decision, EngineError> {
+    use crate::domain::code::{DeployCommits as D, TicketRef};
+    use crate::engine::messages;
+    let Some(mut run) = cx.view.run(id)? else {
+        return Ok(Decision::default());
+    };
+    let Some(deploy) = run.deploy.clone() else {
+        return Ok(Decision::default());
+    };
+    let mark = format!("deploy-commits:{id}");
+    if run.state != RunState::Succeeded || cx.view.marker(&mark)?.is_some() {
+        return Ok(Decision::default());
+    }
+    let mut out = Out::new();
+    out.writes.push(Write::Marker(mark, cx.now.timestamp()));
+    let channels = deploy_channels(cx, &run);
+    let (svc, env, version) = (&deploy.service, &deploy.env, &deploy.version);
+    // The commit the version is, kept in the history for the next deploy.
+    let resolved_to = match found {
+        D::Range { to, .. } | D::First { to } | D::Rollback { to, .. } => Some(to.clone()),
+        D::Unknown { .. } => None,
+    };
+    if let Some(sha) = resolved_to {
+        let key = deploy.key();
+        let mut history = cx.view.history(&key)?;
+        if let Some(d) = history.iter_mut().rev().find(|d| d.run == id) {
+            d.sha = Some(sha);
+            out.writes.push(Write::History(key, history));
+        }
+    }
+    let body = match found {
+        D::First { to } => Some(messages::deploy_first(id, svc, env, version, to)),
+        D::Rollback { from, dropped, .. } => {
+            let from = named(cx, &deploy, id, from)?;
+            Some(messages::deploy_went_back(
+                id, svc, env, &from, version, *dropped,
+            ))
+        }
+        D::Unknown { version: v, why } => {
+            let once = format!("deploy-unknown:{repo_name}:{v}");
+            if cx.view.marker(&once)?.is_some() {
+                None
+            } else {
+                out.writes.push(Write::Marker(once, cx.now.timestamp()));
+                Some(messages::deploy_version_unknown(
+                    id, svc, env, repo_name, v, why,
+                ))
+            }
+        }
+        D::Range {
+            from,
+            commits,
+            total,
+            ..
+        } => {
+            let prefix = &cx.config.tickets.prefix;
+            let ci = Actor::new(UserName::system("ci"), Source::System);
+            let mut touched: std::collections::BTreeMap<u64, crate::domain::Ticket> =
+                std::collections::BTreeMap::new();
+            let (mut resolved, mut noted) = (Vec::new(), Vec::new());
+            for c in commits {
+                for (kind, num) in crate::domain::code::ticket_refs(&c.message, prefix) {
+                    let t = match touched.remove(&num) {
+                        Some(t) => t,
+                        None => match cx.view.ticket(&TicketId::new(prefix, num))? {
+                            Some(t) => t,
+                            None => continue,
+                        },
+                    };
+                    let open = matches!(
+                        t.state,
+                        TicketState::Open | TicketState::Assigned | TicketState::InProgress
+                    );
+                    let t = match kind {
+                        TicketRef::Fixes if open => {
+                            let note = messages::deploy_fix_note(id, svc, env, version, &c.sha);
+                            // A move the ticket rules refuse leaves it as it
+                            // is; the other tickets still follow.
+                            match cx.system_move(&mut out, &t, &ci, Action::Resolve { note }) {
+                                Ok(nt) => {
+                                    resolved.push(nt.id.clone());
+                                    nt
+                                }
+                                Err(_) => t,
+                            }
+                        }
+                        TicketRef::Fixes => t,
+                        TicketRef::Refs => {
+                            let mut t = t;
+                            let st = t.state;
+                            let text = messages::deploy_ref_note(id, svc, env, version, c);
+                            let e = cx.entry(
+                                &mut t,
+                                &ci,
+                                crate::domain::EntryKind::Commented,
+                                st,
+                                st,
+                                &text,
+                            );
+                            out.writes.push(Write::Timeline(t.id.clone(), e));
+                            if !noted.contains(&t.id) {
+                                noted.push(t.id.clone());
+                            }
+                            t
+                        }
+                    };
+                    touched.insert(num, t);
+                }
+            }
+            for t in &resolved {
+                if !run.tickets.contains(t) {
+                    run.tickets.push(t.clone());
+                }
+            }
+            out.writes.extend(touched.into_values().map(Write::Ticket));
+            match cx.config.repos.get(repo_name) {
+                Some(repo) if *total > 0 => {
+                    let since = named(cx, &deploy, id, from)?;
+                    let listed: Vec<_> = commits
+                        .iter()
+                        .map(|c| crate::engine::code::listed(repo, cx, c))
+                        .collect();
+                    Some(messages::deploy_commits(
+                        id, svc, env, version, &since, &listed, *total, &resolved, &noted,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    };
+    if let Some(body) = body {
+        for ch in &channels {
+            out.post(ch, None, body.clone());
+        }
+    }
+    out.writes.push(Write::Run(run));
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// How people name the commit `sha` of a deploy's environment: the
+/// version an earlier deploy there resolved to it, or else its short id.
+fn named(cx: &Cx<'_>, deploy: &Deploy, id: RunId, sha: &str) -> Result<String, EngineError> {
+    Ok(cx
+        .view
+        .history(&deploy.key())?
+        .iter()
+        .rev()
+        .find(|d| d.run != id && d.sha.as_deref() == Some(sha))
+        .map(|d| d.version.clone())
+        .unwrap_or_else(|| crate::domain::code::short(sha).to_string()))
 }
 
 /// The tickets a text says it fixes: `fixes OPS-12`, `Fixed ops-3`.

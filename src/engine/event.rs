@@ -103,6 +103,13 @@ pub enum Event {
     RepoReach { repo: String, error: Option<String> },
     /// The forge refused a repository's commit status for good.
     StatusRefused { repo: String, why: String },
+    /// What git says of a succeeded deploy's commits (the answer to a
+    /// `DeployCommits` job order): the tickets they fix are resolved.
+    DeployCommits {
+        run: crate::domain::run::RunId,
+        repo: String,
+        found: crate::domain::code::DeployCommits,
+    },
     /// Once connected, the chat adapter reports what it did not find by
     /// name: channels the config names without an id, people whose
     /// username no member has (or all of them, when the member list was
@@ -153,6 +160,7 @@ impl Event {
             Event::Push { .. } => "push",
             Event::RepoReach { .. } => "repo_reach",
             Event::StatusRefused { .. } => "status_refused",
+            Event::DeployCommits { .. } => "deploy_commits",
             Event::ChatSetup { .. } => "chat_setup",
             Event::ConfigReloaded { .. } => "config_reloaded",
         }
@@ -360,6 +368,42 @@ impl Event {
                 error: error.map(c),
             },
             Event::StatusRefused { repo, why } => Event::StatusRefused { repo, why: c(why) },
+            Event::DeployCommits { run, repo, found } => {
+                use crate::domain::code::{Commit, DeployCommits as D};
+                let found = match found {
+                    D::Range {
+                        from,
+                        to,
+                        commits,
+                        total,
+                    } => D::Range {
+                        from: c(from),
+                        to: c(to),
+                        commits: commits
+                            .into_iter()
+                            .map(|m| Commit {
+                                sha: c(m.sha),
+                                message: c(m.message),
+                                author_name: c(m.author_name),
+                                author_email: c(m.author_email),
+                                url: m.url.map(c),
+                            })
+                            .collect(),
+                        total,
+                    },
+                    D::First { to } => D::First { to: c(to) },
+                    D::Rollback { from, to, dropped } => D::Rollback {
+                        from: c(from),
+                        to: c(to),
+                        dropped,
+                    },
+                    D::Unknown { version, why } => D::Unknown {
+                        version: c(version),
+                        why: c(why),
+                    },
+                };
+                Event::DeployCommits { run, repo, found }
+            }
             Event::ConfigReloaded {
                 ok,
                 problems,

@@ -1485,6 +1485,143 @@ pub fn discord_permissions_missing(missing: &[(ChannelName, Vec<String>)]) -> Op
     ))
 }
 
+// A deploy's commits (issue 14: `fixes OPS-N` in the commits a deploy brings).
+
+/// Commits listed in one deploy post; the rest are counted.
+pub const DEPLOY_COMMITS_SHOWN: usize = 10;
+
+/// In the deploy's channels: the commits a succeeded deploy brought, and
+/// what they did to tickets.
+#[allow(clippy::too_many_arguments)]
+pub fn deploy_commits(
+    run: RunId,
+    service: &str,
+    env: &str,
+    version: &str,
+    since: &str,
+    commits: &[(
+        crate::domain::code::Commit,
+        Option<UserName>,
+        Option<String>,
+    )],
+    total: usize,
+    resolved: &[TicketId],
+    noted: &[TicketId],
+) -> Rich {
+    let total = total.max(commits.len());
+    let mut r = Rich::new()
+        .text(format!("{run} deployed {service} "))
+        .quoted(one_line(version, 60))
+        .text(format!(" to {env}: "))
+        .text(match total {
+            1 => "1 commit".to_string(),
+            n => format!("{n} commits"),
+        })
+        .text(" since ")
+        .quoted(one_line(since, 60));
+    for (c, who, url) in commits.iter().rev().take(DEPLOY_COMMITS_SHOWN).rev() {
+        r = r.append(commit_line(c, who.as_ref(), url.as_deref()));
+    }
+    let shown = commits.len().min(DEPLOY_COMMITS_SHOWN);
+    if total > shown {
+        r = r.text(format!("\n  … and {} earlier", total - shown));
+    }
+    let ids = |l: &[TicketId]| {
+        l.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !resolved.is_empty() {
+        r = r.text(format!(
+            "\nResolved for an operator to verify: {}",
+            ids(resolved)
+        ));
+    }
+    if !noted.is_empty() {
+        r = r.text(format!("\nNoted on: {}", ids(noted)));
+    }
+    r
+}
+
+/// In the deploy's channels: an environment's first deploy, with nothing
+/// before it to compare.
+pub fn deploy_first(run: RunId, service: &str, env: &str, version: &str, sha: &str) -> Rich {
+    Rich::new()
+        .text(format!(
+            "{run} is the first deploy of {service} to {env} on record ("
+        ))
+        .quoted(one_line(version, 60))
+        .text(format!(
+            " at {}): with no earlier version to compare, no commit resolves a ticket this time",
+            crate::domain::code::short(sha)
+        ))
+}
+
+/// In the deploy's channels: a deploy that went back in history.
+pub fn deploy_went_back(
+    run: RunId,
+    service: &str,
+    env: &str,
+    from: &str,
+    to: &str,
+    dropped: usize,
+) -> Rich {
+    Rich::new()
+        .text(format!("{run} took {service} {env} back from "))
+        .quoted(one_line(from, 60))
+        .text(" to ")
+        .quoted(one_line(to, 60))
+        .text(format!(
+            ": {dropped} commit{} no longer deployed there; the tickets they fixed are left as they are",
+            if dropped == 1 { " is" } else { "s are" }
+        ))
+}
+
+/// In the deploy's channels, once per repository and version: git cannot
+/// tell which commits a deploy brought.
+pub fn deploy_version_unknown(
+    run: RunId,
+    service: &str,
+    env: &str,
+    repo: &str,
+    version: &str,
+    why: &str,
+) -> Rich {
+    Rich::new()
+        .text(format!(
+            "{run} deployed {service} to {env}, but git cannot read the version "
+        ))
+        .quoted(one_line(version, 60))
+        .text(format!(" in {repo}, so no commit resolves a ticket: "))
+        .quoted(one_line(why, 300))
+}
+
+/// A ticket's resolution note: a deployed commit fixes it.
+pub fn deploy_fix_note(run: RunId, service: &str, env: &str, version: &str, sha: &str) -> String {
+    format!(
+        "fixed by commit {}, deployed by {run} ({service} {} to {env})",
+        crate::domain::code::short(sha),
+        one_line(version, 60)
+    )
+}
+
+/// A ticket's timeline: a deployed commit refers to it.
+pub fn deploy_ref_note(
+    run: RunId,
+    service: &str,
+    env: &str,
+    version: &str,
+    c: &crate::domain::code::Commit,
+) -> String {
+    format!(
+        "commit {} that refers to this is deployed by {run} ({service} {} to {env}): {}",
+        crate::domain::code::short(&c.sha),
+        one_line(version, 60),
+        one_line(c.title(), 100)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! What a person reads, as snapshots: a change of wording shows up as a

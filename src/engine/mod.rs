@@ -350,6 +350,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
         Event::RepoReach { repo, error } => code::reach(cx, repo, error.as_deref()),
         Event::StatusRefused { repo, why } => code::status_refused(cx, repo, why),
+        Event::DeployCommits { run, repo, found } => deploys::deploy_commits(cx, *run, repo, found),
         Event::ChatSetup {
             missing_channels,
             missing_users,

@@ -419,6 +419,7 @@ fn each_run_orders_its_commit_statuses_in_order() {
             JobOrder::Start { .. } => "start",
             JobOrder::Cancel { .. } => "cancel",
             JobOrder::Status { .. } => "status",
+            JobOrder::DeployCommits { .. } => "deploy commits",
         })
         .collect();
     assert_eq!(kinds, ["cancel", "status", "start", "status"]);
@@ -431,4 +432,110 @@ fn each_run_orders_its_commit_statuses_in_order() {
     let mut plain = Bench::new();
     let d = plain.push("d1", push("main", None, Some('a'), vec![]));
     assert!(statuses(&d).is_empty());
+}
+
+/// A succeeded deploy of a service that names a repository orders its
+/// commits read (from the version git resolved last time); the answer
+/// resolves what the commits fix, once: the same answer again (a
+/// redelivery after a crash) changes nothing.
+#[test]
+fn a_deploys_commits_resolve_their_tickets_once() {
+    use crate::domain::code::DeployCommits;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("commands")).unwrap();
+    std::fs::write(
+        dir.path().join("commands/deploy-web.toml"),
+        "description = \"d\"\nprogram = \"/bin/true\"\nwho = [\"anyone\"]\n[params.version]\ndescription = \"v\"\npattern = '[a-z0-9.]{1,20}'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("commands/test-web.toml"),
+        "description = \"t\"\nprogram = \"/bin/true\"\nwho = [\"anyone\"]\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{CONFIG}[services.web]\njob = \"deploy-web\"\nrepo = \"web\"\n[services.web.environments.staging]\n"
+    );
+    let config = Config::parse(&dir.path().join("bot.toml"), &text)
+        .unwrap()
+        .config;
+    let mut b = Bench::new();
+    b.engine = Engine::new(Arc::new(config));
+    let command = |b: &mut Bench, who: &str, line: &str| {
+        let command = parse_command(line, "OPS").unwrap();
+        b.event(Event::Command {
+            actor: Actor::new(UserName::parse(who).unwrap(), Source::Console),
+            channel: ChannelName::parse("backend").unwrap(),
+            command,
+        })
+    };
+    command(&mut b, "olivia", "/ticket open title:\"Checkout 502\"");
+    command(&mut b, "bob", "/deploy service:web env:staging version:v2");
+    let d = b.finish(1, true);
+    assert!(
+        orders(&d).contains(&JobOrder::DeployCommits {
+            run: RunId(1),
+            repo: "web".into(),
+            from: None,
+            to: "v2".into(),
+        }),
+        "{:?}",
+        orders(&d)
+    );
+    let first = Event::DeployCommits {
+        run: RunId(1),
+        repo: "web".into(),
+        found: DeployCommits::First { to: sha('2') },
+    };
+    let d = b.event(first.clone());
+    assert!(
+        posts(&d)[0].starts_with("#backend RUN-1 is the first deploy of web to staging on record"),
+        "{:?}",
+        posts(&d)
+    );
+    assert!(b.event(first).writes.is_empty());
+
+    command(&mut b, "bob", "/deploy service:web env:staging version:v3");
+    let d = b.finish(2, true);
+    assert!(
+        orders(&d).contains(&JobOrder::DeployCommits {
+            run: RunId(2),
+            repo: "web".into(),
+            from: Some(sha('2')),
+            to: "v3".into(),
+        }),
+        "counted from the commit v2 was: {:?}",
+        orders(&d)
+    );
+    let answer = Event::DeployCommits {
+        run: RunId(2),
+        repo: "web".into(),
+        found: DeployCommits::Range {
+            from: sha('2'),
+            to: sha('3'),
+            commits: vec![
+                commit('a', "Retry\n\nfixes OPS-1", "bob@example.com"),
+                commit('b', "Retry again\n\ncloses OPS-1", "bob@example.com"),
+            ],
+            total: 2,
+        },
+    };
+    let d = b.event(answer.clone());
+    assert!(
+        posts(&d).contains(&"#backend RUN-2 deployed web v3 to staging: 2 commits since v2\n  aaaaaaa Retry — @bob\n  bbbbbbb Retry again — @bob\nResolved for an operator to verify: OPS-1".to_string()),
+        "{:?}",
+        posts(&d)
+    );
+    let t = b.view.ticket(&TicketId::new("OPS", 1)).unwrap().unwrap();
+    assert_eq!(t.state, TicketState::Resolved);
+    let again = b.event(answer);
+    assert!(again.writes.is_empty(), "{again:?}");
+    let resolves = b
+        .view
+        .timeline(&TicketId::new("OPS", 1))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.text.starts_with("fixed by commit"))
+        .count();
+    assert_eq!(resolves, 1);
 }

@@ -45,6 +45,11 @@ pub(super) fn destination(item: &OutboxItem) -> Option<String> {
         crate::engine::Effect::Job(crate::domain::run::JobOrder::Status { status }) => {
             Some(format!("status/{}", status.repo))
         }
+        // Each repository's deploy lookups one at a time (one mirror), in
+        // a lane of their own: a slow fetch holds back no job order.
+        crate::engine::Effect::Job(crate::domain::run::JobOrder::DeployCommits {
+            repo, ..
+        }) => Some(format!("git/{repo}")),
         crate::engine::Effect::Mail(_)
         | crate::engine::Effect::Job(_)
         | crate::engine::Effect::Alertmanager(_) => None,

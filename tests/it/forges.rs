@@ -508,6 +508,22 @@ fn gitlab_and_gitea_pushes_from_their_documentation_are_built() {
         (202, json!(1)),
         "{answer}"
     );
+    // Redelivered under Gitea's own header name: the same id, nothing twice.
+    let (code, answer) = send(
+        &bot,
+        "/hooks/gitea",
+        &[
+            ("X-Gitea-Event", "push"),
+            ("X-Gitea-Signature", &sig),
+            ("X-Gitea-Delivery", "g1"),
+        ],
+        &gt,
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["ignored"],
+        "already delivered (gitea:g1): nothing done twice"
+    );
     let run = bot.finish();
     let mut b = built(&env);
     b.sort();
@@ -936,4 +952,71 @@ fn a_pull_request_is_built_and_its_failure_told_to_its_author_with_no_ticket() {
     let r = export.iter().find(|e| e["type"] == "run").unwrap();
     assert_eq!(r["params"]["pr"], "2");
     assert_eq!(r["state"], "failed");
+}
+
+/// A repository the forge does not have (404, as a token without access to
+/// it gets): said once to the team, each status tried once and kept as a
+/// dead letter; the builds and chat go on.
+#[test]
+fn a_repository_the_forge_does_not_know_is_said_once() {
+    let forge = crate::fake_forge::FakeForge::start("forge-token-2", &["someone/else"]);
+    let mut env = env_with(&format!(
+        "[repos.ghost]\nurl = \"https://github.com/acme/ghost.git\"\nprovider = \"github\"\non_push = [\"ci-web\"]\nteam = \"backend\"\nsecret_env = \"GH_SECRET\"\ntoken_env = \"FORGE_TOKEN\"\napi_url = \"{}\"\n",
+        forge.base
+    ));
+    env.vars
+        .push(("FORGE_TOKEN".into(), "forge-token-2".into()));
+    let bot = env.live(&[]);
+    for (n, (before, after)) in [('0', 'a'), ('a', 'b')].into_iter().enumerate() {
+        let mut body = gh_push(
+            "master",
+            &sha(before),
+            &sha(after),
+            &[(after, "Change", "bob@example.com")],
+        );
+        body["repository"]["full_name"] = json!("acme/ghost");
+        for k in ["html_url", "clone_url", "ssh_url"] {
+            body["repository"][k] = json!("https://github.com/acme/ghost");
+        }
+        let (code, answer) = github(&bot, "push", &format!("g{n}"), &body);
+        assert_eq!(code, 202, "{answer}");
+        wait_for(&bot, &format!("RUN-{} · ci-web", n + 1));
+        assert!(
+            bot.wait_printed(Duration::from_secs(30), |p| p
+                .matches("succeeded in")
+                .count()
+                > n),
+            "{}",
+            bot.printed()
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while forge.refused() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = bot.finish();
+    assert_eq!(
+        forge.refused(),
+        4,
+        "pending and success of two runs, once each"
+    );
+    assert!(forge.taken().is_empty());
+    assert_eq!(
+        run.stdout
+            .matches("The forge refuses the commit statuses of ghost")
+            .count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("404 from ghost"), "{}", run.stdout);
+    let (_bot, _writer, store) = env.bot();
+    let dead = store.dead_letters().expect("dead letters");
+    let statuses = dead
+        .iter()
+        .filter(|d| {
+            matches!(&d.effect, opsbot::engine::Effect::Job(opsbot::domain::run::JobOrder::Status { status }) if status.repo == "ghost")
+        })
+        .count();
+    assert_eq!(statuses, 4, "{dead:?}");
 }

@@ -15,6 +15,7 @@ mod config_names;
 mod console_flow;
 mod crash;
 mod deadlines;
+mod deploy_commits;
 mod deploys;
 mod discord;
 mod discord_fixtures;

@@ -2,6 +2,7 @@
 //! push payload made a typed [`Push`] (GitHub, GitLab, Gitea/Forgejo). An
 //! adapter: it checks and translates, the engine decides.
 
+pub mod mirror;
 pub mod poll;
 pub mod status;
 

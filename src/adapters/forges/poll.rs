@@ -21,8 +21,6 @@ use crate::domain::code::{is_sha, Commit, Provider, Push};
 use crate::engine::{Event, View};
 use crate::runtime::Bot;
 
-/// How long one `git` command may take.
-const GIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commits read for one push at most.
 const MAX_COMMITS: usize = 100;
 /// The longest wait between looks at a failing remote.
@@ -55,8 +53,7 @@ struct Poller {
     seen: Option<BTreeMap<String, String>>,
 }
 
-/// What went wrong with `git`, in words for the team (credentials masked).
-struct GitError(String);
+use super::mirror::GitError;
 
 impl Poller {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -265,74 +262,6 @@ impl Poller {
 
     /// Runs `git ARGS` (in `dir`, when given) and returns its output.
     async fn git(&self, dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
-        let mut cmd = tokio::process::Command::new("git");
-        cmd.args(args)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("LC_ALL", "C")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some(d) = dir {
-            cmd.current_dir(d);
-        }
-        // Keys for ssh remotes, as the bot's own environment has them.
-        for var in ["HOME", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"] {
-            if let Some(v) = std::env::var_os(var) {
-                cmd.env(var, v);
-            }
-        }
-        if let Some(token) = self.repo.token.as_ref().and_then(|t| t.value.as_ref()) {
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env(
-                    "GIT_CONFIG_VALUE_0",
-                    format!("Authorization: Bearer {}", token.expose()),
-                );
-        }
-        let what = args.first().copied().unwrap_or("git");
-        let out = match tokio::time::timeout(GIT_TIMEOUT, cmd.output()).await {
-            Err(_) => {
-                return Err(GitError(format!(
-                    "git {what} took longer than {}s",
-                    GIT_TIMEOUT.as_secs()
-                )))
-            }
-            Ok(Err(e)) => return Err(GitError(format!("cannot run git: {e}"))),
-            Ok(Ok(o)) => o,
-        };
-        if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        let first = err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output");
-        Err(GitError(self.masked(&format!(
-            "git {what} failed ({}): {first}",
-            out.status
-        ))))
-    }
-
-    /// The text without the remote's credentials or the token.
-    fn masked(&self, s: &str) -> String {
-        let mut s = s.to_string();
-        if let Some(t) = self.repo.token.as_ref().and_then(|t| t.value.as_ref()) {
-            s = s.replace(t.expose(), "***");
-        }
-        if let Some((scheme, rest)) = self.repo.url.split_once("://") {
-            if let Some((cred, host)) = rest.split_once('@') {
-                if !cred.contains('/') {
-                    s = s.replace(&self.repo.url, &format!("{scheme}://{host}"));
-                }
-            }
-        }
-        s
+        super::mirror::git(&self.repo, dir, args).await
     }
 }

@@ -296,6 +296,21 @@ impl Sink for LocalRunner {
             JobOrder::Status { status } => {
                 return crate::adapters::forges::status::send(&self.bot, status).await
             }
+            JobOrder::DeployCommits {
+                run,
+                repo,
+                from,
+                to,
+            } => {
+                return crate::adapters::forges::mirror::deploy_commits(
+                    &self.bot,
+                    *run,
+                    repo,
+                    from.as_deref(),
+                    to,
+                )
+                .await
+            }
             JobOrder::Cancel { run } => {
                 if let Some(tx) = self.lock().remove(run) {
                     let _ = tx.send(());
@@ -682,6 +697,7 @@ impl Sink for JobRunner {
             JobOrder::Status { status } => {
                 crate::adapters::forges::status::send(&self.local.bot, status).await
             }
+            JobOrder::DeployCommits { .. } => self.local.deliver(item).await,
             JobOrder::Start { run, job, params } => {
                 let backend = self
                     .local
