@@ -421,8 +421,17 @@ impl Config {
         let mut problems = v.into_problems();
         let config = config.map(|mut c| {
             let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
-            let (jobs, job_problems) =
-                crate::config::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
+            let repos: Vec<(String, String)> = raw
+                .repos
+                .iter()
+                .map(|(n, r)| (n.to_string(), r.provider.to_string()))
+                .collect();
+            let (jobs, job_problems) = crate::config::jobs::load_dir_in(
+                &c.commands_dir(),
+                &c.org,
+                &secret_vars,
+                &repos,
+            );
             problems.extend(job_problems);
             c.jobs = jobs;
             if c.jenkins.is_none() {
@@ -477,6 +486,28 @@ impl Config {
                 }
             }
             c.repos = v.validate_repos(&raw.repos, &c.org, &c.jobs);
+            // A forge CI job works with its repository's API token.
+            for job in c.jobs.values() {
+                let Some(f) = job.backend.forge() else {
+                    continue;
+                };
+                let Some(r) = c.repos.get(&f.repo) else {
+                    continue;
+                };
+                if r.token.as_ref().is_none_or(|t| t.value.is_none()) {
+                    problems.push(Problem {
+                        severity: Severity::Warning,
+                        file: job.file.clone(),
+                        line: None,
+                        column: None,
+                        key: "repo".into(),
+                        message: format!(
+                            "[repos.{}] has no token set (token_env): this job cannot run until it is",
+                            r.name
+                        ),
+                    });
+                }
+            }
             c.authors = v.validate_commit_emails(&raw.people, &c.org);
             problems.extend(v.into_problems());
             c
