@@ -504,6 +504,12 @@ mod tests {
             (Provider::Github, "push", "github-push-tag-deleted.json"),
             (Provider::Gitlab, "Push Hook", "gitlab-push.json"),
             (Provider::Gitea, "push", "gitea-push.json"),
+            (
+                Provider::Github,
+                "workflow_run",
+                "github-workflow-run-completed.json",
+            ),
+            (Provider::Gitlab, "Pipeline Hook", "gitlab-pipeline.json"),
         ] {
             let base = fixture(name);
             assert!(parse(provider, event, &base, "r").is_ok(), "{name}");
@@ -517,6 +523,81 @@ mod tests {
                     let _ = repo_names(provider, &v);
                 }
             }
+        }
+    }
+
+    /// The documented `workflow_run` and `Pipeline Hook` examples, read.
+    #[test]
+    fn workflow_runs_and_pipelines_are_read_from_the_documented_payloads() {
+        use crate::domain::ci::ForgeRunState;
+        let Ok(Hook::Run(r)) = parse(
+            Provider::Github,
+            "workflow_run",
+            &fixture("github-workflow-run-completed.json"),
+            "octo",
+        ) else {
+            panic!("a run")
+        };
+        assert_eq!(
+            (r.id, r.workflow.as_str(), r.workflow_file.as_deref()),
+            (289782451, "test", Some("test.yml"))
+        );
+        assert_eq!(
+            (r.branch.as_str(), r.state),
+            ("master", ForgeRunState::Succeeded)
+        );
+        assert_eq!(r.sha, "3484a3fb816e0859fd6e1cea078d76385ff50625");
+        assert_eq!(
+            (r.event.as_str(), r.actor.as_str()),
+            ("repository_dispatch", "Codertocat")
+        );
+        assert_eq!(r.default_branch.as_deref(), Some("master"));
+        assert_eq!(r.key(), "github:289782451");
+        let Ok(Hook::Run(p)) = parse(
+            Provider::Gitlab,
+            "Pipeline Hook",
+            &fixture("gitlab-pipeline.json"),
+            "test",
+        ) else {
+            panic!("a pipeline")
+        };
+        assert_eq!(
+            (p.id, p.branch.as_str(), p.state),
+            (31, "master", ForgeRunState::Succeeded)
+        );
+        assert_eq!(
+            p.url.as_deref(),
+            Some("http://example.com/gitlab-org/gitlab-test/-/pipelines/31")
+        );
+        assert_eq!(
+            (p.actor.as_str(), p.event.as_str()),
+            ("root", "merge_request_event")
+        );
+        // A tag's pipeline is not followed; a run without an id is refused.
+        let mut tag = fixture("gitlab-pipeline.json");
+        tag["object_attributes"]["tag"] = serde_json::json!(true);
+        assert!(matches!(
+            parse(Provider::Gitlab, "Pipeline Hook", &tag, "test"),
+            Ok(Hook::Ignored(_))
+        ));
+        let mut bad = fixture("github-workflow-run-completed.json");
+        bad["workflow_run"]["id"] = serde_json::json!("x");
+        assert_eq!(
+            parse(Provider::Github, "workflow_run", &bad, "octo"),
+            Err("the payload has no `workflow_run.id` number".into())
+        );
+        for (status, conclusion, want) in [
+            ("queued", None, ForgeRunState::Queued),
+            ("in_progress", None, ForgeRunState::Running),
+            ("completed", Some("cancelled"), ForgeRunState::Failed),
+        ] {
+            let mut v = fixture("github-workflow-run-completed.json");
+            v["workflow_run"]["status"] = serde_json::json!(status);
+            v["workflow_run"]["conclusion"] = serde_json::json!(conclusion);
+            let Ok(Hook::Run(r)) = parse(Provider::Github, "workflow_run", &v, "octo") else {
+                panic!("{status}")
+            };
+            assert_eq!(r.state, want, "{status}");
         }
     }
 
