@@ -87,6 +87,9 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
+    /// The GitLab pipeline trigger tokens forge CI jobs name
+    /// (`trigger_token_env`), by env var.
+    pub trigger_tokens: Vec<EnvSecret>,
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
@@ -390,6 +393,7 @@ impl Config {
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
         out.extend(self.support.inbox.as_ref().map(|i| &i.password));
+        out.extend(self.trigger_tokens.iter());
         for r in self.repos.values() {
             out.extend(r.secret.iter().chain(r.token.iter()));
         }
@@ -434,6 +438,14 @@ impl Config {
             );
             problems.extend(job_problems);
             c.jobs = jobs;
+            for job in c.jobs.values() {
+                let var = job.backend.forge().and_then(|f| f.trigger_token_env.as_deref());
+                if let Some(var) = var {
+                    if !c.trigger_tokens.iter().any(|t| t.var == var) {
+                        c.trigger_tokens.push(EnvSecret::read(var));
+                    }
+                }
+            }
             if c.jenkins.is_none() {
                 for job in c.jobs.values() {
                     if let crate::domain::job::Backend::Jenkins(_) = job.backend {

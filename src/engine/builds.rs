@@ -152,7 +152,9 @@ pub(crate) fn lost_run(cx: &Cx<'_>, id: RunId, orders: &[u64]) -> Result<Decisio
         .config
         .jobs
         .get(&run.job)
-        .is_none_or(|j| j.backend == crate::domain::job::Backend::Local);
+        .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
+        // A run the forge started on its own goes on there.
+        && !crate::engine::forge_ci::is_adopted(&run);
     if !local || !matches!(run.state, RunState::Queued | RunState::Running) {
         return Ok(Decision::default());
     }

@@ -142,6 +142,12 @@ fn the_bots_own_dispatch_is_not_reported_twice_and_the_forges_own_runs_are() {
         said(&again)
     );
     assert_eq!(b.state(2), Some(RunState::Running));
+    // A restart does not call it lost: the forge runs it, not the bot.
+    b.event(Event::LostRun {
+        run: RunId(2),
+        orders: Vec::new(),
+    });
+    assert_eq!(b.state(2), Some(RunState::Running));
     b.hook("h4", run(56, "push", ForgeRunState::Failed));
     assert_eq!(b.state(2), Some(RunState::Failed));
     // Reported once: a later hook of the ended run changes nothing.

@@ -627,7 +627,7 @@ fn a_failed_gitlab_pipeline_shows_its_failed_job_trace_and_opens_a_ticket() {
         TRIGGER,
         "failed",
         Duration::from_millis(200),
-        "$ make test\nFAIL checkout_test\nERROR: Job failed: exit code 1",
+        &format!("$ curl -F token={TRIGGER} …\n$ make test\nFAIL checkout_test\nERROR: Job failed: exit code 1"),
     );
     let env = env_with(&fake, "");
     let run = env.console(&["/shop-pipeline"]);
@@ -635,6 +635,9 @@ fn a_failed_gitlab_pipeline_shows_its_failed_job_trace_and_opens_a_ticket() {
     assert!(last.contains("· failed in "), "{}", run.stdout);
     assert!(last.contains("GitLab CI says failed"), "{last}");
     assert!(run.stdout.contains("FAIL checkout_test"), "{}", run.stdout);
+    // The trigger token is one of the bot's secrets: never shown.
+    assert!(!run.stdout.contains(TRIGGER), "{}", run.stdout);
+    assert!(run.stdout.contains("token=***"), "{}", run.stdout);
     assert!(
         run.stdout
             .contains("New build ticket OPS-1 · p2 · shop-pipeline is failing on main"),

@@ -772,10 +772,13 @@ impl ForgeCiRunner {
                     .map(|()| Where::Dispatched(at))
             }
             Kind::Gitlab => {
+                let config = self.bot.config();
                 let token = f
                     .trigger_token_env
                     .as_deref()
-                    .and_then(|v| std::env::var(v).ok())
+                    .and_then(|v| config.trigger_tokens.iter().find(|t| t.var == v))
+                    .and_then(|t| t.value.as_ref())
+                    .map(|s| s.expose().to_string())
                     .filter(|t| !t.is_empty());
                 match token {
                     None => Err(CiError::Config(format!(
