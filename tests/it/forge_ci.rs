@@ -87,6 +87,18 @@ default = "HEAD"
 "#,
     );
     env.write(
+        "commands/web-plain.toml",
+        r#"
+description = "The web app's workflow, without an id input"
+team = "backend"
+backend = "github_actions"
+repo = "hello"
+workflow = "plain.yml"
+ref = "master"
+poll = "50ms"
+"#,
+    );
+    env.write(
         "commands/shop-pipeline.toml",
         r#"
 description = "The shop's pipeline on GitLab CI"
@@ -720,4 +732,99 @@ fn a_pipeline_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_ticket()
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn without_an_id_input_the_newest_run_since_the_dispatch_is_the_bots() {
+    let fake = fake();
+    fake.set_workflow(
+        GH_REPO,
+        "plain.yml",
+        &[],
+        None,
+        "success",
+        Duration::from_millis(300),
+        "",
+    );
+    let env = env_with(&fake, "");
+    let run = env.console(&["/web-plain"]);
+    let last = last_progress(&run, "ops", "RUN-1");
+    assert!(last.contains("· succeeded in "), "{}", run.stdout);
+    let runs = fake.ci_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].git_ref.as_str(), runs[0].inputs.len()),
+        ("master", 0)
+    );
+    // No id to look for first: the dispatch went out at once.
+    assert_eq!(
+        fake.ci_requests().first().map(String::as_str),
+        Some("POST /repos/Codertocat/Hello-World/actions/workflows/plain.yml/dispatches")
+    );
+    no_surprises(&fake);
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_pipeline_follows_it_again_and_never_triggers_twice() {
+    let fake = fake();
+    fake.set_pipeline(
+        GL_REPO,
+        TRIGGER,
+        "failed",
+        Duration::from_secs(3),
+        "FAIL late_test",
+    );
+    let env = env_with(&fake, "");
+    let mut bot = env.live(&[]);
+    bot.line("/shop-pipeline");
+    assert!(
+        bot.wait_printed(Duration::from_secs(30), |p| p
+            .contains("(gitlab pipeline 501")),
+        "{}",
+        bot.printed()
+    );
+    bot.kill9();
+    let run = env.console(&[]);
+    assert_eq!(fake.ci_runs().len(), 1, "triggered again after the restart");
+    let last = last_progress(&run, "ops", "RUN-1");
+    assert!(last.contains("· failed in "), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL late_test"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("New build ticket").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    no_surprises(&fake);
+}
+
+#[test]
+fn a_malformed_or_unsigned_workflow_run_stores_nothing() {
+    let fake = fake();
+    let env = env_with(&fake, "");
+    let bot = env.live(&[]);
+    let mut bad = workflow_run(7, "completed", Some("failure"));
+    bad["workflow_run"]["head_sha"] = json!("not-a-sha");
+    let (code, answer) = github(&bot, "workflow_run", "m-1", &bad);
+    assert_eq!(code, 400, "{answer}");
+    let mut bad = workflow_run(7, "completed", Some("failure"));
+    bad["workflow_run"].as_object_mut().unwrap().remove("id");
+    let (code, answer) = github(&bot, "workflow_run", "m-2", &bad);
+    assert_eq!(code, 400, "{answer}");
+    let bytes = serde_json::to_vec(&workflow_run(7, "completed", Some("failure"))).unwrap();
+    let wrong = format!("sha256={}", hmac_hex("not-the-secret", &bytes));
+    let (code, _) = send(
+        &bot,
+        "/hooks/github",
+        &[
+            ("X-GitHub-Event", "workflow_run"),
+            ("X-GitHub-Delivery", "m-3"),
+            ("X-Hub-Signature-256", &wrong),
+        ],
+        &bytes,
+    );
+    assert_eq!(code, 401);
+    let run = bot.finish();
+    assert!(!run.stdout.contains("RUN-1"), "{}", run.stdout);
+    assert!(env.export().iter().all(|e| e["type"] != "run"));
 }
