@@ -195,6 +195,11 @@ impl FakeForge {
             .count()
     }
 
+    /// The next `n` CI requests are answered `code` (an outage).
+    pub fn fail_next(&self, code: u16, n: usize) {
+        self.lock().ci.fail_next = Some((code, n));
+    }
+
     /// Every CI request, in order (`METHOD /path?query`).
     pub fn ci_requests(&self) -> Vec<String> {
         self.lock().ci.requests.clone()
@@ -418,6 +423,7 @@ pub mod ci {
         pub refs: HashMap<String, Vec<String>>,
         pub runs: Vec<FakeRun>,
         pub requests: Vec<String>,
+        pub fail_next: Option<(u16, usize)>,
     }
 
     /// Where a run is now: `queued`, `in_progress` or `completed`.
@@ -591,6 +597,11 @@ pub mod ci {
             Some(q) => format!("{what}?{q}"),
             None => what.clone(),
         });
+        if let Some((code, n)) = m.ci.fail_next {
+            m.ci.fail_next = (n > 1).then(|| (code, n - 1));
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return answer(code, json!({"message": "Server Error"}));
+        }
         let base = m.base.clone();
         if log {
             // A signed URL on blob storage: it refuses an Authorization.

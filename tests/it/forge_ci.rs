@@ -828,3 +828,37 @@ fn a_malformed_or_unsigned_workflow_run_stores_nothing() {
     assert!(!run.stdout.contains("RUN-1"), "{}", run.stdout);
     assert!(env.export().iter().all(|e| e["type"] != "run"));
 }
+
+#[test]
+fn github_down_is_said_once_retried_and_dispatched_once() {
+    let fake = fake();
+    fake.set_workflow(
+        GH_REPO,
+        "ci.yml",
+        &["opsbot_run", "commit"],
+        Some("opsbot_run"),
+        "success",
+        Duration::from_millis(200),
+        "",
+    );
+    // The look for an earlier dispatch and the dispatch fail, twice.
+    fake.fail_next(503, 4);
+    let env = env_with(&fake, "");
+    let run = env.console(&["/web-actions"]);
+    assert_eq!(fake.ci_runs().len(), 1, "{:#?}", fake.ci_requests());
+    assert_eq!(
+        fake.count("POST /repos/Codertocat/Hello-World/actions/workflows/ci.yml/dispatches"),
+        3
+    );
+    let said = run
+        .stdout
+        .matches("GitHub failed with HTTP 503 (a problem on its side, or a rate limit); retrying")
+        .count();
+    assert_eq!(said, 2, "one progress post per channel: {}", run.stdout);
+    assert!(
+        last_progress(&run, "ops", "RUN-1").contains("· succeeded in "),
+        "{}",
+        run.stdout
+    );
+    no_surprises(&fake);
+}

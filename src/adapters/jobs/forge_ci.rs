@@ -65,7 +65,7 @@ pub enum CiError {
     /// The forge's own words, cut.
     #[error("{0} refused the request (HTTP {1}): {2}")]
     Invalid(&'static str, u16, String),
-    #[error("{0} failed with HTTP {1}; trying again later")]
+    #[error("{0} failed with HTTP {1} (a problem on its side, or a rate limit)")]
     Server(&'static str, u16),
     #[error("cannot reach {0}: {1}")]
     Unreachable(&'static str, String),
