@@ -687,6 +687,15 @@ fn a_wrong_trigger_token_fails_the_run_and_cancel_stops_a_pipeline() {
         "{}",
         bot.printed()
     );
+    // GitLab's hook for that pipeline: the bot's own, not a run of its own.
+    let mut hook = pipeline_hook(501, "running");
+    hook["object_attributes"]["source"] = json!("trigger");
+    let (code, answer) = gitlab(&bot, "Pipeline Hook", "t-1", &hook);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["ignored"], "RUN-2 started it; the bot follows it already",
+        "{answer}"
+    );
     bot.line("/build cancel run:RUN-2");
     wait_until("cancelled on GitLab", || {
         fake.ci_runs().first().is_some_and(|r| r.cancelled)
