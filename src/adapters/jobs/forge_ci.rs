@@ -1060,7 +1060,13 @@ impl ForgeCiRunner {
     /// `/build cancel`: the follower stops the run; a run nobody follows
     /// (its follower ended) is cancelled from its record.
     pub async fn cancel(&self, run: RunId, job: Option<&Job>) {
-        if let Some(tx) = self.lock().remove(&run) {
+        // The follower stays counted until the forge has been told (a
+        // console at its end waits for that).
+        let signal = self.lock().get_mut(&run).map(|tx| {
+            let (spent, _) = oneshot::channel();
+            std::mem::replace(tx, spent)
+        });
+        if let Some(tx) = signal {
             let _ = tx.send(());
             return;
         }
