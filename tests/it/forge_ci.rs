@@ -871,3 +871,33 @@ fn github_down_is_said_once_retried_and_dispatched_once() {
     );
     no_surprises(&fake);
 }
+
+#[test]
+fn a_run_cancelled_before_its_dispatch_is_never_dispatched_and_one_just_dispatched_is_cancelled() {
+    let fake = fake();
+    fake.set_workflow(
+        GH_REPO,
+        "ci.yml",
+        &["opsbot_run", "commit"],
+        Some("opsbot_run"),
+        "success",
+        Duration::from_secs(30),
+        "",
+    );
+    let env = env_with(&fake, "");
+    // The cancel and the start, in one breath: whichever order the bot
+    // sees them in, nothing runs on GitHub at the end.
+    let run = env.console(&["/web-actions", "/build cancel run:RUN-1"]);
+    assert!(
+        last_progress(&run, "ops", "RUN-1").contains("· cancelled in "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fake.ci_runs().iter().all(|r| r.cancelled),
+        "{:?}\n{:#?}",
+        fake.ci_runs(),
+        fake.ci_requests()
+    );
+    no_surprises(&fake);
+}

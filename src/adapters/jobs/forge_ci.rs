@@ -602,6 +602,26 @@ fn run_ref(kind: Kind, run: &CiRun) -> BackendRef {
     }
 }
 
+/// The run a dispatch at `at` started: the one whose name carries the run
+/// id (`id_input`), or else the newest created since (GitHub's clock, to
+/// the second).
+async fn find_dispatched(
+    client: &CiClient,
+    f: &ForgeJob,
+    git_ref: &str,
+    run: RunId,
+    at: i64,
+) -> Result<Option<CiRun>, CiError> {
+    let runs = client.dispatched_runs(&f.workflow, git_ref).await?;
+    Ok(match &f.id_input {
+        Some(_) => runs.into_iter().find(|r| names_run(&r.title, run)),
+        None => runs
+            .into_iter()
+            .filter(|r| r.created_at.is_some_and(|c| c >= at.saturating_sub(5)))
+            .max_by_key(|r| (r.created_at, r.id)),
+    })
+}
+
 /// Jobs that run on GitHub Actions or GitLab CI.
 #[derive(Clone)]
 pub struct ForgeCiRunner {
@@ -718,6 +738,10 @@ impl ForgeCiRunner {
         let Some((kind, f)) = kind_of(job) else {
             return Ok(());
         };
+        // Cancelled before its order came: nothing to start.
+        if self.record(run).is_some_and(|r| r.state.is_final()) {
+            return Ok(());
+        }
         if let Some((r, state)) = self.known(run) {
             if let Some(at) = where_of(&r) {
                 if !self.lock().contains_key(&run) {
@@ -887,18 +911,7 @@ impl ForgeCiRunner {
                     let client = me.client(kind, &f)?;
                     match at {
                         Where::Dispatched(t) => {
-                            let runs = client.dispatched_runs(&f.workflow, &git_ref).await?;
-                            let found = match &f.id_input {
-                                Some(_) => runs.into_iter().find(|r| names_run(&r.title, run)),
-                                // The newest created since the dispatch
-                                // (GitHub's clock to the second).
-                                None => runs
-                                    .into_iter()
-                                    .filter(|r| {
-                                        r.created_at.is_some_and(|c| c >= t.saturating_sub(5))
-                                    })
-                                    .max_by_key(|r| (r.created_at, r.id)),
-                            };
+                            let found = find_dispatched(&client, &f, &git_ref, run, t).await?;
                             Ok::<_, CiError>((found, None))
                         }
                         Where::Run(id) => {
@@ -1038,12 +1051,19 @@ impl ForgeCiRunner {
             let client = self.client(kind, f)?;
             let id = match at {
                 Where::Run(id) => Some(id),
-                Where::Dispatched(_) => client
-                    .dispatched_runs(&f.workflow, git_ref)
-                    .await?
-                    .into_iter()
-                    .find(|r| names_run(&r.title, run))
-                    .map(|r| r.id),
+                // Dispatched, not listed yet: GitHub lists it within
+                // seconds; looked for a few times.
+                Where::Dispatched(t) => {
+                    let mut id = None;
+                    for _ in 0..5 {
+                        if let Some(r) = find_dispatched(&client, f, git_ref, run, t).await? {
+                            id = Some(r.id);
+                            break;
+                        }
+                        tokio::time::sleep(f.poll.min(Duration::from_secs(2))).await;
+                    }
+                    id
+                }
             };
             match id {
                 Some(id) => client.cancel(id).await,
