@@ -40,6 +40,8 @@ pub struct ForgeRun {
     /// Who started it, as the forge names them.
     pub actor: String,
     pub default_branch: Option<String>,
+    /// A failed run's failed job's log tail, when the adapter could read it.
+    pub tail: String,
 }
 
 impl ForgeRun {

@@ -375,6 +375,7 @@ impl Event {
                     event: c(run.event),
                     actor: c(run.actor),
                     default_branch: run.default_branch.map(c),
+                    tail: c(run.tail),
                     ..*run
                 }),
             },

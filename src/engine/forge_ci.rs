@@ -187,7 +187,7 @@ pub(crate) fn forge_run(
                 },
                 one_line(&r.word, 40)
             ),
-            tail: String::new(),
+            tail: r.tail.clone(),
         }),
     };
     let known = match cx.view.marker(&key)? {

@@ -97,6 +97,7 @@ fn run(id: u64, event: &str, state: ForgeRunState) -> ForgeRun {
         event: event.into(),
         actor: "bob".into(),
         default_branch: Some("main".into()),
+        tail: String::new(),
     }
 }
 

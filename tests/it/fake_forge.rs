@@ -175,6 +175,19 @@ impl FakeForge {
         );
     }
 
+    /// GitHub ran `workflow` of `repo` on its own (a push, say), and it has
+    /// ended with `conclusion`, its job's log `log`: the run's id.
+    pub fn add_run(&self, repo: &str, workflow: &str, conclusion: &str, log: &str) -> u64 {
+        let mut m = self.lock();
+        let id = 30_000_000 + m.ci.runs.len() as u64 + 1;
+        let at = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(60))
+            .unwrap_or_else(std::time::Instant::now);
+        m.ci.runs
+            .push(ci::FakeRun::ended(id, repo, workflow, conclusion, log, at));
+        id
+    }
+
     /// The workflow runs dispatched and the pipelines triggered, in order.
     pub fn ci_runs(&self) -> Vec<ci::Started> {
         self.lock()
@@ -424,6 +437,37 @@ pub mod ci {
         pub runs: Vec<FakeRun>,
         pub requests: Vec<String>,
         pub fail_next: Option<(u16, usize)>,
+    }
+
+    impl FakeRun {
+        /// A run GitHub started on its own at `at`, ended by now.
+        pub fn ended(
+            id: u64,
+            repo: &str,
+            workflow: &str,
+            conclusion: &str,
+            log: &str,
+            at: Instant,
+        ) -> FakeRun {
+            FakeRun {
+                started: Started {
+                    forge: "github",
+                    id,
+                    repo: repo.to_string(),
+                    workflow: workflow.to_string(),
+                    git_ref: "master".into(),
+                    inputs: Vec::new(),
+                    title: workflow.to_string(),
+                    cancelled: false,
+                },
+                at,
+                created_at: now_text(),
+                duration: Duration::ZERO,
+                outcome: conclusion.to_string(),
+                log: log.to_string(),
+                job_id: 70_000_000 + id,
+            }
+        }
     }
 
     /// Where a run is now: `queued`, `in_progress` or `completed`.

@@ -58,6 +58,8 @@ url = "https://github.com/octo-org/octo-repo.git"
 provider = "github"
 team = "backend"
 secret_env = "GH_SECRET"
+token_env = "FORGE_TOKEN"
+api_url = "{base}"
 "#,
         shipped_config(),
         base = fake.base
@@ -464,14 +466,21 @@ fn workflow_run(id: u64, status: &str, conclusion: Option<&str>) -> Value {
 
 #[test]
 fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_ticket() {
-    let fake = fake();
+    let fake = FakeForge::start(TOKEN, &[GH_REPO, GL_REPO, "octo-org/octo-repo"]);
+    // GitHub ran it on its own; its log is there to read.
+    let seven = fake.add_run(
+        "octo-org/octo-repo",
+        "test.yml",
+        "failure",
+        "npm test\nnot ok 3 - checkout retries\nnpm ERR! Test failed.",
+    );
     let env = env_with(&fake, "");
     let bot = env.live(&[]);
     let (code, answer) = github(
         &bot,
         "workflow_run",
         "w-1",
-        &workflow_run(7, "in_progress", None),
+        &workflow_run(seven, "in_progress", None),
     );
     assert_eq!(
         (code, answer["result"].clone()),
@@ -482,7 +491,7 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
         &bot,
         "workflow_run",
         "w-2",
-        &workflow_run(7, "completed", Some("failure")),
+        &workflow_run(seven, "completed", Some("failure")),
     );
     assert_eq!(code, 202, "{answer}");
     // Redelivered: nothing twice.
@@ -490,7 +499,7 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
         &bot,
         "workflow_run",
         "w-2",
-        &workflow_run(7, "completed", Some("failure")),
+        &workflow_run(seven, "completed", Some("failure")),
     );
     assert_eq!(code, 200, "{answer}");
     // The next run on master passes: the ticket is resolved.
@@ -530,6 +539,12 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
         "{}",
         run.stdout
     );
+    // Its failed job's log, read from GitHub with the repository's token.
+    assert!(
+        run.stdout.contains("not ok 3 - checkout retries"),
+        "{}",
+        run.stdout
+    );
     assert!(
         !backend.iter().any(|l| l.starts_with("RUN-3")),
         "{}",
@@ -547,7 +562,7 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
     );
     assert_eq!(
         runs[0]["backend_ref"],
-        "github run 7 https://github.com/octo-org/octo-repo/actions/runs/7"
+        format!("github run {seven} https://github.com/octo-org/octo-repo/actions/runs/{seven}")
     );
 }
 

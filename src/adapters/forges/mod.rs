@@ -303,6 +303,7 @@ fn workflow_run(v: &Value, repo: &str) -> Result<Hook, String> {
             .unwrap_or("someone")
             .to_string(),
         default_branch: text(v, &["repository", "default_branch"]).map(str::to_string),
+        tail: String::new(),
     }))
 }
 
@@ -351,6 +352,7 @@ fn pipeline_hook(v: &Value, repo: &str) -> Result<Hook, String> {
             .unwrap_or("someone")
             .to_string(),
         default_branch: text(v, &["project", "default_branch"]).map(str::to_string),
+        tail: String::new(),
     }))
 }
 

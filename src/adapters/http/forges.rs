@@ -116,8 +116,11 @@ async fn hook(s: HttpState, req: Request, provider: Provider) -> Result<Response
         }
         Ok(Hook::Ignored(why)) => return Ok(ignored(why)),
         Ok(Hook::Push(p)) => p,
-        Ok(Hook::Run(run)) => {
+        Ok(Hook::Run(mut run)) => {
             let delivery = delivery_of(&headers, &names, provider);
+            if run.state == crate::domain::ci::ForgeRunState::Failed {
+                run.tail = crate::adapters::jobs::forge_ci::hook_tail(config, repo, &run).await;
+            }
             let outcome = s
                 .bot
                 .submit(Event::ForgeRun {

@@ -563,6 +563,49 @@ impl CiClient {
     }
 }
 
+/// How long a hook waits for a failed run's log (the forge waits ten
+/// seconds for the hook's answer).
+const HOOK_TAIL_WAIT: Duration = Duration::from_secs(4);
+
+/// The failed job's log tail of a run a forge reported by webhook, when
+/// the repository has an API token and the forge answers in time; else
+/// nothing. Masked like every tail.
+pub async fn hook_tail(
+    config: &crate::config::Config,
+    repo: &crate::config::repos::RepoConfig,
+    run: &crate::domain::ci::ForgeRun,
+) -> String {
+    let kind = match repo.provider {
+        crate::domain::code::Provider::Github => Kind::Github,
+        crate::domain::code::Provider::Gitlab => Kind::Gitlab,
+        _ => return String::new(),
+    };
+    let (Some(api), Some(path), Some(token)) = (
+        repo.api_url.as_deref(),
+        repo.path(),
+        repo.token.as_ref().and_then(|t| t.value.as_ref()),
+    ) else {
+        return String::new();
+    };
+    let Ok(client) = CiClient::new(kind, api, &path, Some(token.expose().to_string())) else {
+        return String::new();
+    };
+    let raw = match tokio::time::timeout(HOOK_TAIL_WAIT, client.failed_tail(run.id)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            debug!(error = %e, "no log tail for the hook's run");
+            return String::new();
+        }
+        Err(_) => return String::new(),
+    };
+    let secrets: Vec<&str> = config
+        .secrets()
+        .into_iter()
+        .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
+        .collect();
+    masked_tail(raw.as_bytes(), &secrets, raw.len())
+}
+
 /// Where a forge CI run is, as kept in `Run::backend_ref`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Where {
