@@ -226,7 +226,13 @@ pub async fn start(
     if let Some(j) = &jenkins {
         j.resume();
     }
-    let job_runner = JobRunner { local, jenkins };
+    let forge = opsbot::adapters::jobs::forge_ci::ForgeCiRunner::new(bot.clone());
+    forge.resume();
+    let job_runner = JobRunner {
+        local,
+        jenkins,
+        forge,
+    };
     let alertmanager = opsbot::adapters::alertmanager::start(
         bot,
         config.alerts.alertmanager.as_ref(),

@@ -21,6 +21,36 @@
 //! through, or `[env]` with `NAME = true` to pass through, `NAME = false` to
 //! leave out, `NAME = "value"` to set), and `OPSBOT_RUN` and
 //! `OPSBOT_PARAM_*`. No secret the config names ever reaches it.
+//!
+//! A job may run elsewhere instead (`backend`): `local` (the default),
+//! `jenkins` (with `jenkins_job`, its full name), or a forge's own CI, in a
+//! repository of bot.toml (`repo`, a `[repos.NAME]` with its `token_env`):
+//!
+//! ```toml
+//! # commands/web-actions.toml: a GitHub Actions workflow
+//! description = "The web app's workflow"
+//! team = "backend"
+//! backend = "github_actions"
+//! repo = "web"                   # [repos.web], provider = "github"
+//! workflow = "ci.yml"            # .github/workflows/ci.yml, on: workflow_dispatch
+//! ref = "{ref}"                  # the branch or tag to run on (default: {ref}, else main_ref)
+//! id_input = "opsbot_run"        # the input that gets the run id (RUN-7); the
+//!                                # workflow's `run-name` should show it, so the
+//!                                # bot finds the run it started
+//! poll = "10s"                   # how often it is looked at (backs off to 4×)
+//! [inputs]                       # workflow_dispatch inputs, {param} replaced
+//! environment = "{env}"
+//!
+//! # commands/web-pipeline.toml: a GitLab CI pipeline
+//! backend = "gitlab_ci"
+//! repo = "web-gl"                # provider = "gitlab"
+//! trigger_token_env = "WEB_TRIGGER_TOKEN"  # the pipeline trigger token
+//! [inputs]                       # the pipeline's variables
+//! DEPLOY_ENV = "{env}"
+//! ```
+//!
+//! The bot follows the run to its end (the failed job's log tail, cancel,
+//! followed again after a restart, never started twice).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +82,27 @@ struct RawJob {
     /// For Jenkins: the job's full name, folders with `/`.
     #[serde(default)]
     jenkins_job: Option<Written<String>>,
+    /// For a forge's CI: the `[repos.NAME]` it runs in.
+    #[serde(default)]
+    repo: Option<Written<String>>,
+    /// For GitHub Actions: the workflow's file.
+    #[serde(default)]
+    workflow: Option<Written<String>>,
+    /// For a forge's CI: the ref to run on.
+    #[serde(default, rename = "ref")]
+    git_ref: Option<Written<String>>,
+    /// For a forge's CI: the workflow's inputs or the pipeline's variables.
+    #[serde(default)]
+    inputs: BTreeMap<Written<String>, Written<String>>,
+    /// For GitHub Actions: the input that carries the run id.
+    #[serde(default)]
+    id_input: Option<Written<String>>,
+    /// For GitLab CI: the pipeline trigger token's env var.
+    #[serde(default)]
+    trigger_token_env: Option<Written<String>>,
+    /// For a forge's CI: how often a run is looked at.
+    #[serde(default)]
+    poll: Option<Written<String>>,
     #[serde(default)]
     args: Vec<Written<String>>,
     #[serde(default = "default_timeout")]
@@ -172,6 +223,17 @@ pub fn load_dir(
     org: &Org,
     secret_vars: &[String],
 ) -> (BTreeMap<String, Job>, Vec<Problem>) {
+    load_dir_in(dir, org, secret_vars, &[])
+}
+
+/// As [`load_dir`], with bot.toml's repositories (name, provider as
+/// written), which forge CI jobs name.
+pub fn load_dir_in(
+    dir: &Path,
+    org: &Org,
+    secret_vars: &[String],
+    repos: &[(String, String)],
+) -> (BTreeMap<String, Job>, Vec<Problem>) {
     let mut jobs = BTreeMap::new();
     let mut problems = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -200,8 +262,9 @@ pub fn load_dir(
                 continue;
             }
         };
-        match load_one(dir, &file, &src, org, secret_vars) {
-            Ok(job) => {
+        match load_one(dir, &file, &src, org, secret_vars, repos) {
+            Ok((job, mut warnings)) => {
+                problems.append(&mut warnings);
                 jobs.insert(job.name.clone(), job);
             }
             Err(mut p) => problems.append(&mut p),
@@ -216,7 +279,8 @@ fn load_one(
     src: &str,
     org: &Org,
     secret_vars: &[String],
-) -> Result<Job, Vec<Problem>> {
+    repos: &[(String, String)],
+) -> Result<(Job, Vec<Problem>), Vec<Problem>> {
     let raw: RawJob = crate::config::deserialize_all(file, src)?;
     let mut v = Validator::new(file, src);
     let name = file
@@ -317,6 +381,7 @@ fn load_one(
     };
     let backend_at = raw.backend.as_ref().and_then(|b| b.span());
     let jenkins_job_at = raw.jenkins_job.as_ref().and_then(|j| j.span());
+    let mut forge_failed = false;
     let backend = match (
         raw.backend.as_ref().map_or("local", |b| b.as_str()),
         &raw.jenkins_job,
@@ -341,21 +406,91 @@ fn load_one(
             );
             Backend::Local
         }
+        (kind @ ("github_actions" | "gitlab_ci"), None) => {
+            match forge_job(&mut v, &raw, kind, repos) {
+                Some(f) if kind == "github_actions" => Backend::GithubActions(f),
+                Some(f) => Backend::GitlabCi(f),
+                None => {
+                    forge_failed = true;
+                    Backend::Local
+                }
+            }
+        }
+        ("github_actions" | "gitlab_ci", Some(_)) => {
+            v.error(
+                "jenkins_job",
+                jenkins_job_at,
+                "`jenkins_job` needs backend = \"jenkins\"".into(),
+            );
+            forge_failed = true;
+            Backend::Local
+        }
         (other, _) => {
             v.error(
                 "backend",
                 backend_at,
-                format!("`backend` must be local or jenkins; got `{other}`"),
+                format!(
+                    "`backend` must be local, jenkins, github_actions or gitlab_ci; got `{other}`"
+                ),
             );
             Backend::Local
         }
     };
+    if backend.forge().is_none() && !forge_failed {
+        let forge_keys = [
+            ("repo", raw.repo.as_ref()),
+            ("workflow", raw.workflow.as_ref()),
+            ("ref", raw.git_ref.as_ref()),
+            ("id_input", raw.id_input.as_ref()),
+            ("trigger_token_env", raw.trigger_token_env.as_ref()),
+            ("poll", raw.poll.as_ref()),
+        ];
+        for (k, w) in forge_keys {
+            if let Some(w) = w {
+                v.error(
+                    k,
+                    w.span(),
+                    format!("`{k}` needs backend = \"github_actions\" or \"gitlab_ci\""),
+                );
+            }
+        }
+        if let Some((k, _)) = raw.inputs.iter().next() {
+            v.error(
+                "inputs",
+                k.span(),
+                "`inputs` needs backend = \"github_actions\" or \"gitlab_ci\"".into(),
+            );
+        }
+    }
+    let placeholders = |v: &mut Validator, key: String, w: &Written<String>| {
+        let mut rest = w.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let pname = &rest[open + 1..open + close];
+            if !raw.params.contains_key(pname) {
+                v.error(
+                    key.clone(),
+                    w.span(),
+                    format!("`{{{pname}}}` names no parameter; declare [params.{pname}]"),
+                );
+            }
+            rest = &rest[open + close + 1..];
+        }
+    };
+    if let Some(r) = &raw.git_ref {
+        placeholders(&mut v, "ref".into(), r);
+    }
+    for (k, val) in &raw.inputs {
+        placeholders(&mut v, format!("inputs.{k}"), val);
+    }
     let raw_program = raw
         .program
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_default();
-    if backend == Backend::Local && raw_program.is_empty() {
+    if backend == Backend::Local && raw_program.is_empty() && !forge_failed {
         v.error(
             "",
             None,
@@ -383,20 +518,221 @@ fn load_one(
     if errors.iter().any(|p| p.severity == Severity::Error) {
         return Err(errors);
     }
-    Ok(Job {
-        name,
-        description: raw.description,
-        team,
-        backend,
-        program,
-        args: raw.args.into_iter().map(Written::into_inner).collect(),
-        timeout,
-        workdir,
-        who,
-        main_ref: raw.main_ref,
-        params,
-        env,
-        file: file.to_path_buf(),
+    let git_ref_default = if raw.params.contains_key("ref") {
+        "{ref}".to_string()
+    } else {
+        raw.main_ref.clone()
+    };
+    let backend = match backend {
+        Backend::GithubActions(mut f) | Backend::GitlabCi(mut f) if f.git_ref.is_empty() => {
+            f.git_ref = git_ref_default;
+            if raw
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.as_str() == "github_actions")
+            {
+                Backend::GithubActions(f)
+            } else {
+                Backend::GitlabCi(f)
+            }
+        }
+        b => b,
+    };
+    Ok((
+        Job {
+            name,
+            description: raw.description,
+            team,
+            backend,
+            program,
+            args: raw.args.into_iter().map(Written::into_inner).collect(),
+            timeout,
+            workdir,
+            who,
+            main_ref: raw.main_ref,
+            params,
+            env,
+            file: file.to_path_buf(),
+        },
+        errors,
+    ))
+}
+
+/// A forge CI job's keys: the repository (in bot.toml, on the right
+/// forge), the workflow (GitHub), the trigger token (GitLab; unset is a
+/// warning), the inputs, the poll.
+fn forge_job(
+    v: &mut Validator,
+    raw: &RawJob,
+    kind: &str,
+    repos: &[(String, String)],
+) -> Option<crate::domain::job::ForgeJob> {
+    let github = kind == "github_actions";
+    let want = if github { "github" } else { "gitlab" };
+    let mut ok = true;
+    let repo = match &raw.repo {
+        None => {
+            v.error(
+                "",
+                None,
+                format!("a {kind} job needs `repo`, a [repos.NAME] of bot.toml with provider = \"{want}\""),
+            );
+            ok = false;
+            String::new()
+        }
+        Some(r) => match repos.iter().find(|(n, _)| n == r.as_str()) {
+            None => {
+                let known: Vec<&str> = repos
+                    .iter()
+                    .filter(|(_, p)| p.trim() == want)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                v.error(
+                    "repo",
+                    r.span(),
+                    format!(
+                        "bot.toml has no [repos.{}]; {want} repositories are: {}",
+                        crate::domain::rich::clip_plain(r, 40),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                ok = false;
+                String::new()
+            }
+            Some((n, p)) if p.trim() != want => {
+                v.error(
+                    "repo",
+                    r.span(),
+                    format!(
+                        "[repos.{n}] is on {}, and {kind} needs provider = \"{want}\"",
+                        p.trim()
+                    ),
+                );
+                ok = false;
+                String::new()
+            }
+            Some((n, _)) => n.clone(),
+        },
+    };
+    let workflow = match (&raw.workflow, github) {
+        (Some(w), true) => {
+            let name = w.trim();
+            let file = name.rsplit('/').next().unwrap_or(name);
+            let shaped = (file.ends_with(".yml") || file.ends_with(".yaml"))
+                && file
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !shaped {
+                v.error(
+                    "workflow",
+                    w.span(),
+                    format!(
+                        "`{}` is not a workflow file's name, such as \"ci.yml\" (in .github/workflows/)",
+                        crate::domain::rich::clip_plain(w, 60)
+                    ),
+                );
+                ok = false;
+            }
+            file.to_string()
+        }
+        (None, true) => {
+            v.error(
+                "",
+                None,
+                "a github_actions job needs `workflow`, the workflow's file such as \"ci.yml\""
+                    .into(),
+            );
+            ok = false;
+            String::new()
+        }
+        (Some(w), false) => {
+            v.error(
+                "workflow",
+                w.span(),
+                "`workflow` is for github_actions; a GitLab pipeline runs the project's .gitlab-ci.yml".into(),
+            );
+            ok = false;
+            String::new()
+        }
+        (None, false) => String::new(),
+    };
+    if let (Some(i), false) = (&raw.id_input, github) {
+        v.error(
+            "id_input",
+            i.span(),
+            "`id_input` is for github_actions; GitLab's trigger answers with the pipeline it started".into(),
+        );
+        ok = false;
+    }
+    let trigger_token_env = match (&raw.trigger_token_env, github) {
+        (Some(t), true) => {
+            v.error(
+                "trigger_token_env",
+                t.span(),
+                "`trigger_token_env` is for gitlab_ci; GitHub Actions uses the repository's token_env".into(),
+            );
+            ok = false;
+            None
+        }
+        (Some(t), false) => {
+            if std::env::var_os(t.trim()).is_none_or(|x| x.is_empty()) {
+                v.warn(
+                    "trigger_token_env",
+                    t.span(),
+                    format!("{} is not set: the pipeline cannot be triggered", t.trim()),
+                );
+            }
+            Some(t.trim().to_string())
+        }
+        (None, true) => None,
+        (None, false) => {
+            v.error(
+                "",
+                None,
+                "a gitlab_ci job needs `trigger_token_env`, the env var of a pipeline trigger token (Settings → CI/CD → Pipeline trigger tokens)".into(),
+            );
+            ok = false;
+            None
+        }
+    };
+    let poll = match &raw.poll {
+        None => Duration::from_secs(10),
+        Some(p) => match humantime::parse_duration(p.trim()) {
+            Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(3600) => d,
+            _ => {
+                v.error(
+                    "poll",
+                    p.span(),
+                    format!(
+                        "`{}` is not a duration from 10ms to 1h, such as \"10s\"",
+                        crate::domain::rich::clip_plain(p, 40)
+                    ),
+                );
+                ok = false;
+                Duration::from_secs(10)
+            }
+        },
+    };
+    ok.then(|| crate::domain::job::ForgeJob {
+        repo,
+        workflow,
+        git_ref: raw
+            .git_ref
+            .as_ref()
+            .map(|r| r.trim().to_string())
+            .unwrap_or_default(),
+        inputs: raw
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        id_input: raw.id_input.as_ref().map(|i| i.trim().to_string()),
+        trigger_token_env,
+        poll,
     })
 }
 
@@ -507,6 +843,146 @@ mod tests {
     fn env_of(src: &str) -> RawEnv {
         let job: RawJob = toml::from_str(&format!("description = \"x\"\n{src}")).unwrap();
         job.env.unwrap().into_inner()
+    }
+
+    const BOT: &str = r#"
+[roles]
+operators = ["olivia"]
+[teams.backend]
+channel = "backend"
+members = ["bob"]
+[repos.web]
+url = "https://github.com/acme/web.git"
+provider = "github"
+team = "backend"
+token_env = "OPSBOT_TEST_UNSET_TOKEN"
+[repos.shop]
+url = "https://gitlab.example.com/acme/shop.git"
+provider = "gitlab"
+team = "backend"
+"#;
+
+    fn load(files: &[(&str, &str)]) -> Result<crate::config::Loaded, crate::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("commands")).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join("commands").join(name), text).unwrap();
+        }
+        let file = dir.path().join("bot.toml");
+        crate::config::Config::parse(&file, BOT)
+    }
+
+    #[test]
+    fn forge_ci_jobs_load_with_their_defaults_and_warnings() {
+        let l = load(&[
+            (
+                "web-ci.toml",
+                "description = \"d\"\nbackend = \"github_actions\"\nrepo = \"web\"\nworkflow = \"ci.yml\"\nid_input = \"opsbot_run\"\n[inputs]\ncommit = \"{sha}\"\n[params.ref]\ndescription = \"r\"\npattern = \"[a-z]+\"\n[params.sha]\ndescription = \"s\"\npattern = \"[0-9a-f]+\"\n",
+            ),
+            (
+                "shop-ci.toml",
+                "description = \"d\"\nbackend = \"gitlab_ci\"\nrepo = \"shop\"\ntrigger_token_env = \"OPSBOT_TEST_UNSET_TRIGGER\"\npoll = \"2s\"\n",
+            ),
+        ])
+        .unwrap();
+        let Backend::GithubActions(f) = &l.config.jobs["web-ci"].backend else {
+            panic!("{:?}", l.config.jobs["web-ci"].backend)
+        };
+        assert_eq!(
+            (f.repo.as_str(), f.workflow.as_str(), f.git_ref.as_str()),
+            ("web", "ci.yml", "{ref}")
+        );
+        assert_eq!(f.inputs["commit"], "{sha}");
+        assert_eq!(f.poll, Duration::from_secs(10));
+        let Backend::GitlabCi(g) = &l.config.jobs["shop-ci"].backend else {
+            panic!("gitlab")
+        };
+        assert_eq!(
+            (g.git_ref.as_str(), g.poll),
+            ("main", Duration::from_secs(2))
+        );
+        let warned: Vec<(String, &str)> = l
+            .warnings
+            .iter()
+            .filter(|p| p.file.to_string_lossy().contains("commands"))
+            .map(|p| {
+                (
+                    p.file.file_name().unwrap().to_string_lossy().to_string(),
+                    p.key.as_str(),
+                )
+            })
+            .collect();
+        assert!(
+            warned.contains(&("shop-ci.toml".into(), "trigger_token_env")),
+            "{warned:?}"
+        );
+        assert!(
+            warned.contains(&("web-ci.toml".into(), "repo")),
+            "{warned:?}"
+        );
+        assert!(
+            warned.contains(&("shop-ci.toml".into(), "repo")),
+            "{warned:?}"
+        );
+    }
+
+    #[test]
+    fn every_mistake_in_a_forge_ci_job_is_named_with_its_place() {
+        let err = load(&[
+            (
+                "a.toml",
+                "description = \"d\"\nbackend = \"github_actions\"\nrepo = \"nope\"\nworkflow = \"ci.txt\"\n[inputs]\nx = \"{missing}\"\n",
+            ),
+            (
+                "b.toml",
+                "description = \"d\"\nbackend = \"gitlab_ci\"\nrepo = \"web\"\nworkflow = \"ci.yml\"\nid_input = \"x\"\npoll = \"0s\"\n",
+            ),
+            ("c.toml", "description = \"d\"\nbackend = \"github_actions\"\n"),
+            ("d.toml", "description = \"d\"\nprogram = \"/bin/true\"\nrepo = \"web\"\n"),
+            ("e.toml", "description = \"d\"\nbackend = \"circleci\"\n"),
+        ])
+        .unwrap_err();
+        let got: Vec<(String, Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| {
+                (
+                    p.file.file_name().unwrap().to_string_lossy().to_string(),
+                    p.line,
+                    p.key.as_str(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Option<usize>, &str)> = vec![
+            ("a.toml".into(), Some(3), "repo"),
+            ("a.toml".into(), Some(4), "workflow"),
+            ("a.toml".into(), Some(6), "inputs.x"),
+            ("b.toml".into(), Some(3), "repo"),
+            ("b.toml".into(), Some(4), "workflow"),
+            ("b.toml".into(), Some(5), "id_input"),
+            ("b.toml".into(), None, ""),
+            ("b.toml".into(), Some(6), "poll"),
+            ("c.toml".into(), None, ""),
+            ("c.toml".into(), None, ""),
+            ("d.toml".into(), Some(3), "repo"),
+            ("e.toml".into(), Some(2), "backend"),
+            ("e.toml".into(), None, ""),
+        ];
+        assert_eq!(got, want, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("bot.toml has no [repos.nope]; github repositories are: web"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[repos.web] is on github, and gitlab_ci needs provider = \"gitlab\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("must be local, jenkins, github_actions or gitlab_ci; got `circleci`"),
+            "{text}"
+        );
     }
 
     #[test]

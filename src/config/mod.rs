@@ -87,6 +87,9 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// The Jenkins server, when jobs run there.
     pub jenkins: Option<JenkinsConfig>,
+    /// The GitLab pipeline trigger tokens forge CI jobs name
+    /// (`trigger_token_env`), by env var.
+    pub trigger_tokens: Vec<EnvSecret>,
     pub discord: DiscordConfig,
     /// Deadlines, escalation, on-call rotations, the report schedule.
     pub policy: crate::domain::policy::Policy,
@@ -390,6 +393,7 @@ impl Config {
         out.extend(self.jenkins.as_ref().map(|j| &j.token));
         out.extend(self.smtp.user.iter().chain(self.smtp.password.iter()));
         out.extend(self.support.inbox.as_ref().map(|i| &i.password));
+        out.extend(self.trigger_tokens.iter());
         for r in self.repos.values() {
             out.extend(r.secret.iter().chain(r.token.iter()));
         }
@@ -421,10 +425,27 @@ impl Config {
         let mut problems = v.into_problems();
         let config = config.map(|mut c| {
             let secret_vars: Vec<String> = c.secrets().iter().map(|s| s.var.clone()).collect();
-            let (jobs, job_problems) =
-                crate::config::jobs::load_dir(&c.commands_dir(), &c.org, &secret_vars);
+            let repos: Vec<(String, String)> = raw
+                .repos
+                .iter()
+                .map(|(n, r)| (n.to_string(), r.provider.to_string()))
+                .collect();
+            let (jobs, job_problems) = crate::config::jobs::load_dir_in(
+                &c.commands_dir(),
+                &c.org,
+                &secret_vars,
+                &repos,
+            );
             problems.extend(job_problems);
             c.jobs = jobs;
+            for job in c.jobs.values() {
+                let var = job.backend.forge().and_then(|f| f.trigger_token_env.as_deref());
+                if let Some(var) = var {
+                    if !c.trigger_tokens.iter().any(|t| t.var == var) {
+                        c.trigger_tokens.push(EnvSecret::read(var));
+                    }
+                }
+            }
             if c.jenkins.is_none() {
                 for job in c.jobs.values() {
                     if let crate::domain::job::Backend::Jenkins(_) = job.backend {
@@ -498,6 +519,28 @@ impl Config {
                         ),
                     );
                     svc.repo = None;
+                }
+            }
+            // A forge CI job works with its repository's API token.
+            for job in c.jobs.values() {
+                let Some(f) = job.backend.forge() else {
+                    continue;
+                };
+                let Some(r) = c.repos.get(&f.repo) else {
+                    continue;
+                };
+                if r.token.as_ref().is_none_or(|t| t.value.is_none()) {
+                    problems.push(Problem {
+                        severity: Severity::Warning,
+                        file: job.file.clone(),
+                        line: None,
+                        column: None,
+                        key: "repo".into(),
+                        message: format!(
+                            "[repos.{}] has no token set (token_env): this job cannot run until it is",
+                            r.name
+                        ),
+                    });
                 }
             }
             c.authors = v.validate_commit_emails(&raw.people, &c.org);

@@ -262,6 +262,7 @@ impl Validator<'_> {
             jobs: BTreeMap::new(),
             services,
             jenkins: self.validate_jenkins(raw.ci.jenkins.as_ref()),
+            trigger_tokens: Vec::new(),
             discord,
             file: self.file.to_path_buf(),
             storage_path,

@@ -74,6 +74,52 @@ pub enum Backend {
     Local,
     /// The job's full name in Jenkins (`folder/name`).
     Jenkins(String),
+    /// A workflow of GitHub Actions, started by `workflow_dispatch`.
+    GithubActions(ForgeJob),
+    /// A GitLab CI pipeline, started by the pipeline trigger API.
+    GitlabCi(ForgeJob),
+}
+
+/// A job that runs on a forge's own CI (GitHub Actions, GitLab CI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForgeJob {
+    /// The `[repos.NAME]` it runs in.
+    pub repo: String,
+    /// GitHub: the workflow's file (`ci.yml`); GitLab: empty.
+    pub workflow: String,
+    /// The ref to run on, `{param}` replaced (default `{ref}` when the job
+    /// has a `ref` parameter, else its `main_ref`).
+    pub git_ref: String,
+    /// GitHub: the `workflow_dispatch` inputs; GitLab: the pipeline's
+    /// variables; `{param}` replaced in each value.
+    pub inputs: BTreeMap<String, String>,
+    /// GitHub: the input that carries the bot's run id (`RUN-7`), so that
+    /// the run it started is found by its name.
+    pub id_input: Option<String>,
+    /// GitLab: the env var holding the pipeline trigger token.
+    pub trigger_token_env: Option<String>,
+    /// How often a running workflow or pipeline is looked at (it backs off
+    /// to 4× this).
+    pub poll: Duration,
+}
+
+impl Backend {
+    /// The forge CI job, for GitHub Actions and GitLab CI.
+    pub fn forge(&self) -> Option<&ForgeJob> {
+        match self {
+            Backend::GithubActions(f) | Backend::GitlabCi(f) => Some(f),
+            Backend::Local | Backend::Jenkins(_) => None,
+        }
+    }
+}
+
+/// `s` with each `{param}` replaced by its value.
+pub fn fill(s: &str, params: &BTreeMap<String, String>) -> String {
+    let mut s = s.to_string();
+    for (k, v) in params {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
 }
 
 impl Allowed {

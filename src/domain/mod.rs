@@ -4,6 +4,7 @@
 //! than an adapter handles a raw string for them.
 
 pub mod alert;
+pub mod ci;
 pub mod code;
 pub mod error;
 pub mod flap;

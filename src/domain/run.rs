@@ -183,8 +183,27 @@ pub enum BackendRef {
     JenkinsQueue(u64),
     /// A Jenkins build, with its page.
     JenkinsBuild { number: u64, url: Option<String> },
+    /// A GitHub Actions workflow dispatched at this Unix time, its run not
+    /// found yet (GitHub's dispatch answers with no run id).
+    GithubDispatch { at: i64 },
+    /// A GitHub Actions workflow run, with its page.
+    GithubRun { id: u64, url: Option<String> },
+    /// A GitLab CI pipeline, with its page.
+    GitlabPipeline { id: u64, url: Option<String> },
     /// A text no backend writes today.
     Other(String),
+}
+
+impl BackendRef {
+    /// The forge's own id of a workflow run or pipeline: `github:ID`,
+    /// `gitlab:ID`.
+    pub fn forge_run(&self) -> Option<String> {
+        match self {
+            BackendRef::GithubRun { id, .. } => Some(format!("github:{id}")),
+            BackendRef::GitlabPipeline { id, .. } => Some(format!("gitlab:{id}")),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for BackendRef {
@@ -198,6 +217,13 @@ impl fmt::Display for BackendRef {
                 number,
                 url: Some(u),
             } => write!(f, "jenkins build #{number} {u}"),
+            BackendRef::GithubDispatch { at } => write!(f, "github dispatch at {at}"),
+            BackendRef::GithubRun { id, url: None } => write!(f, "github run {id}"),
+            BackendRef::GithubRun { id, url: Some(u) } => write!(f, "github run {id} {u}"),
+            BackendRef::GitlabPipeline { id, url: None } => write!(f, "gitlab pipeline {id}"),
+            BackendRef::GitlabPipeline { id, url: Some(u) } => {
+                write!(f, "gitlab pipeline {id} {u}")
+            }
             BackendRef::Other(s) => f.write_str(s),
         }
     }
@@ -228,6 +254,24 @@ impl From<String> for BackendRef {
             };
             if let Some(number) = num(n) {
                 return BackendRef::JenkinsBuild { number, url };
+            }
+        }
+        if let Some(at) = s.strip_prefix("github dispatch at ").and_then(num) {
+            return BackendRef::GithubDispatch { at };
+        }
+        for (prefix, github) in [("github run ", true), ("gitlab pipeline ", false)] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                let (n, url) = match rest.split_once(' ') {
+                    Some((n, u)) => (n, Some(u.to_string())),
+                    None => (rest, None),
+                };
+                if let Some(id) = num(n) {
+                    return if github {
+                        BackendRef::GithubRun { id, url }
+                    } else {
+                        BackendRef::GitlabPipeline { id, url }
+                    };
+                }
             }
         }
         BackendRef::Other(s)
@@ -370,6 +414,22 @@ mod tests {
                 BackendRef::Other("jenkins queue x".into()),
             ),
             ("pid 3", BackendRef::Other("pid 3".into())),
+            (
+                "github dispatch at 1764680000",
+                BackendRef::GithubDispatch { at: 1764680000 },
+            ),
+            (
+                "github run 289782451 https://github.com/o/r/actions/runs/289782451",
+                BackendRef::GithubRun {
+                    id: 289782451,
+                    url: Some("https://github.com/o/r/actions/runs/289782451".into()),
+                },
+            ),
+            (
+                "gitlab pipeline 31",
+                BackendRef::GitlabPipeline { id: 31, url: None },
+            ),
+            ("github run x", BackendRef::Other("github run x".into())),
         ];
         for (text, want) in cases {
             let json = serde_json::Value::from(text);

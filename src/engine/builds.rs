@@ -152,7 +152,9 @@ pub(crate) fn lost_run(cx: &Cx<'_>, id: RunId, orders: &[u64]) -> Result<Decisio
         .config
         .jobs
         .get(&run.job)
-        .is_none_or(|j| j.backend == crate::domain::job::Backend::Local);
+        .is_none_or(|j| j.backend == crate::domain::job::Backend::Local)
+        // A run the forge started on its own goes on there.
+        && !crate::engine::forge_ci::is_adopted(&run);
     if !local || !matches!(run.state, RunState::Queued | RunState::Running) {
         return Ok(Decision::default());
     }
@@ -167,21 +169,90 @@ pub(crate) fn lost_run(cx: &Cx<'_>, id: RunId, orders: &[u64]) -> Result<Decisio
     Ok(decision)
 }
 
+/// A forge's CI reports a workflow run or pipeline by webhook: a run the
+/// forge started on its own is reported as the bot's are.
+pub(crate) fn forge_run(
+    cx: &Cx<'_>,
+    delivery: Option<&str>,
+    r: &crate::domain::ci::ForgeRun,
+) -> Result<Decision, EngineError> {
+    use crate::engine::forge_ci::Adopt;
+    match crate::engine::forge_ci::forge_run(cx, delivery, r)? {
+        Adopt::Done(d) => Ok(d),
+        Adopt::Apply {
+            mut out,
+            run,
+            update,
+            main,
+            reply,
+            accepted,
+        } => {
+            apply_update_on(cx, &mut out, *run, &update, main)?;
+            Ok(Decision {
+                reply: Some(Reply::private(reply)),
+                accepted: Some(accepted),
+                writes: out.writes,
+            })
+        }
+    }
+}
+
 /// A backend's report on a run.
 pub(crate) fn run_update(
     cx: &Cx<'_>,
     id: RunId,
     update: &RunUpdate,
 ) -> Result<Decision, EngineError> {
-    let Some(mut run) = cx.view.run(id)? else {
+    let Some(run) = cx.view.run(id)? else {
         return Ok(Decision::default());
     };
+    let mut out = Out::new();
+    apply_update(cx, &mut out, run, update)?;
+    Ok(Decision {
+        reply: None,
+        accepted: None,
+        writes: out.writes,
+    })
+}
+
+/// A backend's report applied to `run` (read, or just made): its record,
+/// its progress message, its failure's tail, the loop back to tickets.
+fn apply_update(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    run: Run,
+    update: &RunUpdate,
+) -> Result<(), EngineError> {
+    apply_update_on(cx, out, run, update, None)
+}
+
+/// As [`apply_update`]; `main`: whether a run the forge started is of its
+/// repository's main branch, when this decision is the one that says so.
+pub(crate) fn apply_update_on(
+    cx: &Cx<'_>,
+    out: &mut Out,
+    mut run: Run,
+    update: &RunUpdate,
+    main: Option<bool>,
+) -> Result<(), EngineError> {
     if run.state.is_final() {
         // A report after a cancel, or a repeat: the record stands.
-        return Ok(Decision::default());
+        return Ok(());
     }
     let ci = Actor::new(UserName::system("ci"), Source::System);
-    let mut out = Out::new();
+    // A forge's own run id: its webhooks about this run are not a run of
+    // their own.
+    if let RunUpdate::Submitted { backend_ref } | RunUpdate::Started { backend_ref } = update {
+        if let (Some(key), Some(f)) = (
+            backend_ref.forge_run(),
+            cx.config.jobs.get(&run.job).and_then(|j| j.backend.forge()),
+        ) {
+            out.writes.push(Write::Marker(
+                crate::engine::forge_ci::run_key(&f.repo, &key),
+                i64::try_from(run.id.0).unwrap_or(i64::MAX),
+            ));
+        }
+    }
     match update {
         RunUpdate::Submitted { backend_ref } => {
             run.backend_ref = Some(backend_ref.clone());
@@ -192,16 +263,16 @@ pub(crate) fn run_update(
                 format!("submitted ({backend_ref})"),
                 cx.now,
             );
-            cx.progress_of(&mut out, &run);
+            cx.progress_of(out, &run);
         }
         RunUpdate::Waiting { reason } => {
             // Said once per run, however often the backend is retried.
             if run.timeline.last().is_some_and(|e| &e.text == reason) {
-                return Ok(Decision::default());
+                return Ok(());
             }
             let state = run.state;
             step_run(&mut run, &ci, state, reason.clone(), cx.now);
-            cx.progress_of(&mut out, &run);
+            cx.progress_of(out, &run);
         }
         RunUpdate::Started { backend_ref } => {
             run.started_at = Some(cx.now);
@@ -213,7 +284,7 @@ pub(crate) fn run_update(
                 format!("running ({backend_ref})"),
                 cx.now,
             );
-            cx.progress_of(&mut out, &run);
+            cx.progress_of(out, &run);
         }
         RunUpdate::Finished {
             success,
@@ -227,7 +298,7 @@ pub(crate) fn run_update(
                 RunState::Failed
             };
             step_run(&mut run, &ci, state, reason.clone(), cx.now);
-            cx.progress_of(&mut out, &run);
+            cx.progress_of(out, &run);
             if !success && !tail.trim().is_empty() {
                 out.post(
                     &run.channel,
@@ -241,24 +312,20 @@ pub(crate) fn run_update(
                 );
             }
             if run.deploy.is_some() {
-                after_deploy(cx, &mut out, &mut run, *success)?;
+                after_deploy(cx, out, &mut run, *success)?;
             } else {
-                after_build(cx, &mut out, &mut run, *success)?;
+                after_build(cx, out, &mut run, *success, main)?;
             }
         }
         RunUpdate::Lost { reason } => {
             run.finished_at = Some(cx.now);
             step_run(&mut run, &ci, RunState::Failed, reason.clone(), cx.now);
-            cx.progress_of(&mut out, &run);
-            after_deploy(cx, &mut out, &mut run, false)?;
+            cx.progress_of(out, &run);
+            after_deploy(cx, out, &mut run, false)?;
         }
     }
     out.writes.push(Write::Run(run));
-    Ok(Decision {
-        reply: None,
-        accepted: None,
-        writes: out.writes,
-    })
+    Ok(())
 }
 
 /// The loop back to tickets, for builds of a job's main ref.
@@ -267,6 +334,7 @@ fn after_build(
     out: &mut Out,
     run: &mut Run,
     success: bool,
+    main: Option<bool>,
 ) -> Result<(), EngineError> {
     // A build of a pushed commit: the repository's rules.
     match crate::engine::code::after_run(cx, out, run, success)? {
@@ -291,6 +359,25 @@ fn after_build(
                 },
             )
         }
+    }
+    // A run the forge started on its own: its repository's rules.
+    if crate::engine::forge_ci::is_adopted(run) {
+        let Some((broken, team, title)) = crate::engine::forge_ci::adopted_ticket(cx, run, main)?
+        else {
+            return Ok(());
+        };
+        return build_ticket(
+            cx,
+            out,
+            run,
+            success,
+            BuildTicket {
+                broken: &broken,
+                team: &team,
+                title: &title,
+                extra: None,
+            },
+        );
     }
     let Some(job) = cx.config.jobs.get(&run.job) else {
         return Ok(());

@@ -98,6 +98,12 @@ pub enum Event {
         delivery: Option<String>,
         push: crate::domain::code::Push,
     },
+    /// A forge's CI reports a workflow run or pipeline of a configured
+    /// repository (webhook, signature checked by the adapter).
+    ForgeRun {
+        delivery: Option<String>,
+        run: Box<crate::domain::ci::ForgeRun>,
+    },
     /// The poller could not reach a `git` repository (`error`), or reached
     /// it again (`None`): the team hears once of each change.
     RepoReach { repo: String, error: Option<String> },
@@ -158,6 +164,7 @@ impl Event {
             Event::PageRefused { .. } => "page_refused",
             Event::InboundMail { .. } => "inbound_mail",
             Event::Push { .. } => "push",
+            Event::ForgeRun { .. } => "forge_run",
             Event::RepoReach { .. } => "repo_reach",
             Event::StatusRefused { .. } => "status_refused",
             Event::DeployCommits { .. } => "deploy_commits",
@@ -362,6 +369,23 @@ impl Event {
                     }),
                     ..push
                 },
+            },
+            Event::ForgeRun { delivery, run } => Event::ForgeRun {
+                delivery: delivery.map(c),
+                run: Box::new(crate::domain::ci::ForgeRun {
+                    workflow: c(run.workflow),
+                    workflow_file: run.workflow_file.map(c),
+                    branch: c(run.branch),
+                    sha: c(run.sha),
+                    word: c(run.word),
+                    url: run.url.map(c),
+                    title: c(run.title),
+                    event: c(run.event),
+                    actor: c(run.actor),
+                    default_branch: run.default_branch.map(c),
+                    tail: c(run.tail),
+                    ..*run
+                }),
             },
             Event::RepoReach { repo, error } => Event::RepoReach {
                 repo,

@@ -16,6 +16,7 @@ mod builds;
 mod code;
 mod context;
 mod deploys;
+mod forge_ci;
 mod heartbeats;
 pub mod inbox;
 mod maintenance;
@@ -348,6 +349,7 @@ fn decide_event(cx: &Cx<'_>, event: &Event) -> Result<Decision, EngineError> {
         Event::PageRefused { to, ticket, why } => pages::page_refused(cx, to, ticket, why),
         Event::InboundMail { mail } => inbox::inbound_mail(cx, mail),
         Event::Push { delivery, push } => code::push(cx, delivery.as_deref(), push),
+        Event::ForgeRun { delivery, run } => builds::forge_run(cx, delivery.as_deref(), run),
         Event::RepoReach { repo, error } => code::reach(cx, repo, error.as_deref()),
         Event::StatusRefused { repo, why } => code::status_refused(cx, repo, why),
         Event::DeployCommits { run, repo, found } => deploys::deploy_commits(cx, *run, repo, found),

@@ -9,6 +9,7 @@
 mod alerts;
 mod code;
 mod decisions;
+mod forge_ci;
 mod parity;
 mod public;
 mod sla;

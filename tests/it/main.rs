@@ -26,6 +26,7 @@ mod fake_discord;
 mod fake_forge;
 mod fake_jenkins;
 mod first_hour;
+mod forge_ci;
 mod forges;
 mod forum;
 mod gates;

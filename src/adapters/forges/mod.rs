@@ -20,6 +20,9 @@ pub enum Hook {
     Ping,
     /// A branch moved or was deleted.
     Push(Push),
+    /// A workflow run (GitHub `workflow_run`) or pipeline (GitLab
+    /// `Pipeline Hook`) was queued, started or ended.
+    Run(crate::domain::ci::ForgeRun),
     /// An event the bot does not act on, and why.
     Ignored(String),
 }
@@ -143,6 +146,7 @@ pub fn parse(provider: Provider, event: &str, v: &Value, repo: &str) -> Result<H
             "ping" => return Ok(Hook::Ping),
             "push" => true,
             "pull_request" => false,
+            "workflow_run" => return workflow_run(v, repo),
             other => {
                 return Ok(Hook::Ignored(format!(
                     "the {} event is not acted on",
@@ -153,6 +157,7 @@ pub fn parse(provider: Provider, event: &str, v: &Value, repo: &str) -> Result<H
         Provider::Gitlab => match event {
             "Push Hook" => true,
             "Merge Request Hook" => false,
+            "Pipeline Hook" => return pipeline_hook(v, repo),
             other => {
                 return Ok(Hook::Ignored(format!(
                     "the {} event is not acted on",
@@ -240,6 +245,115 @@ pub fn parse(provider: Provider, event: &str, v: &Value, repo: &str) -> Result<H
         total_commits: total,
         default_branch,
         pr: None,
+    }))
+}
+
+/// GitHub's `workflow_run`: a run of a workflow was requested, is in
+/// progress, or completed.
+fn workflow_run(v: &Value, repo: &str) -> Result<Hook, String> {
+    use crate::domain::ci::{ForgeRun, ForgeRunState};
+    let r = &v["workflow_run"];
+    let id = r
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or("the payload has no `workflow_run.id` number")?;
+    let status = need(v, &["workflow_run", "status"])?;
+    let conclusion = text(r, &["conclusion"]);
+    let state = match status {
+        "completed" => match conclusion {
+            Some("success" | "neutral" | "skipped") => ForgeRunState::Succeeded,
+            _ => ForgeRunState::Failed,
+        },
+        "in_progress" => ForgeRunState::Running,
+        _ => ForgeRunState::Queued,
+    };
+    let Some(sha) = sha_or_none(need(v, &["workflow_run", "head_sha"])?, "head_sha")? else {
+        return Err("`workflow_run.head_sha` is the null id".into());
+    };
+    let path = text(r, &["path"]).or_else(|| text(v, &["workflow", "path"]));
+    let file = path
+        .and_then(|p| p.split('@').next())
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|f| !f.is_empty())
+        .map(str::to_string);
+    let workflow = text(v, &["workflow", "name"])
+        .or_else(|| text(r, &["name"]))
+        .filter(|n| !n.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| file.clone())
+        .unwrap_or_else(|| "workflow".into());
+    Ok(Hook::Run(ForgeRun {
+        provider: Provider::Github,
+        repo: repo.to_string(),
+        id,
+        workflow,
+        workflow_file: file,
+        branch: need(v, &["workflow_run", "head_branch"])?.to_string(),
+        sha,
+        state,
+        word: conclusion.unwrap_or(status).to_string(),
+        url: text(r, &["html_url"]).map(str::to_string),
+        title: text(r, &["display_title"])
+            .or_else(|| text(r, &["name"]))
+            .unwrap_or("")
+            .to_string(),
+        event: text(r, &["event"]).unwrap_or("").to_string(),
+        actor: text(r, &["triggering_actor", "login"])
+            .or_else(|| text(r, &["actor", "login"]))
+            .or_else(|| text(v, &["sender", "login"]))
+            .unwrap_or("someone")
+            .to_string(),
+        default_branch: text(v, &["repository", "default_branch"]).map(str::to_string),
+        tail: String::new(),
+    }))
+}
+
+/// GitLab's `Pipeline Hook`: a pipeline was created, started or ended.
+fn pipeline_hook(v: &Value, repo: &str) -> Result<Hook, String> {
+    use crate::domain::ci::{ForgeRun, ForgeRunState};
+    let p = &v["object_attributes"];
+    let id = p
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or("the payload has no `object_attributes.id` number")?;
+    if p.get("tag").and_then(Value::as_bool) == Some(true) {
+        return Ok(Hook::Ignored(
+            "a tag's pipeline; only branches are followed".into(),
+        ));
+    }
+    let status = need(v, &["object_attributes", "status"])?;
+    let state = match status {
+        "success" | "skipped" => ForgeRunState::Succeeded,
+        "failed" | "canceled" => ForgeRunState::Failed,
+        "running" => ForgeRunState::Running,
+        _ => ForgeRunState::Queued,
+    };
+    let Some(sha) = sha_or_none(need(v, &["object_attributes", "sha"])?, "sha")? else {
+        return Err("`object_attributes.sha` is the null id".into());
+    };
+    let url = text(p, &["url"]).map(str::to_string).or_else(|| {
+        text(v, &["project", "web_url"])
+            .map(|w| format!("{}/-/pipelines/{id}", w.trim_end_matches('/')))
+    });
+    Ok(Hook::Run(ForgeRun {
+        provider: Provider::Gitlab,
+        repo: repo.to_string(),
+        id,
+        workflow: "pipeline".into(),
+        workflow_file: None,
+        branch: need(v, &["object_attributes", "ref"])?.to_string(),
+        sha,
+        state,
+        word: status.to_string(),
+        url,
+        title: text(p, &["name"]).unwrap_or("").to_string(),
+        event: text(p, &["source"]).unwrap_or("").to_string(),
+        actor: text(v, &["user", "username"])
+            .or_else(|| text(v, &["user", "name"]))
+            .unwrap_or("someone")
+            .to_string(),
+        default_branch: text(v, &["project", "default_branch"]).map(str::to_string),
+        tail: String::new(),
     }))
 }
 
@@ -393,6 +507,12 @@ mod tests {
             (Provider::Github, "push", "github-push-tag-deleted.json"),
             (Provider::Gitlab, "Push Hook", "gitlab-push.json"),
             (Provider::Gitea, "push", "gitea-push.json"),
+            (
+                Provider::Github,
+                "workflow_run",
+                "github-workflow-run-completed.json",
+            ),
+            (Provider::Gitlab, "Pipeline Hook", "gitlab-pipeline.json"),
         ] {
             let base = fixture(name);
             assert!(parse(provider, event, &base, "r").is_ok(), "{name}");
@@ -406,6 +526,81 @@ mod tests {
                     let _ = repo_names(provider, &v);
                 }
             }
+        }
+    }
+
+    /// The documented `workflow_run` and `Pipeline Hook` examples, read.
+    #[test]
+    fn workflow_runs_and_pipelines_are_read_from_the_documented_payloads() {
+        use crate::domain::ci::ForgeRunState;
+        let Ok(Hook::Run(r)) = parse(
+            Provider::Github,
+            "workflow_run",
+            &fixture("github-workflow-run-completed.json"),
+            "octo",
+        ) else {
+            panic!("a run")
+        };
+        assert_eq!(
+            (r.id, r.workflow.as_str(), r.workflow_file.as_deref()),
+            (289782451, "test", Some("test.yml"))
+        );
+        assert_eq!(
+            (r.branch.as_str(), r.state),
+            ("master", ForgeRunState::Succeeded)
+        );
+        assert_eq!(r.sha, "3484a3fb816e0859fd6e1cea078d76385ff50625");
+        assert_eq!(
+            (r.event.as_str(), r.actor.as_str()),
+            ("repository_dispatch", "Codertocat")
+        );
+        assert_eq!(r.default_branch.as_deref(), Some("master"));
+        assert_eq!(r.key(), "github:289782451");
+        let Ok(Hook::Run(p)) = parse(
+            Provider::Gitlab,
+            "Pipeline Hook",
+            &fixture("gitlab-pipeline.json"),
+            "test",
+        ) else {
+            panic!("a pipeline")
+        };
+        assert_eq!(
+            (p.id, p.branch.as_str(), p.state),
+            (31, "master", ForgeRunState::Succeeded)
+        );
+        assert_eq!(
+            p.url.as_deref(),
+            Some("http://example.com/gitlab-org/gitlab-test/-/pipelines/31")
+        );
+        assert_eq!(
+            (p.actor.as_str(), p.event.as_str()),
+            ("root", "merge_request_event")
+        );
+        // A tag's pipeline is not followed; a run without an id is refused.
+        let mut tag = fixture("gitlab-pipeline.json");
+        tag["object_attributes"]["tag"] = serde_json::json!(true);
+        assert!(matches!(
+            parse(Provider::Gitlab, "Pipeline Hook", &tag, "test"),
+            Ok(Hook::Ignored(_))
+        ));
+        let mut bad = fixture("github-workflow-run-completed.json");
+        bad["workflow_run"]["id"] = serde_json::json!("x");
+        assert_eq!(
+            parse(Provider::Github, "workflow_run", &bad, "octo"),
+            Err("the payload has no `workflow_run.id` number".into())
+        );
+        for (status, conclusion, want) in [
+            ("queued", None, ForgeRunState::Queued),
+            ("in_progress", None, ForgeRunState::Running),
+            ("completed", Some("cancelled"), ForgeRunState::Failed),
+        ] {
+            let mut v = fixture("github-workflow-run-completed.json");
+            v["workflow_run"]["status"] = serde_json::json!(status);
+            v["workflow_run"]["conclusion"] = serde_json::json!(conclusion);
+            let Ok(Hook::Run(r)) = parse(Provider::Github, "workflow_run", &v, "octo") else {
+                panic!("{status}")
+            };
+            assert_eq!(r.state, want, "{status}");
         }
     }
 

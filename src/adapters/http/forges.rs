@@ -41,6 +41,14 @@ fn ignored(why: impl Into<String>) -> Response {
     (StatusCode::OK, Json(json!({ "ignored": why.into() }))).into_response()
 }
 
+/// The delivery's id, when it is one the bot can keep.
+fn delivery_of(headers: &HeaderMap, names: &forges::Headers, provider: Provider) -> Option<String> {
+    header(headers, names.delivery)
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.len() <= 128 && d.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|d| format!("{provider}:{d}"))
+}
+
 async fn hook(s: HttpState, req: Request, provider: Provider) -> Result<Response, ApiError> {
     let names = forges::headers(provider);
     let headers = req.headers().clone();
@@ -108,11 +116,27 @@ async fn hook(s: HttpState, req: Request, provider: Provider) -> Result<Response
         }
         Ok(Hook::Ignored(why)) => return Ok(ignored(why)),
         Ok(Hook::Push(p)) => p,
+        Ok(Hook::Run(mut run)) => {
+            let delivery = delivery_of(&headers, &names, provider);
+            if run.state == crate::domain::ci::ForgeRunState::Failed {
+                run.tail = crate::adapters::jobs::forge_ci::hook_tail(config, repo, &run).await;
+            }
+            let outcome = s
+                .bot
+                .submit(Event::ForgeRun {
+                    delivery,
+                    run: Box::new(run),
+                })
+                .await
+                .map_err(bot_error)?;
+            let said = outcome.reply.map(|r| r.body.to_plain()).unwrap_or_default();
+            return Ok(match outcome.accepted {
+                Some(_) => (StatusCode::ACCEPTED, Json(json!({ "result": said }))).into_response(),
+                None => ignored(said),
+            });
+        }
     };
-    let delivery = header(&headers, names.delivery)
-        .map(str::trim)
-        .filter(|d| !d.is_empty() && d.len() <= 128 && d.bytes().all(|b| b.is_ascii_graphic()))
-        .map(|d| format!("{provider}:{d}"));
+    let delivery = delivery_of(&headers, &names, provider);
     let outcome = s
         .bot
         .submit(Event::Push { delivery, push })

@@ -3,6 +3,7 @@
 //! folder, with a timeout; keeps the output's tail; and reports to the
 //! engine as the run starts and ends. Cancel kills the process.
 
+pub mod forge_ci;
 pub mod jenkins;
 
 use std::collections::HashMap;
@@ -341,7 +342,7 @@ fn jenkins_ref(r: &BackendRef) -> Option<JenkinsRef> {
     match r {
         BackendRef::JenkinsQueue(q) => Some(JenkinsRef::Queue(*q)),
         BackendRef::JenkinsBuild { number, .. } => Some(JenkinsRef::Build(*number)),
-        BackendRef::Local { .. } | BackendRef::Other(_) => None,
+        _ => None,
     }
 }
 
@@ -666,6 +667,8 @@ enum Step {
 pub struct JobRunner {
     pub local: LocalRunner,
     pub jenkins: Option<JenkinsRunner>,
+    /// GitHub Actions and GitLab CI.
+    pub forge: forge_ci::ForgeCiRunner,
 }
 
 impl JobRunner {
@@ -675,6 +678,12 @@ impl JobRunner {
         let deadline = tokio::time::Instant::now() + timeout;
         if !self.local.wait_idle(timeout).await {
             return false;
+        }
+        while self.forge.following() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if let Some(j) = &self.jenkins {
             while j.following() > 0 {
@@ -699,14 +708,11 @@ impl Sink for JobRunner {
             }
             JobOrder::DeployCommits { .. } => self.local.deliver(item).await,
             JobOrder::Start { run, job, params } => {
-                let backend = self
-                    .local
-                    .bot
-                    .engine()
-                    .config()
-                    .jobs
-                    .get(job)
-                    .map(|j| j.backend.clone());
+                let found = self.local.bot.engine().config().jobs.get(job).cloned();
+                if let Some(j) = found.as_ref().filter(|j| j.backend.forge().is_some()) {
+                    return self.forge.start(*run, j, params).await;
+                }
+                let backend = found.map(|j| j.backend);
                 match (backend, &self.jenkins) {
                     (Some(crate::domain::job::Backend::Jenkins(name)), Some(j)) => {
                         j.start(*run, &name, params).await
@@ -728,6 +734,14 @@ impl Sink for JobRunner {
                 if let Some(j) = &self.jenkins {
                     j.cancel(*run);
                 }
+                let job = self
+                    .local
+                    .bot
+                    .store()
+                    .ok()
+                    .and_then(|s| crate::engine::View::run(&s, *run).ok().flatten())
+                    .and_then(|r| self.local.bot.engine().config().jobs.get(&r.job).cloned());
+                self.forge.cancel(*run, job.as_ref()).await;
                 self.local.deliver(item).await
             }
         }
