@@ -55,6 +55,7 @@ pub(crate) fn report(
         body: Rich::new().text(text),
         ephemeral: true,
         file,
+        more: None,
     })
 }
 

@@ -9,6 +9,7 @@
 mod alerts;
 mod code;
 mod decisions;
+mod listing;
 mod parity;
 mod public;
 mod sla;

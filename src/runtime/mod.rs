@@ -382,13 +382,26 @@ impl Bot {
     pub async fn submit(&self, event: Event) -> Result<Outcome, BotError> {
         // Untrusted text is cleaned once, here, before the engine sees it.
         let event = event.cleaned();
-        if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
-            // A report reads the whole timeline: off the commit thread, so
-            // that commands behind it do not wait.
+        if event.is_query() {
+            // Reads never wait behind writes: answered off the commit
+            // thread, on a snapshot of committed state (a list, a ticket),
+            // so a command is never queued behind a storm's batch. A report
+            // reads the whole timeline: it reads as it goes instead, so
+            // that it never holds sled's commits back.
+            let heavy = matches!(&event, Event::Command { command, .. } if command.is_heavy());
             let (store, engine, now) = (self.store()?, self.engine(), self.clock.now());
-            let r = tokio::task::spawn_blocking(move || engine.query(&store, &event, now))
-                .await
-                .map_err(|e| internal(&e, "query panicked"))?;
+            let r = tokio::task::spawn_blocking(move || {
+                if heavy {
+                    engine.query(&store, &event, now)
+                } else {
+                    store
+                        .snapshot(|s| engine.query(s, &event, now))
+                        .map_err(EngineError::Store)
+                        .and_then(|r| r)
+                }
+            })
+            .await
+            .map_err(|e| internal(&e, "query panicked"))?;
             return match r {
                 Ok(reply) => Ok(Outcome {
                     reply: Some(reply),

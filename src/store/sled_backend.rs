@@ -20,7 +20,7 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 
-use super::kv::{owned, Backend, Read, Scan, TreeName, Tx, TxBody};
+use super::kv::{owned, Backend, Read, Scan, SnapshotBody, TreeName, Tx, TxBody};
 use crate::error::StoreError;
 
 /// The trees of one sled database.
@@ -31,6 +31,11 @@ pub(super) struct SledBackend {
     trees: Vec<Tree>,
     /// sled's log file (`db` in the folder), synced after each flush.
     log: std::sync::Arc<std::fs::File>,
+    /// Held for writing around each transaction, for reading by a
+    /// snapshot: sled's reads outside a transaction see each key as it is
+    /// now, so a snapshot keeps transactions out while it reads (they are
+    /// short: the commit thread's flush happens outside it).
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 impl SledBackend {
@@ -73,6 +78,7 @@ impl SledBackend {
             trees: opened.into_iter().map(|(_, tree)| tree).collect(),
             db,
             log: std::sync::Arc::new(log),
+            gate: Default::default(),
         })
     }
 
@@ -135,6 +141,8 @@ impl Backend for SledBackend {
 
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         let body = RefCell::new(body);
+        // A poisoned gate guards nothing of its own: go on.
+        let _writing = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let res = self.trees[..].transaction(|views: &Vec<TransactionalTree>| {
             let tx = SledTx {
                 views,
@@ -151,6 +159,12 @@ impl Backend for SledBackend {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
         }
+    }
+
+    fn snapshot(&self, body: &mut SnapshotBody<'_>) -> Result<(), StoreError> {
+        let _reading = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let me: std::sync::Arc<dyn Backend> = std::sync::Arc::new(self.clone());
+        body(&me)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
