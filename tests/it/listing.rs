@@ -59,15 +59,9 @@ fn listed(block: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn pages_cover_every_ticket_once_newest_first_in_the_console_and_the_api() {
-    let env = Env::shipped();
-    let bot = env.live(&[]);
-    let (code, body) = bot.post("/hooks/generic", &alerts(1, 60));
-    assert_eq!(code, 202, "{body}");
-    assert_eq!(body["accepted"], 60, "{body}");
-
-    // The API: pages of 25, then of 7 by cursor, each ticket once.
+/// The API's pages of the 60 tickets of [`alerts`]`(1, 60)`: of 25, then
+/// of 7 by cursor, each ticket once; filters; pages past the end.
+fn api_pages(bot: &LiveBot) {
     let (code, first) = api(&bot, "");
     assert_eq!(code, 200, "{first}");
     assert_eq!(first["total"], 60);
@@ -144,10 +138,11 @@ fn pages_cover_every_ticket_once_newest_first_in_the_console_and_the_api() {
         let e = v["error"].as_str().unwrap_or_default();
         assert!(e.starts_with(says), "{q}: {e}");
     }
-    let run = bot.finish();
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
 
-    // The console: the same pages, headed with the count and the page.
+/// The console's pages of the same 60 tickets, headed with the count and
+/// the page.
+fn console_pages(env: &Env) {
     let run = env.console(&[
         "/ticket list",
         "/ticket list page:2",
@@ -218,6 +213,57 @@ fn pages_cover_every_ticket_once_newest_first_in_the_console_and_the_api() {
     assert_eq!(listed(blocks[7]), vec![10, 8, 6, 4, 2]);
 }
 
+fn sixty(env: &Env) -> LiveBot {
+    let bot = env.live(&[]);
+    let (code, body) = bot.post("/hooks/generic", &alerts(1, 60));
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["accepted"], 60, "{body}");
+    bot
+}
+
+#[test]
+fn pages_cover_every_ticket_once_newest_first_in_the_console_and_the_api() {
+    let env = Env::shipped();
+    let bot = sixty(&env);
+    api_pages(&bot);
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    console_pages(&env);
+}
+
+/// The same pages on PostgreSQL; then the database made to look like one
+/// from before the list's index (its keys and counts deleted with psql):
+/// the bot builds it when it starts, and lists the same.
+#[test]
+fn on_postgres_the_same_pages_and_an_older_database_gets_the_index_built() {
+    let pg = std::sync::Arc::new(crate::pg::Pg::start());
+    let env = Env::on_cluster(&crate::kit::shipped_config(), pg.clone(), "opsbot");
+    let url = env.database_url().expect("a database").to_string();
+    let bot = sixty(&env);
+    api_pages(&bot);
+    let run = bot.finish();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let older = "DELETE FROM opsbot_kv WHERE \
+        (tree = 3 AND get_byte(key, 0) BETWEEN 177 AND 179) OR \
+        (tree = 0 AND (substring(key from 1 for 4) = 'cnt:'::bytea OR key = 'list_indexed'::bytea))";
+    pg.psql_at(&url, older);
+    let left = pg.psql_at(
+        &url,
+        "SELECT count(*) FROM opsbot_kv WHERE tree = 3 AND get_byte(key, 0) BETWEEN 177 AND 179",
+    );
+    assert_eq!(left, "0");
+    console_pages(&env);
+    let built = pg.psql_at(
+        &url,
+        "SELECT count(*) FROM opsbot_kv WHERE tree = 3 AND get_byte(key, 0) = 177",
+    );
+    // The 30 tickets of team infra, once each.
+    assert_eq!(built, "30");
+    let bot = env.live(&[]);
+    api_pages(&bot);
+    bot.finish();
+}
+
 /// An alert storm over HTTP, each alert a new ticket, while lists are read
 /// through the API (paging by cursor) and the console: every list holds
 /// each ticket at most once, every ticket whose 202 came before the list
@@ -225,7 +271,15 @@ fn pages_cover_every_ticket_once_newest_first_in_the_console_and_the_api() {
 /// moment) exactly as many as the first page's total said.
 #[test]
 fn a_list_read_during_an_alert_storm_is_of_one_committed_state() {
-    let env = Env::shipped();
+    storm_lists(&Env::shipped());
+}
+
+#[test]
+fn on_postgres_a_list_read_during_an_alert_storm_is_of_one_committed_state() {
+    storm_lists(&Env::on_postgres());
+}
+
+fn storm_lists(env: &Env) {
     let mut bot = env.live(&[]);
     let bot_url = bot.base.clone();
     let acked: Arc<Mutex<BTreeSet<u64>>> = Default::default();
