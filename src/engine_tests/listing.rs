@@ -308,3 +308,72 @@ fn a_snapshot_list_holds_each_ticket_once_while_batches_move_them() {
     let rounds = writer.join().unwrap();
     assert!(rounds >= 2);
 }
+
+/// A smoke figure, not a benchmark (`cargo test --lib -- --ignored
+/// list_cost`): a list's page and total at 1k and 100k tickets, from the
+/// index, in whatever build runs it.
+#[test]
+#[ignore]
+fn list_cost_does_not_grow_with_the_store() {
+    let b = Both::new();
+    let mut opened = 0u64;
+    for target in [1_000u64, 100_000] {
+        while opened < target {
+            let n = (target - opened).min(500);
+            let events: Vec<Event> = (0..n)
+                .map(|i| {
+                    let team = if (opened + i) % 2 == 0 {
+                        " team:backend"
+                    } else {
+                        ""
+                    };
+                    command(
+                        "olivia",
+                        &format!("/ticket open title:t{}{team}", opened + i),
+                    )
+                })
+                .collect();
+            b.store
+                .apply_batch(
+                    &events,
+                    |view, ev| {
+                        let d = b.engine.decide(view, ev, b.now)?;
+                        Ok((d.writes, ()))
+                    },
+                    || b.now,
+                )
+                .unwrap();
+            opened += n;
+        }
+        b.store.flush().unwrap();
+        let team = ListFilter {
+            team: Some(TeamName::parse("backend").unwrap()),
+            ..ListFilter::default()
+        };
+        for (what, f, offset) in [
+            ("page 1", ListFilter::default(), 0),
+            ("page 1, team", team.clone(), 0),
+            ("page 40", ListFilter::default(), 975),
+        ] {
+            let at = ListAt {
+                offset,
+                limit: 25,
+                before: None,
+            };
+            let mut times: Vec<std::time::Duration> = (0..50)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let (page, total) = b.store.snapshot(|s| s.list(&f, &at)).unwrap().unwrap();
+                    assert_eq!(page.len(), 25);
+                    assert!(total >= target / 2);
+                    t.elapsed()
+                })
+                .collect();
+            times.sort();
+            eprintln!(
+                "{target} tickets, {what}: median {:?}, max {:?}",
+                times[25], times[49]
+            );
+        }
+    }
+}
