@@ -33,8 +33,9 @@ pub(super) struct SledBackend {
     log: std::sync::Arc<std::fs::File>,
     /// Held for writing around each transaction, for reading by a
     /// snapshot: sled's reads outside a transaction see each key as it is
-    /// now, so a snapshot keeps transactions out while it reads (they are
-    /// short: the commit thread's flush happens outside it).
+    /// now (sled applies a transaction's writes one key after another), so
+    /// a snapshot keeps transactions out while it reads, and waits for the
+    /// one in progress (not for the flush, which is outside it).
     gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
@@ -141,6 +142,12 @@ impl Backend for SledBackend {
 
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         let body = RefCell::new(body);
+        // Taken before sled's transaction, never inside it: sled holds a
+        // lock of its own (global to the process) while the body runs, which
+        // a snapshot's reads may need; taking the gate inside would deadlock
+        // with a reader (a test showed it). So a snapshot waits for the
+        // transaction in progress (one batch's decisions and writes, never
+        // the flush, nor the batches queued behind it).
         // A poisoned gate guards nothing of its own: go on.
         let _writing = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let res = self.trees[..].transaction(|views: &Vec<TransactionalTree>| {

@@ -62,21 +62,21 @@ fn listed(block: &str) -> Vec<u64> {
 /// The API's pages of the 60 tickets of [`alerts`]`(1, 60)`: of 25, then
 /// of 7 by cursor, each ticket once; filters; pages past the end.
 fn api_pages(bot: &LiveBot) {
-    let (code, first) = api(&bot, "");
+    let (code, first) = api(bot, "");
     assert_eq!(code, 200, "{first}");
     assert_eq!(first["total"], 60);
     assert_eq!(first["pages"], 3);
     assert_eq!(first["page"], 1);
     assert_eq!(first["next_page"], 2);
     assert_eq!(numbers(&first), (36..=60).rev().collect::<Vec<_>>());
-    let (_, third) = api(&bot, "?page=3");
+    let (_, third) = api(bot, "?page=3");
     assert_eq!(numbers(&third), (1..=10).rev().collect::<Vec<_>>());
     assert_eq!(third["next_page"], Value::Null);
     assert_eq!(third["next_cursor"], Value::Null);
     let mut seen = Vec::new();
     let mut query = "?limit=7".to_string();
     loop {
-        let (code, page) = api(&bot, &query);
+        let (code, page) = api(bot, &query);
         assert_eq!(code, 200, "{page}");
         assert_eq!(page["total"], 60);
         seen.extend(numbers(&page));
@@ -87,11 +87,11 @@ fn api_pages(bot: &LiveBot) {
     }
     assert_eq!(seen, (1..=60).rev().collect::<Vec<_>>());
     // Filters from the index: infra's are the even ones.
-    let (_, infra) = api(&bot, "?team=infra&limit=100");
+    let (_, infra) = api(bot, "?team=infra&limit=100");
     assert_eq!(infra["total"], 30, "{infra}");
     assert!(numbers(&infra).iter().all(|n| n % 2 == 0), "{infra}");
-    let (_, open) = api(&bot, "?state=open&limit=100");
-    let (_, assigned) = api(&bot, "?state=assigned&limit=100");
+    let (_, open) = api(bot, "?state=open&limit=100");
+    let (_, assigned) = api(bot, "?state=assigned&limit=100");
     let both: BTreeSet<u64> = numbers(&open)
         .into_iter()
         .chain(numbers(&assigned))
@@ -133,7 +133,7 @@ fn api_pages(bot: &LiveBot) {
         ("?state=done", 400, "`state` must be one of"),
         ("?colour=red", 400, "unknown parameter `colour`"),
     ] {
-        let (got, v) = api(&bot, q);
+        let (got, v) = api(bot, q);
         assert_eq!(got, code, "{q}: {v}");
         let e = v["error"].as_str().unwrap_or_default();
         assert!(e.starts_with(says), "{q}: {e}");
