@@ -145,6 +145,14 @@ impl Args {
             })
     }
 
+    pub(super) fn opt_integer(&mut self, name: &str) -> Result<Option<u64>, UserError> {
+        if self.values.contains_key(name) {
+            self.integer(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub(super) fn duration(&mut self, name: &str) -> Result<std::time::Duration, UserError> {
         let raw = self.text(name)?;
         match humantime::parse_duration(&raw) {

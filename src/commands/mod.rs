@@ -36,6 +36,8 @@ pub enum Command {
         state: Option<TicketState>,
         team: Option<TeamName>,
         mine: bool,
+        /// From 1; `None`: the first.
+        page: Option<u64>,
     },
     TicketAssign {
         id: TicketId,
@@ -287,6 +289,7 @@ impl Command {
                 state: a.opt_parse("state")?,
                 team: a.opt_team("team")?,
                 mine: a.opt_bool("mine")?.unwrap_or(false),
+                page: a.opt_integer("page")?,
             },
             CommandName::TicketAssign => {
                 let id = a.ticket(prefix)?;
@@ -496,6 +499,16 @@ mod tests {
                     state: Some(TicketState::InProgress),
                     team: None,
                     mine: true,
+                    page: None,
+                },
+            ),
+            (
+                "/ticket list page:2",
+                Command::TicketList {
+                    state: None,
+                    team: None,
+                    mine: false,
+                    page: Some(2),
                 },
             ),
             (
@@ -590,6 +603,9 @@ mod tests {
             ("/ticket open oops", "`oops` is not an option: write options as name:value"),
             ("/ticket show id:XYZ-3", "`XYZ-3` is not a ticket id: ticket ids look like OPS-12"),
             ("/ticket assign id:OPS-1", "give `team:` or `user:` (or both)"),
+            ("/ticket list page:0", "`page` must be a whole number such as 3; got `0`"),
+            ("/ticket list page:-1", "`page` must be a whole number such as 3; got `-1`"),
+            ("/ticket list page:99999999999999999999", "`page` must be a whole number such as 3; got `99999999999999999999`"),
             ("/ticket list state:done", "`state` must be one of open, assigned, in_progress, resolved, qa, closed; got `done`"),
             ("/help command:fly", "there is no command `fly`"),
             ("/ticket open title:x team:Back_End", "is not a valid team name"),

@@ -273,6 +273,7 @@ impl CommandName {
                         opt("state", OptKind::State, "Only tickets in this state"),
                         opt("team", OptKind::Team, "Only this team's tickets"),
                         opt("mine", OptKind::Bool, "Only tickets assigned to you"),
+                        opt("page", OptKind::Integer, "Which page of 25, newest first (1: the first)"),
                     ]
                 },
                 Who::Anyone,

@@ -20,6 +20,10 @@ pub struct Reply {
     /// console writes it under the data folder and prints its path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<Attachment>,
+    /// A list with a page after this one: what asks for it (Discord shows
+    /// a "Next page" button; the text names the command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<ListMore>,
 }
 
 impl Reply {
@@ -28,7 +32,38 @@ impl Reply {
             body: body.into(),
             ephemeral: true,
             file: None,
+            more: None,
         }
+    }
+}
+
+/// The next page of a `/ticket list`: its filter and page number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListMore {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TicketState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamName>,
+    #[serde(default)]
+    pub mine: bool,
+    pub page: u64,
+}
+
+impl ListMore {
+    /// The command, as the console takes it.
+    pub fn command(&self) -> String {
+        let mut s = String::from("/ticket list");
+        if let Some(st) = self.state {
+            s.push_str(&format!(" state:{st}"));
+        }
+        if let Some(t) = &self.team {
+            s.push_str(&format!(" team:{t}"));
+        }
+        if self.mine {
+            s.push_str(" mine:true");
+        }
+        s.push_str(&format!(" page:{}", self.page));
+        s
     }
 }
 

@@ -10,7 +10,7 @@ use crate::domain::rotation::Override;
 use crate::domain::run::{Deployed, Run, RunId};
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp, UserName};
 use crate::engine::effect::{Effect, GroupRecord, Member, SilenceBook, Write};
-use crate::engine::view::{ListFilter, QueryView, View};
+use crate::engine::view::{ListAt, ListFilter, QueryView, View};
 use crate::error::StoreError;
 
 /// Everything the engine reads, in memory.
@@ -373,8 +373,20 @@ impl QueryView for MemoryView {
             .collect())
     }
 
-    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError> {
-        let mut found: Vec<Ticket> = self
+    fn list(&self, filter: &ListFilter, at: &ListAt) -> Result<(Vec<Ticket>, u64), StoreError> {
+        let found: Vec<&Ticket> = self
+            .tickets
+            .values()
+            .rev()
+            .filter(|t| at.before.is_none_or(|b| t.id.num() < b))
+            .filter(|t| filter.team.is_none() || t.team == filter.team)
+            .filter(|t| match filter.state {
+                Some(s) => t.state == s,
+                None => t.state != TicketState::Closed,
+            })
+            .filter(|t| filter.assignee.is_none() || t.assignee == filter.assignee)
+            .collect();
+        let total = self
             .tickets
             .values()
             .filter(|t| filter.team.is_none() || t.team == filter.team)
@@ -383,12 +395,15 @@ impl QueryView for MemoryView {
                 None => t.state != TicketState::Closed,
             })
             .filter(|t| filter.assignee.is_none() || t.assignee == filter.assignee)
+            .count() as u64;
+        let skip = usize::try_from(at.offset).unwrap_or(usize::MAX);
+        let page = found
+            .into_iter()
+            .skip(skip)
+            .take(at.limit)
             .cloned()
             .collect();
-        found.sort_by_key(|t| (t.priority, t.id.num()));
-        let total = found.len();
-        found.truncate(limit);
-        Ok((found, total))
+        Ok((page, total))
     }
 
     fn recent_runs(&self, limit: usize) -> Result<Vec<Run>, StoreError> {

@@ -159,13 +159,49 @@ You may run: {}.",
     Rich::new().text(text)
 }
 
-/// One line per ticket, for `/ticket list`.
-pub fn ticket_list(tickets: &[Ticket], total: usize, filter: &str) -> Rich {
+/// `1,234`: a count as people read it.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One page of `/ticket list`, newest first: `page` (from 1) of `per_page`
+/// tickets, out of `total`; `next` is the command for the next page.
+pub fn ticket_list(
+    tickets: &[Ticket],
+    total: u64,
+    filter: &str,
+    page: u64,
+    per_page: usize,
+    next: Option<&str>,
+) -> Rich {
     if tickets.is_empty() {
         return Rich::new().text(format!("No tickets {filter}."));
     }
-    let noun = if total == 1 { "ticket" } else { "tickets" };
-    let mut r = Rich::new().text(format!("{total} {noun} {filter}:"));
+    let per = (per_page as u64).max(1);
+    let pages = total.div_ceil(per).max(1);
+    let mut r = if pages == 1 {
+        let noun = if total == 1 { "ticket" } else { "tickets" };
+        Rich::new().text(format!("{total} {noun} {filter}, newest first:"))
+    } else {
+        let first = page.saturating_sub(1).saturating_mul(per).saturating_add(1);
+        let last = first.saturating_add(tickets.len() as u64 - 1);
+        Rich::new().text(format!(
+            "Tickets {filter}: {}–{} of {}, page {} of {}, newest first:",
+            thousands(first),
+            thousands(last),
+            thousands(total),
+            thousands(page),
+            thousands(pages)
+        ))
+    };
     for t in tickets {
         r = r
             .text("\n")
@@ -182,13 +218,30 @@ pub fn ticket_list(tickets: &[Ticket], total: usize, filter: &str) -> Rich {
             ))
             .quoted(one_line(&t.title, 80));
     }
-    if total > tickets.len() {
-        r = r.text(format!(
-            "\n… and {} more; narrow with state:, team: or mine:true",
-            total - tickets.len()
-        ));
+    if let Some(next) = next {
+        r = r.text(format!("\nNext page: {next}"));
     }
     r
+}
+
+/// A page asked for past the last one of a list.
+pub fn list_past_end(page: u64, total: u64, filter: &str, per_page: usize) -> String {
+    let pages = total.div_ceil((per_page as u64).max(1));
+    match total {
+        0 => format!(
+            "there is no page {}: there are no tickets {filter}",
+            thousands(page)
+        ),
+        _ => format!(
+            "there is no page {}: {} {} {filter} make {} {} of {per_page}; ask for page 1 to {}",
+            thousands(page),
+            thousands(total),
+            if total == 1 { "ticket" } else { "tickets" },
+            thousands(pages),
+            if pages == 1 { "page" } else { "pages" },
+            thousands(pages)
+        ),
+    }
 }
 
 /// `«a», «b», «c» and 7 more`: the alerts a gathered post names.

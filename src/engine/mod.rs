@@ -41,12 +41,12 @@ mod view;
 
 pub use effect::Page;
 pub use effect::{
-    Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, Mail,
+    Accepted, Ask, Attachment, Card, DeadlineKind, Decision, Effect, GroupRecord, ListMore, Mail,
     MailPurpose, Member, Post, Reply, SilenceBook, Write,
 };
 pub use event::Event;
 pub use memory::{MemoryView, Queued};
-pub use view::{ListFilter, QueryView, View};
+pub use view::{ListAt, ListFilter, QueryView, View};
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -129,7 +129,12 @@ impl Engine {
                     org.is_operator(&actor.name),
                 )))
             }
-            Command::TicketList { state, team, mine } => {
+            Command::TicketList {
+                state,
+                team,
+                mine,
+                page,
+            } => {
                 if let Some(team) = team {
                     if org.team(team).is_none() {
                         return Err(tickets::unknown_team(team, org).into());
@@ -140,7 +145,6 @@ impl Engine {
                     team: team.clone(),
                     assignee: mine.then(|| actor.name.clone()),
                 };
-                let (tickets, total) = view.list(&filter, LIST_LIMIT)?;
                 let mut words = Vec::new();
                 match state {
                     Some(s) => words.push(format!("in state {s}")),
@@ -152,11 +156,40 @@ impl Engine {
                 if *mine {
                     words.push("assigned to you".to_string());
                 }
-                Ok(Reply::private(messages::ticket_list(
+                let words = words.join(", ");
+                let page = page.unwrap_or(1).max(1);
+                // A page so far that its offset does not fit is past the end.
+                let offset = (page - 1).checked_mul(LIST_LIMIT as u64);
+                let at = ListAt {
+                    offset: offset.unwrap_or(u64::MAX),
+                    limit: LIST_LIMIT,
+                    before: None,
+                };
+                let (tickets, total) = view.list(&filter, &at)?;
+                if page > 1 && (offset.is_none() || tickets.is_empty()) {
+                    return Err(UserError::new(messages::list_past_end(
+                        page, total, &words, LIST_LIMIT,
+                    ))
+                    .into());
+                }
+                let shown_to = at.offset.saturating_add(tickets.len() as u64);
+                let more = (shown_to < total).then(|| ListMore {
+                    state: *state,
+                    team: team.clone(),
+                    mine: *mine,
+                    page: page + 1,
+                });
+                let next = more.as_ref().map(ListMore::command);
+                let mut reply = Reply::private(messages::ticket_list(
                     &tickets,
                     total,
-                    &words.join(", "),
-                )))
+                    &words,
+                    page,
+                    LIST_LIMIT,
+                    next.as_deref(),
+                ));
+                reply.more = more;
+                Ok(reply)
             }
             Command::AlertSilences => alerts::list_silences(cx),
             Command::MaintenanceList => maintenance::list(cx),

@@ -55,6 +55,7 @@ pub(crate) fn report(
         body: text,
         ephemeral: true,
         file,
+        more: None,
     })
 }
 

@@ -68,12 +68,33 @@ pub struct ListFilter {
     pub assignee: Option<UserName>,
 }
 
+/// Which part of a list to read: newest first, `offset` tickets skipped,
+/// at most `limit`; with `before`, only tickets numbered below it (a
+/// cursor: the last number of the page before).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListAt {
+    pub offset: u64,
+    pub limit: usize,
+    pub before: Option<u64>,
+}
+
+impl ListAt {
+    /// The first `limit` tickets.
+    pub fn first(limit: usize) -> ListAt {
+        ListAt {
+            offset: 0,
+            limit,
+            before: None,
+        }
+    }
+}
+
 /// Reads for queries, outside any transaction.
 pub trait QueryView: View {
     fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError>;
-    /// Matching tickets sorted by priority then id, at most `limit`, with the
-    /// total count.
-    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError>;
+    /// Matching tickets, newest first, the part `at` asks for, with the
+    /// total count of the filter's tickets (whatever the part).
+    fn list(&self, filter: &ListFilter, at: &ListAt) -> Result<(Vec<Ticket>, u64), StoreError>;
     /// The newest runs, newest first.
     fn recent_runs(&self, limit: usize) -> Result<Vec<crate::domain::run::Run>, StoreError>;
     /// Every ticket (of `team`, when given) with its timeline, as a report

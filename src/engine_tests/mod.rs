@@ -10,6 +10,7 @@ mod alerts;
 mod code;
 mod decisions;
 mod forge_ci;
+mod listing;
 mod parity;
 mod public;
 mod sla;

@@ -10,7 +10,7 @@ use crate::commands::parse_command;
 use crate::config::Config;
 use crate::domain::alert::{Alert, AlertSource, AlertStatus, Labels};
 use crate::domain::{Actor, ChannelName, Source, TicketId, Timestamp, UserName};
-use crate::engine::{Effect, Engine, Event, ListFilter, MemoryView, QueryView, View};
+use crate::engine::{Effect, Engine, Event, ListAt, ListFilter, MemoryView, QueryView, View};
 use crate::store::Store;
 
 fn alert(status: AlertStatus, instance: &str) -> Alert {
@@ -155,8 +155,8 @@ fn the_memory_view_reads_what_the_store_reads() {
     ];
     for f in &filters {
         assert_eq!(
-            store.list(f, 50).unwrap(),
-            memory.list(f, 50).unwrap(),
+            store.list(f, &ListAt::first(50)).unwrap(),
+            memory.list(f, &ListAt::first(50)).unwrap(),
             "{f:?}"
         );
     }

@@ -171,6 +171,8 @@ pub(super) fn commit_loop(
                 continue;
             }
             let outcome = apply(&store, &engine, clock.as_ref(), &events);
+            #[cfg(test)]
+            tests::slow_after_apply(&events);
             let outcome = match outcome {
                 Ok(r) => r,
                 Err(e) if e.is_storage() => {

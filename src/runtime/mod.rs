@@ -386,13 +386,31 @@ impl Bot {
     pub async fn submit(&self, event: Event) -> Result<Outcome, BotError> {
         // Untrusted text is cleaned once, here, before the engine sees it.
         let event = event.cleaned();
-        if matches!(&event, Event::Command { command, .. } if command.is_heavy()) {
-            // A report reads the whole timeline: off the commit thread, so
-            // that commands behind it do not wait.
+        if event.is_query() {
+            // Reads never wait behind writes: answered off the commit
+            // thread, on a snapshot of committed state (a list, a ticket),
+            // so a command is never queued behind a storm's batch. A report
+            // reads the whole timeline: it reads as it goes instead, so
+            // that it never holds sled's commits back.
+            let heavy = matches!(&event, Event::Command { command, .. } if command.is_heavy());
             let (store, engine, now) = (self.store()?, self.engine(), self.clock.now());
-            let r = tokio::task::spawn_blocking(move || engine.query(&store, &event, now))
-                .await
-                .map_err(|e| internal(&e, "query panicked"))?;
+            let r = tokio::task::spawn_blocking(move || {
+                #[cfg(test)]
+                tests::bug_in_query(&event);
+                // A report is long: on sled it reads as it goes (a snapshot
+                // would hold commits back); PostgreSQL's costs writers nothing.
+                let sled = matches!(store.location(), crate::store::Location::Dir(_));
+                if heavy && sled {
+                    engine.query(&store, &event, now)
+                } else {
+                    store
+                        .snapshot(|s| engine.query(s, &event, now))
+                        .map_err(EngineError::Store)
+                        .and_then(|r| r)
+                }
+            })
+            .await
+            .map_err(|e| internal(&e, "query panicked"))?;
             return match r {
                 Ok(reply) => Ok(Outcome {
                     reply: Some(reply),
@@ -1149,6 +1167,21 @@ mod tests {
         }
     }
 
+    /// What tests plant after a batch is applied, before its flush: a
+    /// ticket titled "slow to flush" holds the commit thread 3 s there (as
+    /// a slow disk's flush, or a queue of batches, would).
+    pub(super) fn slow_after_apply(events: &[&Event]) {
+        let slow = events.iter().any(|ev| {
+            matches!(ev, Event::Command {
+                command: crate::commands::Command::TicketOpen { title, .. },
+                ..
+            } if title == "slow to flush")
+        });
+        if slow {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
     /// The bug tests plant in a query: listing team `panic-while-querying`.
     pub(super) fn bug_in_query(ev: &Event) {
         if let Event::Command {
@@ -1273,6 +1306,64 @@ mod tests {
             .expect("answered");
         let reply = next.expect("the next command works").expect("a reply");
         assert!(reply.body.to_plain().contains("OPS-1"), "{reply:?}");
+        // A bug in a query, now answered off the commit thread: an internal
+        // error with its id, and the bot goes on.
+        let bug = tokio::time::timeout(
+            wait,
+            bot.handle(olivia("/ticket list team:panic-while-querying")),
+        )
+        .await
+        .expect("answered");
+        assert!(matches!(bug, Err(BotError::Internal(_))), "{bug:?}");
+        drop(bot);
+        assert!(writer.join_within(wait), "the commit thread did not finish");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_is_answered_while_the_commit_thread_is_busy_with_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_bot_config(dir.path());
+        let store = Store::open(&config.storage_path).unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let wait = Duration::from_secs(20);
+        let first = bot.handle(olivia("/ticket open title:first")).await;
+        assert!(first.is_ok(), "{first:?}");
+        // The commit thread is held 3 s after a batch (before its flush); a
+        // list and a show meanwhile are answered from committed state at
+        // once, not after it (they used to queue on the commit thread).
+        let slow = {
+            let bot = bot.clone();
+            tokio::spawn(async move {
+                bot.handle(olivia("/ticket open title:\"slow to flush\""))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        for line in ["/ticket list", "/ticket show id:OPS-1"] {
+            let r = tokio::time::timeout(wait, bot.handle(olivia(line)))
+                .await
+                .expect("answered")
+                .expect("no error")
+                .expect("a reply");
+            assert!(r.body.to_plain().contains("OPS-1"), "{line}: {r:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the queries waited for the commit thread: {:?}",
+            started.elapsed()
+        );
+        assert!(!slow.is_finished(), "the slow decision was not slow");
+        let slow = tokio::time::timeout(wait, slow)
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(slow.is_ok(), "{slow:?}");
         drop(bot);
         assert!(writer.join_within(wait), "the commit thread did not finish");
     }

@@ -160,6 +160,9 @@ pub trait Tx: Read {
 /// resets itself. Its error aborts the transaction and is returned.
 pub type TxBody<'a> = dyn FnMut(&dyn Tx) -> Result<(), StoreError> + 'a;
 
+/// The body of a snapshot read: it gets the backend to read through.
+pub type SnapshotBody<'a> = dyn FnMut(&std::sync::Arc<dyn Backend>) -> Result<(), StoreError> + 'a;
+
 /// A database that keeps the trees.
 pub trait Backend: Read + Send + Sync + std::fmt::Debug {
     /// The records of `tree` between `from` and `to`, in key order, or in
@@ -180,6 +183,13 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
     /// Runs `body` in one serialisable transaction over every tree, and
     /// commits what it wrote, or nothing when it fails.
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError>;
+
+    /// Runs `body` on a consistent view of the trees: every read through
+    /// the backend it is given sees the same committed state, none of a
+    /// transaction half applied. For short reads (a page, a ticket, the
+    /// counters): sled holds commits back while it runs. Only reads may be
+    /// made through it.
+    fn snapshot(&self, body: &mut SnapshotBody<'_>) -> Result<(), StoreError>;
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -26,12 +26,16 @@
 //! `fig:…`: the tickets' figures that `/metrics` shows, i64 BE (see
 //! [`figures`]); `depth:TREE`: how many records a delivery queue or the dead
 //! letters hold, u64 BE (see `depth.rs`).
+//! `cnt:…`: how many tickets the list's index holds under a prefix, i64 BE
+//! (see [`listing`]).
 //! `mailthread:` ++ ticket number u64 BE: the customer's Message-ID that
 //! the ticket's mail thread answers (a ticket opened by mail), UTF-8.
 //!
 //! `by_state` also holds the due index: `0xD0` ++ due time (ms since the
 //! epoch, u64 BE) ++ ticket number u64 BE, one key per ticket with a timer
-//! to fire (the earliest of its deadlines and its next escalation step).
+//! to fire (the earliest of its deadlines and its next escalation step),
+//! and the list's index by team and assignee, keys from `0xB1` to `0xB3`
+//! (see [`listing`]).
 //! (Every tree is one of [`kv::TreeName`]; a transaction may touch any.)
 //!
 //! One writer (the runtime's commit thread) applies decisions; readers read
@@ -42,6 +46,7 @@ mod export;
 pub mod figures;
 mod keys;
 pub mod kv;
+mod listing;
 mod outbox;
 mod postgres;
 mod query;
@@ -250,6 +255,7 @@ impl Store {
         store.check_schema()?;
         store.count_loads_once()?;
         store.count_figures_once()?;
+        store.index_list_once()?;
         store.split_group_members()?;
         store.make_link_key_once()?;
         store.count_depths_once()?;

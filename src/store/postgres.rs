@@ -24,7 +24,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::kv::{owned, Backend, Pair, Read, Scan, TreeName, Tx, TxBody};
+use super::kv::{owned, Backend, Pair, Read, Scan, SnapshotBody, TreeName, Tx, TxBody};
 use crate::error::StoreError;
 
 /// The version of this backend's own tables. Bump it with a migration.
@@ -55,8 +55,12 @@ CREATE TABLE IF NOT EXISTS opsbot_lease (
 ";
 
 /// A connection pool on PostgreSQL, and the runtime its calls run on.
+#[derive(Clone)]
 pub(super) struct PgBackend {
     pool: Pool,
+    /// In a snapshot: the connection of its `REPEATABLE READ READ ONLY`
+    /// transaction, which every read goes through (and writes are refused).
+    held: Option<Arc<Object>>,
     rt: tokio::runtime::Handle,
     /// Dropping it stops the runtime's thread.
     _stop: std::sync::mpsc::SyncSender<()>,
@@ -192,6 +196,7 @@ impl PgBackend {
         };
         let backend = PgBackend {
             pool,
+            held: None,
             rt,
             _stop: stop_tx,
             shown,
@@ -223,6 +228,16 @@ impl PgBackend {
                 detail: "the database call was lost (its task stopped)".into(),
             })
         })
+    }
+
+    /// A write outside a transaction, refused in a snapshot.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.held {
+            Some(_) => Err(StoreError::Database {
+                detail: "a write inside a snapshot read (a bug: snapshots only read)".into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn client(&self) -> Result<Object, StoreError> {
@@ -368,12 +383,20 @@ impl PgBackend {
     }
 }
 
+/// The connection a read goes through: a snapshot's, or one from the pool.
+async fn reader(pool: Pool, held: Option<Arc<Object>>) -> Result<Arc<Object>, StoreError> {
+    match held {
+        Some(c) => Ok(c),
+        None => Ok(Arc::new(pool.get().await.map_err(pool_error)?)),
+    }
+}
+
 impl Read for PgBackend {
     fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let pool = self.pool.clone();
+        let (pool, held) = (self.pool.clone(), self.held.clone());
         let key = key.to_vec();
         self.block(async move {
-            let c = pool.get().await.map_err(pool_error)?;
+            let c = reader(pool, held).await?;
             let st = c
                 .prepare_cached("SELECT value FROM opsbot_kv WHERE tree = $1 AND key = $2")
                 .await
@@ -407,6 +430,7 @@ impl Backend for PgBackend {
     }
 
     fn put(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.writable()?;
         let pool = self.pool.clone();
         let (key, value) = (key.to_vec(), value.to_vec());
         self.block(async move {
@@ -426,6 +450,7 @@ impl Backend for PgBackend {
     }
 
     fn delete(&self, tree: TreeName, key: &[u8]) -> Result<(), StoreError> {
+        self.writable()?;
         let pool = self.pool.clone();
         let key = key.to_vec();
         self.block(async move {
@@ -442,6 +467,7 @@ impl Backend for PgBackend {
     }
 
     fn delete_many(&self, tree: TreeName, keys: &[&[u8]]) -> Result<(), StoreError> {
+        self.writable()?;
         if keys.is_empty() {
             return Ok(());
         }
@@ -461,9 +487,9 @@ impl Backend for PgBackend {
     }
 
     fn count(&self, tree: TreeName) -> Result<usize, StoreError> {
-        let pool = self.pool.clone();
+        let (pool, held) = (self.pool.clone(), self.held.clone());
         self.block(async move {
-            let c = pool.get().await.map_err(pool_error)?;
+            let c = reader(pool, held).await?;
             let row = c
                 .query_one(
                     "SELECT count(*) FROM opsbot_kv WHERE tree = $1",
@@ -477,6 +503,7 @@ impl Backend for PgBackend {
     }
 
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        self.writable()?;
         for attempt in 0..TRIES {
             if self.try_once(body)?.is_some() {
                 return Ok(());
@@ -486,6 +513,30 @@ impl Backend for PgBackend {
             std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(20) + 1)));
         }
         Err(StoreError::Conflict)
+    }
+
+    /// One `REPEATABLE READ READ ONLY` transaction: every read of the
+    /// body sees the state committed when it began, and holds back no
+    /// writer.
+    fn snapshot(&self, body: &mut SnapshotBody<'_>) -> Result<(), StoreError> {
+        let client = Arc::new(self.client()?);
+        let begin = client.clone();
+        self.block(async move {
+            begin
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| db_error(&e))
+        })?;
+        let snap: Arc<dyn Backend> = Arc::new(PgBackend {
+            held: Some(client.clone()),
+            ..self.clone()
+        });
+        let out = body(&snap);
+        drop(snap);
+        let sql = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let end =
+            self.block(async move { client.batch_execute(sql).await.map_err(|e| db_error(&e)) });
+        out.and(end)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -736,10 +787,10 @@ impl PgScan<'_> {
             " ORDER BY key"
         });
         sql.push_str(&format!(" LIMIT {PAGE}"));
-        let pool = self.backend.pool.clone();
+        let (pool, held) = (self.backend.pool.clone(), self.backend.held.clone());
         let tree = self.tree.code();
         self.backend.block(async move {
-            let c = pool.get().await.map_err(pool_error)?;
+            let c = reader(pool, held).await?;
             let st = c.prepare_cached(&sql).await.map_err(|e| db_error(&e))?;
             let mut args: Vec<&(dyn ToSql + Sync)> = vec![&tree];
             for p in &params {

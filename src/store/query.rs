@@ -10,22 +10,29 @@ use crate::domain::alert::Alert;
 use crate::domain::rotation::Override;
 use crate::domain::run::{Deployed, Run, RunId};
 use crate::domain::{TeamName, Ticket, TicketId, TicketState, TimelineEntry, Timestamp};
-use crate::engine::{GroupRecord, ListFilter, Member, QueryView, SilenceBook, View};
+use crate::engine::{GroupRecord, ListAt, ListFilter, Member, QueryView, SilenceBook, View};
 use crate::error::StoreError;
 
 impl Store {
-    /// The numbers of the tickets not closed, from the state index.
-    fn not_closed(&self) -> Result<Vec<u64>, StoreError> {
-        let mut nums = Vec::new();
-        for &state in TicketState::ALL {
-            if state == TicketState::Closed {
-                continue;
+    /// Runs `read` on a consistent snapshot of the store: what it reads
+    /// (a list's index, its counts, the tickets) is all of one committed
+    /// state, none of a batch half applied. For short reads: on sled the
+    /// commit thread's next transaction waits for it (see the backend).
+    pub fn snapshot<R>(&self, read: impl FnOnce(&Store) -> R) -> Result<R, StoreError> {
+        let mut read = Some(read);
+        let mut out = None;
+        self.db.snapshot(&mut |db| {
+            let view = Store {
+                db: db.clone(),
+                at: self.at.clone(),
+                handles: self.handles.clone(),
+            };
+            if let Some(read) = read.take() {
+                out = Some(read(&view));
             }
-            for r in scan_prefix(&*self.db, TreeName::ByState, &[state.code()]) {
-                nums.extend(num_suffix(&r?.0));
-            }
-        }
-        Ok(nums)
+            Ok(())
+        })?;
+        out.ok_or(StoreError::Conflict)
     }
 
     /// Tickets whose id or title contains `partial` (lowercase), for
@@ -33,15 +40,15 @@ impl Store {
     /// whose number was typed. Looks at no more than [`SUGGEST_SCAN`] open
     /// tickets, so it stays quick with many open.
     pub fn suggest_tickets(&self, partial: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
-        let mut nums = self.not_closed()?;
-        nums.sort_unstable_by(|a, b| b.cmp(a));
+        // Newest first, from the list's index: no more read than is looked at.
+        let nums = self.list_numbers(&ListFilter::default(), &ListAt::first(SUGGEST_SCAN))?;
         let hit = |t: &Ticket| {
             partial.is_empty()
                 || t.id.to_string().to_lowercase().contains(partial)
                 || t.title.to_lowercase().contains(partial)
         };
         let mut out = Vec::new();
-        for n in nums.into_iter().take(SUGGEST_SCAN) {
+        for n in nums {
             if out.len() >= limit {
                 break;
             }
@@ -263,40 +270,20 @@ impl QueryView for Store {
             .collect()
     }
 
-    fn list(&self, filter: &ListFilter, limit: usize) -> Result<(Vec<Ticket>, usize), StoreError> {
-        let mut nums: Vec<u64> = Vec::new();
-        match (&filter.team, filter.state) {
-            (Some(team), _) => {
-                let mut prefix = team.as_str().as_bytes().to_vec();
-                prefix.push(0);
-                for r in scan_prefix(&*self.db, TreeName::ByTeam, &prefix) {
-                    nums.extend(num_suffix(&r?.0));
-                }
-            }
-            (None, Some(state)) => {
-                for r in scan_prefix(&*self.db, TreeName::ByState, &[state.code()]) {
-                    nums.extend(num_suffix(&r?.0));
-                }
-            }
-            (None, None) => nums = self.not_closed()?,
+    /// From the list's index (see `listing.rs`): the total from its
+    /// counts, the page from one reverse scan per state, and only the
+    /// page's tickets read.
+    fn list(&self, filter: &ListFilter, at: &ListAt) -> Result<(Vec<Ticket>, u64), StoreError> {
+        let total = self.list_total(filter)?;
+        if at.limit == 0 || (at.before.is_none() && at.offset >= total) {
+            return Ok((Vec::new(), total));
         }
-        let mut found = Vec::new();
-        for n in nums {
-            let Some(t) = self.reads().ticket_by_number(n)? else {
-                continue;
-            };
-            let state_ok = match filter.state {
-                Some(s) => t.state == s,
-                None => t.state != TicketState::Closed,
-            };
-            let assignee_ok = filter.assignee.is_none() || t.assignee == filter.assignee;
-            if state_ok && assignee_ok {
+        let mut found = Vec::with_capacity(at.limit);
+        for n in self.list_numbers(filter, at)? {
+            if let Some(t) = self.reads().ticket_by_number(n)? {
                 found.push(t);
             }
         }
-        found.sort_by_key(|t| (t.priority, t.id.num()));
-        let total = found.len();
-        found.truncate(limit);
         Ok((found, total))
     }
 

@@ -20,7 +20,7 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 
-use super::kv::{owned, Backend, Read, Scan, TreeName, Tx, TxBody};
+use super::kv::{owned, Backend, Read, Scan, SnapshotBody, TreeName, Tx, TxBody};
 use crate::error::StoreError;
 
 /// The trees of one sled database.
@@ -31,6 +31,12 @@ pub(super) struct SledBackend {
     trees: Vec<Tree>,
     /// sled's log file (`db` in the folder), synced after each flush.
     log: std::sync::Arc<std::fs::File>,
+    /// Held for writing around each transaction, for reading by a
+    /// snapshot: sled's reads outside a transaction see each key as it is
+    /// now (sled applies a transaction's writes one key after another), so
+    /// a snapshot keeps transactions out while it reads, and waits for the
+    /// one in progress (not for the flush, which is outside it).
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 impl SledBackend {
@@ -73,6 +79,7 @@ impl SledBackend {
             trees: opened.into_iter().map(|(_, tree)| tree).collect(),
             db,
             log: std::sync::Arc::new(log),
+            gate: Default::default(),
         })
     }
 
@@ -135,6 +142,14 @@ impl Backend for SledBackend {
 
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         let body = RefCell::new(body);
+        // Taken before sled's transaction, never inside it: sled holds a
+        // lock of its own (global to the process) while the body runs, which
+        // a snapshot's reads may need; taking the gate inside would deadlock
+        // with a reader (a test showed it). So a snapshot waits for the
+        // transaction in progress (one batch's decisions and writes, never
+        // the flush, nor the batches queued behind it).
+        // A poisoned gate guards nothing of its own: go on.
+        let _writing = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let res = self.trees[..].transaction(|views: &Vec<TransactionalTree>| {
             let tx = SledTx {
                 views,
@@ -151,6 +166,12 @@ impl Backend for SledBackend {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
         }
+    }
+
+    fn snapshot(&self, body: &mut SnapshotBody<'_>) -> Result<(), StoreError> {
+        let _reading = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let me: std::sync::Arc<dyn Backend> = std::sync::Arc::new(self.clone());
+        body(&me)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -229,6 +229,7 @@ pub(super) fn write(tx: &dyn Tx, w: Write, now: Timestamp) -> Result<(), StoreEr
                 }
             }
             figures::apply(tx, old.as_ref(), &t)?;
+            super::listing::apply(tx, old.as_ref(), &t)?;
             let old_load = old.as_ref().and_then(loads);
             if old_load != loads(&t) {
                 if let Some(u) = old_load {

@@ -278,11 +278,18 @@ fn list_filters_by_state_team_and_mine() {
     ]);
     let p = run.private();
     let n = p.len();
-    assert_eq!(p[n - 6], "3 tickets not closed:");
-    assert!(run.stdout.contains("  OPS-2 · p1 · assigned · infra · two\n  OPS-1 · p3 · in_progress · backend (bob) · one\n  OPS-3 · p3 · open · no team · three"), "{}", run.stdout);
-    assert_eq!(p[n - 5], "1 ticket not closed, of team backend:");
-    assert_eq!(p[n - 4], "1 ticket not closed, assigned to you:");
-    assert_eq!(p[n - 3], "1 ticket in state open:");
+    // Newest first (no longer by priority), whatever the state.
+    assert_eq!(p[n - 6], "3 tickets not closed, newest first:");
+    assert!(run.stdout.contains("  OPS-3 · p3 · open · no team · three\n  OPS-2 · p1 · assigned · infra · two\n  OPS-1 · p3 · in_progress · backend (bob) · one"), "{}", run.stdout);
+    assert_eq!(
+        p[n - 5],
+        "1 ticket not closed, of team backend, newest first:"
+    );
+    assert_eq!(
+        p[n - 4],
+        "1 ticket not closed, assigned to you, newest first:"
+    );
+    assert_eq!(p[n - 3], "1 ticket in state open, newest first:");
     assert_eq!(p[n - 2], "No tickets in state closed.");
     assert_eq!(
         p[n - 1],

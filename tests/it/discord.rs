@@ -1429,3 +1429,65 @@ fn a_thread_made_but_not_noted_is_found_again_instead_of_refused() {
     drop((sink, bot));
     writer.join();
 }
+
+/// `/ticket list` on Discord: the `page` option in the registered command,
+/// and a "Next page" button under a list with more, which shows the next
+/// page (and none under the last).
+#[test]
+fn a_list_with_more_has_a_next_page_button_that_shows_it() {
+    let live = Live::start();
+    let list = live
+        .fake
+        .commands()
+        .into_iter()
+        .find(|c| c["name"] == "ticket")
+        .and_then(|c| {
+            c["options"]
+                .as_array()?
+                .iter()
+                .find(|o| o["name"] == "list")
+                .cloned()
+        })
+        .expect("/ticket list registered");
+    let page = list["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "page")
+        .unwrap_or_else(|| panic!("no page option: {list}"));
+    assert_eq!(page["type"], 4, "an integer: {page}");
+    for i in 1..=27 {
+        open(&live, &format!("t{i}"), "backend");
+    }
+    let first = live.answer(OLIVIA_AS, OPS, &["ticket", "list"], &[]);
+    assert!(
+        content(&first).starts_with("Tickets not closed: 1–25 of 27, page 1 of 2, newest first:"),
+        "{first}"
+    );
+    assert!(content(&first).contains("OPS-27"), "{first}");
+    assert_eq!(custom_ids(&first), ["opsbot:list:-:-:0:2"]);
+    let (_, token) = live.press(OLIVIA_AS, "opsbot:list:-:-:0:2", &first);
+    let second = live.fake.wait_reply(&token, WAIT);
+    assert!(
+        content(&second).starts_with("Tickets not closed: 26–27 of 27, page 2 of 2, newest first:"),
+        "{second}"
+    );
+    assert!(content(&second).contains("OPS-1"), "{second}");
+    assert!(
+        custom_ids(&second).is_empty(),
+        "no button under the last page: {second}"
+    );
+    // The option, with a filter; and a page past the end, said as such.
+    let by_option = live.answer(
+        OLIVIA_AS,
+        OPS,
+        &["ticket", "list"],
+        &[("team", json!("backend")), ("page", json!(2))],
+    );
+    assert!(
+        content(&by_option).starts_with("Tickets not closed, of team backend: 26–27 of 27"),
+        "{by_option}"
+    );
+    let past = live.answer(OLIVIA_AS, OPS, &["ticket", "list"], &[("page", json!(3))]);
+    assert!(content(&past).contains("there is no page 3"), "{past}");
+}

@@ -41,6 +41,7 @@ mod jenkins_runs;
 
 mod job_env;
 mod kit;
+mod listing;
 mod markdown;
 mod monitoring;
 mod pages;

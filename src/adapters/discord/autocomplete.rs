@@ -80,7 +80,8 @@ pub fn suggestions(
         OptKind::Ticket => bot
             .store()
             .ok()
-            .and_then(|s| s.suggest_tickets(&p, MAX_CHOICES).ok())
+            .and_then(|s| s.snapshot(|v| v.suggest_tickets(&p, MAX_CHOICES)).ok())
+            .and_then(Result::ok)
             .unwrap_or_default()
             .into_iter()
             .map(|t| {

@@ -113,9 +113,22 @@ impl Handler {
             .file
             .as_ref()
             .map(|f| CreateAttachment::bytes(f.bytes.clone(), f.name.clone()));
+        // A list with more: a button that asks for the next page.
+        let more: Vec<CreateActionRow> = reply
+            .more
+            .as_ref()
+            .map(|m| {
+                vec![CreateActionRow::Buttons(vec![CreateButton::new(
+                    Press::ListPage(m.clone()).custom_id(),
+                )
+                .label("Next page")
+                .style(serenity::all::ButtonStyle::Secondary)])]
+            })
+            .unwrap_or_default();
         let sent = if deferred {
             let mut edit = EditInteractionResponse::new()
                 .content(text)
+                .components(more)
                 .allowed_mentions(mentions);
             if let Some(f) = file {
                 edit = edit.new_attachment(f);
@@ -125,6 +138,7 @@ impl Handler {
             let mut msg = CreateInteractionResponseMessage::new()
                 .content(text)
                 .ephemeral(reply.ephemeral)
+                .components(more)
                 .allowed_mentions(mentions);
             if let Some(f) = file {
                 msg = msg.add_file(f);

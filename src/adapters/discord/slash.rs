@@ -177,6 +177,8 @@ pub enum Press {
     Reopen(TicketId),
     Approve(RunId),
     Deny(RunId),
+    /// "Next page" under a `/ticket list`.
+    ListPage(crate::engine::ListMore),
 }
 
 impl Press {
@@ -191,6 +193,15 @@ impl Press {
             Press::Reopen(t) => format!("opsbot:reopen:{t}"),
             Press::Approve(r) => format!("opsbot:approve:{r}"),
             Press::Deny(r) => format!("opsbot:deny:{r}"),
+            // Names are short (a team's at most 32): well under Discord's
+            // 100 characters.
+            Press::ListPage(m) => format!(
+                "opsbot:list:{}:{}:{}:{}",
+                m.state.map_or("-", |s| s.as_str()),
+                m.team.as_ref().map_or("-", |t| t.as_str()),
+                u8::from(m.mine),
+                m.page
+            ),
         }
     }
 
@@ -209,6 +220,28 @@ impl Press {
             "reopen" => Press::Reopen(ticket()?),
             "approve" => Press::Approve(run()?),
             "deny" => Press::Deny(run()?),
+            "list" => {
+                let mut parts = id.split(':');
+                let state = match parts.next()? {
+                    "-" => None,
+                    s => Some(s.parse().ok()?),
+                };
+                let team = match parts.next()? {
+                    "-" => None,
+                    t => Some(crate::domain::TeamName::parse(t).ok()?),
+                };
+                let mine = parts.next()? == "1";
+                let page = parts.next()?.parse().ok()?;
+                if parts.next().is_some() {
+                    return None;
+                }
+                Press::ListPage(crate::engine::ListMore {
+                    state,
+                    team,
+                    mine,
+                    page,
+                })
+            }
             _ => return None,
         })
     }
@@ -253,6 +286,19 @@ impl Press {
                 CommandName::Deny,
                 vec![("run", r.to_string()), ("reason", v())],
             ),
+            Press::ListPage(m) => {
+                let mut args = vec![("page", m.page.to_string())];
+                if let Some(s) = m.state {
+                    args.push(("state", s.to_string()));
+                }
+                if let Some(t) = &m.team {
+                    args.push(("team", t.to_string()));
+                }
+                if m.mine {
+                    args.push(("mine", "true".to_string()));
+                }
+                (CommandName::TicketList, args)
+            }
         };
         let args = args.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Command::from_args(name, args, prefix)

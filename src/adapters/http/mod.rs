@@ -1,11 +1,14 @@
 //! The HTTP intake (axum): health, metrics, the monitoring hooks and the
 //! ticket API. An adapter: it checks credentials, size and type, turns a body
 //! into typed alerts, and hands them to the engine; it answers 2xx only after
-//! the commit is on disk.
+//! the commit is on disk. Reads (`/metrics`, the ticket API, the list in
+//! [`tickets`]) run off the commit thread, each on one snapshot of
+//! committed state.
 
 mod forges;
 mod heartbeat;
 pub mod metrics;
+mod tickets;
 pub mod web;
 
 use std::collections::HashMap;
@@ -178,6 +181,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/hooks/alertmanager", post(hook_alertmanager))
         .route("/hooks/grafana", post(hook_grafana))
         .route("/hooks/generic", post(hook_generic))
+        .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(ticket))
         .route("/api/v1/export", get(export))
         .route("/api/v1/support", post(support))
@@ -279,7 +283,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
 async fn not_found() -> ApiError {
     err(
         StatusCode::NOT_FOUND,
-        "no such route; see /healthz, /readyz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets/{id}, /api/v1/export",
+        "no such route; see /healthz, /readyz, /metrics, /hooks/{alertmanager,grafana,generic}, /api/v1/tickets, /api/v1/tickets/{id}, /api/v1/export",
     )
 }
 
@@ -311,10 +315,13 @@ async fn metrics(State(s): State<HttpState>) -> Result<Response, ApiError> {
     let store = s.bot.store().map_err(read_error)?;
     let m = s.metrics.clone();
     let health = s.bot.health().clone();
-    let body = tokio::task::spawn_blocking(move || m.render(&store, &health))
-        .await
-        .map_err(|e| internal(&e, "the metrics task failed"))?
-        .map_err(|e| internal(&e, "cannot read the store for the metrics"))?;
+    // One consistent snapshot of the counters, off the commit thread.
+    let body = tokio::task::spawn_blocking(move || {
+        store.snapshot(|s| m.render(s, &health)).and_then(|r| r)
+    })
+    .await
+    .map_err(|e| internal(&e, "the metrics task failed"))?
+    .map_err(|e| internal(&e, "cannot read the store for the metrics"))?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -489,23 +496,26 @@ async fn ticket(
     let store = s.bot.store().map_err(read_error)?;
     let found =
         tokio::task::spawn_blocking(move || -> Result<Option<Value>, crate::error::StoreError> {
-            let Some(t) = store.ticket(&id)? else {
-                return Ok(None);
-            };
-            let timeline = store.timeline(&id)?;
-            let encode = |e: serde_json::Error| crate::error::StoreError::Encode {
-                tree: "tickets",
-                detail: e.to_string(),
-            };
-            // A record that does not encode is an error, never a `null`.
-            let mut v = serde_json::to_value(&t).map_err(encode)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "timeline".into(),
-                    serde_json::to_value(&timeline).map_err(encode)?,
-                );
-            }
-            Ok(Some(v))
+            // The ticket and its timeline of one committed state.
+            store.snapshot(|store| {
+                let Some(t) = store.ticket(&id)? else {
+                    return Ok(None);
+                };
+                let timeline = store.timeline(&id)?;
+                let encode = |e: serde_json::Error| crate::error::StoreError::Encode {
+                    tree: "tickets",
+                    detail: e.to_string(),
+                };
+                // A record that does not encode is an error, never a `null`.
+                let mut v = serde_json::to_value(&t).map_err(encode)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "timeline".into(),
+                        serde_json::to_value(&timeline).map_err(encode)?,
+                    );
+                }
+                Ok(Some(v))
+            })?
         })
         .await
         .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
