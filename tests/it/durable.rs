@@ -23,17 +23,56 @@ fn now() -> f64 {
 /// The successful `fdatasync`s of a file named `db` in the strace log: the
 /// time each started, in seconds since the epoch.
 fn fdatasyncs_of_db(log: &str, data: &str) -> Vec<f64> {
-    log.lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let _tid = parts.next()?;
-            let at: f64 = parts.next()?.parse().ok()?;
-            let rest = l.split_once("fdatasync(")?.1;
-            let named = rest.contains(&format!("<{data}/db>"));
-            let ok = rest.trim_end().ends_with("= 0");
-            (named && ok).then_some(at)
-        })
-        .collect()
+    // A call that another traced thread interrupts is split by strace in
+    // two lines: `fdatasync(9</…/db> <unfinished ...>`, then, on its
+    // thread, `<... fdatasync resumed>) = 0`. Its time is the first line's.
+    let mut unfinished: std::collections::HashMap<&str, f64> = Default::default();
+    let mut out = Vec::new();
+    for l in log.lines() {
+        let mut parts = l.split_whitespace();
+        let (Some(tid), Some(at)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(at) = at.parse::<f64>() else {
+            continue;
+        };
+        let ok = l.trim_end().ends_with("= 0");
+        if let Some(rest) = l.split_once("fdatasync(").map(|(_, r)| r) {
+            if !rest.contains(&format!("<{data}/db>")) {
+                continue;
+            }
+            if rest.trim_end().ends_with("<unfinished ...>") {
+                unfinished.insert(tid, at);
+            } else if ok {
+                out.push(at);
+            }
+        } else if l.contains("<... fdatasync resumed>") {
+            if let Some(started) = unfinished.remove(tid) {
+                if ok {
+                    out.push(started);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn strace_lines_split_by_another_thread_still_count_as_an_fdatasync() {
+    let log = "\
+101 1700000000.000100 sync_file_range(9</d/db>, 0, 4096, SYNC_FILE_RANGE_WAIT_BEFORE) = 0
+101 1700000000.000200 fdatasync(9</d/db> <unfinished ...>
+102 1700000000.000250 fsync(9</d/db>) = 0
+101 1700000000.000900 <... fdatasync resumed>) = 0
+101 1700000000.001000 fdatasync(9</d/db>) = 0
+103 1700000000.002000 fdatasync(10</d/other>) = 0
+101 1700000000.003000 fdatasync(9</d/db> <unfinished ...>
+101 1700000000.003500 <... fdatasync resumed>) = -1 EIO (Input/output error)
+";
+    assert_eq!(
+        fdatasyncs_of_db(log, "/d"),
+        vec![1700000000.0002, 1700000000.001]
+    );
 }
 
 #[test]
