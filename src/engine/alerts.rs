@@ -851,9 +851,7 @@ pub(crate) fn mark_stale(cx: &Cx<'_>, keys: &[String]) -> Result<Decision, Engin
         out.post(
             &team_channel(cx, &t),
             Some(&t.id),
-            messages::ticket_head(&t).text(format!(
-                " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
-            )),
+            messages::ticket_stale(&t, &took.to_string()),
         );
         out.writes.push(Write::Ticket(t));
         out.writes.push(Write::Group(g));

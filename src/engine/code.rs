@@ -236,14 +236,12 @@ pub(crate) fn push(
                 out.post(
                     &channel,
                     None,
-                    Rich::new()
-                        .text(format!(
-                            "{} of {} {} cannot start: ",
-                            job.name,
-                            repo.name,
-                            code::short(&after)
-                        ))
-                        .quoted(e.to_string()),
+                    messages::push_job_cannot_start(
+                        job.name.as_str(),
+                        repo.name.as_str(),
+                        code::short(&after),
+                        &e.to_string(),
+                    ),
                 );
                 continue;
             }
