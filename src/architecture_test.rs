@@ -18,7 +18,7 @@
 //! - The words of every post and answer live in `engine/messages.rs` and
 //!   `engine/messages/`: no other engine file builds a `Rich` (no
 //!   `Rich::new()`, `Rich::from(`, no `.text(`, `.mention(`, `.quoted(`, …
-//!   appended to one). A feature decides and hands the facts to a function
+//!   appended to one, no `Reply::private` of a literal or a `format!`). A feature decides and hands the facts to a function
 //!   of `messages`. Tests (from a file's first `#[cfg(test)]` on, and
 //!   `engine/tests/`) do not count.
 
@@ -479,6 +479,8 @@ const WORD_BUILDERS: &[&str] = &[
     ".mention(",
     ".relative(",
     ".time(",
+    "Reply::private(format!",
+    "Reply::private(\"",
 ];
 
 /// The places in one engine file's source that build a post's words, as

@@ -950,16 +950,14 @@ pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
     if cx.config.alerts.alertmanager.is_some() {
         let theirs: Vec<_> = book.external.iter().filter(|s| s.active(cx.now)).collect();
         if active.is_empty() && theirs.is_empty() {
-            return Ok(Reply::private(
-                "No silences in force, in the bot or in Alertmanager.",
-            ));
+            return Ok(Reply::private(messages::answers::no_silences(true)));
         }
         return Ok(Reply::private(messages::silences_list_alertmanager(
             &active, &theirs,
         )));
     }
     if active.is_empty() {
-        return Ok(Reply::private("No silences in force."));
+        return Ok(Reply::private(messages::answers::no_silences(false)));
     }
     Ok(Reply::private(messages::silences_list(&active)))
 }

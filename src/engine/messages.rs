@@ -10,6 +10,7 @@ use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEnt
 use crate::domain::{Priority, Timestamp};
 use crate::engine::tickets::Action;
 
+pub mod answers;
 pub mod deadlines;
 pub mod oncall;
 pub mod public;
