@@ -13,9 +13,9 @@ pub fn no_silences(alertmanager: bool) -> Rich {
     })
 }
 
-/// `/runs` before any run.
+/// `/runs` before any run (the command as Discord shows it).
 pub fn no_runs() -> Rich {
-    Rich::from("No runs yet; start one with /build job:…")
+    Rich::from("No runs yet; start one with /build run job:…")
 }
 
 /// `/build cancel`, done.
