@@ -44,8 +44,8 @@ fn listen(sock: UnixDatagram) -> Heard {
     heard
 }
 
-/// gdb, killed if the test ends before it detached (the bot, still
-/// traced, could not end otherwise).
+/// gdb, told to detach (and killed if it does not) if the test ends before
+/// it detached: the bot, still traced, could not end otherwise.
 struct Gdb(std::process::Child);
 
 impl Gdb {
@@ -59,9 +59,21 @@ impl Gdb {
 
 impl Drop for Gdb {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        // Detach first: killed while it holds a thread at a breakpoint, gdb
+        // would leave the trap in the code, and the bot would die of it.
+        if let Some(stdin) = self.0.stdin.as_mut() {
+            use std::io::Write;
+            let _ = stdin.write_all(b"delete\ndetach\nquit\n");
+            let _ = stdin.flush();
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Ok(None) = self.0.try_wait() {
+            if Instant::now() > end {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
