@@ -15,6 +15,12 @@
 //!   is an edge up to `mod.rs`). A file's tests (from its first
 //!   `#[cfg(test)]` on) and `engine/tests/` are clients of the engine and
 //!   do not count.
+//! - The words of every post and answer live in `engine/messages.rs` and
+//!   `engine/messages/`: no other engine file builds a `Rich` (no
+//!   `Rich::new()`, `Rich::from(`, no `.text(`, `.mention(`, `.quoted(`, …
+//!   appended to one, no `Reply::private` of a literal or a `format!`). A feature decides and hands the facts to a function
+//!   of `messages`. Tests (from a file's first `#[cfg(test)]` on, and
+//!   `engine/tests/`) do not count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -461,4 +467,83 @@ fn the_checks_see_what_they_look_for() {
         cycle(&g),
         Some(vec!["a".to_string(), "b".to_string(), "a".to_string()])
     );
+}
+
+/// What appends words to a `Rich` (or makes one from words).
+const WORD_BUILDERS: &[&str] = &[
+    "Rich::new()",
+    "Rich::from(",
+    ".text(",
+    ".bold(",
+    ".quoted(",
+    ".mention(",
+    ".relative(",
+    ".time(",
+    "Reply::private(format!",
+    "Reply::private(\"",
+];
+
+/// The places in one engine file's source that build a post's words, as
+/// `path:line: code`. Lines from the first `#[cfg(test)]` on are left out.
+fn word_builders(path: &str, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break;
+        }
+        let c = code(line);
+        if WORD_BUILDERS.iter().any(|w| c.contains(w)) {
+            found.push(format!("{path}:{}: {}", n + 1, c.trim()));
+        }
+    }
+    found
+}
+
+/// Whether an engine file is where words may be built.
+fn holds_words(engine: &Path, file: &Path) -> bool {
+    let rel = file.strip_prefix(engine).unwrap_or(file);
+    rel == Path::new("messages.rs") || rel.starts_with("messages") || rel.starts_with("tests")
+}
+
+#[test]
+fn words_of_posts_live_in_the_messages_module() {
+    let engine = src().join("engine");
+    let mut files = Vec::new();
+    rust_files(&engine, &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("engine/sla.rs")),
+        "the engine's files are where this test looks"
+    );
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !holds_words(&engine, f)) {
+        let text = std::fs::read_to_string(f).unwrap();
+        found.extend(word_builders(&f.display().to_string(), &text));
+    }
+    assert!(
+        found.is_empty(),
+        "engine files outside messages* build words of posts; move them into a function of engine/messages:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_words_check_sees_a_post_built_outside_messages() {
+    let engine = Path::new("/x/src/engine");
+    assert!(holds_words(engine, &engine.join("messages.rs")));
+    assert!(holds_words(engine, &engine.join("messages/oncall.rs")));
+    assert!(holds_words(engine, &engine.join("tests/sla.rs")));
+    assert!(!holds_words(engine, &engine.join("sla.rs")));
+    let src = "let body = messages::ticket_head(t).text(\" — late\");\n\
+               // Rich::new() in a comment is fine\n\
+               let r = Rich::new();\n\
+               #[cfg(test)]\n\
+               mod tests { fn f() { Rich::new().text(\"x\"); } }\n";
+    assert_eq!(
+        word_builders("sla.rs", src),
+        vec![
+            "sla.rs:1: let body = messages::ticket_head(t).text(\" — late\");".to_string(),
+            "sla.rs:3: let r = Rich::new();".to_string(),
+        ]
+    );
+    assert!(word_builders("ok.rs", "out.post(&ch, None, messages::x(t));\n").is_empty());
 }

@@ -851,9 +851,7 @@ pub(crate) fn mark_stale(cx: &Cx<'_>, keys: &[String]) -> Result<Decision, Engin
         out.post(
             &team_channel(cx, &t),
             Some(&t.id),
-            messages::ticket_head(&t).text(format!(
-                " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
-            )),
+            messages::ticket_stale(&t, &took.to_string()),
         );
         out.writes.push(Write::Ticket(t));
         out.writes.push(Write::Group(g));
@@ -952,16 +950,14 @@ pub(crate) fn list_silences(cx: &Cx<'_>) -> Result<Reply, EngineError> {
     if cx.config.alerts.alertmanager.is_some() {
         let theirs: Vec<_> = book.external.iter().filter(|s| s.active(cx.now)).collect();
         if active.is_empty() && theirs.is_empty() {
-            return Ok(Reply::private(
-                "No silences in force, in the bot or in Alertmanager.",
-            ));
+            return Ok(Reply::private(messages::answers::no_silences(true)));
         }
         return Ok(Reply::private(messages::silences_list_alertmanager(
             &active, &theirs,
         )));
     }
     if active.is_empty() {
-        return Ok(Reply::private("No silences in force."));
+        return Ok(Reply::private(messages::answers::no_silences(false)));
     }
     Ok(Reply::private(messages::silences_list(&active)))
 }

@@ -134,7 +134,7 @@ pub(crate) fn cancel_run(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decisi
     cx.progress_of(&mut out, &run);
     out.writes.push(Write::Run(run));
     Ok(Decision {
-        reply: Some(Reply::private(format!("{id} is cancelled."))),
+        reply: Some(Reply::private(messages::answers::run_cancelled(id))),
         accepted: None,
         writes: out.writes,
     })
@@ -498,7 +498,7 @@ fn build_ticket(
 pub(crate) fn list_runs(view: &dyn QueryView) -> Result<Reply, EngineError> {
     let runs = view.recent_runs(15)?;
     if runs.is_empty() {
-        return Ok(Reply::private("No runs yet; start one with /build job:…"));
+        return Ok(Reply::private(messages::answers::no_runs()));
     }
     Ok(Reply::private(messages::runs_list(&runs)))
 }

@@ -136,10 +136,9 @@ pub(crate) fn push(
         );
         out.writes.push(Write::Branch(key, state));
         return Ok(Decision {
-            reply: Some(Reply::private(format!(
-                "{} deleted; {} builds cancelled",
-                one_line(&push.branch, 100),
-                cancelled.len()
+            reply: Some(Reply::private(messages::answers::branch_deleted_reply(
+                &push.branch,
+                cancelled.len(),
             ))),
             accepted: Some(Accepted::default()),
             writes: out.writes,
@@ -149,9 +148,8 @@ pub(crate) fn push(
         // A head already built (another delivery of it, a poll).
         out.writes.push(Write::Branch(key, state));
         return Ok(Decision {
-            reply: Some(Reply::private(format!(
-                "{} is already built; nothing done twice",
-                code::short(&after)
+            reply: Some(Reply::private(messages::answers::already_built(
+                code::short(&after),
             ))),
             accepted: Some(Accepted::default()),
             writes: out.writes,
@@ -236,14 +234,12 @@ pub(crate) fn push(
                 out.post(
                     &channel,
                     None,
-                    Rich::new()
-                        .text(format!(
-                            "{} of {} {} cannot start: ",
-                            job.name,
-                            repo.name,
-                            code::short(&after)
-                        ))
-                        .quoted(e.to_string()),
+                    messages::push_job_cannot_start(
+                        job.name.as_str(),
+                        repo.name.as_str(),
+                        code::short(&after),
+                        &e.to_string(),
+                    ),
                 );
                 continue;
             }
@@ -292,11 +288,10 @@ pub(crate) fn push(
     out.writes.push(Write::Branch(key, state));
     let ids: Vec<String> = started.iter().map(RunId::to_string).collect();
     Ok(Decision {
-        reply: Some(Reply::private(if ids.is_empty() {
-            format!("{} recorded; no job runs on push", code::short(&after))
-        } else {
-            format!("{} queued: {}", code::short(&after), ids.join(", "))
-        })),
+        reply: Some(Reply::private(messages::answers::push_queued(
+            code::short(&after),
+            &ids,
+        ))),
         accepted: Some(Accepted {
             accepted: started.len(),
             tickets: noted,

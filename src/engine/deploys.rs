@@ -15,6 +15,7 @@ use crate::domain::service::{Environment, Service};
 use crate::domain::{Actor, ChannelName, Source, TicketId, TicketState, UserName};
 use crate::engine::context::{step_run, Cx, Out};
 use crate::engine::effect::{Decision, Effect, Reply, Write};
+use crate::engine::messages;
 use crate::engine::tickets::Action;
 use crate::error::{EngineError, UserError};
 
@@ -299,7 +300,7 @@ pub(crate) fn deploy_run(
             params,
         })));
         crate::engine::maintenance::open_for_deploy(cx, &mut out, &mut run)?;
-        format!("Started {id}: {what}. Cancel it with /build cancel run:{id}")
+        messages::answers::deploy_started(id, &what)
     };
     cx.progress_of(&mut out, &run);
     out.writes.push(Write::Lock(key, Some(id)));
@@ -530,7 +531,7 @@ pub(crate) fn approve(cx: &Cx<'_>, actor: &Actor, id: RunId) -> Result<Decision,
     cx.progress_of(&mut out, &run);
     out.writes.push(Write::Run(run));
     Ok(Decision {
-        reply: Some(Reply::private(format!("{id} is approved and starts now."))),
+        reply: Some(Reply::private(messages::answers::deploy_approved(id))),
         accepted: None,
         writes: out.writes,
     })
@@ -566,7 +567,7 @@ pub(crate) fn deny(
     out.writes.push(Write::Lock(deploy.key(), None));
     out.writes.push(Write::Run(run));
     Ok(Decision {
-        reply: Some(Reply::private(format!("{id} is denied."))),
+        reply: Some(Reply::private(messages::answers::deploy_denied(id))),
         accepted: None,
         writes: out.writes,
     })

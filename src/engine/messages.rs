@@ -10,6 +10,9 @@ use crate::domain::{ChannelName, Source, TeamName, Ticket, TicketId, TimelineEnt
 use crate::domain::{Priority, Timestamp};
 use crate::engine::tickets::Action;
 
+pub mod answers;
+pub mod deadlines;
+pub mod oncall;
 pub mod public;
 pub use public::*;
 
@@ -1412,6 +1415,21 @@ pub fn repo_unreachable(repo: &str, error: &str) -> Rich {
     Rich::new()
         .text(format!("Cannot reach the repository {repo}; its pushes are not seen until it answers (retried with backoff): "))
         .quoted(one_line(error, 300))
+}
+
+/// In a repository's team channel: a job a push starts refused the
+/// push's parameters (`why`, the job's own words, quoted).
+pub fn push_job_cannot_start(job: &str, repo: &str, short_sha: &str, why: &str) -> Rich {
+    Rich::new()
+        .text(format!("{job} of {repo} {short_sha} cannot start: "))
+        .quoted(why)
+}
+
+/// In a team's channel: an alert ticket no alert kept alive for `took`.
+pub fn ticket_stale(t: &Ticket, took: &str) -> Rich {
+    ticket_head(t).text(format!(
+        " — stale: no alert for over {took}. Silenced alerts send no resolve; check it, and resolve it if the problem is gone."
+    ))
 }
 
 /// In a repository's team channel: the poller reaches it again.

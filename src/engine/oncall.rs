@@ -5,8 +5,6 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::org::AssignPolicy;
-use crate::domain::policy::{clock, CLOCK};
-use crate::domain::rich::Rich;
 pub use crate::domain::rotation::{
     live, local_instant, next_change, on_call, Override, Period, Rotation, Shift,
 };
@@ -15,6 +13,7 @@ use crate::domain::{TeamName, Timestamp, UserName};
 use crate::engine::context::{Cx, Out};
 use crate::engine::effect::{Decision, Reply, Write};
 use crate::engine::messages;
+use crate::engine::messages::oncall as words;
 use crate::engine::tickets::{self, Action};
 use crate::error::{EngineError, UserError};
 
@@ -42,18 +41,12 @@ pub fn parse_until(raw: &str, tz: Tz, now: Timestamp) -> Result<Timestamp, UserE
             .and_then(|d| now.checked_add_signed(d));
         return within.ok_or_else(|| too_far(s));
     }
-    Err(UserError::new(format!(
-        "`until` must be a time such as \"2026-03-30 09:00\" (in {tz}), 2026-03-30T09:00:00Z, or a duration such as 8h; got `{}`",
-        crate::domain::rich::clip_plain(s, 40)
-    )))
+    Err(UserError::new(words::bad_until(tz, s)))
 }
 
 /// The refusal of an `until` beyond what an override may last.
 fn too_far(raw: &str) -> UserError {
-    UserError::new(format!(
-        "`until` must be within {MAX_OVERRIDE_DAYS} days from now (an override lasts at most {MAX_OVERRIDE_DAYS} days; change the rotation in bot.toml for longer); got `{}`",
-        crate::domain::rich::clip_plain(raw, 40)
-    ))
+    UserError::new(words::until_too_far(MAX_OVERRIDE_DAYS, raw))
 }
 
 pub(crate) fn rotation<'a>(cx: &Cx<'a>, team: &TeamName) -> Result<&'a Rotation, UserError> {
@@ -63,14 +56,7 @@ pub(crate) fn rotation<'a>(cx: &Cx<'a>, team: &TeamName) -> Result<&'a Rotation,
     }
     cx.config.policy.oncall.get(team).ok_or_else(|| {
         let with: Vec<&str> = cx.config.policy.oncall.keys().map(|t| t.as_str()).collect();
-        UserError::new(format!(
-            "team {team} has no on-call rotation; teams with one: {}",
-            if with.is_empty() {
-                "none (add [oncall.TEAM] to bot.toml)".to_string()
-            } else {
-                with.join(", ")
-            }
-        ))
+        UserError::new(words::no_rotation_for(team, &with))
     })
 }
 
@@ -129,56 +115,37 @@ pub(crate) fn oncall_show(cx: &Cx<'_>, team: Option<&TeamName>) -> Result<Reply,
         None => cx.config.policy.oncall.values().collect(),
     };
     if teams.is_empty() {
-        return Ok(Reply::private(
-            "No team has an on-call rotation; add [oncall.TEAM] to bot.toml.",
-        ));
+        return Ok(Reply::private(words::no_rotation()));
     }
-    let mut body = Rich::new();
+    let mut shown = Vec::new();
     for rot in teams {
         let overrides = cx.view.overrides(&rot.team)?;
-        let Some((who, by)) = on_call(rot, &overrides, cx.now) else {
+        shown.push((rot, overrides));
+    }
+    let mut lines = Vec::new();
+    for (rot, overrides) in &shown {
+        let Some((who, by)) = on_call(rot, overrides, cx.now) else {
             continue;
         };
-        if !body.0.is_empty() {
-            body = body.text("\n");
-        }
-        let mut line = format!("{}: {who} is on call now", rot.team);
-        if let Some(o) = by {
-            line.push_str(&format!(" (override set by {})", o.by));
-        }
-        match next_change(rot, &overrides, cx.now) {
-            Some((at, next)) => {
-                body = body
-                    .text(format!("{line} until "))
-                    .relative(&at, CLOCK)
-                    .text(format!(
-                        " ({}); next: {next}",
-                        at.with_timezone(&rot.tz).format("%a %H:%M %Z")
-                    ));
-            }
-            None => body = body.text(format!("{line}; nobody else takes over")),
-        }
-        body = body.text(format!(
-            ". Rotation: {} ({}, handoff {} {}).",
-            rot.members
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(" → "),
-            rot.period.as_str(),
-            rot.handoff.format("%H:%M"),
-            rot.tz
+        lines.push((
+            *rot,
+            who,
+            by.map(|o| o.by.clone()),
+            next_change(rot, overrides, cx.now),
+            live(overrides, cx.now),
         ));
-        for o in live(&overrides, cx.now) {
-            body = body
-                .text(format!("\n  override: {} from ", o.user))
-                .time(&o.from, CLOCK)
-                .text(" until ")
-                .relative(&o.until, CLOCK)
-                .text(format!(" (by {})", o.by));
-        }
     }
-    Ok(Reply::private(body))
+    let teams: Vec<words::ShowTeam<'_>> = lines
+        .iter()
+        .map(|(rotation, who, by, next, live)| words::ShowTeam {
+            rotation,
+            who,
+            override_by: by.as_ref(),
+            next: next.as_ref().map(|(at, u)| (*at, u)),
+            live,
+        })
+        .collect();
+    Ok(Reply::private(words::show(&teams)))
 }
 
 /// `/oncall set team:… user:… until:…`: an override from now.
@@ -195,28 +162,15 @@ pub(crate) fn oncall_set(
         return Err(tickets::unknown_team(team, org).into());
     };
     if !org.is_operator(&actor.name) && !tm.members.contains(&actor.name) {
-        return Err(UserError::new(format!(
-            "only operators ({}) or members of {team} ({}) may set who is on call for {team}",
-            names(&org.operators),
-            names(&tm.members)
-        ))
-        .into());
+        return Err(UserError::new(words::set_refused(team, &org.operators, &tm.members)).into());
     }
     if !tm.members.contains(user) {
-        return Err(UserError::new(format!(
-            "{user} is not a member of {team}; its members are: {}",
-            names(&tm.members)
-        ))
-        .into());
+        return Err(UserError::new(words::not_a_member(team, user, &tm.members)).into());
     }
     let until_raw = until;
     let until = parse_until(until, rot.tz, cx.now)?;
     if until <= cx.now {
-        return Err(UserError::new(format!(
-            "`until` is {}, which is not in the future; give a later time",
-            clock(until)
-        ))
-        .into());
+        return Err(UserError::new(words::until_not_future(until)).into());
     }
     if Duration::try_days(MAX_OVERRIDE_DAYS).is_none_or(|max| until - cx.now > max) {
         return Err(too_far(until_raw).into());
@@ -224,13 +178,7 @@ pub(crate) fn oncall_set(
     let mut overrides = live(&cx.view.overrides(team)?, cx.now);
     if !rot.overlapping_overrides {
         if let Some(o) = overrides.iter().find(|o| o.overlaps(cx.now, until)) {
-            return Err(UserError::new(format!(
-                "{team} already has an override for {} from {} until {}; overrides of {team} may not overlap (oncall.{team}.overlapping_overrides = false)",
-                o.user,
-                clock(o.from),
-                clock(o.until)
-            ))
-            .into());
+            return Err(UserError::new(words::overlapping(team, o)).into());
         }
     }
     overrides.push(Override {
@@ -246,19 +194,10 @@ pub(crate) fn oncall_set(
     out.post(&channel, None, body);
     out.writes.push(Write::Overrides(team.clone(), overrides));
     Ok(Decision {
-        reply: Some(Reply::private(
-            Rich::new()
-                .text(format!("{user} is on call for {team} until "))
-                .relative(&until, CLOCK)
-                .text("."),
-        )),
+        reply: Some(Reply::private(words::set_reply(team, user, until))),
         accepted: None,
         writes: out.writes,
     })
-}
-
-fn names(v: &[UserName]) -> String {
-    v.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

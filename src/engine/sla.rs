@@ -21,13 +21,11 @@
 //! step say when it was due. The step index is stored with the ticket in the
 //! same transaction as the step's posts, so nothing repeats or is skipped.
 
-use chrono::Duration;
-
-use crate::domain::rich::Rich;
 use crate::domain::{ChannelName, EntryKind, Ticket, TicketId, TicketState, Timestamp};
 use crate::engine::context::{sla_actor, Cx, Out};
 use crate::engine::effect::{Decision, Write};
 use crate::engine::messages;
+use crate::engine::messages::deadlines as words;
 use crate::error::EngineError;
 
 pub use crate::domain::policy::{
@@ -114,27 +112,6 @@ fn run_timers(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out) -> Result<bool, Engine
     Ok(changed)
 }
 
-fn late(due: Timestamp, now: Timestamp) -> String {
-    if now - due > Duration::minutes(1) {
-        format!(" (due {}, {} late)", clock(due), human(now - due))
-    } else {
-        String::new()
-    }
-}
-
-/// [`late`] for a post: the deadline a moment every reader sees in their
-/// own time zone.
-fn late_rich(due: Timestamp, now: Timestamp) -> Rich {
-    if now - due > Duration::minutes(1) {
-        Rich::new()
-            .text(" (due ")
-            .time(&due, CLOCK)
-            .text(format!(", {} late)", human(now - due)))
-    } else {
-        Rich::new()
-    }
-}
-
 fn record(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, kind: EntryKind, text: String) {
     let e = cx.entry(t, &sla_actor(), kind, t.state, t.state, &text);
     out.writes.push(Write::Timeline(t.id.clone(), e));
@@ -152,13 +129,12 @@ fn ack_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
             s.step_due = Some(due);
         }
     }
-    let text = Rich::new()
-        .text(format!("deadline missed: not taken within {waited}"))
-        .append(late_rich(due, cx.now))
-        .text(match &chain {
-            Some(c) => format!("; escalation {} starts", c.name),
-            None => String::new(),
-        });
+    let text = words::ack_missed(
+        &waited,
+        due,
+        cx.now,
+        chain.as_ref().map(|c| c.name.as_str()),
+    );
     record(cx, t, out, EntryKind::Breached, text.to_plain());
     out.thread(cx.ops(), &t.id, text);
 }
@@ -167,15 +143,9 @@ fn resolve_breach(cx: &Cx<'_>, t: &mut Ticket, out: &mut Out, due: Timestamp) {
     if let Some(s) = t.sla.as_mut() {
         s.resolve_breached = true;
     }
-    let text = Rich::new()
-        .text("deadline missed: not resolved by ")
-        .time(&due, CLOCK)
-        .append(late_rich(due, cx.now));
+    let text = words::resolve_missed(due, cx.now);
     record(cx, t, out, EntryKind::Breached, text.to_plain());
-    let mut body = messages::ticket_head(t).text(" — ").append(text).text(".");
-    if let Some(a) = &t.assignee {
-        body = body.text(" ").mention(a);
-    }
+    let body = words::resolve_missed_post(t, due, cx.now);
     let channel = team_or_ops(cx, t);
     out.post(&channel, Some(&t.id), body);
 }
@@ -205,10 +175,7 @@ fn escalation_step(
         if let Some(s) = t.sla.as_mut() {
             s.step_due = None;
         }
-        let text = format!(
-            "escalation {} stopped: the chain is no longer in bot.toml",
-            sla.chain.as_deref().unwrap_or("")
-        );
+        let text = words::chain_stopped(sla.chain.as_deref().unwrap_or(""));
         record(cx, t, out, EntryKind::Escalated, text);
         return Ok(());
     };
@@ -220,24 +187,21 @@ fn escalation_step(
         return Ok(());
     };
     let n = chain.steps.len();
-    let late = late(due, cx.now);
+    let late = words::late(due, cx.now);
     let waited = human(cx.now.min(due) - t.created_at);
-    let head = format!("escalation {} step {}/{n}", chain.name, idx + 1);
+    let head = words::step_head(&chain.name, idx + 1, n);
     let id = t.id.clone();
-    let take = format!("Take it: /ticket take id:{id}");
+    let take = words::take_it(&id);
     let mut next_due = Some(due);
     let text = match step {
         Step::Wait(d) => {
             next_due = later(due, d);
-            match next_due {
-                Some(until) => format!("{head}: wait {} (until {})", human(d), clock(until)),
-                None => format!("{head}: wait {} (past the calendar's end)", human(d)),
-            }
+            words::waiting(&head, d, next_due)
         }
         Step::Remind => {
             let body = messages::deadline_reminder(&id, &waited, &take, t.assignee.as_ref());
             out.thread(cx.ops(), &id, body);
-            format!("{head}: reminded in the thread{late}")
+            words::reminded(&head, &late)
         }
         Step::Oncall => {
             let team = t.team.clone();
@@ -247,22 +211,19 @@ fn escalation_step(
                     let overrides = cx.view.overrides(&team)?;
                     match crate::domain::rotation::on_call(rot, &overrides, cx.now) {
                         Some((who, _)) => {
-                            let body = messages::ticket_head(t)
-                                .text(format!(" — not taken for {waited}. "))
-                                .mention(&who)
-                                .text(format!(", you are on call for {team}. {take}"));
+                            let body = words::oncall_post(t, &waited, &who, &team);
                             out.post(&team_or_ops(cx, t), Some(&id), body);
                             // And to the person, directly.
-                            let why = format!("{head}: you are on call for {team}");
+                            let why = words::oncall_page_why(&head, &team);
                             crate::engine::pages::page(cx, out, t, &who, &why);
-                            format!("{head}: paged {who} (on call for {team}){late}")
+                            words::oncall_paged(&head, &who, &team, &late)
                         }
                         None => ping_operators(cx, t, out, &head, &waited, &late),
                     }
                 }
                 (Some(team), None) => {
                     let text = ping_team(cx, t, out, &head, &waited, &late);
-                    format!("{text}; team {team} has no on-call rotation")
+                    words::oncall_without_rotation(&text, &team)
                 }
                 (None, _) => ping_operators(cx, t, out, &head, &waited, &late),
             }
@@ -273,7 +234,7 @@ fn escalation_step(
             let before = t.priority;
             let after = before.raised();
             if after == before {
-                format!("{head}: priority stays {before} (the highest){late}")
+                words::priority_stays(&head, before, &late)
             } else {
                 t.priority = after;
                 // The higher priority's time to resolve counts from the
@@ -293,7 +254,7 @@ fn escalation_step(
                     &id,
                     messages::priority_raised(before, after, &waited),
                 );
-                format!("{head}: priority raised from {before} to {after}{late}")
+                words::priority_raised_entry(&head, before, after, &late)
             }
         }
     };
@@ -326,16 +287,9 @@ fn ping_team(
     let Some(team) = t.team.as_ref().and_then(|n| org.team(n)) else {
         return ping_operators(cx, t, out, head, waited, late);
     };
-    let mut body = messages::ticket_head(t).text(format!(" — nobody has taken it for {waited}."));
-    for m in &team.members {
-        body = body.text(" ").mention(m);
-    }
-    body = body.text(format!(" Take it: /ticket take id:{}", t.id));
+    let body = words::team_post(t, waited, &team.members);
     out.post(&team.channel, Some(&t.id), body);
-    format!(
-        "{head}: pinged team {} in #{}{late}",
-        team.name, team.channel
-    )
+    words::team_pinged(head, &team.name, &team.channel, late)
 }
 
 fn ping_operators(
@@ -347,15 +301,9 @@ fn ping_operators(
     late: &str,
 ) -> String {
     let org = &cx.org;
-    let mut body = messages::ticket_head(t).text(format!(
-        " — nobody has taken it for {waited}; operators, route it or take it."
-    ));
-    for o in &org.operators {
-        body = body.text(" ").mention(o);
-    }
+    let body = words::operators_post(t, waited, &org.operators);
     out.post(cx.ops(), Some(&t.id), body);
-    let names: Vec<&str> = org.operators.iter().map(|o| o.as_str()).collect();
-    format!("{head}: pinged the operators ({}){late}", names.join(", "))
+    words::operators_pinged(head, &org.operators, late)
 }
 
 /// Posts each team's handoff once, when the person on call changes at a

@@ -55,4 +55,5 @@ mod robustness;
 mod store_safety;
 mod support;
 mod ticket_api;
+mod watchdog;
 mod web;
