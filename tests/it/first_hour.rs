@@ -104,16 +104,51 @@ fn setup_posts(fake: &FakeDiscord) -> Vec<Value> {
         .collect()
 }
 
+/// A fake Discord whose guild has these channels (id, name).
+fn discord_with(channels: &[(u64, &str)]) -> FakeDiscord {
+    let fake = FakeDiscord::start();
+    for (id, name) in channels {
+        fake.add_channel(*id, name);
+    }
+    fake
+}
+
+/// A fake Discord with the teams' channels of the shipped config, by their
+/// ids and names.
+fn discord_with_the_teams_channels() -> FakeDiscord {
+    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    discord_with(&[
+        (BACKEND, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ])
+}
+
+/// olivia opens "Checkout fails" for backend: the bot's answer.
+fn open_checkout_ticket(live: &Live) -> Value {
+    live.answer(
+        (OLIVIA, "olivia"),
+        OPS,
+        &["ticket", "open"],
+        &[
+            ("title", json!("Checkout fails")),
+            ("team", json!("backend")),
+        ],
+    )
+}
+
 /// Channels are found by their name in the guild (an id in the config
 /// wins), people by their username among the members (paged); what is
 /// missing is told once in #ops, with the exact names looked for; a
 /// channel created later is taken up as it appears.
 #[test]
 fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
-    let fake = FakeDiscord::start();
-    fake.add_channel(BACKEND_HERE, "backend");
-    fake.add_channel(ALERTS_HERE, "alerts");
-    fake.add_channel(QA_HERE, "qa");
+    let fake = discord_with(&[
+        (BACKEND_HERE, "backend"),
+        (ALERTS_HERE, "alerts"),
+        (QA_HERE, "qa"),
+    ]);
     // More members than one page holds: bob is on the second page.
     for i in 0..1000u64 {
         fake.add_member(BOB - 2000 + i, &format!("member{i}"));
@@ -157,15 +192,7 @@ fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
 
     // A ticket for backend is posted in the channel found by name, and
     // pings bob by the id his username led to.
-    let opened = live.answer(
-        (OLIVIA, "olivia"),
-        OPS,
-        &["ticket", "open"],
-        &[
-            ("title", json!("Checkout fails")),
-            ("team", json!("backend")),
-        ],
-    );
+    let opened = open_checkout_ticket(&live);
     assert!(content(&opened).contains("OPS-1"), "{}", content(&opened));
     let assigned = live.answer(
         (OLIVIA, "olivia"),
@@ -215,11 +242,12 @@ fn channels_and_people_are_found_by_name_and_what_is_missing_is_told_once() {
 /// renamed to it is.
 #[test]
 fn a_refused_member_list_is_told_and_renamed_channels_are_followed() {
-    let fake = FakeDiscord::start();
-    fake.add_channel(BACKEND_HERE, "backend");
-    fake.add_channel(ALERTS_HERE, "alerts");
-    fake.add_channel(QA_HERE, "qa");
-    fake.add_channel(INFRA_LATER, "infra");
+    let fake = discord_with(&[
+        (BACKEND_HERE, "backend"),
+        (ALERTS_HERE, "alerts"),
+        (QA_HERE, "qa"),
+        (INFRA_LATER, "infra"),
+    ]);
     fake.add_member(BOB, "bob.builds");
     fake.set_members_intent(false);
     let live = Live::start_on(fake, by_names);
@@ -307,22 +335,14 @@ fn check_takes_usernames_and_names_what_is_neither_id_nor_username() {
 /// lacks is told once in #ops, by channel, with Discord's names.
 #[test]
 fn missing_permissions_are_told_once_by_channel() {
-    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
+    use crate::discord::{BACKEND, INFRA, QA};
     const EMBED: u64 = 1 << 14;
     const ATTACH: u64 = 1 << 15;
     const THREADS: u64 = 1 << 35;
     const SEND: u64 = 1 << 11;
     const VIEW: u64 = 1 << 10;
     const BOT_ROLE: u64 = crate::discord_fixtures::GUILD_ID + 77;
-    let fake = FakeDiscord::start();
-    for (id, name) in [
-        (BACKEND, "backend"),
-        (ALERTS, "alerts"),
-        (QA, "qa"),
-        (INFRA, "infra"),
-    ] {
-        fake.add_channel(id, name);
-    }
+    let fake = discord_with_the_teams_channels();
     // @everyone may only view and send; the bot's role adds embeds, files
     // and threads; #backend denies the bot's role embeds; #qa denies
     // @everyone files, but allows them to the bot itself.
@@ -374,15 +394,7 @@ fn posts_in_team_channels_carry_the_buttons_the_state_allows() {
     use crate::discord::BACKEND;
     let live = Live::start();
     let fake = &live.fake;
-    live.answer(
-        (OLIVIA, "olivia"),
-        OPS,
-        &["ticket", "open"],
-        &[
-            ("title", json!("Checkout fails")),
-            ("team", json!("backend")),
-        ],
-    );
+    open_checkout_ticket(&live);
     let posts = fake.wait_messages(BACKEND, 1, WAIT);
     let ids = |m: &Value| -> Vec<String> {
         m["components"]
@@ -656,26 +668,10 @@ fn secrets_never_reach_the_log_at_any_level() {
 /// answering, posting and reloading, with the bot's logging at trace.
 #[test]
 fn the_discord_token_never_reaches_the_log_of_run() {
-    use crate::discord::{ALERTS, BACKEND, INFRA, QA};
-    let fake = FakeDiscord::start();
-    for (id, name) in [
-        (BACKEND, "backend"),
-        (ALERTS, "alerts"),
-        (QA, "qa"),
-        (INFRA, "infra"),
-    ] {
-        fake.add_channel(id, name);
-    }
+    use crate::discord::BACKEND;
+    let fake = discord_with_the_teams_channels();
     let mut live = Live::start_logging(fake, |t| t, "info,opsbot=trace");
-    let r = live.answer(
-        (OLIVIA, "olivia"),
-        OPS,
-        &["ticket", "open"],
-        &[
-            ("title", json!("Checkout fails")),
-            ("team", json!("backend")),
-        ],
-    );
+    let r = open_checkout_ticket(&live);
     assert!(content(&r).contains("OPS-1"), "{r}");
     live.fake.wait_messages(BACKEND, 1, WAIT);
     let pid = live.pid().expect("running");
@@ -729,22 +725,15 @@ fn without_message_rules_the_bot_asks_for_no_message_intents() {
 #[test]
 fn an_id_in_bot_toml_wins_over_a_channel_found_by_name() {
     use crate::discord::{ALERTS, BACKEND, INFRA, QA};
-    let fake = FakeDiscord::start();
-    fake.add_channel(BACKEND, "team-backend");
-    fake.add_channel(BACKEND_HERE, "backend");
-    fake.add_channel(ALERTS, "alerts");
-    fake.add_channel(QA, "qa");
-    fake.add_channel(INFRA, "infra");
+    let fake = discord_with(&[
+        (BACKEND, "team-backend"),
+        (BACKEND_HERE, "backend"),
+        (ALERTS, "alerts"),
+        (QA, "qa"),
+        (INFRA, "infra"),
+    ]);
     let live = Live::start_on(fake, |t| t);
-    let r = live.answer(
-        (OLIVIA, "olivia"),
-        OPS,
-        &["ticket", "open"],
-        &[
-            ("title", json!("Checkout fails")),
-            ("team", json!("backend")),
-        ],
-    );
+    let r = open_checkout_ticket(&live);
     assert!(content(&r).contains("OPS-1"), "{r}");
     let posted = live.fake.wait_messages(BACKEND, 1, WAIT);
     assert!(content(&posted[0]).contains("OPS-1"), "{posted:?}");

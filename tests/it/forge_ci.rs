@@ -10,10 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
 use crate::fake_forge::FakeForge;
+use crate::forge_hooks::{self as hooks, fixture, hmac_hex, send};
 use crate::harness::{shipped_config, Env, LiveBot};
 
 const TOKEN: &str = "ghp_fake_forge_token_0001";
@@ -22,13 +22,6 @@ const GH_SECRET: &str = "gh-secret-ci";
 const GL_SECRET: &str = "gl-secret-ci";
 const GH_REPO: &str = "Codertocat/Hello-World";
 const GL_REPO: &str = "acme/shop";
-
-fn fixture(name: &str) -> Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/forges")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("fixture JSON")
-}
 
 /// The shipped config with a GitHub and a GitLab repository on the fake
 /// forge, a GitHub Actions job, a GitLab CI job, and the repository the
@@ -138,6 +131,51 @@ fn fake() -> FakeForge {
     fake
 }
 
+/// The fake forge with the GitHub workflow `ci.yml` (an `opsbot_run` id
+/// input and a `commit` input), whose runs end in `conclusion` after
+/// `duration` with `log`.
+fn fake_with_ci(conclusion: &str, duration: Duration, log: &str) -> FakeForge {
+    let fake = fake();
+    fake.set_workflow(
+        GH_REPO,
+        "ci.yml",
+        &["opsbot_run", "commit"],
+        Some("opsbot_run"),
+        conclusion,
+        duration,
+        log,
+    );
+    fake
+}
+
+/// What the bot says once it knows the forge's id of the first run.
+const GH_RUN: &str = "(github run 30000001";
+const GL_PIPELINE: &str = "(gitlab pipeline 501";
+
+/// Waits until the bot has said `started` (the forge's id of its run).
+fn wait_started(bot: &LiveBot, started: &str) {
+    assert!(
+        bot.wait_printed(Duration::from_secs(30), |p| p.contains(started)),
+        "{}",
+        bot.printed()
+    );
+}
+
+/// A live bot given `line`, once it has said `started`.
+fn live_started(env: &Env, line: &str, started: &str) -> LiveBot {
+    let mut bot = env.live(&[]);
+    bot.line(line);
+    wait_started(&bot, started);
+    bot
+}
+
+/// Waits until the forge's first run is cancelled on it (`forge` names it).
+fn wait_cancelled(fake: &FakeForge, forge: &str) {
+    wait_until(&format!("cancelled on {forge}"), || {
+        fake.ci_runs().first().is_some_and(|r| r.cancelled)
+    });
+}
+
 fn last_progress(run: &crate::harness::Run, channel: &str, id: &str) -> String {
     run.in_channel(channel)
         .into_iter()
@@ -154,47 +192,14 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn send(bot: &LiveBot, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let mut req = client
-        .post(bot.url(path))
-        .header("Content-Type", "application/json")
-        .body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().expect("request");
-    let code = resp.status().as_u16();
-    let text = resp.text().unwrap_or_default();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 /// A GitHub event, signed as GitHub signs it.
 fn github(bot: &LiveBot, event: &str, delivery: &str, body: &Value) -> (u16, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let sig = format!("sha256={}", hmac_hex(GH_SECRET, &bytes));
-    send(
-        bot,
-        "/hooks/github",
-        &[
-            ("X-GitHub-Event", event),
-            ("X-GitHub-Delivery", delivery),
-            ("X-Hub-Signature-256", &sig),
-        ],
-        &bytes,
-    )
+    hooks::github(bot, GH_SECRET, event, delivery, body)
+}
+
+/// A GitHub `workflow_run` event, signed.
+fn run_hook(bot: &LiveBot, delivery: &str, body: &Value) -> (u16, Value) {
+    github(bot, "workflow_run", delivery, body)
 }
 
 /// A GitLab event, with the hook's token.
@@ -219,16 +224,7 @@ fn no_surprises(fake: &FakeForge) {
 
 #[test]
 fn a_github_actions_build_is_dispatched_found_followed_and_reported() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::from_millis(400),
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::from_millis(400), "");
     let env = env_with(&fake, "");
     let run = env.console(&["/web-actions ref:release/2"]);
     let last = last_progress(&run, "ops", "RUN-1");
@@ -269,16 +265,7 @@ fn a_github_actions_build_is_dispatched_found_followed_and_reported() {
 
 #[test]
 fn a_failed_github_actions_build_shows_its_failed_job_log_and_opens_a_ticket() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "failure",
-        Duration::from_millis(200),
-        "Run cargo test\ncompiling web v0.1.0\nerror[E0308]: mismatched types\n##[error]Process completed with exit code 101.",
-    );
+    let fake = fake_with_ci("failure", Duration::from_millis(200), "Run cargo test\ncompiling web v0.1.0\nerror[E0308]: mismatched types\n##[error]Process completed with exit code 101.");
     let env = env_with(&fake, "");
     let run = env.console(&["/web-actions"]);
     let last = last_progress(&run, "ops", "RUN-1");
@@ -310,16 +297,7 @@ fn a_failed_github_actions_build_shows_its_failed_job_log_and_opens_a_ticket() {
 
 #[test]
 fn what_github_refuses_fails_the_run_with_the_reason_and_dispatches_nothing() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::ZERO,
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::ZERO, "");
     let env = env_with(&fake, "");
     // A ref the repository does not have: GitHub's 422, said.
     let run = env.console(&["/web-actions ref:no-such-branch"]);
@@ -342,29 +320,11 @@ fn what_github_refuses_fails_the_run_with_the_reason_and_dispatches_nothing() {
 
 #[test]
 fn cancel_stops_the_github_actions_run() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::from_secs(30),
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::from_secs(30), "");
     let env = env_with(&fake, "");
-    let mut bot = env.live(&[]);
-    bot.line("/web-actions");
-    assert!(
-        bot.wait_printed(Duration::from_secs(30), |p| p
-            .contains("(github run 30000001")),
-        "{}",
-        bot.printed()
-    );
+    let mut bot = live_started(&env, "/web-actions", GH_RUN);
     bot.line("/build cancel run:RUN-1");
-    wait_until("cancelled on GitHub", || {
-        fake.ci_runs().first().is_some_and(|r| r.cancelled)
-    });
+    wait_cancelled(&fake, "GitHub");
     let run = bot.finish();
     assert!(
         last_progress(&run, "ops", "RUN-1").contains("· cancelled in "),
@@ -400,26 +360,12 @@ fn gh_push(after: &str) -> Value {
 
 #[test]
 fn a_restart_in_the_middle_follows_the_run_again_never_dispatches_twice_and_reports_once() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::from_secs(4),
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::from_secs(4), "");
     let env = env_with(&fake, "\"web-actions\"");
     let bot = env.live(&[]);
     let (code, answer) = github(&bot, "push", "p-1", &gh_push(&sha('a')));
     assert_eq!(code, 202, "{answer}");
-    assert!(
-        bot.wait_printed(Duration::from_secs(30), |p| p
-            .contains("(github run 30000001")),
-        "{}",
-        bot.printed()
-    );
+    wait_started(&bot, GH_RUN);
     wait_until("the pending status", || {
         fake.taken().iter().any(|t| t.state == "pending")
     });
@@ -476,44 +422,32 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
     );
     let env = env_with(&fake, "");
     let bot = env.live(&[]);
-    let (code, answer) = github(
-        &bot,
-        "workflow_run",
-        "w-1",
-        &workflow_run(seven, "in_progress", None),
-    );
+    let (code, answer) = run_hook(&bot, "w-1", &workflow_run(seven, "in_progress", None));
     assert_eq!(
         (code, answer["result"].clone()),
         (202, json!("reported as RUN-1")),
         "{answer}"
     );
-    let (code, answer) = github(
+    let (code, answer) = run_hook(
         &bot,
-        "workflow_run",
         "w-2",
         &workflow_run(seven, "completed", Some("failure")),
     );
     assert_eq!(code, 202, "{answer}");
     // Redelivered: nothing twice.
-    let (code, answer) = github(
+    let (code, answer) = run_hook(
         &bot,
-        "workflow_run",
         "w-2",
         &workflow_run(seven, "completed", Some("failure")),
     );
     assert_eq!(code, 200, "{answer}");
     // The next run on master passes: the ticket is resolved.
-    let (code, answer) = github(
-        &bot,
-        "workflow_run",
-        "w-3",
-        &workflow_run(8, "completed", Some("success")),
-    );
+    let (code, answer) = run_hook(&bot, "w-3", &workflow_run(8, "completed", Some("success")));
     assert_eq!(code, 202, "{answer}");
     // A branch bot.toml does not follow: ignored, said.
     let mut other = workflow_run(9, "completed", Some("failure"));
     other["workflow_run"]["head_branch"] = json!("feature/x");
-    let (code, answer) = github(&bot, "workflow_run", "w-4", &other);
+    let (code, answer) = run_hook(&bot, "w-4", &other);
     assert_eq!(code, 200, "{answer}");
     assert!(
         answer["ignored"]
@@ -568,25 +502,9 @@ fn a_workflow_run_the_bot_did_not_start_is_reported_and_a_failing_main_is_a_tick
 
 #[test]
 fn a_run_the_bot_started_is_not_reported_twice_when_its_webhooks_arrive() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "failure",
-        Duration::from_millis(300),
-        "boom",
-    );
+    let fake = fake_with_ci("failure", Duration::from_millis(300), "boom");
     let env = env_with(&fake, "");
-    let mut bot = env.live(&[]);
-    bot.line("/web-actions");
-    assert!(
-        bot.wait_printed(Duration::from_secs(30), |p| p
-            .contains("(github run 30000001")),
-        "{}",
-        bot.printed()
-    );
+    let bot = live_started(&env, "/web-actions", GH_RUN);
     // GitHub's hooks for that same run, as its repository's.
     let hook = |status: &str, conclusion: Option<&str>| {
         let mut v = workflow_run(30000001, status, conclusion);
@@ -597,17 +515,12 @@ fn a_run_the_bot_started_is_not_reported_twice_when_its_webhooks_arrive() {
         v["workflow_run"]["path"] = json!(".github/workflows/ci.yml");
         v
     };
-    let (code, answer) = github(&bot, "workflow_run", "b-1", &hook("in_progress", None));
+    let (code, answer) = run_hook(&bot, "b-1", &hook("in_progress", None));
     assert_eq!(code, 200, "{answer}");
     wait_until("the run ends", || {
         bot.printed().contains("New build ticket")
     });
-    let (code, answer) = github(
-        &bot,
-        "workflow_run",
-        "b-2",
-        &hook("completed", Some("failure")),
-    );
+    let (code, answer) = run_hook(&bot, "b-2", &hook("completed", Some("failure")));
     assert_eq!(code, 200, "{answer}");
     let run = bot.finish();
     assert_eq!(
@@ -694,14 +607,7 @@ fn a_wrong_trigger_token_fails_the_run_and_cancel_stops_a_pipeline() {
     );
     assert!(fake.ci_runs().is_empty());
     fake.set_pipeline(GL_REPO, TRIGGER, "success", Duration::from_secs(30), "");
-    let mut bot = env.live(&[]);
-    bot.line("/shop-pipeline");
-    assert!(
-        bot.wait_printed(Duration::from_secs(30), |p| p
-            .contains("(gitlab pipeline 501")),
-        "{}",
-        bot.printed()
-    );
+    let mut bot = live_started(&env, "/shop-pipeline", GL_PIPELINE);
     // GitLab's hook for that pipeline: the bot's own, not a run of its own.
     let mut hook = pipeline_hook(501, "running");
     hook["object_attributes"]["source"] = json!("trigger");
@@ -712,9 +618,7 @@ fn a_wrong_trigger_token_fails_the_run_and_cancel_stops_a_pipeline() {
         "{answer}"
     );
     bot.line("/build cancel run:RUN-2");
-    wait_until("cancelled on GitLab", || {
-        fake.ci_runs().first().is_some_and(|r| r.cancelled)
-    });
+    wait_cancelled(&fake, "GitLab");
     let run = bot.finish();
     assert!(
         last_progress(&run, "ops", "RUN-2").contains("· cancelled in "),
@@ -799,14 +703,7 @@ fn a_restart_in_the_middle_of_a_pipeline_follows_it_again_and_never_triggers_twi
         "FAIL late_test",
     );
     let env = env_with(&fake, "");
-    let mut bot = env.live(&[]);
-    bot.line("/shop-pipeline");
-    assert!(
-        bot.wait_printed(Duration::from_secs(30), |p| p
-            .contains("(gitlab pipeline 501")),
-        "{}",
-        bot.printed()
-    );
+    let bot = live_started(&env, "/shop-pipeline", GL_PIPELINE);
     bot.kill9();
     let run = env.console(&[]);
     assert_eq!(fake.ci_runs().len(), 1, "triggered again after the restart");
@@ -829,11 +726,11 @@ fn a_malformed_or_unsigned_workflow_run_stores_nothing() {
     let bot = env.live(&[]);
     let mut bad = workflow_run(7, "completed", Some("failure"));
     bad["workflow_run"]["head_sha"] = json!("not-a-sha");
-    let (code, answer) = github(&bot, "workflow_run", "m-1", &bad);
+    let (code, answer) = run_hook(&bot, "m-1", &bad);
     assert_eq!(code, 400, "{answer}");
     let mut bad = workflow_run(7, "completed", Some("failure"));
     bad["workflow_run"].as_object_mut().unwrap().remove("id");
-    let (code, answer) = github(&bot, "workflow_run", "m-2", &bad);
+    let (code, answer) = run_hook(&bot, "m-2", &bad);
     assert_eq!(code, 400, "{answer}");
     let bytes = serde_json::to_vec(&workflow_run(7, "completed", Some("failure"))).unwrap();
     let wrong = format!("sha256={}", hmac_hex("not-the-secret", &bytes));
@@ -855,16 +752,7 @@ fn a_malformed_or_unsigned_workflow_run_stores_nothing() {
 
 #[test]
 fn github_down_is_said_once_retried_and_dispatched_once() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::from_millis(200),
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::from_millis(200), "");
     // The look for an earlier dispatch and the dispatch fail, twice.
     fake.fail_next(503, 4);
     let env = env_with(&fake, "");
@@ -889,16 +777,7 @@ fn github_down_is_said_once_retried_and_dispatched_once() {
 
 #[test]
 fn a_run_cancelled_before_its_dispatch_is_never_dispatched_and_one_just_dispatched_is_cancelled() {
-    let fake = fake();
-    fake.set_workflow(
-        GH_REPO,
-        "ci.yml",
-        &["opsbot_run", "commit"],
-        Some("opsbot_run"),
-        "success",
-        Duration::from_secs(30),
-        "",
-    );
+    let fake = fake_with_ci("success", Duration::from_secs(30), "");
     let env = env_with(&fake, "");
     // The cancel and the start, in one breath: whichever order the bot
     // sees them in, nothing runs on GitHub at the end.

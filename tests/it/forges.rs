@@ -9,27 +9,14 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
+use crate::forge_hooks::{self as hooks, fixture, hmac_hex, send};
 use crate::harness::{shipped_config, Env, LiveBot};
 
 const GH_SECRET: &str = "gh-secret-9f";
 const GL_SECRET: &str = "gl-token-3k";
 const GT_SECRET: &str = "gt-secret-7q";
-
-fn fixture(name: &str) -> Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/forges")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("fixture JSON")
-}
-
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
 
 /// The shipped config with three repositories (the fixtures' own), a job
 /// that records what it was given and fails while a file exists, and bob's
@@ -134,42 +121,9 @@ fn built(env: &Env) -> Vec<String> {
         .collect()
 }
 
-/// POSTs `body` as JSON with these headers.
-fn send(bot: &LiveBot, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let mut req = client
-        .post(bot.url(path))
-        .header("Content-Type", "application/json")
-        .body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().expect("request");
-    let code = resp.status().as_u16();
-    let text = resp.text().unwrap_or_default();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 /// A GitHub event, signed with the repo's secret.
 fn github(bot: &LiveBot, event: &str, delivery: &str, body: &Value) -> (u16, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let sig = format!("sha256={}", hmac_hex(GH_SECRET, &bytes));
-    send(
-        bot,
-        "/hooks/github",
-        &[
-            ("X-GitHub-Event", event),
-            ("X-GitHub-Delivery", delivery),
-            ("X-Hub-Signature-256", &sig),
-        ],
-        &bytes,
-    )
+    hooks::github(bot, GH_SECRET, event, delivery, body)
 }
 
 fn sha(c: char) -> String {

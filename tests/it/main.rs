@@ -27,6 +27,7 @@ mod fake_forge;
 mod fake_jenkins;
 mod first_hour;
 mod forge_ci;
+mod forge_hooks;
 mod forges;
 mod forum;
 mod gates;
