@@ -549,6 +549,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cache_size_stays_with_the_location_so_a_reopen_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let store = Store::open_sized(&path, 16 << 20).unwrap();
+        let at = store.location().clone();
+        assert_eq!(at, Location::Dir(path.clone(), 16 << 20));
+        drop(store);
+        let again = Store::open_at(&at).unwrap();
+        assert_eq!(again.location(), &at);
+        drop(again);
+        let plain = Store::open(&path).unwrap();
+        assert_eq!(plain.location(), &Location::Dir(path, DEFAULT_CACHE));
+        assert_eq!(DEFAULT_CACHE, 256 * 1024 * 1024);
+    }
+
+    #[test]
     fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_value() {
         // JSON map keys must be strings: this one cannot be encoded.
         let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();

@@ -183,3 +183,28 @@ fn sleds_cache_is_shown_by_check_and_a_bot_with_16mib_serves_commands() {
     assert_eq!(run.code, Some(1));
     assert!(!env.data_dir().join("db").exists(), "no store was opened");
 }
+
+#[test]
+fn check_warns_that_the_cache_is_ignored_on_postgres() {
+    let text = shipped_config().replacen(
+        "path = \"data\"",
+        "path = \"data\"\nbackend = \"postgres\"\ncache = \"64MiB\"",
+        1,
+    );
+    let line = text.lines().position(|l| l.starts_with("cache")).unwrap() + 1;
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let want = format!(
+        "warning: {}:{line}: `storage.cache`: is ignored with backend = \"postgres\"",
+        env.config.display()
+    );
+    assert!(run.stdout.contains(&want), "want {want}\n{}", run.stdout);
+    let storage = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("storage: "))
+        .unwrap();
+    assert!(storage.starts_with("storage: postgres at $"), "{storage}");
+    assert!(!storage.contains("cache"), "{storage}");
+}
