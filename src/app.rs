@@ -28,7 +28,10 @@ const STALE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     use opsbot::config::StorageBackend;
     match config.storage.backend {
-        StorageBackend::Sled => Ok(Store::open(&config.storage_path)?),
+        StorageBackend::Sled => Ok(Store::open_sized(
+            &config.storage_path,
+            config.storage.cache,
+        )?),
         StorageBackend::Postgres => {
             let Some(url) = &config.storage.url.value else {
                 anyhow::bail!(

@@ -62,6 +62,8 @@ pub struct StorageConfig {
     pub url: EnvSecret,
     /// How long the lease on once-only work lasts between renewals.
     pub lease: std::time::Duration,
+    /// sled's page cache, in bytes (`cache`; nothing on PostgreSQL).
+    pub cache: u64,
 }
 
 /// The whole validated configuration.
@@ -745,8 +747,9 @@ impl Config {
         s.push_str(&repos::summary(&self.repos, self.authors.len()));
         match self.storage.backend {
             StorageBackend::Sled => s.push_str(&format!(
-                "storage: {} (sled)\n",
-                self.storage_path.display()
+                "storage: {} (sled), cache {}\n",
+                self.storage_path.display(),
+                validate::show_size(self.storage.cache)
             )),
             StorageBackend::Postgres => s.push_str(&format!(
                 "storage: postgres at ${} ({}), lease {}\n",
@@ -1014,6 +1017,126 @@ pattern = '^(?P<alertname>[a-z'
             "{err}"
         );
         assert!(p.message.starts_with("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn sleds_cache_is_a_size_in_kib_mib_or_gib_256mib_unless_written() {
+        let c = parse(GOOD).unwrap().config;
+        assert_eq!(c.storage.cache, 256 * 1024 * 1024);
+        assert!(
+            c.summary()
+                .contains("storage: /etc/opsbot/data (sled), cache 256 MiB\n"),
+            "{}",
+            c.summary()
+        );
+        for (written, bytes, shown) in [
+            ("8MiB", 8u64 << 20, "8 MiB"),
+            ("16384KiB", 16 << 20, "16 MiB"),
+            ("8200KiB", 8200 << 10, "8200 KiB"),
+            ("1GiB", 1 << 30, "1 GiB"),
+            (" 2 GiB ", 2 << 30, "2 GiB"),
+            ("1536MiB", 1536 << 20, "1536 MiB"),
+        ] {
+            let loaded = parse(&format!("[storage]\ncache = {written:?}\n{GOOD}")).unwrap();
+            assert!(
+                loaded
+                    .warnings
+                    .iter()
+                    .all(|p| !p.key.starts_with("storage")),
+                "{:?}",
+                loaded.warnings
+            );
+            let c = loaded.config;
+            assert_eq!(c.storage.cache, bytes, "{written}");
+            assert!(
+                c.summary().contains(&format!("(sled), cache {shown}\n")),
+                "{written}: {}",
+                c.summary()
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_cache_size_is_refused_at_its_line_saying_what_is_accepted() {
+        for (written, why) in [
+            ("256", "is not a size"),
+            ("256MB", "is not a size"),
+            ("256mib", "is not a size"),
+            ("MiB", "is not a size"),
+            ("-1GiB", "is not a size"),
+            ("1.5GiB", "is not a size"),
+            ("", "is not a size"),
+            ("7MiB", "is below the smallest cache, 8MiB"),
+            ("0KiB", "is below the smallest cache, 8MiB"),
+            ("8191KiB", "is below the smallest cache, 8MiB"),
+            ("17179869184GiB", "is more than this machine can address"),
+            (
+                "99999999999999999999999KiB",
+                "is more than this machine can address",
+            ),
+        ] {
+            let src = format!("[storage]\npath = \"data\"\ncache = {written:?}\n{GOOD}");
+            let err = parse(&src).unwrap_err();
+            let errors: Vec<_> = err
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .collect();
+            assert_eq!(errors.len(), 1, "{written}: {err}");
+            let p = errors[0];
+            assert_eq!(
+                (p.file.as_path(), p.line, p.key.as_str()),
+                (Path::new("/etc/opsbot/bot.toml"), Some(3), "storage.cache"),
+                "{written}: {err}"
+            );
+            assert_eq!(
+                p.message,
+                format!("`{written}` {why}: write a whole number of KiB, MiB or GiB from 8MiB, such as \"256MiB\" or \"1GiB\""),
+                "{err}"
+            );
+        }
+        // Not a string: serde's refusal, at its place.
+        let err = parse(&format!("[storage]\ncache = 268435456\n{GOOD}")).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(
+            (p.key.as_str(), p.line),
+            ("storage.cache", Some(2)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_cache_on_postgres_is_ignored_with_a_warning() {
+        let src = format!("[storage]\nbackend = \"postgres\"\ncache = \"64MiB\"\n{GOOD}");
+        let loaded = parse(&src).unwrap();
+        let w: Vec<_> = loaded
+            .warnings
+            .iter()
+            .filter(|p| p.key == "storage.cache")
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", loaded.warnings);
+        assert_eq!((w[0].severity, w[0].line), (Severity::Warning, Some(3)));
+        assert!(
+            w[0].message
+                .starts_with("is ignored with backend = \"postgres\""),
+            "{}",
+            w[0]
+        );
+        let summary = loaded.config.summary();
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("storage: "))
+            .unwrap();
+        assert!(line.starts_with("storage: postgres at $"), "{line}");
+        assert!(!line.contains("cache"), "{line}");
+        // Not written: nothing to warn of.
+        let src = format!("[storage]\nbackend = \"postgres\"\n{GOOD}");
+        let loaded = parse(&src).unwrap();
+        assert!(
+            loaded.warnings.iter().all(|p| p.key != "storage.cache"),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

@@ -370,6 +370,8 @@ pub(super) struct RawStorage {
     pub(super) url_env: Written<String>,
     /// How long the lease on once-only work lasts (several instances).
     pub(super) lease: Written<String>,
+    /// sled's page cache, a size such as `256MiB` (ignored on PostgreSQL).
+    pub(super) cache: Written<String>,
 }
 
 /// `[log]`.
@@ -395,6 +397,7 @@ impl Default for RawStorage {
             path: String::from("data").into(),
             url_env: String::from("OPSBOT_DATABASE_URL").into(),
             lease: String::from("10s").into(),
+            cache: String::from("256MiB").into(),
         }
     }
 }

@@ -28,7 +28,12 @@ pub fn restart_only_changes(old: &Config, new: &mut Config) -> Vec<String> {
     }
     let mut changed = Vec::new();
     if !same(&old.storage, &new.storage) || old.storage_path != new.storage_path {
-        changed.push("[storage]".to_string());
+        // sled's cache is sized when the files open: named alone when it
+        // is all that changed.
+        let mut cache_only = old.storage.clone();
+        cache_only.cache = new.storage.cache;
+        let only = same(&cache_only, &new.storage) && old.storage_path == new.storage_path;
+        changed.push(if only { "[storage] cache" } else { "[storage]" }.to_string());
         new.storage = old.storage.clone();
         new.storage_path = old.storage_path.clone();
     }
@@ -213,5 +218,24 @@ mod tests {
         assert_eq!(with_rule.alerts.message_rules.len(), 1, "the rule applies");
         let mut again = parse(dir.path(), rule);
         assert!(restart_only_changes(&with_rule, &mut again).is_empty());
+        // sled's cache is sized when its files open: named, and kept.
+        let mut cache = parse(
+            dir.path(),
+            "[http]\nlisten = \"127.0.0.1:8787\"\n[storage]\ncache = \"64MiB\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &mut cache),
+            vec!["[storage] cache".to_string()]
+        );
+        assert_eq!(cache.storage.cache, old.storage.cache);
+        assert_eq!(old.storage.cache, 256 * 1024 * 1024);
+        let mut both = parse(
+            dir.path(),
+            "[http]\nlisten = \"127.0.0.1:8787\"\n[storage]\ncache = \"64MiB\"\nlease = \"20s\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &mut both),
+            vec!["[storage]".to_string()]
+        );
     }
 }

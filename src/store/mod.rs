@@ -150,11 +150,16 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
 }
 
+/// sled's page cache when the config does not size it (`[storage] cache`):
+/// sled's own default, 1 GiB, would alone break a 1 GiB memory bound.
+pub const DEFAULT_CACHE: u64 = 256 * 1024 * 1024;
+
 /// Where the records are kept.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Location {
-    /// sled's files in this data directory.
-    Dir(PathBuf),
+    /// sled's files in this data directory, opened with a page cache of
+    /// this many bytes (kept here so that a reopen sizes it the same).
+    Dir(PathBuf, u64),
     /// A PostgreSQL database, by its libpq URL (it may hold a password:
     /// never shown).
     Postgres(String),
@@ -163,7 +168,7 @@ pub enum Location {
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Location::Dir(p) => write!(f, "Dir({})", p.display()),
+            Location::Dir(p, cache) => write!(f, "Dir({}, cache {cache})", p.display()),
             Location::Postgres(_) => write!(f, "Postgres(***)"),
         }
     }
@@ -174,14 +179,14 @@ impl Location {
     /// nothing for a database server.
     pub fn keep_reserve(&self) -> std::io::Result<()> {
         match self {
-            Location::Dir(p) => Store::keep_reserve(p),
+            Location::Dir(p, _) => Store::keep_reserve(p),
             Location::Postgres(_) => Ok(()),
         }
     }
 
     /// Gives the reserve's space back (the disk is full).
     pub fn release_reserve(&self) {
-        if let Location::Dir(p) = self {
+        if let Location::Dir(p, _) = self {
             Store::release_reserve(p)
         }
     }
@@ -200,7 +205,14 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path`, checking that it is ours and
     /// not from a newer schema. Never starts empty over unreadable data.
+    /// sled's cache is [`DEFAULT_CACHE`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_sized(path, DEFAULT_CACHE)
+    }
+
+    /// [`Store::open`] with sled's page cache `cache` bytes
+    /// (`[storage] cache`).
+    pub fn open_sized(path: &Path, cache: u64) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         if path.exists() {
             if !path.is_dir() {
@@ -230,8 +242,8 @@ impl Store {
             }
         }
         Store::ready(
-            Arc::new(SledBackend::open(path)?),
-            Location::Dir(path.to_path_buf()),
+            Arc::new(SledBackend::open(path, cache)?),
+            Location::Dir(path.to_path_buf(), cache),
         )
     }
 
@@ -265,7 +277,7 @@ impl Store {
     /// Opens the store at `at`.
     pub fn open_at(at: &Location) -> Result<Store, StoreError> {
         match at {
-            Location::Dir(p) => Store::open(p),
+            Location::Dir(p, cache) => Store::open_sized(p, *cache),
             Location::Postgres(url) => Store::connect(url),
         }
     }
@@ -398,7 +410,7 @@ impl Store {
 
     fn check_schema(&self) -> Result<(), StoreError> {
         let (shown, dir) = match &self.at {
-            Location::Dir(p) => (p.display().to_string(), Some(p.as_path())),
+            Location::Dir(p, _) => (p.display().to_string(), Some(p.as_path())),
             Location::Postgres(_) => (self.db.describe(), None),
         };
         let marked = dir.is_some_and(|d| d.join(MARKER).exists());
@@ -492,13 +504,13 @@ impl Store {
     /// Whether the store is one process's alone (sled's locked files), so
     /// that no lease needs keeping.
     pub fn is_exclusive(&self) -> bool {
-        matches!(self.at, Location::Dir(_))
+        matches!(self.at, Location::Dir(..))
     }
 
     /// The data directory, for the embedded backend.
     pub fn path(&self) -> Option<&Path> {
         match &self.at {
-            Location::Dir(p) => Some(p),
+            Location::Dir(p, _) => Some(p),
             Location::Postgres(_) => None,
         }
     }
@@ -535,6 +547,22 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_size_stays_with_the_location_so_a_reopen_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let store = Store::open_sized(&path, 16 << 20).unwrap();
+        let at = store.location().clone();
+        assert_eq!(at, Location::Dir(path.clone(), 16 << 20));
+        drop(store);
+        let again = Store::open_at(&at).unwrap();
+        assert_eq!(again.location(), &at);
+        drop(again);
+        let plain = Store::open(&path).unwrap();
+        assert_eq!(plain.location(), &Location::Dir(path, DEFAULT_CACHE));
+        assert_eq!(DEFAULT_CACHE, 256 * 1024 * 1024);
+    }
 
     #[test]
     fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_value() {

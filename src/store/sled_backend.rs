@@ -40,10 +40,11 @@ pub(super) struct SledBackend {
 }
 
 impl SledBackend {
-    /// Opens sled's files at `path` (the caller has checked the folder).
-    pub(super) fn open(path: &Path) -> Result<SledBackend, StoreError> {
+    /// Opens sled's files at `path` (the caller has checked the folder),
+    /// with a page cache of `cache` bytes.
+    pub(super) fn open(path: &Path, cache: u64) -> Result<SledBackend, StoreError> {
         let shown = path.display().to_string();
-        let config = sled::Config::new().path(path);
+        let config = sled::Config::new().path(path).cache_capacity(cache);
         // sled may panic on some corrupt files rather than return an error.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
             .map_err(|_| StoreError::NotOurs {

@@ -136,3 +136,75 @@ fn check_lists_the_people_without_a_discord_user() {
     assert!(!line.contains("olivia"), "{line}");
     assert!(line.contains("quinn"), "{line}");
 }
+
+#[test]
+fn sleds_cache_is_shown_by_check_and_a_bot_with_16mib_serves_commands() {
+    let shipped = Env::shipped();
+    let run = shipped.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "storage: {} (sled), cache 256 MiB\n",
+            shipped.data_dir().display()
+        )),
+        "{}",
+        run.stdout
+    );
+
+    let text =
+        shipped_config().replacen("path = \"data\"", "path = \"data\"\ncache = \"16MiB\"", 1);
+    assert!(text.contains("cache = \"16MiB\""));
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("(sled), cache 16 MiB\n"),
+        "{}",
+        run.stdout
+    );
+    // The bot opens its store with it and serves commands; a second start
+    // opens the same files again and finds the ticket.
+    let run = env.console(&["/ticket open title:\"Disk at 90%\""]);
+    assert!(run.stdout.contains("OPS-1"), "{}", run.stdout);
+    let run = env.console(&["/ticket show id:OPS-1"]);
+    assert!(run.stdout.contains("Disk at 90%"), "{}", run.stdout);
+
+    // A cache sled cannot work in is refused at its line, before any start.
+    let text = shipped_config().replacen("path = \"data\"", "path = \"data\"\ncache = \"4MiB\"", 1);
+    let line = text.lines().position(|l| l.starts_with("cache")).unwrap() + 1;
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(1));
+    let want = format!(
+        "bot.toml:{line}: `storage.cache`: `4MiB` is below the smallest cache, 8MiB: write a whole number of KiB, MiB or GiB from 8MiB, such as \"256MiB\" or \"1GiB\""
+    );
+    assert!(run.stderr.contains(&want), "want {want}\n{}", run.stderr);
+    let run = env.opsbot(&["console"], "/ticket list\n");
+    assert_eq!(run.code, Some(1));
+    assert!(!env.data_dir().join("db").exists(), "no store was opened");
+}
+
+#[test]
+fn check_warns_that_the_cache_is_ignored_on_postgres() {
+    let text = shipped_config().replacen(
+        "path = \"data\"",
+        "path = \"data\"\nbackend = \"postgres\"\ncache = \"64MiB\"",
+        1,
+    );
+    let line = text.lines().position(|l| l.starts_with("cache")).unwrap() + 1;
+    let env = Env::shipped_with(&text);
+    let run = env.opsbot(&["check"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let want = format!(
+        "warning: {}:{line}: `storage.cache`: is ignored with backend = \"postgres\"",
+        env.config.display()
+    );
+    assert!(run.stdout.contains(&want), "want {want}\n{}", run.stdout);
+    let storage = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("storage: "))
+        .unwrap();
+    assert!(storage.starts_with("storage: postgres at $"), "{storage}");
+    assert!(!storage.contains("cache"), "{storage}");
+}
