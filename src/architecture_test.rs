@@ -547,3 +547,10 @@ fn the_words_check_sees_a_post_built_outside_messages() {
     );
     assert!(word_builders("ok.rs", "out.post(&ch, None, messages::x(t));\n").is_empty());
 }
+
+/// The config may not import the store, so each keeps the default cache
+/// size: this keeps them equal.
+#[test]
+fn the_config_and_the_store_agree_on_the_default_cache() {
+    assert_eq!(crate::config::DEFAULT_CACHE, crate::store::DEFAULT_CACHE);
+}

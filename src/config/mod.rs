@@ -13,6 +13,8 @@ mod raw;
 pub mod repos;
 mod status;
 mod validate;
+#[cfg(test)]
+pub(crate) use validate::DEFAULT_CACHE;
 mod written;
 
 pub use alertmanager::AlertmanagerConfig;

@@ -1444,8 +1444,10 @@ pub(super) struct RouteWritten<'r> {
     pub(super) policy: &'r RawPolicy,
 }
 
-/// sled's cache when `[storage] cache` is not written.
-pub(super) const DEFAULT_CACHE: u64 = crate::store::DEFAULT_CACHE;
+/// sled's cache when `[storage] cache` is not written: the store's own
+/// default (`store::DEFAULT_CACHE`, which the config may not import; a test
+/// in `app.rs` keeps the two equal).
+pub(crate) const DEFAULT_CACHE: u64 = 256 * MIB;
 /// The smallest cache accepted: below it sled reads its pages again and again.
 const MIN_CACHE: u64 = 8 * MIB;
 const KIB: u64 = 1024;
