@@ -11,10 +11,11 @@ mod people;
 mod problems;
 mod raw;
 pub mod repos;
+mod size;
 mod status;
-mod validate;
 #[cfg(test)]
-pub(crate) use validate::DEFAULT_CACHE;
+pub(crate) use size::DEFAULT_CACHE;
+mod validate;
 mod written;
 
 pub use alertmanager::AlertmanagerConfig;
@@ -751,7 +752,7 @@ impl Config {
             StorageBackend::Sled => s.push_str(&format!(
                 "storage: {} (sled), cache {}\n",
                 self.storage_path.display(),
-                validate::show_size(self.storage.cache)
+                size::show_size(self.storage.cache)
             )),
             StorageBackend::Postgres => s.push_str(&format!(
                 "storage: postgres at ${} ({}), lease {}\n",

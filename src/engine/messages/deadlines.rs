@@ -173,20 +173,7 @@ mod tests {
 
     #[test]
     fn deadline_words() {
-        let mut t: Ticket = serde_json::from_value(serde_json::json!({
-            "id": "OPS-7",
-            "title": "Checkout returns 502 for some customers",
-            "description": "Since the 14:00 deploy, about 3% of checkouts fail.",
-            "priority": "p2",
-            "state": "open",
-            "opened_by": "olivia",
-            "source": "discord",
-            "channel": "ops",
-            "created_at": "2026-03-02T14:05:00Z",
-            "updated_at": "2026-03-02T14:05:00Z",
-            "timeline_len": 1,
-        }))
-        .unwrap();
+        let mut t = crate::engine::messages::tests::ticket();
         let due = Utc.with_ymd_and_hms(2026, 3, 2, 15, 5, 0).unwrap();
         let now_on_time = due + Duration::seconds(20);
         let now_late = due + Duration::minutes(95);
