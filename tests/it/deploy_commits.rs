@@ -16,23 +16,7 @@ use crate::harness::{shipped_config, Env};
 
 /// Runs the system `git` in `dir` as bella would.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Bella")
-        .env("GIT_AUTHOR_EMAIL", "bella@example.com")
-        .env("GIT_COMMITTER_NAME", "Bella")
-        .env("GIT_COMMITTER_EMAIL", "bella@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs (.ci/setup installs it)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    crate::forges::git_as(dir, ("Bella", "bella@example.com"), args)
 }
 
 /// The service's repository: `origin.git` (bare) and bella's work tree.

@@ -582,13 +582,20 @@ fn a_failing_main_branch_is_a_ticket_naming_its_suspects_until_green() {
 
 /// Runs the system `git` in `dir` as bob would.
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    git_as(dir, ("Bob", "bob@example.com"), args)
+}
+
+/// Runs the system `git` in `dir` as `who` (name, e-mail), with no user or
+/// system git config, and fails the test if it fails; its output, trimmed.
+pub(crate) fn git_as(dir: &std::path::Path, who: (&str, &str), args: &[&str]) -> String {
+    let (name, email) = who;
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Bob")
-        .env("GIT_AUTHOR_EMAIL", "bob@example.com")
-        .env("GIT_COMMITTER_NAME", "Bob")
-        .env("GIT_COMMITTER_EMAIL", "bob@example.com")
+        .env("GIT_AUTHOR_NAME", name)
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
