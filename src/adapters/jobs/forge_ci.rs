@@ -28,10 +28,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::{masked_tail, spread, TAIL_BYTES};
+use super::{follow, masked_by_config, masked_tail, report_run, spread, TAIL_BYTES};
 use crate::domain::job::{fill, Backend, ForgeJob, Job};
 use crate::domain::run::{BackendRef, RunId, RunState, RunUpdate};
-use crate::engine::Event;
 use crate::runtime::{Bot, DeliveryError};
 
 /// Each request, from connecting to the last byte of the answer.
@@ -694,9 +693,7 @@ impl ForgeCiRunner {
     }
 
     async fn report(&self, run: RunId, update: RunUpdate) {
-        if let Err(e) = self.bot.submit(Event::RunUpdate { run, update }).await {
-            warn!(%run, error = %e, "cannot record a run's progress");
-        }
+        report_run(&self.bot, run, update).await;
     }
 
     /// The client of the job's repository, as bot.toml says now.
@@ -928,161 +925,24 @@ impl ForgeCiRunner {
         let Some((kind, f)) = kind_of(&job).map(|(k, f)| (k, f.clone())) else {
             return;
         };
-        let (tx, mut cancel) = oneshot::channel();
+        let (tx, cancel) = oneshot::channel();
         self.lock().insert(run, tx);
         let me = self.clone();
         let task = self.bot.health().task("job-followers");
+        let poll = f.poll;
+        let followed = CiFollowed {
+            me: self.clone(),
+            run,
+            kind,
+            git_ref: fill(&f.git_ref, &params),
+            f,
+            timeout: job.timeout,
+            at: from,
+            started,
+        };
         tokio::spawn(async move {
             let _task = task;
-            let mut at = from;
-            let mut started = started;
-            let mut delay = f.poll;
-            let max = f.poll * 4;
-            let mut said_down = false;
-            let git_ref = fill(&f.git_ref, &params);
-            if !offset.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(offset) => {}
-                    _ = &mut cancel => {
-                        me.abort(run, kind, &f, &git_ref, at).await;
-                        return;
-                    }
-                }
-            }
-            loop {
-                let step = async {
-                    let client = me.client(kind, &f)?;
-                    match at {
-                        Where::Dispatched(t) => {
-                            let found = find_dispatched(&client, &f, &git_ref, run, t).await?;
-                            Ok::<_, CiError>((found, None))
-                        }
-                        Where::Run(id) => {
-                            let r = client.run(id).await?;
-                            let tail = match r.state {
-                                CiState::Done { success: false } => {
-                                    client.failed_tail(id).await.unwrap_or_default()
-                                }
-                                _ => String::new(),
-                            };
-                            Ok((Some(r), Some(tail)))
-                        }
-                    }
-                };
-                let res = tokio::select! {
-                    r = step => r,
-                    _ = &mut cancel => {
-                        me.abort(run, kind, &f, &git_ref, at).await;
-                        return;
-                    }
-                };
-                match res {
-                    Ok((Some(r), tail)) => {
-                        said_down = false;
-                        if let Where::Dispatched(_) = at {
-                            at = Where::Run(r.id);
-                            me.found(run, kind, &r).await;
-                            started = r.state != CiState::Queued;
-                            delay = f.poll;
-                            continue;
-                        }
-                        match r.state {
-                            CiState::Queued => {}
-                            CiState::Running if started => {}
-                            CiState::Running => {
-                                started = true;
-                                me.report(
-                                    run,
-                                    RunUpdate::Started {
-                                        backend_ref: run_ref(kind, &r),
-                                    },
-                                )
-                                .await;
-                            }
-                            CiState::Done { success } => {
-                                let config = me.bot.config();
-                                let secrets: Vec<&str> = config
-                                    .secrets()
-                                    .into_iter()
-                                    .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
-                                    .collect();
-                                let raw = tail.unwrap_or_default();
-                                let tail = masked_tail(raw.as_bytes(), &secrets, raw.len());
-                                let what = match kind {
-                                    Kind::Github => "GitHub Actions",
-                                    Kind::Gitlab => "GitLab CI",
-                                };
-                                me.report(
-                                    run,
-                                    RunUpdate::Finished {
-                                        success,
-                                        reason: format!("{what} says {}", r.word),
-                                        tail,
-                                    },
-                                )
-                                .await;
-                                break;
-                            }
-                        }
-                    }
-                    Ok((None, _)) => {
-                        // Not listed yet; GitHub lists a dispatched run
-                        // within seconds.
-                        if let Where::Dispatched(t) = at {
-                            let waited = chrono::Utc::now().timestamp().saturating_sub(t);
-                            let limit = i64::try_from(job.timeout.as_secs()).unwrap_or(i64::MAX);
-                            if waited > limit {
-                                me.report(
-                                    run,
-                                    RunUpdate::Finished {
-                                        success: false,
-                                        reason: format!(
-                                            "GitHub never listed the run of {} dispatched on {git_ref}; is `{}` its workflow_dispatch input and in its run-name?",
-                                            f.workflow,
-                                            f.id_input.as_deref().unwrap_or("id_input")
-                                        ),
-                                        tail: String::new(),
-                                    },
-                                )
-                                .await;
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) if e.is_transient() => {
-                        if !said_down {
-                            me.report(
-                                run,
-                                RunUpdate::Waiting {
-                                    reason: format!("{e}; still following"),
-                                },
-                            )
-                            .await;
-                            said_down = true;
-                        }
-                    }
-                    Err(e) => {
-                        me.report(
-                            run,
-                            RunUpdate::Finished {
-                                success: false,
-                                reason: e.to_string(),
-                                tail: String::new(),
-                            },
-                        )
-                        .await;
-                        break;
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = &mut cancel => {
-                        me.abort(run, kind, &f, &git_ref, at).await;
-                        return;
-                    }
-                }
-                delay = (delay * 3 / 2).min(max);
-            }
+            follow::follow(followed, poll, offset, cancel).await;
             me.lock().remove(&run);
         });
     }
@@ -1141,6 +1001,111 @@ impl ForgeCiRunner {
             let f = f.clone();
             self.abort(run, kind, &f, &git_ref, at).await;
         }
+    }
+}
+
+/// A forge's run being followed: looked for until the forge lists it
+/// (dispatched), then looked at.
+struct CiFollowed {
+    me: ForgeCiRunner,
+    run: RunId,
+    kind: Kind,
+    f: ForgeJob,
+    git_ref: String,
+    /// The job's timeout: how long a dispatched run is looked for.
+    timeout: Duration,
+    at: Where,
+    started: bool,
+}
+
+impl follow::Followed for CiFollowed {
+    type Error = CiError;
+
+    async fn look(&mut self) -> Result<follow::Look, CiError> {
+        let client = self.me.client(self.kind, &self.f)?;
+        let id = match self.at {
+            Where::Dispatched(t) => {
+                return match find_dispatched(&client, &self.f, &self.git_ref, self.run, t).await? {
+                    Some(r) => {
+                        self.at = Where::Run(r.id);
+                        self.me.found(self.run, self.kind, &r).await;
+                        self.started = r.state != CiState::Queued;
+                        Ok(follow::Look::Moved)
+                    }
+                    // Not listed yet; GitHub lists a dispatched run
+                    // within seconds.
+                    None => {
+                        let waited = chrono::Utc::now().timestamp().saturating_sub(t);
+                        let limit = i64::try_from(self.timeout.as_secs()).unwrap_or(i64::MAX);
+                        if waited <= limit {
+                            return Ok(follow::Look::Again);
+                        }
+                        self.report(RunUpdate::Finished {
+                            success: false,
+                            reason: format!(
+                                "GitHub never listed the run of {} dispatched on {}; is `{}` its workflow_dispatch input and in its run-name?",
+                                self.f.workflow,
+                                self.git_ref,
+                                self.f.id_input.as_deref().unwrap_or("id_input")
+                            ),
+                            tail: String::new(),
+                        })
+                        .await;
+                        Ok(follow::Look::Ended)
+                    }
+                };
+            }
+            Where::Run(id) => id,
+        };
+        let r = client.run(id).await?;
+        match r.state {
+            CiState::Queued => {}
+            CiState::Running if self.started => {}
+            CiState::Running => {
+                self.started = true;
+                self.report(RunUpdate::Started {
+                    backend_ref: run_ref(self.kind, &r),
+                })
+                .await;
+            }
+            CiState::Done { success } => {
+                let raw = if success {
+                    String::new()
+                } else {
+                    client.failed_tail(id).await.unwrap_or_default()
+                };
+                let what = match self.kind {
+                    Kind::Github => "GitHub Actions",
+                    Kind::Gitlab => "GitLab CI",
+                };
+                self.report(RunUpdate::Finished {
+                    success,
+                    reason: format!("{what} says {}", r.word),
+                    tail: masked_by_config(&self.me.bot, &raw),
+                })
+                .await;
+                return Ok(follow::Look::Ended);
+            }
+        }
+        Ok(follow::Look::Again)
+    }
+
+    fn transient(e: &CiError) -> bool {
+        e.is_transient()
+    }
+
+    fn waiting(e: &CiError) -> String {
+        format!("{e}; still following")
+    }
+
+    async fn report(&self, update: RunUpdate) {
+        report_run(&self.me.bot, self.run, update).await;
+    }
+
+    async fn abort(&mut self) {
+        self.me
+            .abort(self.run, self.kind, &self.f, &self.git_ref, self.at)
+            .await;
     }
 }
 

@@ -3,6 +3,7 @@
 //! folder, with a timeout; keeps the output's tail; and reports to the
 //! engine as the run starts and ends. Cancel kills the process.
 
+mod follow;
 pub mod forge_ci;
 pub mod jenkins;
 
@@ -135,9 +136,7 @@ impl LocalRunner {
     }
 
     async fn report(&self, run: RunId, update: RunUpdate) {
-        if let Err(e) = self.bot.submit(Event::RunUpdate { run, update }).await {
-            warn!(%run, error = %e, "cannot record a run's progress");
-        }
+        report_run(&self.bot, run, update).await;
     }
 
     async fn start(
@@ -386,9 +385,7 @@ impl JenkinsRunner {
     }
 
     async fn report(&self, run: RunId, update: RunUpdate) {
-        if let Err(e) = self.bot.submit(Event::RunUpdate { run, update }).await {
-            warn!(%run, error = %e, "cannot record a run's progress");
-        }
+        report_run(&self.bot, run, update).await;
     }
 
     /// Follows again the runs an earlier process had handed to Jenkins.
@@ -486,153 +483,25 @@ impl JenkinsRunner {
 
     /// Follows a run, the first look after `offset`.
     fn follow_after(&self, run: RunId, job: String, from: JenkinsRef, offset: Duration) {
-        let (tx, mut cancel) = oneshot::channel();
+        let (tx, cancel) = oneshot::channel();
         self.lock().insert(run, tx);
         let me = self.clone();
         let task = self.bot.health().task("job-followers");
+        let (queue, number) = match from {
+            JenkinsRef::Queue(q) => (q, None),
+            JenkinsRef::Build(n) => (0, Some(n)),
+        };
+        let poll = self.poll;
+        let followed = JenkinsRun {
+            me: self.clone(),
+            run,
+            job,
+            queue,
+            number,
+        };
         tokio::spawn(async move {
             let _task = task;
-            let max = me.poll * 4;
-            let mut delay = me.poll;
-            let mut said_down = false;
-            let mut number = match from {
-                JenkinsRef::Build(n) => Some(n),
-                JenkinsRef::Queue(_) => None,
-            };
-            let queue = match from {
-                JenkinsRef::Queue(q) => q,
-                JenkinsRef::Build(_) => 0,
-            };
-            if !offset.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(offset) => {}
-                    _ = &mut cancel => {
-                        me.abort(run, &job, queue, number).await;
-                        return;
-                    }
-                }
-            }
-            loop {
-                let step = async {
-                    match number {
-                        None => me.client.queue_item(queue).await.map(Step::Queue),
-                        Some(n) => me.client.build(&job, n).await.map(Step::Build),
-                    }
-                };
-                let res = tokio::select! {
-                    r = step => r,
-                    _ = &mut cancel => {
-                        me.abort(run, &job, queue, number).await;
-                        return;
-                    }
-                };
-                match res {
-                    Ok(Step::Queue(crate::adapters::jobs::jenkins::QueueState::Started {
-                        number: n,
-                        url,
-                    })) => {
-                        number = Some(n);
-                        delay = me.poll;
-                        me.report(
-                            run,
-                            RunUpdate::Started {
-                                backend_ref: BackendRef::JenkinsBuild {
-                                    number: n,
-                                    url: Some(url),
-                                },
-                            },
-                        )
-                        .await;
-                        continue;
-                    }
-                    Ok(Step::Queue(crate::adapters::jobs::jenkins::QueueState::Cancelled)) => {
-                        me.report(
-                            run,
-                            RunUpdate::Finished {
-                                success: false,
-                                reason: "cancelled in Jenkins' queue".into(),
-                                tail: String::new(),
-                            },
-                        )
-                        .await;
-                        break;
-                    }
-                    Ok(Step::Build(b)) if !b.building && b.result.is_some() => {
-                        let result = b
-                            .result
-                            .unwrap_or(crate::adapters::jobs::jenkins::BuildResult::Failure);
-                        let success =
-                            result == crate::adapters::jobs::jenkins::BuildResult::Success;
-                        let tail = match (success, number) {
-                            (false, Some(n)) => {
-                                let config = &me.bot.config();
-                                let secrets: Vec<&str> = config
-                                    .secrets()
-                                    .into_iter()
-                                    .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
-                                    .collect();
-                                let raw = me
-                                    .client
-                                    .console_tail(&job, n, TAIL_BYTES)
-                                    .await
-                                    .unwrap_or_default();
-                                masked_tail(raw.as_bytes(), &secrets, raw.len())
-                            }
-                            _ => String::new(),
-                        };
-                        me.report(
-                            run,
-                            RunUpdate::Finished {
-                                success,
-                                reason: format!(
-                                    "Jenkins says {result:?} after {:.1} s",
-                                    b.duration_ms as f64 / 1000.0
-                                ),
-                                tail,
-                            },
-                        )
-                        .await;
-                        break;
-                    }
-                    Ok(_) => {
-                        said_down = false;
-                    }
-                    Err(e) if e.is_transient() => {
-                        if !said_down {
-                            me.report(
-                                run,
-                                RunUpdate::Waiting {
-                                    reason: format!(
-                                        "Jenkins is not answering ({e}); still following"
-                                    ),
-                                },
-                            )
-                            .await;
-                            said_down = true;
-                        }
-                    }
-                    Err(e) => {
-                        me.report(
-                            run,
-                            RunUpdate::Finished {
-                                success: false,
-                                reason: e.to_string(),
-                                tail: String::new(),
-                            },
-                        )
-                        .await;
-                        break;
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = &mut cancel => {
-                        me.abort(run, &job, queue, number).await;
-                        return;
-                    }
-                }
-                delay = (delay * 3 / 2).min(max);
-            }
+            follow::follow(followed, poll, offset, cancel).await;
             me.lock().remove(&run);
         });
     }
@@ -657,9 +526,109 @@ impl JenkinsRunner {
     }
 }
 
-enum Step {
-    Queue(crate::adapters::jobs::jenkins::QueueState),
-    Build(crate::adapters::jobs::jenkins::Build),
+/// A Jenkins run being followed: its queue item until it becomes a build,
+/// then the build.
+struct JenkinsRun {
+    me: JenkinsRunner,
+    run: RunId,
+    job: String,
+    queue: u64,
+    number: Option<u64>,
+}
+
+impl follow::Followed for JenkinsRun {
+    type Error = jenkins::JenkinsError;
+
+    async fn look(&mut self) -> Result<follow::Look, jenkins::JenkinsError> {
+        let Some(n) = self.number else {
+            return Ok(match self.me.client.queue_item(self.queue).await? {
+                jenkins::QueueState::Started { number, url } => {
+                    self.number = Some(number);
+                    self.report(RunUpdate::Started {
+                        backend_ref: BackendRef::JenkinsBuild {
+                            number,
+                            url: Some(url),
+                        },
+                    })
+                    .await;
+                    follow::Look::Moved
+                }
+                jenkins::QueueState::Cancelled => {
+                    self.report(RunUpdate::Finished {
+                        success: false,
+                        reason: "cancelled in Jenkins' queue".into(),
+                        tail: String::new(),
+                    })
+                    .await;
+                    follow::Look::Ended
+                }
+                jenkins::QueueState::Waiting { .. } => follow::Look::Again,
+            });
+        };
+        let b = self.me.client.build(&self.job, n).await?;
+        let Some(result) = b.result.filter(|_| !b.building) else {
+            return Ok(follow::Look::Again);
+        };
+        let success = result == jenkins::BuildResult::Success;
+        let tail = if success {
+            String::new()
+        } else {
+            let raw = self
+                .me
+                .client
+                .console_tail(&self.job, n, TAIL_BYTES)
+                .await
+                .unwrap_or_default();
+            masked_by_config(&self.me.bot, &raw)
+        };
+        self.report(RunUpdate::Finished {
+            success,
+            reason: format!(
+                "Jenkins says {result:?} after {:.1} s",
+                b.duration_ms as f64 / 1000.0
+            ),
+            tail,
+        })
+        .await;
+        Ok(follow::Look::Ended)
+    }
+
+    fn transient(e: &jenkins::JenkinsError) -> bool {
+        e.is_transient()
+    }
+
+    fn waiting(e: &jenkins::JenkinsError) -> String {
+        format!("Jenkins is not answering ({e}); still following")
+    }
+
+    async fn report(&self, update: RunUpdate) {
+        report_run(&self.me.bot, self.run, update).await;
+    }
+
+    async fn abort(&mut self) {
+        self.me
+            .abort(self.run, &self.job, self.queue, self.number)
+            .await;
+    }
+}
+
+/// Sends a run's update to the engine; a bot shutting down loses it, and
+/// the run is followed again at the next start.
+async fn report_run(bot: &Bot, run: RunId, update: RunUpdate) {
+    if let Err(e) = bot.submit(Event::RunUpdate { run, update }).await {
+        warn!(%run, error = %e, "cannot record a run's progress");
+    }
+}
+
+/// A run's output tail with every secret of bot.toml masked.
+fn masked_by_config(bot: &Bot, raw: &str) -> String {
+    let config = bot.config();
+    let secrets: Vec<&str> = config
+        .secrets()
+        .into_iter()
+        .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
+        .collect();
+    masked_tail(raw.as_bytes(), &secrets, raw.len())
 }
 
 /// Job orders to the backend each job names: the local runner or Jenkins.
