@@ -81,37 +81,66 @@ fn ignored(why: String) -> Result<Decision, EngineError> {
     })
 }
 
+/// Why a forge's hook about `repo` and `branch` is ignored, if it is: the
+/// repository is not in bot.toml, or bot.toml does not follow the branch.
+pub(super) fn unfollowed<'a>(
+    cx: &'a Cx<'_>,
+    repo: &str,
+    branch: &str,
+    default_branch: Option<&str>,
+) -> Result<&'a RepoConfig, String> {
+    let Some(cfg) = cx.config.repos.get(repo) else {
+        return Err(format!(
+            "ignored: bot.toml has no repository {}",
+            one_line(repo, 60)
+        ));
+    };
+    if !cfg.follows(branch, default_branch) {
+        return Err(format!(
+            "ignored: {} is not a branch bot.toml follows in {}",
+            one_line(branch, 100),
+            cfg.name
+        ));
+    }
+    Ok(cfg)
+}
+
+/// A forge's delivery is acted on once: why it is ignored if it was seen
+/// before, or else its marker written with `out`.
+pub(super) fn once(
+    cx: &Cx<'_>,
+    delivery: Option<&str>,
+    out: &mut Out,
+) -> Result<Option<String>, EngineError> {
+    let Some(d) = delivery else {
+        return Ok(None);
+    };
+    let key = format!("delivery:{d}");
+    if cx.view.marker(&key)?.is_some() {
+        return Ok(Some(format!(
+            "already delivered ({}): nothing done twice",
+            one_line(d, 80)
+        )));
+    }
+    out.writes.push(Write::Marker(key, cx.now.timestamp()));
+    Ok(None)
+}
+
 /// A push (or a deleted branch) reported by a forge.
 pub(crate) fn push(
     cx: &Cx<'_>,
     delivery: Option<&str>,
     push: &Push,
 ) -> Result<Decision, EngineError> {
-    let Some(repo) = cx.config.repos.get(&push.repo) else {
-        return ignored(format!(
-            "ignored: bot.toml has no repository {}",
-            one_line(&push.repo, 60)
-        ));
-    };
     // A pull request is built when it would merge into a followed branch.
     let target = push.pr.as_ref().map_or(&push.branch, |p| &p.base);
-    if !repo.follows(target, push.default_branch.as_deref()) {
-        return ignored(format!(
-            "ignored: {} is not a branch bot.toml follows in {}",
-            one_line(target, 100),
-            repo.name
-        ));
-    }
+    let repo = match unfollowed(cx, &push.repo, target, push.default_branch.as_deref()) {
+        Ok(repo) => repo,
+        Err(why) => return ignored(why),
+    };
     let mut out = Out::new();
-    if let Some(d) = delivery {
-        let key = format!("delivery:{d}");
-        if cx.view.marker(&key)?.is_some() {
-            return ignored(format!(
-                "already delivered ({}): nothing done twice",
-                one_line(d, 80)
-            ));
-        }
-        out.writes.push(Write::Marker(key, cx.now.timestamp()));
+    if let Some(why) = once(cx, delivery, &mut out)? {
+        return ignored(why);
     }
     let Some(team) = cx.org.team(&repo.team) else {
         return ignored(format!("ignored: the team {} is gone", repo.team));

@@ -13,6 +13,7 @@ use crate::domain::code::Provider;
 use crate::domain::rich::one_line;
 use crate::domain::run::{BackendRef, Run, RunId, RunState, RunUpdate};
 use crate::domain::{Actor, Source, TeamName, UserName};
+use crate::engine::code::{once, unfollowed};
 use crate::engine::context::{step_run, Cx, Out};
 use crate::engine::effect::{Accepted, Decision, Reply, Write};
 use crate::error::EngineError;
@@ -147,29 +148,13 @@ pub(crate) fn forge_run(
     delivery: Option<&str>,
     r: &ForgeRun,
 ) -> Result<Adopt, EngineError> {
-    let Some(repo) = cx.config.repos.get(&r.repo) else {
-        return ignored(format!(
-            "ignored: bot.toml has no repository {}",
-            one_line(&r.repo, 60)
-        ));
+    let repo = match unfollowed(cx, &r.repo, &r.branch, r.default_branch.as_deref()) {
+        Ok(repo) => repo,
+        Err(why) => return ignored(why),
     };
-    if !repo.follows(&r.branch, r.default_branch.as_deref()) {
-        return ignored(format!(
-            "ignored: {} is not a branch bot.toml follows in {}",
-            one_line(&r.branch, 100),
-            repo.name
-        ));
-    }
     let mut out = Out::new();
-    if let Some(d) = delivery {
-        let key = format!("delivery:{d}");
-        if cx.view.marker(&key)?.is_some() {
-            return ignored(format!(
-                "already delivered ({}): nothing done twice",
-                one_line(d, 80)
-            ));
-        }
-        out.writes.push(Write::Marker(key, cx.now.timestamp()));
+    if let Some(why) = once(cx, delivery, &mut out)? {
+        return ignored(why);
     }
     let key = run_key(&repo.name, &r.key());
     let update = match r.state {
