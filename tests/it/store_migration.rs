@@ -99,14 +99,14 @@ fn make_the_v2_fixture() {
     assert_eq!(code, 202, "{body}");
     // A silenced alert, and Alertmanager's Watchdog (a heartbeat).
     let am = json!({"version": "4", "status": "firing", "receiver": "opsbot", "groupKey": "{}:{}",
-        "alerts": [
-            {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db-1"},
-             "annotations": {"summary": "disk 95% full"}, "startsAt": crate::alertmanager::now(),
-             "fingerprint": "f00d"},
-            {"status": "firing", "labels": {"alertname": "Watchdog", "severity": "none"},
-             "annotations": {"summary": "the alerting pipeline works"},
-             "startsAt": crate::alertmanager::now(), "fingerprint": "beef"},
-        ]});
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db-1"},
+         "annotations": {"summary": "disk 95% full"}, "startsAt": crate::alertmanager::now(),
+         "fingerprint": "f00d"},
+        {"status": "firing", "labels": {"alertname": "Watchdog", "severity": "none"},
+         "annotations": {"summary": "the alerting pipeline works"},
+         "startsAt": crate::alertmanager::now(), "fingerprint": "beef"},
+    ]});
     let (code, body) = bot.post("/hooks/alertmanager", &am.to_string());
     assert_eq!(code, 202, "{body}");
     // A customer's request with an Idempotency-Key: a ticket and a mail
