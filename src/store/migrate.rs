@@ -186,20 +186,17 @@ impl Store {
         }
     }
 
-    /// Writes `value` at `key` of `tree` as schema 2 did (JSON), and marks
-    /// the store as of schema 2: for tests of the migration.
+    /// Writes `value` at `key` of `tree` as it is (a record of schema 2 is
+    /// JSON), and marks the store as of schema 2: for tests of the
+    /// migration.
     #[doc(hidden)]
     pub fn put_as_schema_2(
         &self,
         tree: TreeName,
         key: &[u8],
-        json: &serde_json::Value,
+        value: &[u8],
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(json).map_err(|e| StoreError::Encode {
-            tree: tree.as_str(),
-            detail: e.to_string(),
-        })?;
-        self.db.put(tree, key, &bytes)?;
+        self.db.put(tree, key, value)?;
         self.db.put(TreeName::Meta, SCHEMA_KEY, &be64(2))?;
         self.flush()
     }
