@@ -33,23 +33,54 @@ pub(super) fn read_u64(v: &[u8], tree: &'static str) -> Result<u64, StoreError> 
     Ok(u64::from_be_bytes(arr))
 }
 
+/// The first byte of every record of schema 3: MessagePack follows it.
+/// 0xC1 is the one byte MessagePack never uses, and no JSON text starts
+/// with it, so a record of schema 2 (JSON, until the migration at open
+/// rewrote it) is told apart by its first byte.
+pub(super) const BINARY: u8 = 0xC1;
+
+/// Decodes a record: MessagePack after [`BINARY`], else the JSON of
+/// schema 2. Bytes that are neither, or that do not make a `T` (a value cut
+/// short, bytes left over), are [`StoreError::Corrupt`].
 pub(super) fn decode<T: for<'de> Deserialize<'de>>(
     v: &[u8],
     tree: &'static str,
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
-        tree,
-        detail: e.to_string(),
-    })
+    let corrupt = |detail: String| StoreError::Corrupt { tree, detail };
+    match v.split_first() {
+        Some((&BINARY, body)) => {
+            let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
+            let value = T::deserialize(&mut de).map_err(|e| corrupt(e.to_string()))?;
+            let read = de.position();
+            if read != body.len() as u64 {
+                return Err(corrupt(format!(
+                    "{} bytes left over after the record",
+                    body.len() as u64 - read
+                )));
+            }
+            Ok(value)
+        }
+        _ => serde_json::from_slice(v).map_err(|e| corrupt(e.to_string())),
+    }
 }
 
-/// Encodes a record. A record that cannot be encoded is an error that
-/// refuses the write, never an empty value on disk.
+/// Whether a record is of schema 2 (JSON), to be rewritten by the migration.
+pub(super) fn is_json(v: &[u8]) -> bool {
+    v.first() != Some(&BINARY)
+}
+
+/// Encodes a record: [`BINARY`], then MessagePack with the fields of
+/// structs named (so that `skip_serializing_if`, defaults, tagged and
+/// untagged enums read back as they do in JSON). A record that cannot be
+/// encoded is an error that refuses the write, never an empty value on disk.
 pub(super) fn encode<T: Serialize>(v: &T, tree: &'static str) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+    let mut out = Vec::with_capacity(256);
+    out.push(BINARY);
+    rmp_serde::encode::write_named(&mut out, v).map_err(|e| StoreError::Encode {
         tree,
         detail: e.to_string(),
-    })
+    })?;
+    Ok(out)
 }
 
 pub(super) fn decode_id(v: &[u8]) -> Result<TicketId, StoreError> {

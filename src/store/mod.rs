@@ -2,7 +2,9 @@
 //! batch of engine decisions in one transaction, written once over the
 //! [`kv`] seam; the embedded sled backend keeps them in the data directory.
 //!
-//! Trees (all values JSON unless said):
+//! Trees (all values records in the binary encoding of [`keys::encode`],
+//! MessagePack after a first byte 0xC1, unless said; "as JSON" below means
+//! a record too: schema 2 kept them as JSON, see [`migrate`]):
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
@@ -47,6 +49,7 @@ pub mod figures;
 mod keys;
 pub mod kv;
 mod listing;
+mod migrate;
 mod outbox;
 mod postgres;
 mod query;
@@ -84,8 +87,14 @@ use sled_backend::SledBackend;
 
 /// The schema this binary writes. Bump it with a migration. 2: an alert
 /// group's alerts are records of their own (split out of the group when a
-/// store of schema 1 opens).
-pub const SCHEMA_VERSION: u64 = 2;
+/// store of schema 1 opens). 3: records in a binary encoding, not JSON
+/// (rewritten when a store of schema 2 opens: [`migrate`]).
+pub const SCHEMA_VERSION: u64 = migrate::BINARY_SCHEMA;
+
+/// The schema whose groups' alerts are records of their own.
+const MEMBERS_SCHEMA: u64 = 2;
+
+pub use migrate::MIGRATE_BATCH;
 
 /// A file beside sled's own, written once the schema is: if it is there and
 /// sled's records are not, the database is damaged and must not start empty.
@@ -269,6 +278,7 @@ impl Store {
         store.count_figures_once()?;
         store.index_list_once()?;
         store.split_group_members()?;
+        store.migrate_to_binary()?;
         store.make_link_key_once()?;
         store.count_depths_once()?;
         Ok(store)
@@ -375,13 +385,9 @@ impl Store {
             })?;
             split = true;
         }
-        let found = match self.db.get(TreeName::Meta, SCHEMA_KEY)? {
-            Some(v) => read_u64(&v, "meta")?,
-            None => 0,
-        };
-        if found < SCHEMA_VERSION {
+        if migrate::schema_of(&*self.db)? < MEMBERS_SCHEMA {
             self.db
-                .put(TreeName::Meta, SCHEMA_KEY, &be64(SCHEMA_VERSION))?;
+                .put(TreeName::Meta, SCHEMA_KEY, &be64(MEMBERS_SCHEMA))?;
             split = true;
         }
         if split {
@@ -566,20 +572,29 @@ mod tests {
 
     #[test]
     fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_value() {
-        // JSON map keys must be strings: this one cannot be encoded.
-        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        /// A value whose serialisation fails, as a type's own `Serialize`
+        /// may.
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("this value cannot be written"))
+            }
+        }
+        let bad = std::collections::BTreeMap::from([("a", Refuses)]);
         match encode(&bad, "groups") {
             Err(StoreError::Encode { tree, detail }) => {
                 assert_eq!(tree, "groups");
-                assert!(detail.contains("key must be a string"), "{detail}");
+                assert!(detail.contains("cannot be written"), "{detail}");
             }
             other => panic!("expected an encoding error, got {other:?}"),
         }
         let err = encode(&bad, "groups").unwrap_err().to_string();
         assert!(err.ends_with("nothing was written"), "{err}");
-        assert!(!err.is_empty());
-        // What can be encoded is, exactly.
-        assert_eq!(encode(&vec![1, 2], "meta").unwrap(), b"[1,2]".to_vec());
+        // What can be encoded is, exactly: 0xC1, then MessagePack.
+        assert_eq!(
+            encode(&vec![1, 2], "meta").unwrap(),
+            vec![0xC1, 0x92, 0x01, 0x02]
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod props_input;
 mod reload;
 mod restart;
 mod robustness;
+mod store_migration;
 mod store_safety;
 mod support;
 mod ticket_api;
