@@ -55,6 +55,7 @@ use opsbot::engine::{Effect, Post, View, Write};
 use opsbot::store::Store;
 
 const TOKEN: &str = "scale-bench-token";
+const API_TOKEN: &str = "scale-bench-api-token";
 /// Tickets per transaction while growing the store.
 const CHUNK: u64 = 2_000;
 /// How long any one answer is waited for.
@@ -288,7 +289,8 @@ impl Bot {
             .env_remove("OPSBOT_CONFIG")
             .env("RUST_LOG", "warn")
             .env("OPSBOT_HOOK_TOKEN", TOKEN)
-            .env("OPSBOT_API_TOKEN", TOKEN)
+            .env("OPSBOT_API_TOKEN", API_TOKEN)
+            .env("OPSBOT_SUPPORT_SECRET", "scale-bench-support")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -427,7 +429,12 @@ fn client() -> reqwest::blocking::Client {
 
 fn get(c: &reqwest::blocking::Client, base: &str, path: &str) -> (Duration, u16, String) {
     let t0 = Instant::now();
-    match c.get(format!("{base}{path}")).bearer_auth(TOKEN).send() {
+    let token = if path.starts_with("/api/") {
+        API_TOKEN
+    } else {
+        TOKEN
+    };
+    match c.get(format!("{base}{path}")).bearer_auth(token).send() {
         Ok(r) => {
             let code = r.status().as_u16();
             let body = r.text().unwrap_or_default();
@@ -490,8 +497,8 @@ fn session(dir: &Path, data: &Path, tickets: u64) {
     let cpu0 = cpu_by_thread(&bot.pid.to_string());
 
     // Queries first, on the store as grown.
-    let pages = tickets * 4 / 10 / 10;
-    let deep = (pages / 2).max(1);
+    // 40% not closed, 25 to a page: the middle page.
+    let deep = (tickets * 4 / 10 / 25 / 2).max(1);
     let mut rng = fastrand::Rng::with_seed(tickets);
     let mut sample = |what: &str, make: &mut dyn FnMut(usize) -> String, check: &str| {
         let mut lat = Vec::with_capacity(n);
