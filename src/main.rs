@@ -636,34 +636,48 @@ fn export_from_running(config: &Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let body = rt.block_on(async {
-        let resp = reqwest::Client::new()
+    // Written out as it comes: the bot streams it, and an export of a
+    // large store need not fit in memory.
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = rt.block_on(async {
+        let mut resp = reqwest::Client::new()
             .get(&url)
             .bearer_auth(token.expose())
-            .timeout(Duration::from_secs(600))
+            .timeout(Duration::from_secs(3600))
             .send()
             .await
             .with_context(|| {
                 format!("the bot holds the data directory, but {url} does not answer")
             })?;
         let status = resp.status();
-        let body = resp.bytes().await?;
         if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
             bail!(
                 "the running bot refused the export ({status}): {}",
                 String::from_utf8_lossy(&body)
             );
         }
-        anyhow::Ok(body)
+        let mut n = 0usize;
+        // The line being received (a record is a line; pieces cut anywhere).
+        let mut partial: Vec<u8> = Vec::new();
+        let is_ticket = |l: &[u8]| l.windows(15).any(|w| w == b"\"type\":\"ticket\"");
+        while let Some(piece) = resp.chunk().await.context(
+            "the export broke off before its end (the bot logged why); what was written is incomplete",
+        )? {
+            out.write_all(&piece)?;
+            partial.extend_from_slice(&piece);
+            let mut rest = partial.as_slice();
+            while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+                n += usize::from(is_ticket(&rest[..end]));
+                rest = &rest[end + 1..];
+            }
+            partial = rest.to_vec();
+        }
+        n += usize::from(is_ticket(&partial));
+        anyhow::Ok(n)
     })?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    out.write_all(&body)?;
     out.flush()?;
-    let n = body
-        .split(|b| *b == b'\n')
-        .filter(|l| l.windows(15).any(|w| w == b"\"type\":\"ticket\""))
-        .count();
     errln!("exported {n} tickets (from the running bot at {url})");
     Ok(())
 }

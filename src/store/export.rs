@@ -4,8 +4,9 @@
 use crate::engine::QueryView;
 use crate::error::StoreError;
 
-use std::ops::Bound::Unbounded;
+use std::ops::Bound::{Included, Unbounded};
 
+use super::keys::{be64, decode};
 use super::kv::TreeName;
 use super::Store;
 use crate::domain::run::Run;
@@ -32,38 +33,151 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes every ticket, each followed by its timeline, as JSON lines:
-    /// `{"type":"ticket",…}` and `{"type":"timeline","ticket":"OPS-1",…}`.
-    /// Returns the number of tickets written.
+    /// Writes every ticket, each followed by its timeline, then every run,
+    /// as JSON lines: `{"type":"ticket",…}`, `{"type":"timeline",
+    /// "ticket":"OPS-1",…}`, `{"type":"run",…}`. Returns the number of
+    /// tickets written. Safe while the bot runs and commits; what it
+    /// promises depends on the backend:
+    ///
+    /// - PostgreSQL: the whole export is one `REPEATABLE READ` snapshot,
+    ///   the store as it was committed when the export began.
+    /// - sled (no snapshots; a long read must not hold the commit thread
+    ///   back): the export is read in chunks of [`EXPORT_CHUNK`] tickets
+    ///   (or runs), each chunk read in one short snapshot (a commit waits
+    ///   for at most one chunk's reads, never for the writing out). It
+    ///   holds exactly the tickets committed before the export began (their
+    ///   numbers up to the last one then), each once, in number order, each
+    ///   with its own timeline as of the same moment (the ticket's
+    ///   `timeline_len` entries); a ticket changed while the export runs is
+    ///   shown as it stood when its chunk was read, so two tickets may be of
+    ///   different moments. Runs likewise: those started before the export
+    ///   began, each as its chunk read it.
     pub fn export_jsonl(&self, out: &mut dyn std::io::Write) -> Result<usize, ExportError> {
+        if self.is_exclusive() {
+            return self.export_chunked(out, true);
+        }
+        self.snapshot(|s| s.export_chunked(out, false))?
+    }
+
+    /// Runs `read` in a snapshot of its own when `snap`, else on this
+    /// handle (already one snapshot).
+    fn read_in<R>(
+        &self,
+        snap: bool,
+        read: impl FnOnce(&Store) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        if snap {
+            self.snapshot(read)?
+        } else {
+            read(self)
+        }
+    }
+
+    /// The export, chunk by chunk (see [`Store::export_jsonl`]).
+    /// `snap`: each chunk in a snapshot of its own (sled); else this handle
+    /// is one snapshot already (PostgreSQL).
+    fn export_chunked(
+        &self,
+        out: &mut dyn std::io::Write,
+        snap: bool,
+    ) -> Result<usize, ExportError> {
+        // Where the export stops: what was committed when it began.
+        let (last_ticket, last_run) = self.read_in(snap, |s| {
+            Ok((s.last_ticket_number()?, s.last_run_number()?))
+        })?;
         let mut n = 0;
-        for t in self.tickets() {
-            let t = t?;
-            let mut v = serde_json::to_value(&t)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("type".into(), "ticket".into());
+        let mut from = 1u64;
+        while from <= last_ticket {
+            let chunk = self.read_in(snap, |s| s.ticket_chunk(from, last_ticket))?;
+            let Some((next, tickets)) = chunk else { break };
+            for (t, timeline) in tickets {
+                write_ticket(out, &t, &timeline)?;
+                n += 1;
             }
-            writeln!(out, "{v}")?;
-            for e in self.timeline(&t.id)? {
-                let mut v = serde_json::to_value(&e)?;
+            from = next;
+        }
+        let mut from = 1u64;
+        while from <= last_run {
+            let chunk = self.read_in(snap, |s| s.run_chunk(from, last_run))?;
+            let Some((next, runs)) = chunk else { break };
+            for r in runs {
+                let mut v = serde_json::to_value(r)?;
                 if let Some(o) = v.as_object_mut() {
-                    o.insert("type".into(), "timeline".into());
-                    o.insert("ticket".into(), t.id.to_string().into());
+                    o.insert("type".into(), "run".into());
                 }
                 writeln!(out, "{v}")?;
             }
-            n += 1;
-        }
-        for r in self.runs() {
-            let mut v = serde_json::to_value(r?)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("type".into(), "run".into());
-            }
-            writeln!(out, "{v}")?;
+            from = next;
         }
         out.flush()?;
         Ok(n)
     }
+
+    /// Up to [`EXPORT_CHUNK`] tickets numbered `from..=last`, each with its
+    /// timeline, and the number to go on from (`None`: none left).
+    fn ticket_chunk(&self, from: u64, last: u64) -> Result<Option<Chunk<Ticket>>, StoreError> {
+        let (lo, hi) = (be64(from), be64(last));
+        let mut tickets = Vec::with_capacity(EXPORT_CHUNK);
+        let mut next = None;
+        for r in self
+            .db
+            .scan(TreeName::Tickets, Included(&lo), Included(&hi), false)
+            .take(EXPORT_CHUNK)
+        {
+            let (_, v) = r?;
+            let t: Ticket = decode(&v, "tickets")?;
+            next = Some(t.id.num().saturating_add(1));
+            let timeline = self.timeline(&t.id)?;
+            tickets.push((t, timeline));
+        }
+        Ok(next.map(|n| (n, tickets)))
+    }
+
+    /// Up to [`EXPORT_CHUNK`] runs numbered `from..=last`, and the number to
+    /// go on from (`None`: none left).
+    fn run_chunk(&self, from: u64, last: u64) -> Result<Option<(u64, Vec<Run>)>, StoreError> {
+        let (lo, hi) = (be64(from), be64(last));
+        let mut runs = Vec::with_capacity(EXPORT_CHUNK);
+        let mut next = None;
+        for r in self
+            .db
+            .scan(TreeName::Runs, Included(&lo), Included(&hi), false)
+            .take(EXPORT_CHUNK)
+        {
+            let (_, v) = r?;
+            let run: Run = decode(&v, "runs")?;
+            next = Some(run.id.0.saturating_add(1));
+            runs.push(run);
+        }
+        Ok(next.map(|n| (n, runs)))
+    }
+}
+
+/// How many tickets (or runs) one snapshot of an export reads on sled.
+pub const EXPORT_CHUNK: usize = 200;
+
+/// Tickets each with its timeline, and the number to go on from.
+type Chunk<T> = (u64, Vec<(T, Vec<TimelineEntry>)>);
+
+fn write_ticket(
+    out: &mut dyn std::io::Write,
+    t: &Ticket,
+    timeline: &[TimelineEntry],
+) -> Result<(), ExportError> {
+    let mut v = serde_json::to_value(t)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("type".into(), "ticket".into());
+    }
+    writeln!(out, "{v}")?;
+    for e in timeline {
+        let mut v = serde_json::to_value(e)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("type".into(), "timeline".into());
+            o.insert("ticket".into(), t.id.to_string().into());
+        }
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
 }
 
 /// How many records an import writes in one transaction.

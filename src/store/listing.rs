@@ -14,9 +14,15 @@
 //! | `0xB3` ++ team ++ `0x00` ++ person ++ `0x00` ++ state code | both |
 //!
 //! `meta` keeps, under `cnt:` ++ prefix, how many tickets each prefix holds
-//! (i64 BE; removed at zero). A list of "not closed" tickets merges the
-//! five states' scans by number. Stores made before the index get it built
-//! once, from the tickets, when they open ([`super::Store::index_list_once`]).
+//! (i64 BE; removed at zero), and under `cntb:` ++ prefix ++ block (u64
+//! BE) how many of them have a number in that block of [`BLOCK`] numbers
+//! (the block is the number shifted right by [`BLOCK_BITS`]), so that a
+//! deep page (`page:` N, an offset) skips whole blocks by their counts and
+//! scans keys in one block only: its cost grows with the store's numbers
+//! divided by [`BLOCK`], not with the offset. A list of "not closed"
+//! tickets merges the five states' scans by number. Stores made before the
+//! index (or its blocks) get it built once, from the tickets, when they
+//! open ([`super::Store::index_list_once`]).
 
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Included};
@@ -30,7 +36,20 @@ use crate::error::StoreError;
 /// Set once the list's index and counts have been built from the tickets.
 pub(super) const LIST_INDEXED: &[u8] = b"list_indexed";
 
+/// Set once the block counts have been built from the tickets.
+pub(super) const BLOCKS_INDEXED: &[u8] = b"list_blocks_indexed";
+
 const COUNT: &[u8] = b"cnt:";
+const BLOCK_COUNT: &[u8] = b"cntb:";
+
+/// A block holds the numbers that agree but for their last `BLOCK_BITS`
+/// bits (few in tests, so that their small stores span many blocks).
+#[cfg(not(test))]
+pub(super) const BLOCK_BITS: u32 = 10;
+#[cfg(test)]
+pub(super) const BLOCK_BITS: u32 = 3;
+/// How many ticket numbers a block holds.
+pub(super) const BLOCK: u64 = 1 << BLOCK_BITS;
 const BY_TEAM: u8 = 0xB1;
 const BY_ASSIGNEE: u8 = 0xB2;
 const BY_BOTH: u8 = 0xB3;
@@ -98,6 +117,19 @@ fn count_key(prefix: &[u8]) -> Vec<u8> {
     k
 }
 
+fn block_count_key(prefix: &[u8], block: u64) -> Vec<u8> {
+    let mut k = BLOCK_COUNT.to_vec();
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&be64(block));
+    k
+}
+
+fn block_counts_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut k = BLOCK_COUNT.to_vec();
+    k.extend_from_slice(prefix);
+    k
+}
+
 fn read_i64(v: &[u8]) -> Result<i64, StoreError> {
     v.try_into()
         .map(i64::from_be_bytes)
@@ -130,12 +162,14 @@ pub(super) fn apply(tx: &dyn Tx, old: Option<&Ticket>, new: &Ticket) -> Result<(
             tx.delete(TreeName::ByState, &key(p, num))?;
         }
         add(tx, &count_key(p), -1)?;
+        add(tx, &block_count_key(p, num >> BLOCK_BITS), -1)?;
     }
     for p in after.iter().filter(|p| !before.contains(p)) {
         if ours(p) {
             tx.put(TreeName::ByState, &key(p, num), &[])?;
         }
         add(tx, &count_key(p), 1)?;
+        add(tx, &block_count_key(p, num >> BLOCK_BITS), 1)?;
     }
     Ok(())
 }
@@ -201,23 +235,38 @@ impl super::Store {
     }
 
     /// The numbers of the tickets a filter lists, newest first, from
-    /// `at`: skips `at.offset` keys of the index, reads no ticket.
+    /// `at`: skips `at.offset` keys of the index, reads no ticket. A deep
+    /// offset skips whole blocks by their counts first ([`BLOCK`]).
     pub(super) fn list_numbers(
         &self,
         filter: &ListFilter,
         at: &ListAt,
     ) -> Result<Vec<u64>, StoreError> {
+        let prefixes: Vec<Vec<u8>> = states(filter)
+            .into_iter()
+            .map(|s| prefix(filter.team.as_ref(), filter.assignee.as_ref(), s))
+            .collect();
+        // Numbers below `top` (all: `None`), `offset` of them skipped.
+        let (mut top, mut offset) = (at.before, at.offset);
+        if at.before.is_none() && at.offset >= BLOCK {
+            match self.skip_blocks(&prefixes, at.offset)? {
+                Some((block, skipped)) => {
+                    top = (block + 1).checked_mul(BLOCK);
+                    offset -= skipped;
+                }
+                None => return Ok(Vec::new()),
+            }
+        }
         let mut heads = Vec::new();
-        for s in states(filter) {
-            let p = prefix(filter.team.as_ref(), filter.assignee.as_ref(), s);
-            let end = match at.before {
-                Some(n) => key(&p, n),
+        for p in &prefixes {
+            let end = match top {
+                Some(n) => key(p, n),
                 // A prefix ends in a state code (0–5): it has an end.
-                None => prefix_end(&p).unwrap_or_else(|| key(&p, u64::MAX)),
+                None => prefix_end(p).unwrap_or_else(|| key(p, u64::MAX)),
             };
             heads.push(
                 self.db
-                    .scan(TreeName::ByState, Included(&p), Excluded(&end), true)
+                    .scan(TreeName::ByState, Included(p), Excluded(&end), true)
                     .peekable(),
             );
         }
@@ -225,7 +274,7 @@ impl super::Store {
         let mut skipped: u64 = 0;
         for n in (Merged { heads }) {
             let n = n?;
-            if skipped < at.offset {
+            if skipped < offset {
                 skipped += 1;
                 continue;
             }
@@ -237,11 +286,69 @@ impl super::Store {
         Ok(out)
     }
 
+    /// Walks the block counts of `prefixes` (merged), newest block first,
+    /// to the block that holds the ticket `offset` tickets down the list:
+    /// that block, and how many tickets the blocks above it hold. `None`:
+    /// the list holds no more than `offset`.
+    fn skip_blocks(
+        &self,
+        prefixes: &[Vec<u8>],
+        offset: u64,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let mut heads: Vec<std::iter::Peekable<Scan<'_>>> = Vec::new();
+        for p in prefixes {
+            let from = block_counts_prefix(p);
+            let end = prefix_end(&from).unwrap_or_else(|| block_count_key(p, u64::MAX));
+            heads.push(
+                self.db
+                    .scan(TreeName::Meta, Included(&from), Excluded(&end), true)
+                    .peekable(),
+            );
+        }
+        let corrupt = |k: &[u8]| StoreError::Corrupt {
+            tree: "meta",
+            detail: format!("a list block count's key of {} bytes", k.len()),
+        };
+        let mut skipped: u64 = 0;
+        loop {
+            let mut best: Option<u64> = None;
+            for h in heads.iter_mut() {
+                if let Some(Err(_)) = h.peek() {
+                    if let Some(Err(e)) = h.next() {
+                        return Err(e);
+                    }
+                }
+                if let Some(Ok((k, _))) = h.peek() {
+                    let b = num_suffix(k).ok_or_else(|| corrupt(k))?;
+                    best = Some(best.map_or(b, |x| x.max(b)));
+                }
+            }
+            let Some(block) = best else {
+                return Ok(None);
+            };
+            let mut here: u64 = 0;
+            for h in heads.iter_mut() {
+                let this = matches!(h.peek(), Some(Ok((k, _))) if num_suffix(k) == Some(block));
+                if this {
+                    if let Some(r) = h.next() {
+                        here = here.saturating_add(read_i64(&r?.1)?.max(0) as u64);
+                    }
+                }
+            }
+            if skipped.saturating_add(here) > offset {
+                return Ok(Some((block, skipped)));
+            }
+            skipped = skipped.saturating_add(here);
+        }
+    }
+
     /// Stores made before the list's index get it built once, from the
     /// tickets, a thousand tickets per transaction; the counts are written
     /// with the last one, and the mark after it.
     pub(crate) fn index_list_once(&self) -> Result<(), StoreError> {
-        if self.db.get(TreeName::Meta, LIST_INDEXED)?.is_some() {
+        if self.db.get(TreeName::Meta, LIST_INDEXED)?.is_some()
+            && self.db.get(TreeName::Meta, BLOCKS_INDEXED)?.is_some()
+        {
             return Ok(());
         }
         self.forget_list_index()?;
@@ -263,6 +370,9 @@ impl super::Store {
             let ps = prefixes(&t);
             for p in &ps {
                 *counts.entry(count_key(p)).or_default() += 1;
+                *counts
+                    .entry(block_count_key(p, t.id.num() >> BLOCK_BITS))
+                    .or_default() += 1;
             }
             chunk.push((t.id.num(), ps));
             if chunk.len() >= 1000 {
@@ -282,7 +392,8 @@ impl super::Store {
             for (k, n) in &counts {
                 tx.put(TreeName::Meta, k, &n.to_be_bytes())?;
             }
-            tx.put(TreeName::Meta, LIST_INDEXED, b"1")
+            tx.put(TreeName::Meta, LIST_INDEXED, b"1")?;
+            tx.put(TreeName::Meta, BLOCKS_INDEXED, b"1")
         })?;
         self.db.flush()?;
         if built > 0 {
@@ -298,6 +409,7 @@ impl super::Store {
             (TreeName::ByState, vec![BY_ASSIGNEE]),
             (TreeName::ByState, vec![BY_BOTH]),
             (TreeName::Meta, COUNT.to_vec()),
+            (TreeName::Meta, BLOCK_COUNT.to_vec()),
         ] {
             loop {
                 let keys: Vec<Vec<u8>> = scan_prefix(&*self.db, tree, &p)
@@ -312,6 +424,21 @@ impl super::Store {
             }
         }
         self.db.delete(TreeName::Meta, LIST_INDEXED)?;
+        self.db.delete(TreeName::Meta, BLOCKS_INDEXED)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl super::Store {
+    /// Makes this store look like one whose list index has no block
+    /// counts yet (from before they were kept).
+    pub(crate) fn forget_list_blocks(&self) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = scan_prefix(&*self.db, TreeName::Meta, BLOCK_COUNT)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        self.db.delete_many(TreeName::Meta, &refs)?;
+        self.db.delete(TreeName::Meta, BLOCKS_INDEXED)
     }
 }

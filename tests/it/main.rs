@@ -21,6 +21,7 @@ mod discord;
 mod discord_fixtures;
 mod disk_full;
 mod durable;
+mod export_storm;
 mod failover;
 mod fake_discord;
 mod fake_forge;

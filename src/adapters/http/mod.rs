@@ -538,29 +538,78 @@ async fn ticket(
 
 /// The JSON lines export of every ticket, its timeline and every run, as
 /// `opsbot export` prints it, read from committed state while the bot runs
-/// (`opsbot export` asks here when the bot holds the data directory).
+/// (`opsbot export` asks here when the bot holds the data directory): what
+/// it holds is [`crate::store::Store::export_jsonl`]'s promise. Streamed as
+/// it is read, so that neither the bot nor the answer holds all of it; an
+/// export that fails part way ends the answer unfinished (the client sees
+/// a broken transfer, never a short export that looks whole).
 async fn export(State(s): State<HttpState>, headers: HeaderMap) -> Result<Response, ApiError> {
     bearer(s.api_token.as_ref(), &s.api_token_var, &headers)?;
     let store = s.bot.store().map_err(read_error)?;
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        store.export_jsonl(&mut out).map(|_| out)
-    })
-    .await
-    .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
-    .map_err(|e| {
-        let id = crate::error::ErrorId::fresh();
-        tracing::error!(error_id = %id, error = %e, "the export failed");
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error {id}"),
-        )
-    })?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut w = Streamed {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(STREAM_PIECE),
+        };
+        if let Err(e) = store.export_jsonl(&mut w) {
+            let id = crate::error::ErrorId::fresh();
+            tracing::error!(error_id = %id, error = %e, "the export failed");
+            let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                "the export failed: internal error {id}"
+            ))));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        body,
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// How many bytes of an export are sent at a time.
+const STREAM_PIECE: usize = 64 << 10;
+
+/// An export's writer: pieces of [`STREAM_PIECE`] bytes to the answer. A
+/// client that went away stops the export.
+struct Streamed {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Streamed {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(STREAM_PIECE),
+        ));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client stopped reading the export",
+            )
+        })
+    }
+}
+
+impl std::io::Write for Streamed {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_PIECE {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 /// A session id the app can have issued: 1 to 256 of `A-Z a-z 0-9 . _ ~ -`,
