@@ -14,6 +14,11 @@
 //!    `/help` as gateway INTERACTION_CREATE events. Each command's time runs
 //!    from the dispatch to the bot's interaction callback reaching the fake.
 //!
+//! The storm's senders run in a process of their own (this binary again): in
+//! a deployment the monitoring system sends from other machines. They still
+//! share this machine's cores with the bot at the same priority, so none of
+//! the bot's own work leaves the measurement.
+//!
 //! Prints p50/p99/max per command, durable ticket commands per second, and
 //! alerts accepted per second. Target (issue 18): p99 under 50 ms, max under
 //! 1 s, during the storm.
@@ -62,7 +67,13 @@ const STORM_DEADLINE: Duration = Duration::from_secs(300);
 /// The commands of the storm phase, in each user's order.
 const CYCLE: [&str; 5] = ["show", "comment", "take", "list", "help"];
 
+/// Set in the storm's own process: `BASE SENDERS ALERTS`.
+const STORM_CHILD: &str = "OPSBOT_MIXED_STORM";
+
 fn main() {
+    if let Ok(job) = std::env::var(STORM_CHILD) {
+        return storm_child(&job);
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -171,7 +182,7 @@ fn main() {
     let storm = {
         let (base, storming) = (base.clone(), storming.clone());
         std::thread::spawn(move || {
-            let r = storm(&base, 32, alerts);
+            let r = storm_elsewhere(&base, 32, alerts);
             storming.store(false, Ordering::SeqCst);
             r
         })
@@ -312,7 +323,7 @@ fn console_phase(alerts: usize) {
     let storm = {
         let storming = storming.clone();
         std::thread::spawn(move || {
-            let r = storm(&base, 32, alerts);
+            let r = storm_elsewhere(&base, 32, alerts);
             storming.store(false, Ordering::SeqCst);
             r
         })
@@ -534,6 +545,75 @@ struct StormResult {
     accepted: usize,
     errors: Vec<String>,
     elapsed: Duration,
+}
+
+/// The storm, sent from a process of its own (this bench's binary again,
+/// told by [`STORM_CHILD`]): in a deployment the monitoring system sends from
+/// other machines, so its senders share no threads or heap with the fake
+/// Discord and the users' threads here. They still share this machine's two
+/// cores with the bot, at the same priority (`nice` 0): nothing of the bot's
+/// own work is moved out of it.
+fn storm_elsewhere(base: &str, senders: usize, alerts: usize) -> StormResult {
+    let child = Command::new(std::env::current_exe().expect("this bench's binary"))
+        .env(STORM_CHILD, format!("{base} {senders} {alerts}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the storm's process");
+    let text = String::from_utf8_lossy(&child.stdout);
+    let v: Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("the storm's process printed no result: {text}"));
+    let mut r = StormResult {
+        latencies: v["latencies_us"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_u64)
+                    .map(Duration::from_micros)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        accepted: v["accepted"].as_u64().unwrap_or(0) as usize,
+        errors: v["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        elapsed: Duration::from_micros(v["elapsed_us"].as_u64().unwrap_or(0)),
+    };
+    r.latencies.sort();
+    r
+}
+
+/// The storm's own process: sends it and prints the result as one JSON line.
+fn storm_child(job: &str) {
+    let parts: Vec<&str> = job.split_whitespace().collect();
+    let (base, senders, alerts) = match parts.as_slice() {
+        [b, s, a] => (
+            b.to_string(),
+            s.parse().expect("senders"),
+            a.parse().expect("alerts"),
+        ),
+        _ => panic!("{STORM_CHILD}: BASE SENDERS ALERTS, got `{job}`"),
+    };
+    let r = storm(&base, senders, alerts);
+    let us = |d: &Duration| d.as_micros() as u64;
+    println!(
+        "{}",
+        json!({
+            "latencies_us": r.latencies.iter().map(us).collect::<Vec<_>>(),
+            "accepted": r.accepted,
+            "errors": r.errors,
+            "elapsed_us": us(&r.elapsed),
+        })
+    );
 }
 
 /// Sends the storm from `senders` keep-alive connections (one load-generator

@@ -246,6 +246,17 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // The gateway, the interactions and their answers on a runtime of their
+    // own: the HTTP intake's and the outbox's tasks on the main runtime never
+    // queue ahead of a person's command (the gateway's frame, the handler,
+    // the callback), however busy an alert storm keeps them.
+    let discord_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("opsbot-discord")
+        .enable_all()
+        .build()
+        .context("cannot start the Discord runtime")?;
+    let discord = discord_rt.handle().clone();
     let config = Arc::new(config);
     let (bot, writer, clock) = app::open(store, &config)?;
     // Not ready until the gateway is connected.
@@ -351,7 +362,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         // address): in a task, so that a Discord that never answers cannot
         // hold the bot past a SIGTERM.
         let (shards_tx, shards_rx) = watch::channel(None);
-        let mut gateway = tokio::spawn(async move {
+        let mut gateway = discord.spawn(async move {
             let mut client = builder
                 .event_handler(handler)
                 .await
@@ -440,6 +451,7 @@ fn run(flag: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> 
     });
     // Tasks still running (a hung request, the gateway) are dropped here.
     rt.shutdown_timeout(Duration::from_millis(500));
+    discord_rt.shutdown_timeout(Duration::from_millis(500));
     let store = bot.store();
     drop(bot);
     if !writer.join_within(Duration::from_secs(1)) {

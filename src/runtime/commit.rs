@@ -282,6 +282,8 @@ pub(super) fn apply(
         |view, ev| {
             #[cfg(test)]
             tests::bug_in_decide(ev);
+            #[cfg(test)]
+            tests::slow_in_decide(ev);
             // One span per event: what it is, who, where, and (once
             // decided) the tickets it changed, so that one ticket can be
             // followed through the log.

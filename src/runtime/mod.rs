@@ -159,6 +159,18 @@ fn from_people(e: &Event) -> bool {
     matches!(e, Event::Command { .. } | Event::ChatMessage { .. })
 }
 
+/// A query the engine answers from the config alone (it reads nothing from
+/// the store): answered without a snapshot.
+fn reads_nothing(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Command {
+            command: crate::commands::Command::Help { .. } | crate::commands::Command::Whoami,
+            ..
+        }
+    )
+}
+
 /// How much work an event is, for cutting bulk transactions.
 fn job_weight(e: &Event) -> usize {
     match e {
@@ -394,6 +406,24 @@ impl Bot {
             // that it never holds sled's commits back.
             let heavy = matches!(&event, Event::Command { command, .. } if command.is_heavy());
             let (store, engine, now) = (self.store()?, self.engine(), self.clock.now());
+            if reads_nothing(&event) {
+                // `/help`, `/whoami`: from the config alone, at once, on this
+                // task: no blocking thread to wake, no transaction to wait for.
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine.query(&store, &event, now)
+                }));
+                return match answer {
+                    Ok(Ok(reply)) => Ok(Outcome {
+                        reply: Some(reply),
+                        accepted: None,
+                    }),
+                    Ok(Err(e)) => Err(refusal(e, "query failed")),
+                    Err(panic) => Err(internal(
+                        &crate::error::panic_message(panic.as_ref()),
+                        "a bug while answering a query",
+                    )),
+                };
+            }
             let r = tokio::task::spawn_blocking(move || {
                 #[cfg(test)]
                 tests::bug_in_query(&event);
@@ -1182,6 +1212,18 @@ mod tests {
         }
     }
 
+    /// What tests plant inside a transaction: a ticket titled "slow to
+    /// decide" holds it (and so the store's snapshot gate) 3 s.
+    pub(super) fn slow_in_decide(ev: &Event) {
+        if matches!(ev, Event::Command {
+            command: crate::commands::Command::TicketOpen { title, .. },
+            ..
+        } if title == "slow to decide")
+        {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
     /// The bug tests plant in a query: listing team `panic-while-querying`.
     pub(super) fn bug_in_query(ev: &Event) {
         if let Event::Command {
@@ -1315,6 +1357,56 @@ mod tests {
         .await
         .expect("answered");
         assert!(matches!(bug, Err(BotError::Internal(_))), "{bug:?}");
+        drop(bot);
+        assert!(writer.join_within(wait), "the commit thread did not finish");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn help_and_whoami_are_answered_while_a_transaction_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_bot_config(dir.path());
+        let store = Store::open(&config.storage_path).unwrap();
+        let (bot, writer) = Bot::start(
+            store.clone(),
+            Engine::new(Arc::new(config)),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let wait = Duration::from_secs(20);
+        // A transaction held 3 s while it decides: a snapshot waits for it,
+        // `/help` and `/whoami` read nothing and do not.
+        let slow = {
+            let bot = bot.clone();
+            tokio::spawn(async move {
+                bot.handle(olivia("/ticket open title:\"slow to decide\""))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        for (line, says) in [("/help", "/ticket open"), ("/whoami", "olivia")] {
+            let r = tokio::time::timeout(wait, bot.handle(olivia(line)))
+                .await
+                .expect("answered")
+                .expect("no error")
+                .expect("a reply");
+            assert!(r.body.to_plain().contains(says), "{line}: {r:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "help waited for the transaction: {:?}",
+            started.elapsed()
+        );
+        assert!(!slow.is_finished(), "the slow decision was not slow");
+        let show = tokio::time::timeout(wait, bot.handle(olivia("/ticket show id:OPS-1")))
+            .await
+            .expect("answered");
+        assert!(show.is_ok(), "{show:?}");
+        let slow = tokio::time::timeout(wait, slow)
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(slow.is_ok(), "{slow:?}");
         drop(bot);
         assert!(writer.join_within(wait), "the commit thread did not finish");
     }

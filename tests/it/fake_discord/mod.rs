@@ -775,12 +775,8 @@ impl FakeDiscord {
     fn callback_of(&self, interaction_id: u64) -> Option<Value> {
         let m = self.model();
         let id = interaction_id.to_string();
-        // From the newest: a waiter looks for a recent interaction.
-        let cb = m
-            .callbacks
-            .iter()
-            .rev()
-            .find(|c| c["interaction_id"] == id)?;
+        // The newest callback to it (a second one Discord refused counts).
+        let cb = &m.callbacks[*m.newest_callback.get(&id)?];
         if cb["status"] != 204 {
             let cb = cb.clone();
             drop(m);

@@ -55,6 +55,10 @@ pub(super) struct Model {
     pub(super) deduplicated: usize,
     pub(super) interactions: HashMap<u64, IxRec>,
     pub(super) callbacks: Vec<Value>,
+    /// Interaction id → the index in `callbacks` of its newest callback: a
+    /// waiter finds its own at once, however many there were (a bench's
+    /// users wait on thousands).
+    pub(super) newest_callback: HashMap<String, usize>,
     /// Registered commands by scope (`None`: global).
     pub(super) commands: BTreeMap<Option<u64>, Vec<Value>>,
     pub(super) command_puts: usize,
@@ -217,6 +221,7 @@ impl Shared {
                 deduplicated: 0,
                 interactions: HashMap::new(),
                 callbacks: Vec::new(),
+                newest_callback: HashMap::new(),
                 commands: BTreeMap::new(),
                 command_puts: 0,
                 fail: None,

@@ -53,6 +53,8 @@ impl Model {
         if let Some(ix) = id.parse().ok().and_then(|i: u64| self.interactions.get(&i)) {
             record["after_ms"] = json!(ix.dispatched.elapsed().as_millis() as u64);
         }
+        self.newest_callback
+            .insert(id.to_string(), self.callbacks.len());
         self.callbacks.push(record);
         result
     }
