@@ -153,6 +153,14 @@ pub trait Tx: Read {
     fn prefetch(&self, _keys: &[(TreeName, Vec<u8>)]) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// A guess at a key's value without asking the database: what this
+    /// instance last read or wrote there, which another instance may have
+    /// changed since (`Some(None)`: absent then). Only for rehearsing a
+    /// batch to learn which keys it reads: nothing is decided on it.
+    fn hint(&self, _tree: TreeName, _key: &[u8]) -> Option<Option<Vec<u8>>> {
+        None
+    }
 }
 
 /// The body of a transaction: it may run more than once (a conflict is

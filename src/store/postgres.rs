@@ -33,8 +33,14 @@ const KV_SCHEMA: i32 = 1;
 /// How many times a transaction is tried before a conflict is reported.
 const TRIES: u32 = 64;
 
-/// How many records a scan reads per round trip.
+/// How many records a scan reads per round trip, at most.
 const PAGE: i64 = 512;
+
+/// How many records a scan's first round trip reads: many scans want one
+/// or a few records (the oldest pending effect), and a full page of values
+/// would be read, sent and decoded for nothing. Each later page is twice
+/// the one before, up to [`PAGE`].
+const FIRST_PAGE: i64 = 16;
 
 /// How long a call waits for PostgreSQL before it fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,10 +60,44 @@ CREATE TABLE IF NOT EXISTS opsbot_lease (
 );
 ";
 
+/// How many bytes of keys and values [`Hints`] keep in each of their two
+/// generations: at most twice this is held.
+const HINT_BYTES: usize = 8 << 20;
+
+/// What this instance last saw of the keys its transactions read and
+/// wrote, as they committed: [`Tx::hint`]'s guesses, which rehearsals take
+/// for the keys a transaction has not read yet (so that one rehearsal
+/// follows the path the batch will take). Never decided on: another
+/// instance may have changed any of them since. Bounded: two generations,
+/// the older dropped when the newer is full.
+#[derive(Default)]
+struct Hints {
+    new: HashMap<(i16, Vec<u8>), Option<Vec<u8>>>,
+    old: HashMap<(i16, Vec<u8>), Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl Hints {
+    fn get(&self, k: &(i16, Vec<u8>)) -> Option<Option<Vec<u8>>> {
+        self.new.get(k).or_else(|| self.old.get(k)).cloned()
+    }
+
+    fn put(&mut self, k: (i16, Vec<u8>), v: Option<Vec<u8>>) {
+        let size = k.1.len() + v.as_ref().map_or(0, Vec::len) + 16;
+        if self.bytes + size > HINT_BYTES {
+            self.old = std::mem::take(&mut self.new);
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.new.insert(k, v);
+    }
+}
+
 /// A connection pool on PostgreSQL, and the runtime its calls run on.
 #[derive(Clone)]
 pub(super) struct PgBackend {
     pool: Pool,
+    hints: Arc<std::sync::Mutex<Hints>>,
     /// In a snapshot: the connection of its `REPEATABLE READ READ ONLY`
     /// transaction, which every read goes through (and writes are refused).
     held: Option<Arc<Object>>,
@@ -196,6 +236,7 @@ impl PgBackend {
         };
         let backend = PgBackend {
             pool,
+            hints: Default::default(),
             held: None,
             rt,
             _stop: stop_tx,
@@ -327,6 +368,13 @@ impl PgBackend {
             }
             (None, Ok(())) => {}
         }
+        // What the transaction saw and wrote: the hints once it commits.
+        let seen: Vec<((i16, Vec<u8>), Option<Vec<u8>>)> = writes
+            .iter()
+            .map(|(k, entry)| match entry {
+                Cached::Read(v) | Cached::Wrote(v) => (k.clone(), v.clone()),
+            })
+            .collect();
         let mut put: (Vec<i16>, Vec<Vec<u8>>, Vec<Vec<u8>>) = Default::default();
         let mut del: (Vec<i16>, Vec<Vec<u8>>) = Default::default();
         for ((tree, key), entry) in writes {
@@ -379,6 +427,13 @@ impl PgBackend {
                 }
             }
         })?;
+        if committed {
+            if let Ok(mut hints) = self.hints.lock() {
+                for (k, v) in seen {
+                    hints.put(k, v);
+                }
+            }
+        }
         Ok(committed.then_some(()))
     }
 }
@@ -425,6 +480,7 @@ impl Backend for PgBackend {
             to: owned(to),
             reverse,
             page: Vec::new().into_iter(),
+            limit: FIRST_PAGE,
             done: false,
         })
     }
@@ -697,6 +753,11 @@ impl Tx for PgTx<'_> {
         }
     }
 
+    fn hint(&self, tree: TreeName, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let hints = self.backend.hints.lock().ok()?;
+        hints.get(&(tree.code(), key.to_vec()))
+    }
+
     /// One statement for all the keys: for each, the same lookup in the
     /// primary key's index as a read of one key (so that `SERIALIZABLE`
     /// notes what was read, as it does for one key, not the whole table).
@@ -763,6 +824,8 @@ struct PgScan<'a> {
     to: Bound<Vec<u8>>,
     reverse: bool,
     page: std::vec::IntoIter<Pair>,
+    /// How many records the next round trip reads.
+    limit: i64,
     done: bool,
 }
 
@@ -786,7 +849,7 @@ impl PgScan<'_> {
         } else {
             " ORDER BY key"
         });
-        sql.push_str(&format!(" LIMIT {PAGE}"));
+        sql.push_str(&format!(" LIMIT {}", self.limit));
         let (pool, held) = (self.backend.pool.clone(), self.backend.held.clone());
         let tree = self.tree.code();
         self.backend.block(async move {
@@ -822,9 +885,10 @@ impl Iterator for PgScan<'_> {
                 return Some(Err(e));
             }
         };
-        if (page.len() as i64) < PAGE {
+        if (page.len() as i64) < self.limit {
             self.done = true;
         }
+        self.limit = (self.limit * 2).min(PAGE);
         // The next page starts after the last key of this one.
         if let Some((last, _)) = page.last() {
             if self.reverse {
