@@ -108,6 +108,17 @@ pub(super) fn delete<K: AsRef<[u8]>>(
     bump(tx, &counter, gone)
 }
 
+/// Removes `keys` of a counted tree outside a batch (what a delivery
+/// worker delivered), counting those that were there.
+pub(super) fn remove(
+    db: &dyn super::kv::Backend,
+    tree: TreeName,
+    keys: &[[u8; 8]],
+) -> Result<(), StoreError> {
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    db.remove_counted(tree, &keys, &gone_key(tree))
+}
+
 impl Store {
     /// How many records `tree` holds, from its counter.
     fn depth(&self, tree: TreeName) -> Result<usize, StoreError> {

@@ -188,6 +188,39 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
     /// How many records `tree` holds.
     fn count(&self, tree: TreeName) -> Result<usize, StoreError>;
 
+    /// Removes `keys` of `tree` and adds how many of them were there to
+    /// the big-endian u64 counter at `counter` in `meta`, atomically; each
+    /// removed key is counted once, also when two callers remove it at the
+    /// same time. By default in one [`Backend::transact`].
+    fn remove_counted(
+        &self,
+        tree: TreeName,
+        keys: &[&[u8]],
+        counter: &[u8],
+    ) -> Result<(), StoreError> {
+        self.transact(&mut |tx| {
+            let mut gone: u64 = 0;
+            for k in keys {
+                if tx.get(tree, k)?.is_some() {
+                    tx.delete(tree, k)?;
+                    gone += 1;
+                }
+            }
+            if gone == 0 {
+                return Ok(());
+            }
+            let n = match tx.get(TreeName::Meta, counter)? {
+                Some(v) => super::keys::read_u64(&v, "meta")?,
+                None => 0,
+            };
+            tx.put(
+                TreeName::Meta,
+                counter,
+                &n.saturating_add(gone).to_be_bytes(),
+            )
+        })
+    }
+
     /// Runs `body` in one serialisable transaction over every tree, and
     /// commits what it wrote, or nothing when it fails.
     fn transact(&self, body: &mut TxBody<'_>) -> Result<(), StoreError>;

@@ -542,6 +542,56 @@ impl Backend for PgBackend {
         })
     }
 
+    /// One statement in a `READ COMMITTED` transaction: the rows the
+    /// `DELETE` removed (a row another caller removed first is not among
+    /// them), counted into the counter by an update that adds to what the
+    /// row holds when it is written. Outside `SERIALIZABLE`, so a delivery
+    /// recorded while the commit thread decides a batch is no part of its
+    /// read/write dependencies: PostgreSQL tracks them by index page, and
+    /// the queue's records and counters share pages with what a batch
+    /// reads and writes, which refused the batch's commit or the removal
+    /// (and had it decided again). Nothing a batch decides on is written
+    /// here: it adds to a queue and reads the added counter, never these.
+    fn remove_counted(
+        &self,
+        tree: TreeName,
+        keys: &[&[u8]],
+        counter: &[u8],
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        let counter = counter.to_vec();
+        self.block(async move {
+            let mut c = pool.get().await.map_err(pool_error)?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(|e| db_error(&e))?;
+            let st = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM opsbot_kv WHERE tree = $1 AND key = ANY($2) RETURNING 1) \
+                     INSERT INTO opsbot_kv AS c (tree, key, value) \
+                     SELECT $3, $4, decode(lpad(to_hex(count(*)), 16, '0'), 'hex') FROM gone \
+                     HAVING count(*) > 0 \
+                     ON CONFLICT (tree, key) DO UPDATE SET value = decode(lpad(to_hex( \
+                       ('x' || encode(c.value, 'hex'))::bit(64)::bigint \
+                       + ('x' || encode(excluded.value, 'hex'))::bit(64)::bigint), 16, '0'), 'hex')",
+                )
+                .await
+                .map_err(|e| db_error(&e))?;
+            tx.execute(&st, &[&tree.code(), &keys, &TreeName::Meta.code(), &counter])
+                .await
+                .map_err(|e| db_error(&e))?;
+            tx.commit().await.map_err(|e| db_error(&e))
+        })
+    }
+
     fn count(&self, tree: TreeName) -> Result<usize, StoreError> {
         let (pool, held) = (self.pool.clone(), self.held.clone());
         self.block(async move {
