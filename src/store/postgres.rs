@@ -72,17 +72,20 @@ const HINT_BYTES: usize = 8 << 20;
 /// the older dropped when the newer is full.
 #[derive(Default)]
 struct Hints {
-    new: HashMap<(i16, Vec<u8>), Option<Vec<u8>>>,
-    old: HashMap<(i16, Vec<u8>), Option<Vec<u8>>>,
+    new: HashMap<CodeKey, Option<Vec<u8>>>,
+    old: HashMap<CodeKey, Option<Vec<u8>>>,
     bytes: usize,
 }
 
+/// A key as stored: its tree's code and the key.
+type CodeKey = (i16, Vec<u8>);
+
 impl Hints {
-    fn get(&self, k: &(i16, Vec<u8>)) -> Option<Option<Vec<u8>>> {
+    fn get(&self, k: &CodeKey) -> Option<Option<Vec<u8>>> {
         self.new.get(k).or_else(|| self.old.get(k)).cloned()
     }
 
-    fn put(&mut self, k: (i16, Vec<u8>), v: Option<Vec<u8>>) {
+    fn put(&mut self, k: CodeKey, v: Option<Vec<u8>>) {
         let size = k.1.len() + v.as_ref().map_or(0, Vec::len) + 16;
         if self.bytes + size > HINT_BYTES {
             self.old = std::mem::take(&mut self.new);
@@ -369,7 +372,7 @@ impl PgBackend {
             (None, Ok(())) => {}
         }
         // What the transaction saw and wrote: the hints once it commits.
-        let seen: Vec<((i16, Vec<u8>), Option<Vec<u8>>)> = writes
+        let seen: Vec<(CodeKey, Option<Vec<u8>>)> = writes
             .iter()
             .map(|(k, entry)| match entry {
                 Cached::Read(v) | Cached::Wrote(v) => (k.clone(), v.clone()),
