@@ -839,6 +839,16 @@ fn main() {
             pg.psql("SHOW synchronous_commit"),
         );
     }
+    // `OPSBOT_BENCH_PG_STATEMENTS=1`: the cluster counts the statements it
+    // runs (`pg_stat_statements`), and the storm's busiest are printed.
+    let statements = pg.is_some()
+        && std::env::var("OPSBOT_BENCH_PG_STATEMENTS").is_ok_and(|v| !v.is_empty() && v != "0");
+    if let (Some(pg), true) = (&pg, statements) {
+        pg.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
+        pg.kill();
+        pg.restart();
+        pg.psql("CREATE EXTENSION pg_stat_statements");
+    }
     let bot_url = pg.as_ref().map(|pg| pg.database("opsbot_storm"));
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -852,6 +862,9 @@ fn main() {
     let rss_before = proc_status_kb(bot.pid, "VmRSS");
 
     // The storm, with slash commands typed alongside.
+    if let (Some(pg), true) = (&pg, statements) {
+        pg.psql("SELECT pg_stat_statements_reset()");
+    }
     let (bot_cpu0, own_cpu0) = (cpu_by_thread(&bot.pid.to_string()), cpu_by_thread("self"));
     let storming = AtomicBool::new(true);
     let (result, during) = std::thread::scope(|s| {
@@ -862,6 +875,18 @@ fn main() {
         (result, probe.join().expect("probe"))
     });
     let (bot_cpu1, own_cpu1) = (cpu_by_thread(&bot.pid.to_string()), cpu_by_thread("self"));
+    if let (Some(pg), true) = (&pg, statements) {
+        println!("  statements during the storm (pg_stat_statements, busiest first: calls, total ms, rows):");
+        let top = pg.psql(
+            "SELECT calls || ' | ' || round(total_exec_time) || ' ms | ' || rows || ' | ' || \
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+             FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'opsbot_storm') \
+             ORDER BY calls DESC LIMIT 20",
+        );
+        for l in top.lines() {
+            println!("    {l}");
+        }
+    }
 
     let mut lat = result.latencies.clone();
     lat.sort();

@@ -6,6 +6,14 @@
 //! A counter changes only by what a write really changed: adding a key
 //! that was not there, removing one that was. Stores made before the
 //! depths were kept get them counted once, from the trees, when they open.
+//!
+//! Each tree has two counters: what was added (less what was removed
+//! before the split, in stores that had one counter), and what was
+//! removed; its depth is the difference. The commit thread adds, the
+//! delivery workers remove: with one counter every delivery recorded while
+//! a batch was being decided made PostgreSQL refuse that batch's commit
+//! (both wrote the same row) and decide it again; with two, neither writes
+//! what the other reads.
 
 use super::keys::{be64, read_u64};
 use super::kv::{TreeName, Tx};
@@ -24,27 +32,35 @@ const COUNTED_TREES: [TreeName; 5] = [
     TreeName::DeadLetters,
 ];
 
-/// The counter of `tree`, in `meta`.
+/// The counter of what was added to `tree`, in `meta`.
 fn key(tree: TreeName) -> Vec<u8> {
     format!("depth:{}", tree.as_str()).into_bytes()
+}
+
+/// The counter of what was removed from `tree`, in `meta`.
+fn gone_key(tree: TreeName) -> Vec<u8> {
+    format!("depth_gone:{}", tree.as_str()).into_bytes()
 }
 
 fn read(v: &[u8]) -> Result<u64, StoreError> {
     read_u64(v, "meta")
 }
 
-/// Changes the counter of `tree` by `by`, inside a transaction.
-fn add(tx: &dyn Tx, tree: TreeName, by: i64) -> Result<(), StoreError> {
+/// Adds `by` to the counter at `k`, inside a transaction.
+fn bump(tx: &dyn Tx, k: &[u8], by: u64) -> Result<(), StoreError> {
     if by == 0 {
         return Ok(());
     }
-    let k = key(tree);
-    let n = match tx.get(TreeName::Meta, &k)? {
+    let n = match tx.get(TreeName::Meta, k)? {
         Some(v) => read(&v)?,
         None => 0,
     };
-    let n = n.saturating_add_signed(by);
-    tx.put(TreeName::Meta, &k, &be64(n))
+    tx.put(TreeName::Meta, k, &be64(n.saturating_add(by)))
+}
+
+/// Counts `n` records added to `tree`.
+fn add(tx: &dyn Tx, tree: TreeName, n: u64) -> Result<(), StoreError> {
+    bump(tx, &key(tree), n)
 }
 
 /// Writes `value` at `key` of a counted tree, counting it if it is new.
@@ -68,29 +84,53 @@ pub(super) fn put_new(
     add(tx, tree, 1)
 }
 
-/// Removes `keys` of a counted tree, counting those that were there.
+/// Removes `keys` of a counted tree, counting those that were there. The
+/// keys and the counter are read in one go where reads are round trips.
 pub(super) fn delete<K: AsRef<[u8]>>(
     tx: &dyn Tx,
     tree: TreeName,
     keys: &[K],
 ) -> Result<(), StoreError> {
-    let mut gone: i64 = 0;
+    let counter = gone_key(tree);
+    if tx.reads_ahead() {
+        let mut wanted: Vec<(TreeName, Vec<u8>)> =
+            keys.iter().map(|k| (tree, k.as_ref().to_vec())).collect();
+        wanted.push((TreeName::Meta, counter.clone()));
+        tx.prefetch(&wanted)?;
+    }
+    let mut gone: u64 = 0;
     for k in keys {
         if tx.get(tree, k.as_ref())?.is_some() {
             tx.delete(tree, k.as_ref())?;
             gone = gone.saturating_add(1);
         }
     }
-    add(tx, tree, -gone)
+    bump(tx, &counter, gone)
+}
+
+/// Removes `keys` of a counted tree outside a batch (what a delivery
+/// worker delivered), counting those that were there.
+pub(super) fn remove(
+    db: &dyn super::kv::Backend,
+    tree: TreeName,
+    keys: &[[u8; 8]],
+) -> Result<(), StoreError> {
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    db.remove_counted(tree, &keys, &gone_key(tree))
 }
 
 impl Store {
     /// How many records `tree` holds, from its counter.
     fn depth(&self, tree: TreeName) -> Result<usize, StoreError> {
-        match self.db.get(TreeName::Meta, &key(tree))? {
-            Some(v) => Ok(usize::try_from(read(&v)?).unwrap_or(usize::MAX)),
+        let counter = |k: &[u8]| match self.db.get(TreeName::Meta, k)? {
+            Some(v) => read(&v),
             None => Ok(0),
-        }
+        };
+        // Read in this order: a removal is counted after its record was
+        // added, so the difference is never below what the tree held.
+        let gone = counter(&gone_key(tree))?;
+        let added = counter(&key(tree))?;
+        Ok(usize::try_from(added.saturating_sub(gone)).unwrap_or(usize::MAX))
     }
 
     /// How many effects wait in a queue: one read, whatever its length.
@@ -111,6 +151,7 @@ impl Store {
         for tree in COUNTED_TREES {
             let n = self.db.count(tree)?;
             self.db.put(TreeName::Meta, &key(tree), &be64(n as u64))?;
+            self.db.delete(TreeName::Meta, &gone_key(tree))?;
         }
         self.db.put(TreeName::Meta, COUNTED, b"1")?;
         self.db.flush()
@@ -121,6 +162,7 @@ impl Store {
     pub(crate) fn forget_depths(&self) -> Result<(), StoreError> {
         for tree in COUNTED_TREES {
             self.db.delete(TreeName::Meta, &key(tree))?;
+            self.db.delete(TreeName::Meta, &gone_key(tree))?;
         }
         self.db.delete(TreeName::Meta, COUNTED)
     }

@@ -153,6 +153,14 @@ pub trait Tx: Read {
     fn prefetch(&self, _keys: &[(TreeName, Vec<u8>)]) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// A guess at a key's value without asking the database: what this
+    /// instance last read or wrote there, which another instance may have
+    /// changed since (`Some(None)`: absent then). Only for rehearsing a
+    /// batch to learn which keys it reads: nothing is decided on it.
+    fn hint(&self, _tree: TreeName, _key: &[u8]) -> Option<Option<Vec<u8>>> {
+        None
+    }
 }
 
 /// The body of a transaction: it may run more than once (a conflict is
@@ -179,6 +187,39 @@ pub trait Backend: Read + Send + Sync + std::fmt::Debug {
 
     /// How many records `tree` holds.
     fn count(&self, tree: TreeName) -> Result<usize, StoreError>;
+
+    /// Removes `keys` of `tree` and adds how many of them were there to
+    /// the big-endian u64 counter at `counter` in `meta`, atomically; each
+    /// removed key is counted once, also when two callers remove it at the
+    /// same time. By default in one [`Backend::transact`].
+    fn remove_counted(
+        &self,
+        tree: TreeName,
+        keys: &[&[u8]],
+        counter: &[u8],
+    ) -> Result<(), StoreError> {
+        self.transact(&mut |tx| {
+            let mut gone: u64 = 0;
+            for k in keys {
+                if tx.get(tree, k)?.is_some() {
+                    tx.delete(tree, k)?;
+                    gone += 1;
+                }
+            }
+            if gone == 0 {
+                return Ok(());
+            }
+            let n = match tx.get(TreeName::Meta, counter)? {
+                Some(v) => super::keys::read_u64(&v, "meta")?,
+                None => 0,
+            };
+            tx.put(
+                TreeName::Meta,
+                counter,
+                &n.saturating_add(gone).to_be_bytes(),
+            )
+        })
+    }
 
     /// Runs `body` in one serialisable transaction over every tree, and
     /// commits what it wrote, or nothing when it fails.

@@ -80,8 +80,7 @@ impl Store {
     /// in one transaction (one wait for sled's lock, not one per effect).
     pub fn done_all(&self, q: Queue, seqs: &[u64]) -> Result<(), StoreError> {
         let keys: Vec<[u8; 8]> = seqs.iter().map(|s| be64(*s)).collect();
-        self.db
-            .transact(&mut |tx| depth::delete(tx, q.tree(), &keys))
+        depth::remove(self.db.as_ref(), q.tree(), &keys)
     }
 
     /// Removes a delivered chat post.

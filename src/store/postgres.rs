@@ -33,8 +33,14 @@ const KV_SCHEMA: i32 = 1;
 /// How many times a transaction is tried before a conflict is reported.
 const TRIES: u32 = 64;
 
-/// How many records a scan reads per round trip.
+/// How many records a scan reads per round trip, at most.
 const PAGE: i64 = 512;
+
+/// How many records a scan's first round trip reads: many scans want one
+/// or a few records (the oldest pending effect), and a full page of values
+/// would be read, sent and decoded for nothing. Each later page is twice
+/// the one before, up to [`PAGE`].
+const FIRST_PAGE: i64 = 16;
 
 /// How long a call waits for PostgreSQL before it fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,10 +60,47 @@ CREATE TABLE IF NOT EXISTS opsbot_lease (
 );
 ";
 
+/// How many bytes of keys and values [`Hints`] keep in each of their two
+/// generations: at most twice this is held.
+const HINT_BYTES: usize = 8 << 20;
+
+/// What this instance last saw of the keys its transactions read and
+/// wrote, as they committed: [`Tx::hint`]'s guesses, which rehearsals take
+/// for the keys a transaction has not read yet (so that one rehearsal
+/// follows the path the batch will take). Never decided on: another
+/// instance may have changed any of them since. Bounded: two generations,
+/// the older dropped when the newer is full.
+#[derive(Default)]
+struct Hints {
+    new: HashMap<CodeKey, Option<Vec<u8>>>,
+    old: HashMap<CodeKey, Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+/// A key as stored: its tree's code and the key.
+type CodeKey = (i16, Vec<u8>);
+
+impl Hints {
+    fn get(&self, k: &CodeKey) -> Option<Option<Vec<u8>>> {
+        self.new.get(k).or_else(|| self.old.get(k)).cloned()
+    }
+
+    fn put(&mut self, k: CodeKey, v: Option<Vec<u8>>) {
+        let size = k.1.len() + v.as_ref().map_or(0, Vec::len) + 16;
+        if self.bytes + size > HINT_BYTES {
+            self.old = std::mem::take(&mut self.new);
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.new.insert(k, v);
+    }
+}
+
 /// A connection pool on PostgreSQL, and the runtime its calls run on.
 #[derive(Clone)]
 pub(super) struct PgBackend {
     pool: Pool,
+    hints: Arc<std::sync::Mutex<Hints>>,
     /// In a snapshot: the connection of its `REPEATABLE READ READ ONLY`
     /// transaction, which every read goes through (and writes are refused).
     held: Option<Arc<Object>>,
@@ -196,6 +239,7 @@ impl PgBackend {
         };
         let backend = PgBackend {
             pool,
+            hints: Default::default(),
             held: None,
             rt,
             _stop: stop_tx,
@@ -327,6 +371,13 @@ impl PgBackend {
             }
             (None, Ok(())) => {}
         }
+        // What the transaction saw and wrote: the hints once it commits.
+        let seen: Vec<(CodeKey, Option<Vec<u8>>)> = writes
+            .iter()
+            .map(|(k, entry)| match entry {
+                Cached::Read(v) | Cached::Wrote(v) => (k.clone(), v.clone()),
+            })
+            .collect();
         let mut put: (Vec<i16>, Vec<Vec<u8>>, Vec<Vec<u8>>) = Default::default();
         let mut del: (Vec<i16>, Vec<Vec<u8>>) = Default::default();
         for ((tree, key), entry) in writes {
@@ -379,6 +430,13 @@ impl PgBackend {
                 }
             }
         })?;
+        if committed {
+            if let Ok(mut hints) = self.hints.lock() {
+                for (k, v) in seen {
+                    hints.put(k, v);
+                }
+            }
+        }
         Ok(committed.then_some(()))
     }
 }
@@ -425,6 +483,7 @@ impl Backend for PgBackend {
             to: owned(to),
             reverse,
             page: Vec::new().into_iter(),
+            limit: FIRST_PAGE,
             done: false,
         })
     }
@@ -483,6 +542,56 @@ impl Backend for PgBackend {
                 .await
                 .map_err(|e| db_error(&e))?;
             Ok(())
+        })
+    }
+
+    /// One statement in a `READ COMMITTED` transaction: the rows the
+    /// `DELETE` removed (a row another caller removed first is not among
+    /// them), counted into the counter by an update that adds to what the
+    /// row holds when it is written. Outside `SERIALIZABLE`, so a delivery
+    /// recorded while the commit thread decides a batch is no part of its
+    /// read/write dependencies: PostgreSQL tracks them by index page, and
+    /// the queue's records and counters share pages with what a batch
+    /// reads and writes, which refused the batch's commit or the removal
+    /// (and had it decided again). Nothing a batch decides on is written
+    /// here: it adds to a queue and reads the added counter, never these.
+    fn remove_counted(
+        &self,
+        tree: TreeName,
+        keys: &[&[u8]],
+        counter: &[u8],
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        let counter = counter.to_vec();
+        self.block(async move {
+            let mut c = pool.get().await.map_err(pool_error)?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(|e| db_error(&e))?;
+            let st = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM opsbot_kv WHERE tree = $1 AND key = ANY($2) RETURNING 1) \
+                     INSERT INTO opsbot_kv AS c (tree, key, value) \
+                     SELECT $3, $4, decode(lpad(to_hex(count(*)), 16, '0'), 'hex') FROM gone \
+                     HAVING count(*) > 0 \
+                     ON CONFLICT (tree, key) DO UPDATE SET value = decode(lpad(to_hex( \
+                       ('x' || encode(c.value, 'hex'))::bit(64)::bigint \
+                       + ('x' || encode(excluded.value, 'hex'))::bit(64)::bigint), 16, '0'), 'hex')",
+                )
+                .await
+                .map_err(|e| db_error(&e))?;
+            tx.execute(&st, &[&tree.code(), &keys, &TreeName::Meta.code(), &counter])
+                .await
+                .map_err(|e| db_error(&e))?;
+            tx.commit().await.map_err(|e| db_error(&e))
         })
     }
 
@@ -697,6 +806,11 @@ impl Tx for PgTx<'_> {
         }
     }
 
+    fn hint(&self, tree: TreeName, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let hints = self.backend.hints.lock().ok()?;
+        hints.get(&(tree.code(), key.to_vec()))
+    }
+
     /// One statement for all the keys: for each, the same lookup in the
     /// primary key's index as a read of one key (so that `SERIALIZABLE`
     /// notes what was read, as it does for one key, not the whole table).
@@ -763,6 +877,8 @@ struct PgScan<'a> {
     to: Bound<Vec<u8>>,
     reverse: bool,
     page: std::vec::IntoIter<Pair>,
+    /// How many records the next round trip reads.
+    limit: i64,
     done: bool,
 }
 
@@ -786,7 +902,7 @@ impl PgScan<'_> {
         } else {
             " ORDER BY key"
         });
-        sql.push_str(&format!(" LIMIT {PAGE}"));
+        sql.push_str(&format!(" LIMIT {}", self.limit));
         let (pool, held) = (self.backend.pool.clone(), self.backend.held.clone());
         let tree = self.tree.code();
         self.backend.block(async move {
@@ -822,9 +938,10 @@ impl Iterator for PgScan<'_> {
                 return Some(Err(e));
             }
         };
-        if (page.len() as i64) < PAGE {
+        if (page.len() as i64) < self.limit {
             self.done = true;
         }
+        self.limit = (self.limit * 2).min(PAGE);
         // The next page starts after the last key of this one.
         if let Some((last, _)) = page.last() {
             if self.reverse {

@@ -3,7 +3,7 @@
 //! transaction.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
@@ -100,12 +100,18 @@ const REHEARSALS: usize = 3;
 /// Reads ahead, in bulk, the keys a batch will read, where each read of a
 /// key not yet seen costs a round trip (PostgreSQL): the batch's decisions
 /// and writes are rehearsed on what the transaction knows, every other key
-/// taken as absent and noted; the noted keys are read in one go, and the
-/// rehearsal runs again on what they hold (an event's later reads may hang
-/// on what it read first), until nothing new is noted or
-/// [`REHEARSALS`] have run. The batch then runs for real on the keys read:
-/// the rehearsals decide nothing, write nothing, and a key they missed is
-/// read when the batch reads it, as it always was.
+/// taken as the backend's [`Tx::hint`] has it (what this instance last saw
+/// there; absent when it saw nothing) and noted; the noted keys are read in
+/// one go, and when one of them holds something else than the rehearsal
+/// took, the rehearsal runs again on what they hold (an event's later
+/// reads may hang on what it read first), until nothing new is noted or
+/// [`REHEARSALS`] have run. When every guess was right, a second
+/// rehearsal would read the same keys and find the same values: one
+/// rehearsal is enough, which is the common case (the records a batch
+/// reads are mostly those this instance wrote last). The batch then runs
+/// for real on the keys read: the rehearsals decide nothing, write
+/// nothing, and a key they missed is read when the batch reads it, as it
+/// always was.
 fn read_ahead<E, R>(
     tx: &dyn Tx,
     events: &[E],
@@ -134,11 +140,20 @@ fn read_ahead<E, R>(
                 }));
             }
         });
-        let missed = rehearsal.missed.into_inner().1;
+        let Noted {
+            keys: missed, took, ..
+        } = rehearsal.missed.into_inner();
         if missed.is_empty() {
             break;
         }
         tx.prefetch(&missed)?;
+        let guessed_right = missed
+            .iter()
+            .zip(&took)
+            .all(|((tree, key), took)| tx.known(*tree, key).as_ref() == Some(took));
+        if guessed_right {
+            break;
+        }
     }
     Ok(())
 }
@@ -147,12 +162,24 @@ fn read_ahead<E, R>(
 type TreeKey = (TreeName, Vec<u8>);
 
 /// A rehearsal's view of the trees: its own writes, over what the
-/// transaction knows; any other key reads as absent and is noted.
+/// transaction knows; any other key reads as the backend's hint has it
+/// (absent without one) and is noted.
 struct Rehearsal<'a> {
     tx: &'a dyn Tx,
     wrote: RefCell<HashMap<TreeKey, Option<Vec<u8>>>>,
-    /// The keys noted, once each, in the order first read.
-    missed: RefCell<(HashSet<TreeKey>, Vec<TreeKey>)>,
+    /// The keys noted, once each, in the order first read, and what each
+    /// was taken to hold.
+    missed: RefCell<Noted>,
+}
+
+/// The keys a rehearsal noted, in the order first read, each with the
+/// value it was taken to hold.
+#[derive(Default)]
+struct Noted {
+    /// Where each key is in `keys`.
+    at: HashMap<TreeKey, usize>,
+    keys: Vec<TreeKey>,
+    took: Vec<Option<Vec<u8>>>,
 }
 
 impl Read for Rehearsal<'_> {
@@ -164,11 +191,17 @@ impl Read for Rehearsal<'_> {
         if let Some(v) = self.tx.known(tree, key) {
             return Ok(v);
         }
-        let mut missed = self.missed.borrow_mut();
-        if missed.0.insert(k.clone()) {
-            missed.1.push(k);
+        let mut noted = self.missed.borrow_mut();
+        if let Some(&i) = noted.at.get(&k) {
+            // Noted already: taken as it was the first time.
+            return Ok(noted.took[i].clone());
         }
-        Ok(None)
+        let took = self.tx.hint(tree, key).flatten();
+        let i = noted.keys.len();
+        noted.at.insert(k.clone(), i);
+        noted.keys.push(k);
+        noted.took.push(took.clone());
+        Ok(took)
     }
 }
 

@@ -529,3 +529,86 @@ fn postgres_killed_and_restarted_under_load_answers_no_2xx_it_did_not_commit() {
     nums.sort();
     assert_eq!(nums, (1..=nums.len() as u64).collect::<Vec<_>>());
 }
+
+/// How many transactions of database `name` PostgreSQL rolled back (each
+/// session's counts are published when it ends, at the latest).
+fn rollbacks(pg: &Pg, name: &str) -> u64 {
+    pg.psql(&format!(
+        "SELECT xact_rollback FROM pg_stat_database WHERE datname = '{name}'"
+    ))
+    .trim()
+    .parse()
+    .expect("xact_rollback")
+}
+
+#[test]
+fn deliveries_recorded_while_commands_commit_refuse_no_commit_and_keep_the_depth_exact() {
+    let pg = Pg::start();
+    let url = pg.database("depths");
+    let env = Env::shipped();
+    let (bot, writer, store) = instance(&env, &url);
+    let rt = runtime();
+    // A delivery worker recording what it delivered, as fast as it can,
+    // while people's commands commit (each adds posts to the same queue).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut delivered = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let seqs: Vec<u64> = store
+                    .pending(Queue::Chat, 8)
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.seq)
+                    .collect();
+                store.done_all(Queue::Chat, &seqs).unwrap();
+                delivered += seqs.len();
+            }
+            delivered
+        })
+    };
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for task in 0..4 {
+            let bot = bot.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    bot.handle(event(
+                        "olivia",
+                        &format!("/ticket open title:\"t{task}-{i}\" team:backend"),
+                    ))
+                    .await
+                    .expect("open")
+                    .expect("reply");
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delivered = worker.join().unwrap();
+    assert!(delivered > 0, "the worker delivered some posts meanwhile");
+    let left = store.pending(Queue::Chat, usize::MAX).unwrap().len();
+    assert_eq!(
+        store.queue_len(Queue::Chat),
+        left,
+        "the depth a scrape reads is the queue's"
+    );
+    assert_eq!(
+        delivered + left,
+        100 * 4,
+        "every post is delivered or pending"
+    );
+    // The sessions end: PostgreSQL publishes their counts.
+    drop((bot, store));
+    writer.join();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        rollbacks(&pg, "depths"),
+        0,
+        "no transaction was refused and tried again: the deliveries are recorded outside the batches' serializable transactions"
+    );
+}
