@@ -28,11 +28,12 @@ pub fn ticket_head(t: &Ticket) -> Rich {
         .quoted(one_line(&t.title, 120))
 }
 
-/// A ticket in full, for `/ticket show`.
+/// A ticket in full, for `/ticket show`: `tail` holds the newest entries
+/// of a timeline of `total`.
 pub fn ticket_detail(
     t: &Ticket,
-    timeline: &[TimelineEntry],
-    max_entries: usize,
+    tail: &[TimelineEntry],
+    total: usize,
     show_customer: bool,
 ) -> Rich {
     let mut r = Rich::new()
@@ -60,15 +61,15 @@ pub fn ticket_detail(
     if let Some(n) = &t.resolution {
         r = r.text("\nresolution: ").quoted(clip_plain(n, 1000));
     }
-    let skip = timeline.len().saturating_sub(max_entries);
-    r = r.text(format!("\ntimeline ({} entries):", timeline.len()));
+    let skip = total.saturating_sub(tail.len());
+    r = r.text(format!("\ntimeline ({total} entries):"));
     if skip > 0 {
         r = r.text(format!(
             "\n  … {skip} earlier entries (see GET /api/v1/tickets/{})",
             t.id
         ));
     }
-    for e in &timeline[skip..] {
+    for e in tail {
         r = r.text("\n  ").time(&e.at, "%Y-%m-%d %H:%M").text(format!(
             " {} ({}) {}: ",
             e.actor,

@@ -121,11 +121,19 @@ impl Engine {
         match command {
             Command::TicketShow { id } => {
                 let t = cx.load(id)?;
-                let timeline = view.timeline(id)?;
+                // Only the entries shown are read: a long timeline costs
+                // no more than a short one.
+                let from = t.timeline_len.saturating_sub(SHOW_ENTRIES as u32);
+                let mut tail = view.timeline_from(id, from)?;
+                tail.drain(..tail.len().saturating_sub(SHOW_ENTRIES));
+                let total = tail
+                    .last()
+                    .map_or(0, |e| e.seq as usize + 1)
+                    .max(t.timeline_len as usize);
                 Ok(Reply::private(messages::ticket_detail(
                     &t,
-                    &timeline,
-                    SHOW_ENTRIES,
+                    &tail,
+                    total,
                     org.is_operator(&actor.name),
                 )))
             }

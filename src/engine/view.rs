@@ -92,6 +92,13 @@ impl ListAt {
 /// Reads for queries, outside any transaction.
 pub trait QueryView: View {
     fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// The ticket's timeline from entry `seq` on: what `/ticket show`
+    /// shows, read without the older entries.
+    fn timeline_from(&self, id: &TicketId, seq: u32) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut all = self.timeline(id)?;
+        all.retain(|e| e.seq >= seq);
+        Ok(all)
+    }
     /// Matching tickets, newest first, the part `at` asks for, with the
     /// total count of the filter's tickets (whatever the part).
     fn list(&self, filter: &ListFilter, at: &ListAt) -> Result<(Vec<Ticket>, u64), StoreError>;

@@ -401,3 +401,41 @@ fn list_cost_does_not_grow_with_the_store() {
         }
     }
 }
+
+/// `/ticket show` reads only the entries it shows: on the store and in
+/// memory alike, a ticket of 31 entries shows the newest 20 and says how
+/// many came before, after a reopen too.
+#[test]
+fn show_reads_the_newest_entries_of_a_long_timeline() {
+    let mut b = Both::new();
+    b.run("olivia", "/ticket open title:long");
+    for i in 1..=30 {
+        b.run(
+            "olivia",
+            &format!("/ticket comment id:OPS-1 text:\"note {i}\""),
+        );
+    }
+    let b = b.reopened();
+    let show = command("olivia", "/ticket show id:OPS-1");
+    let on_store = b.engine.query(&b.store, &show, b.now).unwrap();
+    let on_memory = b.engine.query(&b.memory, &show, b.now).unwrap();
+    let text = on_store.body.to_plain();
+    assert_eq!(text, on_memory.body.to_plain());
+    assert!(text.contains("timeline (31 entries):"), "{text}");
+    assert!(text.contains("… 11 earlier entries"), "{text}");
+    assert!(
+        text.contains("note 30") && text.contains("note 11"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("note 10") && !text.contains("note 5"),
+        "{text}"
+    );
+    let id = crate::domain::TicketId::parse("OPS-1", "OPS").unwrap();
+    let tail = b.store.timeline_from(&id, 29).unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [29, 30],
+        "from entry 29 on, nothing older"
+    );
+}

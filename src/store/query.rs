@@ -3,7 +3,7 @@
 
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
-use super::keys::{be64, decode, due_key, member_prefix, num_suffix, DUE, MEMBER};
+use super::keys::{be64, decode, due_key, member_prefix, num_suffix, timeline_key, DUE, MEMBER};
 use super::kv::{scan_prefix, TreeName};
 use super::Store;
 use crate::domain::alert::Alert;
@@ -266,6 +266,20 @@ impl Store {
 impl QueryView for Store {
     fn timeline(&self, id: &TicketId) -> Result<Vec<TimelineEntry>, StoreError> {
         scan_prefix(&*self.db, TreeName::Timeline, &be64(id.num()))
+            .map(|r| decode(&r?.1, "timeline"))
+            .collect()
+    }
+
+    fn timeline_from(&self, id: &TicketId, seq: u32) -> Result<Vec<TimelineEntry>, StoreError> {
+        let from = timeline_key(id.num(), seq);
+        let to = timeline_key(id.num(), u32::MAX);
+        self.db
+            .scan(
+                TreeName::Timeline,
+                Included(&from[..]),
+                Included(&to[..]),
+                false,
+            )
             .map(|r| decode(&r?.1, "timeline"))
             .collect()
     }
