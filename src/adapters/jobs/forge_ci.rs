@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::{follow, masked_by_config, masked_tail, report_run, spread, TAIL_BYTES};
+use super::{follow, masked_by, masked_by_config, report_run, spread, TAIL_BYTES};
 use crate::domain::job::{fill, Backend, ForgeJob, Job};
 use crate::domain::run::{BackendRef, RunId, RunState, RunUpdate};
 use crate::runtime::{Bot, DeliveryError};
@@ -597,12 +597,7 @@ pub async fn hook_tail(
         }
         Err(_) => return String::new(),
     };
-    let secrets: Vec<&str> = config
-        .secrets()
-        .into_iter()
-        .filter_map(|s| s.value.as_ref().map(|v| v.expose()))
-        .collect();
-    masked_tail(raw.as_bytes(), &secrets, raw.len())
+    masked_by(config, &raw)
 }
 
 /// Where a forge CI run is, as kept in `Run::backend_ref`.

@@ -622,7 +622,11 @@ async fn report_run(bot: &Bot, run: RunId, update: RunUpdate) {
 
 /// A run's output tail with every secret of bot.toml masked.
 fn masked_by_config(bot: &Bot, raw: &str) -> String {
-    let config = bot.config();
+    masked_by(&bot.config(), raw)
+}
+
+/// A run's output tail with every secret of `config` masked.
+fn masked_by(config: &crate::config::Config, raw: &str) -> String {
     let secrets: Vec<&str> = config
         .secrets()
         .into_iter()
