@@ -262,19 +262,24 @@ fn a_store_of_schema_2_opens_migrated_and_reads_every_record_the_same() {
     same_export(&env.export());
     let store = Store::open(&env.data_dir()).expect("the migrated store opens");
     reads_like_the_fixture(&store);
+    // The fixture's silence has ended by the wall clock since it was made:
+    // it is read from the store, not asked of the bot as one in force.
+    let book = opsbot::engine::View::silences(&store).expect("the silences read");
+    assert!(
+        book.silences
+            .iter()
+            .any(|s| format!("{s:?}").contains("DiskFull")),
+        "{book:?}"
+    );
     drop(store);
     // The bot reads it (its timers then go on from the fixture's time).
-    let run = env.console(&[
-        "/ticket show id:OPS-1",
-        "/alert silences",
-        "/oncall team:backend",
-    ]);
+    let run = env.console(&["/ticket show id:OPS-1", "/oncall team:backend"]);
     assert!(
         run.stdout.contains("Checkout fails on submit"),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("alertname=DiskFull"), "{}", run.stdout);
+    // bella is in backend's rotation whatever the time (her override ends).
     assert!(run.stdout.contains("bella"), "{}", run.stdout);
     // And it goes on: a new ticket is numbered after the old ones.
     let run = env.console(&["/ticket open title:after"]);
